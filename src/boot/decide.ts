@@ -1,0 +1,77 @@
+// The one decision: what does this machine boot now? Pure: DHCP and the config renderers both ask it.
+import type { Mac } from '../net/mac.ts';
+
+/** Firmware families as DHCP option 93 (RFC 4578 / IANA "Processor Architecture Types") tells them. */
+export type Firmware = 'bios' | 'uefi' | 'uefi-http';
+
+export interface BootClient {
+  mac: Mac;
+  /** DHCP option 93 value; undefined when the client sent none (treated as BIOS, as PXE 2.1 implies). */
+  arch?: number;
+  /** Option 77 is "iPXE": the client is already iPXE and can fetch an HTTP script. */
+  ipxe: boolean;
+}
+
+/** What the core knows of the host: nothing (unknown), or its build state and the loader it should use. */
+export interface HostBootState {
+  inBuild: boolean;
+  /** Loader chain from the host's profile: pxelinux/GRUB over TFTP, or iPXE with kernel/initrd over HTTP. */
+  loader: 'native' | 'ipxe';
+}
+
+export interface LoaderFiles {
+  bios: string; // pxelinux.0
+  uefi: string; // shimx64.efi or a grub-mknetdir core.efi
+  ipxeBios: string; // undionly.kpxe
+  ipxeUefi: string; // ipxe.efi
+}
+
+export type BootFile =
+  | { kind: 'tftp'; path: string }
+  | { kind: 'http'; url: string };
+
+export type BootDecision =
+  | { action: 'install' | 'local'; firmware: Firmware; file: BootFile; reason: string }
+  | { action: 'none'; reason: string };
+
+export interface DecideInput {
+  client: BootClient;
+  host: HostBootState | undefined;
+  loaders: LoaderFiles;
+  /** Base URL of our HTTP server, no trailing slash: iPXE scripts and HTTP boot come from there. */
+  httpBase: string;
+  /** proxy-DHCP answers only machines we know: an unknown one keeps whatever the site's DHCP gives it. */
+  answerUnknown: boolean;
+}
+
+export function firmwareOf(arch: number | undefined): Firmware | undefined {
+  if (arch === undefined || arch === 0) return 'bios';
+  // 6 EFI IA32, 7 EFI BC (x64), 9 EFI x64, 11 ARM64 UEFI: all take the UEFI (GRUB/iPXE EFI) chain.
+  if (arch === 6 || arch === 7 || arch === 9 || arch === 11) return 'uefi';
+  // 16 x64 UEFI HTTP boot, 19 arm64 HTTP: the firmware itself fetches a URL.
+  if (arch === 16 || arch === 19) return 'uefi-http';
+  return undefined;
+}
+
+export function decideBoot(input: DecideInput): BootDecision {
+  const { client, host, loaders, httpBase } = input;
+  const firmware = firmwareOf(client.arch);
+  if (!firmware) return { action: 'none', reason: `client architecture ${client.arch} is not one we have a loader for` };
+  if (!host && !input.answerUnknown) return { action: 'none', reason: 'unknown machine and this mode answers only known hosts' };
+  // A machine not in build still gets a loader: its per-host config then says "boot the local disk".
+  const action = host?.inBuild ? 'install' : 'local';
+  const reason = !host ? 'unknown machine: boot local disk' : host.inBuild ? 'host is in build' : 'host not in build: boot local disk';
+  const macPath = encodeURIComponent(client.mac);
+  const ipxeScript: BootFile = { kind: 'http', url: `${httpBase}/boot/ipxe/${macPath}` };
+  const wantsIpxe = host?.loader === 'ipxe';
+
+  if (client.ipxe && (wantsIpxe || firmware === 'uefi-http')) return { action, firmware, file: ipxeScript, reason };
+  if (firmware === 'uefi-http') {
+    // UEFI HTTP boot loads an EFI binary by URL: hand it iPXE EFI, which then fetches its script.
+    return { action, firmware, file: { kind: 'http', url: `${httpBase}/tftp/${loaders.ipxeUefi}` }, reason };
+  }
+  if (wantsIpxe && !client.ipxe) {
+    return { action, firmware, file: { kind: 'tftp', path: firmware === 'bios' ? loaders.ipxeBios : loaders.ipxeUefi }, reason };
+  }
+  return { action, firmware, file: { kind: 'tftp', path: firmware === 'bios' ? loaders.bios : loaders.uefi }, reason };
+}
