@@ -1,0 +1,174 @@
+// Leases on the core's SQLite database. One row per address ever handed out (ip is the rowid), so a
+// returning MAC gets its old address back and every lookup is an index seek: by ip (rowid), by MAC
+// (index), and "oldest reclaimable address" (index on subnet, dynamic, expires_at). Fresh addresses
+// come from a cursor that only moves forward over the pool, so a pool is walked once per process,
+// never per packet.
+import type { Database, Statement } from 'better-sqlite3';
+import type { Mac } from '../net/mac.ts';
+import { intToIp, ipToInt } from './packet.ts';
+
+export type LeaseState = 'offered' | 'bound' | 'released' | 'declined';
+
+export interface Lease {
+  ip: string;
+  subnet: string;
+  /** Empty for a declined address (no one owns it). */
+  mac: Mac | '';
+  state: LeaseState;
+  /** Epoch ms; after it the address may go to someone else. */
+  expiresAt: number;
+  /** From a dynamic pool (1) or a reservation (0): reservations are never handed to others. */
+  dynamic: boolean;
+  hostname?: string;
+  updatedAt: number;
+}
+
+interface Row { ip: number; subnet: string; mac: string; state: LeaseState; expires_at: number; dynamic: number; hostname: string | null; updated_at: number }
+
+export interface PoolRange { start: number; end: number }
+
+interface PoolState { ranges: PoolRange[]; rangeIdx: number; cursor: number }
+
+function toLease(r: Row): Lease {
+  return { ip: intToIp(r.ip), subnet: r.subnet, mac: r.mac as Mac | '', state: r.state, expiresAt: r.expires_at, dynamic: r.dynamic === 1, hostname: r.hostname ?? undefined, updatedAt: r.updated_at };
+}
+
+export class LeaseStore {
+  private readonly db: Database;
+  private readonly pools = new Map<string, PoolState>();
+  private readonly q: {
+    byIp: Statement<[number]>; byMac: Statement<[string, string]>; oldestReclaimable: Statement<[string, number]>;
+    upsert: Statement<[number, string, string, LeaseState, number, number, string | null, number]>;
+    evictOtherOfMac: Statement<[number, string, string, number]>; setState: Statement<[LeaseState, number, number, number, number]>;
+    decline: Statement<[number, number, number]>; exists: Statement<[number]>; list: Statement<[number]>; markStatic: Statement<[number]>;
+  };
+
+  constructor(db: Database) {
+    this.db = db;
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS dhcp_leases (
+        ip INTEGER PRIMARY KEY,
+        subnet TEXT NOT NULL,
+        mac TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('offered','bound','released','declined')),
+        expires_at INTEGER NOT NULL,
+        dynamic INTEGER NOT NULL,
+        hostname TEXT,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS dhcp_leases_mac ON dhcp_leases(mac, subnet);
+      CREATE INDEX IF NOT EXISTS dhcp_leases_reclaim ON dhcp_leases(subnet, dynamic, expires_at);
+    `);
+    this.q = {
+      byIp: db.prepare('SELECT * FROM dhcp_leases WHERE ip = ?'),
+      byMac: db.prepare('SELECT * FROM dhcp_leases WHERE mac = ? AND subnet = ? ORDER BY updated_at DESC LIMIT 1'),
+      oldestReclaimable: db.prepare('SELECT * FROM dhcp_leases WHERE subnet = ? AND dynamic = 1 AND expires_at < ? ORDER BY expires_at LIMIT 1'),
+      upsert: db.prepare(`INSERT INTO dhcp_leases (ip, subnet, mac, state, expires_at, dynamic, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(ip) DO UPDATE SET subnet = excluded.subnet, mac = excluded.mac, state = excluded.state, expires_at = excluded.expires_at,
+          dynamic = excluded.dynamic, hostname = COALESCE(excluded.hostname, dhcp_leases.hostname), updated_at = excluded.updated_at`),
+      evictOtherOfMac: db.prepare(`UPDATE dhcp_leases SET mac = '', state = 'released', expires_at = MIN(expires_at, ?4)
+        WHERE mac = ?2 AND subnet = ?3 AND ip <> ?1`),
+      setState: db.prepare('UPDATE dhcp_leases SET state = ?, expires_at = ?, updated_at = ? WHERE ip = ? AND updated_at <= ?'),
+      decline: db.prepare(`UPDATE dhcp_leases SET mac = '', state = 'declined', expires_at = ?, updated_at = ? WHERE ip = ?`),
+      exists: db.prepare('SELECT 1 FROM dhcp_leases WHERE ip = ?'),
+      list: db.prepare('SELECT * FROM dhcp_leases ORDER BY ip LIMIT ?'),
+      markStatic: db.prepare('UPDATE dhcp_leases SET dynamic = 0 WHERE ip = ?'),
+    };
+  }
+
+  /** Declares the dynamic pools (subnet cidr -> ranges). Called by the server at start and on config change. */
+  setPools(pools: { subnet: string; ranges: { start: string; end: string }[] }[]): void {
+    this.pools.clear();
+    for (const p of pools) {
+      const ranges = p.ranges.map((r) => ({ start: ipToInt(r.start)!, end: ipToInt(r.end)! })).sort((a, b) => a.start - b.start);
+      this.pools.set(p.subnet, { ranges, rangeIdx: 0, cursor: ranges[0]?.start ?? 0 });
+    }
+  }
+
+  inPool(subnet: string, ip: number): boolean {
+    const p = this.pools.get(subnet);
+    return !!p && p.ranges.some((r) => ip >= r.start && ip <= r.end);
+  }
+
+  byIp(ip: string): Lease | undefined {
+    const n = ipToInt(ip);
+    if (n === undefined) return undefined;
+    const r = this.q.byIp.get(n) as Row | undefined;
+    return r && toLease(r);
+  }
+
+  byMac(mac: Mac, subnet: string): Lease | undefined {
+    const r = this.q.byMac.get(mac, subnet) as Row | undefined;
+    return r && toLease(r);
+  }
+
+  /**
+   * A free pool address for `mac`, without writing anything: a never-used address from the cursor,
+   * else the address whose lease ran out longest ago. `unavailable(ip)` lets the caller veto (an
+   * address reserved for another host). Undefined when the pool is exhausted.
+   */
+  findFree(subnet: string, now: number, unavailable?: (ip: string) => boolean): string | undefined {
+    const p = this.pools.get(subnet);
+    if (!p) return undefined;
+    // Fresh addresses: each pool address is looked at once per process by this cursor.
+    while (p.rangeIdx < p.ranges.length) {
+      const r = p.ranges[p.rangeIdx];
+      if (p.cursor < r.start) p.cursor = r.start;
+      if (p.cursor > r.end) { p.rangeIdx++; continue; }
+      const ip = p.cursor;
+      if (this.q.exists.get(ip) === undefined && !unavailable?.(intToIp(ip))) return intToIp(ip);
+      p.cursor++;
+    }
+    // Reuse: the longest-expired dynamic lease. Bounded retries for rows that no longer fit the pool.
+    for (let tries = 0; tries < 16; tries++) {
+      const row = this.q.oldestReclaimable.get(subnet, now) as Row | undefined;
+      if (!row) return undefined;
+      if (!this.inPool(subnet, row.ip) || unavailable?.(intToIp(row.ip))) { this.q.markStatic.run(row.ip); continue; }
+      return intToIp(row.ip);
+    }
+    return undefined;
+  }
+
+  /** Whether `mac` may take `ip` now: nobody holds it, or the holder is `mac`, or its lease ran out (and it is not quarantined). */
+  isAvailableTo(ip: string, mac: Mac, now: number): boolean {
+    const l = this.byIp(ip);
+    if (!l) return true;
+    if (l.mac === mac && l.state !== 'declined') return true;
+    return l.expiresAt < now;
+  }
+
+  /** Writes an offer hold or a bound lease; the MAC's other address in this subnet (if any) goes back to the pool. */
+  assign(a: { subnet: string; mac: Mac; ip: string; state: 'offered' | 'bound'; expiresAt: number; dynamic: boolean; hostname?: string; now: number }): void {
+    const ip = ipToInt(a.ip)!;
+    this.q.upsert.run(ip, a.subnet, a.mac, a.state, a.expiresAt, a.dynamic ? 1 : 0, a.hostname ?? null, a.now);
+    this.q.evictOtherOfMac.run(ip, a.mac, a.subnet, a.now);
+    if (a.ip && this.pools.get(a.subnet)?.cursor === ip) this.pools.get(a.subnet)!.cursor++;
+  }
+
+  /** RELEASE, or a client that chose another server's offer: the address is free now but stays linked to the MAC. */
+  release(ip: string, mac: Mac, now: number): boolean {
+    const l = this.byIp(ip);
+    if (!l || l.mac !== mac) return false;
+    this.q.setState.run('released', Math.min(l.expiresAt, now), now, ipToInt(ip)!, now);
+    return true;
+  }
+
+  /** DECLINE: someone else uses the address; keep it out of the pool for `until` (RFC 2131 4.3.3). */
+  decline(ip: string, until: number, now: number): void {
+    const n = ipToInt(ip)!;
+    if (this.q.exists.get(n) === undefined) {
+      this.q.upsert.run(n, '', '', 'declined', until, 0, null, now);
+    }
+    this.q.decline.run(until, now, n);
+  }
+
+  /** Group commit: the server opens a transaction for the packets of one event-loop turn and commits before replying. */
+  begin(): void { if (!this.db.inTransaction) this.db.exec('BEGIN'); }
+  commit(): void { if (this.db.inTransaction) this.db.exec('COMMIT'); }
+  rollback(): void { if (this.db.inTransaction) this.db.exec('ROLLBACK'); }
+
+  /** For the web UI and tests; not used per packet. */
+  list(limit = 10_000): Lease[] {
+    return (this.q.list.all(limit) as Row[]).map(toLease);
+  }
+}

@@ -1,0 +1,73 @@
+// SQLite store: one file, WAL, versioned migrations. synchronous=FULL so a committed build record
+// survives kill -9 and power loss alike (WAL + NORMAL could lose the last commits on power loss).
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type Db = Database.Database;
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE hosts (
+     mac TEXT PRIMARY KEY,
+     hostname TEXT NOT NULL UNIQUE,
+     profile TEXT NOT NULL,
+     ip TEXT UNIQUE,
+     netmask TEXT, gateway TEXT, nameservers TEXT, domain TEXT,
+     rack TEXT, position TEXT,
+     uuid TEXT,
+     params TEXT NOT NULL DEFAULT '{}',
+     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
+   );
+   CREATE INDEX hosts_uuid ON hosts(uuid);
+   CREATE TABLE builds (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     mac TEXT NOT NULL,
+     token_hash TEXT NOT NULL UNIQUE,
+     token_prefix TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('pending','built','failed','cancelled','superseded')),
+     created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+     ks_fetched_at INTEGER, ks_fetched_from TEXT,
+     finished_at INTEGER, failure_log TEXT
+   );
+   CREATE INDEX builds_mac ON builds(mac, id);
+   CREATE TABLE events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     mac TEXT NOT NULL, build_id INTEGER,
+     at INTEGER NOT NULL, type TEXT NOT NULL,
+     client_ip TEXT, status TEXT, bytes INTEGER, detail TEXT
+   );
+   CREATE INDEX events_mac ON events(mac, id);
+   CREATE TABLE audit (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, diff TEXT
+   );
+   CREATE TABLE discovered (
+     mac TEXT PRIMARY KEY, arch INTEGER, uuid TEXT, ipxe INTEGER, ip TEXT,
+     first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL
+   );
+   CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+];
+
+export function openDb(file: string): Db {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new Error(`database schema version ${version} is newer than this rackboot (${MIGRATIONS.length}): upgrade rackboot or restore a matching backup`);
+  }
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
