@@ -39,8 +39,8 @@ export class LeaseStore {
   private readonly q: {
     byIp: Statement<[number]>; byMac: Statement<[string, string]>; oldestReclaimable: Statement<[string, number]>;
     upsert: Statement<[number, string, string, LeaseState, number, number, string | null, number]>;
-    evictOtherOfMac: Statement<[number, string, string, number]>; setState: Statement<[LeaseState, number, number, number, number]>;
-    decline: Statement<[number, number, number]>; exists: Statement<[number]>; list: Statement<[number]>; markStatic: Statement<[number]>;
+    evictOtherOfMac: Statement<[number, string, string, number]>; setState: Statement<[LeaseState, number, number, number]>;
+    exists: Statement<[number]>; list: Statement<[number]>; markStatic: Statement<[number]>;
   };
 
   constructor(db: Database) {
@@ -66,10 +66,9 @@ export class LeaseStore {
       upsert: db.prepare(`INSERT INTO dhcp_leases (ip, subnet, mac, state, expires_at, dynamic, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(ip) DO UPDATE SET subnet = excluded.subnet, mac = excluded.mac, state = excluded.state, expires_at = excluded.expires_at,
           dynamic = excluded.dynamic, hostname = COALESCE(excluded.hostname, dhcp_leases.hostname), updated_at = excluded.updated_at`),
-      evictOtherOfMac: db.prepare(`UPDATE dhcp_leases SET mac = '', state = 'released', expires_at = MIN(expires_at, ?4)
-        WHERE mac = ?2 AND subnet = ?3 AND ip <> ?1`),
-      setState: db.prepare('UPDATE dhcp_leases SET state = ?, expires_at = ?, updated_at = ? WHERE ip = ? AND updated_at <= ?'),
-      decline: db.prepare(`UPDATE dhcp_leases SET mac = '', state = 'declined', expires_at = ?, updated_at = ? WHERE ip = ?`),
+      evictOtherOfMac: db.prepare(`UPDATE dhcp_leases SET mac = '', state = 'released', expires_at = MIN(expires_at, ?)
+        WHERE mac = ? AND subnet = ? AND ip <> ?`),
+      setState: db.prepare('UPDATE dhcp_leases SET state = ?, expires_at = ?, updated_at = ? WHERE ip = ?'),
       exists: db.prepare('SELECT 1 FROM dhcp_leases WHERE ip = ?'),
       list: db.prepare('SELECT * FROM dhcp_leases ORDER BY ip LIMIT ?'),
       markStatic: db.prepare('UPDATE dhcp_leases SET dynamic = 0 WHERE ip = ?'),
@@ -141,25 +140,24 @@ export class LeaseStore {
   assign(a: { subnet: string; mac: Mac; ip: string; state: 'offered' | 'bound'; expiresAt: number; dynamic: boolean; hostname?: string; now: number }): void {
     const ip = ipToInt(a.ip)!;
     this.q.upsert.run(ip, a.subnet, a.mac, a.state, a.expiresAt, a.dynamic ? 1 : 0, a.hostname ?? null, a.now);
-    this.q.evictOtherOfMac.run(ip, a.mac, a.subnet, a.now);
-    if (a.ip && this.pools.get(a.subnet)?.cursor === ip) this.pools.get(a.subnet)!.cursor++;
+    this.q.evictOtherOfMac.run(a.now, a.mac, a.subnet, ip);
+    const pool = this.pools.get(a.subnet);
+    if (pool && pool.cursor === ip) pool.cursor++;
   }
 
   /** RELEASE, or a client that chose another server's offer: the address is free now but stays linked to the MAC. */
   release(ip: string, mac: Mac, now: number): boolean {
     const l = this.byIp(ip);
     if (!l || l.mac !== mac) return false;
-    this.q.setState.run('released', Math.min(l.expiresAt, now), now, ipToInt(ip)!, now);
+    this.q.setState.run('released', Math.min(l.expiresAt, now), now, ipToInt(ip)!);
     return true;
   }
 
   /** DECLINE: someone else uses the address; keep it out of the pool for `until` (RFC 2131 4.3.3). */
-  decline(ip: string, until: number, now: number): void {
-    const n = ipToInt(ip)!;
-    if (this.q.exists.get(n) === undefined) {
-      this.q.upsert.run(n, '', '', 'declined', until, 0, null, now);
-    }
-    this.q.decline.run(until, now, n);
+  decline(a: { ip: string; subnet: string; until: number; now: number }): void {
+    const n = ipToInt(a.ip)!;
+    const dynamic = this.inPool(a.subnet, n) ? 1 : 0;
+    this.q.upsert.run(n, a.subnet, '', 'declined', a.until, dynamic, null, a.now);
   }
 
   /** Group commit: the server opens a transaction for the packets of one event-loop turn and commits before replying. */

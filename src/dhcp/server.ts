@@ -1,0 +1,165 @@
+// dgram glue: sockets, group commit of lease writes, sending. All decisions live in engine.ts.
+//
+// Multi-homed hosts: Node's dgram has neither IP_PKTINFO nor SO_BINDTODEVICE. With dhcp.interface
+// set, each interface gets its own sockets (SO_REUSEADDR on 0.0.0.0:67), each tied to its device
+// with SO_BINDTOIFINDEX (Linux >= 5.0, an integer option, so the small `sockopt` N-API package can
+// set it). The kernel then delivers a broadcast only to the socket of the interface it came in on,
+// and a reply sent from that socket (even to 255.255.255.255) leaves through that interface. So
+// the engine knows the interface (subnet, server identifier) and the reply takes the right way.
+// Without `sockopt` (or with bindToDevice: off) there is one wildcard socket: giaddr or ciaddr
+// still select the subnet, a single directly attached subnet works, and broadcast replies follow
+// the routing table for 255.255.255.255 (the default route's interface): see README in src/dhcp.
+import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { createRequire } from 'node:module';
+import type { BootClient, BootDecision } from '../boot/decide.ts';
+import type { Logger } from '../log.ts';
+import type { Mac } from '../net/mac.ts';
+import type { DhcpConfig } from './config.ts';
+import { interfacesOf } from './config.ts';
+import type { DhcpEvent, DiscoveredMachine, Arrival, Outgoing, DhcpEngine } from './engine.ts';
+import { createDhcpEngine } from './engine.ts';
+import type { LeaseStore } from './leases.ts';
+
+export interface DhcpServerDeps {
+  config: DhcpConfig;
+  log: Logger;
+  leases: LeaseStore;
+  decide(client: BootClient): BootDecision;
+  reservation(mac: Mac): { ip: string; hostname?: string } | undefined;
+  /** Optional: which host an address is reserved for, so the pool skips other hosts' static IPs. */
+  reservedBy?(ip: string): Mac | undefined;
+  onEvent?(ev: DhcpEvent): void;
+  onDiscovered?(d: DiscoveredMachine): void;
+  now?(): number;
+}
+
+export interface DhcpServerHandle { close(): Promise<void>; ports(): number[] }
+
+const SOL_SOCKET = 1;
+const SO_BINDTOIFINDEX = 62; // linux/asm-generic/socket.h
+
+type SetSockOpt = (sock: Socket, level: number, name: number, value: number) => void;
+
+function loadSetSockOpt(): SetSockOpt | undefined {
+  try {
+    const req = createRequire(import.meta.url);
+    const mod = req('sockopt') as { setsockopt: SetSockOpt };
+    return typeof mod.setsockopt === 'function' ? mod.setsockopt : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function localIpv4Addresses(): { name: string; address: string; prefix: number }[] {
+  const out: { name: string; address: string; prefix: number }[] = [];
+  for (const [name, list] of Object.entries(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.family !== 'IPv4') continue;
+      const prefix = a.cidr ? Number(a.cidr.split('/')[1]) : 32;
+      out.push({ name, address: a.address, prefix });
+    }
+  }
+  return out;
+}
+
+function bindSocket(port: number, address: string, reuse: boolean): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket({ type: 'udp4', reuseAddr: reuse });
+    const onErr = (err: Error) => reject(err);
+    s.once('error', onErr);
+    s.bind({ port, address, exclusive: true }, () => {
+      s.off('error', onErr);
+      s.setBroadcast(true);
+      resolve(s);
+    });
+  });
+}
+
+export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerHandle> {
+  const { config, log, leases } = deps;
+  if (config.mode === 'off') {
+    log.info('dhcp: off (set dhcp.mode or --dhcp-mode proxy|authoritative to serve DHCP)');
+    return { close: async () => {}, ports: () => [] };
+  }
+  const engine: DhcpEngine = createDhcpEngine({ ...deps, localAddresses: localIpv4Addresses() });
+  const ifaces = interfacesOf(config);
+  const setsockopt = config.bindToDevice === 'off' || ifaces.length === 0 ? undefined : loadSetSockOpt();
+  if (ifaces.length && config.bindToDevice === 'required' && !setsockopt) {
+    throw new Error('dhcp.bindToDevice is "required" but the sockopt package is not installed (npm install sockopt), so sockets cannot be bound to an interface');
+  }
+  if (ifaces.length && !setsockopt && config.bindToDevice !== 'off') {
+    log.warn({ interfaces: ifaces }, 'dhcp: cannot bind sockets to interfaces (sockopt not available): one wildcard socket; replies follow the routing table');
+  }
+
+  const ports = config.mode === 'proxy' && config.proxyPort !== config.port ? [config.port, config.proxyPort] : [config.port];
+  const sockets: { sock: Socket; port: number; iface?: string }[] = [];
+  try {
+    if (setsockopt) {
+      for (const name of ifaces) {
+        let ifindex: number;
+        try { ifindex = Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim()); } catch {
+          throw new Error(`dhcp.interface: no network interface named "${name}" (see: ip link)`);
+        }
+        for (const port of ports) {
+          const sock = await bindSocket(port, '0.0.0.0', true);
+          setsockopt(sock, SOL_SOCKET, SO_BINDTOIFINDEX, ifindex);
+          sockets.push({ sock, port, iface: name });
+        }
+      }
+    } else {
+      for (const port of ports) sockets.push({ sock: await bindSocket(port, '0.0.0.0', false), port });
+    }
+  } catch (err) {
+    for (const s of sockets) s.sock.close();
+    throw err;
+  }
+
+  // Group commit: lease writes of the packets read in one event-loop turn go in one transaction,
+  // committed (durable) before any of their replies leave.
+  let pending: { sock: Socket; out: Outgoing }[] | undefined;
+  const flush = (): void => {
+    const batch = pending ?? [];
+    pending = undefined;
+    try {
+      leases.commit();
+    } catch (err) {
+      log.error({ err }, 'dhcp: lease commit failed; replies of this batch are not sent');
+      try { leases.rollback(); } catch { /* already rolled back */ }
+      return;
+    }
+    for (const { sock, out } of batch) {
+      sock.send(out.bytes, out.to.port, out.to.address, (err) => {
+        if (err) log.info({ err: err.message, to: out.to }, 'dhcp: reply not sent');
+      });
+    }
+  };
+
+  for (const { sock, port, iface } of sockets) {
+    sock.on('error', (err) => log.error({ err, port, iface }, 'dhcp socket error'));
+    sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+      try {
+        if (!pending) {
+          leases.begin();
+          pending = [];
+          setImmediate(flush);
+        }
+        const arrival: Arrival = { port, from: { address: rinfo.address, port: rinfo.port }, iface };
+        const res = engine.handle(msg, arrival);
+        for (const out of res.replies) pending.push({ sock, out });
+      } catch (err) {
+        log.error({ err }, 'dhcp: message handler failed');
+      }
+    });
+  }
+  log.info({ mode: config.mode, ports, interfaces: ifaces.length ? ifaces : 'all', boundToDevice: !!setsockopt, subnets: config.subnets.map((s) => s.cidr) }, `dhcp: ${config.mode} mode listening`);
+
+  return {
+    ports: () => sockets.map((s) => (s.sock.address() as { port: number }).port).filter((p, i, a) => a.indexOf(p) === i),
+    close: async () => {
+      if (pending) flush();
+      await Promise.all(sockets.map((s) => new Promise<void>((r) => s.sock.close(() => r()))));
+    },
+  };
+}
