@@ -242,8 +242,15 @@ export class TransferSession {
 
   private progress(): void {
     this.retry = 0;
-    this.interval = this.baseInterval;
     this.lastActivity = this.deps.now();
+    if (this.interval !== this.baseInterval) {
+      // After a backoff the pending timer is too far out: start over at the base interval.
+      this.interval = this.baseInterval;
+      if (this.timer !== undefined) {
+        this.deps.timers.clear(this.timer);
+        this.timer = undefined;
+      }
+    }
   }
 
   /** Sends blocks up to the end of the window that starts after the last ACK. */
