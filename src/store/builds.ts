@@ -1,6 +1,7 @@
-// One row per install attempt. The token is random (256 bits), only its SHA-256 is stored, and only
-// a short prefix is kept in clear for logs and pages.
-import { createHash, randomBytes } from 'node:crypto';
+// One row per install attempt. The token (256 bits) is never stored: the row keeps its SHA-256 for
+// look-ups and a random nonce; the token is HMAC(server secret, nonce), so boot configs rendered later
+// can carry it while a stolen database alone yields no working token.
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Db } from './db.ts';
 import type { Mac } from '../net/mac.ts';
 
@@ -22,7 +23,7 @@ export interface Build {
 }
 
 interface BuildRow {
-  id: number; mac: string; token_prefix: string; status: BuildStatus; created_at: number; expires_at: number;
+  id: number; mac: string; token_prefix: string; nonce: string; status: BuildStatus; created_at: number; expires_at: number;
   ks_fetched_at: number | null; ks_fetched_from: string | null; finished_at: number | null; failure_log: string | null;
 }
 
@@ -61,13 +62,15 @@ export class BuildStore {
   private readonly fetchedStmt;
   private readonly historyStmt;
   private readonly latestAllStmt;
+  private readonly nonceStmt;
 
-  constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
+  constructor(private readonly db: Db, private readonly secret: Buffer, private readonly now: () => number = Date.now) {
     this.latestStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE mac = ? ORDER BY id DESC LIMIT 1');
     this.byHashStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE token_hash = ?');
     this.byIdStmt = db.prepare<[number], BuildRow>('SELECT * FROM builds WHERE id = ?');
     this.supersedeStmt = db.prepare("UPDATE builds SET status = 'superseded', finished_at = ? WHERE mac = ? AND status = 'pending'");
-    this.insertStmt = db.prepare(`INSERT INTO builds (mac, token_hash, token_prefix, status, created_at, expires_at) VALUES (?, ?, ?, 'pending', ?, ?)`);
+    this.insertStmt = db.prepare(`INSERT INTO builds (mac, token_hash, token_prefix, nonce, status, created_at, expires_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)`);
+    this.nonceStmt = db.prepare<[number], { nonce: string }>('SELECT nonce FROM builds WHERE id = ?');
     this.setStatusStmt = db.prepare('UPDATE builds SET status = ?, finished_at = ?, failure_log = ? WHERE id = ?');
     this.fetchedStmt = db.prepare('UPDATE builds SET ks_fetched_at = ?, ks_fetched_from = ? WHERE id = ? AND ks_fetched_at IS NULL');
     this.historyStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE mac = ? ORDER BY id DESC LIMIT 50');
@@ -84,13 +87,23 @@ export class BuildStore {
 
   /** Opens a new build; any pending one for the host is superseded, so its token stops working. */
   start(mac: Mac, ttlMs: number): { build: Build; token: string } {
-    const token = randomBytes(32).toString('base64url');
+    const nonce = randomBytes(16).toString('base64url');
+    const token = this.deriveToken(nonce);
     const now = this.now();
     const id = this.db.transaction(() => {
       this.supersedeStmt.run(now, mac);
-      return Number(this.insertStmt.run(mac, hashToken(token), token.slice(0, 6), now, now + ttlMs).lastInsertRowid);
+      return Number(this.insertStmt.run(mac, hashToken(token), token.slice(0, 6), nonce, now, now + ttlMs).lastInsertRowid);
     })();
     return { build: this.byId(id)!, token };
+  }
+
+  /** The token of a build, for rendering its boot config and kickstart. */
+  tokenOf(build: Build): string {
+    return this.deriveToken(this.nonceStmt.get(build.id)!.nonce);
+  }
+
+  private deriveToken(nonce: string): string {
+    return createHmac('sha256', this.secret).update(`rackboot-build-token:${nonce}`).digest('base64url');
   }
 
   cancel(mac: Mac): Build | undefined {

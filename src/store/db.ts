@@ -24,6 +24,7 @@ const MIGRATIONS: string[] = [
      mac TEXT NOT NULL,
      token_hash TEXT NOT NULL UNIQUE,
      token_prefix TEXT NOT NULL,
+     nonce TEXT NOT NULL,
      status TEXT NOT NULL CHECK (status IN ('pending','built','failed','cancelled','superseded')),
      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
      ks_fetched_at INTEGER, ks_fetched_from TEXT,

@@ -1,0 +1,40 @@
+// Which per-host config a loader is asking for, from the file name it requests (TFTP or HTTP).
+// pxelinux: pxelinux.cfg/<uuid>, 01-<mac>, <hex ip> shortened one digit at a time, default.
+// GRUB 2 (net boot): grub.cfg-01-<mac>, grub.cfg-<hex ip> shortened, grub.cfg, in its prefix dir.
+import { parseMac, type Mac } from '../net/mac.ts';
+
+export type ConfigKey =
+  | { kind: 'mac'; mac: Mac }
+  | { kind: 'uuid'; uuid: string }
+  | { kind: 'ip'; hex: string }
+  | { kind: 'default' };
+
+export interface ConfigRequest { loader: 'pxelinux' | 'grub'; key: ConfigKey }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const HEX_IP = /^[0-9A-Fa-f]{1,8}$/;
+
+function keyOf(name: string): ConfigKey | undefined {
+  if (name === 'default') return { kind: 'default' };
+  if (UUID.test(name)) return { kind: 'uuid', uuid: name.toLowerCase() };
+  if (/^01-/.test(name)) { const mac = parseMac(name); return mac ? { kind: 'mac', mac } : undefined; }
+  if (HEX_IP.test(name)) return { kind: 'ip', hex: name.toUpperCase() };
+  return undefined;
+}
+
+/** `path` is normalised (no leading slash). Anything else is not a config request (undefined). */
+export function parseConfigPath(path: string): ConfigRequest | undefined {
+  const slash = path.lastIndexOf('/');
+  const base = path.slice(slash + 1);
+  const dir = slash < 0 ? '' : path.slice(0, slash);
+  if (dir === 'pxelinux.cfg' || dir.endsWith('/pxelinux.cfg')) {
+    const key = keyOf(base);
+    return key && { loader: 'pxelinux', key };
+  }
+  if (base === 'grub.cfg') return { loader: 'grub', key: { kind: 'default' } };
+  if (base.startsWith('grub.cfg-')) {
+    const key = keyOf(base.slice('grub.cfg-'.length));
+    return key && key.kind !== 'default' ? { loader: 'grub', key } : undefined;
+  }
+  return undefined;
+}

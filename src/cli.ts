@@ -1,0 +1,172 @@
+// rackboot's commands. Each returns an exit code; only main.ts touches process.exit.
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig, SERVE_FLAGS, type Config, type Flags } from './config.ts';
+import { createLogger, silentLogger, type Logger } from './log.ts';
+import { openCore, startRackboot } from './serve.ts';
+import { parseMac } from './net/mac.ts';
+import { formatProfileError } from './profiles/load.ts';
+import { hashPassword } from './secrets/sha512crypt.ts';
+import { checkRackCsv } from './hosts/csv.ts';
+import type { Mac } from './net/mac.ts';
+
+export interface Io { out: (s: string) => void; err: (s: string) => void; readStdin: () => Promise<string>; env: NodeJS.ProcessEnv }
+
+const COMMON_OPTIONS = Object.fromEntries(Object.keys(SERVE_FLAGS).map((k) => [k, { type: 'string' as const }]));
+
+const USAGE = `usage: rackboot <command> [flags]
+
+commands:
+  serve                         run the DHCP/TFTP/HTTP provisioning server
+  render KIND --mac MAC         print what the server would serve now (KIND: kickstart, pxelinux, grub, ipxe)
+  lint                          check every profile and host; exit 1 on problems
+  hosts list                    list hosts and their state
+  hosts import FILE [--dry-run] add a rack of hosts from CSV (mac,hostname,profile,ip,...)
+  hosts build MAC               start a build (prints the kickstart and built URLs)
+  hosts cancel MAC              cancel a build
+  profiles                      list profiles and load errors
+  hash-password                 read a password on stdin, print its SHA-512 crypt hash for rootPassword
+
+every command takes the settings flags of serve (--config, --data-dir, --profiles-dir, ...); see rackboot serve --help`;
+
+function serveHelp(): string {
+  return `usage: rackboot serve [flags]\n\n${Object.entries(SERVE_FLAGS).map(([k, v]) => `  --${k} ${v}`).join('\n')}\n\nenvironment: RACKBOOT_ADMIN_TOKEN (API token), RACKBOOT_<SETTING> for most flags (e.g. RACKBOOT_HTTP_PORT)`;
+}
+
+export async function runCli(argv: string[], io: Io): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') { io.out(USAGE); return command ? 0 : 2; }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, allowPositionals: true, strict: true, options: { ...COMMON_OPTIONS, help: { type: 'boolean', short: 'h' }, mac: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'password-stdin': { type: 'boolean' } } });
+  } catch (err) {
+    io.err(`rackboot ${command}: ${(err as Error).message}\n${command === 'serve' ? serveHelp() : USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) { io.out(command === 'serve' ? serveHelp() : USAGE); return 0; }
+  if (command === 'hash-password') return hashPasswordCommand(io);
+
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig(values as Flags, io.env);
+  } catch (err) {
+    if (err instanceof ConfigError) { io.err(`rackboot: ${err.message}`); return 2; }
+    throw err;
+  }
+  switch (command) {
+    case 'serve': return serve(config, io);
+    case 'render': return render(config, io, positionals[0], values.mac);
+    case 'lint': return lint(config, io);
+    case 'profiles': return profiles(config, io);
+    case 'hosts': return hostsCommand(config, io, positionals, Boolean(values['dry-run']));
+    default: io.err(`rackboot: unknown command "${command}"\n${USAGE}`); return 2;
+  }
+}
+
+async function serve(config: Config, io: Io): Promise<number> {
+  const log = createLogger({ level: config.logLevel });
+  let running;
+  try {
+    running = await startRackboot(config, log, io.env);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { port?: number };
+    const hint = e.code === 'EACCES' ? ': ports below 1024 need root or CAP_NET_BIND_SERVICE' : e.code === 'EADDRINUSE' ? ': another process has this port (stop it, or choose another port)' : '';
+    io.err(`rackboot: cannot start: ${e.message}${hint}`);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => { log.info({ signal }, 'shutting down'); resolve(); };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await running.close();
+  return 0;
+}
+
+function withCore<T>(config: Config, log: Logger, fn: (core: ReturnType<typeof openCore>) => T): T {
+  const core = openCore(config, log);
+  try { return fn(core); } finally { core.db.close(); }
+}
+
+function render(config: Config, io: Io, kind: string | undefined, macText: string | undefined): number {
+  if (!kind || !['kickstart', 'pxelinux', 'grub', 'ipxe'].includes(kind)) { io.err('rackboot render: KIND must be kickstart, pxelinux, grub or ipxe'); return 2; }
+  const mac = macText ? parseMac(macText) : undefined;
+  if (!mac) { io.err(`rackboot render: --mac ${macText ?? '(missing)'} is not a MAC address`); return 2; }
+  return withCore(config, silentLogger(), (core) => {
+    const r = core.provisioner.preview(mac, kind as 'kickstart', { maskSecrets: false });
+    if (!r.ok) { io.err(`rackboot render: ${r.message}`); return 1; }
+    io.out(r.value.trimEnd());
+    return 0;
+  });
+}
+
+function lint(config: Config, io: Io): number {
+  return withCore(config, silentLogger(), (core) => {
+    const snap = core.catalog.snapshot;
+    const problems = snap.errors.map(formatProfileError);
+    for (const host of core.hosts.list()) {
+      const r = core.provisioner.profileFor(host);
+      if (!r.ok) { problems.push(`host ${host.hostname} (${host.mac}): ${r.message}`); continue; }
+      if (r.value.network.mode === 'static' && (!host.ip || !host.netmask)) problems.push(`host ${host.hostname} (${host.mac}): profile ${host.profile} uses a static network, but the host has no ip/netmask`);
+    }
+    for (const p of problems) io.err(p);
+    io.out(`${snap.profiles.size} profile(s), ${core.hosts.list().length} host(s): ${problems.length ? `${problems.length} problem(s)` : 'ok'}`);
+    return problems.length ? 1 : 0;
+  });
+}
+
+function profiles(config: Config, io: Io): number {
+  return withCore(config, silentLogger(), (core) => {
+    const snap = core.catalog.snapshot;
+    for (const p of snap.profiles.values()) io.out(`${p.name}${p.extends ? ` (extends ${p.extends})` : ''}: ${p.profile.description}`);
+    for (const e of snap.errors) io.err(`error: ${formatProfileError(e)}`);
+    return snap.errors.length ? 1 : 0;
+  });
+}
+
+function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): number {
+  const [sub, arg] = args;
+  return withCore(config, silentLogger(), (core) => {
+    const p = core.provisioner;
+    if (sub === 'list') {
+      for (const h of core.hosts.list()) io.out([h.mac, h.hostname, h.profile, h.ip ?? '-', h.rack ?? '-', p.state(h.mac)].join('\t'));
+      return 0;
+    }
+    if (sub === 'import') {
+      if (!arg) { io.err('rackboot hosts import FILE [--dry-run]'); return 2; }
+      let text: string;
+      try { text = readFileSync(arg, 'utf8'); } catch (err) { io.err(`rackboot hosts import: ${(err as Error).message}`); return 1; }
+      const r = checkRackCsv(text, {
+        profileExists: (n) => core.catalog.get(n) !== undefined,
+        macTaken: (m) => core.hosts.get(m as Mac) !== undefined,
+        ipTaken: (ip) => core.hosts.getByIp(ip) !== undefined,
+        hostnameTaken: (n) => core.hosts.getByHostname(n) !== undefined,
+      });
+      if (!r.ok) { for (const line of r.problems) io.err(`${arg}: ${line}`); io.err(`nothing imported: ${r.problems.length} problem(s)`); return 1; }
+      if (dryRun) { io.out(`dry run: ${r.hosts.length} host(s) would be imported`); return 0; }
+      core.hosts.insertMany(r.hosts);
+      core.audit.record('cli', 'host.import', `${r.hosts.length} hosts`, r.hosts.map((h) => h.mac));
+      io.out(`imported ${r.hosts.length} host(s)`);
+      return 0;
+    }
+    if (sub === 'build' || sub === 'cancel') {
+      const mac = arg ? parseMac(arg) : undefined;
+      if (!mac) { io.err(`rackboot hosts ${sub} MAC: "${arg ?? ''}" is not a MAC address`); return 2; }
+      if (sub === 'cancel') { const r = p.cancelBuild(mac, 'cli'); if (!r.ok) { io.err(r.message); return 1; } io.out(`build ${r.value.id} cancelled`); return 0; }
+      const r = p.startBuild(mac, 'cli');
+      if (!r.ok) { io.err(r.message); return 1; }
+      io.out(JSON.stringify({ kickstartUrl: r.value.kickstartUrl, builtUrl: r.value.builtUrl, failedUrl: r.value.failedUrl, expiresAt: r.value.expiresAt }, null, 2));
+      return 0;
+    }
+    io.err('rackboot hosts list | import FILE [--dry-run] | build MAC | cancel MAC');
+    return 2;
+  });
+}
+
+async function hashPasswordCommand(io: Io): Promise<number> {
+  const input = (await io.readStdin()).replace(/\r?\n$/, '');
+  if (!input) { io.err('rackboot hash-password: type the password on stdin (e.g. `read -rs P; printf %s "$P" | rackboot hash-password`)'); return 2; }
+  io.out(hashPassword(input));
+  return 0;
+}

@@ -1,0 +1,167 @@
+// One validated, frozen Config from defaults < config file < environment < flags (flags win).
+// A bad setting is reported once, naming the setting and a valid value; main exits 2 on it.
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { dhcpConfigFromFlags, dhcpConfigSchema, type DhcpConfig, type DhcpFlags } from './dhcp/config.ts';
+
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+const duration = z.union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 90m, 6h or 2d')])
+  .transform((v) => typeof v === 'number' ? v * 1000 : Number(v.replace(/\D+$/, '')) * { ms: 1, s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[v.replace(/^\d+/, '') as 'ms']);
+const port = z.number().int().min(0).max(65535);
+
+const fileSchema = z.strictObject({
+  listen: z.string().optional(),
+  httpPort: port.optional(),
+  tftpPort: port.optional(),
+  publicUrl: z.string().optional(),
+  serverIp: z.string().optional(),
+  dataDir: z.string().optional(),
+  profilesDir: z.string().optional(),
+  tftpRoot: z.string().optional(),
+  imagesDir: z.string().optional(),
+  templatesDir: z.string().optional(),
+  tokenTtl: z.union([z.number(), z.string()]).optional(),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).optional(),
+  loaders: z.strictObject({ bios: z.string(), uefi: z.string(), ipxeBios: z.string(), ipxeUefi: z.string() }).partial().optional(),
+  tftp: z.strictObject({ maxTransfers: z.number().int().positive(), maxPerClient: z.number().int().positive() }).partial().optional(),
+  dhcp: z.record(z.string(), z.unknown()).optional(),
+});
+
+export interface Config {
+  listen: string;
+  httpPort: number;
+  /** 0 turns the TFTP server off. */
+  tftpPort: number;
+  publicUrl: string;
+  serverIp: string;
+  dataDir: string;
+  profilesDir: string;
+  tftpRoot: string;
+  imagesDir: string;
+  templatesDir: string;
+  tokenTtlMs: number;
+  logLevel: string;
+  loaders: { bios: string; uefi: string; ipxeBios: string; ipxeUefi: string };
+  tftp: { maxTransfers: number; maxPerClient: number };
+  dhcp: DhcpConfig;
+}
+
+export interface Flags {
+  config?: string; listen?: string; 'http-port'?: string; 'tftp-port'?: string; 'public-url'?: string; 'server-ip'?: string;
+  'data-dir'?: string; 'profiles-dir'?: string; 'tftp-root'?: string; 'images-dir'?: string; 'token-ttl'?: string; 'log-level'?: string;
+  'dhcp-mode'?: string; 'dhcp-interface'?: string; 'dhcp-subnet'?: string; 'dhcp-range'?: string; 'dhcp-router'?: string; 'dhcp-dns'?: string;
+}
+
+export const SERVE_FLAGS: Record<keyof Flags, string> = {
+  config: 'FILE      YAML config file (settings below in camelCase; flags win over it)',
+  listen: 'ADDR      address to bind HTTP and TFTP (default 0.0.0.0)',
+  'http-port': 'N      HTTP port (default 8080)',
+  'tftp-port': 'N      TFTP port (default 6969; 69 in production; 0 turns TFTP off)',
+  'public-url': 'URL   base URL written into boot configs and kickstarts (default http://<server-ip>:<http-port>)',
+  'server-ip': 'IP     this server\'s address on the provisioning network (next-server, default URLs)',
+  'data-dir': 'DIR     SQLite database and secrets (default ./data)',
+  'profiles-dir': 'DIR host profiles, *.yaml (default ./profiles)',
+  'tftp-root': 'DIR    boot loaders and kernels (default ./tftpboot)',
+  'images-dir': 'DIR   stage2 trees and squashfs images served at /images/ (default ./images)',
+  'token-ttl': 'DUR     how long a build token lives (default 6h)',
+  'log-level': 'LEVEL  trace|debug|info|warn|error (default info)',
+  'dhcp-mode': 'MODE   off (default) | proxy | authoritative',
+  'dhcp-interface': 'IF  interface(s) to answer DHCP on, e.g. eth1',
+  'dhcp-subnet': 'CIDR  subnet for authoritative mode, e.g. 10.99.0.0/24',
+  'dhcp-range': 'A-B     dynamic pool, e.g. 10.99.0.100-10.99.0.150',
+  'dhcp-router': 'IP    default gateway handed out',
+  'dhcp-dns': 'IP[,IP]  DNS servers handed out',
+};
+
+export class ConfigError extends Error {}
+
+const ENV: Partial<Record<keyof Flags, string>> = {
+  listen: 'RACKBOOT_LISTEN', 'http-port': 'RACKBOOT_HTTP_PORT', 'tftp-port': 'RACKBOOT_TFTP_PORT', 'public-url': 'RACKBOOT_PUBLIC_URL',
+  'server-ip': 'RACKBOOT_SERVER_IP', 'data-dir': 'RACKBOOT_DATA_DIR', 'profiles-dir': 'RACKBOOT_PROFILES_DIR', 'tftp-root': 'RACKBOOT_TFTP_ROOT',
+  'images-dir': 'RACKBOOT_IMAGES_DIR', 'token-ttl': 'RACKBOOT_TOKEN_TTL', 'log-level': 'RACKBOOT_LOG_LEVEL', 'dhcp-mode': 'RACKBOOT_DHCP_MODE',
+};
+
+function intSetting(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) > 65535) throw new ConfigError(`${name} "${value}" must be a port number 0-65535`);
+  return Number(value);
+}
+
+function firstLanAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return undefined;
+}
+
+export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Readonly<Config> {
+  const flags: Flags = { ...flagsIn };
+  for (const [flag, name] of Object.entries(ENV)) {
+    const f = flag as keyof Flags;
+    if (flags[f] === undefined && env[name!] !== undefined && env[name!] !== '') flags[f] = env[name!];
+  }
+  let file: z.infer<typeof fileSchema> = {};
+  let base = cwd;
+  if (flags.config) {
+    let text: string;
+    try { text = readFileSync(flags.config, 'utf8'); } catch (err) { throw new ConfigError(`--config ${flags.config}: ${(err as Error).message}`); }
+    let raw: unknown;
+    try { raw = parseYaml(text) ?? {}; } catch (err) { throw new ConfigError(`--config ${flags.config}: not valid YAML: ${(err as Error).message.split('\n')[0]}`); }
+    const parsed = fileSchema.safeParse(raw);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw new ConfigError(`${flags.config}: setting ${i.path.join('.') || (i as { keys?: string[] }).keys?.join(', ')}: ${i.message}`);
+    }
+    file = parsed.data;
+    base = dirname(resolve(flags.config));
+  }
+  const dir = (flag: string | undefined, fromFile: string | undefined, dflt: string) => flag !== undefined ? resolve(cwd, flag) : fromFile !== undefined ? resolve(base, fromFile) : resolve(cwd, dflt);
+
+  const httpPort = intSetting('--http-port', flags['http-port']) ?? file.httpPort ?? 8080;
+  const tftpPort = intSetting('--tftp-port', flags['tftp-port']) ?? file.tftpPort ?? 6969;
+  const listen = flags.listen ?? file.listen ?? '0.0.0.0';
+  const serverIp = flags['server-ip'] ?? file.serverIp ?? (listen !== '0.0.0.0' && listen !== '::' ? listen : firstLanAddress() ?? '127.0.0.1');
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(serverIp)) throw new ConfigError(`--server-ip "${serverIp}" must be an IPv4 address such as 10.99.0.1`);
+  let publicUrl = (flags['public-url'] ?? file.publicUrl ?? `http://${serverIp}:${httpPort}`).replace(/\/+$/, '');
+  try {
+    const u = new URL(publicUrl);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
+    if (/[\s"'`]/.test(publicUrl)) throw new Error('spaces or quotes');
+  } catch {
+    throw new ConfigError(`--public-url "${publicUrl}" must be an http(s) URL such as http://10.99.0.1:8080`);
+  }
+  publicUrl = publicUrl.replace(/\/+$/, '');
+  const ttlRaw = flags['token-ttl'] ?? file.tokenTtl ?? '6h';
+  const ttl = duration.safeParse(typeof ttlRaw === 'string' && /^\d+$/.test(ttlRaw) ? Number(ttlRaw) : ttlRaw);
+  if (!ttl.success) throw new ConfigError(`--token-ttl "${ttlRaw}" must be a duration such as 90m, 6h or 2d`);
+  const logLevel = flags['log-level'] ?? file.logLevel ?? 'info';
+  if (!['trace', 'debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`--log-level "${logLevel}" must be trace, debug, info, warn or error`);
+
+  const dhcpBase = dhcpConfigSchema.safeParse(file.dhcp ?? {});
+  if (!dhcpBase.success) {
+    const i = dhcpBase.error.issues[0];
+    throw new ConfigError(`setting dhcp.${i.path.join('.')}: ${i.message}`);
+  }
+  const dhcpFlags: DhcpFlags = { mode: flags['dhcp-mode'], interface: flags['dhcp-interface'], subnet: flags['dhcp-subnet'], range: flags['dhcp-range'], router: flags['dhcp-router'], dns: flags['dhcp-dns'], serverIp: flags['server-ip'] ?? file.dhcp?.serverIp as string | undefined ?? serverIp };
+  const dhcp = dhcpConfigFromFlags(dhcpFlags, (file.dhcp ?? {}) as never);
+  if (!dhcp.ok) throw new ConfigError(dhcp.error);
+
+  return Object.freeze({
+    listen, httpPort, tftpPort, publicUrl, serverIp,
+    dataDir: dir(flags['data-dir'], file.dataDir, 'data'),
+    profilesDir: dir(flags['profiles-dir'], file.profilesDir, 'profiles'),
+    tftpRoot: dir(flags['tftp-root'], file.tftpRoot, 'tftpboot'),
+    imagesDir: dir(flags['images-dir'], file.imagesDir, 'images'),
+    templatesDir: file.templatesDir ? resolve(base, file.templatesDir) : join(PACKAGE_ROOT, 'templates'),
+    tokenTtlMs: ttl.data,
+    logLevel,
+    loaders: { bios: 'pxelinux.0', uefi: 'grubx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi', ...file.loaders },
+    tftp: { maxTransfers: 200, maxPerClient: 8, ...file.tftp },
+    dhcp: dhcp.config,
+  });
+}

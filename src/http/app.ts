@@ -1,0 +1,278 @@
+// The HTTP side: kickstarts, callbacks, boot scripts and configs, static tftpboot/ and images/, the API.
+// createApp() never listens, so tests drive it with supertest and main.ts binds it.
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from '../log.ts';
+import { parseMac, type Mac } from '../net/mac.ts';
+import type { Provisioner } from '../provision.ts';
+import type { HostStore } from '../store/hosts.ts';
+import type { AuditLog } from '../store/audit.ts';
+import type { ProfileSnapshot } from '../profiles/catalog.ts';
+import { formatProfileError } from '../profiles/load.ts';
+import { parseConfigPath } from '../boot/paths.ts';
+import { resolveInRoot } from '../tftp/jail.ts';
+import { checkHostInput, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
+import { checkRackCsv } from '../hosts/csv.ts';
+import type { Db } from '../store/db.ts';
+
+export interface AppDeps {
+  provisioner: Provisioner;
+  hosts: HostStore;
+  audit: AuditLog;
+  db: Db;
+  profiles: () => ProfileSnapshot;
+  tftpRoot: string;
+  imagesDir: string;
+  /** SHA-256 (hex) of the API bearer token. */
+  adminTokenHash: string;
+  log: Logger;
+}
+
+export const FAILED_LOG_BODY_LIMIT = '1mb';
+
+export function clientIp(req: Request): string {
+  return (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+}
+
+class HttpError extends Error { constructor(readonly status: number, message: string) { super(message); } }
+
+function macParam(req: Request): Mac {
+  const raw = String(req.params.mac ?? '');
+  const mac = parseMac(raw);
+  if (!mac) throw new HttpError(400, `"${raw}" is not a MAC address (use aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff)`);
+  return mac;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+export function createApp(d: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const p = d.provisioner;
+  const text = (res: Response, status: number, body: string) => res.status(status).type('text/plain; charset=utf-8').send(body.endsWith('\n') ? body : body + '\n');
+
+  // --- What installing hosts call -------------------------------------------------------------
+  app.get('/ks/:token', (req, res) => {
+    const r = p.kickstart(req.params.token, clientIp(req));
+    res.set('Cache-Control', 'no-store');
+    if (r.ok) text(res, 200, r.value); else text(res, r.status, `# rackboot: ${r.message}`);
+  });
+
+  const built = (req: Request, res: Response) => {
+    const r = p.callback(String(req.params.token), 'built', clientIp(req));
+    text(res, r.ok ? 200 : r.status, r.ok ? `built: ${r.value.mac}` : r.message);
+  };
+  app.get('/built/:token', built);
+  app.post('/built/:token', built);
+
+  app.post('/failed/:token', express.text({ type: () => true, limit: FAILED_LOG_BODY_LIMIT }), (req, res) => {
+    const body = typeof req.body === 'string' ? req.body : '';
+    const r = p.callback(String(req.params.token), 'failed', clientIp(req), body.replace(/\0/g, ''));
+    text(res, r.ok ? 200 : r.status, r.ok ? `failed recorded: ${r.value.mac}` : r.message);
+  });
+
+  app.post('/events/:token', express.text({ type: () => true, limit: '16kb' }), (req, res) => {
+    const step = progressStep(typeof req.body === 'string' ? req.body : '', req.query.step);
+    if (!step) throw new HttpError(400, 'send a step: JSON {"step":"name"}, a form step=name, or ?step=name (letters, digits, . _ -, up to 64)');
+    const r = p.progress(String(req.params.token), step, clientIp(req));
+    text(res, r.ok ? 200 : r.status, r.ok ? 'ok' : r.message);
+  });
+
+  // --- Boot scripts and configs over HTTP (iPXE, UEFI HTTP boot, GRUB over HTTP) -------------
+  const ipxe = (req: Request, res: Response) => {
+    const raw = String(req.params.mac ?? req.query.mac ?? '');
+    const mac = parseMac(raw);
+    const host = mac ? d.hosts.get(mac) : undefined;
+    if (mac) p.learnClient(clientIp(req), mac);
+    res.set('Cache-Control', 'no-store');
+    text(res, 200, p.bootConfig('ipxe', host, clientIp(req), 'http'));
+  };
+  app.get('/boot/ipxe/:mac', ipxe);
+  app.get('/boot/ipxe', ipxe);
+
+  // tftpboot/ over HTTP: generated per-host configs first (same names as over TFTP), then files.
+  app.get(/^\/tftp\/(.+)$/, async (req, res, next) => {
+    const path = normalise((req.params as unknown as string[])[0]);
+    const cfg = parseConfigPath(path);
+    if (cfg) {
+      const body = p.configFile(cfg, clientIp(req), 'http');
+      if (body !== undefined) { res.set('Cache-Control', 'no-store'); return text(res, 200, body); }
+    }
+    await sendJailed(req, res, next, d.tftpRoot, path, 'http.tftpfile');
+  });
+  app.get(/^\/images\/(.+)$/, async (req, res, next) => {
+    await sendJailed(req, res, next, d.imagesDir, normalise((req.params as unknown as string[])[0]), 'http.image');
+  });
+
+  async function sendJailed(req: Request, res: Response, next: NextFunction, root: string, path: string, eventType: string) {
+    const r = await resolveInRoot(root, path);
+    if (!r.ok) {
+      const status = r.reason.startsWith('not found') ? 404 : 403;
+      d.log.debug({ path, reason: r.reason, clientIp: clientIp(req) }, 'static file refused');
+      return text(res, status, status === 404 ? `not found: ${path}` : `refused: ${path} (${r.reason})`);
+    }
+    const mac = req.method === 'GET' ? p.macForIp(clientIp(req)) : undefined;
+    if (mac) {
+      res.on('finish', () => p.event({ mac, type: eventType, clientIp: clientIp(req), status: String(res.statusCode), bytes: Number(res.getHeader('content-length') ?? 0), detail: { path, range: req.headers.range } }));
+    }
+    res.sendFile(r.realPath, { dotfiles: 'allow', acceptRanges: true, cacheControl: false, lastModified: true }, (err) => {
+      if (err && !res.headersSent) next(err);
+    });
+  }
+
+  // --- The API (bearer token) ------------------------------------------------------------------
+  const api = express.Router();
+  api.use((req, _res, next) => {
+    const auth = req.headers.authorization ?? '';
+    const m = /^Bearer (.+)$/.exec(auth);
+    if (!m || !safeEqual(createHash("sha256").update(m[1]).digest("hex"), d.adminTokenHash)) throw new HttpError(401, 'send Authorization: Bearer <admin token> (RACKBOOT_ADMIN_TOKEN, or the token printed at first start)');
+    next();
+  });
+  api.use(express.json({ limit: '256kb' }));
+  const actor = 'api';
+  const profileExists = (n: string) => d.profiles().profiles.has(n);
+
+  api.get('/hosts', (_req, res) => {
+    res.json(d.hosts.list().map((h) => ({ ...h, state: p.state(h.mac) })));
+  });
+  api.post('/hosts', (req, res) => {
+    const r = checkHostInput(bodyObject(req), profileExists);
+    if (!r.ok) throw new HttpError(422, r.errors.join('; '));
+    conflicts(r.host.mac, r.host, true);
+    d.hosts.insert(r.host);
+    d.audit.record(actor, 'host.create', r.host.mac, r.host);
+    res.status(201).json(p.view(r.host.mac));
+  });
+  api.get('/hosts/:mac', (req, res) => {
+    const v = p.view(macParam(req));
+    if (!v) throw new HttpError(404, `no host with MAC ${req.params.mac}`);
+    res.json(v);
+  });
+  api.put('/hosts/:mac', (req, res) => {
+    const mac = macParam(req);
+    const old = d.hosts.get(mac);
+    if (!old) throw new HttpError(404, `no host with MAC ${mac}`);
+    const body = bodyObject(req);
+    if (body.mac !== undefined && parseMac(String(body.mac)) !== mac) throw new HttpError(422, 'mac: cannot be changed; delete the host and add it again');
+    const merged: HostInput = { ...old, ...body, mac };
+    const r = checkHostInput(merged, profileExists);
+    if (!r.ok) throw new HttpError(422, r.errors.join('; '));
+    conflicts(mac, r.host, false);
+    d.hosts.update(r.host);
+    d.audit.record(actor, 'host.update', mac, diffOf(old, r.host));
+    res.json(p.view(mac));
+  });
+  api.delete('/hosts/:mac', (req, res) => {
+    const mac = macParam(req);
+    if (!d.hosts.delete(mac)) throw new HttpError(404, `no host with MAC ${mac}`);
+    d.audit.record(actor, 'host.delete', mac);
+    res.status(204).end();
+  });
+  api.post('/hosts/:mac/build', (req, res) => {
+    const r = p.startBuild(macParam(req), actor);
+    if (!r.ok) throw new HttpError(r.status, r.message);
+    const { buildId: _id, eventsUrl: _e, ...contract } = r.value;
+    res.status(201).json({ ...contract, buildId: r.value.buildId, eventsUrl: r.value.eventsUrl });
+  });
+  api.delete('/hosts/:mac/build', (req, res) => {
+    const r = p.cancelBuild(macParam(req), actor);
+    if (!r.ok) throw new HttpError(r.status, r.message);
+    res.json({ mac: r.value.mac, buildId: r.value.id, status: r.value.status });
+  });
+  api.get('/hosts/:mac/render/:kind', (req, res) => {
+    const kind = String(req.params.kind);
+    if (!['kickstart', 'pxelinux', 'grub', 'ipxe'].includes(kind)) throw new HttpError(400, 'kind must be kickstart, pxelinux, grub or ipxe');
+    const r = p.preview(macParam(req), kind as 'kickstart', { maskSecrets: true });
+    if (!r.ok) throw new HttpError(r.status, r.message);
+    text(res, 200, r.value);
+  });
+  api.post('/hosts/import', express.text({ type: () => true, limit: '2mb' }), (req, res) => {
+    const csv = typeof req.body === 'string' ? req.body : '';
+    const dryRun = req.query.dryRun === '1' || req.query.dryRun === 'true';
+    const r = checkRackCsv(csv, {
+      profileExists,
+      macTaken: (m) => d.hosts.get(m as Mac) !== undefined,
+      ipTaken: (ip) => d.hosts.getByIp(ip) !== undefined,
+      hostnameTaken: (n) => d.hosts.getByHostname(n) !== undefined,
+    });
+    if (!r.ok) return res.status(422).json({ error: `the import was refused: ${r.problems.length} problem(s); nothing was written`, problems: r.problems });
+    if (!dryRun) {
+      d.hosts.insertMany(r.hosts);
+      d.audit.record(actor, 'host.import', `${r.hosts.length} hosts`, r.hosts.map((h) => h.mac));
+    }
+    res.status(dryRun ? 200 : 201).json({ dryRun, imported: dryRun ? 0 : r.hosts.length, hosts: r.hosts });
+  });
+  api.get('/profiles', (_req, res) => {
+    const s = d.profiles();
+    res.json({
+      loadedAt: new Date(s.loadedAt).toISOString(),
+      profiles: [...s.profiles.values()].map((lp) => ({ name: lp.name, file: lp.file, extends: lp.extends, description: lp.profile.description, stale: s.stale.includes(lp.name) })),
+      errors: s.errors.map((e) => ({ ...e, text: formatProfileError(e) })),
+    });
+  });
+  api.get('/discovered', (_req, res) => {
+    res.json(d.db.prepare('SELECT mac, arch, uuid, ipxe, ip, first_seen AS firstSeen, last_seen AS lastSeen FROM discovered ORDER BY last_seen DESC LIMIT 1000').all());
+  });
+  app.use('/api', api);
+
+  function conflicts(mac: Mac, h: { hostname: string; ip?: string }, isNew: boolean) {
+    if (isNew && d.hosts.get(mac)) throw new HttpError(409, `a host with MAC ${mac} already exists (PUT /api/hosts/${mac} to change it)`);
+    const byName = d.hosts.getByHostname(h.hostname);
+    if (byName && byName.mac !== mac) throw new HttpError(409, `hostname ${h.hostname} already belongs to ${byName.mac}`);
+    const byIp = h.ip ? d.hosts.getByIp(h.ip) : undefined;
+    if (byIp && byIp.mac !== mac) throw new HttpError(409, `IP ${h.ip} already belongs to ${byIp.hostname} (${byIp.mac})`);
+  }
+
+  app.get('/healthz', (_req, res) => { res.json({ ok: true }); });
+
+  app.use((req, res) => { throw new HttpError(404, `no route for ${req.method} ${req.path}`); });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { status?: number; statusCode?: number; type?: string; message?: string };
+    const status = err instanceof HttpError ? err.status : e.status ?? e.statusCode ?? 500;
+    let message = err instanceof HttpError ? err.message : e.message ?? 'internal error';
+    if (e.type === 'entity.parse.failed') message = `the body is not valid JSON: ${message}`;
+    if (e.type === 'entity.too.large') message = 'the body is too large';
+    if (status >= 500) d.log.error({ err: (err as Error).stack, path: req.path }, 'request failed');
+    if (res.headersSent) return;
+    if (req.path.startsWith('/api')) res.status(status).json({ error: message });
+    else text(res, status, message);
+  });
+  return app;
+}
+
+function bodyObject(req: Request): HostInput {
+  const b = req.body as unknown;
+  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new HttpError(400, 'send a JSON object with Content-Type: application/json');
+  const unknown = Object.keys(b).filter((k) => !(HOST_FIELDS as readonly string[]).includes(k));
+  if (unknown.length) throw new HttpError(422, `unknown field(s) ${unknown.join(', ')}; known: ${HOST_FIELDS.join(', ')}`);
+  return b as HostInput;
+}
+
+function diffOf(a: object, b: object): Record<string, { from: unknown; to: unknown }> {
+  const out: Record<string, { from: unknown; to: unknown }> = {};
+  for (const k of HOST_FIELDS) {
+    const x = (a as Record<string, unknown>)[k];
+    const y = (b as Record<string, unknown>)[k];
+    if (JSON.stringify(x) !== JSON.stringify(y)) out[k] = { from: x, to: y };
+  }
+  return out;
+}
+
+/** "/a//b\\c" -> "a/b/c": the same normalisation TFTP clients get. */
+export function normalise(path: string): string {
+  return path.replace(/\\/g, '/').split('/').filter((s) => s !== '' && s !== '.').join('/');
+}
+
+function progressStep(body: string, query: unknown): string | undefined {
+  let step: unknown = query;
+  const t = body.trim();
+  if (!step && t.startsWith('{')) { try { step = (JSON.parse(t) as { step?: unknown }).step; } catch { return undefined; } }
+  else if (!step && t.startsWith('step=')) step = new URLSearchParams(t).get('step');
+  else if (!step && t) step = t;
+  return typeof step === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(step) ? step : undefined;
+}
