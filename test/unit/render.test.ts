@@ -1,0 +1,154 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { createRenderer, type BuildContext } from '../../src/render/render.ts';
+import { readProfileDir } from '../../src/profiles/catalog.ts';
+import { loadProfiles, applyHostParams } from '../../src/profiles/load.ts';
+import type { Host } from '../../src/store/hosts.ts';
+import type { Mac } from '../../src/net/mac.ts';
+import { REPO, tempDir } from '../support/core.ts';
+import { assertGolden } from '../support/golden.ts';
+import { checkRhvhKickstart } from '../support/kickstart-check.ts';
+
+const renderer = createRenderer(join(REPO, 'templates'));
+const set = loadProfiles(readProfileDir(join(REPO, 'profiles')));
+const host: Host = {
+  mac: '52:54:00:aa:bb:01' as Mac, hostname: 'rhvh01', profile: 'rhvh-base', ip: '10.99.0.11', netmask: '255.255.255.0', gateway: '10.99.0.1',
+  nameservers: [], params: {}, createdAt: 0, updatedAt: 0,
+};
+function ctx(profileName: string, params: Record<string, string> = {}): BuildContext {
+  const r = applyHostParams(set.profiles.get(profileName)!, params, 'rhvh01');
+  assert.ok(r.ok);
+  return { host: { ...host, profile: profileName }, profileName, profile: r.profile, buildId: 42, token: 'TESTTOKEN', baseUrl: 'http://10.99.0.1:8080' };
+}
+
+const variants: [string, string, Record<string, string>][] = [
+  ['rhvh-base', 'base', {}],
+  ['rhvh-stig-satellite', 'stig-satellite', {}],
+  ['rhvh-custom-thin', 'custom-thin', {}],
+  ['rhvh-base', 'base-ssh-ntp-post', { sshKeys: '[ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBcWxYk9u9m9r1r9bq7v3nKk ops@example]', ntpServers: '[ntp1.example.com]', post: 'echo extra step', 'stig.enabled': 'true', 'stig.profile': 'xccdf_org.ssgproject.content_profile_rhelh-stig' }],
+];
+
+for (const [profile, name, params] of variants) {
+  test(`kickstart ${name}: golden, valid RHEL 7 syntax, RHVH rules`, () => {
+    const r = renderer.kickstart(ctx(profile, params));
+    assert.ok(r.ok, r.ok ? '' : r.error);
+    if (!r.ok) return;
+    assertGolden(`kickstart-${name}.ks`, r.text);
+    assert.deepEqual(checkRhvhKickstart(r.text), []);
+    assert.match(r.text, /^liveimg --url=http:\/\/10\.99\.0\.1:8080\/images\/rhvh-4\.3\/redhat-virtualization-host-4\.3\.squashfs\.img$/m);
+    assert.doesNotMatch(r.text, /%packages/);
+  });
+}
+
+test('kickstart: static network from the host record; STIG add-on and Satellite when on', () => {
+  const r = renderer.kickstart(ctx('rhvh-stig-satellite'));
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  assert.match(r.text, /^network --device=bootif --bootproto=static --ip=10\.99\.0\.11 --netmask=255\.255\.255\.0 --gateway=10\.99\.0\.1 --nameserver=192\.0\.2\.53 --hostname=rhvh01\.example\.com --activate$/m);
+  assert.match(r.text, /%addon org_fedora_oscap\n\s+content-type = scap-security-guide\n\s+profile = xccdf_org\.ssgproject\.content_profile_stig\n%end/);
+  assert.match(r.text, /rpm -Uvh http:\/\/satellite\.example\.com\/pub\/katello-ca-consumer-latest\.noarch\.rpm/);
+  assert.match(r.text, /subscription-manager register --org="Example_Org" --activationkey="rhvh-hosts" --name="rhvh01\.example\.com"/);
+  assert.match(r.text, /subscription-manager repos --disable='\*' --enable=rhel-7-server-rhvh-4-rpms/);
+});
+
+test('kickstart: autopart thin by default, the guide layout for custom', () => {
+  const a = renderer.kickstart(ctx('rhvh-base'));
+  const c = renderer.kickstart(ctx('rhvh-custom-thin'));
+  assert.ok(a.ok && c.ok);
+  if (!a.ok || !c.ok) return;
+  assert.match(a.text, /^autopart --type=thinp$/m);
+  assert.match(c.text, /^volgroup HostVG pv\.01 --reserved-percent=20$/m);
+  assert.match(c.text, /^logvol none --vgname=HostVG --name=HostPool --thinpool --size=40000 --grow$/m);
+  assert.match(c.text, /^logvol \/var\/log\/audit --vgname=HostVG --name=var_audit --thin --fstype=ext4 --poolname=HostPool --fsoptions="defaults,discard" --size=2000$/m);
+  assert.doesNotMatch(c.text, /autopart/);
+});
+
+test('kickstart: a failing %post step posts its log to the failed URL, and built is the last call', () => {
+  const r = renderer.kickstart(ctx('rhvh-base'));
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  const post = r.text.slice(r.text.indexOf('%post'));
+  assert.match(post, /trap rackboot_failed ERR/);
+  assert.match(post, /--data-binary @\/root\/ks\.post\.log http:\/\/10\.99\.0\.1:8080\/failed\/TESTTOKEN/);
+  assert.ok(post.indexOf('nodectl init') < post.indexOf('/built/TESTTOKEN'));
+});
+
+test('kickstart: the %post really reports failures (run under bash with stand-in commands)', () => {
+  const r = renderer.kickstart(ctx('rhvh-base', { post: 'ls /nonexistent-rackboot-dir' }));
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  const body = r.text.slice(r.text.indexOf('%post'));
+  const script = body.split('\n').slice(1, body.split('\n').indexOf('%end')).join('\n');
+  const dir = tempDir();
+  // curl and nodectl stand-ins record their calls; the %post log is where Anaconda would put it.
+  writeFileSync(join(dir, 'curl'), `#!/bin/sh\necho "curl $*" >> ${dir}/calls\n`, { mode: 0o755 });
+  writeFileSync(join(dir, 'nodectl'), `#!/bin/sh\necho "nodectl $*" >> ${dir}/calls\n`, { mode: 0o755 });
+  const run = spawnSync('bash', ['-c', script.replaceAll('/root/ks.post.log', `${dir}/ks.post.log`)], { env: { PATH: `${dir}:/usr/bin:/bin` }, encoding: 'utf8' });
+  assert.notEqual(run.status, 0, 'the %post must exit non-zero when a step fails');
+  const calls = execFileSync('cat', [join(dir, 'calls')], { encoding: 'utf8' });
+  assert.match(calls, /nodectl init/);
+  assert.match(calls, /\/failed\/TESTTOKEN/);
+  assert.doesNotMatch(calls, /\/built\/TESTTOKEN/);
+});
+
+test('kickstart: a static profile without host IP is refused with the reason', () => {
+  const c = ctx('rhvh-stig-satellite');
+  const r = renderer.kickstart({ ...c, host: { ...c.host, ip: undefined, netmask: undefined } });
+  assert.equal(r.ok, false);
+  if (!r.ok) assert.match(r.error, /has no ip\/netmask.*static network/);
+});
+
+test('boot text templates do not HTML-escape: an & in a URL stays an &', () => {
+  const c = ctx('rhvh-base');
+  const r = renderer.installConfig('pxelinux', { ...c, baseUrl: 'http://10.99.0.1:8080/x?a=1&b=2' });
+  assert.ok(r.ok);
+  if (r.ok) { assert.match(r.text, /a=1&b=2/); assert.doesNotMatch(r.text, /&amp;/); }
+});
+
+for (const kind of ['pxelinux', 'grub', 'ipxe'] as const) {
+  test(`${kind}: install and local-boot configs match their golden files`, () => {
+    const r = renderer.installConfig(kind, ctx('rhvh-base'));
+    assert.ok(r.ok);
+    if (!r.ok) return;
+    assertGolden(`${kind}-install.cfg`, r.text);
+    assertGolden(`${kind}-local.cfg`, renderer.localConfig(kind, 'rhvh01 is not in build'));
+    assertGolden(`${kind}-install-ipxe-loader.cfg`, (renderer.installConfig(kind, ctx('rhvh-base', { 'boot.loader': 'ipxe' })) as { text: string }).text);
+  });
+}
+
+test('pxelinux install config: the RHVH label of the guide, with IPAPPEND 2', () => {
+  const r = renderer.installConfig('pxelinux', ctx('rhvh-base'));
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  assert.match(r.text, /^\s*KERNEL rhvh-4\.3\/vmlinuz$/m);
+  assert.match(r.text, /^\s*APPEND initrd=rhvh-4\.3\/initrd\.img inst\.stage2=http:\/\/10\.99\.0\.1:8080\/images\/rhvh-4\.3 inst\.ks=http:\/\/10\.99\.0\.1:8080\/ks\/TESTTOKEN intel_iommu=on console=tty0 console=ttyS1,115200n8$/m);
+  assert.match(r.text, /^\s*IPAPPEND 2$/m);
+  assert.match(renderer.localConfig('pxelinux', 'x'), /^\s*LOCALBOOT 0$/m);
+  assert.doesNotMatch(renderer.localConfig('pxelinux', 'x'), /inst\.ks/);
+});
+
+test('GRUB configs pass grub-script-check', { skip: spawnSync('grub-script-check', ['--help']).error ? 'grub-script-check not installed (apt-get install grub-common)' : false }, () => {
+  const dir = tempDir();
+  const install = renderer.installConfig('grub', ctx('rhvh-base'));
+  assert.ok(install.ok);
+  for (const [name, text] of [['install.cfg', install.ok ? install.text : ''], ['local.cfg', renderer.localConfig('grub', 'not in build')]]) {
+    writeFileSync(join(dir, name), text);
+    const r = spawnSync('grub-script-check', [join(dir, name)], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${name}: ${r.stderr}${r.stdout}`);
+  }
+  // and the checker does catch a broken script
+  writeFileSync(join(dir, 'broken.cfg'), 'menuentry "x" {\n  if true; then\n}\n');
+  assert.notEqual(spawnSync('grub-script-check', [join(dir, 'broken.cfg')]).status, 0);
+});
+
+test('iPXE script starts with #!ipxe and fetches kernel and initrd over HTTP', () => {
+  const r = renderer.installConfig('ipxe', ctx('rhvh-base'));
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  assert.ok(r.text.startsWith('#!ipxe\n'));
+  assert.match(r.text, /^kernel http:\/\/10\.99\.0\.1:8080\/tftp\/rhvh-4\.3\/vmlinuz initrd=initrd\.img .*inst\.ks=http:\/\/10\.99\.0\.1:8080\/ks\/TESTTOKEN BOOTIF=01-52-54-00-aa-bb-01/m);
+  assert.match(r.text, /^initrd --name initrd\.img http:\/\/10\.99\.0\.1:8080\/tftp\/rhvh-4\.3\/initrd\.img/m);
+});
