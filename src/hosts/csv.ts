@@ -49,7 +49,7 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
   if (parsed.error) return { ok: false, problems: [parsed.error] };
   const [header, ...body] = parsed.rows;
   if (!header) return { ok: false, problems: ['the file is empty: the first line must name the columns, e.g. mac,hostname,ip,profile,rack'] };
-  const columns = header.cells.map((c) => c.trim().toLowerCase());
+  const columns = header.cells.map((c) => { const t = c.trim(); return /^param\./i.test(t) ? 'param.' + t.slice(6) : t.toLowerCase(); });
   const problems: string[] = [];
   columns.forEach((c) => { if (!CSV_COLUMNS.includes(c) && !c.startsWith('param.')) problems.push(`line ${header.line}: unknown column "${c}" (known: ${CSV_COLUMNS.join(', ')}, or param.<profile field>)`); });
   for (const need of ['mac', 'hostname', 'profile']) if (!columns.includes(need)) problems.push(`line ${header.line}: missing column "${need}"`);
