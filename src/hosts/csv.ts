@@ -1,6 +1,7 @@
 // Rack import from CSV: parse, check every row and the whole file against the store, report every
 // problem with its line. Nothing is written unless the whole file is clean. Pure (the store comes in as lookups).
 import { checkHostInput, type HostInput } from './input.ts';
+import { parseMac, parseIpv4 } from '../net/mac.ts';
 import type { HostFields } from '../store/hosts.ts';
 
 export const CSV_COLUMNS = ['mac', 'hostname', 'profile', 'ip', 'netmask', 'gateway', 'nameservers', 'domain', 'rack', 'position', 'uuid'];
@@ -65,8 +66,7 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     columns.forEach((c, i) => { if (c.startsWith('param.')) { if (row.cells[i].trim()) params[c.slice(6)] = row.cells[i].trim(); } else input[c] = row.cells[i]; });
     input.params = params;
     const r = checkHostInput(input, lookups.profileExists);
-    if (!r.ok) { for (const e of r.errors) problems.push(`line ${row.line}: ${e}`); continue; }
-    const h = r.host;
+    if (!r.ok) for (const e of r.errors) problems.push(`line ${row.line}: ${e}`);
     const dup = (kind: 'mac' | 'ip' | 'hostname', value: string | undefined, taken: (v: string) => boolean) => {
       if (!value) return;
       const key = kind === 'hostname' ? value.toLowerCase() : value;
@@ -75,9 +75,14 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
       else if (taken(value)) problems.push(`line ${row.line}: ${kind} ${value} already belongs to an existing host`);
       seen[kind].set(key, row.line);
     };
-    dup('mac', h.mac, lookups.macTaken);
-    dup('ip', h.ip, lookups.ipTaken);
-    dup('hostname', h.hostname, lookups.hostnameTaken);
+    // Duplicates are checked even on rows with other problems, so one pass lists everything.
+    dup('mac', parseMac(String(input.mac ?? '')), lookups.macTaken);
+    const ip = String(input.ip ?? '').trim();
+    dup('ip', parseIpv4(ip) ? ip : undefined, lookups.ipTaken);
+    const hostname = String(input.hostname ?? '').trim();
+    dup('hostname', hostname || undefined, lookups.hostnameTaken);
+    if (!r.ok) continue;
+    const h = r.host;
     hosts.push(h);
   }
   if (!body.length) problems.push('the file has a header but no hosts');
