@@ -41,7 +41,11 @@ export interface Arrival {
   iface?: string;
 }
 
-export interface Outgoing { bytes: Buffer; to: { address: string; port: number }; type: number }
+export interface Outgoing {
+  bytes: Buffer; to: { address: string; port: number }; type: number;
+  /** Our address written as server identifier: server.ts sends from a socket bound to it when it can. */
+  serverIp: string;
+}
 
 export type HandleResult = { replies: Outgoing[]; drop?: string };
 
@@ -51,6 +55,8 @@ export interface DhcpEngine {
   handle(bytes: Uint8Array, arrival: Arrival): HandleResult;
   /** The server identifier we use on a subnet (for tests and the start-up line). */
   serverIpFor(subnetCidr: string): string | undefined;
+  /** Every address we may use as server identifier (configured or found on our interfaces). */
+  serverIps(): string[];
 }
 
 const ZERO = '0.0.0.0';
@@ -120,6 +126,10 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
     const n = ipToInt(r.ip);
     if (n === undefined || !cidrContains(s.cidr, n)) return undefined;
     return r;
+  }
+
+  function safeReservation(mac: Mac): { ip: string } | undefined {
+    try { return deps.reservation(mac); } catch { return undefined; }
   }
 
   const reservedToOther = (mac: Mac) => (ip: string): boolean => {
@@ -268,6 +278,11 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
       outcome = leaseStep(type, req, mac, sel, serverIp, t);
     }
 
+    if (type === MsgType.Discover && client.bootClient && deps.onDiscovered && !(subnet ? reservationFor(mac, subnet) : safeReservation(mac))) {
+      try {
+        deps.onDiscovered({ mac, arch: client.arch, uuid: client.uuid, ipxe: client.ipxe, ip: typeof outcome !== 'string' && outcome.kind === 'offer' ? outcome.ip : undefined });
+      } catch (err) { log.warn({ err, mac }, 'dhcp onDiscovered hook threw'); }
+    }
     if (typeof outcome === 'string') {
       if (outcome === 'released' || outcome === 'declined') return { replies: [] };
       return drop(outcome, 'info', { mac, type: typeName });
@@ -276,11 +291,6 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
     const dec2 = wantsBoot ? decision(mac, client) : undefined;
     if ((outcome.kind === 'proxy-offer' || outcome.kind === 'proxy-ack') && (!dec2 || dec2.action === 'none')) {
       return drop(`no boot answer for ${mac}: ${dec2?.reason ?? 'not a boot client'}`, 'debug', { mac });
-    }
-    if (type === MsgType.Discover && client.bootClient && deps.onDiscovered && !(subnet && reservationFor(mac, subnet))) {
-      try {
-        deps.onDiscovered({ mac, arch: client.arch, uuid: client.uuid, ipxe: client.ipxe, ip: outcome.kind === 'offer' ? outcome.ip : undefined });
-      } catch (err) { log.warn({ err, mac }, 'dhcp onDiscovered hook threw'); }
     }
     const reply: Reply = respond({
       req, client, outcome, serverIp, subnet: subnet?.cfg, decision: dec2, from: arrival.from,
@@ -293,7 +303,7 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
     const detail = outcome.kind === 'nak' ? outcome.message : dec2 && dec2.action !== 'none'
       ? `${dec2.action} ${dec2.file.kind === 'tftp' ? dec2.file.path : dec2.file.url}` : undefined;
     emit({ ...evBase, type: `dhcp.${replyName}`, ip, detail });
-    return { replies: [{ bytes: enc.bytes, to: reply.to, type: reply.type }] };
+    return { replies: [{ bytes: enc.bytes, to: reply.to, type: reply.type, serverIp }] };
   }
 
   return {
@@ -307,5 +317,6 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
       }
     },
     serverIpFor: (c) => subnets.find((s) => s.key === c)?.serverIp,
+    serverIps: () => [...new Set([...subnets.map((s) => s.serverIp), config.serverIp].filter((x): x is string => !!x))],
   };
 }

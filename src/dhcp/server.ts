@@ -94,7 +94,9 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
   }
 
   const ports = config.mode === 'proxy' && config.proxyPort !== config.port ? [config.port, config.proxyPort] : [config.port];
-  const sockets: { sock: Socket; port: number; iface?: string }[] = [];
+  const locals = localIpv4Addresses();
+  interface Bound { sock: Socket; port: number; iface?: string; address?: string }
+  const sockets: Bound[] = [];
   try {
     if (setsockopt) {
       for (const name of ifaces) {
@@ -109,12 +111,24 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
         }
       }
     } else {
-      for (const port of ports) sockets.push({ sock: await bindSocket(port, '0.0.0.0', false), port });
+      // One wildcard socket receives the broadcasts. Replies leave from a socket bound to the
+      // server identifier's address: Linux routes a limited broadcast (255.255.255.255) out of the
+      // interface that owns the source address ("special hack" in ip_route_output_key_hash_rcu),
+      // so the reply takes the right interface with no route and no IP_PKTINFO.
+      for (const port of ports) sockets.push({ sock: await bindSocket(port, '0.0.0.0', true), port });
+      const mine = engine.serverIps().filter((ip) => locals.some((l) => l.address === ip));
+      for (const address of mine) {
+        for (const port of ports) sockets.push({ sock: await bindSocket(port, address, true), port, address });
+      }
     }
   } catch (err) {
     for (const s of sockets) s.sock.close();
     throw err;
   }
+  const sendSocket = (arrivedOn: Bound, out: Outgoing): Socket => {
+    if (arrivedOn.iface || arrivedOn.address === out.serverIp) return arrivedOn.sock;
+    return sockets.find((b) => b.address === out.serverIp && b.port === arrivedOn.port)?.sock ?? arrivedOn.sock;
+  };
 
   // Group commit: lease writes of the packets read in one event-loop turn go in one transaction,
   // committed (durable) before any of their replies leave.
@@ -136,7 +150,8 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
     }
   };
 
-  for (const { sock, port, iface } of sockets) {
+  for (const bound of sockets) {
+    const { sock, port, iface } = bound;
     sock.on('error', (err) => log.error({ err, port, iface }, 'dhcp socket error'));
     sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
       try {
@@ -147,7 +162,7 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
         }
         const arrival: Arrival = { port, from: { address: rinfo.address, port: rinfo.port }, iface };
         const res = engine.handle(msg, arrival);
-        for (const out of res.replies) pending.push({ sock, out });
+        for (const out of res.replies) pending.push({ sock: sendSocket(bound, out), out });
       } catch (err) {
         log.error({ err }, 'dhcp: message handler failed');
       }
@@ -156,7 +171,7 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
   log.info({ mode: config.mode, ports, interfaces: ifaces.length ? ifaces : 'all', boundToDevice: !!setsockopt, subnets: config.subnets.map((s) => s.cidr) }, `dhcp: ${config.mode} mode listening`);
 
   return {
-    ports: () => sockets.map((s) => (s.sock.address() as { port: number }).port).filter((p, i, a) => a.indexOf(p) === i),
+    ports: () => sockets.map((s) => s.sock.address().port).filter((p, i, a) => a.indexOf(p) === i),
     close: async () => {
       if (pending) flush();
       await Promise.all(sockets.map((s) => new Promise<void>((r) => s.sock.close(() => r()))));
