@@ -86,7 +86,7 @@ async function serve(config: Config, io: Io): Promise<number> {
 
 function withCore<T>(config: Config, log: Logger, fn: (core: ReturnType<typeof openCore>) => T): T {
   const core = openCore(config, log);
-  try { return fn(core); } finally { core.db.close(); }
+  try { return fn(core); } finally { core.events.flush(); core.db.close(); core.durableDb.close(); }
 }
 
 function render(config: Config, io: Io, kind: string | undefined, macText: string | undefined): number {

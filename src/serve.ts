@@ -22,7 +22,7 @@ import { startDhcpServer, type DhcpServerHandle } from './dhcp/server.ts';
 import { LeaseStore } from './dhcp/leases.ts';
 
 export interface Core {
-  db: Db; hosts: HostStore; builds: BuildStore; events: EventLog; audit: AuditLog; catalog: ProfileCatalog; provisioner: Provisioner;
+  db: Db; durableDb: Db; hosts: HostStore; builds: BuildStore; events: EventLog; audit: AuditLog; catalog: ProfileCatalog; provisioner: Provisioner;
 }
 
 /** The secret that build tokens are derived from: 32 random bytes in the data dir, readable by us only. */
@@ -37,15 +37,17 @@ export function loadSecret(dataDir: string): Buffer {
 
 /** Store, profiles, renderer and the build lifecycle: what both `serve` and the CLI commands use. */
 export function openCore(config: Config, log: Logger): Core {
-  const db = openDb(join(config.dataDir, 'rackboot.db'));
-  const hosts = new HostStore(db);
-  const builds = new BuildStore(db, loadSecret(config.dataDir));
+  const file = join(config.dataDir, 'rackboot.db');
+  const durableDb = openDb(file, 'full');
+  const db = openDb(file, 'normal');
+  const hosts = new HostStore(durableDb);
+  const builds = new BuildStore(durableDb, loadSecret(config.dataDir), Date.now, db);
   const events = new EventLog(db);
   const audit = new AuditLog(db);
   const catalog = new ProfileCatalog(config.profilesDir, log);
   const renderer = createRenderer(config.templatesDir);
   const provisioner = new Provisioner({ hosts, builds, events, audit, profiles: catalog, renderer, log, baseUrl: config.publicUrl, tokenTtlMs: config.tokenTtlMs });
-  return { db, hosts, builds, events, audit, catalog, provisioner };
+  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner };
 }
 
 /** The API token: RACKBOOT_ADMIN_TOKEN, or one made at first start, shown once, stored only as a hash. */
@@ -88,7 +90,9 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     await tftp?.close();
     await new Promise<void>((resolve) => { if (!http.listening) return resolve(); http.close(() => resolve()); http.closeIdleConnections(); });
     await core.catalog.close();
+    core.events.flush();
     core.db.close();
+    core.durableDb.close();
   };
   try {
     await new Promise<void>((resolve, reject) => { http.once('error', reject); http.listen(config.httpPort, config.listen, () => { http.off('error', reject); resolve(); }); });

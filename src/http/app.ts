@@ -120,7 +120,8 @@ export function createApp(d: AppDeps): express.Express {
     if (mac) {
       res.on('finish', () => p.event({ mac, type: eventType, clientIp: clientIp(req), status: String(res.statusCode), bytes: Number(res.getHeader('content-length') ?? 0), detail: { path, range: req.headers.range } }));
     }
-    res.sendFile(r.realPath, { dotfiles: 'allow', acceptRanges: true, cacheControl: false, lastModified: true }, (err) => {
+    // 1 MiB reads (send passes unknown options on to fs.createReadStream): 16x fewer syscalls than the 64 KiB default.
+    res.sendFile(r.realPath, { dotfiles: 'allow', acceptRanges: true, cacheControl: false, lastModified: true, highWaterMark: 1024 * 1024 } as never, (err) => {
       if (err && !res.headersSent) next(err);
     });
   }

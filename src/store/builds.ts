@@ -64,7 +64,8 @@ export class BuildStore {
   private readonly latestAllStmt;
   private readonly nonceStmt;
 
-  constructor(private readonly db: Db, private readonly secret: Buffer, private readonly now: () => number = Date.now) {
+  /** `timelineDb` (optional) takes the bookkeeping writes that need not be fsynced one by one (kickstart fetched at). */
+  constructor(private readonly db: Db, private readonly secret: Buffer, private readonly now: () => number = Date.now, timelineDb: Db = db) {
     this.latestStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE mac = ? ORDER BY id DESC LIMIT 1');
     this.byHashStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE token_hash = ?');
     this.byIdStmt = db.prepare<[number], BuildRow>('SELECT * FROM builds WHERE id = ?');
@@ -72,7 +73,7 @@ export class BuildStore {
     this.insertStmt = db.prepare(`INSERT INTO builds (mac, token_hash, token_prefix, nonce, status, created_at, expires_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)`);
     this.nonceStmt = db.prepare<[number], { nonce: string }>('SELECT nonce FROM builds WHERE id = ?');
     this.setStatusStmt = db.prepare('UPDATE builds SET status = ?, finished_at = ?, failure_log = ? WHERE id = ?');
-    this.fetchedStmt = db.prepare('UPDATE builds SET ks_fetched_at = ?, ks_fetched_from = ? WHERE id = ? AND ks_fetched_at IS NULL');
+    this.fetchedStmt = timelineDb.prepare('UPDATE builds SET ks_fetched_at = ?, ks_fetched_from = ? WHERE id = ? AND ks_fetched_at IS NULL');
     this.historyStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE mac = ? ORDER BY id DESC LIMIT 50');
     this.latestAllStmt = db.prepare<[], BuildRow>('SELECT b.* FROM builds b JOIN (SELECT mac, MAX(id) id FROM builds GROUP BY mac) l ON b.id = l.id');
   }

@@ -1,5 +1,6 @@
-// SQLite store: one file, WAL, versioned migrations. synchronous=FULL so a committed build record
-// survives kill -9 and power loss alike (WAL + NORMAL could lose the last commits on power loss).
+// SQLite store: one file, WAL, versioned migrations. In WAL mode every commit survives kill -9.
+// Power loss is another matter: synchronous=NORMAL may lose the last commits, FULL fsyncs each one.
+// So the build lifecycle writes through its own FULL connection, and the busy timeline through NORMAL.
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -49,11 +50,11 @@ const MIGRATIONS: string[] = [
    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
 ];
 
-export function openDb(file: string): Db {
+export function openDb(file: string, durability: 'full' | 'normal' = 'full'): Db {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   migrate(db);

@@ -28,30 +28,50 @@ function fromRow(r: EventRow): HostEvent {
   return e;
 }
 
+/**
+ * Events are written in batches, one transaction per turn of the event loop: a rack booting at once
+ * makes thousands per second, and one commit each would cost more than serving the request.
+ * A kill -9 can lose the events of the current turn, never a build record (those commit at once).
+ */
 export class EventLog {
   private readonly insertStmt;
   private readonly forMac;
   private readonly listeners = new Set<(e: HostEvent) => void>();
+  private queue: Record<string, unknown>[] = [];
+  private flushScheduled = false;
+  private readonly insertBatch;
 
-  constructor(db: Db, private readonly now: () => number = Date.now) {
+  constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
     this.insertStmt = db.prepare(`INSERT INTO events (mac, build_id, at, type, client_ip, status, bytes, detail)
       VALUES (@mac, @buildId, @at, @type, @clientIp, @status, @bytes, @detail)`);
     this.forMac = db.prepare<[string, number], EventRow>('SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?');
+    this.insertBatch = db.transaction((rows: Record<string, unknown>[]) => { for (const r of rows) this.insertStmt.run(r); });
   }
 
   append(e: NewEvent): HostEvent {
     const at = e.at ?? this.now();
-    const info = this.insertStmt.run({
+    this.queue.push({
       mac: e.mac, buildId: e.buildId ?? null, at, type: e.type, clientIp: e.clientIp ?? null,
       status: e.status ?? null, bytes: e.bytes ?? null, detail: e.detail ? JSON.stringify(e.detail) : null,
     });
-    const saved: HostEvent = { ...e, id: Number(info.lastInsertRowid), at };
+    if (!this.flushScheduled) { this.flushScheduled = true; setImmediate(() => this.flush()); }
+    const saved: HostEvent = { ...e, id: 0, at };
     for (const l of this.listeners) l(saved);
     return saved;
   }
 
+  /** Writes queued events now (reads and shutdown call it). */
+  flush(): void {
+    this.flushScheduled = false;
+    if (!this.queue.length || !this.db.open) return;
+    const rows = this.queue;
+    this.queue = [];
+    this.insertBatch(rows);
+  }
+
   /** Oldest first, the most recent `limit` events. */
   timeline(mac: Mac, limit = 500): HostEvent[] {
+    this.flush();
     return this.forMac.all(mac, limit).map(fromRow).reverse();
   }
 

@@ -248,8 +248,9 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       if (rinfo.port !== peerPort || rinfo.address !== peerAddr) {
         // RFC 1350 section 4: a packet from a foreign TID gets ERROR 5 and leaves the transfer alone.
         // Never answer an ERROR with an ERROR (two servers could loop).
-        if (msg.length >= 2 && msg[0] === 0 && msg[1] === 5) return;
+        const isError = msg.length >= 2 && msg[0] === 0 && msg[1] === 5;
         log.debug({ from: `${rinfo.address}:${rinfo.port}`, path: t.path }, 'tftp: packet from unknown TID');
+        if (isError) return;
         const pkt = encodeError(TftpError.UnknownTid, 'unknown transfer ID');
         sock.send(pkt, 0, pkt.length, rinfo.port, rinfo.address);
         return;

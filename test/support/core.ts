@@ -24,7 +24,7 @@ export function makeEnv(extraFlags: Record<string, string> = {}): TestEnv {
     'public-url': 'http://10.99.0.1:8080', 'server-ip': '10.99.0.1', listen: '127.0.0.1', ...extraFlags,
   }, {}, dir);
   const core = openCore(config, silentLogger());
-  return { dir, config, core, cleanup: () => { try { core.db.close(); } catch { /* closed already */ } rmSync(dir, { recursive: true, force: true }); } };
+  return { dir, config, core, cleanup: () => { try { core.events.flush(); core.db.close(); core.durableDb.close(); } catch { /* closed already */ } rmSync(dir, { recursive: true, force: true }); } };
 }
 
 export const SAMPLE_HOST = {
