@@ -11,7 +11,7 @@ import type { EventLog, HostEvent } from './store/events.ts';
 import type { AuditLog } from './store/audit.ts';
 import type { LoadedProfile } from './profiles/load.ts';
 import { applyHostParams } from './profiles/load.ts';
-import type { Profile } from './profiles/schema.ts';
+import type { ImageFiles, ResolvedProfile as Profile } from './profiles/schema.ts';
 import type { BootConfigKind, BuildContext, Renderer } from './render/render.ts';
 import { buildUrls } from './render/render.ts';
 import type { ConfigRequest } from './boot/paths.ts';
@@ -24,6 +24,8 @@ export interface ProvisionDeps {
   audit: AuditLog;
   profiles: { get(name: string): LoadedProfile | undefined };
   renderer: Renderer;
+  /** Imported images by name (src/images); a profile may say `image: NAME`. */
+  images?: { resolve(name: string): ImageFiles | undefined };
   log: Logger;
   baseUrl: string;
   tokenTtlMs: number;
@@ -67,7 +69,12 @@ export class Provisioner {
     const loaded = this.d.profiles.get(host.profile);
     if (!loaded) return { ok: false, status: 409, message: `host ${host.hostname} uses profile "${host.profile}", which is not loaded (missing or broken: see GET /api/profiles)` };
     const r = applyHostParams(loaded, host.params, host.hostname);
-    return r.ok ? { ok: true, value: r.profile } : { ok: false, status: 409, message: r.errors.join('; ') };
+    if (!r.ok) return { ok: false, status: 409, message: r.errors.join('; ') };
+    const { image, ...rest } = r.profile;
+    if (typeof image !== 'string') return { ok: true, value: { ...rest, image } };
+    const files = this.d.images?.resolve(image);
+    if (!files) return { ok: false, status: 409, message: `profile ${host.profile} uses image "${image}", which is not imported: run rackboot image import ISO --name ${image}, or see rackboot image list` };
+    return { ok: true, value: { ...rest, image: files, imageName: image } };
   }
 
   startBuild(mac: Mac, actor: string): Outcome<BuildStarted> {

@@ -11,6 +11,13 @@ const tftpPath = z.string().min(1).regex(/^[A-Za-z0-9._\-/]+$/, 'must be a path 
 const ipv4 = z.string().regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/, 'must be an IPv4 address such as 10.0.0.1');
 const hostnameish = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'must be a DNS name');
 
+export const imageFilesSchema = z.strictObject({
+  kernel: tftpPath,
+  initrd: tftpPath,
+  stage2: urlOrPath,
+  liveimg: urlOrPath,
+});
+
 export const volumeSchema = z.strictObject({
   mount: z.string().regex(/^\/[A-Za-z0-9._/-]*$/, 'must be an absolute mount point such as /var/log'),
   name: z.string().regex(/^[A-Za-z0-9_.+-]+$/, 'must be an LVM name (letters, digits, _ . + -)'),
@@ -41,12 +48,8 @@ export const partitioningSchema = z.discriminatedUnion('layout', [
 
 export const profileSchema = z.strictObject({
   description: z.string().default(''),
-  image: z.strictObject({
-    kernel: tftpPath,
-    initrd: tftpPath,
-    stage2: urlOrPath,
-    liveimg: urlOrPath,
-  }),
+  /** The name of an imported image (`rackboot image import`), or its four locations spelt out. */
+  image: z.union([z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be the name of an imported image (rackboot image list) or an object with kernel, initrd, stage2, liveimg'), imageFilesSchema]),
   boot: z.strictObject({
     loader: z.enum(['native', 'ipxe']).default('native'),
     kernelArgs: z.string().regex(/^[^\n"'`\\]*$/, 'must be one line of kernel arguments without quotes or backslashes').default(''),
@@ -79,4 +82,7 @@ export const profileSchema = z.strictObject({
 });
 
 export type Profile = z.infer<typeof profileSchema>;
+export type ImageFiles = z.infer<typeof imageFilesSchema>;
+/** A profile whose image name has been looked up: what the renderer works from. */
+export type ResolvedProfile = Omit<Profile, 'image'> & { image: ImageFiles; imageName?: string };
 export type CustomLayout = z.infer<typeof customLayoutSchema>;

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Eta } from 'eta';
 import type { Host } from '../store/hosts.ts';
-import type { Profile } from '../profiles/schema.ts';
+import type { ResolvedProfile as Profile } from '../profiles/schema.ts';
 import { macToPxeName } from '../net/mac.ts';
 
 export type BootConfigKind = 'pxelinux' | 'grub' | 'ipxe';

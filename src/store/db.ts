@@ -48,6 +48,31 @@ const MIGRATIONS: string[] = [
      first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL
    );
    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // 2: web UI users and sessions; imported RHVH images.
+  `CREATE TABLE users (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     name TEXT NOT NULL UNIQUE,
+     role TEXT NOT NULL CHECK (role IN ('admin','tech')),
+     password_hash TEXT NOT NULL,
+     disabled INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL
+   );
+   CREATE TABLE sessions (
+     id_hash TEXT PRIMARY KEY,
+     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+     csrf TEXT NOT NULL,
+     created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_seen INTEGER NOT NULL
+   );
+   CREATE INDEX sessions_expiry ON sessions(expires_at);
+   CREATE TABLE images (
+     name TEXT PRIMARY KEY,
+     version TEXT NOT NULL,
+     source_sha256 TEXT NOT NULL,
+     kernel TEXT NOT NULL, initrd TEXT NOT NULL, stage2 TEXT NOT NULL, liveimg TEXT NOT NULL,
+     files TEXT NOT NULL DEFAULT '[]',
+     imported_at INTEGER NOT NULL
+   );`,
+  // Append new migrations here; never edit one that has shipped.
 ];
 
 export function openDb(file: string, durability: 'full' | 'normal' = 'full'): Db {

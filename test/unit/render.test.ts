@@ -21,7 +21,7 @@ const host: Host = {
 function ctx(profileName: string, params: Record<string, string> = {}): BuildContext {
   const r = applyHostParams(set.profiles.get(profileName)!, params, 'rhvh01');
   assert.ok(r.ok);
-  return { host: { ...host, profile: profileName }, profileName, profile: r.profile, buildId: 42, token: 'TESTTOKEN', baseUrl: 'http://10.99.0.1:8080' };
+  return { host: { ...host, profile: profileName }, profileName, profile: r.profile as BuildContext['profile'], buildId: 42, token: 'TESTTOKEN', baseUrl: 'http://10.99.0.1:8080' };
 }
 
 const variants: [string, string, Record<string, string>][] = [
