@@ -26,6 +26,8 @@ export interface AppDeps {
   /** SHA-256 (hex) of the API bearer token. */
   adminTokenHash: string;
   log: Logger;
+  /** Extra routers mounted before the 404 handler: the web UI (src/web), ... */
+  routers?: express.Router[];
 }
 
 export const FAILED_LOG_BODY_LIMIT = '1mb';
@@ -230,6 +232,7 @@ export function createApp(d: AppDeps): express.Express {
   }
 
   app.get('/healthz', (_req, res) => { res.json({ ok: true }); });
+  for (const r of d.routers ?? []) app.use(r);
 
   app.use((req, res) => { throw new HttpError(404, `no route for ${req.method} ${req.path}`); });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
