@@ -155,7 +155,7 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
     const mayUse = reservedToOther(mac);
 
     const bind = (ip: string, dynamic: boolean): LeaseOutcome => {
-      leases.assign({ subnet: key, mac, ip, state: 'bound', expiresAt: t + leaseSec * 1000, dynamic, hostname: res?.hostname, now: t });
+      leases.bind({ subnet: key, mac, ip, expiresAt: t + leaseSec * 1000, dynamic, hostname: res?.hostname, now: t });
       return { kind: 'ack', ip, leaseSec, hostname: res?.hostname };
     };
     /** INIT-REBOOT / RENEW / REBIND check of an address the client already uses (RFC 2131 4.3.2). */
@@ -163,7 +163,7 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
       const n = ipToInt(ip)!;
       if (!cidrContains(s.cidr, n)) return { kind: 'nak', message: `${ip} is not on this network (${key})` };
       if (res) return res.ip === ip ? bind(ip, false) : { kind: 'nak', message: `${mac} is reserved ${res.ip}, not ${ip}` };
-      const l = leases.byIp(ip);
+      const l = leases.byIp(ip, t);
       if (l && l.mac === mac && l.state !== 'declined') return bind(ip, l.dynamic);
       if (l && l.expiresAt >= t) return { kind: 'nak', message: `${ip} is leased to another client` };
       if (leases.inPool(key, n) && !mayUse(ip)) return bind(ip, true);
@@ -175,7 +175,7 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
         let ip: string | undefined, dynamic = true;
         if (res) { ip = res.ip; dynamic = false; }
         if (!ip) {
-          const prev = leases.byMac(mac, key);
+          const prev = leases.byMac(mac, key, t);
           if (prev && prev.state !== 'declined' && prev.dynamic && leases.inPool(key, ipToInt(prev.ip)!) && !mayUse(prev.ip)) ip = prev.ip;
         }
         if (!ip && reqIp) {
@@ -184,10 +184,10 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
         }
         if (!ip) ip = leases.findFree(key, t, mayUse);
         if (!ip) return `pool of ${key} is exhausted: no address to offer ${mac}`;
-        const held = leases.byIp(ip);
+        const held = leases.byIp(ip, t);
         // A client that already holds a longer lease on this address keeps it; otherwise hold it for the offer.
         if (!(held && held.mac === mac && held.state === 'bound' && held.expiresAt > t + config.offerHoldSec * 1000)) {
-          leases.assign({ subnet: key, mac, ip, state: 'offered', expiresAt: t + config.offerHoldSec * 1000, dynamic, now: t });
+          leases.offer({ subnet: key, mac, ip, expiresAt: t + config.offerHoldSec * 1000, dynamic, now: t });
         }
         return { kind: 'offer', ip, leaseSec, hostname: res?.hostname };
       }
@@ -195,15 +195,19 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
         if (sidIp !== undefined) {
           if (sidIp !== serverIp) {
             // RFC 2131 4.3.2: the client chose another server's offer; our hold goes back to the pool.
-            const mine = leases.byMac(mac, key);
+            const mine = leases.byMac(mac, key, t);
             if (mine && mine.state === 'offered') leases.release(mine.ip, mac, t);
             return `REQUEST for server ${sidIp}, not us (${serverIp})`;
           }
           const ip = reqIp ?? (req.ciaddr !== ZERO ? req.ciaddr : undefined);
           if (!ip) return { kind: 'nak', message: 'REQUEST names no address (option 50)' };
           if (res) return res.ip === ip ? bind(ip, false) : { kind: 'nak', message: `${mac} is reserved ${res.ip}, not ${ip}` };
-          const l = leases.byIp(ip);
+          const l = leases.byIp(ip, t);
           if (l && l.mac === mac && (l.state === 'offered' || l.state === 'bound' || l.state === 'released')) return bind(ip, l.dynamic);
+          // Offer holds live in memory: after a restart, a free pool address is confirmed as offered.
+          const n = ipToInt(ip);
+          const mine = leases.byMac(mac, key, t);
+          if (!l && !(mine && mine.state === 'offered') && n !== undefined && leases.inPool(key, n) && !mayUse(ip)) return bind(ip, true);
           return { kind: 'nak', message: `${ip} was not offered to ${mac}` };
         }
         if (reqIp) return confirm(reqIp, 'INIT-REBOOT');
@@ -219,7 +223,7 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
       case MsgType.Decline: {
         if (sidIp !== undefined && sidIp !== serverIp) return `DECLINE for server ${sidIp}, not us`;
         if (!reqIp) return 'DECLINE without option 50';
-        const l = leases.byIp(reqIp);
+        const l = leases.byIp(reqIp, t);
         if (!l || l.mac !== mac) return `DECLINE of ${reqIp} which was not given to ${mac}`;
         leases.decline({ ip: reqIp, subnet: key, until: t + config.declineHoldSec * 1000, now: t });
         return 'declined';

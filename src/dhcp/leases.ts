@@ -1,4 +1,4 @@
-// Leases on the core's SQLite database. One row per address ever handed out (ip is the rowid), so a
+// Leases on the core's SQLite database (bound leases) plus offer holds in memory. One row per address ever handed out (ip is the rowid), so a
 // returning MAC gets its old address back and every lookup is an index seek: by ip (rowid), by MAC
 // (index), and "oldest reclaimable address" (index on subnet, dynamic, expires_at). Fresh addresses
 // come from a cursor that only moves forward over the pool, so a pool is walked once per process,
@@ -27,7 +27,13 @@ interface Row { ip: number; subnet: string; mac: string; state: LeaseState; expi
 
 export interface PoolRange { start: number; end: number }
 
-interface PoolState { ranges: PoolRange[]; rangeIdx: number; cursor: number }
+interface PoolState {
+  ranges: PoolRange[]; rangeIdx: number; cursor: number;
+  /** Offer holds in the order they expire, and addresses whose hold ran out unused. */
+  fifo: Hold[]; head: number; free: number[]; freeHead: number;
+}
+
+interface Hold { ip: number; mac: Mac; subnet: string; expiresAt: number; dynamic: boolean }
 
 function toLease(r: Row): Lease {
   return { ip: intToIp(r.ip), subnet: r.subnet, mac: r.mac as Mac | '', state: r.state, expiresAt: r.expires_at, dynamic: r.dynamic === 1, hostname: r.hostname ?? undefined, updatedAt: r.updated_at };
@@ -36,8 +42,10 @@ function toLease(r: Row): Lease {
 export class LeaseStore {
   private readonly db: Database;
   private readonly pools = new Map<string, PoolState>();
+  private readonly holds = new Map<number, Hold>();
+  private readonly holdOfMac = new Map<string, Hold>();
   private readonly q: {
-    byIp: Statement<[number]>; byMac: Statement<[string, string]>; oldestReclaimable: Statement<[string, number]>;
+    byIp: Statement<[number]>; byMac: Statement<[string, string]>; oldestReclaimable: Statement<[string, number, number]>;
     upsert: Statement<[number, string, string, LeaseState, number, number, string | null, number]>;
     evictOtherOfMac: Statement<[number, string, string, number]>; setState: Statement<[LeaseState, number, number, number]>;
     exists: Statement<[number]>; list: Statement<[number]>; markStatic: Statement<[number]>;
@@ -62,7 +70,7 @@ export class LeaseStore {
     this.q = {
       byIp: db.prepare('SELECT * FROM dhcp_leases WHERE ip = ?'),
       byMac: db.prepare('SELECT * FROM dhcp_leases WHERE mac = ? AND subnet = ? ORDER BY updated_at DESC LIMIT 1'),
-      oldestReclaimable: db.prepare('SELECT * FROM dhcp_leases WHERE subnet = ? AND dynamic = 1 AND expires_at < ? ORDER BY expires_at LIMIT 1'),
+      oldestReclaimable: db.prepare('SELECT * FROM dhcp_leases WHERE subnet = ? AND dynamic = 1 AND expires_at < ? ORDER BY expires_at LIMIT 1 OFFSET ?'),
       upsert: db.prepare(`INSERT INTO dhcp_leases (ip, subnet, mac, state, expires_at, dynamic, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(ip) DO UPDATE SET subnet = excluded.subnet, mac = excluded.mac, state = excluded.state, expires_at = excluded.expires_at,
           dynamic = excluded.dynamic, hostname = COALESCE(excluded.hostname, dhcp_leases.hostname), updated_at = excluded.updated_at`),
@@ -80,7 +88,7 @@ export class LeaseStore {
     this.pools.clear();
     for (const p of pools) {
       const ranges = p.ranges.map((r) => ({ start: ipToInt(r.start)!, end: ipToInt(r.end)! })).sort((a, b) => a.start - b.start);
-      this.pools.set(p.subnet, { ranges, rangeIdx: 0, cursor: ranges[0]?.start ?? 0 });
+      this.pools.set(p.subnet, { ranges, rangeIdx: 0, cursor: ranges[0]?.start ?? 0, fifo: [], head: 0, free: [], freeHead: 0 });
     }
   }
 
@@ -89,22 +97,49 @@ export class LeaseStore {
     return !!p && p.ranges.some((r) => ip >= r.start && ip <= r.end);
   }
 
-  byIp(ip: string): Lease | undefined {
+  private activeHold(ip: number, now: number): Hold | undefined {
+    const h = this.holds.get(ip);
+    if (!h) return undefined;
+    if (h.expiresAt < now) { this.dropHold(h); return undefined; }
+    return h;
+  }
+
+  private dropHold(h: Hold): void {
+    if (this.holds.get(h.ip) === h) this.holds.delete(h.ip);
+    const k = h.mac + '|' + h.subnet;
+    if (this.holdOfMac.get(k) === h) this.holdOfMac.delete(k);
+  }
+
+  private holdView(h: Hold): Lease {
+    return { ip: intToIp(h.ip), subnet: h.subnet, mac: h.mac, state: 'offered', expiresAt: h.expiresAt, dynamic: h.dynamic, updatedAt: h.expiresAt };
+  }
+
+  /** The lease on an address: an active offer hold (memory) or the stored lease. */
+  byIp(ip: string, now = Date.now()): Lease | undefined {
     const n = ipToInt(ip);
     if (n === undefined) return undefined;
     const r = this.q.byIp.get(n) as Row | undefined;
+    const h = this.activeHold(n, now);
+    if (h && (!r || r.expires_at < now || r.mac === h.mac)) return this.holdView(h);
     return r && toLease(r);
   }
 
-  byMac(mac: Mac, subnet: string): Lease | undefined {
+  byMac(mac: Mac, subnet: string, now = Date.now()): Lease | undefined {
+    const h = this.holdOfMac.get(mac + '|' + subnet);
+    if (h && this.activeHold(h.ip, now) === h) return this.holdView(h);
     const r = this.q.byMac.get(mac, subnet) as Row | undefined;
     return r && toLease(r);
   }
 
+  /** An address with no stored lease and no live offer hold. */
+  private isFresh(ip: number, now: number): boolean {
+    return this.activeHold(ip, now) === undefined && this.q.exists.get(ip) === undefined;
+  }
+
   /**
-   * A free pool address for `mac`, without writing anything: a never-used address from the cursor,
-   * else the address whose lease ran out longest ago. `unavailable(ip)` lets the caller veto (an
-   * address reserved for another host). Undefined when the pool is exhausted.
+   * A free pool address, without writing anything: a never-used address from the cursor, else one
+   * whose offer hold ran out, else the stored lease that ran out longest ago. `unavailable(ip)` lets
+   * the caller veto (an address reserved for another host). Undefined when the pool is exhausted.
    */
   findFree(subnet: string, now: number, unavailable?: (ip: string) => boolean): string | undefined {
     const p = this.pools.get(subnet);
@@ -115,47 +150,101 @@ export class LeaseStore {
       if (p.cursor < r.start) p.cursor = r.start;
       if (p.cursor > r.end) { p.rangeIdx++; continue; }
       const ip = p.cursor;
-      if (this.q.exists.get(ip) === undefined && !unavailable?.(intToIp(ip))) return intToIp(ip);
+      if (this.isFresh(ip, now) && !unavailable?.(intToIp(ip))) return intToIp(ip);
       p.cursor++;
     }
-    // Reuse: the longest-expired dynamic lease. Bounded retries for rows that no longer fit the pool.
-    for (let tries = 0; tries < 16; tries++) {
-      const row = this.q.oldestReclaimable.get(subnet, now) as Row | undefined;
+    // Offers nobody took: their holds expire in FIFO order (one hold time for all).
+    this.sweep(p, now, Infinity);
+    while (p.freeHead < p.free.length) {
+      const ip = p.free[p.freeHead++];
+      if (p.freeHead > 4096 && p.freeHead * 2 > p.free.length) { p.free = p.free.slice(p.freeHead); p.freeHead = 0; }
+      if (this.inPool(subnet, ip) && this.isFresh(ip, now) && !unavailable?.(intToIp(ip))) return intToIp(ip);
+    }
+    // Stored leases that ran out, longest ago first. Bounded look-ahead past vetoed or held rows.
+    for (let skip = 0; skip < 16; skip++) {
+      const row = this.q.oldestReclaimable.get(subnet, now, skip) as Row | undefined;
       if (!row) return undefined;
+      if (this.activeHold(row.ip, now)) continue;
       if (!this.inPool(subnet, row.ip) || unavailable?.(intToIp(row.ip))) { this.q.markStatic.run(row.ip); continue; }
       return intToIp(row.ip);
     }
     return undefined;
   }
 
+  /** Moves up to `max` expired offer holds from the FIFO to the free list (keeps memory bounded by rate x hold time). */
+  private sweep(p: PoolState, now: number, max: number): void {
+    let n = 0;
+    while (p.head < p.fifo.length && n < max) {
+      const h = p.fifo[p.head];
+      if (h.expiresAt >= now) break;
+      p.fifo[p.head++] = undefined as unknown as Hold;
+      n++;
+      this.dropHold(h);
+      if (this.isFresh(h.ip, now)) p.free.push(h.ip);
+    }
+    if (p.head > 4096 && p.head * 2 > p.fifo.length) { p.fifo = p.fifo.slice(p.head); p.head = 0; }
+  }
+
   /** Whether `mac` may take `ip` now: nobody holds it, or the holder is `mac`, or its lease ran out (and it is not quarantined). */
   isAvailableTo(ip: string, mac: Mac, now: number): boolean {
-    const l = this.byIp(ip);
+    const l = this.byIp(ip, now);
     if (!l) return true;
     if (l.mac === mac && l.state !== 'declined') return true;
     return l.expiresAt < now;
   }
 
-  /** Writes an offer hold or a bound lease; the MAC's other address in this subnet (if any) goes back to the pool. */
-  assign(a: { subnet: string; mac: Mac; ip: string; state: 'offered' | 'bound'; expiresAt: number; dynamic: boolean; hostname?: string; now: number }): void {
+  /**
+   * OFFER: holds the address for `mac` in memory only (RFC 2131 4.3.1 leaves this to the server).
+   * A hold lost in a restart costs nothing: the REQUEST that follows is confirmed from the pool.
+   */
+  offer(a: { subnet: string; mac: Mac; ip: string; expiresAt: number; dynamic: boolean; now: number }): void {
     const ip = ipToInt(a.ip)!;
-    this.q.upsert.run(ip, a.subnet, a.mac, a.state, a.expiresAt, a.dynamic ? 1 : 0, a.hostname ?? null, a.now);
+    const k = a.mac + '|' + a.subnet;
+    const old = this.holdOfMac.get(k);
+    if (old) this.dropHold(old);
+    const prev = this.holds.get(ip);
+    if (prev) this.dropHold(prev);
+    const h: Hold = { ip, mac: a.mac, subnet: a.subnet, expiresAt: a.expiresAt, dynamic: a.dynamic };
+    this.holds.set(ip, h);
+    this.holdOfMac.set(k, h);
+    const pool = this.pools.get(a.subnet);
+    if (pool) {
+      pool.fifo.push(h);
+      this.sweep(pool, a.now, 4);
+      if (pool.cursor === ip) pool.cursor++;
+    }
+  }
+
+  /** REQUEST committed: the lease is written; the MAC's other address in this subnet (if any) goes back to the pool. */
+  bind(a: { subnet: string; mac: Mac; ip: string; expiresAt: number; dynamic: boolean; hostname?: string; now: number }): void {
+    const ip = ipToInt(a.ip)!;
+    this.q.upsert.run(ip, a.subnet, a.mac, 'bound', a.expiresAt, a.dynamic ? 1 : 0, a.hostname ?? null, a.now);
     this.q.evictOtherOfMac.run(a.now, a.mac, a.subnet, ip);
+    const h = this.holds.get(ip);
+    if (h) this.dropHold(h);
+    const hm = this.holdOfMac.get(a.mac + '|' + a.subnet);
+    if (hm) this.dropHold(hm);
     const pool = this.pools.get(a.subnet);
     if (pool && pool.cursor === ip) pool.cursor++;
   }
 
   /** RELEASE, or a client that chose another server's offer: the address is free now but stays linked to the MAC. */
   release(ip: string, mac: Mac, now: number): boolean {
-    const l = this.byIp(ip);
-    if (!l || l.mac !== mac) return false;
-    this.q.setState.run('released', Math.min(l.expiresAt, now), now, ipToInt(ip)!);
-    return true;
+    const n = ipToInt(ip);
+    if (n === undefined) return false;
+    const h = this.activeHold(n, now);
+    let done = false;
+    if (h && h.mac === mac) { this.dropHold(h); this.pools.get(h.subnet)?.free.push(n); done = true; }
+    const r = this.q.byIp.get(n) as Row | undefined;
+    if (r && r.mac === mac) { this.q.setState.run('released', Math.min(r.expires_at, now), now, n); done = true; }
+    return done;
   }
 
   /** DECLINE: someone else uses the address; keep it out of the pool for `until` (RFC 2131 4.3.3). */
   decline(a: { ip: string; subnet: string; until: number; now: number }): void {
     const n = ipToInt(a.ip)!;
+    const h = this.holds.get(n);
+    if (h) this.dropHold(h);
     const dynamic = this.inPool(a.subnet, n) ? 1 : 0;
     this.q.upsert.run(n, a.subnet, '', 'declined', a.until, dynamic, null, a.now);
   }

@@ -51,10 +51,10 @@ test('DORA: OFFER holds, REQUEST commits, events on the timeline, same MAC gets 
   const t = testEngine({ config: AUTH, hosts: { [M1]: inBuild }, now: () => now });
   const offer = t.send({ type: 1, mac: M1, opts: PXE_BIOS, xid: 77, flags: 0x8000 }).reply;
   assert.equal(offer.p.xid, 77); assert.equal(offer.p.flags, 0x8000, 'broadcast flag echoed');
-  assert.equal(t.leases.byIp('10.99.0.100')?.state, 'offered');
+  assert.equal(t.leases.byIp('10.99.0.100', now)?.state, 'offered');
   const ack = t.send({ type: 3, mac: M1, opts: [...PXE_BIOS, sid('10.99.0.1'), reqIp('10.99.0.100')] }).reply;
   assert.equal(ack.type, 5); assert.equal(ack.p.yiaddr, '10.99.0.100'); assert.equal(ack.p.file, 'pxelinux.0');
-  const l = t.leases.byIp('10.99.0.100')!;
+  const l = t.leases.byIp('10.99.0.100', now)!;
   assert.equal(l.state, 'bound'); assert.equal(l.mac, M1); assert.equal(l.expiresAt, now + 600_000);
   assert.deepEqual(t.events.map((e) => e.type), ['dhcp.discover', 'dhcp.offer', 'dhcp.request', 'dhcp.ack']);
   assert.equal(t.events[1].ip, '10.99.0.100'); assert.match(t.events[1].detail!, /install pxelinux.0/);
@@ -68,7 +68,7 @@ test('REQUEST for another server: silent, and our held offer goes back to the po
   t.send({ type: 1, mac: M1 });
   const r = t.send({ type: 3, mac: M1, opts: [sid('10.99.0.9'), reqIp('10.99.0.100')] });
   assert.equal(r.reply, undefined); assert.match(r.drop!, /not us/);
-  assert.equal(t.leases.byIp('10.99.0.100')?.state, 'released');
+  assert.equal(t.leases.byIp('10.99.0.100'), undefined, 'the offer hold is gone');
   assert.equal(t.send({ type: 1, mac: M2 }).reply.p.yiaddr, '10.99.0.101', 'fresh addresses first');
 });
 
