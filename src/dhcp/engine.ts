@@ -50,6 +50,7 @@ export interface Outgoing {
 export type HandleResult = { replies: Outgoing[]; drop?: string };
 
 interface SubnetRt { cfg: SubnetConfig; cidr: Cidr; key: string; serverIp?: string }
+interface LeaseCtx { s: SubnetRt; key: string; mac: Mac; t: number; leaseSec: number; res?: { ip: string; hostname?: string } }
 
 export interface DhcpEngine {
   handle(bytes: Uint8Array, arrival: Arrival): HandleResult;
@@ -132,15 +133,34 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
     try { return deps.reservation(mac); } catch { return undefined; }
   }
 
-  const reservedToOther = (mac: Mac) => (ip: string): boolean => {
+  /** An address reserved for another host (never given out from the pool). */
+  function reservedToOther(mac: Mac, ip: string): boolean {
     if (!deps.reservedBy) return false;
     const owner = deps.reservedBy(ip);
     return owner !== undefined && owner !== mac;
-  };
+  }
 
   function drop(reason: string, level: 'debug' | 'info', extra?: object): HandleResult {
     log[level]({ ...extra, reason }, 'dhcp packet dropped');
     return { replies: [], drop: reason };
+  }
+
+  function bindIp(c: LeaseCtx, ip: string, dynamic: boolean): LeaseOutcome {
+    leases.bind({ subnet: c.key, mac: c.mac, ip, expiresAt: c.t + c.leaseSec * 1000, dynamic, hostname: c.res?.hostname, now: c.t });
+    return { kind: 'ack', ip, leaseSec: c.leaseSec, hostname: c.res?.hostname };
+  }
+
+  /** INIT-REBOOT / RENEW / REBIND check of an address the client already uses (RFC 2131 4.3.2). */
+  function confirmIp(c: LeaseCtx, ip: string, how: string): LeaseOutcome {
+    const { mac, res, t, key } = c;
+    const n = ipToInt(ip)!;
+    if (!cidrContains(c.s.cidr, n)) return { kind: 'nak', message: `${ip} is not on this network (${key})` };
+    if (res) return res.ip === ip ? bindIp(c, ip, false) : { kind: 'nak', message: `${mac} is reserved ${res.ip}, not ${ip}` };
+    const l = leases.byIp(ip, t);
+    if (l && l.mac === mac && l.state !== 'declined') return bindIp(c, ip, l.dynamic);
+    if (l && l.expiresAt >= t) return { kind: 'nak', message: `${ip} is leased to another client` };
+    if (leases.inPool(key, n) && !reservedToOther(mac, ip)) return bindIp(c, ip, true);
+    return { kind: 'nak', message: `${ip} is not an address this server gives out (${how})` };
   }
 
   /** Authoritative-mode lease state machine (RFC 2131 4.3). Returns the outcome or a reason to stay silent. */
@@ -152,37 +172,20 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
     const reqIpOpt = req.options.get(Opt.RequestedIp);
     const reqIp = reqIpOpt && reqIpOpt.length === 4 ? ipFromBytes(reqIpOpt) : undefined;
     const res = reservationFor(mac, s);
-    const mayUse = reservedToOther(mac);
-
-    const bind = (ip: string, dynamic: boolean): LeaseOutcome => {
-      leases.bind({ subnet: key, mac, ip, expiresAt: t + leaseSec * 1000, dynamic, hostname: res?.hostname, now: t });
-      return { kind: 'ack', ip, leaseSec, hostname: res?.hostname };
-    };
-    /** INIT-REBOOT / RENEW / REBIND check of an address the client already uses (RFC 2131 4.3.2). */
-    const confirm = (ip: string, how: string): LeaseOutcome => {
-      const n = ipToInt(ip)!;
-      if (!cidrContains(s.cidr, n)) return { kind: 'nak', message: `${ip} is not on this network (${key})` };
-      if (res) return res.ip === ip ? bind(ip, false) : { kind: 'nak', message: `${mac} is reserved ${res.ip}, not ${ip}` };
-      const l = leases.byIp(ip, t);
-      if (l && l.mac === mac && l.state !== 'declined') return bind(ip, l.dynamic);
-      if (l && l.expiresAt >= t) return { kind: 'nak', message: `${ip} is leased to another client` };
-      if (leases.inPool(key, n) && !mayUse(ip)) return bind(ip, true);
-      return { kind: 'nak', message: `${ip} is not an address this server gives out (${how})` };
-    };
-
+    const c: LeaseCtx = { s, key, mac, t, leaseSec, res };
     switch (type) {
       case MsgType.Discover: {
         let ip: string | undefined, dynamic = true;
         if (res) { ip = res.ip; dynamic = false; }
         if (!ip) {
           const prev = leases.byMac(mac, key, t);
-          if (prev && prev.state !== 'declined' && prev.dynamic && leases.inPool(key, ipToInt(prev.ip)!) && !mayUse(prev.ip)) ip = prev.ip;
+          if (prev && prev.state !== 'declined' && prev.dynamic && leases.inPool(key, ipToInt(prev.ip)!) && !reservedToOther(mac, prev.ip)) ip = prev.ip;
         }
         if (!ip && reqIp) {
           const n = ipToInt(reqIp)!;
-          if (leases.inPool(key, n) && leases.isAvailableTo(reqIp, mac, t) && !mayUse(reqIp)) ip = reqIp;
+          if (leases.inPool(key, n) && leases.isAvailableTo(reqIp, mac, t) && !reservedToOther(mac, reqIp)) ip = reqIp;
         }
-        if (!ip) ip = leases.findFree(key, t, mayUse);
+        if (!ip) ip = leases.findFree(key, t, deps.reservedBy ? (ip) => reservedToOther(mac, ip) : undefined);
         if (!ip) return `pool of ${key} is exhausted: no address to offer ${mac}`;
         const held = leases.byIp(ip, t);
         // A client that already holds a longer lease on this address keeps it; otherwise hold it for the offer.
@@ -201,17 +204,17 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
           }
           const ip = reqIp ?? (req.ciaddr !== ZERO ? req.ciaddr : undefined);
           if (!ip) return { kind: 'nak', message: 'REQUEST names no address (option 50)' };
-          if (res) return res.ip === ip ? bind(ip, false) : { kind: 'nak', message: `${mac} is reserved ${res.ip}, not ${ip}` };
+          if (res) return res.ip === ip ? bindIp(c, ip, false) : { kind: 'nak', message: `${mac} is reserved ${res.ip}, not ${ip}` };
           const l = leases.byIp(ip, t);
-          if (l && l.mac === mac && (l.state === 'offered' || l.state === 'bound' || l.state === 'released')) return bind(ip, l.dynamic);
+          if (l && l.mac === mac && (l.state === 'offered' || l.state === 'bound' || l.state === 'released')) return bindIp(c, ip, l.dynamic);
           // Offer holds live in memory: after a restart, a free pool address is confirmed as offered.
           const n = ipToInt(ip);
           const mine = leases.byMac(mac, key, t);
-          if (!l && !(mine && mine.state === 'offered') && n !== undefined && leases.inPool(key, n) && !mayUse(ip)) return bind(ip, true);
+          if (!l && !(mine && mine.state === 'offered') && n !== undefined && leases.inPool(key, n) && !reservedToOther(mac, ip)) return bindIp(c, ip, true);
           return { kind: 'nak', message: `${ip} was not offered to ${mac}` };
         }
-        if (reqIp) return confirm(reqIp, 'INIT-REBOOT');
-        if (req.ciaddr !== ZERO) return confirm(req.ciaddr, 'RENEW');
+        if (reqIp) return confirmIp(c, reqIp, 'INIT-REBOOT');
+        if (req.ciaddr !== ZERO) return confirmIp(c, req.ciaddr, 'RENEW');
         return 'REQUEST with no server identifier, requested address or ciaddr';
       }
       case MsgType.Release: {

@@ -121,7 +121,9 @@ export function decodePacket(input: Uint8Array): DecodeResult {
   }
 }
 
-function decodeUnsafe(b: Uint8Array): DecodeResult {
+function decodeUnsafe(input: Uint8Array): DecodeResult {
+  // A plain Uint8Array view: subarray() on it is cheap, Buffer#subarray allocates a FastBuffer.
+  const b = Buffer.isBuffer(input) ? new Uint8Array(input.buffer, input.byteOffset, input.byteLength) : input;
   if (b.length < OPTIONS_START) return { ok: false, reason: `packet is ${b.length} bytes, shorter than the 240-byte DHCP header` };
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   if (dv.getUint32(HEADER_LEN) !== MAGIC_COOKIE) return { ok: false, reason: 'no DHCP magic cookie (plain BOOTP or not DHCP)' };
@@ -186,7 +188,7 @@ function wireSize(len: number): number {
 }
 
 function putOption(out: Uint8Array, off: number, code: number, val: Uint8Array): number {
-  if (val.length === 0) { out[off] = code; out[off + 1] = 0; return off + 2; }
+  if (val.length <= 255) { out[off] = code; out[off + 1] = val.length; out.set(val, off + 2); return off + 2 + val.length; }
   for (let i = 0; i < val.length; i += 255) {
     const chunk = val.subarray(i, Math.min(i + 255, val.length));
     out[off] = code; out[off + 1] = chunk.length; out.set(chunk, off + 2);
@@ -276,7 +278,7 @@ export const optIp = (...ips: string[]): Uint8Array => {
   return out;
 };
 export const optU32 = (n: number): Uint8Array => Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
-export const optStr = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
+export const optStr = (s: string): Uint8Array => Buffer.from(s, 'utf8');
 export const optU8 = (n: number): Uint8Array => Uint8Array.of(n & 255);
 /** Encapsulated sub-options (option 43, 175, 82): code, length, value, ..., no end marker unless asked. */
 export function optEncap(subs: [number, Uint8Array][], end = false): Uint8Array {

@@ -2,7 +2,6 @@
 import type { DhcpPacket } from './packet.ts';
 import { Opt, parseEncap } from './packet.ts';
 import type { Mac } from '../net/mac.ts';
-import { macFromBytes } from '../net/mac.ts';
 
 export interface PxeClientInfo {
   /** Option 60 starts with "PXEClient" (PXE 2.1 section 2.2.1). */
@@ -80,8 +79,11 @@ export function classifyClient(p: DhcpPacket): PxeClientInfo {
   return { pxe, httpClient, bootClient: pxe || httpClient || ipxe, arch, undi, ipxe, uuid, uuidRaw, vendorClass };
 }
 
-/** The client's MAC when its hardware is Ethernet-like (6-byte address); undefined otherwise. */
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** The client's MAC when its hardware is Ethernet-like (6-byte address); undefined otherwise. Same form as macFromBytes, faster. */
 export function clientMac(p: DhcpPacket): Mac | undefined {
   if (p.hlen !== 6) return undefined;
-  return macFromBytes(p.chaddr);
+  const c = p.chaddr;
+  return `${HEX[c[0]]}:${HEX[c[1]]}:${HEX[c[2]]}:${HEX[c[3]]}:${HEX[c[4]]}:${HEX[c[5]]}` as Mac;
 }
