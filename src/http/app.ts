@@ -118,9 +118,12 @@ export function createApp(d: AppDeps): express.Express {
       d.log.debug({ path, reason: r.reason, clientIp: clientIp(req) }, 'static file refused');
       return text(res, status, status === 404 ? `not found: ${path}` : `refused: ${path} (${r.reason})`);
     }
-    const mac = req.method === 'GET' ? p.macForIp(clientIp(req)) : undefined;
+    const mac = p.macForIp(clientIp(req));
     if (mac) {
-      res.on('finish', () => p.event({ mac, type: eventType, clientIp: clientIp(req), status: String(res.statusCode), bytes: Number(res.getHeader('content-length') ?? 0), detail: { path, range: req.headers.range } }));
+      res.on('finish', () => {
+        const bytes = req.method === 'HEAD' ? 0 : Number(res.getHeader('content-length') ?? 0);
+        p.event({ mac, type: eventType, clientIp: clientIp(req), status: String(res.statusCode), bytes, detail: { path, method: req.method, range: req.headers.range } });
+      });
     }
     // 1 MiB reads (send passes unknown options on to fs.createReadStream): 16x fewer syscalls than the 64 KiB default.
     res.sendFile(r.realPath, { dotfiles: 'allow', acceptRanges: true, cacheControl: false, lastModified: true, highWaterMark: 1024 * 1024 } as never, (err) => {
