@@ -8,9 +8,11 @@ import { parseMac } from './net/mac.ts';
 import { formatProfileError } from './profiles/load.ts';
 import { hashPassword } from './secrets/sha512crypt.ts';
 import { checkRackCsv } from './hosts/csv.ts';
+import { doctorCommand, imageCommand, loadersCommand } from './images/commands.ts';
+import type { ProgressSink } from './images/progress.ts';
 import type { Mac } from './net/mac.ts';
 
-export interface Io { out: (s: string) => void; err: (s: string) => void; readStdin: () => Promise<string>; env: NodeJS.ProcessEnv }
+export interface Io { out: (s: string) => void; err: (s: string) => void; readStdin: () => Promise<string>; env: NodeJS.ProcessEnv; progress?: ProgressSink }
 
 const COMMON_OPTIONS = Object.fromEntries(Object.keys(SERVE_FLAGS).map((k) => [k, { type: 'string' as const }]));
 
@@ -26,6 +28,12 @@ commands:
   hosts cancel MAC              cancel a build
   profiles                      list profiles and load errors
   hash-password                 read a password on stdin, print its SHA-512 crypt hash for rootPassword
+  image import ISO [--name N] [--force]
+                                import an RHVH ISO: kernel+initrd to the tftp root, the ISO tree and the
+                                hypervisor squashfs to the images dir (--force replaces a same-named image)
+  image list | image remove NAME
+  loaders sync                  copy pxelinux, shim+GRUB and iPXE from distro packages into the tftp root
+  doctor                        check ports, loaders, images, the public URL; exit 1 on problems
 
 every command takes the settings flags of serve (--config, --data-dir, --profiles-dir, ...); see rackboot serve --help`;
 
@@ -38,7 +46,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
   if (!command || command === '--help' || command === '-h' || command === 'help') { io.out(USAGE); return command ? 0 : 2; }
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, allowPositionals: true, strict: true, options: { ...COMMON_OPTIONS, help: { type: 'boolean', short: 'h' }, mac: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'password-stdin': { type: 'boolean' } } });
+    parsed = parseArgs({ args: rest, allowPositionals: true, strict: true, options: { ...COMMON_OPTIONS, help: { type: 'boolean', short: 'h' }, mac: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'password-stdin': { type: 'boolean' }, name: { type: 'string' }, force: { type: 'boolean' } } });
   } catch (err) {
     io.err(`rackboot ${command}: ${(err as Error).message}\n${command === 'serve' ? serveHelp() : USAGE}`);
     return 2;
@@ -60,6 +68,9 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     case 'lint': return lint(config, io);
     case 'profiles': return profiles(config, io);
     case 'hosts': return hostsCommand(config, io, positionals, Boolean(values['dry-run']));
+    case 'image': return withCoreAsync(config, silentLogger(), (core) => imageCommand(core, config, io, positionals, { name: values.name, force: Boolean(values.force) }));
+    case 'loaders': return loadersCommand(config, io, positionals);
+    case 'doctor': return withCoreAsync(config, silentLogger(), (core) => doctorCommand(core, config, io));
     default: io.err(`rackboot: unknown command "${command}"\n${USAGE}`); return 2;
   }
 }
@@ -87,6 +98,11 @@ async function serve(config: Config, io: Io): Promise<number> {
 function withCore<T>(config: Config, log: Logger, fn: (core: ReturnType<typeof openCore>) => T): T {
   const core = openCore(config, log);
   try { return fn(core); } finally { core.events.flush(); core.db.close(); core.durableDb.close(); }
+}
+
+async function withCoreAsync<T>(config: Config, log: Logger, fn: (core: ReturnType<typeof openCore>) => Promise<T>): Promise<T> {
+  const core = openCore(config, log);
+  try { return await fn(core); } finally { core.events.flush(); core.db.close(); core.durableDb.close(); }
 }
 
 function render(config: Config, io: Io, kind: string | undefined, macText: string | undefined): number {

@@ -13,6 +13,7 @@ const code = await runCli(process.argv.slice(2), {
   err: (s) => process.stderr.write(s + '\n'),
   readStdin,
   env: process.env,
+  progress: { isTTY: Boolean(process.stderr.isTTY), write: (s) => { process.stderr.write(s); } },
 });
 process.exitCode = code;
 if (process.argv[2] !== 'serve') process.exit(code);

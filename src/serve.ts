@@ -20,9 +20,10 @@ import { startTftpServer, type TftpFileSource, type TftpServer } from './tftp/se
 import { staticFileSource } from './tftp/static.ts';
 import { startDhcpServer, type DhcpServerHandle } from './dhcp/server.ts';
 import { LeaseStore } from './dhcp/leases.ts';
+import { ImageStore } from './images/store.ts';
 
 export interface Core {
-  db: Db; durableDb: Db; hosts: HostStore; builds: BuildStore; events: EventLog; audit: AuditLog; catalog: ProfileCatalog; provisioner: Provisioner;
+  db: Db; durableDb: Db; hosts: HostStore; builds: BuildStore; events: EventLog; audit: AuditLog; catalog: ProfileCatalog; provisioner: Provisioner; images: ImageStore;
 }
 
 /** The secret that build tokens are derived from: 32 random bytes in the data dir, readable by us only. */
@@ -46,8 +47,9 @@ export function openCore(config: Config, log: Logger): Core {
   const audit = new AuditLog(db);
   const catalog = new ProfileCatalog(config.profilesDir, log);
   const renderer = createRenderer(config.templatesDir);
-  const provisioner = new Provisioner({ hosts, builds, events, audit, profiles: catalog, renderer, log, baseUrl: config.publicUrl, tokenTtlMs: config.tokenTtlMs });
-  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner };
+  const images = new ImageStore(durableDb);
+  const provisioner = new Provisioner({ hosts, builds, events, audit, profiles: catalog, images, renderer, log, baseUrl: config.publicUrl, tokenTtlMs: config.tokenTtlMs });
+  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images };
 }
 
 /** The API token: RACKBOOT_ADMIN_TOKEN, or one made at first start, shown once, stored only as a hash. */
@@ -80,7 +82,7 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
 
   const tokenHash = adminTokenHash(db, env, (t) => process.stderr.write(
     `\n  rackboot: API token (shown once; set RACKBOOT_ADMIN_TOKEN to choose your own):\n\n    ${t}\n\n`));
-  const app = createApp({ provisioner: p, hosts, audit: core.audit, db, profiles: () => core.catalog.snapshot, tftpRoot: config.tftpRoot, imagesDir: config.imagesDir, adminTokenHash: tokenHash, log });
+  const app = createApp({ provisioner: p, hosts, audit: core.audit, db, profiles: () => core.catalog.snapshot, tftpRoot: config.tftpRoot, imagesDir: config.imagesDir, images: core.images, adminTokenHash: tokenHash, log });
   const http: Server = createServer(app);
   http.keepAliveTimeout = 65_000;
   let tftp: TftpServer | undefined;

@@ -14,6 +14,7 @@ import { resolveInRoot } from '../tftp/jail.ts';
 import { checkHostInput, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
 import { checkRackCsv } from '../hosts/csv.ts';
 import type { Db } from '../store/db.ts';
+import type { ImageStore } from '../images/store.ts';
 
 export interface AppDeps {
   provisioner: Provisioner;
@@ -23,6 +24,8 @@ export interface AppDeps {
   profiles: () => ProfileSnapshot;
   tftpRoot: string;
   imagesDir: string;
+  /** Imported RHVH images (src/images): GET /api/images. */
+  images?: Pick<ImageStore, 'list'>;
   /** SHA-256 (hex) of the API bearer token. */
   adminTokenHash: string;
   log: Logger;
@@ -220,6 +223,15 @@ export function createApp(d: AppDeps): express.Express {
       profiles: [...s.profiles.values()].map((lp) => ({ name: lp.name, file: lp.file, extends: lp.extends, description: lp.profile.description, stale: s.stale.includes(lp.name) })),
       errors: s.errors.map((e) => ({ ...e, text: formatProfileError(e) })),
     });
+  });
+  api.get('/images', (_req, res) => {
+    const profiles = [...d.profiles().profiles.values()];
+    res.json((d.images?.list() ?? []).map((i) => ({
+      name: i.name, version: i.version, sourceSha256: i.sourceSha256, importedAt: new Date(i.importedAt).toISOString(),
+      kernel: i.kernel, initrd: i.initrd, stage2: i.stage2, liveimg: i.liveimg,
+      usedBy: profiles.filter((lp) => lp.profile.image === i.name).map((lp) => lp.name).sort(),
+      files: i.files,
+    })));
   });
   api.get('/discovered', (_req, res) => {
     res.json(d.db.prepare('SELECT mac, arch, uuid, ipxe, ip, first_seen AS firstSeen, last_seen AS lastSeen FROM discovered ORDER BY last_seen DESC LIMIT 1000').all());
