@@ -10,6 +10,7 @@ import { hashPassword } from './secrets/sha512crypt.ts';
 import { checkRackCsv } from './hosts/csv.ts';
 import { doctorCommand, imageCommand, loadersCommand } from './images/commands.ts';
 import type { ProgressSink } from './images/progress.ts';
+import { usersCommand } from './web/users-cli.ts';
 import type { Mac } from './net/mac.ts';
 
 export interface Io { out: (s: string) => void; err: (s: string) => void; readStdin: () => Promise<string>; env: NodeJS.ProcessEnv; progress?: ProgressSink }
@@ -34,6 +35,9 @@ commands:
   image list | image remove NAME
   loaders sync                  copy pxelinux, shim+GRUB and iPXE from distro packages into the tftp root
   doctor                        check ports, loaders, images, the public URL; exit 1 on problems
+  users add NAME --role admin|tech --password-stdin
+                                add a web UI user (the first admin comes from here); also: users list,
+                                users disable|enable NAME, users passwd NAME --password-stdin, users role NAME --role R
 
 every command takes the settings flags of serve (--config, --data-dir, --profiles-dir, ...); see rackboot serve --help`;
 
@@ -46,7 +50,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
   if (!command || command === '--help' || command === '-h' || command === 'help') { io.out(USAGE); return command ? 0 : 2; }
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, allowPositionals: true, strict: true, options: { ...COMMON_OPTIONS, help: { type: 'boolean', short: 'h' }, mac: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'password-stdin': { type: 'boolean' }, name: { type: 'string' }, force: { type: 'boolean' } } });
+    parsed = parseArgs({ args: rest, allowPositionals: true, strict: true, options: { ...COMMON_OPTIONS, help: { type: 'boolean', short: 'h' }, mac: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'password-stdin': { type: 'boolean' }, name: { type: 'string' }, force: { type: 'boolean' }, role: { type: 'string' } } });
   } catch (err) {
     io.err(`rackboot ${command}: ${(err as Error).message}\n${command === 'serve' ? serveHelp() : USAGE}`);
     return 2;
@@ -71,6 +75,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     case 'image': return withCoreAsync(config, silentLogger(), (core) => imageCommand(core, config, io, positionals, { name: values.name, force: Boolean(values.force) }));
     case 'loaders': return loadersCommand(config, io, positionals);
     case 'doctor': return withCoreAsync(config, silentLogger(), (core) => doctorCommand(core, config, io));
+    case 'users': return usersCommand(config, io, positionals, { role: values.role, passwordStdin: Boolean(values['password-stdin']) });
     default: io.err(`rackboot: unknown command "${command}"\n${USAGE}`); return 2;
   }
 }

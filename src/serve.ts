@@ -14,6 +14,7 @@ import { ProfileCatalog } from './profiles/catalog.ts';
 import { createRenderer } from './render/render.ts';
 import { Provisioner } from './provision.ts';
 import { createApp } from './http/app.ts';
+import { createWebRouter } from './web/router.ts';
 import { parseConfigPath } from './boot/paths.ts';
 import { decideBoot } from './boot/decide.ts';
 import { startTftpServer, type TftpFileSource, type TftpServer } from './tftp/server.ts';
@@ -82,7 +83,8 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
 
   const tokenHash = adminTokenHash(db, env, (t) => process.stderr.write(
     `\n  rackboot: API token (shown once; set RACKBOOT_ADMIN_TOKEN to choose your own):\n\n    ${t}\n\n`));
-  const app = createApp({ provisioner: p, hosts, audit: core.audit, db, profiles: () => core.catalog.snapshot, tftpRoot: config.tftpRoot, imagesDir: config.imagesDir, images: core.images, adminTokenHash: tokenHash, log });
+  const web = createWebRouter({ provisioner: p, hosts, builds: core.builds, events: core.events, audit: core.audit, db, catalog: core.catalog, profilesDir: config.profilesDir, templatesDir: config.templatesDir, publicUrl: config.publicUrl, log });
+  const app = createApp({ provisioner: p, hosts, audit: core.audit, db, profiles: () => core.catalog.snapshot, tftpRoot: config.tftpRoot, imagesDir: config.imagesDir, images: core.images, adminTokenHash: tokenHash, log, routers: [web] });
   const http: Server = createServer(app);
   http.keepAliveTimeout = 65_000;
   let tftp: TftpServer | undefined;
@@ -90,6 +92,7 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   const stopAll = async () => {
     await dhcp?.close();
     await tftp?.close();
+    web.close(); // ends live-board streams, which would otherwise hold http.close() open
     await new Promise<void>((resolve) => { if (!http.listening) return resolve(); http.close(() => resolve()); http.closeIdleConnections(); });
     await core.catalog.close();
     core.events.flush();
