@@ -1,14 +1,11 @@
 // dgram glue: sockets, group commit of lease writes, sending. All decisions live in engine.ts.
 //
-// Multi-homed hosts: Node's dgram has neither IP_PKTINFO nor SO_BINDTODEVICE. With dhcp.interface
-// set, each interface gets its own sockets (SO_REUSEADDR on 0.0.0.0:67), each tied to its device
-// with SO_BINDTOIFINDEX (Linux >= 5.0, an integer option, so the small `sockopt` N-API package can
-// set it). The kernel then delivers a broadcast only to the socket of the interface it came in on,
-// and a reply sent from that socket (even to 255.255.255.255) leaves through that interface. So
-// the engine knows the interface (subnet, server identifier) and the reply takes the right way.
-// Without `sockopt` (or with bindToDevice: off) there is one wildcard socket: giaddr or ciaddr
-// still select the subnet, a single directly attached subnet works, and broadcast replies follow
-// the routing table for 255.255.255.255 (the default route's interface): see README in src/dhcp.
+// Multi-homed hosts (see README.md here): with dhcp.interface set and the `sockopt` package present,
+// each interface gets its own sockets on 0.0.0.0:67 (SO_REUSEADDR) tied to the device with
+// SO_BINDTOIFINDEX (Linux >= 5.0, an integer option): the kernel hands a broadcast only to the
+// socket of the interface it came in on, and replies from that socket leave through it. Otherwise
+// one wildcard socket receives, and replies leave from a socket bound to the server identifier's
+// address, which Linux routes out of the interface owning it even for 255.255.255.255.
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeLab, netnsSupport, sh, spawnInNs, startServer, startTool, which, LineProc, type Lab } from '../fixtures/dhcp/netns.ts';
@@ -233,6 +234,45 @@ describe('dhcp in network namespaces', { skip, concurrency: false }, () => {
     c.send({ send: { type: 3, mac: '52:54:00:dd:00:02', xid: 13, opts: [[50, ipHex]] }, to: '255.255.255.255', port: 67 });
     const again = await c.waitFor((l) => l.xid === 13, 10_000, 'INIT-REBOOT ack after fuzz');
     assert.equal(again.type, 5); assert.equal(again.yiaddr, first.yiaddr);
+  });
+
+  test('multi-homed: two directly attached subnets, each client leased on its own interface with its own server id (SO_BINDTOIFINDEX)', async (t) => {
+    const id = `m${process.pid % 100000}`;
+    const s = `rbdhcp-${id}-s`, a = `rbdhcp-${id}-a`, b = `rbdhcp-${id}-b`;
+    const clean = () => { for (const ns of [s, a, b]) spawnSync('ip', ['netns', 'del', ns]); };
+    clean();
+    const local: LineProc[] = [];
+    t.after(async () => { for (const p of local) await p.stop(); clean(); });
+    sh(`ip netns add ${s}; ip netns add ${a}; ip netns add ${b}; ip -n ${s} link set lo up`);
+    sh(`ip link add rb${id}sa netns ${s} type veth peer name rb${id}ca netns ${a}`);
+    sh(`ip link add rb${id}sb netns ${s} type veth peer name rb${id}cb netns ${b}`);
+    sh(`ip -n ${s} addr add 10.99.0.1/24 dev rb${id}sa; ip -n ${s} addr add 10.98.0.1/24 dev rb${id}sb`);
+    sh(`ip -n ${s} link set rb${id}sa up; ip -n ${s} link set rb${id}sb up; ip -n ${a} link set rb${id}ca up; ip -n ${b} link set rb${id}cb up`);
+    const f = join(dir, 'multi.json');
+    writeFileSync(f, JSON.stringify({ config: { mode: 'authoritative', interface: `rb${id}sa,rb${id}sb`, bindToDevice: 'required',
+      subnets: [{ cidr: '10.99.0.0/24', ranges: ['10.99.0.100-10.99.0.110'], router: '10.99.0.1' }, { cidr: '10.98.0.0/24', ranges: ['10.98.0.100-10.98.0.110'], router: '10.98.0.1' }] }, db: join(dir, 'multi.db') }));
+    local.push(await startServer(s, f));
+    const script = join(dir, 'multi.sh');
+    writeFileSync(script, '#!/bin/sh\n[ "$1" = bound ] && echo "$ip $serverid $router" > "$OUT"\nexit 0\n');
+    chmodSync(script, 0o755);
+    for (const [ns, ifc, want] of [[a, `rb${id}ca`, '10.99.0.100 10.99.0.1 10.99.0.1'], [b, `rb${id}cb`, '10.98.0.100 10.98.0.1 10.98.0.1']]) {
+      const out = join(dir, `multi-${ns}.out`);
+      sh(`OUT=${out} ip netns exec ${ns} timeout 20 udhcpc -f -q -n -i ${ifc} -t 4 -T 1 -s ${script}`);
+      assert.equal(readFileSync(out, 'utf8').trim(), want, ns);
+    }
+  });
+
+  test('without interface binding (bindToDevice off): replies still leave through the server-id address', async (t) => {
+    t.after(stopAll);
+    await server('nobind', { config: auth({ bindToDevice: 'off' }), db: join(dir, 'nobind.db') });
+    setMac('52:54:00:aa:00:09');
+    const env = join(dir, 'nobind.env');
+    const script = join(dir, 'nobind.sh');
+    writeFileSync(script, `#!/bin/sh\n[ "$1" = bound ] && echo "$ip $serverid" > ${env}\nexit 0\n`);
+    chmodSync(script, 0o755);
+    // The server namespace has no default route: a broadcast from the wildcard socket would fail with ENETUNREACH.
+    sh(`ip netns exec ${lab.cli} timeout 20 udhcpc -f -q -n -i ${lab.cliIf} -t 4 -T 1 -s ${script}`);
+    assert.equal(readFileSync(env, 'utf8').trim(), '10.99.0.100 10.99.0.1');
   });
 
   test('proxy mode beside dnsmasq (site DHCP, no PXE options): address from dnsmasq, boot file from us (BIOS on 67, UEFI via 4011)', async (t) => {
