@@ -29,6 +29,8 @@ export interface DhcpServerDeps {
   reservedBy?(ip: string): Mac | undefined;
   onEvent?(ev: DhcpEvent): void;
   onDiscovered?(d: DiscoveredMachine): void;
+  /** Every packet read and what became of it (metrics): its replies, or why it was dropped. */
+  onPacket?(bytes: Uint8Array, result: { replies: readonly { type: number }[]; drop?: string }): void;
   now?(): number;
 }
 
@@ -141,9 +143,8 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
       return;
     }
     for (const { sock, out } of batch) {
-      sock.send(out.bytes, out.to.port, out.to.address, (err) => {
-        if (err) log.info({ err: err.message, to: out.to }, 'dhcp: reply not sent');
-      });
+      // No per-packet callback: a send error surfaces as the socket's 'error' event (logged).
+      sock.send(out.bytes, out.to.port, out.to.address);
     }
   };
 
@@ -159,6 +160,7 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
         }
         const arrival: Arrival = { port, from: { address: rinfo.address, port: rinfo.port }, iface };
         const res = engine.handle(msg, arrival);
+        deps.onPacket?.(msg, res);
         for (const out of res.replies) pending.push({ sock: sendSocket(bound, out), out });
       } catch (err) {
         log.error({ err }, 'dhcp: message handler failed');
