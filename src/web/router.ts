@@ -466,10 +466,23 @@ export function createWebRouter(d: WebDeps): WebRouter {
   }
 
   function editorData(name: string | undefined, nameValue: string, text: string, o: { mode: 'new' | 'edit'; base?: string; errors?: ProfileError[]; checked?: boolean; changedOnDisk?: boolean; refused?: boolean; onDisk?: boolean }) {
-    const errors = (o.errors ?? []).map((e) => ({ ...e, text: formatProfileError({ ...e, file: e.file.split('/').pop() ?? e.file }) }));
-    const errorLines = new Set(errors.filter((e) => e.profile === nameValue && e.line).map((e) => e.line!));
+    // A parent's error repeats once per child that inherits it: show it once, naming the children.
+    const grouped = new Map<string, { line?: number; text: string; profiles: string[] }>();
+    for (const e of o.errors ?? []) {
+      const text = formatProfileError({ ...e, file: e.file.split('/').pop() ?? e.file });
+      const g = grouped.get(text) ?? { line: e.line, text, profiles: [] };
+      g.profiles.push(e.profile);
+      grouped.set(text, g);
+    }
+    const errors = [...grouped.values()].map((g) => {
+      const others = g.profiles.filter((x) => x !== nameValue);
+      const mine = g.profiles.includes(nameValue);
+      const suffix = others.length ? ` (${mine ? 'also breaks' : 'breaks'} ${others.join(', ')}, which extend${others.length === 1 ? 's' : ''} it)` : '';
+      return { line: mine ? g.line : undefined, text: g.text + suffix };
+    });
+    const errorLines = new Set(errors.filter((e) => e.line).map((e) => e.line!));
     const diff = o.checked ? diffHunks(o.base ?? '', text) : [];
-    const lines = o.checked && errors.length ? text.split('\n').map((t, i) => ({ no: i + 1, text: t, bad: errorLines.has(i + 1) })) : [];
+    const lines = o.checked && errors.length ? text.replace(/\n$/, '').split('\n').map((t, i) => ({ no: i + 1, text: t, bad: errorLines.has(i + 1) })) : [];
     return {
       title: name ? `Edit profile ${name}` : 'New profile', name, nameValue, text, base: o.base ?? '', mode: o.mode, errors, diff, lines,
       checked: Boolean(o.checked), changedOnDisk: Boolean(o.changedOnDisk), refused: Boolean(o.refused), onDisk: Boolean(o.onDisk),
@@ -547,7 +560,9 @@ export function auditView(diff: string | null | undefined): AuditView {
       return { kind: 'unified', lines: o.unified.split('\n').filter((l) => l !== '').map((text) => ({ text, cls: text.startsWith('+++') || text.startsWith('---') ? 'hdr' : text.startsWith('+') ? 'add' : text.startsWith('-') ? 'del' : text.startsWith('@@') ? 'skip' : 'same' })) };
     }
     const entries = Object.entries(o);
-    if (entries.length && entries.every(([, x]) => x && typeof x === 'object' && 'from' in (x as object) && 'to' in (x as object))) {
+    // {field: {from, to}}; JSON drops an undefined side, so one of the two may be missing.
+    const isChange = (x: unknown) => !!x && typeof x === 'object' && !Array.isArray(x) && Object.keys(x).length > 0 && Object.keys(x).every((k) => k === 'from' || k === 'to');
+    if (entries.length && entries.every(([, x]) => isChange(x))) {
       const show = (x: unknown) => (x === undefined ? '(none)' : typeof x === 'string' ? x : JSON.stringify(x));
       return { kind: 'fields', rows: entries.map(([field, x]) => ({ field, from: show((x as { from: unknown }).from), to: show((x as { to: unknown }).to) })) };
     }

@@ -26,7 +26,7 @@
       var chips = document.querySelectorAll('.chip[data-since]');
       for (var i = 0; i < chips.length; i++) {
         var since = Number(chips[i].getAttribute('data-since'));
-        var el = chips[i].querySelector('.since');
+        var el = chips[i].querySelector('.since .dur');
         if (el && since) el.textContent = fmtDuration(Date.now() + skew - since);
       }
     }
@@ -130,7 +130,7 @@
         if (!counts[st]) return;
         var span = document.createElement('span');
         span.className = 'mini state-' + st;
-        span.textContent = counts[st] + ' ' + st;
+        span.textContent = counts[st] + ' ' + (st === 'build' ? 'in build' : st);
         small.appendChild(span);
         small.appendChild(document.createTextNode(' '));
       });
