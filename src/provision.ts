@@ -57,8 +57,9 @@ export class Provisioner {
   bootState(mac: Mac): HostBootState | undefined {
     const host = this.d.hosts.get(mac);
     if (!host) return undefined;
-    const profile = this.d.profiles.get(host.profile)?.profile;
-    return { inBuild: this.state(mac) === 'build', loader: profile?.boot.loader ?? 'native' };
+    // The host's own parameters count here too ("boot.loader": "ipxe" on one machine).
+    const profile = this.profileFor(host);
+    return { inBuild: this.state(mac) === 'build', loader: profile.ok ? profile.value.boot.loader : 'native' };
   }
 
   event(e: Omit<HostEvent, 'id' | 'at'>): void {

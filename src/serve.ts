@@ -130,7 +130,8 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
         reservation: (mac) => { const h = hosts.get(mac); return h?.ip ? { ip: h.ip, hostname: h.hostname } : undefined; },
         reservedBy: (ip) => hosts.getByIp(ip)?.mac,
         onEvent: (ev) => {
-          if (ev.ip && (ev.type === 'dhcp.ack' || ev.type === 'dhcp.offer')) p.learnClient(ev.ip, ev.mac);
+          // ack/offer carry the address handed out; in proxy mode a request to 4011 comes from the client's own ciaddr.
+        if (ev.ip) p.learnClient(ev.ip, ev.mac);
           if (hosts.get(ev.mac)) p.event({ mac: ev.mac, type: ev.type, clientIp: ev.ip, status: ev.detail, detail: { arch: ev.arch, ipxe: ev.ipxe } });
         },
         onDiscovered: (m) => {
