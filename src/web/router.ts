@@ -547,7 +547,7 @@ function fieldDiff(a: object, b: object): Record<string, { from: unknown; to: un
   return out;
 }
 
-type AuditView = { kind: 'none' } | { kind: 'unified'; lines: { cls: string; text: string }[] } | { kind: 'fields'; rows: { field: string; from: string; to: string }[] } | { kind: 'json'; text: string };
+type AuditView = { kind: 'none' } | { kind: 'inline'; text: string } | { kind: 'unified'; lines: { cls: string; text: string }[] } | { kind: 'fields'; rows: { field: string; from: string; to: string }[] } | { kind: 'json'; text: string };
 
 /** How an audit entry's diff is shown: a unified text diff, field from -> to, or the JSON as recorded. */
 export function auditView(diff: string | null | undefined): AuditView {
@@ -566,6 +566,12 @@ export function auditView(diff: string | null | undefined): AuditView {
       const show = (x: unknown) => (x === undefined ? '(none)' : typeof x === 'string' ? x : JSON.stringify(x));
       return { kind: 'fields', rows: entries.map(([field, x]) => ({ field, from: show((x as { from: unknown }).from), to: show((x as { to: unknown }).to) })) };
     }
+  }
+  // Small records of plain values (a build's id and profile) read better on one line.
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    const entries = Object.entries(v as Record<string, unknown>);
+    const line = entries.map(([k, x]) => `${k}: ${typeof x === 'string' ? x : JSON.stringify(x)}`).join(', ');
+    if (entries.every(([, x]) => x === null || typeof x !== 'object') && line.length <= 120) return { kind: 'inline', text: line };
   }
   return { kind: 'json', text: JSON.stringify(v, null, 2) };
 }

@@ -194,3 +194,27 @@ test('the board updates live when a host calls back built', { skip: SKIP }, asyn
   await shot('11-board-live-built');
   assert.deepEqual(dialogs, []);
 });
+
+test('every other page renders: hosts, host form, profiles with a broken file, audit, users', { skip: SKIP }, async () => {
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(join(dir, 'profiles', 'rhvh-custom-thin.yaml'), readFileSync(join(dir, 'profiles', 'rhvh-custom-thin.yaml'), 'utf8').replace('size: 6000', 'size: 60'));
+  running.core.catalog.reload();
+  const pages: [string, string][] = [['/hosts', '12-hosts'], ['/hosts/new', '13-host-new'], ['/profiles', '14-profiles-broken'], ['/profiles/rhvh-custom-thin/edit', '15-profile-broken-edit'], ['/audit', '16-audit'], ['/users', '17-users']];
+  for (const [path, name] of pages) {
+    const res = await page.goto(`${base}${path}`);
+    assert.equal(res?.status(), 200, path);
+    await shot(name);
+  }
+  await page.goto(`${base}/profiles`);
+  await page.getByText('broken on disk').waitFor();
+  await page.goto(`${base}/audit`);
+  await page.locator('details summary', { hasText: 'diff' }).first().click();
+  assert.match(await page.locator('details[open] pre.diff').textContent() ?? '', /ttyS0/);
+  await shot('16-audit');
+  // Keyboard: the sign-out button is reachable with Tab from the top of the page.
+  await page.goto(`${base}/`);
+  let found = false;
+  for (let i = 0; i < 12 && !found; i++) { await page.keyboard.press('Tab'); found = await page.evaluate(() => document.activeElement?.textContent?.trim() === 'Sign out'); }
+  assert.ok(found, 'Sign out reachable by keyboard');
+  assert.deepEqual(dialogs, []);
+});

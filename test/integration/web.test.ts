@@ -475,3 +475,30 @@ test('login: throttled after repeated failures; next= never leaves the site', as
   assert.equal(ok.status, 303);
   assert.equal(ok.headers.location, '/');
 });
+
+test('rackboot users: add (password on stdin only), list, disable, passwd; never a default password', async () => {
+  const { runCli } = await import('../../src/cli.ts');
+  const dataDir = join(env.dir, 'cli-data');
+  const run = async (args: string[], stdin = '') => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli([...args, '--data-dir', dataDir, '--profiles-dir', env.config.profilesDir], { out: (s) => out.push(s), err: (s) => err.push(s), readStdin: async () => stdin, env: {} });
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  };
+  const none = await run(['users', 'list']);
+  assert.equal(none.code, 0);
+  assert.match(none.err, /no users yet/);
+  assert.equal((await run(['users', 'add', 'root', '--role', 'admin'])).code, 2, 'no password without --password-stdin');
+  assert.match((await run(['users', 'add', 'root', '--role', 'admin', '--password-stdin'], 'short\n')).err, /at least 10/);
+  assert.equal((await run(['users', 'add', 'root', '--role', 'boss', '--password-stdin'], PW)).code, 2);
+  assert.equal((await run(['users', 'add', 'Bad Name', '--role', 'admin', '--password-stdin'], PW)).code, 2);
+  const add = await run(['users', 'add', 'root', '--role', 'admin', '--password-stdin'], `${PW}\n`);
+  assert.equal(add.code, 0, add.err);
+  assert.equal((await run(['users', 'add', 'root', '--role', 'admin', '--password-stdin'], PW)).code, 1, 'exists');
+  assert.match((await run(['users', 'list'])).out, /^root\tadmin\tactive\t/);
+  assert.equal((await run(['users', 'passwd', 'root', '--password-stdin'], 'another long one')).code, 0);
+  assert.equal((await run(['users', 'disable', 'root'])).code, 0);
+  assert.match((await run(['users', 'list'])).out, /root\tadmin\tdisabled/);
+  assert.equal((await run(['users', 'disable', 'nobody'])).code, 1);
+  assert.equal((await run(['users', 'frobnicate'])).code, 2);
+});
