@@ -160,8 +160,10 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
         }
         const arrival: Arrival = { port, from: { address: rinfo.address, port: rinfo.port }, iface };
         const res = engine.handle(msg, arrival);
-        deps.onPacket?.(msg, res);
         for (const out of res.replies) pending.push({ sock: sendSocket(bound, out), out });
+        if (deps.onPacket) {
+          try { deps.onPacket(msg, res); } catch (err) { log.warn({ err }, 'dhcp onPacket hook threw'); }
+        }
       } catch (err) {
         log.error({ err }, 'dhcp: message handler failed');
       }
