@@ -43,7 +43,7 @@ start_ours() {
 {"config":{"mode":"authoritative","interface":"$SI","serverIp":"10.99.0.1","offerHoldSec":30,
  "subnets":[{"cidr":"10.99.0.0/24","ranges":["10.99.0.100-10.99.0.200"]},
             {"cidr":"10.68.0.0/14","ranges":["10.68.1.0-10.71.255.250"],"router":"10.68.0.1","dns":["10.99.0.1"],"leaseTimeSec":3600}]},
- "db":"$W/ours.db","quiet":true,"synchronous":"FULL"}
+ "db":"$W/ours.db","quiet":true,"synchronous":"${SYNC:-NORMAL}"}
 EOF
   ip netns exec $S node --import tsx test/fixtures/dhcp/run-server.ts "$W/ours.json" > "$W/ours.out" 2>&1 &
   PIDS+=($!)
@@ -124,4 +124,4 @@ for srv in ${SERVERS:-ours kea dnsmasq}; do
   name=$([ $srv = ours ] && echo rackboot || echo $srv)
   printf '%-10s | %12.0f %8s %9s %7s | %12.0f %8s %9s %7s\n' "$name" "$o" "$ro" "$op" "$od" "$d" "$rd" "$dp" "$dd"
 done
-echo "(rackboot: leases in SQLite WAL, synchronous=FULL, group commit before replies; Kea: memfile persist; dnsmasq: lease file)"
+echo "(rackboot: leases in SQLite WAL, synchronous=${SYNC:-NORMAL} as serve.ts opens it (SYNC=FULL to fsync each commit), group commit before replies; Kea: memfile persist; dnsmasq: lease file)"
