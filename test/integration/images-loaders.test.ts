@@ -171,12 +171,19 @@ describe('doctor', () => {
         writeFileSync(p, readFileSync(p, 'utf8').replace(/^image:\n(  .*\n)+/m, 'image: rhvh-4.3.8\n'));
       }
       e.core.events.flush(); e.core.db.close(); e.core.durableDb.close();
-      const s = dgram.createSocket('udp4');
-      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-      const tftpPort = s.address().port;
-      s.close();
-      const flags = { 'data-dir': e.config.dataDir, 'profiles-dir': e.config.profilesDir, 'tftp-root': e.config.tftpRoot, 'images-dir': e.config.imagesDir, listen: '127.0.0.1', 'tftp-port': String(tftpPort), 'log-level': 'error' };
-      const running = await startRackboot(loadConfig({ ...flags, 'http-port': '0' }, {}, e.dir), silentLogger(), { RACKBOOT_ADMIN_TOKEN: 't' });
+      let running: Awaited<ReturnType<typeof startRackboot>> | undefined;
+      let flags: Record<string, string> = {};
+      let tftpPort = 0;
+      for (let attempt = 0; !running; attempt++) {
+        const s = dgram.createSocket('udp4');
+        await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+        tftpPort = s.address().port;
+        s.close();
+        flags = { 'data-dir': e.config.dataDir, 'profiles-dir': e.config.profilesDir, 'tftp-root': e.config.tftpRoot, 'images-dir': e.config.imagesDir, listen: '127.0.0.1', 'tftp-port': String(tftpPort), 'log-level': 'error' };
+        try { running = await startRackboot(loadConfig({ ...flags, 'http-port': '0' }, {}, e.dir), silentLogger(), { RACKBOOT_ADMIN_TOKEN: 't' }); } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 4) throw err;
+        }
+      }
       try {
         const config = loadConfig({ ...flags, 'http-port': String(running.httpPort), 'public-url': `http://127.0.0.1:${running.httpPort}` }, {}, e.dir);
         const { openCore } = await import('../../src/serve.ts');

@@ -112,10 +112,16 @@ describe('image import', { skip: missing }, () => {
 
       // Serve it for real and fetch every file.
       e.core.events.flush(); e.core.db.close(); e.core.durableDb.close();
-      const tftpPort = await freeUdpPort();
-      const config = loadConfig({ 'data-dir': e.config.dataDir, 'profiles-dir': e.config.profilesDir, 'tftp-root': e.config.tftpRoot, 'images-dir': e.config.imagesDir,
-        listen: '127.0.0.1', 'http-port': '0', 'tftp-port': String(tftpPort), 'public-url': 'http://127.0.0.1:1', 'log-level': 'error' }, {}, e.dir);
-      const running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: TOKEN });
+      // Another process may take a free port between our probe and the bind: try a few.
+      let running: Awaited<ReturnType<typeof startRackboot>> | undefined;
+      for (let attempt = 0; !running; attempt++) {
+        const tftpPort = await freeUdpPort();
+        const config = loadConfig({ 'data-dir': e.config.dataDir, 'profiles-dir': e.config.profilesDir, 'tftp-root': e.config.tftpRoot, 'images-dir': e.config.imagesDir,
+          listen: '127.0.0.1', 'http-port': '0', 'tftp-port': String(tftpPort), 'public-url': 'http://127.0.0.1:1', 'log-level': 'error' }, {}, e.dir);
+        try { running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: TOKEN }); } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 4) throw err;
+        }
+      }
       try {
         const base = `http://127.0.0.1:${running.httpPort}`;
         for (const f of rec.files.filter((x) => x.root !== 'source')) {
