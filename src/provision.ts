@@ -26,10 +26,14 @@ export interface ProvisionDeps {
   renderer: Renderer;
   /** Imported images by name (src/images); a profile may say `image: NAME`. */
   images?: { resolve(name: string): ImageFiles | undefined };
+  /** Last resort for IP -> MAC (the kernel's ARP table); tests leave it out. */
+  neighbor?: (ip: string) => Mac | undefined;
   log: Logger;
   baseUrl: string;
   tokenTtlMs: number;
   now?: () => number;
+  /** The installer's last log lines (syslog) of a build, put into its build.failed event. */
+  failureTail?: (buildId: number) => string[];
 }
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; status: number; message: string };
@@ -49,7 +53,13 @@ export class Provisioner {
     if (this.ipToMac.size > 65536) this.ipToMac.clear(); // bounded: a flood of fake clients cannot grow it forever
     this.ipToMac.set(ip, mac);
   }
-  macForIp(ip: string): Mac | undefined { return this.ipToMac.get(ip) ?? this.d.hosts.getByIp(ip)?.mac; }
+  macForIp(ip: string): Mac | undefined {
+    const known = this.ipToMac.get(ip) ?? this.d.hosts.getByIp(ip)?.mac;
+    if (known) return known;
+    const fromKernel = this.d.neighbor?.(ip);
+    if (fromKernel) this.learnClient(ip, fromKernel);
+    return fromKernel;
+  }
 
   state(mac: Mac): HostState { return stateOf(this.d.builds.latest(mac), this.now()); }
 
@@ -185,10 +195,15 @@ export class Provisioner {
       return { ok: false, status, message: r.message };
     }
     if (r.changed) {
-      this.event({ mac: r.build.mac, buildId: r.build.id, type: `build.${outcome}`, clientIp, status: outcome, bytes: log === undefined ? undefined : Buffer.byteLength(log) });
+      const tail = outcome === 'failed' ? this.failureTail(r.build.id) : undefined;
+      this.event({ mac: r.build.mac, buildId: r.build.id, type: `build.${outcome}`, clientIp, status: outcome, bytes: log === undefined ? undefined : Buffer.byteLength(log), detail: tail?.length ? { syslogTail: tail } : undefined });
       this.d.log.info({ mac: r.build.mac, buildId: r.build.id }, `build ${outcome}`);
     }
     return { ok: true, value: r.build };
+  }
+
+  private failureTail(buildId: number): string[] | undefined {
+    try { return this.d.failureTail?.(buildId); } catch (err) { this.d.log.warn({ buildId, err: (err as Error).message }, 'could not read the installer log tail'); return undefined; }
   }
 
   progress(token: string, step: string, clientIp: string): Outcome<Build> {

@@ -17,15 +17,28 @@ import { createApp } from './http/app.ts';
 import { createWebRouter } from './web/router.ts';
 import { parseConfigPath } from './boot/paths.ts';
 import { decideBoot } from './boot/decide.ts';
+import { macFromArp } from './net/neighbors.ts';
 import { startTftpServer, type TftpFileSource, type TftpServer } from './tftp/server.ts';
 import { staticFileSource } from './tftp/static.ts';
 import { startDhcpServer, type DhcpServerHandle } from './dhcp/server.ts';
 import { LeaseStore } from './dhcp/leases.ts';
 import { ImageStore } from './images/store.ts';
+import { SyslogStore } from './ops/syslog-store.ts';
+import { startSyslogReceiver, type SyslogReceiver } from './ops/syslog-server.ts';
+import { createMetrics, dhcpMessageType } from './ops/metrics.ts';
+import { createLogsApi, createOpsRouter, type Readiness } from './ops/routes.ts';
+import { writePidFile } from './ops/backup.ts';
+import { stateOf } from './store/builds.ts';
+import type { Renderer } from './render/render.ts';
 
 export interface Core {
   db: Db; durableDb: Db; hosts: HostStore; builds: BuildStore; events: EventLog; audit: AuditLog; catalog: ProfileCatalog; provisioner: Provisioner; images: ImageStore;
+  /** Installer log lines per build (src/ops). */
+  syslog: SyslogStore;
 }
+
+/** How many of the installer's last log lines go into a build.failed event. */
+export const FAILURE_TAIL_LINES = 40;
 
 /** The secret that build tokens are derived from: 32 random bytes in the data dir, readable by us only. */
 export function loadSecret(dataDir: string): Buffer {
@@ -38,7 +51,7 @@ export function loadSecret(dataDir: string): Buffer {
 }
 
 /** Store, profiles, renderer and the build lifecycle: what both `serve` and the CLI commands use. */
-export function openCore(config: Config, log: Logger): Core {
+export function openCore(config: Config, log: Logger, hooks: { kickstartRendered?: (seconds: number) => void; syslogTarget?: () => string | undefined } = {}): Core {
   const file = join(config.dataDir, 'rackboot.db');
   const durableDb = openDb(file, 'full');
   const db = openDb(file, 'normal');
@@ -47,10 +60,27 @@ export function openCore(config: Config, log: Logger): Core {
   const events = new EventLog(db);
   const audit = new AuditLog(db);
   const catalog = new ProfileCatalog(config.profilesDir, log);
-  const renderer = createRenderer(config.templatesDir);
+  const configured = config.syslog.port ? `${config.serverIp}:${config.syslog.port}` : undefined;
+  const renderer = withOps(createRenderer(config.templatesDir), hooks.syslogTarget ?? (() => configured), hooks.kickstartRendered);
   const images = new ImageStore(durableDb);
-  const provisioner = new Provisioner({ hosts, builds, events, audit, profiles: catalog, images, renderer, log, baseUrl: config.publicUrl, tokenTtlMs: config.tokenTtlMs });
-  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images };
+  const syslog = new SyslogStore(db, { ringLines: config.syslog.ringLines, maxTotalLines: config.syslog.maxTotalLines, maxQueued: 100_000 });
+  const provisioner = new Provisioner({ hosts, builds, events, audit, profiles: catalog, images, renderer, log, baseUrl: config.publicUrl, tokenTtlMs: config.tokenTtlMs, neighbor: macFromArp,
+    failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES) });
+  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog };
+}
+
+/** The renderer as served: install configs name the syslog receiver (inst.syslog=), kickstarts are timed. */
+function withOps(r: Renderer, syslog: () => string | undefined, timed?: (seconds: number) => void): Renderer {
+  return {
+    kickstart: (ctx) => {
+      const t = performance.now();
+      const out = r.kickstart(ctx);
+      timed?.((performance.now() - t) / 1000);
+      return out;
+    },
+    installConfig: (kind, ctx) => { const target = syslog(); return r.installConfig(kind, target && !ctx.syslog ? { ...ctx, syslog: target } : ctx); },
+    localConfig: (kind, reason) => r.localConfig(kind, reason),
+  };
 }
 
 /** The API token: RACKBOOT_ADMIN_TOKEN, or one made at first start, shown once, stored only as a hash. */
@@ -70,13 +100,45 @@ export interface Running {
   core: Core;
   httpPort: number;
   tftpPort?: number;
+  syslogPort?: number;
   dhcpPorts: number[];
   close(): Promise<void>;
 }
 
 export async function startRackboot(config: Config, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<Running> {
-  const core = openCore(config, log);
+  let observeRender: ((s: number) => void) | undefined;
+  let syslogTarget: string | undefined; // set once the receiver is bound: configs never point Anaconda at a port we do not hold
+  const core = openCore(config, log, { kickstartRendered: (s) => observeRender?.(s), syslogTarget: () => syslogTarget });
   const { provisioner: p, hosts, db } = core;
+  let tftpRef: TftpServer | undefined;
+  const metrics = createMetrics({
+    activeTransfers: () => ({ tftp: tftpRef?.activeTransfers() ?? 0 }),
+    buildStates: () => {
+      const counts: Record<string, number> = {};
+      const latest = core.builds.latestForAll();
+      const now = Date.now();
+      for (const h of hosts.list()) { const st = stateOf(latest.get(h.mac), now); counts[st] = (counts[st] ?? 0) + 1; }
+      return counts;
+    },
+    syslogQueued: () => core.syslog.stats.queued,
+  });
+  observeRender = (s) => metrics.kickstartRendered(s);
+  core.events.subscribe((e) => {
+    if ((e.type !== 'build.built' && e.type !== 'build.failed') || e.buildId === undefined) return;
+    const b = core.builds.byId(e.buildId);
+    if (b) metrics.buildFinished(e.type === 'build.built' ? 'built' : 'failed', ((b.finishedAt ?? Date.now()) - b.createdAt) / 1000);
+  });
+  const bound: Record<string, boolean | string> = { http: false, tftp: config.tftpPort === 0, dhcp: config.dhcp.mode === 'off', syslog: config.syslog.port === 0 };
+  let stopping = false;
+  const ready = (): Readiness => {
+    const checks: Record<string, string> = {};
+    try { core.db.prepare('SELECT 1').get(); core.durableDb.prepare('SELECT 1').get(); checks.store = 'ok'; } catch (err) { checks.store = `not open: ${(err as Error).message}`; }
+    const snap = core.catalog.snapshot;
+    checks.profiles = snap.profiles.size > 0 ? `ok (${snap.profiles.size})` : `none loaded from ${config.profilesDir}${snap.errors.length ? ` (${snap.errors.length} error(s))` : ''}`;
+    for (const [k, v] of Object.entries(bound)) checks[k] = v === true ? 'ok' : typeof v === 'string' ? v : 'not bound';
+    if (stopping) checks.shutdown = 'shutting down';
+    return { ok: !stopping && Object.values(checks).every((v) => v.startsWith('ok')), checks };
+  };
   await core.catalog.watch();
   mkdirSync(config.tftpRoot, { recursive: true });
   mkdirSync(config.imagesDir, { recursive: true });
@@ -84,20 +146,30 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   const tokenHash = adminTokenHash(db, env, (t) => process.stderr.write(
     `\n  rackboot: API token (shown once; set RACKBOOT_ADMIN_TOKEN to choose your own):\n\n    ${t}\n\n`));
   const web = createWebRouter({ provisioner: p, hosts, builds: core.builds, events: core.events, audit: core.audit, db, catalog: core.catalog, profilesDir: config.profilesDir, templatesDir: config.templatesDir, publicUrl: config.publicUrl, log });
-  const app = createApp({ provisioner: p, hosts, audit: core.audit, db, profiles: () => core.catalog.snapshot, tftpRoot: config.tftpRoot, imagesDir: config.imagesDir, images: core.images, adminTokenHash: tokenHash, log, routers: [web] });
+  const app = createApp({ provisioner: p, hosts, audit: core.audit, db, profiles: () => core.catalog.snapshot, tftpRoot: config.tftpRoot, imagesDir: config.imagesDir, images: core.images, adminTokenHash: tokenHash, log,
+    routers: [createOpsRouter({ metrics, ready }), web], middleware: [metrics.httpMiddleware], apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })] });
   const http: Server = createServer(app);
   http.keepAliveTimeout = 65_000;
   let tftp: TftpServer | undefined;
   let dhcp: DhcpServerHandle | undefined;
+  let syslogRx: SyslogReceiver | undefined;
+  let removePid: (() => void) | undefined;
   const stopAll = async () => {
+    stopping = true;
+    // Stop taking new work everywhere first, then let HTTP finish what it serves (bounded), then the store.
+    if (http.listening) http.close();
+    http.closeIdleConnections();
     await dhcp?.close();
-    await tftp?.close();
+    await syslogRx?.close();
+    await tftp?.close(); // transfers in flight get a TFTP ERROR: server shutting down
     web.close(); // ends live-board streams, which would otherwise hold http.close() open
-    await new Promise<void>((resolve) => { if (!http.listening) return resolve(); http.close(() => resolve()); http.closeIdleConnections(); });
+    await drainHttp(http, config.shutdownGraceMs ?? 10_000, log);
     await core.catalog.close();
+    core.syslog.flush();
     core.events.flush();
     core.db.close();
     core.durableDb.close();
+    removePid?.();
   };
   try {
     await new Promise<void>((resolve, reject) => { http.once('error', reject); http.listen(config.httpPort, config.listen, () => { http.off('error', reject); resolve(); }); });
@@ -114,12 +186,15 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
       tftp = await startTftpServer({
         address: config.listen, port: config.tftpPort, files, log, maxTransfers: config.tftp.maxTransfers, maxPerClient: config.tftp.maxPerClient,
         onTransfer: (ev) => {
+          metrics.tftpTransfer(ev);
           if (ev.type === 'tftp.probe') return; // EDK2 size probe: normal, it asks again at once
           const mac = p.macForIp(ev.client.address);
           if (mac) p.event({ mac, type: ev.type, clientIp: ev.client.address, status: ev.error ?? 'ok', bytes: ev.bytes, detail: { path: ev.path, size: ev.size, blksize: ev.blksize, windowsize: ev.windowsize, seconds: ev.seconds } });
         },
       });
+      tftpRef = tftp;
     }
+    bound.tftp = true;
 
     if (config.dhcp.mode !== 'off') {
       const upsertDiscovered = db.prepare(`INSERT INTO discovered (mac, arch, uuid, ipxe, ip, first_seen, last_seen) VALUES (@mac, @arch, @uuid, @ipxe, @ip, @now, @now)
@@ -138,8 +213,33 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
           if (hosts.get(m.mac)) return;
           upsertDiscovered.run({ mac: m.mac, arch: m.arch ?? null, uuid: m.uuid ?? null, ipxe: m.ipxe ? 1 : 0, ip: m.ip ?? null, now: Date.now() });
         },
+        onPacket: (bytes, res) => metrics.dhcpPacket(dhcpMessageType(bytes), res.replies.length ? dhcpReplyName(res.replies[0].type) : res.drop !== undefined ? 'dropped' : 'no-reply'),
       });
     }
+    bound.dhcp = true;
+
+    if (config.syslog.port !== 0) {
+      // Installer logs are diagnostics: a taken port must not stop a rollout. It is logged, /readyz says
+      // so (503), and boot configs leave inst.syslog= out.
+      syslogRx = await startSyslogReceiver({
+        address: config.listen, port: config.syslog.port, store: core.syslog, log,
+        ratePerSec: config.syslog.ratePerSec, burst: config.syslog.burst, maxLineBytes: config.syslog.maxLineBytes,
+        resolve: (ip) => {
+          const mac = p.macForIp(ip);
+          const b = mac && core.builds.latest(mac);
+          return mac && b ? { mac, buildId: b.id } : undefined;
+        },
+        onLine: (t) => metrics.syslogLine(t),
+        onDrop: (reason, t) => metrics.syslogDrop(reason, t),
+      }).catch((err: NodeJS.ErrnoException) => {
+        log.error({ port: config.syslog.port, err: err.message }, `syslog: cannot listen on ${config.listen}:${config.syslog.port} (${err.code ?? 'error'}): installer logs are off until restart${err.code === 'EACCES' ? '; ports below 1024 need CAP_NET_BIND_SERVICE' : ''}`);
+        bound.syslog = `not bound: ${err.code ?? err.message}`;
+        return undefined;
+      });
+      if (syslogRx) { bound.syslog = true; syslogTarget = `${config.serverIp}:${syslogRx.port}`; }
+    } else bound.syslog = true;
+    bound.http = true;
+    removePid = writePidFile(config.dataDir);
 
   } catch (err) {
     await stopAll();
@@ -148,12 +248,32 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   const httpPort = (http.address() as { port: number }).port;
   const dhcpText = config.dhcp.mode === 'off' ? 'DHCP off (--dhcp-mode proxy|authoritative to answer PXE clients)' : `DHCP ${config.dhcp.mode} on ${dhcp!.ports().join(', ')}`;
   log.info({ publicUrl: config.publicUrl, httpPort, tftpPort: tftp?.port, dhcp: config.dhcp.mode, dataDir: config.dataDir, profilesDir: config.profilesDir, tftpRoot: config.tftpRoot },
-    `rackboot serving: HTTP ${config.listen}:${httpPort} (${config.publicUrl}), ${tftp ? `TFTP ${config.listen}:${tftp.port}` : 'TFTP off'}, ${dhcpText}`);
+    `rackboot serving: HTTP ${config.listen}:${httpPort} (${config.publicUrl}), ${tftp ? `TFTP ${config.listen}:${tftp.port}` : 'TFTP off'}, ${dhcpText}, ${syslogRx ? `installer logs (syslog UDP+TCP) ${config.listen}:${syslogRx.port}` : 'syslog off'}`);
   if (config.dhcp.mode !== 'off' && tftp && tftp.port !== 69) log.warn({ tftpPort: tftp.port }, 'DHCP is on but TFTP is not on port 69: PXE firmware always asks port 69');
 
   let closing: Promise<void> | undefined;
   return {
-    core, httpPort, tftpPort: tftp?.port, dhcpPorts: dhcp?.ports() ?? [],
+    core, httpPort, tftpPort: tftp?.port, dhcpPorts: dhcp?.ports() ?? [], syslogPort: syslogRx?.port,
     close: () => closing ??= stopAll(),
   };
+}
+
+const DHCP_REPLY_NAMES: Record<number, string> = { 2: 'offer', 5: 'ack', 6: 'nak' };
+function dhcpReplyName(type: number): string { return DHCP_REPLY_NAMES[type] ?? `reply-${type}`; }
+
+/** http.close() was called: wait for requests in flight up to `graceMs`, then cut what is left (a 4 GiB image download must not hold a shutdown). */
+async function drainHttp(http: Server, graceMs: number, log: Logger): Promise<void> {
+  await new Promise<void>((resolve) => {
+    let done = false;
+    const timer = setTimeout(() => {
+      if (done) return;
+      log.warn({ graceMs }, 'shutdown: HTTP transfers still running after the grace period: closing their connections');
+      http.closeAllConnections();
+    }, graceMs);
+    timer.unref();
+    const check = () => http.getConnections((_err, n) => { if (n === 0 && !done) { done = true; clearTimeout(timer); resolve(); } });
+    http.once('close', () => { if (!done) { done = true; clearTimeout(timer); resolve(); } });
+    http.closeIdleConnections();
+    check();
+  });
 }

@@ -75,7 +75,9 @@ async function install(dir: string, tap: number, mac: string, firmware: Firmware
   const boot = await bootMachine({ dir, tap, mac, firmware, timeoutSec: 300 });
   const failures = report(`${title} (first boot ${boot.seconds.toFixed(0)}s, ${boot.stoppedBy})`, timeline(mac), boot.console, since, phases);
   if (failures.length) writeFileSync(join(dir, `console-${mac.replaceAll(':', '')}.log`), boot.console);
-  assert.deepEqual(failures, [], `phases missing; console tail:\n${boot.console.slice(-3000)}`);
+  const trail = timeline(mac).filter((e) => Date.parse(e.at) >= since).map((e) => `${e.type} ${e.status ?? ''} ${e.detail?.path ?? ''} ${e.clientIp ?? ''}`).join('\n');
+  const installer = boot.console.split('\n').filter((l) => /\[installer\]|GRUB|error|panic/i.test(l)).join('\n');
+  assert.deepEqual(failures, [], `${title}: phases missing\n-- timeline:\n${trail}\n-- console:\n${installer}\n${boot.console.slice(-1500)}`);
   assert.equal(stateOf(mac), 'built');
 }
 

@@ -118,3 +118,14 @@ test('host input: gateway outside the subnet, bad netmask, hostname with markup'
   const g = checkHostInput({ mac: '52:54:00:00:00:01', hostname: 'h', profile: 'rhvh-base', ip: '10.0.0.5', netmask: '255.255.255.0', gateway: '10.1.0.1' }, none.profileExists);
   assert.ok(!g.ok && g.errors.some((e) => /not in the subnet/.test(e)));
 });
+
+test('parseArpTable: complete entries only', async () => {
+  const { parseArpTable } = await import('../../src/net/neighbors.ts');
+  const t = parseArpTable([
+    'IP address       HW type     Flags       HW address            Mask     Device',
+    '10.99.0.160      0x1         0x2         52:54:00:e2:04:01     *        rbbr0',
+    '10.99.0.161      0x1         0x0         00:00:00:00:00:00     *        rbbr0',
+    '10.99.0.162      0x1         0x2         52:54:00:E2:04:02     *        rbbr0',
+  ].join('\n'));
+  assert.deepEqual([...t.entries()], [['10.99.0.160', '52:54:00:e2:04:01'], ['10.99.0.162', '52:54:00:e2:04:02']]);
+});
