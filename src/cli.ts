@@ -12,6 +12,7 @@ import { doctorCommand, imageCommand, loadersCommand } from './images/commands.t
 import type { ProgressSink } from './images/progress.ts';
 import { usersCommand } from './web/users-cli.ts';
 import type { Mac } from './net/mac.ts';
+import { backupDatabase, restoreDatabase } from './ops/backup.ts';
 
 export interface Io { out: (s: string) => void; err: (s: string) => void; readStdin: () => Promise<string>; env: NodeJS.ProcessEnv; progress?: ProgressSink }
 
@@ -35,6 +36,9 @@ commands:
   image list | image remove NAME
   loaders sync                  copy pxelinux, shim+GRUB and iPXE from distro packages into the tftp root
   doctor                        check ports, loaders, images, the public URL; exit 1 on problems
+  backup FILE                   copy the database to FILE while the server runs (SQLite online backup), checked
+  restore FILE [--force]        replace the database with FILE (checked first; refused while serve runs;
+                                the replaced one is kept as rackboot.db.before-restore-<time>)
   users add NAME --role admin|tech --password-stdin
                                 add a web UI user (the first admin comes from here); also: users list,
                                 users disable|enable NAME, users passwd NAME --password-stdin, users role NAME --role R
@@ -74,6 +78,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     case 'hosts': return hostsCommand(config, io, positionals, Boolean(values['dry-run']));
     case 'image': return withCoreAsync(config, silentLogger(), (core) => imageCommand(core, config, io, positionals, { name: values.name, force: Boolean(values.force) }));
     case 'loaders': return loadersCommand(config, io, positionals);
+    case 'backup': return backupCommand(config, io, positionals[0]);
+    case 'restore': return restoreCommand(config, io, positionals[0], Boolean(values.force));
     case 'doctor': return withCoreAsync(config, silentLogger(), (core) => doctorCommand(core, config, io));
     case 'users': return usersCommand(config, io, positionals, { role: values.role, passwordStdin: Boolean(values['password-stdin']) });
     default: io.err(`rackboot: unknown command "${command}"\n${USAGE}`); return 2;
@@ -81,7 +87,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
 }
 
 async function serve(config: Config, io: Io): Promise<number> {
-  const log = createLogger({ level: config.logLevel });
+  const log = createLogger({ level: config.logLevel, format: config.logFormat });
   let running;
   try {
     running = await startRackboot(config, log, io.env);
@@ -92,11 +98,36 @@ async function serve(config: Config, io: Io): Promise<number> {
     return 1;
   }
   await new Promise<void>((resolve) => {
-    const stop = (signal: string) => { log.info({ signal }, 'shutting down'); resolve(); };
+    const stop = (signal: string) => {
+      log.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down: no new requests; finishing transfers in flight');
+      // A second signal, or a shutdown stuck past the grace period, ends the process at once (the store is crash-safe).
+      const force = (why: string) => { log.warn({ why }, 'shutdown forced'); process.exit(1); };
+      process.once('SIGTERM', () => force('second SIGTERM'));
+      process.once('SIGINT', () => force('second SIGINT'));
+      setTimeout(() => force('shutdown took too long'), config.shutdownGraceMs + 15_000).unref();
+      resolve();
+    };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
   await running.close();
+  log.info('stopped: store closed');
+  return 0;
+}
+
+async function backupCommand(config: Config, io: Io, file: string | undefined): Promise<number> {
+  if (!file) { io.err('rackboot backup FILE: name the file to write (e.g. /var/backups/rackboot-$(date +%F).db)'); return 2; }
+  const r = await backupDatabase(config.dataDir, file);
+  if (!r.ok) { io.err(`rackboot backup: ${r.message}`); return 1; }
+  io.out(r.message);
+  return 0;
+}
+
+function restoreCommand(config: Config, io: Io, file: string | undefined, force: boolean): number {
+  if (!file) { io.err('rackboot restore FILE [--force]: name a file written by rackboot backup'); return 2; }
+  const r = restoreDatabase(config.dataDir, file, { force });
+  if (!r.ok) { io.err(`rackboot restore: ${r.message}`); return 1; }
+  io.out(r.message);
   return 0;
 }
 

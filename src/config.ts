@@ -30,6 +30,12 @@ const fileSchema = z.strictObject({
   loaders: z.strictObject({ bios: z.string(), uefi: z.string(), ipxeBios: z.string(), ipxeUefi: z.string() }).partial().optional(),
   tftp: z.strictObject({ maxTransfers: z.number().int().positive(), maxPerClient: z.number().int().positive() }).partial().optional(),
   dhcp: z.record(z.string(), z.unknown()).optional(),
+  logFormat: z.enum(['json', 'pretty', 'auto']).optional(),
+  shutdownGrace: z.union([z.number(), z.string()]).optional(),
+  syslog: z.strictObject({
+    port: port, ringLines: z.number().int().min(10).max(1_000_000), maxTotalLines: z.number().int().min(1000).max(100_000_000),
+    ratePerSec: z.number().int().positive(), burst: z.number().int().positive(), maxLineBytes: z.number().int().min(256).max(65536),
+  }).partial().optional(),
 });
 
 export interface Config {
@@ -49,12 +55,19 @@ export interface Config {
   loaders: { bios: string; uefi: string; ipxeBios: string; ipxeUefi: string };
   tftp: { maxTransfers: number; maxPerClient: number };
   dhcp: DhcpConfig;
+  /** json (machines), pretty (people), auto: pretty when stdout is a terminal. */
+  logFormat: 'json' | 'pretty' | 'auto';
+  /** The installer log receiver (src/ops/syslog-server.ts); port 0 turns it off. */
+  syslog: { port: number; ringLines: number; maxTotalLines: number; ratePerSec: number; burst: number; maxLineBytes: number };
+  /** On SIGTERM, how long HTTP transfers in flight may run before their connections are closed. */
+  shutdownGraceMs: number;
 }
 
 export interface Flags {
   config?: string; listen?: string; 'http-port'?: string; 'tftp-port'?: string; 'public-url'?: string; 'server-ip'?: string;
   'data-dir'?: string; 'profiles-dir'?: string; 'tftp-root'?: string; 'images-dir'?: string; 'token-ttl'?: string; 'log-level'?: string;
   'dhcp-mode'?: string; 'dhcp-interface'?: string; 'dhcp-subnet'?: string; 'dhcp-range'?: string; 'dhcp-router'?: string; 'dhcp-dns'?: string;
+  'log-format'?: string; 'syslog-port'?: string; 'syslog-ring'?: string;
 }
 
 export const SERVE_FLAGS: Record<keyof Flags, string> = {
@@ -70,6 +83,9 @@ export const SERVE_FLAGS: Record<keyof Flags, string> = {
   'images-dir': 'DIR   stage2 trees and squashfs images served at /images/ (default ./images)',
   'token-ttl': 'DUR     how long a build token lives (default 6h)',
   'log-level': 'LEVEL  trace|debug|info|warn|error (default info)',
+  'log-format': 'FMT   json | pretty | auto (default: pretty on a terminal, JSON otherwise)',
+  'syslog-port': 'N    installer log receiver, UDP and TCP (default 5514; 514 in production; 0 turns it off)',
+  'syslog-ring': 'N    installer log lines kept per build, the newest (default 20000)',
   'dhcp-mode': 'MODE   off (default) | proxy | authoritative',
   'dhcp-interface': 'IF  interface(s) to answer DHCP on, e.g. eth1',
   'dhcp-subnet': 'CIDR  subnet for authoritative mode, e.g. 10.99.0.0/24',
@@ -84,6 +100,7 @@ const ENV: Partial<Record<keyof Flags, string>> = {
   listen: 'RACKBOOT_LISTEN', 'http-port': 'RACKBOOT_HTTP_PORT', 'tftp-port': 'RACKBOOT_TFTP_PORT', 'public-url': 'RACKBOOT_PUBLIC_URL',
   'server-ip': 'RACKBOOT_SERVER_IP', 'data-dir': 'RACKBOOT_DATA_DIR', 'profiles-dir': 'RACKBOOT_PROFILES_DIR', 'tftp-root': 'RACKBOOT_TFTP_ROOT',
   'images-dir': 'RACKBOOT_IMAGES_DIR', 'token-ttl': 'RACKBOOT_TOKEN_TTL', 'log-level': 'RACKBOOT_LOG_LEVEL', 'dhcp-mode': 'RACKBOOT_DHCP_MODE',
+  'log-format': 'RACKBOOT_LOG_FORMAT', 'syslog-port': 'RACKBOOT_SYSLOG_PORT', 'syslog-ring': 'RACKBOOT_SYSLOG_RING',
 };
 
 function intSetting(name: string, value: string | undefined): number | undefined {
@@ -142,6 +159,21 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
   const logLevel = flags['log-level'] ?? file.logLevel ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`--log-level "${logLevel}" must be trace, debug, info, warn or error`);
 
+  const logFormat = flags['log-format'] ?? file.logFormat ?? 'auto';
+  if (!['json', 'pretty', 'auto'].includes(logFormat)) throw new ConfigError(`--log-format "${logFormat}" must be json, pretty or auto`);
+  const graceRaw = file.shutdownGrace ?? '10s';
+  const grace = duration.safeParse(typeof graceRaw === 'string' && /^\d+$/.test(graceRaw) ? Number(graceRaw) : graceRaw);
+  if (!grace.success) throw new ConfigError(`shutdownGrace "${graceRaw}" must be a duration such as 10s or 1m`);
+  const syslogPort = intSetting('--syslog-port', flags['syslog-port']) ?? file.syslog?.port ?? 5514;
+  const ringText = flags['syslog-ring'];
+  if (ringText !== undefined && (!/^\d+$/.test(ringText) || Number(ringText) < 10 || Number(ringText) > 1_000_000)) throw new ConfigError(`--syslog-ring "${ringText}" must be a number of lines from 10 to 1000000`);
+  const syslog = {
+    ratePerSec: 1000, burst: 5000, maxLineBytes: 4096, maxTotalLines: 5_000_000, ringLines: 20_000,
+    ...file.syslog,
+    port: syslogPort,
+    ...(ringText !== undefined ? { ringLines: Number(ringText) } : {}),
+  };
+
   const dhcpBase = dhcpConfigSchema.safeParse(file.dhcp ?? {});
   if (!dhcpBase.success) {
     const i = dhcpBase.error.issues[0];
@@ -163,5 +195,8 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
     loaders: { bios: 'pxelinux.0', uefi: 'grubx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi', ...file.loaders },
     tftp: { maxTransfers: 200, maxPerClient: 8, ...file.tftp },
     dhcp: dhcp.config,
+    logFormat: logFormat as Config['logFormat'],
+    shutdownGraceMs: grace.data,
+    syslog,
   });
 }

@@ -31,6 +31,10 @@ export interface AppDeps {
   log: Logger;
   /** Extra routers mounted before the 404 handler: the web UI (src/web), ... */
   routers?: express.Router[];
+  /** Run before every route (metrics). */
+  middleware?: express.RequestHandler[];
+  /** Extra API routers, mounted under /api after the token check (installer logs, ...). */
+  apiRouters?: express.Router[];
 }
 
 export const FAILED_LOG_BODY_LIMIT = '1mb';
@@ -58,6 +62,7 @@ export function createApp(d: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  for (const m of d.middleware ?? []) app.use(m);
   const p = d.provisioner;
   const text = (res: Response, status: number, body: string) => res.status(status).type('text/plain; charset=utf-8').send(body.endsWith('\n') ? body : body + '\n');
 
@@ -236,6 +241,7 @@ export function createApp(d: AppDeps): express.Express {
   api.get('/discovered', (_req, res) => {
     res.json(d.db.prepare('SELECT mac, arch, uuid, ipxe, ip, first_seen AS firstSeen, last_seen AS lastSeen FROM discovered ORDER BY last_seen DESC LIMIT 1000').all());
   });
+  for (const r of d.apiRouters ?? []) api.use(r);
   app.use('/api', api);
 
   function conflicts(mac: Mac, h: { hostname: string; ip?: string }, isNew: boolean) {

@@ -18,6 +18,8 @@ export interface BuildContext {
   token: string;
   /** Public base URL of rackboot's HTTP server, without trailing slash. */
   baseUrl: string;
+  /** host:port of rackboot's syslog receiver, when it is on: install configs add inst.syslog= for Anaconda. */
+  syslog?: string;
 }
 
 export type Rendered = { ok: true; text: string } | { ok: false; error: string };
@@ -85,6 +87,7 @@ function withData(ctx: BuildContext, render: (data: object) => string): Rendered
     paths: { kernel: profile.image.kernel, initrd: profile.image.initrd },
     bootif: macToPxeName(host.mac),
     kernelArgs: profile.boot.kernelArgs.trim(),
+    syslog: ctx.syslog,
     layout: profile.partitioning,
     network: {
       static: isStatic,

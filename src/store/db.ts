@@ -72,8 +72,23 @@ const MIGRATIONS: string[] = [
      files TEXT NOT NULL DEFAULT '[]',
      imported_at INTEGER NOT NULL
    );`,
+  // 3: installer logs (syslog) per build: a bounded ring per build, pruned by src/ops/syslog-store.ts.
+  `CREATE TABLE syslog (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     build_id INTEGER NOT NULL,
+     mac TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     client_ip TEXT,
+     facility INTEGER NOT NULL, severity INTEGER NOT NULL,
+     host TEXT, app TEXT,
+     text TEXT NOT NULL
+   );
+   CREATE INDEX syslog_build ON syslog(build_id, id);`,
   // Append new migrations here; never edit one that has shipped.
 ];
+
+/** The schema version this rackboot writes (backup/restore checks a file against it). */
+export function schemaVersion(): number { return MIGRATIONS.length; }
 
 export function openDb(file: string, durability: 'full' | 'normal' = 'full'): Db {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });

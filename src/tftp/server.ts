@@ -33,6 +33,8 @@ export interface TftpTransferEvent {
   seconds: number;
   client: TftpClient;
   error?: string;
+  /** DATA windows sent again (timeouts, duplicate ACKs). */
+  retransmits?: number;
 }
 
 export interface TftpServerOptions {
@@ -175,6 +177,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       windowsize: s.windowsize,
       seconds: Math.round((now() - t.startedAt)) / 1000,
       client: t.client,
+      retransmits: s.retransmits,
     };
     if (outcome.kind === 'failed') ev.error = outcome.error;
     const fields = { path: t.path, client: `${t.client.address}:${t.client.port}`, bytes: ev.bytes, size: ev.size, blksize: ev.blksize, windowsize: ev.windowsize, seconds: ev.seconds };

@@ -152,3 +152,15 @@ test('iPXE script starts with #!ipxe and fetches kernel and initrd over HTTP', (
   assert.match(r.text, /^kernel http:\/\/10\.99\.0\.1:8080\/tftp\/rhvh-4\.3\/vmlinuz initrd=initrd\.img .*inst\.ks=http:\/\/10\.99\.0\.1:8080\/ks\/TESTTOKEN BOOTIF=01-52-54-00-aa-bb-01/m);
   assert.match(r.text, /^initrd --name initrd\.img http:\/\/10\.99\.0\.1:8080\/tftp\/rhvh-4\.3\/initrd\.img/m);
 });
+
+for (const kind of ['pxelinux', 'grub', 'ipxe'] as const) {
+  test(`${kind}: with the syslog receiver on, the install config streams Anaconda's log to it (inst.syslog=)`, () => {
+    const r = renderer.installConfig(kind, { ...ctx('rhvh-base'), syslog: '10.99.0.1:5514' });
+    assert.ok(r.ok);
+    if (!r.ok) return;
+    assert.match(r.text, /inst\.ks=http:\/\/10\.99\.0\.1:8080\/ks\/TESTTOKEN inst\.syslog=10\.99\.0\.1:5514[ \n]/);
+    assertGolden(`${kind}-install-syslog.cfg`, r.text);
+    const off = renderer.installConfig(kind, ctx('rhvh-base'));
+    assert.ok(off.ok && !off.text.includes('inst.syslog'), 'no inst.syslog when the receiver is off');
+  });
+}
