@@ -502,3 +502,28 @@ test('rackboot users: add (password on stdin only), list, disable, passwd; never
   assert.equal((await run(['users', 'disable', 'nobody'])).code, 1);
   assert.equal((await run(['users', 'frobnicate'])).code, 2);
 });
+
+test('serve: the UI is mounted, and shutdown ends open live streams instead of hanging', async () => {
+  const { startRackboot } = await import('../../src/serve.ts');
+  const { loadConfig } = await import('../../src/config.ts');
+  const config = loadConfig({ listen: '127.0.0.1', 'http-port': '0', 'tftp-port': '0', 'data-dir': join(env.dir, 'serve-data'), 'profiles-dir': env.config.profilesDir, 'tftp-root': env.config.tftpRoot, 'images-dir': env.config.imagesDir }, {}, env.dir);
+  const running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'x' });
+  let closed = false;
+  try {
+    new UserStore(running.core.db).add('alice', 'admin', HASH);
+    const base = `http://127.0.0.1:${running.httpPort}`;
+    const lp = await fetch(`${base}/login`);
+    assert.equal(lp.status, 200);
+    const loginCookie = /rackboot_login=([^;]+)/.exec(lp.headers.get('set-cookie') ?? '')![1];
+    const signed = await fetch(`${base}/login`, { method: 'POST', redirect: 'manual', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: `rackboot_login=${loginCookie}` }, body: new URLSearchParams({ _csrf: csrfOf(await lp.text()), name: 'alice', password: PW }) });
+    assert.equal(signed.status, 303);
+    const sid = /rackboot_session=([^;]+)/.exec(signed.headers.get('set-cookie') ?? '')![1];
+    const stream = await fetch(`${base}/board/stream`, { headers: { Cookie: `rackboot_session=${sid}` } });
+    assert.equal(stream.status, 200);
+    const t0 = Date.now();
+    await running.close();
+    closed = true;
+    assert.ok(Date.now() - t0 < 3000, `close took ${Date.now() - t0} ms`);
+    await stream.body?.cancel().catch(() => {});
+  } finally { if (!closed) await running.close(); }
+});

@@ -70,7 +70,12 @@
     var es = new EventSource('/board/stream');
     var filterState = new URLSearchParams(location.search).get('state');
     es.onopen = function () { if (status) { status.textContent = 'Live'; status.className = 'live-status on'; } };
-    es.onerror = function () { if (status) { status.textContent = 'Reconnecting…'; status.className = 'live-status off'; } };
+    es.onerror = function () {
+      if (!status) return;
+      // CLOSED: the server refused the stream (signed out); CONNECTING: the browser retries by itself.
+      status.textContent = es.readyState === EventSource.CLOSED ? 'Live updates stopped: reload the page' : 'Reconnecting…';
+      status.className = 'live-status off';
+    };
     es.addEventListener('logout', function () { es.close(); location.reload(); });
     es.addEventListener('chip', function (ev) {
       var c;
