@@ -37,6 +37,7 @@ for (const p of Object.keys(rbSim.phaseStats)) {
 }
 if (rbApi) lines.push(row('rackboot API: hosts in state built', `${rbApi.built}/${rbApi.total}`, ''));
 console.log(lines.join('\n'));
+if (rbApi?.timelineTypes) console.log(`rackboot timeline of the first host: ${rbApi.timelineTypes.join(', ')}`);
 const goal = rbSim.failures === 0 && refSim.failures === 0 && rbSim.wallSec <= 2 * refSim.wallSec;
 console.log(`goal (all built, zero failures, rackboot within 2x the reference): ${goal ? 'MET' : 'NOT MET'}`);
 for (const f of rbSim.failed.slice(0, 5)) console.log(`  rackboot failure ${f.mac}: ${f.error}`);
