@@ -3,11 +3,11 @@
 # same run, inside network namespaces made here (never a real network). perfdhcp (kea-admin) acts
 # as a relay agent (giaddr 10.68.0.1) and sends DISCOVERs (-i: DISCOVER->OFFER) or full DORA with
 # distinct MACs. Prints a table with rates, ratios to Kea, and p99 latency (from perfdhcp -x t).
-# Usage (root): bash test/bench/dhcp.sh [seconds-per-run, default 10] [rate-target, default 40000]
+# Usage (root): bash test/bench/dhcp.sh [seconds-per-run, default 10]; OFFER_RATES="..." DORA_RATES="..." SERVERS="ours kea dnsmasq" SYNC=NORMAL|FULL
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-10}
-RATE=${2:-40000}
+
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)"; exit 1; }
 
 need=()
@@ -115,7 +115,7 @@ for kind in offer dora; do
 done
 
 kea_o=$(echo "${R[kea-offer]}" | cut -d' ' -f1); kea_d=$(echo "${R[kea-dora]}" | cut -d' ' -f1)
-printf '\nDHCP benchmark, %ss per run, perfdhcp as relay, target %s/s, distinct MACs, %s cores\n' "$SECS" "$RATE" "$(nproc)"
+printf '\nDHCP benchmark, %ss per run, perfdhcp as relay, best of target rates offers [%s] DORA [%s], distinct MACs, %s cores, load %s\n' "$SECS" "$OFFER_RATES" "$DORA_RATES" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-10s | %12s %8s %9s %7s | %12s %8s %9s %7s\n' server 'offers/s' 'vs Kea' 'p99 ms' 'drop' 'leases/s' 'vs Kea' 'p99 ms' 'drop'
 for srv in ${SERVERS:-ours kea dnsmasq}; do
   read -r o op od <<<"${R[$srv-offer]}"; read -r d dp dd <<<"${R[$srv-dora]}"

@@ -150,3 +150,16 @@ test('non-Ethernet hardware (InfiniBand htype 32, hlen 0) decodes without a MAC'
 });
 
 test('macBytes helper sanity', () => assert.equal(macBytes('aa:bb:cc:dd:ee:ff')[5], 0xff));
+
+test('golden: ISC dhclient DISCOVER (captured in the netns test lab): hostname, parameter list, no vendor class', () => {
+  const r = decodePacket(fixture('dhcp-dhclient-discover.bin'));
+  assert.ok(r.ok);
+  const p = r.packet;
+  assert.equal(p.options.get(53)![0], 1);
+  assert.equal(clientMac(p), '52:54:00:12:34:57');
+  assert.equal(p.options.has(60), false);
+  assert.deepEqual([...p.options.get(55)!], [1, 28, 2, 3, 15, 6, 119, 12, 44, 47, 26, 121, 42]);
+  assert.equal(classifyClient(p).bootClient, false);
+  const back = decodePacket(encodePacket(p).bytes);
+  assert.ok(back.ok); assert.deepEqual([...back.packet.options.keys()].sort(), [...p.options.keys()].sort());
+});
