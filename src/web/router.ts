@@ -382,6 +382,22 @@ export function createWebRouter(d: WebDeps): WebRouter {
     } else return usersPage(res, 400, `unknown action "${action}"`);
     res.redirect(303, '/users');
   });
+  // Anyone signed in changes their own password here (the current one is asked again).
+  r.get('/account', tech, (_req, res) => page(res, 200, 'account', { title: 'Your account' }));
+  r.post('/account', form, tech, async (req, res) => {
+    const body = req.body as Record<string, unknown>;
+    const me = sessionOf(res).user;
+    const ok = await users.authenticate(me.name, str(body.current));
+    const password = str(body.password);
+    const bad = !ok ? 'the current password is wrong' : password !== str(body.password2) ? 'the two new passwords differ' : checkPassword(password, me.name);
+    if (bad) return page(res, 422, 'account', { title: 'Your account', error: bad });
+    users.setPasswordHash(me.name, await hashUserPassword(password));
+    d.audit.record(actor(res), 'user.password', me.name);
+    // Every session of the user ended with the change, this one too: sign in again with the new password.
+    res.clearCookie(SESSION_COOKIE, cookieOptions(secure));
+    res.redirect(303, '/login');
+  });
+
   function usersPage(res: Response, status: number, error?: string, values: Record<string, string> = {}) {
     page(res, status, 'users', { title: 'Users', users: users.list(), error, values, roles: ROLES });
   }

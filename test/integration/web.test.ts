@@ -527,3 +527,15 @@ test('serve: the UI is mounted, and shutdown ends open live streams instead of h
     await stream.body?.cancel().catch(() => {});
   } finally { if (!closed) await running.close(); }
 });
+
+test('account: a tech changes their own password with the current one, and signs in again', async () => {
+  const { agent, csrf } = await login('tom');
+  assert.equal((await agent.get('/account')).status, 200);
+  const wrong = await agent.post('/account').type('form').send({ _csrf: csrf, current: 'not it at all', password: 'a brand new password', password2: 'a brand new password' });
+  assert.equal(wrong.status, 422);
+  assert.match(wrong.text, /current password is wrong/);
+  const ok = await agent.post('/account').type('form').send({ _csrf: csrf, current: PW, password: 'a brand new password', password2: 'a brand new password' });
+  assert.equal(ok.status, 303);
+  assert.equal((await agent.get('/')).status, 303, 'signed out by the change');
+  assert.ok(await new UserStore(env.core.db).authenticate('tom', 'a brand new password'));
+});

@@ -102,7 +102,12 @@
 
   function updateBoardChip(c, filterState) {
     var el = chipFor(c.mac);
-    if (!el) return; // a host not on this page (filtered out, or new: it shows on reload)
+    if (!el) {
+      // A host not on this page: filtered out, or new (added or imported since the page loaded).
+      var note = document.getElementById('live-status');
+      if (note && !c.removed && !filterState && !new URLSearchParams(location.search).get('rack')) note.textContent = 'New hosts: reload to see them';
+      return;
+    }
     if (c.removed) { el.remove(); recount(); return; }
     applyChip(el, c);
     el.hidden = Boolean(filterState && c.state !== filterState);
