@@ -215,6 +215,14 @@ export class SyslogFramer {
     }
   }
 
+  /** The connection ended: a last LF-framed line without its LF is still a line (rsyslog may close without one). */
+  end(): Buffer[] {
+    const rest = this.buf;
+    this.buf = Buffer.alloc(0);
+    if (!rest.length || this.skip > 0 || this.discardToLf || (rest[0] >= 0x30 && rest[0] <= 0x39)) return [];
+    return [rest];
+  }
+
   /** Bytes held waiting for the end of a frame (bounded by maxFrame + 11). */
   get buffered(): number { return this.buf.length; }
 }

@@ -119,6 +119,7 @@ export async function startSyslogReceiver(o: SyslogReceiverOptions): Promise<Sys
     sock.on('data', (chunk: Buffer) => {
       try { for (const frame of framer.push(chunk)) line(frame, ip, 'tcp'); } catch (err) { o.log.error({ err }, 'syslog: TCP handler failed'); sock.destroy(); }
     });
+    sock.on('end', () => { try { for (const frame of framer.end()) line(frame, ip, 'tcp'); } catch (err) { o.log.error({ err }, 'syslog: TCP handler failed'); } sock.end(); });
     sock.on('error', () => { /* reset by peer: nothing to do */ });
     sock.on('close', () => sockets.delete(sock));
   });
