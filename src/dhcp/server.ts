@@ -38,6 +38,9 @@ export interface DhcpServerHandle { close(): Promise<void>; ports(): number[] }
 
 const SOL_SOCKET = 1;
 const SO_BINDTOIFINDEX = 62; // linux/asm-generic/socket.h
+const SO_RCVBUFFORCE = 33;
+// ~1,500 queued requests: absorbs a burst, yet short enough that nothing waits past a client retry.
+const RECV_BUFFER = 1024 * 1024;
 
 type SetSockOpt = (sock: Socket, level: number, name: number, value: number) => void;
 
@@ -123,6 +126,16 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
   } catch (err) {
     for (const s of sockets) s.sock.close();
     throw err;
+  }
+  // A rack powering on at once sends bursts: a deeper receive queue absorbs them while the loop is
+  // busy (committing leases) or descheduled. SO_RCVBUFFORCE (root) passes net.core.rmem_max; else
+  // SO_RCVBUF, which the kernel caps.
+  const setsockoptAny = setsockopt ?? loadSetSockOpt();
+  for (const b of sockets) {
+    try { setsockoptAny?.(b.sock, SOL_SOCKET, SO_RCVBUFFORCE, RECV_BUFFER); } catch {
+      try { b.sock.setRecvBufferSize(RECV_BUFFER); } catch { /* keep the default */ }
+    }
+    if (!setsockoptAny) { try { b.sock.setRecvBufferSize(RECV_BUFFER); } catch { /* keep the default */ } }
   }
   const sendSocket = (arrivedOn: Bound, out: Outgoing): Socket => {
     if (arrivedOn.iface || arrivedOn.address === out.serverIp) return arrivedOn.sock;
