@@ -86,3 +86,14 @@ export function checkHostInput(input: HostInput, knownProfiles: (name: string) =
   if (errors.length || !mac || !hostname || !profile) return { ok: false, errors };
   return { ok: true, host: { mac: mac as Mac, hostname, profile, ip, netmask, gateway, nameservers, domain, rack, position, uuid: uuid?.toLowerCase(), params } };
 }
+
+/** Field by field, what changed on a host: the audit log's diff. */
+export function hostFieldDiff(a: object, b: object): Record<string, { from: unknown; to: unknown }> {
+  const out: Record<string, { from: unknown; to: unknown }> = {};
+  for (const k of HOST_FIELDS) {
+    const x = (a as Record<string, unknown>)[k];
+    const y = (b as Record<string, unknown>)[k];
+    if (JSON.stringify(x) !== JSON.stringify(y)) out[k] = { from: x, to: y };
+  }
+  return out;
+}

@@ -15,7 +15,7 @@ import type { Db } from '../store/db.ts';
 import type { ProfileSnapshot } from '../profiles/catalog.ts';
 import { formatProfileError, PROFILE_NAME, type ProfileError } from '../profiles/load.ts';
 import { parseMac, type Mac } from '../net/mac.ts';
-import { checkHostInput, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
+import { checkHostInput, hostFieldDiff, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
 import { checkRackCsv, parseCsv } from '../hosts/csv.ts';
 import { UserStore, SessionStore, ROLES, checkPassword, checkUserName, hashUserPassword, type Role, type Session, type SessionPolicy } from '../store/users.ts';
 import { buildBoard, chipOf, formatDuration, STAGE_LABELS, STATES, type Chip } from './board.ts';
@@ -235,7 +235,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
     const checked = checkForm(values, old.mac);
     if (!checked.ok) return hostForm(res, 422, old, values, checked.errors);
     d.hosts.update(checked.host);
-    d.audit.record(actor(res), 'host.update', old.mac, fieldDiff(old, checked.host));
+    d.audit.record(actor(res), 'host.update', old.mac, hostFieldDiff(old, checked.host));
     flash(res, { kind: 'ok', text: `Host ${checked.host.hostname} saved.` });
     res.redirect(303, `/hosts/${old.mac}`);
   });
@@ -551,16 +551,6 @@ function toForm(h: Host): Record<string, string> {
     nameservers: h.nameservers.join(', '), domain: h.domain ?? '', rack: h.rack ?? '', position: h.position ?? '', uuid: h.uuid ?? '',
     params: Object.entries(h.params).map(([k, v]) => `${k} = ${v}`).join('\n'),
   };
-}
-
-function fieldDiff(a: object, b: object): Record<string, { from: unknown; to: unknown }> {
-  const out: Record<string, { from: unknown; to: unknown }> = {};
-  for (const k of HOST_FIELDS) {
-    const x = (a as Record<string, unknown>)[k];
-    const y = (b as Record<string, unknown>)[k];
-    if (JSON.stringify(x) !== JSON.stringify(y)) out[k] = { from: x, to: y };
-  }
-  return out;
 }
 
 type AuditView = { kind: 'none' } | { kind: 'inline'; text: string } | { kind: 'unified'; lines: { cls: string; text: string }[] } | { kind: 'fields'; rows: { field: string; from: string; to: string }[] } | { kind: 'json'; text: string };
