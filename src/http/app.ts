@@ -11,7 +11,7 @@ import type { ProfileSnapshot } from '../profiles/catalog.ts';
 import { formatProfileError } from '../profiles/load.ts';
 import { parseConfigPath } from '../boot/paths.ts';
 import { resolveInRoot } from '../tftp/jail.ts';
-import { checkHostInput, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
+import { checkHostInput, hostFieldDiff, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
 import { checkRackCsv } from '../hosts/csv.ts';
 import type { Db } from '../store/db.ts';
 import type { ImageStore } from '../images/store.ts';
@@ -178,7 +178,7 @@ export function createApp(d: AppDeps): express.Express {
     if (!r.ok) throw new HttpError(422, r.errors.join('; '));
     conflicts(mac, r.host, false);
     d.hosts.update(r.host);
-    d.audit.record(actor, 'host.update', mac, diffOf(old, r.host));
+    d.audit.record(actor, 'host.update', mac, hostFieldDiff(old, r.host));
     res.json(p.view(mac));
   });
   api.delete('/hosts/:mac', (req, res) => {
@@ -276,16 +276,6 @@ function bodyObject(req: Request): HostInput {
   const unknown = Object.keys(b).filter((k) => !(HOST_FIELDS as readonly string[]).includes(k));
   if (unknown.length) throw new HttpError(422, `unknown field(s) ${unknown.join(', ')}; known: ${HOST_FIELDS.join(', ')}`);
   return b as HostInput;
-}
-
-function diffOf(a: object, b: object): Record<string, { from: unknown; to: unknown }> {
-  const out: Record<string, { from: unknown; to: unknown }> = {};
-  for (const k of HOST_FIELDS) {
-    const x = (a as Record<string, unknown>)[k];
-    const y = (b as Record<string, unknown>)[k];
-    if (JSON.stringify(x) !== JSON.stringify(y)) out[k] = { from: x, to: y };
-  }
-  return out;
 }
 
 /** "/a//b\\c" -> "a/b/c": the same normalisation TFTP clients get. */
