@@ -67,10 +67,12 @@ export function createApp(d: AppDeps): express.Express {
   const text = (res: Response, status: number, body: string) => res.status(status).type('text/plain; charset=utf-8').send(body.endsWith('\n') ? body : body + '\n');
 
   // --- What installing hosts call -------------------------------------------------------------
+  // The hottest route when a rack powers on: plain writeHead/end, skipping res.send's content negotiation.
   app.get('/ks/:token', (req, res) => {
     const r = p.kickstart(req.params.token, clientIp(req));
-    res.set('Cache-Control', 'no-store');
-    if (r.ok) text(res, 200, r.value); else text(res, r.status, `# rackboot: ${r.message}`);
+    const body = Buffer.from(r.ok ? r.value : `# rackboot: ${r.message}\n`);
+    res.writeHead(r.ok ? 200 : r.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': body.length, 'Cache-Control': 'no-store' });
+    res.end(body);
   });
 
   const built = (req: Request, res: Response) => {
