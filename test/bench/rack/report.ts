@@ -8,7 +8,7 @@ interface Sim {
   phaseStats: Record<string, { n: number; p50: number; p95: number; max: number }>;
   failed: { mac: string; error?: string }[];
 }
-interface Proc { name: string; cpuSec: number; hwmMB: number; startupHwmMB?: number }
+interface Proc { name: string; cpuSec: number; sysSec?: number; hwmMB: number; startupHwmMB?: number }
 interface Api { built: number; total: number; timelineTypes?: string[] }
 
 const [refSim, refProc, rbSim, rbProc, rbApi] = process.argv.slice(2).map((p) => (p ? JSON.parse(readFileSync(p, 'utf8')) : undefined)) as [Sim, Proc, Sim, Proc, Api | undefined];
@@ -27,6 +27,7 @@ const lines = [
   row('TFTP "server busy" errors', String(rbSim.retries.busy), String(refSim.retries.busy)),
   row('boot files delivered (GB)', (rbSim.bytes / 1e9).toFixed(2), (refSim.bytes / 1e9).toFixed(2)),
   row('server CPU during the run (s)', rbProc.cpuSec.toFixed(2), refProc.cpuSec.toFixed(2), ratio(rbProc.cpuSec, refProc.cpuSec)),
+  row('  of which kernel (stime) (s)', (rbProc.sysSec ?? NaN).toFixed(2), (refProc.sysSec ?? NaN).toFixed(2)),
   row('server peak RSS, VmHWM (MB)', rbProc.hwmMB.toFixed(1), refProc.hwmMB.toFixed(1), ratio(rbProc.hwmMB, refProc.hwmMB)),
 ];
 if (rbProc.startupHwmMB !== undefined) lines.push(row('  rackboot VmHWM before the run (MB)', rbProc.startupHwmMB.toFixed(1), ''));

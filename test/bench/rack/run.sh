@@ -11,6 +11,7 @@
 # Usage (root): bash test/bench/rack/run.sh
 #   HOSTS=200  INITRD=http|tftp (how kernel+initrd travel; http is what iPXE does)  TIMEOUT=600 (s per run)
 #   RB_LOG_LEVEL=info  KEEP=1 (keep the work dir and logs)  ONLY=rackboot|reference
+#   RB_NODE_OPTS='--cpu-prof --cpu-prof-dir=/tmp/x' (extra node flags for the measured rackboot)
 #   PCAP=1 (with KEEP: packet headers on the client veth into WORKDIR/<server>.pcap, for looking at one phase)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -53,6 +54,7 @@ trap 'exit 130' INT TERM
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 # CPU seconds (utime+stime) and peak RSS (VmHWM, MB) of the given pids, summed.
 cpu_s() { local t=0 p; for p in "$@"; do t=$(awk -v t="$t" '{ sub(/^.*\) /, ""); printf "%.2f", t + ($12 + $13) / 100 }' "/proc/$p/stat"); done; echo "$t"; }
+sys_s() { local t=0 p; for p in "$@"; do t=$(awk -v t="$t" '{ sub(/^.*\) /, ""); printf "%.2f", t + $13 / 100 }' "/proc/$p/stat"); done; echo "$t"; }
 hwm_mb() { local t=0 p; for p in "$@"; do t=$(awk -v t="$t" '/^VmHWM:/ { printf "%.1f", t + $2 / 1024 }' "/proc/$p/status"); done; echo "$t"; }
 wait_http() { # url what pid
   for _ in $(seq 150); do
@@ -136,30 +138,31 @@ NGX
   kill -0 $DNSMASQ || { log "dnsmasq exited:"; cat "$W/dnsmasq.out"; exit 1; }
   local workers; workers=$(pgrep -P $NGX | tr '\n' ' ')
   local pids=($DNSMASQ $NGX $workers)
-  local c0; c0=$(cpu_s "${pids[@]}")
+  local c0; c0=$(cpu_s "${pids[@]}"); local k0; k0=$(sys_s "${pids[@]}")
   pcap_start reference
   ip netns exec $C "${SIM[@]}" --label reference --json "$W/ref-sim.json" --watch "$(echo "${pids[@]}" | tr ' ' ',')" >&2 || true
-  local c1; c1=$(cpu_s "${pids[@]}")
+  local c1; c1=$(cpu_s "${pids[@]}"); local k1; k1=$(sys_s "${pids[@]}")
   pcap_stop
-  printf '{"name":"dnsmasq+nginx","cpuSec":%s,"hwmMB":%s}\n' "$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b - a}')" "$(hwm_mb "${pids[@]}")" > "$W/ref-proc.json"
+  printf '{"name":"dnsmasq+nginx","cpuSec":%s,"sysSec":%s,"hwmMB":%s}\n' "$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b - a}')" "$(awk -v a="$k0" -v b="$k1" 'BEGIN{printf "%.2f", b - a}')" "$(hwm_mb "${pids[@]}")" > "$W/ref-proc.json"
   stop_pid $DNSMASQ; stop_pid $NGX
 }
 
 # ---------- rackboot ----------
 run_rackboot() {
   log "rackboot: serve --dhcp-mode authoritative, TFTP 69, HTTP 8080 (log level $RB_LOG_LEVEL)"
-  ip netns exec $S node bin/rackboot.mjs serve "${RB_COMMON[@]}" --tftp-port 69 --data-dir "$W/rb-data" --log-level "$RB_LOG_LEVEL" \
+  # shellcheck disable=SC2086
+  ip netns exec $S node ${RB_NODE_OPTS:-} bin/rackboot.mjs serve "${RB_COMMON[@]}" --tftp-port 69 --data-dir "$W/rb-data" --log-level "$RB_LOG_LEVEL" \
     --dhcp-mode authoritative --dhcp-interface $SI --dhcp-subnet 10.98.0.0/22 --dhcp-range $RANGE_RB --dhcp-router $SIP > "$W/rackboot.log" 2>&1 &
   RB=$!; PIDS+=($RB)
   wait_http "$BASE/healthz" rackboot $RB || { cat "$W/rackboot.log"; exit 1; }
   ip netns exec $S timeout 120 node --import tsx test/bench/rack/setup.ts --url $BASE --macs "$W/macs.txt" >&2
   local h0; h0=$(hwm_mb $RB)
-  local c0; c0=$(cpu_s $RB)
+  local c0; c0=$(cpu_s $RB); local k0; k0=$(sys_s $RB)
   pcap_start rackboot
   ip netns exec $C "${SIM[@]}" --label rackboot --json "$W/rb-sim.json" --watch $RB >&2 || true
-  local c1; c1=$(cpu_s $RB)
+  local c1; c1=$(cpu_s $RB); local k1; k1=$(sys_s $RB)
   pcap_stop
-  printf '{"name":"rackboot","cpuSec":%s,"hwmMB":%s,"startupHwmMB":%s}\n' "$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b - a}')" "$(hwm_mb $RB)" "$h0" > "$W/rb-proc.json"
+  printf '{"name":"rackboot","cpuSec":%s,"sysSec":%s,"hwmMB":%s,"startupHwmMB":%s}\n' "$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b - a}')" "$(awk -v a="$k0" -v b="$k1" 'BEGIN{printf "%.2f", b - a}')" "$(hwm_mb $RB)" "$h0" > "$W/rb-proc.json"
   # What rackboot itself recorded: every host built, and one host's timeline.
   ip netns exec $S curl -sf -H "Authorization: Bearer $RACKBOOT_ADMIN_TOKEN" "$BASE/api/hosts" > "$W/rb-hosts.json" || echo '[]' > "$W/rb-hosts.json"
   ip netns exec $S curl -sf -H "Authorization: Bearer $RACKBOOT_ADMIN_TOKEN" "$BASE/api/hosts/$(head -1 "$W/macs.txt")" > "$W/rb-host0.json" || echo '{}' > "$W/rb-host0.json"
@@ -174,7 +177,7 @@ run_rackboot() {
 [ "$ONLY" = rackboot ] || run_reference
 sleep 1
 [ "$ONLY" = reference ] || run_rackboot
-[ -n "$ONLY" ] && exit 0
+if [ -n "$ONLY" ]; then cat "$W"/*-proc.json; exit 0; fi
 
 echo
 node --import tsx test/bench/rack/report.ts "$W/ref-sim.json" "$W/ref-proc.json" "$W/rb-sim.json" "$W/rb-proc.json" "$W/rb-api.json"
