@@ -45,7 +45,7 @@ start_ours() {
             {"cidr":"10.68.0.0/14","ranges":["10.68.1.0-10.71.255.250"],"router":"10.68.0.1","dns":["10.99.0.1"],"leaseTimeSec":3600}]},
  "db":"$W/ours.db","quiet":true,"synchronous":"${SYNC:-NORMAL}"}
 EOF
-  ip netns exec $S node --import tsx test/fixtures/dhcp/run-server.ts "$W/ours.json" > "$W/ours.out" 2>&1 &
+  RB_WAL_AUTOCHECKPOINT=${RB_WAL_AUTOCHECKPOINT:-} ip netns exec $S node --import tsx test/fixtures/dhcp/run-server.ts "$W/ours.json" > "$W/ours.out" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do grep -q ready "$W/ours.out" 2>/dev/null && return; sleep 0.1; done
   echo "rackboot did not start:"; cat "$W/ours.out"; exit 1
