@@ -18,6 +18,8 @@ export interface SessionDeps {
   /** Milliseconds, monotonic. */
   now(): number;
   timers: SessionTimers;
+  /** Called after new blocks went out, with the lowest ACK round trip seen so far in ms (undefined before the first). */
+  afterSend?(minRttMs: number | undefined): void;
 }
 
 export interface SessionParams {
@@ -107,6 +109,8 @@ export class TransferSession {
   /** Duplicate or stale ACKs ignored (sorcerer's apprentice, RFC 1350 / RFC 1123 4.2.3.1). */
   duplicateAcks = 0;
   outcome: SessionOutcome | undefined;
+  /** Lowest time from sending a window to its ACK, ms: what the client can do, without scheduling noise. */
+  minRtt: number | undefined;
 
   private state: State = 'idle';
   private readonly slots: Buffer[] = [];
@@ -241,8 +245,14 @@ export class TransferSession {
   }
 
   private progress(): void {
+    const t = this.deps.now();
+    if (this.retry === 0) {
+      // Karn: no RTT samples from retransmitted windows.
+      const sample = t - this.lastActivity;
+      if (this.minRtt === undefined || sample < this.minRtt) this.minRtt = sample;
+    }
     this.retry = 0;
-    this.lastActivity = this.deps.now();
+    this.lastActivity = t;
     if (this.interval !== this.baseInterval) {
       // After a backoff the pending timer is too far out: start over at the base interval.
       this.interval = this.baseInterval;
@@ -274,6 +284,7 @@ export class TransferSession {
     if (this.sent > this.acked) {
       this.lastActivity = this.deps.now();
       this.armTimer();
+      this.deps.afterSend?.(this.minRtt);
     }
   }
 

@@ -15,6 +15,7 @@ const { values } = parseArgs({
     retries: { type: 'string', default: '5' },
     'max-transfers': { type: 'string', default: '200' },
     'max-per-client': { type: 'string', default: '200' },
+    'busy-poll-us': { type: 'string', default: '200' },
     log: { type: 'string' },
   },
 });
@@ -32,6 +33,7 @@ const srv = await startTftpServer({
   defaultTimeoutSec: Number(values.timeout),
   maxTransfers: Number(values['max-transfers']),
   maxPerClient: Number(values['max-per-client']),
+  busyPollUs: Number(values['busy-poll-us']),
   onTransfer: (ev) => {
     if (ev.type === 'tftp.failed' && ev.error !== 'not found') process.stderr.write(`tftp-serve: ${JSON.stringify(ev)}\n`);
   },
