@@ -310,6 +310,8 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       return;
     }
     if (closing) return;
+    // netascii is served byte-for-byte like octet: boot files are binary or already LF text, and a
+    // CRLF conversion would change the size announced in tsize. "mail" (obsolete) is refused.
     if (p.mode !== 'octet' && p.mode !== 'netascii') {
       log.info({ from: rinfo.address, mode: p.mode }, 'tftp: unsupported mode');
       replyError(client, TftpError.IllegalOperation, `mode ${p.mode} not supported (octet, netascii)`);
