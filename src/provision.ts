@@ -43,6 +43,7 @@ export interface BuildStarted { token: string; kickstartUrl: string; builtUrl: s
 export class Provisioner {
   /** Which MAC a client IP belongs to, learnt from DHCP and per-MAC config requests: TFTP events carry only an IP. */
   private readonly ipToMac = new Map<string, Mac>();
+  private readonly kickstartCache = new Map<number, { loaded: LoadedProfile | undefined; hostUpdatedAt: number; at: number; text: string }>();
   private readonly now: () => number;
 
   constructor(private readonly d: ProvisionDeps) { this.now = d.now ?? Date.now; }
@@ -175,16 +176,32 @@ export class Provisioner {
     const build = check.build;
     const host = this.d.hosts.get(build.mac);
     if (!host) return { ok: false, status: 410, message: 'the host of this build was deleted' };
-    const profile = this.profileFor(host);
-    const rendered = profile.ok ? this.d.renderer.kickstart(this.context(host, profile.value, build, token)) : { ok: false as const, error: profile.message };
+    const rendered = this.renderKickstartCached(host, build, token);
     if (!rendered.ok) {
       this.event({ mac: build.mac, buildId: build.id, type: 'kickstart.error', clientIp, status: 'error', detail: { reason: rendered.error } });
       return { ok: false, status: 500, message: `cannot render the kickstart: ${rendered.error}` };
     }
-    this.d.builds.markKickstartFetched(build.id, clientIp);
+    if (build.ksFetchedAt === undefined) this.d.builds.markKickstartFetched(build.id, clientIp);
     this.learnClient(clientIp, build.mac);
     this.event({ mac: build.mac, buildId: build.id, type: 'kickstart.fetched', clientIp, status: '200', bytes: Buffer.byteLength(rendered.text) });
     return { ok: true, value: rendered.text };
+  }
+
+  /**
+   * Anaconda fetches the kickstart more than once (and a rack fetches 200 at once): reuse the text while
+   * the profile object (swapped on every reload), the host record and the build are the same, for a minute.
+   */
+  private renderKickstartCached(host: Host, build: Build, token: string): { ok: true; text: string } | { ok: false; error: string } {
+    const loaded = this.d.profiles.get(host.profile);
+    const hit = this.kickstartCache.get(build.id);
+    if (hit && hit.loaded === loaded && hit.hostUpdatedAt === host.updatedAt && this.now() - hit.at < 60_000) return { ok: true, text: hit.text };
+    const profile = this.profileFor(host);
+    const rendered = profile.ok ? this.d.renderer.kickstart(this.context(host, profile.value, build, token)) : { ok: false as const, error: profile.message };
+    if (rendered.ok) {
+      if (this.kickstartCache.size >= 4096) this.kickstartCache.clear();
+      this.kickstartCache.set(build.id, { loaded, hostUpdatedAt: host.updatedAt, at: this.now(), text: rendered.text });
+    }
+    return rendered;
   }
 
   callback(token: string, outcome: 'built' | 'failed', clientIp: string, log?: string): Outcome<Build> {
