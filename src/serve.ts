@@ -13,7 +13,7 @@ import { AuditLog } from './store/audit.ts';
 import { ProfileCatalog } from './profiles/catalog.ts';
 import { createRenderer } from './render/render.ts';
 import { Provisioner } from './provision.ts';
-import { createApp } from './http/app.ts';
+import { createApp, kickstartFastPath } from './http/app.ts';
 import { createWebRouter } from './web/router.ts';
 import { parseConfigPath } from './boot/paths.ts';
 import { decideBoot } from './boot/decide.ts';
@@ -148,7 +148,8 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   const web = createWebRouter({ provisioner: p, hosts, builds: core.builds, events: core.events, audit: core.audit, db, catalog: core.catalog, profilesDir: config.profilesDir, templatesDir: config.templatesDir, publicUrl: config.publicUrl, log });
   const app = createApp({ provisioner: p, hosts, audit: core.audit, db, profiles: () => core.catalog.snapshot, tftpRoot: config.tftpRoot, imagesDir: config.imagesDir, images: core.images, adminTokenHash: tokenHash, log,
     routers: [createOpsRouter({ metrics, ready }), web], middleware: [metrics.httpMiddleware], apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })] });
-  const http: Server = createServer(app);
+  const kickstartFirst = kickstartFastPath(p, metrics.httpRequest);
+  const http: Server = createServer((req, res) => { if (!kickstartFirst(req, res)) app(req, res); });
   http.keepAliveTimeout = 65_000;
   let tftp: TftpServer | undefined;
   let dhcp: DhcpServerHandle | undefined;

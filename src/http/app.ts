@@ -2,6 +2,7 @@
 // createApp() never listens, so tests drive it with supertest and main.ts binds it.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.ts';
 import { parseMac, type Mac } from '../net/mac.ts';
 import type { Provisioner } from '../provision.ts';
@@ -67,13 +68,7 @@ export function createApp(d: AppDeps): express.Express {
   const text = (res: Response, status: number, body: string) => res.status(status).type('text/plain; charset=utf-8').send(body.endsWith('\n') ? body : body + '\n');
 
   // --- What installing hosts call -------------------------------------------------------------
-  // The hottest route when a rack powers on: plain writeHead/end, skipping res.send's content negotiation.
-  app.get('/ks/:token', (req, res) => {
-    const r = p.kickstart(req.params.token, clientIp(req));
-    const body = Buffer.from(r.ok ? r.value : `# rackboot: ${r.message}\n`);
-    res.writeHead(r.ok ? 200 : r.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': body.length, 'Cache-Control': 'no-store' });
-    res.end(body);
-  });
+  app.get('/ks/:token', (req, res) => { serveKickstart(p, req.params.token, clientIp(req), res); });
 
   const built = (req: Request, res: Response) => {
     const r = p.callback(String(req.params.token), 'built', clientIp(req));
@@ -278,6 +273,31 @@ function bodyObject(req: Request): HostInput {
   const unknown = Object.keys(b).filter((k) => !(HOST_FIELDS as readonly string[]).includes(k));
   if (unknown.length) throw new HttpError(422, `unknown field(s) ${unknown.join(', ')}; known: ${HOST_FIELDS.join(', ')}`);
   return b as HostInput;
+}
+
+function serveKickstart(p: Provisioner, token: string, ip: string, res: ServerResponse): number {
+  const r = p.kickstart(token, ip);
+  const body = Buffer.from(r.ok ? r.value : `# rackboot: ${r.message}\n`);
+  const status = r.ok ? 200 : r.status;
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': body.length, 'Cache-Control': 'no-store' });
+  res.end(body);
+  return status;
+}
+
+/**
+ * GET /ks/<token> ahead of express: when a rack powers on it is the hottest route, and express's
+ * router and middleware cost more than the kickstart itself (test/bench/http.sh). Anything unusual
+ * (a query string, escapes) falls through to the express route, which answers the same.
+ */
+export function kickstartFastPath(p: Provisioner, count?: (route: string, method: string, status: number) => void) {
+  return (req: IncomingMessage, res: ServerResponse): boolean => {
+    if (req.method !== 'GET' || !req.url || !req.url.startsWith('/ks/')) return false;
+    const token = req.url.slice(4);
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(token)) return false;
+    const status = serveKickstart(p, token, (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''), res);
+    count?.('/ks/:token', 'GET', status);
+    return true;
+  };
 }
 
 /** "/a//b\\c" -> "a/b/c": the same normalisation TFTP clients get. */

@@ -92,6 +92,8 @@ export function createMetrics(sources: ScrapeSources = {}) {
   return {
     registry,
     httpMiddleware,
+    /** For requests answered before express (the kickstart fast path). */
+    httpRequest(route: string, method: string, status: number) { httpRequests.inc({ route, method, status: String(status) }); },
     dhcpPacket(type: string, result: string) { dhcpPackets.inc({ type, result }); },
     tftpTransfer(ev: { type: string; bytes: number; retransmits?: number }) {
       if (ev.type === 'tftp.probe') return;
