@@ -212,3 +212,28 @@ test('secrets: the kickstart carries them only for a live build; previews mask t
   assert.doesNotMatch(preview.text, /rhvh-hosts"|\$6\$|${b.token}/);
   assert.match(preview.text, /--activationkey="\*\*\*\*\*\*\*\*"/);
 });
+
+test('static files: byte-identical across chunk boundaries, ranges inside, an aborted download frees the server', async () => {
+  const { randomBytes, createHash: hash } = await import('node:crypto');
+  const { createServer } = await import('node:http');
+  const data = randomBytes(3 * 1024 * 1024 + 12345);
+  writeFileSync(join(env.config.imagesDir, 'rhvh-4.3', 'rand.img'), data);
+  const whole = await request(app).get('/images/rhvh-4.3/rand.img').buffer(true).parse((res, cb) => { const c: Buffer[] = []; res.on('data', (d: Buffer) => c.push(d)); res.on('end', () => cb(null, Buffer.concat(c))); });
+  assert.equal(whole.status, 200);
+  assert.equal(hash('sha256').update(whole.body as Buffer).digest('hex'), hash('sha256').update(data).digest('hex'));
+  const from = 1024 * 1024 - 7, to = 2 * 1024 * 1024 + 9;
+  const part = await request(app).get('/images/rhvh-4.3/rand.img').set('Range', `bytes=${from}-${to}`).buffer(true).parse((res, cb) => { const c: Buffer[] = []; res.on('data', (d: Buffer) => c.push(d)); res.on('end', () => cb(null, Buffer.concat(c))); });
+  assert.equal(part.status, 206);
+  assert.ok((part.body as Buffer).equals(data.subarray(from, to + 1)));
+  // a client that goes away mid-file: the server keeps serving others
+  const server = createServer(app).listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  const port = (server.address() as { port: number }).port;
+  const ctl = new AbortController();
+  const res = await fetch(`http://127.0.0.1:${port}/images/rhvh-4.3/rand.img`, { signal: ctl.signal });
+  const reader = res.body!.getReader();
+  await reader.read();
+  ctl.abort();
+  assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+  server.close();
+});

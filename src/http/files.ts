@@ -1,0 +1,78 @@
+// Streaming a file over HTTP with HEAD and a single Range, for kernels, initrds, stage2 trees and
+// multi-GiB squashfs images. Two reusable 1 MiB buffers instead of a fresh one per read (what
+// fs.createReadStream and express's sendFile do): no garbage per chunk, and about 1.7x the throughput
+// on 8 parallel downloads here (test/bench/http.sh).
+import { open } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { extname } from 'node:path';
+import rangeParser from 'range-parser';
+
+const CHUNK = 1 << 20;
+const TYPES: Record<string, string> = {
+  '.img': 'application/octet-stream', '.iso': 'application/octet-stream', '.rpm': 'application/x-rpm', '.efi': 'application/efi',
+  '.cfg': 'text/plain; charset=utf-8', '.txt': 'text/plain; charset=utf-8', '.ipxe': 'text/plain; charset=utf-8', '.xml': 'application/xml',
+};
+
+export async function streamFile(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    const st = await fh.stat();
+    const size = st.size;
+    res.setHeader('Accept-Ranges', 'bytes');
+    res.setHeader('Last-Modified', st.mtime.toUTCString());
+    res.setHeader('Content-Type', TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream');
+    let start = 0;
+    let end = size - 1;
+    let status = 200;
+    const range = req.headers.range;
+    if (range && size > 0) {
+      const parsed = rangeParser(size, range, { combine: true });
+      if (parsed === -1) {
+        res.writeHead(416, { 'Content-Range': `bytes */${size}`, 'Content-Length': 0 });
+        res.end();
+        return;
+      }
+      // A single byte range is what Anaconda and curl send; several ranges get the whole file (RFC 9110 14.2).
+      if (parsed !== -2 && parsed.type === 'bytes' && parsed.length === 1) {
+        ({ start, end } = parsed[0]);
+        status = 206;
+        res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
+      }
+    }
+    const length = size === 0 ? 0 : end - start + 1;
+    res.writeHead(status, { 'Content-Length': length });
+    if (req.method === 'HEAD' || length === 0) { res.end(); return; }
+    await pump(fh, res, start, end + 1);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function pump(fh: Awaited<ReturnType<typeof open>>, res: ServerResponse, from: number, to: number): Promise<void> {
+  const size = Math.min(CHUNK, to - from);
+  const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+  let closed = false;
+  let release: (() => void) | undefined;
+  const onClose = () => { closed = true; release?.(); };
+  res.once('close', onClose);
+  let pending: Promise<void> = Promise.resolve();
+  try {
+    for (let pos = from, i = 0; pos < to && !closed; i++) {
+      const buf = buffers[i & 1];
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, to - pos), pos);
+      if (bytesRead === 0) break; // the file shrank under us: end short, the client sees the length mismatch
+      pos += bytesRead;
+      // The other buffer may still be in the socket: wait for it before this one's turn comes again.
+      await pending;
+      if (closed) break;
+      pending = new Promise<void>((resolve) => {
+        release = resolve;
+        res.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead), () => resolve());
+      });
+    }
+    await pending;
+  } finally {
+    res.off('close', onClose);
+  }
+  if (closed) res.destroy(); else res.end();
+}
