@@ -35,6 +35,8 @@ export interface Core {
   db: Db; durableDb: Db; hosts: HostStore; builds: BuildStore; events: EventLog; audit: AuditLog; catalog: ProfileCatalog; provisioner: Provisioner; images: ImageStore;
   /** Installer log lines per build (src/ops). */
   syslog: SyslogStore;
+  /** DHCP leases (src/dhcp), also where a restarted server finds which MAC an address belongs to. */
+  leases: LeaseStore;
 }
 
 /** How many of the installer's last log lines go into a build.failed event. */
@@ -64,9 +66,12 @@ export function openCore(config: Config, log: Logger, hooks: { kickstartRendered
   const renderer = withOps(createRenderer(config.templatesDir), hooks.syslogTarget ?? (() => configured), hooks.kickstartRendered);
   const images = new ImageStore(durableDb);
   const syslog = new SyslogStore(db, { ringLines: config.syslog.ringLines, maxTotalLines: config.syslog.maxTotalLines, maxQueued: 100_000 });
-  const provisioner = new Provisioner({ hosts, builds, events, audit, profiles: catalog, images, renderer, log, baseUrl: config.publicUrl, tokenTtlMs: config.tokenTtlMs, neighbor: macFromArp,
+  const leases = new LeaseStore(db);
+  // After a restart the in-memory IP -> MAC map is empty: bound DHCP leases, then the kernel's ARP table, fill it.
+  const neighbor = (ip: string) => { const l = leases.byIp(ip); return l?.state === 'bound' && l.mac ? l.mac : macFromArp(ip); };
+  const provisioner = new Provisioner({ hosts, builds, events, audit, profiles: catalog, images, renderer, log, baseUrl: config.publicUrl, tokenTtlMs: config.tokenTtlMs, neighbor,
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES) });
-  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog };
+  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog, leases };
 }
 
 /** The renderer as served: install configs name the syslog receiver (inst.syslog=), kickstarts are timed. */
@@ -201,7 +206,7 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
       const upsertDiscovered = db.prepare(`INSERT INTO discovered (mac, arch, uuid, ipxe, ip, first_seen, last_seen) VALUES (@mac, @arch, @uuid, @ipxe, @ip, @now, @now)
         ON CONFLICT(mac) DO UPDATE SET arch = excluded.arch, uuid = COALESCE(excluded.uuid, uuid), ipxe = excluded.ipxe, ip = COALESCE(excluded.ip, ip), last_seen = excluded.last_seen`);
       dhcp = await startDhcpServer({
-        config: config.dhcp, log, leases: new LeaseStore(db),
+        config: config.dhcp, log, leases: core.leases,
         decide: (client) => decideBoot({ client, host: p.bootState(client.mac), loaders: config.loaders, httpBase: config.publicUrl, answerUnknown: config.dhcp.mode === 'authoritative' }),
         reservation: (mac) => { const h = hosts.get(mac); return h?.ip ? { ip: h.ip, hostname: h.hostname } : undefined; },
         reservedBy: (ip) => hosts.getByIp(ip)?.mac,
