@@ -10,28 +10,14 @@ import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { createRequire } from 'node:module';
-import type { BootClient, BootDecision } from '../boot/decide.ts';
-import type { Logger } from '../log.ts';
-import type { Mac } from '../net/mac.ts';
-import type { DhcpConfig } from './config.ts';
 import { interfacesOf } from './config.ts';
-import type { DhcpEvent, DiscoveredMachine, Arrival, Outgoing, DhcpEngine } from './engine.ts';
+import type { Arrival, Outgoing, DhcpEngine, EngineDeps } from './engine.ts';
 import { createDhcpEngine } from './engine.ts';
-import type { LeaseStore } from './leases.ts';
 
-export interface DhcpServerDeps {
-  config: DhcpConfig;
-  log: Logger;
-  leases: LeaseStore;
-  decide(client: BootClient): BootDecision;
-  reservation(mac: Mac): { ip: string; hostname?: string } | undefined;
-  /** Optional: which host an address is reserved for, so the pool skips other hosts' static IPs. */
-  reservedBy?(ip: string): Mac | undefined;
-  onEvent?(ev: DhcpEvent): void;
-  onDiscovered?(d: DiscoveredMachine): void;
+/** The engine's deps (the server finds this host's addresses itself), plus a per-packet hook for metrics. */
+export interface DhcpServerDeps extends Omit<EngineDeps, 'localAddresses'> {
   /** Every packet read and what became of it (metrics): its replies, or why it was dropped. */
   onPacket?(bytes: Uint8Array, result: { replies: readonly { type: number }[]; drop?: string }): void;
-  now?(): number;
 }
 
 export interface DhcpServerHandle { close(): Promise<void>; ports(): number[] }

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import http from 'node:http';
-import net from 'node:net';
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { REPO, tempDir } from '../support/core.ts';
+import { freePort } from '../support/ports.ts';
 
 const BIN = join(REPO, 'bin/rackboot.mjs');
 const TOKEN = 'crash-test-admin-token';
@@ -20,20 +20,6 @@ const HOSTS = 50;
 const KILLS = 20;
 const RELAY = '127.0.0.2';
 
-async function freePort(kind: 'tcp' | 'udp'): Promise<number> {
-  if (kind === 'tcp') {
-    const s = net.createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-    const p = (s.address() as net.AddressInfo).port;
-    await new Promise<void>((r) => s.close(() => r()));
-    return p;
-  }
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  s.close();
-  return p;
-}
 
 // ---- a DHCP relay agent's view (RFC 2131 4.1: replies to giaddr, server port), own codec ----
 function dhcpPacket(mac: string, xid: number, type: number, extra: [number, Buffer][] = []): Buffer {

@@ -11,25 +11,12 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { REPO, tempDir } from '../support/core.ts';
+import { freePort } from '../support/ports.ts';
 import { checkDatabaseFile } from '../../src/ops/backup.ts';
 
 const BIN = join(REPO, 'bin/rackboot.mjs');
 const TOKEN = 'lifecycle-admin-token';
 
-async function freePort(kind: 'tcp' | 'udp'): Promise<number> {
-  if (kind === 'tcp') {
-    const s = net.createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-    const p = (s.address() as net.AddressInfo).port;
-    await new Promise<void>((r) => s.close(() => r()));
-    return p;
-  }
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  s.close();
-  return p;
-}
 
 test('SIGTERM: stops accepting, aborts TFTP with an ERROR, cuts a stalled download after the grace period, closes the store; backup and restore', { timeout: 90_000 }, async () => {
   const dir = tempDir('rackboot-life-');

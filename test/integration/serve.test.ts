@@ -3,30 +3,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
 import { writeFileSync, readFileSync, renameSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { REPO, tempDir } from '../support/core.ts';
+import { freePort } from '../support/ports.ts';
 import { cpSync } from 'node:fs';
 
 const BIN = join(REPO, 'bin/rackboot.mjs');
 const TOKEN = 'serve-test-token';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const port = s.address().port;
-  s.close();
-  return port;
-}
+const freeUdpPort = () => freePort('udp');
 
 interface Instance { proc: ChildProcess; base: string; out: () => string; dir: string; args: string[] }
 
@@ -67,7 +54,7 @@ const api = (base: string, path: string, init: RequestInit = {}) => fetch(base +
 
 test('serve: start-up line says DHCP is off; TFTP serves per-host configs to a real client', async () => {
   const dir = fixture();
-  const [http, tftp] = [await freePort(), await freeUdpPort()];
+  const [http, tftp] = [await freePort('tcp'), await freeUdpPort()];
   const i = await start(dir, flagsFor(dir, http, tftp));
   try {
     assert.match(i.out(), /DHCP off/);
@@ -97,7 +84,7 @@ test('serve: a bad setting exits 2 naming it; a taken port fails clearly and fre
   assert.equal(u.status, 2);
   assert.match(u.stderr, /--public-url/);
   const dir = fixture();
-  const http = await freePort();
+  const http = await freePort('tcp');
   const blocker = createSocket('udp4');
   await new Promise<void>((res) => blocker.bind(0, '127.0.0.1', () => res()));
   const taken = blocker.address().port;
@@ -109,7 +96,7 @@ test('serve: a bad setting exits 2 naming it; a taken port fails clearly and fre
 
 test('serve: a valid profile edit takes effect live; a broken one is refused and the last good keeps serving', async () => {
   const dir = fixture();
-  const i = await start(dir, flagsFor(dir, await freePort(), await freeUdpPort()));
+  const i = await start(dir, flagsFor(dir, await freePort('tcp'), await freeUdpPort()));
   try {
     await api(i.base, '/api/hosts', { method: 'POST', body: JSON.stringify({ mac: '52:54:00:00:00:02', hostname: 'h2', profile: 'rhvh-base' }) });
     const b = await (await api(i.base, '/api/hosts/52:54:00:00:00:02/build', { method: 'POST' })).json() as { kickstartUrl: string };
@@ -132,7 +119,7 @@ test('serve: a valid profile edit takes effect live; a broken one is refused and
 
 test('kill -9 during a rollout loses no acknowledged build record', async () => {
   const dir = fixture();
-  const flags = flagsFor(dir, await freePort(), 0);
+  const flags = flagsFor(dir, await freePort('tcp'), 0);
   let i = await start(dir, flags);
   const N = 40;
   const macs = Array.from({ length: N }, (_, n) => `52:54:00:01:00:${n.toString(16).padStart(2, '0')}`);
@@ -170,7 +157,7 @@ test('kill -9 during a rollout loses no acknowledged build record', async () => 
 
 test('CLI: render prints what the server serves; lint finds broken hosts; hash-password', async () => {
   const dir = fixture();
-  const flags = flagsFor(dir, await freePort(), 0);
+  const flags = flagsFor(dir, await freePort('tcp'), 0);
   const i = await start(dir, flags);
   let ks: string;
   try {
