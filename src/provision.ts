@@ -26,7 +26,7 @@ export interface ProvisionDeps {
   renderer: Renderer;
   /** Imported images by name (src/images); a profile may say `image: NAME`. */
   images?: { resolve(name: string): ImageFiles | undefined };
-  /** Last resort for IP -> MAC (the kernel's ARP table); tests leave it out. */
+  /** Last resort for IP -> MAC (bound DHCP leases, then the kernel's ARP table); tests leave it out. */
   neighbor?: (ip: string) => Mac | undefined;
   log: Logger;
   baseUrl: string;
@@ -43,6 +43,7 @@ export interface BuildStarted { token: string; kickstartUrl: string; builtUrl: s
 export class Provisioner {
   /** Which MAC a client IP belongs to, learnt from DHCP and per-MAC config requests: TFTP events carry only an IP. */
   private readonly ipToMac = new Map<string, Mac>();
+  private readonly neighborMisses = new Map<string, number>();
   private readonly kickstartCache = new Map<number, { loaded: LoadedProfile | undefined; hostUpdatedAt: number; at: number; text: string }>();
   private readonly now: () => number;
 
@@ -56,10 +57,17 @@ export class Provisioner {
   }
   macForIp(ip: string): Mac | undefined {
     const known = this.ipToMac.get(ip) ?? this.d.hosts.getByIp(ip)?.mac;
-    if (known) return known;
-    const fromKernel = this.d.neighbor?.(ip);
-    if (fromKernel) this.learnClient(ip, fromKernel);
-    return fromKernel;
+    if (known || !this.d.neighbor) return known;
+    // Misses are remembered for a few seconds: a stranger's requests must not each read /proc/net/arp.
+    const missUntil = this.neighborMisses.get(ip);
+    if (missUntil !== undefined && missUntil > this.now()) return undefined;
+    const found = this.d.neighbor(ip);
+    if (found) { this.learnClient(ip, found); this.neighborMisses.delete(ip); }
+    else {
+      if (this.neighborMisses.size > 65536) this.neighborMisses.clear();
+      this.neighborMisses.set(ip, this.now() + 5000);
+    }
+    return found;
   }
 
   state(mac: Mac): HostState { return stateOf(this.d.builds.latest(mac), this.now()); }
