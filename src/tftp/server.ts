@@ -207,7 +207,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     };
     if (outcome.kind === 'failed') ev.error = outcome.error;
     const fields = { path: t.path, client: `${t.client.address}:${t.client.port}`, bytes: ev.bytes, size: ev.size, blksize: ev.blksize, windowsize: ev.windowsize, seconds: ev.seconds };
-    if (outcome.kind === 'sent') log.info(fields, 'tftp: sent');
+    if (outcome.kind === 'sent') log.info(outcome.note ? { ...fields, note: outcome.note } : fields, 'tftp: sent');
     else if (outcome.kind === 'probe') log.debug(fields, 'tftp: size probe ended by client (ERROR 8 after OACK)');
     else log.warn({ ...fields, error: outcome.error }, 'tftp: transfer failed');
     // Close the socket after the current tick: the final ERROR to the client may still be in flight.

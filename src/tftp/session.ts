@@ -38,10 +38,13 @@ export interface SessionParams {
 }
 
 export type SessionOutcome =
-  | { kind: 'sent' }
+  /** `note`: the client ACKed every block but the last and then went quiet (see onTimer). */
+  | { kind: 'sent'; note?: string }
   /** EDK2 asks with tsize, reads the OACK and aborts with ERROR 8: a size probe, not a failure. */
   | { kind: 'probe' }
   | { kind: 'failed'; error: string };
+
+const FINAL_BLOCK_RETRIES = 2;
 
 export const realTimers: SessionTimers = {
   set: (fn, ms) => setTimeout(fn, ms),
@@ -334,6 +337,15 @@ export class TransferSession {
     const elapsed = this.deps.now() - this.lastActivity;
     if (elapsed < this.interval) {
       this.timer = this.deps.timers.set(this.onTimer, this.interval - elapsed);
+      return;
+    }
+    // Only the final block is unacknowledged and the client has ACKed everything before it: loaders (GRUB,
+    // iPXE) often jump into the kernel right after the last block, so its ACK never comes (RFC 1350's
+    // "dallying" problem). Two retransmits, then count the file as delivered instead of holding the slot
+    // and reporting a failure half a minute later.
+    const onlyFinal = this.state === 'data' && this.acked === this.totalBlocks - 1 && this.sent === this.totalBlocks && this.totalBlocks > 1;
+    if (onlyFinal && this.retry >= FINAL_BLOCK_RETRIES) {
+      this.finish({ kind: 'sent', note: 'final ACK not received; every earlier block was acknowledged' }, false);
       return;
     }
     if (++this.retry > this.params.retries) {

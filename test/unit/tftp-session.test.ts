@@ -237,3 +237,27 @@ test('a file shorter than its announced size fails with ERROR to the client', as
   assert.equal(h.outcomes[0]?.kind, 'failed');
   assert.match((h.outcomes[0] as { error: string }).error, /shorter/);
 });
+
+test('a client that ACKs every block but the last (a loader jumping into the kernel) counts as delivered after two retransmits', () => {
+  const h = harness({ size: 1500, data: bytes(1500) });
+  h.s.start();
+  assert.deepEqual(h.take().map((p) => p.block), [1]);
+  h.ack(1); h.ack(2);
+  assert.deepEqual(h.take().map((p) => p.block), [2, 3]);
+  h.advance(1000); // first retransmit of the final block
+  h.advance(2000); // second
+  assert.deepEqual(h.take().map((p) => p.block), [3, 3]);
+  assert.equal(h.outcomes.length, 0);
+  h.advance(4000);
+  assert.deepEqual(h.outcomes.map((o) => o.kind), ['sent']);
+  assert.deepEqual(h.take(), [], 'no ERROR sent to a client that has everything');
+});
+
+test('a client silent in the middle of a file still fails after all retries', () => {
+  const h = harness({ size: 1500, data: bytes(1500) });
+  h.s.start();
+  h.take();
+  h.ack(1);
+  h.advance(60_000);
+  assert.equal(h.outcomes[0]?.kind, 'failed');
+});
