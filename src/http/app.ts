@@ -134,7 +134,9 @@ export function createApp(d: AppDeps): express.Express {
     try {
       await streamFile(req, res, r.realPath);
     } catch (err) {
-      if (!res.headersSent) next(err); else res.destroy();
+      if (!res.headersSent) return next(err);
+      res.destroy();
+      d.log.info({ path, clientIp: clientIp(req), err: (err as Error).message }, 'file transfer cut off');
     }
   }
 
