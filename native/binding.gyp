@@ -1,7 +1,7 @@
 {
   "targets": [{
-    "target_name": "sendfile",
-    "sources": ["sendfile.c"],
+    "target_name": "rackboot",
+    "sources": ["addon.c", "sendfile.c", "accept.c"],
     "cflags": ["-O2", "-Wall", "-Wextra"]
   }]
 }

@@ -2,7 +2,7 @@
 // driven by a libuv poll handle on the event loop, the way nginx does it. Node's sockets offer no
 // sendfile, and copying through user space held image serving at about half of nginx's throughput.
 //
-// start(socketFd, fileFd, offset, length, callback) -> job; cancel(job); sent(job) -> bytes so far.
+// sendfileStart(socketFd, fileFd, offset, length, callback) -> job; sendfileCancel(job); sendfileSent(job).
 // The callback runs once, always asynchronously: callback(errno, bytesSent), errno 0 on success.
 // Both descriptors are dup'ed: if Node closes the socket meanwhile, its descriptor number can be reused
 // by another connection, and our copy keeps writing to the right one (or fails with EPIPE) instead.
@@ -15,6 +15,7 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 #include <uv.h>
+#include "addon.h"
 
 enum state { RUNNING, CLOSING, DONE };
 
@@ -95,7 +96,7 @@ static void finalize_external(napi_env env, void *data, void *hint) {
   release((job_t *)data);
 }
 
-static napi_value js_start(napi_env env, napi_callback_info info) {
+napi_value sendfile_start(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -150,28 +151,16 @@ static job_t *job_arg(napi_env env, napi_callback_info info) {
   return (job_t *)data;
 }
 
-static napi_value js_cancel(napi_env env, napi_callback_info info) {
+napi_value sendfile_cancel(napi_env env, napi_callback_info info) {
   job_t *job = job_arg(env, info);
   if (job) finish(job, ECANCELED);
   return NULL;
 }
 
-static napi_value js_sent(napi_env env, napi_callback_info info) {
+napi_value sendfile_sent(napi_env env, napi_callback_info info) {
   job_t *job = job_arg(env, info);
   if (!job) return NULL;
   napi_value out;
   CHECK(napi_create_int64(env, job->offset - job->start, &out));
   return out;
 }
-
-static napi_value init(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    { "start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL },
-    { "cancel", NULL, js_cancel, NULL, NULL, NULL, napi_default, NULL },
-    { "sent", NULL, js_sent, NULL, NULL, NULL, napi_default, NULL },
-  };
-  CHECK(napi_define_properties(env, exports, 3, props));
-  return exports;
-}
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -30,6 +30,7 @@ import { createLogsApi, createOpsRouter, type Readiness } from './ops/routes.ts'
 import { writePidFile } from './ops/backup.ts';
 import { stateOf } from './store/builds.ts';
 import type { Renderer } from './render/render.ts';
+import { acceptBursts } from './http/accept.ts';
 
 export interface Core {
   db: Db; durableDb: Db; hosts: HostStore; builds: BuildStore; events: EventLog; audit: AuditLog; catalog: ProfileCatalog; provisioner: Provisioner; images: ImageStore;
@@ -156,6 +157,7 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   const kickstartFirst = kickstartFastPath(p, metrics.httpRequest);
   const http: Server = createServer((req, res) => { if (!kickstartFirst(req, res)) app(req, res); });
   http.keepAliveTimeout = 65_000;
+  acceptBursts(http);
   let tftp: TftpServer | undefined;
   let dhcp: DhcpServerHandle | undefined;
   let syslogRx: SyslogReceiver | undefined;

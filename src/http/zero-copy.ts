@@ -1,26 +1,10 @@
 // The zero-copy path for file bodies: native/sendfile.c (sendfile(2) driven by the event loop).
-// Built by `npm ci` (the install script); where it could not be built, or the socket is not a plain
-// TCP socket (TLS, a test double), callers fall back to the portable streamer in files.ts.
-import { createRequire } from 'node:module';
+// Where the addon could not be built, or the socket is not a plain TCP socket (TLS, a test double),
+// callers fall back to the portable streamer in files.ts.
 import type { Socket } from 'node:net';
 import { constants } from 'node:os';
+import { native } from '../native.ts';
 
-interface Native {
-  start(socketFd: number, fileFd: number, offset: number, length: number, cb: (errno: number, sent: number) => void): object;
-  cancel(job: object): void;
-  sent(job: object): number;
-}
-
-function load(): Native | undefined {
-  if (process.env.RACKBOOT_SENDFILE === 'off') return undefined;
-  try {
-    return createRequire(import.meta.url)('../../native/build/Release/sendfile.node') as Native;
-  } catch {
-    return undefined;
-  }
-}
-
-const native = load();
 export const zeroCopyAvailable = native !== undefined;
 
 /** The socket's descriptor when sendfile may write to it directly, else undefined. */
@@ -48,7 +32,7 @@ export function sendFileRange(socketFd: number, fileFd: number, offset: number, 
   const n = native!;
   return new Promise((resolve, reject) => {
     let lastSent = 0;
-    const job = n.start(socketFd, fileFd, offset, length, (errno, sent) => {
+    const job = n.sendfileStart(socketFd, fileFd, offset, length, (errno, sent) => {
       clearInterval(watchdog);
       signal?.removeEventListener('abort', onAbort);
       if (errno === 0) resolve(sent);
@@ -56,12 +40,12 @@ export function sendFileRange(socketFd: number, fileFd: number, offset: number, 
     });
     let stalled = false;
     const watchdog = setInterval(() => {
-      const sent = n.sent(job);
-      if (sent === lastSent) { stalled = true; n.cancel(job); }
+      const sent = n.sendfileSent(job);
+      if (sent === lastSent) { stalled = true; n.sendfileCancel(job); }
       lastSent = sent;
     }, stallMs);
     watchdog.unref();
-    const onAbort = () => n.cancel(job);
+    const onAbort = () => n.sendfileCancel(job);
     if (signal?.aborted) onAbort(); else signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

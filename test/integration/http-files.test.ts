@@ -37,8 +37,8 @@ async function curl(...args: string[]): Promise<Buffer> {
 before(() => writeFileSync(file, data));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('the sendfile addon is built and loaded (npm ci builds native/; without it images serve at about half speed)', () => {
-  assert.equal(zeroCopyAvailable, true, 'native/build/Release/sendfile.node did not load: run `npm run install` and read the node-gyp output');
+test('the native addon is built and loaded (npm ci builds native/; without it images serve at about half speed)', () => {
+  assert.equal(zeroCopyAvailable, true, 'native/build/Release/rackboot.node did not load: run `npm run install` and read the node-gyp output');
 });
 
 for (const zeroCopy of [true, false]) {
