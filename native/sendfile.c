@@ -72,8 +72,14 @@ static void pump(job_t *job) {
   while (job->state == RUNNING && job->offset < job->end) {
     off_t off = (off_t)job->offset;
     int64_t left = job->end - job->offset;
-    ssize_t n = sendfile(job->sock, job->file, &off, left > (1 << 30) ? (1 << 30) : (size_t)left);
-    if (n > 0) { job->offset = off; continue; }
+    size_t want = left > (1 << 30) ? (1 << 30) : (size_t)left;
+    ssize_t n = sendfile(job->sock, job->file, &off, want);
+    if (n > 0) {
+      job->offset = off;
+      // Short: the socket buffer is full. Wait for the poll rather than spend a call on EAGAIN (as nginx does).
+      if ((size_t)n < want) return;
+      continue;
+    }
     if (n == 0) { finish(job, ENODATA); return; } // the file shrank under us
     if (errno == EINTR) continue;
     if (errno == EAGAIN) return; // the poll handle stays on: on_writable calls again
