@@ -6,12 +6,13 @@ import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, writeFileSync, readdirSync, rmSync, truncateSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readdirSync, rmSync, truncateSync, openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { streamFile, type StreamOptions } from '../../src/http/files.ts';
 import { zeroCopyAvailable } from '../../src/http/zero-copy.ts';
+import { native } from '../../src/native.ts';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-files-'));
@@ -39,6 +40,15 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('the native addon is built and loaded (npm ci builds native/; without it images serve at about half speed)', () => {
   assert.equal(zeroCopyAvailable, true, 'native/build/Release/rackboot.node did not load: run `npm run install` and read the node-gyp output');
+  // wrong arguments are JS errors, never a crash
+  const n = native!;
+  assert.throws(() => n.sendfileStart(-1, 0, 0, 1, () => {}), RangeError);
+  assert.throws(() => (n.sendfileStart as (...a: unknown[]) => object)('x', 0, 0, 1, () => {}), /sendfile/);
+  assert.throws(() => (n.sendfileCancel as (j: unknown) => void)({}), TypeError);
+  assert.throws(() => (n.acceptPending as (...a: unknown[]) => number[])('x', 1), TypeError);
+  const devNull = openSync('/dev/null', 'r');
+  assert.deepEqual(n.acceptPending(devNull, 4), [], 'not a socket: nothing accepted');
+  closeSync(devNull);
 });
 
 for (const zeroCopy of [true, false]) {
@@ -97,6 +107,23 @@ for (const zeroCopy of [true, false]) {
     } finally { s.server.close(); }
   });
 }
+
+test('sendfile: ranges beyond 4 GiB of a sparse 5 GiB file (64-bit offsets through the addon)', async () => {
+  const { writeSync } = await import('node:fs');
+  const huge = join(dir, 'huge.img');
+  const at = 4.5 * 1024 ** 3;
+  const marker = randomBytes(200_000);
+  const fd = openSync(huge, 'w');
+  writeSync(fd, marker, 0, marker.length, at);
+  closeSync(fd);
+  truncateSync(huge, 5 * 1024 ** 3);
+  const s = await serve({ zeroCopy: true }, huge);
+  try {
+    const got = await curl('-r', `${at}-${at + marker.length - 1}`, s.url);
+    assert.ok(got.equals(marker));
+    assert.deepEqual(await Promise.all(s.done), ['ok']);
+  } finally { s.server.close(); rmSync(huge); }
+});
 
 test('sendfile: a client that stops reading is cut off after the stall time, not held forever', async () => {
   const big = join(dir, 'big.img');
