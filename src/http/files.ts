@@ -53,7 +53,7 @@ export async function streamFile(req: IncomingMessage, res: ServerResponse, path
     res.writeHead(status, { 'Content-Length': length });
     if (req.method === 'HEAD' || length === 0) { res.end(); return; }
     if (opts.zeroCopy !== false && length >= ZERO_COPY_MIN && plainSocketFd(res.socket) !== undefined) await sendZeroCopy(res, fh.fd, start, length, opts.stallMs ?? STALL_MS);
-    else await pump(fh, res, start, end + 1);
+    else await pump(fh, res, start, end + 1, opts.stallMs ?? STALL_MS);
   } finally {
     await fh.close();
   }
@@ -79,31 +79,36 @@ async function sendZeroCopy(res: ServerResponse, fileFd: number, start: number, 
   }
 }
 
-async function pump(fh: Awaited<ReturnType<typeof open>>, res: ServerResponse, from: number, to: number): Promise<void> {
+async function pump(fh: Awaited<ReturnType<typeof open>>, res: ServerResponse, from: number, to: number, stallMs: number): Promise<void> {
   const size = Math.min(CHUNK, to - from);
   const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
   let closed = false;
+  let stalled = false;
   let release: (() => void) | undefined;
   const onClose = () => { closed = true; release?.(); };
   res.once('close', onClose);
   let pending: Promise<void> = Promise.resolve();
+  let pos = from;
   try {
-    for (let pos = from, i = 0; pos < to && !closed; i++) {
+    for (let i = 0; pos < to && !closed; i++) {
       const buf = buffers[i & 1];
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, to - pos), pos);
-      if (bytesRead === 0) break; // the file shrank under us: end short, the client sees the length mismatch
+      if (bytesRead === 0) break; // the file shrank under us
       pos += bytesRead;
       // The other buffer may still be in the socket: wait for it before this one's turn comes again.
       await pending;
       if (closed) break;
       pending = new Promise<void>((resolve) => {
-        release = resolve;
-        res.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead), () => resolve());
+        const timer = setTimeout(() => { stalled = closed = true; resolve(); }, stallMs);
+        release = () => { clearTimeout(timer); resolve(); };
+        res.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead), release);
       });
     }
     await pending;
   } finally {
     res.off('close', onClose);
   }
-  if (closed) res.destroy(); else res.end();
+  // A short body must not be followed by the next response on the same connection.
+  if (closed || pos < to) res.destroy(); else res.end();
+  if (stalled) throw new Error(`no progress for ${stallMs} ms after ${pos - from} of ${to - from} bytes`);
 }
