@@ -88,7 +88,12 @@ export async function runDoctor(d: DoctorDeps): Promise<DoctorReport> {
     }
   }
   for (const rec of d.images.list()) if (!used.has(rec.name)) findings.push({ level: 'ok', what: `image ${rec.name} (RHVH ${rec.version}) is imported; no profile uses it` });
-  if (!zeroCopyAvailable) findings.push({ level: 'warn', what: 'the native addon (native/build/Release/rackboot.node) is not built: images are served by copying, at about half the speed, and bursts of new HTTP connections are let in one per event-loop turn', fix: 'install g++, make and python3, then run npm run install in the rackboot directory' });
+  if (!zeroCopyAvailable) {
+    const slower = 'images are served by copying, at about half the speed, and bursts of new HTTP connections are let in one per event-loop turn';
+    findings.push(process.env.RACKBOOT_NATIVE === 'off'
+      ? { level: 'warn', what: `the native addon is turned off (RACKBOOT_NATIVE=off): ${slower}`, fix: 'unset RACKBOOT_NATIVE unless you are ruling the addon out' }
+      : { level: 'warn', what: `the native addon (native/build/Release/rackboot.node) is not built: ${slower}`, fix: 'install g++, make and python3, then run npm run install in the rackboot directory' });
+  }
   const bsdtarVersion = await (d.bsdtar ?? new Bsdtar()).version();
   if (!bsdtarVersion) findings.push({ level: 'warn', what: 'bsdtar is not installed: rackboot image import needs it', fix: BSDTAR_HINT });
 
