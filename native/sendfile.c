@@ -106,7 +106,7 @@ napi_value sendfile_start(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) { napi_throw_type_error(env, NULL, "sendfile.start(socketFd, fileFd, offset, length, callback)"); return NULL; }
+  if (argc < 5) { napi_throw_type_error(env, NULL, "sendfileStart(socketFd, fileFd, offset, length, callback)"); return NULL; }
   int32_t sock, file;
   int64_t offset, length;
   CHECK(napi_get_value_int32(env, argv[0], &sock));
@@ -151,7 +151,7 @@ static job_t *job_arg(napi_env env, napi_callback_info info) {
   void *data = NULL;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
       napi_get_value_external(env, argv[0], &data) != napi_ok) {
-    napi_throw_type_error(env, NULL, "sendfile: expected a job from start()");
+    napi_throw_type_error(env, NULL, "sendfile: expected a job from sendfileStart()");
     return NULL;
   }
   return (job_t *)data;
