@@ -58,12 +58,21 @@ test('5 % loss each way: tftp-hpa, atftp (with and without windowsize) and curl 
     }
     const t0 = performance.now();
     // All clients at once (loss recovery is waiting, not work).
+    // atftp cannot recover when its ACK of our OACK is lost: the OACK comes again (as from any server,
+    // tftpd-hpa included: nothing else can be sent before the options are confirmed), and atftp aborts
+    // with "unexpected OACK" (seen in ~3 % of windowed transfers here, server log: 0 bytes, OACK resent
+    // after the 1 s timeout). Only that abort is retried, as PXE firmware retries; anything else fails.
+    const retried: string[] = [];
     const results = await Promise.all(jobs.map(async (j) => {
       const s0 = performance.now();
-      const r = await run('ip', ['netns', 'exec', NS, j.cmd, ...j.args], { timeoutMs: 150000 });
-      return { j, r, secs: (performance.now() - s0) / 1000 };
+      for (let attempt = 1; ; attempt++) {
+        const r = await run('ip', ['netns', 'exec', NS, j.cmd, ...j.args], { timeoutMs: 150000 });
+        if (r.code !== 0 && j.cmd === 'atftp' && /unexpected OACK/.test(r.stderr + r.stdout) && attempt < 3) { retried.push(j.name); continue; }
+        return { j, r, secs: (performance.now() - s0) / 1000 };
+      }
     }));
     t.diagnostic(results.map((x) => `${x.j.name} ${x.secs.toFixed(1)}s`).join(', '));
+    t.diagnostic(`atftp retried after its own "unexpected OACK" abort: ${retried.join(', ') || 'none'}`);
     t.diagnostic(`${jobs.length} transfers under loss in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const counters = await run('ip', ['netns', 'exec', NS, 'nft', 'list', 'chain', 'inet', 'rbloss', 'in']);
     const dropped = /packets (\d+)/.exec(counters.stdout)?.[1];
