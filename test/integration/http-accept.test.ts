@@ -4,9 +4,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { acceptBursts } from '../../src/http/accept.ts';
 
 const BURST = 100;
+
+/** Connections waiting in the listen queue of 127.0.0.1:port (Recv-Q of a listening socket in ss). */
+function listenQueue(port: number): number {
+  const out = spawnSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).stdout.trim();
+  return Number(out.split(/\s+/)[1] ?? 0);
+}
 
 function readResponses(sock: Socket, count: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
@@ -33,10 +40,13 @@ test('a burst of 100 connections is taken in one turn; those sockets keep peer a
   const stats = acceptBursts(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  // net.connect issues connect(2) on the next tick: after this await, all 100 handshakes are done by the
-  // kernel and wait in the listen queue before the server's loop polls it even once.
+  // net.connect issues connect(2) on the next tick; the kernel completes the handshakes on its own. Until
+  // all 100 wait in the listen queue (ss shows its length as Recv-Q), this process is held in spawnSync,
+  // so the server's loop cannot take a single one before the burst is complete.
   const clients = Array.from({ length: BURST }, () => connect(port, '127.0.0.1'));
   await new Promise((r) => process.nextTick(r));
+  for (let i = 0; i < 500 && listenQueue(port) < BURST; i++) spawnSync('sleep', ['0.01']);
+  assert.equal(listenQueue(port), BURST, 'all connections wait in the listen queue');
   const answers = clients.map((c) => readResponses(c, 2));
   for (const c of clients) c.write('GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n');
   const bodies = await Promise.all(answers);
@@ -59,6 +69,8 @@ test('maxConnections is honoured for queued connections too: the rest are droppe
   const port = (server.address() as { port: number }).port;
   const clients = Array.from({ length: 30 }, () => connect(port, '127.0.0.1'));
   clients.forEach((c) => c.on('error', () => {}));
+  await new Promise((r) => process.nextTick(r));
+  for (let i = 0; i < 500 && listenQueue(port) < 30; i++) spawnSync('sleep', ['0.01']);
   await allDropped; // every connection beyond the tenth reached Node's own accept and was closed there
   assert.equal(stats.adopted, 9);
   assert.equal(await new Promise<number>((r) => server.getConnections((_e, n) => r(n))), 10);
