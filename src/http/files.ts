@@ -62,7 +62,12 @@ export async function streamFile(req: IncomingMessage, res: ServerResponse, path
 async function sendZeroCopy(res: ServerResponse, fileFd: number, start: number, length: number, stallMs: number): Promise<void> {
   // The headers must be in the kernel before the body bypasses Node's write queue.
   res.flushHeaders();
-  await flushed(res.socket!);
+  try {
+    await flushed(res.socket!);
+  } catch {
+    res.destroy(); // the client left before the headers were out: routine, nothing to report
+    return;
+  }
   const socketFd = plainSocketFd(res.socket); // read again: the client may have gone while we waited
   if (socketFd === undefined) { res.destroy(); return; }
   const abort = new AbortController();
