@@ -9,13 +9,20 @@ export interface NativeAddon {
   acceptPending(listenFd: number, max: number): number[];
 }
 
-function load(): NativeAddon | undefined {
-  if (process.env.RACKBOOT_NATIVE === 'off') return undefined;
+/** Why the addon is or is not in use, for `rackboot doctor`. */
+export type NativeState = { loaded: true } | { loaded: false; reason: 'off' | 'missing' | 'broken'; detail: string };
+
+function load(): { addon?: NativeAddon; state: NativeState } {
+  if (process.env.RACKBOOT_NATIVE === 'off') return { state: { loaded: false, reason: 'off', detail: 'RACKBOOT_NATIVE=off' } };
   try {
-    return createRequire(import.meta.url)('../native/build/Release/rackboot.node') as NativeAddon;
-  } catch {
-    return undefined;
+    return { addon: createRequire(import.meta.url)('../native/build/Release/rackboot.node') as NativeAddon, state: { loaded: true } };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    // Not built at all, or built but unloadable (another Node version's ABI, a missing symbol): say which.
+    return { state: { loaded: false, reason: e.code === 'MODULE_NOT_FOUND' ? 'missing' : 'broken', detail: e.message.split('\n')[0] } };
   }
 }
 
-export const native = load();
+const loaded = load();
+export const native = loaded.addon;
+export const nativeState = loaded.state;

@@ -10,7 +10,7 @@ const MAX_PER_TURN = 256;
 
 interface ServerInternals { _handle?: { fd?: number } | null; _connections: number; allowHalfOpen?: boolean; maxConnections?: number }
 
-/** Returns a counter of the connections taken from the queue this way (tests, /metrics). */
+/** Returns a counter of the connections taken from the queue this way (for tests). */
 export function acceptBursts(server: Server): { adopted: number } {
   const stats = { adopted: 0 };
   if (!native) return stats;

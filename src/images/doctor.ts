@@ -11,7 +11,7 @@ import { Bsdtar, BSDTAR_HINT } from './archive.ts';
 import { verifyImage, STAGE2_IN_ISO } from './import.ts';
 import { loaderItems } from './loaders.ts';
 import type { ImageStore } from './store.ts';
-import { zeroCopyAvailable } from '../http/zero-copy.ts';
+import { nativeState } from '../native.ts';
 
 export interface Finding { level: 'ok' | 'warn' | 'fail'; what: string; fix?: string }
 export interface DoctorReport { findings: Finding[]; ok: boolean }
@@ -88,11 +88,12 @@ export async function runDoctor(d: DoctorDeps): Promise<DoctorReport> {
     }
   }
   for (const rec of d.images.list()) if (!used.has(rec.name)) findings.push({ level: 'ok', what: `image ${rec.name} (RHVH ${rec.version}) is imported; no profile uses it` });
-  if (!zeroCopyAvailable) {
+  if (!nativeState.loaded) {
     const slower = 'images are served by copying, at about half the speed, and bursts of new HTTP connections are let in one per event-loop turn';
-    findings.push(process.env.RACKBOOT_NATIVE === 'off'
+    findings.push(nativeState.reason === 'off'
       ? { level: 'warn', what: `the native addon is turned off (RACKBOOT_NATIVE=off): ${slower}`, fix: 'unset RACKBOOT_NATIVE unless you are ruling the addon out' }
-      : { level: 'warn', what: `the native addon (native/build/Release/rackboot.node) is not built: ${slower}`, fix: 'install g++, make and python3, then run npm run install in the rackboot directory' });
+      : { level: 'warn', what: `the native addon (native/build/Release/rackboot.node) ${nativeState.reason === 'missing' ? 'is not built' : `does not load (${nativeState.detail})`}: ${slower}`,
+        fix: 'install g++, make and python3, then run npm run install in the rackboot directory (again after a Node.js upgrade)' });
   }
   const bsdtarVersion = await (d.bsdtar ?? new Bsdtar()).version();
   if (!bsdtarVersion) findings.push({ level: 'warn', what: 'bsdtar is not installed: rackboot image import needs it', fix: BSDTAR_HINT });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { streamFile, type StreamOptions } from '../../src/http/files.ts';
 import { zeroCopyAvailable } from '../../src/http/zero-copy.ts';
-import { native } from '../../src/native.ts';
+import { native, nativeState } from '../../src/native.ts';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'rackboot-files-'));
@@ -38,7 +38,11 @@ async function curl(...args: string[]): Promise<Buffer> {
 before(() => writeFileSync(file, data));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('the native addon is built and loaded (npm ci builds native/; without it images serve at about half speed)', () => {
+test('the native addon is built and loaded (npm ci builds native/; without it images serve at about half speed)', async () => {
+  assert.deepEqual(nativeState, { loaded: true });
+  // RACKBOOT_NATIVE=off is honoured, and says why (rackboot doctor prints it)
+  const off = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', "import('./src/native.ts').then((m) => console.log(JSON.stringify(m.nativeState)))"], { env: { ...process.env, RACKBOOT_NATIVE: 'off' } });
+  assert.deepEqual(JSON.parse(off.stdout as string), { loaded: false, reason: 'off', detail: 'RACKBOOT_NATIVE=off' });
   assert.equal(zeroCopyAvailable, true, 'native/build/Release/rackboot.node did not load: run `npm run install` and read the node-gyp output');
   // wrong arguments are JS errors, never a crash
   const n = native!;
@@ -67,6 +71,39 @@ for (const zeroCopy of [true, false]) {
       const { stderr, stdout } = await run('curl', ['-sv', s.url, '--next', '-s', '-r', '100-200000', s.url], { encoding: 'buffer', maxBuffer: 64 << 20 });
       assert.match(stderr.toString(), /Re-using existing connection/);
       assert.ok(stdout.equals(Buffer.concat([data, data.subarray(100, 200001)])));
+      assert.deepEqual(await Promise.all(s.done), s.done.map(() => 'ok'));
+    } finally { s.server.close(); }
+  });
+
+  test(`${name}: malformed, unsatisfiable and multiple ranges get the answers of RFC 9110, and the connection stays sound`, async () => {
+    const s = await serve({ zeroCopy });
+    try {
+      const port = Number(new URL(s.url).port);
+      const sock = connect(port, '127.0.0.1');
+      const chunks: Buffer[] = [];
+      sock.on('data', (c: Buffer) => chunks.push(c));
+      // One connection, four requests: a bad answer's framing would corrupt every later one.
+      sock.write(['bytes=abc', `bytes=${data.length + 10}-`, 'bytes=0-0,100-199', 'bytes=-0'].map((r) => `GET /f HTTP/1.1\r\nHost: x\r\nRange: ${r}\r\n\r\n`).join('')
+        + 'GET /f HTTP/1.1\r\nHost: x\r\nRange: bytes=5-9\r\nConnection: close\r\n\r\n');
+      await new Promise((r) => sock.on('close', r));
+      let rest = Buffer.concat(chunks);
+      const responses: { head: string; body: Buffer }[] = [];
+      while (rest.length) {
+        const end = rest.indexOf('\r\n\r\n');
+        const head = rest.subarray(0, end).toString();
+        const len = Number(/Content-Length: (\d+)/i.exec(head)![1]);
+        responses.push({ head, body: rest.subarray(end + 4, end + 4 + len) });
+        rest = rest.subarray(end + 4 + len);
+      }
+      assert.equal(responses.length, 5);
+      assert.match(responses[0].head, /^HTTP\/1.1 200 /, 'a malformed Range is ignored: the whole file');
+      assert.ok(responses[0].body.equals(data));
+      assert.match(responses[1].head, /^HTTP\/1.1 416 .*Content-Range: bytes \*\/5247201/s);
+      assert.match(responses[2].head, /^HTTP\/1.1 200 /, 'several ranges: the whole file');
+      assert.ok(responses[2].body.equals(data));
+      assert.match(responses[3].head, /^HTTP\/1.1 416 /, 'an empty suffix range cannot be satisfied');
+      assert.match(responses[4].head, /^HTTP\/1.1 206 /);
+      assert.ok(responses[4].body.equals(data.subarray(5, 10)));
       assert.deepEqual(await Promise.all(s.done), s.done.map(() => 'ok'));
     } finally { s.server.close(); }
   });
