@@ -116,4 +116,5 @@ async function pump(fh: Awaited<ReturnType<typeof open>>, res: ServerResponse, f
   // A short body must not be followed by the next response on the same connection.
   if (closed || pos < to) res.destroy(); else res.end();
   if (stalled) throw new Error(`no progress for ${stallMs} ms after ${pos - from} of ${to - from} bytes`);
+  if (!closed && pos < to) throw new Error(`the file ended after ${pos - from} of ${to - from} bytes (it shrank while being sent)`);
 }

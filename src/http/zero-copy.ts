@@ -35,8 +35,9 @@ export function sendFileRange(socketFd: number, fileFd: number, offset: number, 
     const job = n.sendfileStart(socketFd, fileFd, offset, length, (errno, sent) => {
       clearInterval(watchdog);
       signal?.removeEventListener('abort', onAbort);
-      if (errno === 0) resolve(sent);
-      else reject(Object.assign(new Error(`sendfile stopped after ${sent} of ${length} bytes: ${errnoNames.get(errno) ?? `errno ${errno}`}${stalled ? ` (no progress for ${stallMs} ms)` : ''}`), { code: errnoNames.get(errno), sent }));
+      if (errno === 0) return resolve(sent);
+      const why = stalled ? `no progress for ${stallMs} ms` : errno === constants.errno.ENODATA ? 'the file ended early (it shrank while being sent)' : errnoNames.get(errno) ?? `errno ${errno}`;
+      reject(Object.assign(new Error(`sendfile stopped after ${sent} of ${length} bytes: ${why}`), { code: errnoNames.get(errno), sent }));
     });
     let stalled = false;
     const watchdog = setInterval(() => {
