@@ -6,11 +6,22 @@ export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev 2>/dev/null
 say() { echo "[installer] $*"; }
 say "STARTED uptime $(cut -d' ' -f1 /proc/uptime)s"
-KS=; STAGE2=; BOOTIF=
+KS=; STAGE2=; BOOTIF=; SENDMAC=
 for a in $(cat /proc/cmdline); do
-  case "$a" in inst.ks=*) KS=${a#inst.ks=};; inst.stage2=*) STAGE2=${a#inst.stage2=};; BOOTIF=*) BOOTIF=${a#BOOTIF=};; esac
+  case "$a" in inst.ks=*) KS=${a#inst.ks=};; inst.stage2=*) STAGE2=${a#inst.stage2=};; BOOTIF=*) BOOTIF=${a#BOOTIF=};; inst.ks.sendmac) SENDMAC=1;; esac
 done
-say "cmdline inst.ks=$KS inst.stage2=$STAGE2 BOOTIF=$BOOTIF"
+say "cmdline inst.ks=$KS inst.stage2=$STAGE2 BOOTIF=$BOOTIF sendmac=${SENDMAC:-0}"
+# The firmware as the installed OS sees it: Anaconda lays out the disk (and the bootloader) from this.
+if [ -d /sys/firmware/efi ]; then
+  FIRMWARE=uefi
+  mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
+  # SecureBoot-<EFI global GUID>: 4 attribute bytes, then 1 = enforced
+  SB=$(od -An -t u1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d0-aa0d-00e098032b8c 2>/dev/null | awk '{print $NF}')
+  say "FIRMWARE uefi secureboot=${SB:-unknown}"
+else
+  FIRMWARE=bios
+  say "FIRMWARE bios"
+fi
 for m in e1000 virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
   insmod /lib/modules/$m.ko 2>/dev/null
 done
@@ -23,7 +34,9 @@ if ! udhcpc -i eth0 -f -q -n -t 10 -T 2 -s /etc/udhcpc.script; then say "DHCP_FA
 say "DHCP_OK $(ip -4 -o addr show dev eth0 | awk '{print $4}')"
 [ "$BOOTIF" = "01-$(echo "$MAC" | tr : -)" ] && say "BOOTIF_OK $BOOTIF" || say "BOOTIF_MISMATCH got '$BOOTIF' for $MAC"
 [ -n "$KS" ] || { say "NO_KS on the kernel command line"; finish; }
-if ! wget -q -O /tmp/ks.cfg "$KS"; then say "KS_FAIL $KS"; finish; fi
+# inst.ks.sendmac: Anaconda sends one X-RHN-Provisioning-MAC-<n>: <ifname> <mac> header per interface.
+if [ -n "$SENDMAC" ]; then set -- --header "X-RHN-Provisioning-MAC-0: eth0 $MAC"; else set --; fi
+if ! wget -q "$@" -O /tmp/ks.cfg "$KS"; then say "KS_FAIL $KS"; finish; fi
 say "KS_OK $(wc -c < /tmp/ks.cfg) bytes"
 
 PROBLEMS=
@@ -43,6 +56,14 @@ if [ -z "$LIVEIMG" ]; then problem "no liveimg --url"; else
 fi
 grep -q '^autopart --type=thinp' /tmp/ks.cfg || grep -q '^logvol .* --thin ' /tmp/ks.cfg || problem "neither autopart --type=thinp nor a thin layout"
 sed -n '/^%post/,/^%end/p' /tmp/ks.cfg | grep -q '^nodectl init' || problem "no nodectl init in %post"
+if [ "$FIRMWARE" = uefi ]; then
+  # UEFI needs an EFI System Partition: autopart makes one, a custom layout must ask (reqpart, or part /boot/efi).
+  if grep -q '^autopart' /tmp/ks.cfg; then say "EFI_PARTITION_OK autopart"
+  elif l=$(grep -m1 -E '^(reqpart|part /boot/efi)( |$)' /tmp/ks.cfg); then say "EFI_PARTITION_OK $l"
+  else problem "custom layout on UEFI without an EFI System Partition (no reqpart, no part /boot/efi): Anaconda stops at storage"; fi
+  # After installing, Anaconda puts the OS first in the firmware boot order; only a %post step puts the network back first.
+  if l=$(sed -n '/^%post/,/^%end/p' /tmp/ks.cfg | grep -m1 'efibootmgr'); then say "NETBOOT_FIRST_OK $l"; else say "NETBOOT_FIRST_MISSING no efibootmgr in %post"; fi
+fi
 EVENTS=$(grep -o 'http://[^ ]*/events/[A-Za-z0-9_-]*' /tmp/ks.cfg | head -1)
 BUILT=$(sed -n '/^%post/,/^%end/p' /tmp/ks.cfg | grep -o 'http://[^ ]*/built/[A-Za-z0-9_-]*' | tail -1)
 FAILED=$(grep -o 'http://[^ ]*/failed/[A-Za-z0-9_-]*' /tmp/ks.cfg | head -1)

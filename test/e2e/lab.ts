@@ -1,11 +1,13 @@
 // The e2e lab: a network namespace with a bridge, rackboot as the only server in it, and QEMU machines
-// (SeaBIOS + iPXE ROM, OVMF) that PXE-boot a stand-in installer (Debian kernel + busybox initramfs).
+// (SeaBIOS + iPXE ROM, OVMF with and without Secure Boot) that PXE-boot a stand-in installer (Debian kernel +
+// busybox initramfs). rackboot is set up only with the README's commands, from an ISO that carries the stand-in.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync, mkdtempSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
+import { buildRhvhIso, isoToolsMissing } from '../fixtures/images/rhvh-iso.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = join(HERE, '../..');
@@ -18,8 +20,13 @@ export const API_TOKEN = 'e2e-api-token';
 const CACHE = process.env.RACKBOOT_E2E_CACHE ?? '/var/tmp/rackboot-e2e';
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
-const NEEDED = ['qemu-system-x86_64', 'ip', 'cpio', 'gzip', 'dpkg-deb', 'apt-get', 'grub-mknetdir', 'dnsmasq', 'curl'];
-const NEEDED_FILES = ['/usr/lib/PXELINUX/pxelinux.0', '/usr/lib/syslinux/modules/bios/ldlinux.c32', OVMF_CODE, '/usr/lib/ipxe/qemu/efi-e1000.rom', '/usr/lib/ipxe/ipxe.efi', '/usr/lib/ipxe/undionly.kpxe', '/usr/lib/grub/x86_64-efi/efinet.mod'];
+const OVMF_SECBOOT_CODE = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
+const OVMF_MS_VARS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
+const NEEDED = ['qemu-system-x86_64', 'ip', 'cpio', 'gzip', 'xz', 'dpkg-deb', 'apt-get', 'dnsmasq', 'curl'];
+// What `rackboot loaders sync` copies from (README, Images and loaders) and the firmware the machines run.
+const NEEDED_FILES = ['/usr/lib/PXELINUX/pxelinux.0', '/usr/lib/syslinux/modules/bios/ldlinux.c32', '/usr/lib/ipxe/ipxe.efi', '/usr/lib/ipxe/undionly.kpxe',
+  '/usr/lib/shim/shimx64.efi.signed', '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed', '/usr/lib/ipxe/qemu/efi-e1000.rom',
+  OVMF_CODE, OVMF_VARS, OVMF_SECBOOT_CODE, OVMF_MS_VARS];
 
 const sh = (cmd: string, args: string[], opts: { input?: string; cwd?: string } = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...opts });
 const nsExec = (args: string[], input?: string) => sh('ip', ['netns', 'exec', NS, ...args], { input });
@@ -29,6 +36,8 @@ export function skipReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'e2e needs root (network namespaces, taps)';
   for (const c of NEEDED) if (spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0) return `e2e needs ${c} (.ci/run installs the Debian packages)`;
   for (const f of NEEDED_FILES) if (!existsSync(f)) return `e2e needs ${f} (.ci/run installs the Debian packages)`;
+  const iso = isoToolsMissing();
+  if (iso) return `e2e builds its RHVH ISO with them: ${iso}`;
   if (!existsSync('/dev/net/tun')) return 'e2e needs /dev/net/tun';
   const probe = spawnSync('ip', ['netns', 'add', 'rbe2e-probe']);
   if (probe.status !== 0) return `cannot create network namespaces: ${probe.stderr}`;
@@ -101,30 +110,70 @@ function initrd(modules: string): string {
   return out;
 }
 
-/** tftpboot/ with the distro loaders and the stand-in installer, images/ with a small liveimg. */
-export function prepareTree(dir: string): void {
+export interface Lab {
+  dir: string;
+  /** The image name `rackboot image import` chose (the profiles say `image: <name>`). */
+  image: string;
+  /** Path under the TFTP root of the image's own shim, when `image import` copied the ISO's EFI/BOOT. */
+  imageShim?: string;
+  /** What each README command printed, for the log. */
+  transcript: string[];
+}
+
+/** The settings flags every rackboot command takes (README: "each takes serve's --data-dir, --tftp-root, --images-dir"). */
+export const dirFlags = (dir: string): string[] => ['--data-dir', join(dir, 'data'), '--profiles-dir', join(dir, 'profiles'), '--tftp-root', join(dir, 'tftpboot'),
+  '--images-dir', join(dir, 'images'), '--server-ip', SERVER_IP, '--public-url', BASE];
+
+function rackbootCli(dir: string, args: string[]): { code: number; out: string } {
+  const r = spawnSync(process.execPath, [join(REPO, 'bin/rackboot.mjs'), ...args, ...dirFlags(dir)], { encoding: 'utf8', env: { ...process.env, RACKBOOT_ADMIN_TOKEN: API_TOKEN } });
+  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+/** Files under root whose path matches, relative to root (the image's EFI/BOOT names keep their ISO case). */
+function findUnder(root: string, match: RegExp, rel = ''): string[] {
+  if (!existsSync(join(root, rel))) return [];
+  return readdirSync(join(root, rel), { withFileTypes: true }).flatMap((e) => {
+    const p = rel ? `${rel}/${e.name}` : e.name;
+    return e.isDirectory() ? findUnder(root, match, p) : match.test(p) ? [p] : [];
+  });
+}
+
+/** The site profiles a user writes next to the samples: the imported image, a serial console the lab can read. */
+const SITE_ARGS = 'console=ttyS0,115200 panic=-1 no_timer_check';
+export const PROFILES = { base: 'e2e-rhvh', customThin: 'e2e-custom-thin' } as const;
+
+/**
+ * Sets rackboot up the way the README tells a user to, and nothing else: `rackboot loaders sync` from the Debian
+ * packages, `rackboot image import` of an ISO with the RHVH layout (EFI/BOOT included when the builder puts it in),
+ * the sample profiles plus a site profile naming the image. No loader path in a config file, no GRUB built here.
+ */
+export function setUpAsTheReadmeSays(dir: string): Lab {
   mkdirSync(CACHE, { recursive: true });
   const k = kernel();
-  const img = initrd(k.modules);
-  const tftp = join(dir, 'tftpboot');
-  mkdirSync(join(tftp, 'rhvh-4.3'), { recursive: true });
-  copyFileSync('/usr/lib/PXELINUX/pxelinux.0', join(tftp, 'pxelinux.0'));
-  for (const m of ['ldlinux.c32', 'libutil.c32', 'libcom32.c32', 'menu.c32', 'chain.c32']) {
-    const f = `/usr/lib/syslinux/modules/bios/${m}`;
-    if (existsSync(f)) copyFileSync(f, join(tftp, m));
-  }
-  copyFileSync('/usr/lib/ipxe/ipxe.efi', join(tftp, 'ipxe.efi'));
-  copyFileSync('/usr/lib/ipxe/undionly.kpxe', join(tftp, 'undionly.kpxe'));
-  sh('grub-mknetdir', [`--net-directory=${tftp}`, '--subdir=boot/grub', '-d', '/usr/lib/grub/x86_64-efi']);
-  copyFileSync(k.vmlinuz, join(tftp, 'rhvh-4.3/vmlinuz'));
-  copyFileSync(img, join(tftp, 'rhvh-4.3/initrd.img'));
-  const images = join(dir, 'images/rhvh-4.3');
-  mkdirSync(join(images, 'LiveOS'), { recursive: true });
-  writeFileSync(join(images, 'redhat-virtualization-host-4.3.squashfs.img'), Buffer.alloc(256 * 1024, 7));
-  writeFileSync(join(images, 'LiveOS/squashfs.img'), Buffer.alloc(4096, 1));
-  writeFileSync(join(images, '.treeinfo'), '[general]\nfamily = RHVH\n');
+  const isoDir = join(dir, 'iso');
+  mkdirSync(isoDir, { recursive: true });
+  // The stand-in installer goes where a real ISO has Anaconda's kernel and initrd, so `image import` is what puts it in place.
+  const built = buildRhvhIso(isoDir, { kernelBytes: readFileSync(k.vmlinuz), initrdBytes: readFileSync(initrd(k.modules)) });
   cpSync(join(REPO, 'profiles'), join(dir, 'profiles'));
-  writeFileSync(join(dir, 'rackboot.yaml'), 'loaders:\n  uefi: boot/grub/x86_64-efi/core.efi\n');
+  const transcript: string[] = [];
+  const run = (args: string[]) => {
+    const r = rackbootCli(dir, args);
+    transcript.push(`$ rackboot ${args.join(' ')}  (exit ${r.code})`, ...r.out.trimEnd().split('\n').map((l) => `  ${l}`));
+    if (r.code !== 0) throw new Error(`rackboot ${args.join(' ')} exited ${r.code}:\n${r.out}`);
+    return r.out;
+  };
+  run(['loaders', 'sync']);
+  const imported = run(['image', 'import', built.iso]);
+  const image = /use it in a profile with: image: (\S+)/.exec(imported)?.[1];
+  if (!image) throw new Error(`rackboot image import did not name the image:\n${imported}`);
+  for (const [name, parent, what] of [[PROFILES.base, 'rhvh-base', 'autopart thin'], [PROFILES.customThin, 'rhvh-custom-thin', 'the guide\'s custom thin layout']]) {
+    writeFileSync(join(dir, 'profiles', `${name}.yaml`), `# e2e site profile: ${what} from the imported ISO, serial console for the lab\nextends: ${parent}\n` +
+      `description: e2e ${what}\nimage: ${image}\nboot:\n  kernelArgs: ${SITE_ARGS}\n`);
+  }
+  const doctor = rackbootCli(dir, ['doctor']);
+  transcript.push(`$ rackboot doctor  (exit ${doctor.code}; before serve: ports and /healthz are expected to fail)`, ...doctor.out.trimEnd().split('\n').map((l) => `  ${l}`));
+  const imageShim = findUnder(join(dir, 'tftpboot'), /\/BOOTX64\.EFI$/i).find((p) => p.startsWith(`${image}/`));
+  return { dir, image, imageShim, transcript };
 }
 
 function cpSync(from: string, to: string) { mkdirSync(to, { recursive: true }); for (const f of readdirSync(from)) copyFileSync(join(from, f), join(to, f)); }
@@ -180,9 +229,9 @@ export function startRouterAdverts(dir: string): Background {
 }
 
 export async function startRackboot(dir: string, extra: string[]): Promise<Background> {
-  const rb = startInNs('rackboot', [process.execPath, join(REPO, 'bin/rackboot.mjs'), 'serve', '--config', join(dir, 'rackboot.yaml'),
-    '--listen', '0.0.0.0', '--http-port', String(HTTP_PORT), '--tftp-port', '69', '--server-ip', SERVER_IP, '--public-url', BASE,
-    '--data-dir', join(dir, 'data'), '--profiles-dir', join(dir, 'profiles'), '--tftp-root', join(dir, 'tftpboot'), '--images-dir', join(dir, 'images'), ...extra],
+  // README, Settings: the production flags (TFTP on 69, the server's address and public URL) and the same dirs as the commands above.
+  const rb = startInNs('rackboot', [process.execPath, join(REPO, 'bin/rackboot.mjs'), 'serve', '--listen', '0.0.0.0', '--http-port', String(HTTP_PORT), '--tftp-port', '69',
+    ...dirFlags(dir), ...extra],
   { RACKBOOT_ADMIN_TOKEN: API_TOKEN });
   const end = Date.now() + 30_000;
   while (!rb.out.includes('rackboot serving')) {
@@ -206,21 +255,44 @@ export function api(method: string, path: string, body?: unknown): { status: num
 }
 
 // ---------------------------------------------------------------- machines
-export type Firmware = 'bios' | 'uefi';
+/**
+ * bios: SeaBIOS + iPXE ROM (e1000). uefi: OVMF's own PXE (virtio-net, no option ROM), as on most UEFI servers.
+ * uefi-sb: the same with Secure Boot enforced (Debian's secboot build, Microsoft keys enrolled: Debian's shim is
+ * signed by Microsoft, GRUB and the kernel by Debian). uefi-http: OVMF with PXE turned off, so its first network
+ * boot option is UEFI HTTP boot (DHCP vendor class HTTPClient, arch 16).
+ */
+export type Firmware = 'bios' | 'uefi' | 'uefi-sb' | 'uefi-http';
+export const isUefi = (f: Firmware): boolean => f !== 'bios';
 export interface BootResult { console: string; seconds: number; code: number | null; stoppedBy: 'exit' | 'fatal' | 'timeout' }
-const FATAL = /No bootable device|Kernel panic - not syncing|UEFI Interactive Shell|Shell> |Boot Failed|BdsDxe: No bootable option|rackboot: no EFI loader on a local disk/;
+export const FATAL = /No bootable device|Kernel panic - not syncing|UEFI Interactive Shell|Shell> |Boot Failed|BdsDxe: No bootable option|rackboot: no EFI loader on a local disk/;
 
-let vmCounter = 0;
+const FIRMWARE_FILES: Record<Exclude<Firmware, 'bios'>, { code: string; vars: string }> = {
+  uefi: { code: OVMF_CODE, vars: OVMF_VARS },
+  'uefi-http': { code: OVMF_CODE, vars: OVMF_VARS },
+  'uefi-sb': { code: OVMF_SECBOOT_CODE, vars: OVMF_MS_VARS },
+};
+
+/** A machine keeps its NVRAM from one power-on to the next, as a server does (boot order, Secure Boot state). */
+export function nvramOf(dir: string, mac: string, firmware: Firmware): string {
+  return join(dir, `OVMF_VARS-${mac.replaceAll(':', '')}-${firmware}.fd`);
+}
+
 export async function bootMachine(opts: { dir: string; tap: number; mac: string; firmware: Firmware; timeoutSec?: number; stopOn?: RegExp }): Promise<BootResult> {
-  const args = ['qemu-system-x86_64', '-accel', 'tcg', '-machine', 'pc', '-m', '512', '-smp', '1', '-nographic', '-no-reboot', '-monitor', 'none', '-serial', 'stdio', '-boot', 'n'];
-  if (opts.firmware === 'uefi') {
-    const vars = join(opts.dir, `OVMF_VARS-${opts.mac.replaceAll(':', '')}-${vmCounter++}.fd`);
-    copyFileSync(OVMF_VARS, vars);
-    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
-    // OVMF's own PXE (virtio-net, no option ROM), as on most UEFI servers.
-    args.push('-netdev', `tap,id=n0,ifname=rbtap${opts.tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n0,mac=${opts.mac},romfile=,bootindex=1`);
+  const args = ['qemu-system-x86_64', '-accel', 'tcg', '-m', '512', '-smp', '1', '-nographic', '-no-reboot', '-monitor', 'none', '-serial', 'stdio', '-boot', 'n'];
+  const netdev = ['-netdev', `tap,id=n0,ifname=rbtap${opts.tap},script=no,downscript=no`];
+  if (opts.firmware === 'bios') {
+    args.push('-machine', 'pc', ...netdev, '-device', `e1000,netdev=n0,mac=${opts.mac},romfile=/usr/lib/ipxe/qemu/efi-e1000.rom,bootindex=1`);
   } else {
-    args.push('-netdev', `tap,id=n0,ifname=rbtap${opts.tap},script=no,downscript=no`, '-device', `e1000,netdev=n0,mac=${opts.mac},romfile=/usr/lib/ipxe/qemu/efi-e1000.rom,bootindex=1`);
+    const fw = FIRMWARE_FILES[opts.firmware];
+    const vars = nvramOf(opts.dir, opts.mac, opts.firmware);
+    if (!existsSync(vars)) copyFileSync(fw.vars, vars);
+    // The secboot build keeps its variables in SMM: without smm=on and a secure pflash it stops before the first line.
+    if (opts.firmware === 'uefi-sb') args.push('-machine', 'q35,smm=on', '-global', 'driver=cfi.pflash01,property=secure,value=on');
+    else args.push('-machine', 'pc');
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${fw.code}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
+    // OVMF reads these fw_cfg knobs (OvmfPkg NetworkPkg PCDs) when it makes the NIC's boot options: no PXE, HTTP first.
+    if (opts.firmware === 'uefi-http') args.push('-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n');
+    args.push(...netdev, '-device', `virtio-net-pci,netdev=n0,mac=${opts.mac},romfile=,bootindex=1`);
   }
   const started = Date.now();
   const vm = startInNs(`vm-${opts.mac}`, args);

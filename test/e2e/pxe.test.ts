@@ -1,24 +1,29 @@
 // End to end with real firmware: QEMU machines PXE-boot through rackboot's own DHCP, TFTP and HTTP
-// to the built callback, then boot their (missing) disk on the second power-on.
+// to the built callback, then boot their (missing) disk on the second power-on. rackboot is set up with the
+// README's commands only (loaders sync, image import, a site profile, serve): what a user gets is what is tested.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { skipReason, prepareTree, netUp, netDown, startRouterAdverts, startRackboot, startInNs, api, bootMachine, BRIDGE, SERVER_IP, type Background, type Firmware } from './lab.ts';
+import { join, posix } from 'node:path';
+import { skipReason, setUpAsTheReadmeSays, netUp, netDown, startRouterAdverts, startRackboot, startInNs, api, bootMachine, isUefi, FATAL, PROFILES, BRIDGE, SERVER_IP,
+  type Background, type Firmware, type Lab } from './lab.ts';
 
 const reason = skipReason();
 if (reason) console.log(`# e2e skipped: ${reason}`);
 
-interface Ev { at: string; type: string; status?: string; clientIp?: string; detail?: { path?: string; via?: string; method?: string; range?: string } }
-interface Phase { name: string; event?: (e: Ev) => boolean; console?: RegExp }
+interface Ev { at: string; type: string; status?: string; clientIp?: string; buildId?: number; detail?: Record<string, unknown> & { path?: string; via?: string; method?: string; range?: string } }
+/** event: must happen (PASS shows its time); absent: must not happen since power-on; console: must show on the serial console. */
+interface Phase { name: string; event?: (e: Ev) => boolean; absent?: (e: Ev) => boolean; console?: RegExp }
 
 const dhcpPhases: Phase[] = [
   { name: 'DHCP discover', event: (e) => e.type === 'dhcp.discover' },
   { name: 'DHCP ack', event: (e) => e.type === 'dhcp.ack' },
 ];
-const tftpFile = (path: string) => (e: Ev) => e.type === 'tftp.sent' && e.detail?.path === path;
-const httpFile = (path: string) => (e: Ev) => e.type === 'http.tftpfile' && e.detail?.path === path && e.status === '200';
+const samePath = (a: string | undefined, b: string) => a !== undefined && a.replace(/^\/+/, '').toLowerCase() === b.toLowerCase();
+const tftpFile = (path: string) => (e: Ev) => e.type === 'tftp.sent' && samePath(e.detail?.path, path);
+const httpFile = (path: string) => (e: Ev) => e.type === 'http.tftpfile' && samePath(e.detail?.path, path) && e.status === '200';
+const anyFile = (path: string) => (e: Ev) => tftpFile(path)(e) || httpFile(path)(e);
 const installerPhases: Phase[] = [
   { name: 'kickstart fetched', event: (e) => e.type === 'kickstart.fetched' },
   { name: 'liveimg HEAD (server side)', event: (e) => e.type === 'http.image' && e.detail?.method === 'HEAD' && e.status === '200' },
@@ -30,22 +35,45 @@ const installerPhases: Phase[] = [
   { name: 'console: liveimg Range 206', console: /\[installer\] LIVEIMG_RANGE_OK/ },
   { name: 'console: built answered', console: /\[installer\] BUILT_OK/ },
 ];
-const native = (firmware: Firmware): Phase[] => [
+
+/** Which chain a machine takes to its config: pxelinux (BIOS), the GRUB `loaders sync` installed, the image's shim + GRUB. */
+type Chain = 'pxelinux' | 'grub-sync' | 'grub-image';
+
+function nativePhases(lab: Lab, firmware: Firmware, chain: Chain): Phase[] {
+  const loader: Phase[] = [];
+  const overHttp = firmware === 'uefi-http';
+  const file = overHttp ? httpFile : tftpFile;
+  const how = overHttp ? 'HTTP' : 'TFTP';
+  if (chain === 'pxelinux') loader.push({ name: 'loader pxelinux.0 (TFTP)', event: tftpFile('pxelinux.0') });
+  else if (chain === 'grub-sync') loader.push({ name: `loader grubx64.efi from loaders sync (${how})`, event: file('grubx64.efi') });
+  else {
+    // No shim in the image: the phase names what is missing, so the table says why the chain cannot start.
+    const shim = lab.imageShim ?? `${lab.image}/EFI/BOOT/BOOTX64.EFI (not in the tftp root: image import copied no EFI/BOOT)`;
+    loader.push({ name: `image's shim ${shim} (${how})`, event: file(shim) });
+    loader.push({ name: `image's GRUB ${posix.dirname(shim)}/grubx64.efi (${how})`, event: file(`${posix.dirname(shim)}/grubx64.efi`) });
+  }
+  if (overHttp) {
+    loader.push({ name: 'firmware: UEFI HTTP boot, not PXE', console: /Start HTTP Boot over IPv4/ });
+    loader.push({ name: 'no iPXE on the way (native loader)', absent: (e) => tftpFile('ipxe.efi')(e) || httpFile('ipxe.efi')(e) || e.type === 'ipxe.config' });
+  }
+  const configKind = chain === 'pxelinux' ? 'pxelinux' : 'grub';
+  return [
+    ...dhcpPhases,
+    ...loader,
+    { name: `${configKind} config for this host: install`, event: (e) => e.type === `${configKind}.config` && e.status === 'install' },
+    // HTTP boot: an HTTP-only provisioning network must do, so the kernel and initrd come over HTTP too.
+    { name: `kernel ${lab.image}/vmlinuz (${overHttp ? 'HTTP' : 'TFTP or HTTP'})`, event: (overHttp ? httpFile : anyFile)(`${lab.image}/vmlinuz`) },
+    { name: `initrd ${lab.image}/initrd.img (${overHttp ? 'HTTP' : 'TFTP or HTTP'})`, event: (overHttp ? httpFile : anyFile)(`${lab.image}/initrd.img`) },
+    ...(isUefi(firmware) ? [{ name: 'console: the installer runs on UEFI', console: /\[installer\] FIRMWARE uefi/ }] : []),
+    ...installerPhases,
+  ];
+}
+const ipxePhases = (lab: Lab, firmware: Firmware): Phase[] => [
   ...dhcpPhases,
-  firmware === 'bios'
-    ? { name: 'loader pxelinux.0 (TFTP)', event: tftpFile('pxelinux.0') }
-    : { name: 'loader GRUB core.efi (TFTP)', event: tftpFile('boot/grub/x86_64-efi/core.efi') },
-  { name: `per-host ${firmware === 'bios' ? 'pxelinux' : 'GRUB'} config: install`, event: (e) => e.type === `${firmware === 'bios' ? 'pxelinux' : 'grub'}.config` && e.status === 'install' },
-  { name: 'kernel (TFTP)', event: tftpFile('rhvh-4.3/vmlinuz') },
-  { name: 'initrd (TFTP)', event: tftpFile('rhvh-4.3/initrd.img') },
-  ...installerPhases,
-];
-const ipxe = (firmware: Firmware): Phase[] => [
-  ...dhcpPhases,
-  ...(firmware === 'uefi' ? [{ name: 'loader ipxe.efi (TFTP)', event: tftpFile('ipxe.efi') }] : []),
+  ...(isUefi(firmware) ? [{ name: 'loader ipxe.efi (TFTP)', event: tftpFile('ipxe.efi') }] : []),
   { name: 'iPXE script over HTTP: install', event: (e) => e.type === 'ipxe.config' && e.status === 'install' },
-  { name: 'kernel (HTTP)', event: httpFile('rhvh-4.3/vmlinuz') },
-  { name: 'initrd (HTTP)', event: httpFile('rhvh-4.3/initrd.img') },
+  { name: 'kernel (HTTP)', event: httpFile(`${lab.image}/vmlinuz`) },
+  { name: 'initrd (HTTP)', event: httpFile(`${lab.image}/initrd.img`) },
   ...installerPhases,
 ];
 
@@ -53,14 +81,20 @@ const ipxe = (firmware: Firmware): Phase[] => [
 function report(title: string, events: Ev[], consoleText: string, since: number, phases: Phase[]): string[] {
   const failures: string[] = [];
   console.log(`== ${title}`);
+  const recent = events.filter((e) => Date.parse(e.at) >= since);
   for (const p of phases) {
     if (p.event) {
-      const hit = events.find((e) => Date.parse(e.at) >= since && p.event!(e));
-      if (hit) console.log(`  PASS  ${p.name.padEnd(44)} +${((Date.parse(hit.at) - since) / 1000).toFixed(1)}s`);
+      const hit = recent.find(p.event);
+      const where = hit?.detail?.path ? ` ${hit.detail.path}` : hit?.detail?.via ? ` via ${String(hit.detail.via)}` : '';
+      if (hit) console.log(`  PASS  ${p.name.padEnd(60)} +${((Date.parse(hit.at) - since) / 1000).toFixed(1)}s${where}`);
       else { console.log(`  FAIL  ${p.name}`); failures.push(p.name); }
+    } else if (p.absent) {
+      const hit = recent.find(p.absent);
+      if (!hit) console.log(`  PASS  ${p.name}`);
+      else { console.log(`  FAIL  ${p.name}: ${hit.type} ${hit.detail?.path ?? ''} +${((Date.parse(hit.at) - since) / 1000).toFixed(1)}s`); failures.push(p.name); }
     } else if (p.console) {
       const m = p.console.exec(consoleText);
-      if (m) console.log(`  PASS  ${p.name.padEnd(44)} ${m[0]}`);
+      if (m) console.log(`  PASS  ${p.name.padEnd(60)} ${m[0]}`);
       else { console.log(`  FAIL  ${p.name}`); failures.push(p.name); }
     }
   }
@@ -70,34 +104,69 @@ function report(title: string, events: Ev[], consoleText: string, since: number,
 const timeline = (mac: string): Ev[] => api('GET', `/api/hosts/${mac}`).json.events as Ev[];
 const stateOf = (mac: string): string => api('GET', `/api/hosts/${mac}`).json.state as string;
 
-async function install(dir: string, tap: number, mac: string, firmware: Firmware, phases: Phase[], title: string) {
-  const since = Date.now();
-  const boot = await bootMachine({ dir, tap, mac, firmware, timeoutSec: 300 });
-  const failures = report(`${title} (first boot ${boot.seconds.toFixed(0)}s, ${boot.stoppedBy})`, timeline(mac), boot.console, since, phases);
-  if (failures.length) writeFileSync(join(dir, `console-${mac.replaceAll(':', '')}.log`), boot.console);
-  const trail = timeline(mac).filter((e) => Date.parse(e.at) >= since).map((e) => `${e.type} ${e.status ?? ''} ${e.detail?.path ?? ''} ${e.clientIp ?? ''}`).join('\n');
-  const installer = boot.console.split('\n').filter((l) => /\[installer\]|GRUB|error|panic/i.test(l)).join('\n');
-  assert.deepEqual(failures, [], `${title}: phases missing\n-- timeline:\n${trail}\n-- console:\n${installer}\n${boot.console.slice(-1500)}`);
-  assert.equal(stateOf(mac), 'built');
+/** One line per scenario, printed at the end: boot-to-built on UEFI and on BIOS from the same run. */
+interface Summary { scenario: string; firmware: Firmware; result: 'PASS' | 'FAIL'; bootToBuilt?: number; secondBoot?: number; note?: string }
+const summaries: Summary[] = [];
+const summaryOf = (scenario: string, firmware: Firmware): Summary => {
+  let s = summaries.find((x) => x.scenario === scenario);
+  if (!s) { s = { scenario, firmware, result: 'FAIL' }; summaries.push(s); }
+  return s;
+};
+
+/** The tail of the console and the timeline since power-on: what a reader needs to see why a phase is missing. */
+function evidence(mac: string, since: number, consoleText: string): string {
+  const trail = timeline(mac).filter((e) => Date.parse(e.at) >= since)
+    .map((e) => `  +${((Date.parse(e.at) - since) / 1000).toFixed(1)}s ${e.type} ${e.status ?? ''} ${e.detail?.path ?? ''} ${e.detail?.via ?? ''} ${e.clientIp ?? ''}`).join('\n');
+  const lines = consoleText.split('\n').filter((l) => /\[installer\]|GRUB|grub|error|panic|denied|violation|rackboot|URI|BdsDxe|>>/i.test(l)).slice(-40).join('\n');
+  return `-- timeline:\n${trail}\n-- console (selected lines):\n${lines}\n-- console tail:\n${consoleText.slice(-1500)}`;
 }
 
-async function secondBootIsLocal(dir: string, tap: number, mac: string, firmware: Firmware) {
+async function install(dir: string, tap: number, mac: string, firmware: Firmware, phases: Phase[], title: string): Promise<number> {
   const since = Date.now();
+  const summary = summaryOf(title, firmware);
+  const boot = await bootMachine({ dir, tap, mac, firmware, timeoutSec: 300 });
+  const failures = report(`${title} (first boot ${boot.seconds.toFixed(0)}s, ${boot.stoppedBy})`, timeline(mac), boot.console, since, phases);
+  const built = timeline(mac).find((e) => e.type === 'build.built' && Date.parse(e.at) >= since);
+  if (built) summary.bootToBuilt = (Date.parse(built.at) - since) / 1000;
+  if (failures.length) {
+    writeFileSync(join(dir, `console-${mac.replaceAll(':', '')}-${since}.log`), boot.console);
+    summary.note = `missing: ${failures.join('; ')}`;
+  }
+  assert.deepEqual(failures, [], `${title}: phases missing\n${evidence(mac, since, boot.console)}`);
+  assert.equal(stateOf(mac), 'built');
+  summary.result = 'PASS';
+  return summary.bootToBuilt!;
+}
+
+async function secondBootIsLocal(dir: string, tap: number, mac: string, firmware: Firmware, title: string) {
+  const since = Date.now();
+  const summary = summaryOf(title, firmware);
+  summary.result = 'FAIL';
   const boot = await bootMachine({ dir, tap, mac, firmware, timeoutSec: 180 });
   const events = timeline(mac).filter((e) => Date.parse(e.at) >= since);
   const configs = events.filter((e) => /\.config$/.test(e.type));
-  console.log(`== second boot of ${mac}: ${boot.seconds.toFixed(0)}s, ${boot.stoppedBy}; configs served: ${configs.map((e) => `${e.type}=${e.status}`).join(', ')}`);
-  assert.ok(configs.length > 0 && configs.every((e) => e.status?.startsWith('local')), 'the second boot got a local-boot config');
-  assert.ok(!events.some((e) => e.type === 'kickstart.fetched'), 'no second kickstart');
-  assert.ok(!/\[installer\] STARTED/.test(boot.console), 'the installer did not start again');
-  assert.notEqual(boot.stoppedBy, 'timeout', `second boot hung:\n${boot.console.slice(-2000)}`);
+  summary.secondBoot = boot.seconds;
+  console.log(`== second boot of ${mac} (${title}): ${boot.seconds.toFixed(0)}s, ${boot.stoppedBy}; configs served: ${configs.map((e) => `${e.type}=${e.status}`).join(', ') || 'none'}`);
+  const why = `\n${evidence(mac, since, boot.console)}`;
+  try {
+    assert.ok(configs.length > 0 && configs.every((e) => e.status?.startsWith('local')), `the second boot got a local-boot config${why}`);
+    assert.ok(!events.some((e) => e.type === 'kickstart.fetched'), `no second kickstart${why}`);
+    assert.ok(!/\[installer\] STARTED/.test(boot.console), `the installer did not start again${why}`);
+    assert.notEqual(boot.stoppedBy, 'timeout', `second boot hung${why}`);
+  } catch (e) { summary.note = `${summary.note ? `${summary.note}; ` : ''}second boot not local`; throw e; }
+  summary.result = 'PASS';
 }
 
-function addHost(mac: string, hostname: string, params: Record<string, string> = {}) {
-  const r = api('POST', '/api/hosts', { mac, hostname, profile: 'rhvh-base', params: { 'boot.kernelArgs': 'console=ttyS0,115200 panic=-1 no_timer_check', ...params } });
+function addHost(mac: string, hostname: string, profile: string = PROFILES.base, params: Record<string, string> = {}) {
+  const r = api('POST', '/api/hosts', { mac, hostname, profile, params });
   assert.equal(r.status, 201, JSON.stringify(r.json));
+  startBuild(mac);
+}
+
+function startBuild(mac: string): number {
   const b = api('POST', `/api/hosts/${mac}/build`);
   assert.equal(b.status, 201, JSON.stringify(b.json));
+  return b.json.buildId as number;
 }
 
 /** Waits for every machine (a failed one must not leave others running on their taps), then fails with all reasons. */
@@ -111,14 +180,33 @@ const AUTHORITATIVE = ['--dhcp-mode', 'authoritative', '--dhcp-interface', BRIDG
 
 describe('PXE boot through rackboot with real firmware', { skip: reason ?? false, concurrency: false }, () => {
   let dir: string;
+  let lab: Lab;
   const bg: Background[] = [];
+  /** Host params that pick the GRUB `loaders sync` installed; empty while images carry no loaders (then it is the only one). */
+  let syncedGrub: Record<string, string>;
+  const t0 = Date.now();
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'rackboot-e2e-'));
-    prepareTree(dir);
+    lab = setUpAsTheReadmeSays(dir);
+    console.log(`== set up as the README says (${((Date.now() - t0) / 1000).toFixed(0)}s)\n${lab.transcript.join('\n')}`);
+    console.log(`== image ${lab.image}; its own shim in the tftp root: ${lab.imageShim ?? 'none (image import copied no EFI/BOOT)'}`);
+    syncedGrub = lab.imageShim ? { 'boot.uefiLoaders': 'sync' } : {};
   });
   after(async () => {
     for (const b of bg.reverse()) await b.stop();
     netDown();
+    if (summaries.length) {
+      console.log(`== summary (${((Date.now() - t0) / 1000).toFixed(0)}s in all): boot-to-built is power-on to the built callback`);
+      for (const s of summaries) {
+        console.log(`  ${s.result}  ${s.scenario.padEnd(44)} ${s.firmware.padEnd(9)} boot-to-built ${s.bootToBuilt !== undefined ? `${s.bootToBuilt.toFixed(1)}s` : '-'}` +
+          `${s.secondBoot !== undefined ? `, local boot ${s.secondBoot.toFixed(0)}s` : ''}${s.note ? `  (${s.note})` : ''}`);
+      }
+      const avg = (f: (s: Summary) => boolean) => {
+        const xs = summaries.filter((s) => f(s) && s.bootToBuilt !== undefined).map((s) => s.bootToBuilt!);
+        return xs.length ? `${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1)}s (${xs.length})` : '-';
+      };
+      console.log(`  boot-to-built mean: BIOS ${avg((s) => s.firmware === 'bios')}, UEFI ${avg((s) => isUefi(s.firmware))} (TCG, this run)`);
+    }
     if (!process.env.KEEP_E2E) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -131,39 +219,111 @@ describe('PXE boot through rackboot with real firmware', { skip: reason ?? false
     after(async () => { for (const b of bg.splice(0).reverse()) await b.stop(); });
 
     test('1. BIOS: SeaBIOS + iPXE ROM -> pxelinux -> kernel/initrd over TFTP -> built, then local', async () => {
+      const t = 'BIOS pxelinux';
       addHost('52:54:00:e2:00:01', 'bios01');
-      await install(dir, 0, '52:54:00:e2:00:01', 'bios', native('bios'), 'BIOS pxelinux');
-      await secondBootIsLocal(dir, 0, '52:54:00:e2:00:01', 'bios');
+      await install(dir, 0, '52:54:00:e2:00:01', 'bios', nativePhases(lab, 'bios', 'pxelinux'), t);
+      await secondBootIsLocal(dir, 0, '52:54:00:e2:00:01', 'bios', t);
     });
 
-    test('2. UEFI: OVMF native PXE -> GRUB -> grub.cfg-01-<mac> -> built, then local', async () => {
-      addHost('52:54:00:e2:00:02', 'uefi02');
-      await install(dir, 1, '52:54:00:e2:00:02', 'uefi', native('uefi'), 'UEFI GRUB');
-      await secondBootIsLocal(dir, 1, '52:54:00:e2:00:02', 'uefi');
+    test('2. UEFI: OVMF PXE -> the GRUB loaders sync installed (Debian grubnetx64, prefix only) -> its host config -> built, then local', async () => {
+      const t = 'UEFI, GRUB from loaders sync';
+      addHost('52:54:00:e2:00:02', 'uefi02', PROFILES.base, syncedGrub);
+      await install(dir, 1, '52:54:00:e2:00:02', 'uefi', nativePhases(lab, 'uefi', 'grub-sync'), t);
+      await secondBootIsLocal(dir, 1, '52:54:00:e2:00:02', 'uefi', t);
     });
 
-    test('3. iPXE: iPXE ROM -> HTTP script -> kernel/initrd over HTTP -> built, then local', async () => {
-      addHost('52:54:00:e2:00:03', 'ipxe03', { 'boot.loader': 'ipxe' });
-      await install(dir, 2, '52:54:00:e2:00:03', 'bios', ipxe('bios'), 'iPXE over HTTP');
-      await secondBootIsLocal(dir, 2, '52:54:00:e2:00:03', 'bios');
+    test('3. UEFI: OVMF PXE -> the image\'s own shim and GRUB (EFI/BOOT of the ISO) -> built, then local', async () => {
+      const t = 'UEFI, the image\'s loaders';
+      addHost('52:54:00:e2:00:05', 'uefi05', PROFILES.base, lab.imageShim ? { 'boot.uefiLoaders': 'image' } : {});
+      await install(dir, 2, '52:54:00:e2:00:05', 'uefi', nativePhases(lab, 'uefi', 'grub-image'), t);
+      await secondBootIsLocal(dir, 2, '52:54:00:e2:00:05', 'uefi', t);
     });
 
-    test('4. UEFI -> ipxe.efi chainload -> HTTP -> built', async () => {
-      addHost('52:54:00:e2:00:04', 'uefiipxe04', { 'boot.loader': 'ipxe' });
-      await install(dir, 3, '52:54:00:e2:00:04', 'uefi', ipxe('uefi'), 'UEFI -> iPXE');
+    test('4. UEFI Secure Boot enforced: signed shim -> signed GRUB -> signed kernel -> built, then local; an unsigned loader is refused', async () => {
+      const t = 'UEFI Secure Boot, the image\'s loaders';
+      addHost('52:54:00:e2:00:06', 'uefisb06', PROFILES.base, lab.imageShim ? { 'boot.uefiLoaders': 'image' } : {});
+      await install(dir, 3, '52:54:00:e2:00:06', 'uefi-sb', [...nativePhases(lab, 'uefi-sb', 'grub-image'),
+        { name: 'console: Secure Boot on in the booted kernel', console: /\[installer\] FIRMWARE uefi secureboot=1/ }], t);
+      await secondBootIsLocal(dir, 3, '52:54:00:e2:00:06', 'uefi-sb', t);
+
+      // Negative control: the same firmware refuses Debian's unsigned ipxe.efi. Without this the test above would
+      // also pass on a firmware that checks nothing.
+      const n = 'UEFI Secure Boot refuses unsigned ipxe.efi';
+      const mac = '52:54:00:e2:00:07';
+      addHost(mac, 'uefisb07', PROFILES.base, { 'boot.loader': 'ipxe' });
+      const since = Date.now();
+      const summary = summaryOf(n, 'uefi-sb');
+      const refused = /Access Denied|Security Violation/i;
+      const boot = await bootMachine({ dir, tap: 3, mac, firmware: 'uefi-sb', timeoutSec: 180, stopOn: new RegExp(`${refused.source}|${FATAL.source}`, 'i') });
+      const failures = report(`${n} (${boot.seconds.toFixed(0)}s, ${boot.stoppedBy})`, timeline(mac), boot.console, since, [
+        ...dhcpPhases,
+        { name: 'loader ipxe.efi sent (TFTP)', event: tftpFile('ipxe.efi') },
+        { name: 'console: the firmware refuses it', console: refused },
+        { name: 'iPXE never ran (no script fetched)', absent: (e) => e.type === 'ipxe.config' },
+        { name: 'no kickstart', absent: (e) => e.type === 'kickstart.fetched' },
+      ]);
+      summary.note = failures.length ? `missing: ${failures.join('; ')}` : 'refused as it must be';
+      assert.deepEqual(failures, [], evidence(mac, since, boot.console));
+      assert.equal(stateOf(mac), 'build');
+      assert.equal(api('DELETE', `/api/hosts/${mac}/build`).status, 200, 'the refused host\'s build is cancelled');
+      summary.result = 'PASS';
     });
 
-    test('6. mini rack: 2 BIOS + 2 UEFI powered on at once, all built, all second boots local', async () => {
+    test('5. UEFI custom thin layout (rhvh-custom-thin): the kickstart has an EFI System Partition -> built, then local', async () => {
+      const t = 'UEFI custom thin layout';
+      addHost('52:54:00:e2:00:08', 'uefithin08', PROFILES.customThin, syncedGrub);
+      await install(dir, 0, '52:54:00:e2:00:08', 'uefi', [...nativePhases(lab, 'uefi', 'grub-sync'),
+        { name: 'console: custom layout has an EFI System Partition', console: /\[installer\] EFI_PARTITION_OK[^\n]*/ }], t);
+      await secondBootIsLocal(dir, 0, '52:54:00:e2:00:08', 'uefi', t);
+    });
+
+    test('6. UEFI re-provisioning: built, local boot, a new build, installs again, then local', async () => {
+      const t = 'UEFI re-provision (first install)';
+      const t2 = 'UEFI re-provision (second install)';
+      const mac = '52:54:00:e2:00:09';
+      addHost(mac, 'uefire09', PROFILES.base, syncedGrub);
+      const netbootFirst = { name: 'console: %post keeps network boot first (efibootmgr)', console: /\[installer\] NETBOOT_FIRST_OK[^\n]*/ };
+      await install(dir, 1, mac, 'uefi', [...nativePhases(lab, 'uefi', 'grub-sync'), netbootFirst], t);
+      await secondBootIsLocal(dir, 1, mac, 'uefi', t);
+      const first = timeline(mac).filter((e) => e.type === 'build.built').map((e) => e.buildId);
+      const again = startBuild(mac);
+      await install(dir, 1, mac, 'uefi', [...nativePhases(lab, 'uefi', 'grub-sync'), netbootFirst,
+        { name: 'the kickstart of the new build', event: (e) => e.type === 'kickstart.fetched' && e.buildId === again }], t2);
+      assert.ok(!first.includes(again), `a new build id (${again}; built before: ${first.join(',')})`);
+      await secondBootIsLocal(dir, 1, mac, 'uefi', t2);
+    });
+
+    test('7. UEFI HTTP boot (arch 16) with the native loader: GRUB, kernel and initrd over HTTP -> built, then local', async () => {
+      const t = 'UEFI HTTP boot, native loader';
+      addHost('52:54:00:e2:00:0a', 'uefihttp0a');
+      await install(dir, 2, '52:54:00:e2:00:0a', 'uefi-http', nativePhases(lab, 'uefi-http', lab.imageShim ? 'grub-image' : 'grub-sync'), t);
+      await secondBootIsLocal(dir, 2, '52:54:00:e2:00:0a', 'uefi-http', t);
+    });
+
+    test('8. iPXE: iPXE ROM -> HTTP script -> kernel/initrd over HTTP -> built, then local', async () => {
+      const t = 'BIOS iPXE over HTTP';
+      addHost('52:54:00:e2:00:03', 'ipxe03', PROFILES.base, { 'boot.loader': 'ipxe' });
+      await install(dir, 3, '52:54:00:e2:00:03', 'bios', ipxePhases(lab, 'bios'), t);
+      await secondBootIsLocal(dir, 3, '52:54:00:e2:00:03', 'bios', t);
+    });
+
+    test('9. UEFI -> ipxe.efi chainload -> HTTP -> built', async () => {
+      addHost('52:54:00:e2:00:04', 'uefiipxe04', PROFILES.base, { 'boot.loader': 'ipxe' });
+      await install(dir, 0, '52:54:00:e2:00:04', 'uefi', ipxePhases(lab, 'uefi'), 'UEFI -> iPXE');
+    });
+
+    test('10. mini rack: 2 BIOS + 2 UEFI powered on at once, all built, all second boots local', async () => {
       const rack = [['52:54:00:e2:01:01', 'bios'], ['52:54:00:e2:01:02', 'bios'], ['52:54:00:e2:01:03', 'uefi'], ['52:54:00:e2:01:04', 'uefi']] as const;
-      rack.forEach(([mac], i) => addHost(mac, `rack${i}`));
-      const t0 = Date.now();
-      await settleAll(rack.map(([mac, fw], i) => install(dir, i, mac, fw, native(fw), `rack ${mac} ${fw}`)));
-      console.log(`== mini rack: 4 hosts built in ${((Date.now() - t0) / 1000).toFixed(0)}s`);
-      await settleAll(rack.map(([mac, fw], i) => secondBootIsLocal(dir, i, mac, fw)));
+      rack.forEach(([mac, fw], i) => addHost(mac, `rack${i}`, PROFILES.base, fw === 'uefi' ? syncedGrub : {}));
+      const start = Date.now();
+      const chain = (fw: Firmware): Chain => (fw === 'bios' ? 'pxelinux' : 'grub-sync');
+      await settleAll(rack.map(([mac, fw], i) => install(dir, i, mac, fw, nativePhases(lab, fw, chain(fw)), `rack ${mac} ${fw}`)));
+      console.log(`== mini rack: 4 hosts built in ${((Date.now() - start) / 1000).toFixed(0)}s`);
+      await settleAll(rack.map(([mac, fw], i) => secondBootIsLocal(dir, i, mac, fw, `rack ${mac} ${fw}`)));
     });
 
-    test('7a. a failing %post calls the failed URL: the host shows failed with its log', async () => {
-      addHost('52:54:00:e2:02:01', 'fail01', { post: 'rackboot-e2e-fail' });
+    test('11a. a failing %post calls the failed URL: the host shows failed with its log', async () => {
+      addHost('52:54:00:e2:02:01', 'fail01', PROFILES.base, { post: 'rackboot-e2e-fail' });
       const since = Date.now();
       const boot = await bootMachine({ dir, tap: 0, mac: '52:54:00:e2:02:01', firmware: 'bios', timeoutSec: 300 });
       const failures = report('failing %post', timeline('52:54:00:e2:02:01'), boot.console, since, [
@@ -176,7 +336,7 @@ describe('PXE boot through rackboot with real firmware', { skip: reason ?? false
       assert.match(view.build.failureLog, /stand-in %post failed for 52:54:00:e2:02:01/);
     });
 
-    test('7b. an unknown MAC boots its disk and shows up as discovered', async () => {
+    test('11b. an unknown MAC boots its disk and shows up as discovered', async () => {
       const since = Date.now();
       const boot = await bootMachine({ dir, tap: 1, mac: '52:54:00:e2:0f:0f', firmware: 'bios', timeoutSec: 180 });
       assert.ok(!/\[installer\] STARTED/.test(boot.console), 'never an installer');
@@ -188,7 +348,7 @@ describe('PXE boot through rackboot with real firmware', { skip: reason ?? false
     });
   });
 
-  test('7c. an expired build token: the host boots local, gets no kickstart, and the timeline says why', async () => {
+  test('11c. an expired build token: the host boots local, gets no kickstart, and the timeline says why', async () => {
     netUp(1);
     const ra = startRouterAdverts(dir);
     const rb = await startRackboot(dir, [...AUTHORITATIVE, '--token-ttl', '2s']);
@@ -204,7 +364,7 @@ describe('PXE boot through rackboot with real firmware', { skip: reason ?? false
     } finally { await rb.stop(); await ra.stop(); }
   });
 
-  test('5. proxy-DHCP beside a site dnsmasq (addresses only): BIOS and UEFI both install', async () => {
+  test('12. proxy-DHCP beside a site dnsmasq (addresses only): BIOS and UEFI both install', async () => {
     netUp(2);
     const ra = startRouterAdverts(dir);
     // the site's DHCP server: addresses only, no PXE options
@@ -213,11 +373,11 @@ describe('PXE boot through rackboot with real firmware', { skip: reason ?? false
     const rb = await startRackboot(dir, ['--dhcp-mode', 'proxy', '--dhcp-interface', BRIDGE]);
     try {
       addHost('52:54:00:e2:04:01', 'proxybios');
-      addHost('52:54:00:e2:04:02', 'proxyuefi');
-      const noDhcpEvents = (p: Phase[]) => p.filter((x) => x.name !== 'DHCP ack');
+      addHost('52:54:00:e2:04:02', 'proxyuefi', PROFILES.base, syncedGrub);
+      const noDhcpAck = (p: Phase[]) => p.filter((x) => x.name !== 'DHCP ack');
       await settleAll([
-        install(dir, 0, '52:54:00:e2:04:01', 'bios', noDhcpEvents(native('bios')), 'proxy BIOS'),
-        install(dir, 1, '52:54:00:e2:04:02', 'uefi', noDhcpEvents(native('uefi')), 'proxy UEFI'),
+        install(dir, 0, '52:54:00:e2:04:01', 'bios', noDhcpAck(nativePhases(lab, 'bios', 'pxelinux')), 'proxy BIOS'),
+        install(dir, 1, '52:54:00:e2:04:02', 'uefi', noDhcpAck(nativePhases(lab, 'uefi', 'grub-sync')), 'proxy UEFI'),
       ]);
     } finally { await rb.stop(); await site.stop(); await ra.stop(); }
   });
