@@ -122,11 +122,13 @@ export interface Lab {
 
 /** The settings flags every rackboot command takes (README: "each takes serve's --data-dir, --tftp-root, --images-dir"). */
 export const dirFlags = (dir: string): string[] => ['--data-dir', join(dir, 'data'), '--profiles-dir', join(dir, 'profiles'), '--tftp-root', join(dir, 'tftpboot'),
-  '--images-dir', join(dir, 'images'), '--server-ip', SERVER_IP, '--public-url', BASE];
+  '--images-dir', join(dir, 'images'), '--server-ip', SERVER_IP, '--public-url', BASE, '--http-port', String(HTTP_PORT), '--tftp-port', '69'];
 
 function rackbootCli(dir: string, args: string[]): { code: number; out: string } {
   const r = spawnSync(process.execPath, [join(REPO, 'bin/rackboot.mjs'), ...args, ...dirFlags(dir)], { encoding: 'utf8', env: { ...process.env, RACKBOOT_ADMIN_TOKEN: API_TOKEN } });
-  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+  // Progress lines ("extracting ISO: 40% (...)") are for a terminal, not for the test log.
+  const out = `${r.stdout}${r.stderr}`.split('\n').filter((l) => !/: \d+% \(/.test(l)).join('\n');
+  return { code: r.status ?? -1, out };
 }
 
 /** Files under root whose path matches, relative to root (the image's EFI/BOOT names keep their ISO case). */
@@ -230,8 +232,7 @@ export function startRouterAdverts(dir: string): Background {
 
 export async function startRackboot(dir: string, extra: string[]): Promise<Background> {
   // README, Settings: the production flags (TFTP on 69, the server's address and public URL) and the same dirs as the commands above.
-  const rb = startInNs('rackboot', [process.execPath, join(REPO, 'bin/rackboot.mjs'), 'serve', '--listen', '0.0.0.0', '--http-port', String(HTTP_PORT), '--tftp-port', '69',
-    ...dirFlags(dir), ...extra],
+  const rb = startInNs('rackboot', [process.execPath, join(REPO, 'bin/rackboot.mjs'), 'serve', '--listen', '0.0.0.0', ...dirFlags(dir), ...extra],
   { RACKBOOT_ADMIN_TOKEN: API_TOKEN });
   const end = Date.now() + 30_000;
   while (!rb.out.includes('rackboot serving')) {

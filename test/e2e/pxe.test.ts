@@ -47,10 +47,13 @@ function nativePhases(lab: Lab, firmware: Firmware, chain: Chain): Phase[] {
   if (chain === 'pxelinux') loader.push({ name: 'loader pxelinux.0 (TFTP)', event: tftpFile('pxelinux.0') });
   else if (chain === 'grub-sync') loader.push({ name: `loader grubx64.efi from loaders sync (${how})`, event: file('grubx64.efi') });
   else {
+    const shim = lab.imageShim;
     // No shim in the image: the phase names what is missing, so the table says why the chain cannot start.
-    const shim = lab.imageShim ?? `${lab.image}/EFI/BOOT/BOOTX64.EFI (not in the tftp root: image import copied no EFI/BOOT)`;
-    loader.push({ name: `image's shim ${shim} (${how})`, event: file(shim) });
-    loader.push({ name: `image's GRUB ${posix.dirname(shim)}/grubx64.efi (${how})`, event: file(`${posix.dirname(shim)}/grubx64.efi`) });
+    if (!shim) loader.push({ name: `image's shim: image import copied no EFI/BOOT into tftpboot/${lab.image}/`, event: () => false });
+    else {
+      loader.push({ name: `image's shim ${shim} (${how})`, event: file(shim) });
+      loader.push({ name: `image's GRUB ${posix.dirname(shim)}/grubx64.efi (${how})`, event: file(`${posix.dirname(shim)}/grubx64.efi`) });
+    }
   }
   if (overHttp) {
     loader.push({ name: 'firmware: UEFI HTTP boot, not PXE', console: /Start HTTP Boot over IPv4/ });
