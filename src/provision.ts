@@ -16,6 +16,7 @@ import type { BootConfigKind, BuildContext, Renderer } from './render/render.ts'
 import { buildUrls } from './render/render.ts';
 import type { ConfigRequest } from './boot/paths.ts';
 import type { HostBootState } from './boot/decide.ts';
+import { ClientIdentifier, describeIdentity, type ClientIdentity } from './boot/identify.ts';
 
 export interface ProvisionDeps {
   hosts: HostStore;
@@ -26,7 +27,9 @@ export interface ProvisionDeps {
   renderer: Renderer;
   /** Imported images by name (src/images); a profile may say `image: NAME`. */
   images?: { resolve(name: string): ImageFiles | undefined };
-  /** Last resort for IP -> MAC (bound DHCP leases, then the kernel's ARP table); tests leave it out. */
+  /** Our DHCP server's live bound lease on an address; tests may leave it out. */
+  lease?: (ip: string) => Mac | undefined;
+  /** The kernel's neighbour (ARP) table; tests may leave it out. */
   neighbor?: (ip: string) => Mac | undefined;
   log: Logger;
   baseUrl: string;
@@ -41,34 +44,22 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; status: number; m
 export interface BuildStarted { token: string; kickstartUrl: string; builtUrl: string; failedUrl: string; eventsUrl: string; expiresAt: string; buildId: number }
 
 export class Provisioner {
-  /** Which MAC a client IP belongs to, learnt from DHCP and per-MAC config requests: TFTP events carry only an IP. */
-  private readonly ipToMac = new Map<string, Mac>();
-  private readonly neighborMisses = new Map<string, number>();
+  /** Which host a client address is (DHCP lease, learnt address, neighbour table, static IP): TFTP and HTTP carry only an address. */
+  private readonly identity: ClientIdentifier;
   private readonly kickstartCache = new Map<number, { loaded: LoadedProfile | undefined; hostUpdatedAt: number; at: number; text: string }>();
   private readonly now: () => number;
 
-  constructor(private readonly d: ProvisionDeps) { this.now = d.now ?? Date.now; }
+  constructor(private readonly d: ProvisionDeps) {
+    this.now = d.now ?? Date.now;
+    this.identity = new ClientIdentifier({ lease: d.lease, neighbour: d.neighbor, staticHost: (ip) => d.hosts.getByIp(ip)?.mac }, this.now);
+  }
 
   get baseUrl(): string { return this.d.baseUrl; }
 
-  learnClient(ip: string, mac: Mac): void {
-    if (this.ipToMac.size > 65536) this.ipToMac.clear(); // bounded: a flood of fake clients cannot grow it forever
-    this.ipToMac.set(ip, mac);
-  }
-  macForIp(ip: string): Mac | undefined {
-    const known = this.ipToMac.get(ip) ?? this.d.hosts.getByIp(ip)?.mac;
-    if (known || !this.d.neighbor) return known;
-    // Misses are remembered for a few seconds: a stranger's requests must not each read /proc/net/arp.
-    const missUntil = this.neighborMisses.get(ip);
-    if (missUntil !== undefined && missUntil > this.now()) return undefined;
-    const found = this.d.neighbor(ip);
-    if (found) { this.learnClient(ip, found); this.neighborMisses.delete(ip); }
-    else {
-      if (this.neighborMisses.size > 65536) this.neighborMisses.clear();
-      this.neighborMisses.set(ip, this.now() + 5000);
-    }
-    return found;
-  }
+  /** An address -> MAC pair from DHCP or a verified kickstart fetch; never from a requested file name, which anyone can send. */
+  learnClient(ip: string, mac: Mac): void { this.identity.learn(ip, mac); }
+  identify(ip: string): ClientIdentity { return this.identity.resolve(ip); }
+  macForIp(ip: string): Mac | undefined { const who = this.identity.resolve(ip); return who.known ? who.mac : undefined; }
 
   state(mac: Mac): HostState { return stateOf(this.d.builds.latest(mac), this.now()); }
 
@@ -129,13 +120,28 @@ export class Provisioner {
     return { host, profileName: host.profile, profile, buildId: build.id, token, baseUrl: this.d.baseUrl };
   }
 
-  /** The boot config for a host: install while its build is live, local boot otherwise. Never an install by default. */
-  bootConfig(kind: BootConfigKind, host: Host | undefined, clientIp: string, via: string): string {
-    if (!host) return this.d.renderer.localConfig(kind, 'unknown machine: booting the local disk');
+  /**
+   * The boot config for a host: install while its build is live and the requester is that host, local
+   * boot otherwise. `name` is the file or URL asked for; `generic` says it was a default name (grub.cfg,
+   * pxelinux.cfg/default, /boot/ipxe) answered for the host the address resolved to.
+   */
+  bootConfig(kind: BootConfigKind, host: Host | undefined, clientIp: string, via: string, opts: { name?: string; generic?: boolean; who?: ClientIdentity } = {}): string {
+    const who = opts.who ?? this.identify(clientIp);
+    if (!host) return this.d.renderer.defaultConfig(kind, 'unknown machine: booting the local disk');
     const build = this.d.builds.latest(host.mac);
     const state = stateOf(build, this.now());
+    const resolvedBy = who.known && who.mac === host.mac ? who.via : undefined;
     let text: string;
     let status: string;
+    if (state === 'build' && build && !resolvedBy) {
+      // DESIGN, Trust: the token goes only to the machine tied to the host. A stranger asking for this host's file gets no token.
+      const reason = describeIdentity(clientIp, who);
+      text = this.d.renderer.localConfig(kind, `requester ${clientIp} is not tied to this host (see its timeline): booting the local disk`);
+      status = 'refused';
+      this.event({ mac: host.mac, buildId: build.id, type: 'config.refused', clientIp, status: 'requester', detail: { kind, via, name: opts.name, reason } });
+      this.d.log.warn({ mac: host.mac, buildId: build.id, clientIp, name: opts.name }, `${kind} install config withheld: ${reason}`);
+      return text;
+    }
     if (state === 'build' && build) {
       const profile = this.profileFor(host);
       const rendered = profile.ok ? this.d.renderer.installConfig(kind, this.context(host, profile.value, build, this.d.builds.tokenOf(build))) : { ok: false as const, error: profile.message };
@@ -150,27 +156,56 @@ export class Provisioner {
       text = this.d.renderer.localConfig(kind, `${host.hostname} is not in build (state ${state}): booting the local disk`);
       status = state === 'expired' ? 'local (build token expired)' : 'local';
     }
-    this.event({ mac: host.mac, buildId: build?.id, type: `${kind}.config`, clientIp, status, bytes: Buffer.byteLength(text), detail: { via } });
+    if (opts.generic) this.d.log.info({ mac: host.mac, clientIp, name: opts.name, resolvedBy, status }, `default name answered with ${host.hostname}'s ${kind} config`);
+    this.event({ mac: host.mac, buildId: build?.id, type: `${kind}.config`, clientIp, status, bytes: Buffer.byteLength(text), detail: { via, name: opts.name, resolvedBy } });
     return text;
+  }
+
+  /** The iPXE script at /boot/ipxe/<mac>, or /boot/ipxe for whoever asks (no MAC: the host the address resolves to). */
+  ipxeScript(mac: Mac | undefined, clientIp: string, name: string): string {
+    const who = this.identify(clientIp);
+    const target = mac ?? (who.known ? who.mac : undefined);
+    return this.bootConfig('ipxe', target && this.d.hosts.get(target), clientIp, 'http', { name, generic: mac === undefined, who });
   }
 
   /** A per-host config file asked for by name (pxelinux.cfg/..., grub.cfg-...); undefined makes the loader try its next name. */
   configFile(req: ConfigRequest, clientIp: string, via: string): string | undefined {
     const key = req.key;
-    let host: Host | undefined;
-    if (key.kind === 'mac') host = this.d.hosts.get(key.mac);
-    else if (key.kind === 'uuid') host = this.d.hosts.getByUuid(key.uuid);
-    else if (key.kind === 'ip') {
-      const byIp = this.d.hosts.getByIp(clientIp);
-      host = byIp && ipToHex(clientIp) === key.hex ? byIp : undefined;
+    const who = this.identify(clientIp);
+    const requester = who.known ? this.d.hosts.get(who.mac) : undefined;
+    const opts = { name: req.name, who };
+    if (key.kind === 'default') {
+      if (requester) return this.bootConfig(req.loader, requester, clientIp, via, { ...opts, generic: true });
+      this.d.log.debug({ clientIp, name: req.name, reason: who.known ? `${who.mac} is not a host` : who.reason }, 'default config for an unresolved client');
+      return this.d.renderer.defaultConfig(req.loader, who.known ? 'unknown machine: booting the local disk' : 'this address is not tied to a host: booting the local disk');
     }
-    if (key.kind === 'default') return this.bootConfig(req.loader, undefined, clientIp, via);
-    if (!host) return undefined;
-    this.learnClient(clientIp, host.mac);
-    return this.bootConfig(req.loader, host, clientIp, via);
+    if (key.kind === 'ip') {
+      // pxelinux/GRUB ask for their own address in hex: it is the requester's config or nothing.
+      return requester && ipToHex(clientIp) === key.hex ? this.bootConfig(req.loader, requester, clientIp, via, opts) : undefined;
+    }
+    if (key.kind === 'mac') {
+      const host = this.d.hosts.get(key.mac);
+      return host && this.bootConfig(req.loader, host, clientIp, via, opts);
+    }
+    // SMBIOS UUIDs need not be unique (cloned VMs, vendor placeholders): a UUID name is answered only for a
+    // unique one whose requester is that host; otherwise pxelinux goes on to its 01-<mac> name.
+    const byUuid = this.d.hosts.listByUuid(key.uuid);
+    if (byUuid.length === 1 && requester?.mac === byUuid[0].mac) return this.bootConfig(req.loader, byUuid[0], clientIp, via, opts);
+    const reason = byUuid.length > 1 ? `UUID ${key.uuid} belongs to ${byUuid.length} hosts (${byUuid.map((h) => h.hostname).join(', ')}): set unique UUIDs`
+      : describeIdentity(clientIp, who);
+    for (const h of byUuid) {
+      const b = this.d.builds.latest(h.mac);
+      if (b && stateOf(b, this.now()) === 'build') this.event({ mac: h.mac, buildId: b.id, type: 'config.refused', clientIp, status: 'uuid', detail: { kind: req.loader, via, name: req.name, reason } });
+    }
+    return undefined;
   }
 
-  kickstart(token: string, clientIp: string): Outcome<string> {
+  /**
+   * GET /ks/<token>. `sentMacs` are the MACs of Anaconda's inst.ks.sendmac headers (X-RHN-Provisioning-MAC-n).
+   * The request must come from the host: one of those MACs is the build's, or the address resolves to it;
+   * once fetched, only the address that fetched it may fetch it again.
+   */
+  kickstart(token: string, clientIp: string, sentMacs: readonly Mac[] = []): Outcome<string> {
     const check = this.d.builds.checkLive(token);
     if (!check.ok) {
       if (check.build) {
@@ -184,6 +219,12 @@ export class Provisioner {
     const build = check.build;
     const host = this.d.hosts.get(build.mac);
     if (!host) return { ok: false, status: 410, message: 'the host of this build was deleted' };
+    const requester = this.kickstartRequester(build, clientIp, sentMacs);
+    if (!requester.ok) {
+      this.event({ mac: build.mac, buildId: build.id, type: 'kickstart.refused', clientIp, status: 'requester', detail: { reason: requester.reason } });
+      this.d.log.warn({ mac: build.mac, buildId: build.id, tokenPrefix: tokenHint(token), clientIp }, `kickstart refused: ${requester.reason}`);
+      return { ok: false, status: 403, message: `kickstart refused: ${requester.reason}` };
+    }
     const rendered = this.renderKickstartCached(host, build, token);
     if (!rendered.ok) {
       this.event({ mac: build.mac, buildId: build.id, type: 'kickstart.error', clientIp, status: 'error', detail: { reason: rendered.error } });
@@ -191,8 +232,39 @@ export class Provisioner {
     }
     if (build.ksFetchedAt === undefined) this.d.builds.markKickstartFetched(build.id, clientIp);
     this.learnClient(clientIp, build.mac);
-    this.event({ mac: build.mac, buildId: build.id, type: 'kickstart.fetched', clientIp, status: '200', bytes: Buffer.byteLength(rendered.text) });
+    this.event({ mac: build.mac, buildId: build.id, type: 'kickstart.fetched', clientIp, status: '200', bytes: Buffer.byteLength(rendered.text), detail: { matchedBy: requester.matchedBy } });
     return { ok: true, value: rendered.text };
+  }
+
+  private kickstartRequester(build: Build, clientIp: string, sentMacs: readonly Mac[]): { ok: true; matchedBy: string } | { ok: false; reason: string } {
+    if (build.ksFetchedFrom !== undefined) {
+      return build.ksFetchedFrom === clientIp ? { ok: true, matchedBy: 'first-fetch address' }
+        : { ok: false, reason: `build ${build.id}'s kickstart was fetched from ${build.ksFetchedFrom}; only that address may fetch it again (start a new build if the host moved)` };
+    }
+    if (sentMacs.includes(build.mac)) return { ok: true, matchedBy: 'sendmac' };
+    const who = this.identify(clientIp);
+    if (who.known && who.mac === build.mac) return { ok: true, matchedBy: who.via };
+    const sent = sentMacs.length ? `sent X-RHN-Provisioning-MAC ${sentMacs.slice(0, 8).join(', ')}` : 'sent no X-RHN-Provisioning-MAC header (inst.ks.sendmac)';
+    return { ok: false, reason: `${describeIdentity(clientIp, who)} and ${sent}, not ${build.mac}` };
+  }
+
+  /**
+   * Who may speak for a build (built, failed, progress, syslog): once the kickstart was fetched, only that
+   * address; before, an address that resolves to the host. Anyone else holding the token is refused.
+   */
+  speaksForBuild(build: Build, clientIp: string): { ok: true } | { ok: false; reason: string } {
+    if (build.ksFetchedFrom !== undefined) {
+      return build.ksFetchedFrom === clientIp ? { ok: true } : { ok: false, reason: `requester ${clientIp} is not ${build.ksFetchedFrom}, the address that fetched build ${build.id}'s kickstart` };
+    }
+    const who = this.identify(clientIp);
+    return who.known && who.mac === build.mac ? { ok: true } : { ok: false, reason: `${describeIdentity(clientIp, who)}, not ${build.mac}, and build ${build.id}'s kickstart was not fetched yet` };
+  }
+
+  /** The build a syslog line from `ip` belongs to: the host's latest build, only when `ip` speaks for it. */
+  syslogSource(ip: string): { mac: Mac; buildId: number } | undefined {
+    const mac = this.macForIp(ip);
+    const b = mac && this.d.builds.latest(mac);
+    return mac && b && this.speaksForBuild(b, ip).ok ? { mac, buildId: b.id } : undefined;
   }
 
   /**
@@ -213,6 +285,9 @@ export class Provisioner {
   }
 
   callback(token: string, outcome: 'built' | 'failed', clientIp: string, log?: string): Outcome<Build> {
+    const known = this.d.builds.byToken(token);
+    const refused = known && this.refuseStranger(known, `${outcome}.refused`, clientIp);
+    if (refused) return refused;
     const r = this.d.builds.close(token, outcome, log);
     if (!r.ok) {
       if (r.build) this.event({ mac: r.build.mac, buildId: r.build.id, type: `${outcome}.refused`, clientIp, status: r.code, detail: { reason: r.message } });
@@ -234,8 +309,18 @@ export class Provisioner {
   progress(token: string, step: string, clientIp: string): Outcome<Build> {
     const r = this.d.builds.checkLive(token);
     if (!r.ok) return { ok: false, status: r.code === 'unknown' ? 404 : 410, message: r.message };
+    const refused = this.refuseStranger(r.build, 'progress.refused', clientIp);
+    if (refused) return refused;
     this.event({ mac: r.build.mac, buildId: r.build.id, type: 'progress', clientIp, status: step });
     return { ok: true, value: r.build };
+  }
+
+  private refuseStranger(build: Build, type: string, clientIp: string): { ok: false; status: number; message: string } | undefined {
+    const may = this.speaksForBuild(build, clientIp);
+    if (may.ok) return undefined;
+    this.event({ mac: build.mac, buildId: build.id, type, clientIp, status: 'requester', detail: { reason: may.reason } });
+    this.d.log.warn({ mac: build.mac, buildId: build.id, clientIp }, `${type}: ${may.reason}`);
+    return { ok: false, status: 403, message: `refused: ${may.reason}` };
   }
 
   /** What a person or script sees of a host. */

@@ -68,9 +68,10 @@ export function openCore(config: Config, log: Logger, hooks: { kickstartRendered
   const images = new ImageStore(durableDb);
   const syslog = new SyslogStore(db, { ringLines: config.syslog.ringLines, maxTotalLines: config.syslog.maxTotalLines, maxQueued: 100_000 });
   const leases = new LeaseStore(db);
-  // After a restart the in-memory IP -> MAC map is empty: bound DHCP leases, then the kernel's ARP table, fill it.
-  const neighbor = (ip: string) => { const l = leases.byIp(ip); return l?.state === 'bound' && l.mac ? l.mac : macFromArp(ip); };
-  const provisioner = new Provisioner({ hosts, builds, events, audit, profiles: catalog, images, renderer, log, baseUrl: config.publicUrl, tokenTtlMs: config.tokenTtlMs, neighbor,
+  // The in-memory learnt map is empty after a restart: live bound DHCP leases and the kernel's ARP table still say who an address is.
+  const lease = (ip: string) => { const l = leases.byIp(ip); return l?.state === 'bound' && l.mac && l.expiresAt > Date.now() ? l.mac : undefined; };
+  const provisioner = new Provisioner({ hosts, builds, events, audit, profiles: catalog, images, renderer, log, baseUrl: config.publicUrl, tokenTtlMs: config.tokenTtlMs,
+    lease, neighbor: (ip) => macFromArp(ip),
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES) });
   return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog, leases };
 }
@@ -86,6 +87,7 @@ function withOps(r: Renderer, syslog: () => string | undefined, timed?: (seconds
     },
     installConfig: (kind, ctx) => { const target = syslog(); return r.installConfig(kind, target && !ctx.syslog ? { ...ctx, syslog: target } : ctx); },
     localConfig: (kind, reason) => r.localConfig(kind, reason),
+    defaultConfig: (kind, reason) => r.defaultConfig(kind, reason),
   };
 }
 
@@ -232,11 +234,8 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
       syslogRx = await startSyslogReceiver({
         address: config.listen, port: config.syslog.port, store: core.syslog, log,
         ratePerSec: config.syslog.ratePerSec, burst: config.syslog.burst, maxLineBytes: config.syslog.maxLineBytes,
-        resolve: (ip) => {
-          const mac = p.macForIp(ip);
-          const b = mac && core.builds.latest(mac);
-          return mac && b ? { mac, buildId: b.id } : undefined;
-        },
+        // Only the address that fetched a build's kickstart (or, before that, the host's own address) logs into that build.
+        resolve: (ip) => p.syslogSource(ip),
         onLine: (t) => metrics.syslogLine(t),
         onDrop: (reason, t) => metrics.syslogDrop(reason, t),
       }).catch((err: NodeJS.ErrnoException) => {

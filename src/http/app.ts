@@ -2,7 +2,7 @@
 // createApp() never listens, so tests drive it with supertest and main.ts binds it.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.ts';
 import { parseMac, type Mac } from '../net/mac.ts';
 import type { Provisioner } from '../provision.ts';
@@ -69,7 +69,7 @@ export function createApp(d: AppDeps): express.Express {
   const text = (res: Response, status: number, body: string) => res.status(status).type('text/plain; charset=utf-8').send(body.endsWith('\n') ? body : body + '\n');
 
   // --- What installing hosts call -------------------------------------------------------------
-  app.get('/ks/:token', (req, res) => { serveKickstart(p, req.params.token, clientIp(req), res); });
+  app.get('/ks/:token', (req, res) => { serveKickstart(p, req.params.token, clientIp(req), req.headers, res); });
 
   const built = (req: Request, res: Response) => {
     const r = p.callback(String(req.params.token), 'built', clientIp(req));
@@ -93,12 +93,13 @@ export function createApp(d: AppDeps): express.Express {
 
   // --- Boot scripts and configs over HTTP (iPXE, UEFI HTTP boot, GRUB over HTTP) -------------
   const ipxe = (req: Request, res: Response) => {
-    const raw = String(req.params.mac ?? req.query.mac ?? '');
-    const mac = parseMac(raw);
-    const host = mac ? d.hosts.get(mac) : undefined;
-    if (mac) p.learnClient(clientIp(req), mac);
+    const raw = req.params.mac ?? req.query.mac;
+    // No MAC at all: the script of the host this address resolves to. A MAC that does not parse is a client bug.
+    if (raw !== undefined && typeof raw !== 'string') throw new HttpError(400, 'mac: give one MAC address (/boot/ipxe/aa:bb:cc:dd:ee:ff or ?mac=)');
+    const mac = raw === undefined ? undefined : parseMac(raw);
+    if (raw !== undefined && !mac) throw new HttpError(400, `mac: "${raw.slice(0, 64)}" is not a MAC address (use aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff)`);
     res.set('Cache-Control', 'no-store');
-    text(res, 200, p.bootConfig('ipxe', host, clientIp(req), 'http'));
+    text(res, 200, p.ipxeScript(mac, clientIp(req), req.path));
   };
   app.get('/boot/ipxe/:mac', ipxe);
   app.get('/boot/ipxe', ipxe);
@@ -279,13 +280,35 @@ function bodyObject(req: Request): HostInput {
   return b as HostInput;
 }
 
-function serveKickstart(p: Provisioner, token: string, ip: string, res: ServerResponse): number {
-  const r = p.kickstart(token, ip);
+function serveKickstart(p: Provisioner, token: string, ip: string, headers: IncomingHttpHeaders, res: ServerResponse): number {
+  const r = p.kickstart(token, ip, sendmacHeaders(headers));
   const body = Buffer.from(r.ok ? r.value : `# rackboot: ${r.message}\n`);
   const status = r.ok ? 200 : r.status;
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': body.length, 'Cache-Control': 'no-store' });
   res.end(body);
   return status;
+}
+
+/** How many X-RHN-Provisioning-MAC-n headers are read: a host has a few NICs, a forged request may send thousands. */
+export const SENDMAC_HEADER_LIMIT = 32;
+
+/**
+ * The MACs of Anaconda's inst.ks.sendmac headers, "X-RHN-Provisioning-MAC-0: eth0 52:54:00:12:34:56" (one per
+ * NIC, numbered from 0). Values that are not "<ifname> <mac>" are ignored: the address check still applies.
+ */
+export function sendmacHeaders(headers: IncomingHttpHeaders): Mac[] {
+  const out: Mac[] = [];
+  let seen = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    if (!/^x-rhn-provisioning-mac-\d{1,3}$/.test(name)) continue;
+    for (const v of Array.isArray(value) ? value : [value ?? '']) {
+      if (++seen > SENDMAC_HEADER_LIMIT) return out;
+      const m = /^[^\s]{1,64}[ \t]+([0-9A-Fa-f:-]{12,17})$/.exec(v.trim());
+      const mac = m ? parseMac(m[1]) : undefined;
+      if (mac && !out.includes(mac)) out.push(mac);
+    }
+  }
+  return out;
 }
 
 /**
@@ -298,7 +321,7 @@ export function kickstartFastPath(p: Provisioner, count?: (route: string, method
     if (req.method !== 'GET' || !req.url || !req.url.startsWith('/ks/')) return false;
     const token = req.url.slice(4);
     if (!/^[A-Za-z0-9_-]{1,128}$/.test(token)) return false;
-    const status = serveKickstart(p, token, (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''), res);
+    const status = serveKickstart(p, token, (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''), req.headers, res);
     count?.('/ks/:token', 'GET', status);
     return true;
   };

@@ -28,6 +28,8 @@ export interface Renderer {
   kickstart(ctx: BuildContext): Rendered;
   installConfig(kind: BootConfigKind, ctx: BuildContext): Rendered;
   localConfig(kind: BootConfigKind, reason: string): string;
+  /** The config for a default name (grub.cfg, pxelinux.cfg/default) asked by a client not tied to a host: never an install. */
+  defaultConfig(kind: BootConfigKind, reason: string): string;
 }
 
 /** Reads every template once; rendering afterwards touches no file. */
@@ -42,6 +44,7 @@ export function createRenderer(templatesDir: string): Renderer {
     kickstart: (ctx) => withData(ctx, (data) => eta.render('@rhvh', data)),
     installConfig: (kind, ctx) => withData(ctx, (data) => eta.render(`@${kind}-install`, data)),
     localConfig: (kind, reason) => eta.render(`@${kind}-local`, { reason: oneLine(reason) }),
+    defaultConfig: (kind, reason) => eta.render(kind === 'grub' ? '@grub-default' : `@${kind}-local`, { reason: oneLine(reason) }),
   };
 }
 

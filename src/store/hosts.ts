@@ -50,6 +50,7 @@ export class HostStore {
   private readonly byMac;
   private readonly byIp;
   private readonly byUuid;
+  private readonly allByUuid;
   private readonly byHostname;
   private readonly all;
   private readonly insertStmt;
@@ -60,6 +61,7 @@ export class HostStore {
     this.byMac = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE mac = ?');
     this.byIp = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE ip = ?');
     this.byUuid = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE uuid = ?');
+    this.allByUuid = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE uuid = ? ORDER BY mac LIMIT 16');
     this.byHostname = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE hostname = ?');
     this.all = db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY rack, position, hostname');
     this.insertStmt = db.prepare(`INSERT INTO hosts (mac, hostname, profile, ip, netmask, gateway, nameservers, domain, rack, position, uuid, params, created_at, updated_at)
@@ -72,6 +74,8 @@ export class HostStore {
   get(mac: Mac): Host | undefined { const r = this.byMac.get(mac); return r && fromRow(r); }
   getByIp(ip: string): Host | undefined { const r = this.byIp.get(ip); return r && fromRow(r); }
   getByUuid(uuid: string): Host | undefined { const r = this.byUuid.get(uuid.toLowerCase()); return r && fromRow(r); }
+  /** Every host with that SMBIOS UUID (up to 16): UUIDs need not be unique, and a UUID-named config is served only for a unique one. */
+  listByUuid(uuid: string): Host[] { return this.allByUuid.all(uuid.toLowerCase()).map(fromRow); }
   getByHostname(name: string): Host | undefined { const r = this.byHostname.get(name); return r && fromRow(r); }
   list(): Host[] { return this.all.all().map(fromRow); }
   insert(h: HostFields): Host { this.insertStmt.run(toRow(h, this.now())); return this.get(h.mac)!; }

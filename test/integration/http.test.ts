@@ -8,6 +8,7 @@ import { createApp } from '../../src/http/app.ts';
 import { silentLogger } from '../../src/log.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
 import { checkRhvhKickstart } from '../support/kickstart-check.ts';
+import type { Mac } from '../../src/net/mac.ts';
 
 const TOKEN = 'test-admin-token';
 let env: TestEnv;
@@ -29,9 +30,16 @@ beforeEach(() => {
 });
 afterEach(() => env.cleanup());
 
+/**
+ * supertest connects from 127.0.0.1: tie that address to the host the way serve.ts does when the DHCP
+ * server hands it out (boot configs with a token and callbacks go only to the host's own address).
+ */
+function dhcpHandedOut(mac: string, ip = '127.0.0.1') { env.core.provisioner.learnClient(ip, mac as Mac); }
+
 async function addHostAndBuild(host = SAMPLE_HOST) {
   const created = await request(app).post('/api/hosts').set(auth).send(host);
   assert.equal(created.status, 201, JSON.stringify(created.body));
+  dhcpHandedOut(host.mac);
   const b = await request(app).post(`/api/hosts/${host.mac}/build`).set(auth);
   assert.equal(b.status, 201, JSON.stringify(b.body));
   return b.body as { token: string; kickstartUrl: string; builtUrl: string; failedUrl: string; expiresAt: string };
@@ -126,6 +134,7 @@ test('unknown machines get local boot; per-MAC misses fall through as 404', asyn
 
 test('iPXE and GRUB configs over HTTP for a host in build', async () => {
   await request(app).post('/api/hosts').set(auth).send({ ...SAMPLE_HOST, mac: '52:54:00:aa:bb:02', hostname: 'rhvh02', ip: '10.99.0.12' });
+  dhcpHandedOut('52:54:00:aa:bb:02');
   const b = await request(app).post('/api/hosts/52:54:00:aa:bb:02/build').set(auth);
   const ipxe = await request(app).get('/boot/ipxe?mac=52:54:00:aa:bb:02');
   assert.match(ipxe.text, new RegExp(`inst\\.ks=${b.body.kickstartUrl}`));
@@ -203,6 +212,7 @@ test('rack import: dry run writes nothing; a bad file is refused whole with one 
 
 test('secrets: the kickstart carries them only for a live build; previews mask them', async () => {
   await request(app).post('/api/hosts').set(auth).send({ ...SAMPLE_HOST, profile: 'rhvh-stig-satellite' });
+  dhcpHandedOut(SAMPLE_HOST.mac);
   const b = (await request(app).post(`/api/hosts/${SAMPLE_HOST.mac}/build`).set(auth)).body;
   const ks = await request(app).get(path(b.kickstartUrl));
   assert.match(ks.text, /--activationkey="rhvh-hosts"/);

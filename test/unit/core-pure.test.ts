@@ -51,14 +51,14 @@ test('decideBoot: the loader per firmware, install only in build', () => {
 });
 
 test('parseConfigPath: pxelinux and GRUB per-host names', () => {
-  assert.deepEqual(parseConfigPath('pxelinux.cfg/01-52-54-00-aa-bb-01'), { loader: 'pxelinux', key: { kind: 'mac', mac } });
-  assert.deepEqual(parseConfigPath('pxelinux.cfg/0A63000B'), { loader: 'pxelinux', key: { kind: 'ip', hex: '0A63000B' } });
-  assert.deepEqual(parseConfigPath('pxelinux.cfg/0A6'), { loader: 'pxelinux', key: { kind: 'ip', hex: '0A6' } });
-  assert.deepEqual(parseConfigPath('pxelinux.cfg/default'), { loader: 'pxelinux', key: { kind: 'default' } });
-  assert.deepEqual(parseConfigPath('pxelinux.cfg/564D1A2B-0000-1111-2222-333344445555'), { loader: 'pxelinux', key: { kind: 'uuid', uuid: '564d1a2b-0000-1111-2222-333344445555' } });
-  assert.deepEqual(parseConfigPath('boot/grub/grub.cfg-01-52-54-00-aa-bb-01'), { loader: 'grub', key: { kind: 'mac', mac } });
-  assert.deepEqual(parseConfigPath('grub.cfg-0A63000B'), { loader: 'grub', key: { kind: 'ip', hex: '0A63000B' } });
-  assert.deepEqual(parseConfigPath('boot/grub/grub.cfg'), { loader: 'grub', key: { kind: 'default' } });
+  assert.deepEqual(parseConfigPath('pxelinux.cfg/01-52-54-00-aa-bb-01'), { loader: 'pxelinux', key: { kind: 'mac', mac }, name: 'pxelinux.cfg/01-52-54-00-aa-bb-01' });
+  assert.deepEqual(parseConfigPath('pxelinux.cfg/0A63000B'), { loader: 'pxelinux', key: { kind: 'ip', hex: '0A63000B' }, name: 'pxelinux.cfg/0A63000B' });
+  assert.deepEqual(parseConfigPath('pxelinux.cfg/0A6'), { loader: 'pxelinux', key: { kind: 'ip', hex: '0A6' }, name: 'pxelinux.cfg/0A6' });
+  assert.deepEqual(parseConfigPath('pxelinux.cfg/default'), { loader: 'pxelinux', key: { kind: 'default' }, name: 'pxelinux.cfg/default' });
+  assert.deepEqual(parseConfigPath('pxelinux.cfg/564D1A2B-0000-1111-2222-333344445555'), { loader: 'pxelinux', key: { kind: 'uuid', uuid: '564d1a2b-0000-1111-2222-333344445555' }, name: 'pxelinux.cfg/564D1A2B-0000-1111-2222-333344445555' });
+  assert.deepEqual(parseConfigPath('boot/grub/grub.cfg-01-52-54-00-aa-bb-01'), { loader: 'grub', key: { kind: 'mac', mac }, name: 'boot/grub/grub.cfg-01-52-54-00-aa-bb-01' });
+  assert.deepEqual(parseConfigPath('grub.cfg-0A63000B'), { loader: 'grub', key: { kind: 'ip', hex: '0A63000B' }, name: 'grub.cfg-0A63000B' });
+  assert.deepEqual(parseConfigPath('boot/grub/grub.cfg'), { loader: 'grub', key: { kind: 'default' }, name: 'boot/grub/grub.cfg' });
   for (const p of ['pxelinux.0', 'pxelinux.cfg/../x', 'pxelinux.cfg/01-zz', 'grub.cfg-default', 'ldlinux.c32', 'rhvh/vmlinuz']) assert.equal(parseConfigPath(p), undefined, p);
 });
 
