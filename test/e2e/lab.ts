@@ -172,8 +172,6 @@ export function setUpAsTheReadmeSays(dir: string): Lab {
     writeFileSync(join(dir, 'profiles', `${name}.yaml`), `# e2e site profile: ${what} from the imported ISO, serial console for the lab\nextends: ${parent}\n` +
       `description: e2e ${what}\nimage: ${image}\nboot:\n  kernelArgs: ${SITE_ARGS}\n`);
   }
-  const doctor = rackbootCli(dir, ['doctor']);
-  transcript.push(`$ rackboot doctor  (exit ${doctor.code}; before serve: ports and /healthz are expected to fail)`, ...doctor.out.trimEnd().split('\n').map((l) => `  ${l}`));
   const imageShim = findUnder(join(dir, 'tftpboot'), /\/BOOTX64\.EFI$/i).find((p) => p.startsWith(`${image}/`));
   return { dir, image, imageShim, transcript };
 }
@@ -241,6 +239,12 @@ export async function startRackboot(dir: string, extra: string[]): Promise<Backg
     await new Promise((r) => setTimeout(r, 100));
   }
   return rb;
+}
+
+/** `rackboot doctor` inside the namespace while serve runs (README: the third command); its exit code and what it printed. */
+export function doctor(dir: string): { code: number; out: string } {
+  const r = spawnSync('ip', ['netns', 'exec', NS, process.execPath, join(REPO, 'bin/rackboot.mjs'), 'doctor', ...dirFlags(dir)], { encoding: 'utf8' });
+  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`.trimEnd() };
 }
 
 /** The rackboot API, called from inside the namespace. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { skipReason, setUpAsTheReadmeSays, netUp, netDown, startRouterAdverts, startRackboot, startInNs, api, bootMachine, isUefi, FATAL, PROFILES, BRIDGE, SERVER_IP,
+import { skipReason, setUpAsTheReadmeSays, netUp, netDown, startRouterAdverts, startRackboot, startInNs, api, doctor, bootMachine, isUefi, FATAL, PROFILES, BRIDGE, SERVER_IP,
   type Background, type Firmware, type Lab } from './lab.ts';
 
 const reason = skipReason();
@@ -88,7 +88,9 @@ function report(title: string, events: Ev[], consoleText: string, since: number,
   for (const p of phases) {
     if (p.event) {
       const hit = recent.find(p.event);
-      const where = hit?.detail?.path ? ` ${hit.detail.path}` : hit?.detail?.via ? ` via ${String(hit.detail.via)}` : '';
+      // Config events say which name was asked and how the client was tied to its host (lease, learnt, neighbour, static).
+      const d = hit?.detail;
+      const where = d?.path ? ` ${d.path}` : d ? ['name', 'via', 'resolvedBy'].filter((k) => d[k] !== undefined).map((k) => ` ${k}=${String(d[k])}`).join('') : '';
       if (hit) console.log(`  PASS  ${p.name.padEnd(60)} +${((Date.parse(hit.at) - since) / 1000).toFixed(1)}s${where}`);
       else { console.log(`  FAIL  ${p.name}`); failures.push(p.name); }
     } else if (p.absent) {
@@ -218,6 +220,9 @@ describe('PXE boot through rackboot with real firmware', { skip: reason ?? false
       netUp(4);
       bg.push(startRouterAdverts(dir));
       bg.push(await startRackboot(dir, AUTHORITATIVE));
+      // Printed, not asserted: the sample profiles still name the rhvh-4.3 paths the README's own example uses.
+      const d = doctor(dir);
+      console.log(`== $ rackboot doctor (exit ${d.code}, serve running)\n${d.out.split('\n').map((l) => `  ${l}`).join('\n')}`);
     });
     after(async () => { for (const b of bg.splice(0).reverse()) await b.stop(); });
 
