@@ -269,7 +269,8 @@ export function api(method: string, path: string, body?: unknown): { status: num
 export type Firmware = 'bios' | 'uefi' | 'uefi-sb' | 'uefi-http';
 export const isUefi = (f: Firmware): boolean => f !== 'bios';
 export interface BootResult { console: string; seconds: number; code: number | null; stoppedBy: 'exit' | 'fatal' | 'timeout' }
-export const FATAL = /No bootable device|Kernel panic - not syncing|UEFI Interactive Shell|Shell> |Boot Failed|BdsDxe: No bootable option|rackboot: no EFI loader on a local disk/;
+// "failed to load Boot0001 ...: Access Denied" is Secure Boot refusing an image: OVMF would go on to PXEv6 and HTTP boot for minutes.
+export const FATAL = /No bootable device|Kernel panic - not syncing|UEFI Interactive Shell|Shell> |Boot Failed|BdsDxe: No bootable option|rackboot: no EFI loader on a local disk|: Access Denied|: Security Violation/;
 
 const FIRMWARE_FILES: Record<Exclude<Firmware, 'bios'>, { code: string; vars: string }> = {
   uefi: { code: OVMF_CODE, vars: OVMF_VARS },
