@@ -5,7 +5,7 @@ import { runDoctor, formatDoctor } from './doctor.ts';
 import { importIso, removeImage, verifyImage } from './import.ts';
 import { formatSyncReport, syncLoaders } from './loaders.ts';
 import { createProgress, formatBytes, type ProgressSink } from './progress.ts';
-import { formatImageEfi, imageEfiLoaders, profilesUsingImage, type ImageStore } from './store.ts';
+import { formatImageEfi, imageEfiLoaders, imageKernelVendor, profilesUsingImage, type ImageStore } from './store.ts';
 import { formatLoaderFacts } from './efi.ts';
 
 export interface CommandIo { out: (s: string) => void; err: (s: string) => void; progress?: ProgressSink }
@@ -75,9 +75,22 @@ function efiLines(i: Parameters<typeof imageEfiLoaders>[0], tftpRoot: string): s
   return out;
 }
 
-export async function loadersCommand(config: Config, io: CommandIo, args: string[]): Promise<number> {
+/** Kernel vendors of the images that profiles use through the synced loaders (boot.uefiLoaders: sync, or an image without EFI/BOOT/). */
+export function syncedLoaderVendors(core: ImageCore): string[] {
+  const out = new Set<string>();
+  for (const lp of core.catalog.snapshot.profiles.values()) {
+    const img = lp.profile.image;
+    const rec = typeof img === 'string' ? core.images.get(img) : undefined;
+    if (rec && imageEfiLoaders(rec) && (lp.profile.boot as { uefiLoaders?: string }).uefiLoaders !== 'sync') continue;
+    out.add(rec ? imageKernelVendor(rec) : 'Red Hat');
+  }
+  return [...out].sort();
+}
+
+export async function loadersCommand(config: Config, io: CommandIo, args: string[], core?: ImageCore): Promise<number> {
   if (args[0] !== 'sync') { io.err('usage: rackboot loaders sync'); return 2; }
-  const r = await syncLoaders({ tftpRoot: config.tftpRoot, loaders: config.loaders });
+  const vendors = core ? syncedLoaderVendors(core) : [];
+  const r = await syncLoaders({ tftpRoot: config.tftpRoot, loaders: config.loaders, ...(vendors.length ? { imageVendors: vendors } : {}) });
   for (const line of formatSyncReport(r, config.tftpRoot)) io.out(line);
   if (!r.ok) io.err('rackboot loaders sync: some loaders are missing (see above)');
   return r.ok ? 0 : 1;

@@ -56,7 +56,7 @@ export function describeLoader(bytes: Uint8Array, name = '', extra: Uint8Array[]
 
 /** One line for `loaders sync`, `image import` and doctor. */
 export function formatLoaderFacts(f: LoaderFacts): string {
-  const parts = [`signed by ${f.signer}`];
+  const parts = [f.signerVendor ? `signed by ${f.signer}` : 'unsigned (refused while Secure Boot is on)'];
   if (f.trusts) parts.push(f.trusts.length ? `trusts ${f.trusts.join(', ')}` : 'trusts only the firmware db');
   if (f.grub) parts.push(f.grub.lookup, `kernel command ${f.grub.kernelCommand}`, f.grub.http ? 'HTTP capable' : 'TFTP only (no http module)');
   return parts.join('; ');
