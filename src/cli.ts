@@ -77,7 +77,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     case 'profiles': return profiles(config, io);
     case 'hosts': return hostsCommand(config, io, positionals, Boolean(values['dry-run']));
     case 'image': return withCoreAsync(config, silentLogger(), (core) => imageCommand(core, config, io, positionals, { name: values.name, force: Boolean(values.force) }));
-    case 'loaders': return loadersCommand(config, io, positionals);
+    case 'loaders': return withCoreAsync(config, silentLogger(), (core) => loadersCommand(config, io, positionals, core));
     case 'backup': return backupCommand(config, io, positionals[0]);
     case 'restore': return restoreCommand(config, io, positionals[0], Boolean(values.force));
     case 'doctor': return withCoreAsync(config, silentLogger(), (core) => doctorCommand(core, config, io));

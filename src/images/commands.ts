@@ -5,7 +5,8 @@ import { runDoctor, formatDoctor } from './doctor.ts';
 import { importIso, removeImage, verifyImage } from './import.ts';
 import { formatSyncReport, syncLoaders } from './loaders.ts';
 import { createProgress, formatBytes, type ProgressSink } from './progress.ts';
-import { profilesUsingImage, type ImageStore } from './store.ts';
+import { formatImageEfi, imageEfiLoaders, imageKernelVendor, profilesUsingImage, type ImageStore } from './store.ts';
+import { formatLoaderFacts } from './efi.ts';
 
 export interface CommandIo { out: (s: string) => void; err: (s: string) => void; progress?: ProgressSink }
 export interface ImageCore { images: ImageStore; catalog: { snapshot: ProfileSnapshot }; audit?: { record(actor: string, action: string, target: string, diff?: unknown): void } }
@@ -32,6 +33,7 @@ export async function imageCommand(core: ImageCore, config: Config, io: CommandI
       `  initrd   ${config.tftpRoot}/${i.initrd} (${formatBytes(size('initrd'))})`,
       `  stage2   ${config.imagesDir}/${i.stage2}/ (installer: LiveOS/squashfs.img ${formatBytes(size('stage2'))}) -> inst.stage2=${config.publicUrl}/images/${i.stage2}`,
       `  liveimg  ${config.imagesDir}/${i.liveimg} (hypervisor image, ${formatBytes(size('liveimg'))}) -> liveimg --url=${config.publicUrl}/images/${i.liveimg}`,
+      ...efiLines(i, config.tftpRoot),
       `use it in a profile with: image: ${i.name}`,
     ].join('\n'));
     return 0;
@@ -40,11 +42,11 @@ export async function imageCommand(core: ImageCore, config: Config, io: CommandI
     const list = core.images.list();
     if (list.length === 0) { io.out('no images imported (rackboot image import ISO)'); return 0; }
     const profiles = [...core.catalog.snapshot.profiles.values()];
-    io.out(['NAME', 'VERSION', 'IMPORTED', 'LIVEIMG', 'USED BY', 'STATE'].join('\t'));
+    io.out(['NAME', 'VERSION', 'IMPORTED', 'LIVEIMG', 'EFI LOADERS', 'USED BY', 'STATE'].join('\t'));
     for (const i of list) {
       const problems = verifyImage(i, config.tftpRoot, config.imagesDir);
       const live = i.files.find((f) => f.role === 'liveimg');
-      io.out([i.name, i.version, new Date(i.importedAt).toISOString().slice(0, 19).replace('T', ' '), `${i.liveimg}${live ? ` (${formatBytes(live.size)})` : ''}`,
+      io.out([i.name, i.version, new Date(i.importedAt).toISOString().slice(0, 19).replace('T', ' '), `${i.liveimg}${live ? ` (${formatBytes(live.size)})` : ''}`, formatImageEfi(i),
         profilesUsingImage(profiles, i.name).join(',') || '-', problems.length ? `BROKEN: ${problems.join('; ')}` : 'ok'].join('\t'));
     }
     return 0;
@@ -62,9 +64,33 @@ export async function imageCommand(core: ImageCore, config: Config, io: CommandI
   return 2;
 }
 
-export async function loadersCommand(config: Config, io: CommandIo, args: string[]): Promise<number> {
+function efiLines(i: Parameters<typeof imageEfiLoaders>[0], tftpRoot: string): string[] {
+  const e = imageEfiLoaders(i);
+  if (!e) return ['  EFI      none in EFI/BOOT/: UEFI hosts of this image boot the loaders from rackboot loaders sync'];
+  const out: string[] = [];
+  for (const [label, l] of [['shim', e.shim], ['grub', e.grub], ['mokmgr', e.mokmanager]] as const) {
+    if (l) out.push(`  ${label.padEnd(8)} ${tftpRoot}/${l.path}${l.facts ? `: ${formatLoaderFacts(l.facts)}` : ''}`);
+  }
+  out.push(`  UEFI hosts of profiles using this image boot ${e.shim ? 'its shim' : 'its GRUB'} (boot.uefiLoaders: sync in a profile says otherwise)`);
+  return out;
+}
+
+/** Kernel vendors of the images that profiles use through the synced loaders (boot.uefiLoaders: sync, or an image without EFI/BOOT/). */
+export function syncedLoaderVendors(core: ImageCore): string[] {
+  const out = new Set<string>();
+  for (const lp of core.catalog.snapshot.profiles.values()) {
+    const img = lp.profile.image;
+    const rec = typeof img === 'string' ? core.images.get(img) : undefined;
+    if (rec && imageEfiLoaders(rec) && (lp.profile.boot as { uefiLoaders?: string }).uefiLoaders !== 'sync') continue;
+    out.add(rec ? imageKernelVendor(rec) : 'Red Hat');
+  }
+  return [...out].sort();
+}
+
+export async function loadersCommand(config: Config, io: CommandIo, args: string[], core?: ImageCore): Promise<number> {
   if (args[0] !== 'sync') { io.err('usage: rackboot loaders sync'); return 2; }
-  const r = await syncLoaders({ tftpRoot: config.tftpRoot, loaders: config.loaders });
+  const vendors = core ? syncedLoaderVendors(core) : [];
+  const r = await syncLoaders({ tftpRoot: config.tftpRoot, loaders: config.loaders, ...(vendors.length ? { imageVendors: vendors } : {}) });
   for (const line of formatSyncReport(r, config.tftpRoot)) io.out(line);
   if (!r.ok) io.err('rackboot loaders sync: some loaders are missing (see above)');
   return r.ok ? 0 : 1;

@@ -8,12 +8,13 @@
 // Atomic: everything is written into dot-directories beside the targets and renamed at the end; the
 // store row is written last. Any failure removes what this import wrote.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, linkSync, copyFileSync, mkdirSync, readdirSync, readSync, openSync, closeSync, renameSync, rmSync, statSync, statfsSync, chmodSync, lstatSync } from 'node:fs';
+import { createReadStream, readFileSync, existsSync, linkSync, copyFileSync, mkdirSync, readdirSync, readSync, openSync, closeSync, renameSync, rmSync, statSync, statfsSync, chmodSync, lstatSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { ArchiveError, Bsdtar } from './archive.ts';
 import { parseRpmHeader, type RpmInfo } from './rpm-header.ts';
 import { formatBytes, noProgress, type Phase, type Progress } from './progress.ts';
-import { IMAGE_NAME, type ImageFileRecord, type ImageRecord, type ImageStore } from './store.ts';
+import { IMAGE_NAME, type EfiRole, type ImageFileRecord, type ImageRecord, type ImageStore } from './store.ts';
+import { describeLoader, type LoaderFacts } from './efi.ts';
 
 export const KERNEL_IN_ISO = 'images/pxeboot/vmlinuz';
 export const INITRD_IN_ISO = 'images/pxeboot/initrd.img';
@@ -22,6 +23,15 @@ export const TREEINFO = '.treeinfo';
 export const IMAGE_UPDATE_RPM = /^Packages\/redhat-virtualization-host-image-update-[^/]*\.rpm$/;
 export const LIVEIMG_IN_RPM = /^usr\/share\/redhat-virtualization-host\/image\/[^/]+\.squashfs\.img$/;
 const IMAGE_UPDATE_NAME = 'redhat-virtualization-host-image-update';
+/**
+ * The vendor's signed loaders (RHEL/RHVH ISOs: shim as BOOTX64.EFI, GRUB, MokManager). Names are matched
+ * without case (plain ISO 9660 upper-cases them) and written as shim asks: it loads grubx64.efi and mmx64.efi
+ * from its own directory, by those exact names, and TFTP names are case-sensitive.
+ */
+export const EFI_BOOT_FILES: { name: string; role: EfiRole }[] = [
+  { name: 'BOOTX64.EFI', role: 'shim' }, { name: 'grubx64.efi', role: 'grub' }, { name: 'mmx64.efi', role: 'mokmanager' },
+];
+export const EFI_BOOT_DIR = 'EFI/BOOT';
 const TEMP_PREFIX = '.rackboot-import-';
 
 export interface ImportDeps {
@@ -152,8 +162,35 @@ export async function importIso(isoIn: string, opts: { name?: string; replace?: 
     linkOrCopy(join(tmpImages, KERNEL_IN_ISO), join(tmpTftp, 'vmlinuz'));
     linkOrCopy(join(tmpImages, INITRD_IN_ISO), join(tmpTftp, 'initrd.img'));
 
+    stage = 'copying the EFI loaders (EFI/BOOT/) into the tftp root';
+    const efiRoles: Record<string, ImageFileRecord['role']> = {};
+    const efiFacts = new Map<string, LoaderFacts>();
+    for (const f of EFI_BOOT_FILES) {
+      const entry = entries.find((e) => e.type === 'file' && e.path.toLowerCase() === `${EFI_BOOT_DIR}/${f.name}`.toLowerCase());
+      if (!entry) continue;
+      const rel = `${EFI_BOOT_DIR}/${f.name}`;
+      mkdirSync(join(tmpTftp, EFI_BOOT_DIR), { recursive: true });
+      linkOrCopy(join(tmpImages, entry.path), join(tmpTftp, rel));
+      efiRoles[`tftp:${rel}`] = f.role;
+      const facts = describeLoader(readFileSync(join(tmpTftp, rel)), f.name);
+      if (facts) efiFacts.set(rel, facts);
+      else warnings.push(`${entry.path} in ${iso} is not an EFI (PE) file: it is copied, but UEFI clients cannot boot it`);
+    }
+    // A signed EFI-stub kernel names its vendor (RHEL's vmlinuz is Authenticode-signed by Red Hat): what Secure Boot checks it against.
+    const kernelFacts = describeLoader(readFileSync(join(tmpTftp, 'vmlinuz')), 'vmlinuz');
+    if (kernelFacts?.signerVendor) efiFacts.set('vmlinuz', kernelFacts);
+    const efiCount = Object.keys(efiRoles).length;
+    if (efiCount > 0 && !efiRoles[`tftp:${EFI_BOOT_DIR}/grubx64.efi`]) warnings.push(`${iso} has ${EFI_BOOT_DIR}/ but no grubx64.efi: its shim has nothing to load, so UEFI hosts use the loaders from rackboot loaders sync`);
+    else if (efiCount > 0) {
+      const shim = efiFacts.get(`${EFI_BOOT_DIR}/BOOTX64.EFI`), grub = efiFacts.get(`${EFI_BOOT_DIR}/grubx64.efi`);
+      if (shim && shim.kind !== 'shim') warnings.push(`${EFI_BOOT_DIR}/BOOTX64.EFI is not a shim (${shim.kind}): Secure Boot hosts may refuse the chain`);
+      if (grub && grub.kind !== 'grub') warnings.push(`${EFI_BOOT_DIR}/grubx64.efi is not a GRUB image rackboot can read: its config lookup and kernel command are guesses`);
+      if (shim?.vendor && grub?.signerVendor && shim.vendor !== grub.signerVendor) warnings.push(`the image's shim trusts ${shim.vendor} but its GRUB is signed by ${grub.signerVendor}: Secure Boot will refuse that GRUB`);
+    }
+
     stage = 'hashing the imported files';
     const roles: Record<string, ImageFileRecord['role']> = {
+      ...efiRoles,
       [`tftp:vmlinuz`]: 'kernel', [`tftp:initrd.img`]: 'initrd', [`images:${STAGE2_IN_ISO}`]: 'stage2', [`images:${TREEINFO}`]: 'treeinfo',
       [`images:${liveName}`]: 'liveimg', [`images:${rpm.path}`]: 'image-update-rpm',
     };
@@ -169,7 +206,8 @@ export async function importIso(isoIn: string, opts: { name?: string; replace?: 
       const h = await sha256File(full, { update: (n) => phase.update(base + n), finish() {} });
       done += size;
       const role = roles[`${f.root}:${f.rel}`];
-      files.push({ root: f.root, path: `${name}/${f.rel}`, size, sha256: h, ...(role ? { role } : {}) });
+      const loader = f.root === 'tftp' ? efiFacts.get(f.rel) : undefined;
+      files.push({ root: f.root, path: `${name}/${f.rel}`, size, sha256: h, ...(role ? { role } : {}), ...(loader ? { loader } : {}) });
     }
     phase.finish();
 

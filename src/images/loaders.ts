@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
 import { basename, dirname, join, posix } from 'node:path';
 import { runTool } from './archive.ts';
+import { describeLoader, formatLoaderFacts, type LoaderFacts } from './efi.ts';
 
 export type Family = 'debian' | 'rhel';
 
@@ -99,11 +100,13 @@ export interface SyncDeps {
   fsRoot?: string;
   /** grub-mknetdir command (Debian/Ubuntu grub-efi-amd64-bin) for an unsigned GRUB when no signed one exists; '' turns it off. */
   grubMknetdir?: string;
+  /** Vendors that signed the kernels of the images profiles use (e.g. "Red Hat"): a shim of another vendor is warned about. */
+  imageVendors?: string[];
 }
 
 export type SyncLine =
-  | { kind: 'copied' | 'unchanged'; dest: string; from: string; signed?: boolean }
-  | { kind: 'built'; dest: string; from: string; signed: false }
+  | { kind: 'copied' | 'unchanged'; dest: string; from: string; signed?: boolean; facts?: LoaderFacts }
+  | { kind: 'built'; dest: string; from: string; signed: false; facts?: LoaderFacts }
   | { kind: 'missing'; dest: string; what: string; required: boolean; packages: Record<Family, string> };
 
 export interface SyncReport { family?: Family; lines: SyncLine[]; advice: string[]; ok: boolean }
@@ -149,6 +152,13 @@ export async function syncLoaders(d: SyncDeps): Promise<SyncReport> {
       Object.assign(l, { kind: 'copied', from: grubDest, signed: grubFrom.signed });
     }
   }
+  for (const l of lines) {
+    if (l.kind !== 'missing' && /\.efi$/i.test(l.dest)) {
+      const facts = inspectLoader(join(d.tftpRoot, l.dest), l.kind === 'built' ? join(d.tftpRoot, GRUB_MKNETDIR_SUBDIR, 'x86_64-efi') : undefined);
+      if (facts) l.facts = facts;
+    }
+  }
+  advice.push(...secureBootAdvice(lines, d.imageVendors ?? []));
 
   const shim = lines.find((l) => l.dest.endsWith('shimx64.efi'));
   const uefiIsShim = /^shim/i.test(posix.basename(d.loaders.uefi));
@@ -167,6 +177,41 @@ export async function syncLoaders(d: SyncDeps): Promise<SyncReport> {
   function rank(c: Candidate): number {
     return (family && c.family !== family ? 10 : 0) + (c.signed === false ? 1 : 0);
   }
+}
+
+/** Facts of an installed EFI file; a grub-mknetdir core.efi is read with the normal.mod and net.mod it loads at run time. */
+export function inspectLoader(path: string, moduleDir?: string): LoaderFacts | undefined {
+  let bytes: Buffer;
+  try { bytes = readFileSync(path); } catch { return undefined; }
+  const extra: Buffer[] = [];
+  if (moduleDir) for (const m of ['normal.mod', 'net.mod']) { try { extra.push(readFileSync(join(moduleDir, m))); } catch { /* not there */ } }
+  return describeLoader(bytes, basename(path), extra);
+}
+
+const RHEL_LOADER_PACKAGES = 'shim-x64 and grub2-efi-x64 (from RHEL, copied with rackboot loaders sync on a RHEL machine)';
+
+/**
+ * Secure Boot checks the kernel against the shim's vendor CA: RHVH kernels are Red Hat's, so Debian's shim
+ * and GRUB refuse them. Said when the synced chain's vendor is not the vendor of the images in use.
+ */
+export function secureBootAdvice(lines: SyncLine[], imageVendors: string[]): string[] {
+  const facts = lines.flatMap((l) => (l.kind !== 'missing' && l.facts ? [{ dest: l.dest, facts: l.facts }] : []));
+  const shim = facts.find((f) => f.facts.kind === 'shim');
+  const grub = facts.find((f) => f.facts.kind === 'grub');
+  const chainVendor = shim?.facts.vendor ?? grub?.facts.vendor;
+  const out: string[] = [];
+  const wanted = [...new Set(imageVendors.length ? imageVendors : ['Red Hat'])];
+  if (chainVendor && wanted.some((v) => v !== chainVendor)) {
+    const others = wanted.filter((v) => v !== chainVendor).join(', ');
+    out.push(`Secure Boot: the synced ${shim ? 'shim trusts' : 'GRUB is signed by'} ${chainVendor}, but the ${imageVendors.length ? 'images in use are' : 'RHVH kernel is'} signed by ${others}: `
+      + `with Secure Boot on, hosts refuse that kernel. Use the image's own loaders (rackboot image import copies EFI/BOOT/; profiles use them unless boot.uefiLoaders: sync), `
+      + `or install ${others === 'Red Hat' ? RHEL_LOADER_PACKAGES : `${others}'s shim and GRUB`} instead`);
+  }
+  if (grub?.facts.grub && !grub.facts.grub.perMac) {
+    out.push(`${grub.dest} asks only a fixed config (${grub.facts.grub.asks.join(', ') || 'grub.cfg'}), never grub.cfg-01-<mac>: `
+      + 'rackboot answers it by tying the client address to its host (DHCP lease, learnt address, neighbour table, static IP); a client behind NAT gets the local-boot default');
+  }
+  return out;
 }
 
 function isFile(p: string): boolean {
@@ -210,6 +255,7 @@ export function formatSyncReport(r: SyncReport, tftpRoot: string): string[] {
     } else {
       const sig = l.signed === undefined ? '' : l.signed ? ', signed' : ', unsigned';
       out.push(`  ${l.kind.padEnd(9)} ${l.dest.padEnd(16)} <- ${l.from}${sig}`);
+      if (l.facts) out.push(`            ${formatLoaderFacts(l.facts)}`);
     }
   }
   for (const a of r.advice) out.push(`note: ${a}`);

@@ -2,6 +2,7 @@
 // have been renamed into place, so a row always means "complete on disk".
 import type { Db } from '../store/db.ts';
 import type { ImageFiles } from '../profiles/schema.ts';
+import type { LoaderFacts } from './efi.ts';
 
 /** One file of an image: `root` says which directory `path` is under (the ISO itself is `source`, an absolute path). */
 export interface ImageFileRecord {
@@ -10,7 +11,49 @@ export interface ImageFileRecord {
   size: number;
   sha256: string;
   /** What the file is for; absent for the rest of the ISO tree. */
-  role?: 'kernel' | 'initrd' | 'stage2' | 'treeinfo' | 'liveimg' | 'image-update-rpm' | 'iso';
+  role?: 'kernel' | 'initrd' | 'stage2' | 'treeinfo' | 'liveimg' | 'image-update-rpm' | 'iso' | EfiRole;
+  /** EFI loaders from the ISO's EFI/BOOT/: what they are and who signed them. */
+  loader?: LoaderFacts;
+}
+
+export type EfiRole = 'shim' | 'grub' | 'mokmanager';
+
+/** An image's own EFI loaders (tftp paths and facts); undefined when its ISO had none. */
+export interface ImageEfiLoaders {
+  shim?: { path: string; facts?: LoaderFacts };
+  grub?: { path: string; facts?: LoaderFacts };
+  mokmanager?: { path: string; facts?: LoaderFacts };
+}
+
+export function imageEfiLoaders(r: Pick<ImageRecord, 'files'>): ImageEfiLoaders | undefined {
+  const out: ImageEfiLoaders = {};
+  for (const f of r.files) {
+    if (f.root !== 'tftp' || (f.role !== 'shim' && f.role !== 'grub' && f.role !== 'mokmanager')) continue;
+    out[f.role] = { path: f.path, ...(f.loader ? { facts: f.loader } : {}) };
+  }
+  // Shim alone boots nothing (it loads grubx64.efi beside it): only a GRUB makes a usable chain.
+  return out.grub ? out : undefined;
+}
+
+/**
+ * Whose signature the image's kernel carries: read from the kernel when it is a signed EFI stub, else the
+ * vendor of the image's own loaders (an ISO's loaders come from the vendor who built its kernel), else
+ * Red Hat (RHVH is built and signed by Red Hat).
+ */
+export function imageKernelVendor(r: Pick<ImageRecord, 'files'>): string {
+  const kernel = r.files.find((f) => f.role === 'kernel')?.loader?.signerVendor;
+  if (kernel) return kernel;
+  const e = imageEfiLoaders(r);
+  return e?.shim?.facts?.vendor ?? e?.grub?.facts?.vendor ?? 'Red Hat';
+}
+
+/** "shim + GRUB (Debian; GRUB prefix only)" for listings; "-" when the image has no EFI loaders. */
+export function formatImageEfi(r: Pick<ImageRecord, 'files'>): string {
+  const e = imageEfiLoaders(r);
+  if (!e) return '-';
+  const vendor = e.shim?.facts?.vendor ?? e.grub?.facts?.vendor ?? 'unsigned';
+  const g = e.grub?.facts?.grub;
+  return `${e.shim ? 'shim + GRUB' : 'GRUB'} (${vendor}${g ? `; GRUB ${g.perMac ? 'per-MAC' : 'prefix only'}` : ''})`;
 }
 
 export interface ImageRecord extends ImageFiles {

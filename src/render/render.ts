@@ -20,6 +20,8 @@ export interface BuildContext {
   baseUrl: string;
   /** host:port of rackboot's syslog receiver, when it is on: install configs add inst.syslog= for Anaconda. */
   syslog?: string;
+  /** The kernel command of the GRUB this host boots (src/images/grub.ts decides): GRUB configs load the kernel once, with it. */
+  grubKernelCommand?: 'linux' | 'linuxefi';
 }
 
 export type Rendered = { ok: true; text: string } | { ok: false; error: string };
@@ -91,6 +93,7 @@ function withData(ctx: BuildContext, render: (data: object) => string): Rendered
     bootif: macToPxeName(host.mac),
     kernelArgs: profile.boot.kernelArgs.trim(),
     syslog: ctx.syslog,
+    grubKernelCommand: ctx.grubKernelCommand ?? 'linux',
     layout: profile.partitioning,
     network: {
       static: isStatic,

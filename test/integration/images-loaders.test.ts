@@ -68,7 +68,15 @@ describe('loaders sync', () => {
     if (haveSignedGrub && haveShim) {
       assert.equal(code, 0, out.concat(err).join('\n'));
       for (const f of ['bios/pxelinux.0', 'bios/ldlinux.c32', 'bios/menu.c32', 'efi/shimx64.efi', 'efi/grubx64.efi', 'undionly.kpxe', 'ipxe.efi']) assert.ok(existsSync(join(dir, 't2', f)), f);
-      assert.doesNotMatch(out.join('\n'), /Secure Boot:/);
+      assert.doesNotMatch(out.join('\n'), /Secure Boot: UEFI clients are told to boot/);
+      // Per loader: who signed it and how that GRUB finds its config; the vendor mismatch against RHVH's Red Hat kernel.
+      const said = out.join('\n');
+      assert.match(said, /efi\/shimx64\.efi .*\n\s+signed by Microsoft .*; trusts Debian Secure Boot CA\n/);
+      assert.match(said, /efi\/grubx64\.efi .*\n\s+signed by Debian Secure Boot Signer [^\n]*; prefix only: \/grub\/x86_64-efi\/grub\.cfg, then \/grub\/grub\.cfg[^\n]*; kernel command linux/);
+      assert.match(said, /note: Secure Boot: the synced shim trusts Debian, but the (RHVH kernel is|images in use are) signed by Red Hat: .* install shim-x64 and grub2-efi-x64/);
+      assert.match(said, /note: efi\/grubx64\.efi asks only a fixed config \(\/grub\/x86_64-efi\/grub\.cfg, \/grub\/grub\.cfg\), never grub\.cfg-01-<mac>/);
+      const sameVendor = await syncLoaders({ tftpRoot: join(dir, 't2'), loaders: { ...DEFAULT_LOADERS, uefi: 'efi/shimx64.efi' }, imageVendors: ['Debian'] });
+      assert.doesNotMatch(formatSyncReport(sameVendor, tftpRoot).join('\n'), /the synced shim trusts/);
     }
   });
 

@@ -16,7 +16,8 @@ import { runCli } from '../../src/cli.ts';
 import { importIso } from '../../src/images/import.ts';
 import { ImageStore } from '../../src/images/store.ts';
 import { openDb } from '../../src/store/db.ts';
-import { buildRhvhIso, isoToolsMissing, type BuiltIso } from '../fixtures/images/rhvh-iso.ts';
+import { buildRhvhIso, efiSourcesMissing, isoToolsMissing, type BuiltIso } from '../fixtures/images/rhvh-iso.ts';
+import { imageEfiLoaders } from '../../src/images/store.ts';
 import { makeEnv, tempDir, type TestEnv } from '../support/core.ts';
 
 const missing = isoToolsMissing();
@@ -235,6 +236,54 @@ describe('image import', { skip: missing }, () => {
       const nofile = await importIso(join(work, 'nope.iso'), {}, d);
       assert.ok(!nofile.ok);
       assert.match(nofile.error, /no such file/);
+    } finally {
+      e.cleanup();
+    }
+  });
+
+  test('EFI/BOOT/: shim, GRUB and MokManager copied under the names shim asks, recorded with signer and lookup, shown by import, list and the API', { skip: efiSourcesMissing() ?? false }, async () => {
+    const e = makeEnv();
+    try {
+      const { io, out, err } = cliIo();
+      assert.equal(await runCli(['image', 'import', good.iso, ...flags(e)], io), 0, err.join('\n'));
+      const said = out.join('\n');
+      assert.match(said, /\n  shim +\S+\/rhvh-4\.3\.8\/EFI\/BOOT\/BOOTX64\.EFI: signed by Microsoft [^\n]*; trusts Debian Secure Boot CA\n/);
+      assert.match(said, /\n  grub +\S+\/rhvh-4\.3\.8\/EFI\/BOOT\/grubx64\.efi: signed by Debian Secure Boot Signer [^\n]*; prefix only: \/grub\/x86_64-efi\/grub\.cfg, then \/grub\/grub\.cfg[^\n]*; kernel command linux/);
+      assert.match(said, /\n  mokmgr +\S+\/rhvh-4\.3\.8\/EFI\/BOOT\/mmx64\.efi: signed by Debian/);
+      assert.match(said, /UEFI hosts of profiles using this image boot its shim/);
+      const rec = e.core.images.get('rhvh-4.3.8')!;
+      const efi = imageEfiLoaders(rec)!;
+      assert.equal(efi.shim?.path, 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI');
+      assert.equal(efi.grub?.path, 'rhvh-4.3.8/EFI/BOOT/grubx64.efi');
+      assert.equal(efi.mokmanager?.path, 'rhvh-4.3.8/EFI/BOOT/mmx64.efi');
+      assert.deepEqual({ kind: efi.shim?.facts?.kind, vendor: efi.shim?.facts?.vendor }, { kind: 'shim', vendor: 'Debian' });
+      assert.deepEqual({ perMac: efi.grub?.facts?.grub?.perMac, cmd: efi.grub?.facts?.grub?.kernelCommand, vendor: efi.grub?.facts?.signerVendor }, { perMac: false, cmd: 'linux', vendor: 'Debian' });
+      for (const [name, role] of [['BOOTX64.EFI', 'shim'], ['grubx64.efi', 'grub'], ['mmx64.efi', 'mokmanager']] as const) {
+        const f = rec.files.find((x) => x.role === role)!;
+        assert.equal(f.sha256, good.efi![name], name);
+        assert.equal(sha(readFileSync(join(e.config.tftpRoot, f.path))), good.efi![name]);
+      }
+      // Only the loaders: nothing else of EFI/BOOT/ (a real ISO's grub.cfg is its CD menu) is served from the tftp root.
+      assert.deepEqual(readdirSync(join(e.config.tftpRoot, 'rhvh-4.3.8/EFI/BOOT')).sort(), ['BOOTX64.EFI', 'grubx64.efi', 'mmx64.efi']);
+      const list = cliIo();
+      assert.equal(await runCli(['image', 'list', ...flags(e)], list.io), 0);
+      assert.match(list.out.join('\n'), /EFI LOADERS/);
+      assert.match(list.out.join('\n'), /\tshim \+ GRUB \(Debian; GRUB prefix only\)\t/);
+
+      // Plain ISO 9660 names (GRUBX64.EFI): found without case, written as shim asks for them.
+      const upper = buildRhvhIso(work, { seed: 'upper', efiUpperCase: true });
+      const u = cliIo();
+      assert.equal(await runCli(['image', 'import', upper.iso, '--name', 'upper', ...flags(e)], u.io), 0, u.err.join('\n'));
+      assert.deepEqual(readdirSync(join(e.config.tftpRoot, 'upper/EFI/BOOT')).sort(), ['BOOTX64.EFI', 'grubx64.efi', 'mmx64.efi']);
+      assert.equal(imageEfiLoaders(e.core.images.get('upper')!)?.grub?.facts?.kind, 'grub');
+
+      // No EFI/BOOT/: no loaders recorded, and the output says where UEFI hosts get theirs.
+      const bare = buildRhvhIso(work, { seed: 'noefi', withEfi: false });
+      const b = cliIo();
+      assert.equal(await runCli(['image', 'import', bare.iso, '--name', 'noefi', ...flags(e)], b.io), 0, b.err.join('\n'));
+      assert.match(b.out.join('\n'), /EFI +none in EFI\/BOOT\/: UEFI hosts of this image boot the loaders from rackboot loaders sync/);
+      assert.equal(imageEfiLoaders(e.core.images.get('noefi')!), undefined);
+      assert.equal(existsSync(join(e.config.tftpRoot, 'noefi/EFI')), false);
     } finally {
       e.cleanup();
     }

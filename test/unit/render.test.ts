@@ -133,8 +133,9 @@ test('pxelinux install config: the RHVH label of the guide, with IPAPPEND 2', ()
 test('GRUB configs pass grub-script-check', { skip: spawnSync('grub-script-check', ['--help']).error ? 'grub-script-check not installed (apt-get install grub-common)' : false }, () => {
   const dir = tempDir();
   const install = renderer.installConfig('grub', ctx('rhvh-base'));
-  assert.ok(install.ok);
-  for (const [name, text] of [['install.cfg', install.ok ? install.text : ''], ['local.cfg', renderer.localConfig('grub', 'not in build')]]) {
+  const installEfi = renderer.installConfig('grub', { ...ctx('rhvh-base'), grubKernelCommand: 'linuxefi' });
+  assert.ok(install.ok && installEfi.ok);
+  for (const [name, text] of [['install.cfg', install.ok ? install.text : ''], ['install-linuxefi.cfg', installEfi.ok ? installEfi.text : ''], ['local.cfg', renderer.localConfig('grub', 'not in build')]]) {
     writeFileSync(join(dir, name), text);
     const r = spawnSync('grub-script-check', [join(dir, name)], { encoding: 'utf8' });
     assert.equal(r.status, 0, `${name}: ${r.stderr}${r.stdout}`);
@@ -142,6 +143,28 @@ test('GRUB configs pass grub-script-check', { skip: spawnSync('grub-script-check
   // and the checker does catch a broken script
   writeFileSync(join(dir, 'broken.cfg'), 'menuentry "x" {\n  if true; then\n}\n');
   assert.notEqual(spawnSync('grub-script-check', [join(dir, 'broken.cfg')]).status, 0);
+});
+
+test('GRUB install config loads the kernel once, with the command of the GRUB the host boots (linux by default, linuxefi for Red Hat\'s)', () => {
+  const plain = renderer.installConfig('grub', ctx('rhvh-base'));
+  const efi = renderer.installConfig('grub', { ...ctx('rhvh-base'), grubKernelCommand: 'linuxefi' });
+  assert.ok(plain.ok && efi.ok);
+  if (!plain.ok || !efi.ok) return;
+  const commands = (t: string) => t.split('\n').map((l) => l.trim()).filter((l) => /^(linux|linuxefi|initrd|initrdefi|if|else|fi)\b/.test(l)).map((l) => l.split(' ')[0]);
+  assert.deepEqual(commands(plain.text), ['linux', 'initrd']);
+  assert.deepEqual(commands(efi.text), ['linuxefi', 'initrdefi']);
+  assert.match(efi.text, /^\s*linuxefi \/rhvh-4\.3\/vmlinuz inst\.stage2=\S+ inst\.ks=\S+ BOOTIF=01-52-54-00-aa-bb-01 /m);
+  assert.match(efi.text, /^\s*initrdefi \/rhvh-4\.3\/initrd\.img$/m);
+});
+
+test('GRUB local boot chainloads the disk\'s shim before any GRUB, for every vendor, then BOOTX64.EFI', () => {
+  const local = renderer.localConfig('grub', 'x');
+  const list = /for loader in ([^;]+);/.exec(local)![1].split(' ');
+  const firstGrub = list.findIndex((p) => /grubx64/.test(p));
+  for (const v of ['redhat', 'centos', 'debian']) assert.ok(list.indexOf(`/EFI/${v}/shimx64.efi`) >= 0 && list.indexOf(`/EFI/${v}/shimx64.efi`) < firstGrub, v);
+  assert.ok(list.indexOf('/EFI/BOOT/BOOTX64.EFI') < firstGrub);
+  assert.match(local, /chainloader \(\$esp\)\$loader\n\s+boot/);
+  assert.doesNotMatch(local, /inst\.ks|^\s*linux/m);
 });
 
 test('iPXE script starts with #!ipxe and fetches kernel and initrd over HTTP', () => {
