@@ -148,7 +148,7 @@ test('a client no host is tied to gets the default: GRUB chains to its per-MAC f
   const grub = await tftp(STRANGER, '/grub/grub.cfg');
   assert.ok(grub.ok, grub.err);
   assert.match(grub.text, /\$net_default_mac/);
-  assert.match(grub.text, /configfile "\$rb_cfg"/);
+  assert.match(grub.text, /configfile "\$prefix\/grub\.cfg-01-\$rb_m1-\$rb_m2-\$rb_m3-\$rb_m4-\$rb_m5-\$rb_m6"/);
   assert.match(grub.text, /chainloader/);
   assert.doesNotMatch(grub.text, /inst\.ks|linux/);
   const file = join(dir, 'grub-default.cfg');
