@@ -28,11 +28,13 @@ export interface ConfigRequest {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const HEX_IP = /^[0-9A-Fa-f]{1,8}$/;
+const ETHER_NAME = /^01(-[0-9A-Fa-f]{2}){6}$/;
 
 function keyOf(name: string): ConfigKey | undefined {
   if (name === 'default') return { kind: 'default' };
   if (UUID.test(name)) return { kind: 'uuid', uuid: name.toLowerCase() };
-  if (/^01-/.test(name)) { const mac = parseMac(name); return mac ? { kind: 'mac', mac } : undefined; }
+  // "01-" is the ARP hardware type (Ethernet) before the six octets; "01-aa-bb-cc-dd-ee" alone is not a MAC name.
+  if (/^01-/.test(name)) { const mac = ETHER_NAME.test(name) ? parseMac(name.slice(3)) : undefined; return mac ? { kind: 'mac', mac } : undefined; }
   if (HEX_IP.test(name)) return { kind: 'ip', hex: name.toUpperCase() };
   return undefined;
 }

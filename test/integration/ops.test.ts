@@ -96,7 +96,8 @@ async function waitFor<T>(f: () => Promise<T | undefined>, what: string, ms = 10
 async function hostInBuild(e: Env, mac: string, hostname: string, from: string) {
   assert.equal((await api(e, 'POST', '/hosts', { mac, hostname, profile: 'rhvh-base' })).status, 201);
   const b = JSON.parse((await api(e, 'POST', `/hosts/${mac}/build`)).text) as { kickstartUrl: string; builtUrl: string; failedUrl: string; eventsUrl: string; buildId: number };
-  const ks = await request(e.base, 'GET', new URL(b.kickstartUrl).pathname, { localAddress: from });
+  // As Anaconda does with inst.ks.sendmac: the kickstart is given only to a request that names the host's MAC or comes from its address.
+  const ks = await request(e.base, 'GET', new URL(b.kickstartUrl).pathname, { localAddress: from, headers: { 'X-RHN-Provisioning-MAC-0': `eth0 ${mac}` } });
   assert.equal(ks.status, 200);
   return { ...b, token: new URL(b.kickstartUrl).pathname.split('/').pop()! };
 }
@@ -106,7 +107,7 @@ test('installer logs: attached by source IP over UDP and TCP, searchable; the fa
   try {
     const a = await hostInBuild(e, '52:54:00:0a:00:01', 'inst-a', '127.0.0.2');
     const b = await hostInBuild(e, '52:54:00:0a:00:02', 'inst-b', '127.0.0.3');
-    const cfg = await request(e.base, 'GET', '/tftp/pxelinux.cfg/01-52-54-00-0a-00-01');
+    const cfg = await request(e.base, 'GET', '/tftp/pxelinux.cfg/01-52-54-00-0a-00-01', { localAddress: '127.0.0.2' });
     assert.match(cfg.text, new RegExp(`inst\\.syslog=127\\.0\\.0\\.1:${e.syslogPort} `));
 
     await sendUdp('127.0.0.2', e.syslogPort, [
@@ -129,7 +130,7 @@ test('installer logs: attached by source IP over UDP and TCP, searchable; the fa
     const asText = await api(e, 'GET', '/hosts/52:54:00:0a:00:01/logs?format=text');
     assert.match(asText.text, /Z err storage: DeviceCreateError/);
 
-    const failed = await request(e.base, 'POST', `/failed/${a.token}`, { body: 'ks.post.log: nodectl init failed\n', headers: { 'Content-Type': 'text/plain' } });
+    const failed = await request(e.base, 'POST', `/failed/${a.token}`, { body: 'ks.post.log: nodectl init failed\n', headers: { 'Content-Type': 'text/plain' }, localAddress: '127.0.0.2' });
     assert.equal(failed.status, 200);
     const view = JSON.parse((await api(e, 'GET', '/hosts/52:54:00:0a:00:01')).text) as { state: string; events: { type: string; detail?: { syslogTail?: string[] } }[] };
     assert.equal(view.state, 'failed');
@@ -141,7 +142,7 @@ test('installer logs: attached by source IP over UDP and TCP, searchable; the fa
     assert.equal(side.failureLog, 'ks.post.log: nodectl init failed\n');
     assert.equal(side.syslog.length, 3);
 
-    assert.equal((await request(e.base, 'GET', `/built/${b.token}`)).status, 200);
+    assert.equal((await request(e.base, 'GET', `/built/${b.token}`, { localAddress: '127.0.0.3' })).status, 200);
     const ready = await request(e.base, 'GET', '/readyz');
     assert.equal(ready.status, 200, ready.text);
     assert.deepEqual(Object.keys(JSON.parse(ready.text).checks).sort(), ['dhcp', 'http', 'profiles', 'store', 'syslog', 'tftp']);
@@ -219,7 +220,7 @@ test('bad input: syslog floods and garbage, malformed callbacks and API requests
     await expect4xx('built: bad percent-encoding', request(e.base, 'GET', '/built/%ff%fe'));
     await expect4xx('ks: path trick', request(e.base, 'GET', '/ks/..%2f..%2fetc%2fpasswd'), 404);
     await expect4xx('ks: NUL', request(e.base, 'GET', '/ks/%00'), 404);
-    const inv = await request(e.base, 'POST', `/failed/${a.token}`, { body: Buffer.concat([Buffer.from('log \0with NUL and '), Buffer.from([0xc3, 0x28]), Buffer.from(' bad UTF-8')]), headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+    const inv = await request(e.base, 'POST', `/failed/${a.token}`, { body: Buffer.concat([Buffer.from('log \0with NUL and '), Buffer.from([0xc3, 0x28]), Buffer.from(' bad UTF-8')]), headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, localAddress: '127.0.0.2' });
     assert.equal(inv.status, 200, 'a failure log in any encoding or content type is kept');
     // files
     await expect4xx('tftp: dot-dot', request(e.base, 'GET', '/tftp/../../etc/passwd'));

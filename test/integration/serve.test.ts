@@ -58,15 +58,19 @@ test('serve: start-up line says DHCP is off; TFTP serves per-host configs to a r
   const i = await start(dir, flagsFor(dir, http, tftp));
   try {
     assert.match(i.out(), /DHCP off/);
-    assert.equal((await api(i.base, '/api/hosts', { method: 'POST', body: JSON.stringify({ mac: '52:54:00:00:00:01', hostname: 'h1', profile: 'rhvh-base' }) })).status, 201);
+    assert.equal((await api(i.base, '/api/hosts', { method: 'POST', body: JSON.stringify({ mac: '52:54:00:00:00:01', hostname: 'h1', profile: 'rhvh-base', ip: '127.0.0.1', netmask: '255.0.0.0' }) })).status, 201);
     const b = await (await api(i.base, '/api/hosts/52:54:00:00:00:01/build', { method: 'POST' })).json() as { kickstartUrl: string };
     const has = (cmd: string) => !spawnSync(cmd, ['--version']).error;
     if (has('curl')) {
       const r = spawnSync('curl', ['-sS', '--max-time', '10', `tftp://127.0.0.1:${tftp}/pxelinux.cfg/01-52-54-00-00-00-01`], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, new RegExp(`inst\\.ks=${b.kickstartUrl}`));
+      // The default name from the host's own address (its static IP) is its config too: a loader that asks only "default" installs.
       const def = spawnSync('curl', ['-sS', '--max-time', '10', `tftp://127.0.0.1:${tftp}/pxelinux.cfg/default`], { encoding: 'utf8' });
-      assert.match(def.stdout, /LOCALBOOT 0/);
+      assert.equal(def.stdout, r.stdout);
+      const stranger = spawnSync('curl', ['-sS', '--max-time', '10', '--interface', '127.0.0.9', `tftp://127.0.0.1:${tftp}/pxelinux.cfg/default`], { encoding: 'utf8' });
+      assert.match(stranger.stdout, /LOCALBOOT 0/);
+      assert.doesNotMatch(stranger.stdout, /inst\.ks/);
     }
     const ks = await fetch(b.kickstartUrl);
     assert.equal(ks.status, 200);
@@ -98,7 +102,7 @@ test('serve: a valid profile edit takes effect live; a broken one is refused and
   const dir = fixture();
   const i = await start(dir, flagsFor(dir, await freePort('tcp'), await freeUdpPort()));
   try {
-    await api(i.base, '/api/hosts', { method: 'POST', body: JSON.stringify({ mac: '52:54:00:00:00:02', hostname: 'h2', profile: 'rhvh-base' }) });
+    await api(i.base, '/api/hosts', { method: 'POST', body: JSON.stringify({ mac: '52:54:00:00:00:02', hostname: 'h2', profile: 'rhvh-base', ip: '127.0.0.1', netmask: '255.0.0.0' }) });
     const b = await (await api(i.base, '/api/hosts/52:54:00:00:00:02/build', { method: 'POST' })).json() as { kickstartUrl: string };
     const file = join(dir, 'profiles/rhvh-base.yaml');
     const good = readFileSync(file, 'utf8');
@@ -126,7 +130,10 @@ test('kill -9 during a rollout loses no acknowledged build record', async () => 
   const builtUrls: string[] = [];
   for (const [n, mac] of macs.entries()) {
     assert.equal((await api(i.base, '/api/hosts', { method: 'POST', body: JSON.stringify({ mac, hostname: `r${n}`, profile: 'rhvh-base' }) })).status, 201);
-    builtUrls.push(((await (await api(i.base, `/api/hosts/${mac}/build`, { method: 'POST' })).json()) as { builtUrl: string }).builtUrl);
+    const b = await (await api(i.base, `/api/hosts/${mac}/build`, { method: 'POST' })).json() as { builtUrl: string; kickstartUrl: string };
+    // The installer fetches its kickstart first (naming its MAC, inst.ks.sendmac): that address then speaks for the build.
+    assert.equal((await fetch(b.kickstartUrl, { headers: { 'X-RHN-Provisioning-MAC-0': `eth0 ${mac}` } })).status, 200);
+    builtUrls.push(b.builtUrl);
   }
   const acknowledged = new Set<number>();
   for (let round = 0; round < 4; round++) {
@@ -161,7 +168,7 @@ test('CLI: render prints what the server serves; lint finds broken hosts; hash-p
   const i = await start(dir, flags);
   let ks: string;
   try {
-    await api(i.base, '/api/hosts', { method: 'POST', body: JSON.stringify({ mac: '52:54:00:00:00:03', hostname: 'h3', profile: 'rhvh-base' }) });
+    await api(i.base, '/api/hosts', { method: 'POST', body: JSON.stringify({ mac: '52:54:00:00:00:03', hostname: 'h3', profile: 'rhvh-base', ip: '127.0.0.1', netmask: '255.0.0.0' }) });
     const b = await (await api(i.base, '/api/hosts/52:54:00:00:00:03/build', { method: 'POST' })).json() as { kickstartUrl: string };
     ks = await (await fetch(b.kickstartUrl)).text();
   } finally { await stop(i); }

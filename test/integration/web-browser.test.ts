@@ -178,6 +178,8 @@ test('rebuild a built host from its page', { skip: SKIP }, async () => {
 test('the board updates live when a host calls back built', { skip: SKIP }, async () => {
   const started = running.core.provisioner.startBuild('52:54:00:00:00:01' as Mac, 'test');
   assert.ok(started.ok);
+  // The callback below comes from 127.0.0.1: tie it to the host as the DHCP server would (only the host's address may call back).
+  running.core.provisioner.learnClient('127.0.0.1', '52:54:00:00:00:01' as Mac);
   await page.goto(`${base}/?rack=R1`);
   await page.locator('#live-status.on').waitFor();
   const chip = page.locator('.chip[data-mac="52:54:00:00:00:01"]');

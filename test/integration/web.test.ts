@@ -212,8 +212,9 @@ test('host page: details, parameters, timeline, failure log, masked previews; re
 test('board: grouped by rack, counts per state, filters, stages from events', async () => {
   const { agent } = await login('tom');
   addHost();
-  addHost({ mac: '52:54:00:aa:bb:02', hostname: 'rhvh02', rack: 'R1', position: 'U2' });
-  addHost({ mac: '52:54:00:aa:bb:03', hostname: 'rhvh03', rack: 'R2', position: 'U1' });
+  // Static IPs: the kickstart and the callback below come from these addresses, and only a host's own address may speak for its build.
+  addHost({ mac: '52:54:00:aa:bb:02', hostname: 'rhvh02', rack: 'R1', position: 'U2', ip: '10.99.0.12' });
+  addHost({ mac: '52:54:00:aa:bb:03', hostname: 'rhvh03', rack: 'R2', position: 'U1', ip: '10.99.0.13' });
   const s = env.core.provisioner.startBuild('52:54:00:aa:bb:02' as Mac, 'test');
   assert.ok(s.ok);
   env.core.provisioner.kickstart(s.value.token, '10.99.0.12');
