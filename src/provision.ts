@@ -14,6 +14,7 @@ import { applyHostParams } from './profiles/load.ts';
 import type { ImageFiles, ResolvedProfile as Profile } from './profiles/schema.ts';
 import type { BootConfigKind, BuildContext, Renderer } from './render/render.ts';
 import { buildUrls } from './render/render.ts';
+import { shellWord } from './render/escape.ts';
 import type { ConfigRequest } from './boot/paths.ts';
 import type { HostBootState } from './boot/decide.ts';
 import { ClientIdentifier, describeIdentity, type ClientIdentity } from './boot/identify.ts';
@@ -359,6 +360,6 @@ function iso(ms: number | undefined): string | undefined { return ms === undefin
 /** Replaces the root hash and the activation key with a marker, for pages that show a kickstart. */
 export function maskSecrets(text: string, profile: Profile): string {
   let out = text.replaceAll(profile.rootPassword, '********');
-  if (profile.satellite) out = out.replaceAll(`--activationkey="${profile.satellite.activationKey}"`, '--activationkey="********"');
+  if (profile.satellite) out = out.replaceAll(`--activationkey=${shellWord(profile.satellite.activationKey)}`, "--activationkey='********'");
   return out;
 }

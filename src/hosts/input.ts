@@ -1,6 +1,7 @@
 // Validating a host record that a person or a script sends (API JSON, CSV row, CLI). Pure.
 import { parseMac, parseIpv4, type Mac } from '../net/mac.ts';
 import type { HostFields } from '../store/hosts.ts';
+import { checkSnippet, noControl } from '../profiles/grammar.ts';
 
 export interface HostInput {
   mac?: unknown; hostname?: unknown; profile?: unknown; ip?: unknown; netmask?: unknown; gateway?: unknown;
@@ -33,6 +34,19 @@ function optString(v: unknown): string | undefined {
 /** `knownProfiles` decides whether the profile exists; the caller passes the live catalog. */
 export function checkHostInput(input: HostInput, knownProfiles: (name: string) => boolean): HostCheck {
   const errors: string[] = [];
+  // One rule for every value that may reach a rendered file: no control characters or line separators, named.
+  // The profile's own grammar checks parameter values again; `post` (shell lines) keeps tab and line feed.
+  for (const field of HOST_FIELDS) {
+    const v = (input as Record<string, unknown>)[field];
+    const values: [string, unknown][] = field === 'params' && v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.entries(v as Record<string, unknown>).map(([k, x]) => [`params.${k}`, typeof x === 'object' && x !== null ? JSON.stringify(x) : x])
+      : Array.isArray(v) ? v.map((x, i) => [`${field}[${i}]`, x]) : [[field, v]];
+    for (const [name, x] of values) {
+      const bad = typeof x === 'string' ? (name === 'params.post' ? checkSnippet(x) : noControl(x)) : undefined;
+      if (bad) errors.push(`${name}: ${bad}`);
+    }
+  }
+  if (errors.length) return { ok: false, errors };
   const rawMac = optString(input.mac);
   const mac = rawMac ? parseMac(rawMac) : undefined;
   if (!rawMac) errors.push('mac: required (e.g. 52:54:00:12:34:56)');

@@ -25,6 +25,10 @@ export function checkCustomLayout(layout: CustomLayout): RuleViolation[] {
     if (v.mount === '/boot') {
       out.push({ path: at('volumes', i, 'mount'), message: '/boot must be a standard partition, not a thin volume: set partitioning.boot instead' });
     }
+    if (v.mount === '/boot/efi' || v.mount === 'biosboot') {
+      // reqpart makes the EFI System Partition (UEFI) or biosboot (BIOS with GPT) the firmware needs.
+      out.push({ path: at('volumes', i, 'mount'), message: `${v.mount} is made by rackboot (reqpart) for the firmware in use: remove this volume` });
+    }
     if (!FSTYPES.includes(v.fstype)) {
       out.push({ path: at('volumes', i, 'fstype'), message: `file system "${v.fstype}" is not supported by RHVH: use xfs or ext4` });
     }
@@ -51,6 +55,9 @@ export function checkCustomLayout(layout: CustomLayout): RuleViolation[] {
   if (layout.boot.size < MIN_BOOT) out.push({ path: at('boot', 'size'), message: `/boot needs at least ${MIN_BOOT} MiB, got ${layout.boot.size}` });
   if ('size' in layout.swap && layout.swap.size < MIN_SWAP) out.push({ path: at('swap', 'size'), message: `swap needs at least ${MIN_SWAP} MiB, got ${layout.swap.size}` });
 
+  if (layout.disk !== undefined && layout.disks !== undefined && !layout.disks.includes(layout.disk)) {
+    out.push({ path: at('disk'), message: `disk ${layout.disk} holds /boot and the volume group but is not in partitioning.disks (${layout.disks.join(', ')}): add it there` });
+  }
   if (layout.reservedPercent !== undefined && layout.reservedSpace !== undefined) {
     out.push({ path: at('reservedSpace'), message: 'set either reservedPercent or reservedSpace, not both' });
   }

@@ -1,15 +1,22 @@
 // The shape of a profile after inheritance is resolved. Field names are the outside contract of profiles/*.yaml.
+// Every text field has a grammar (src/profiles/grammar.ts): control characters and line separators are refused
+// everywhere, with an error naming the field and the character; rendering then escapes per target syntax.
 import { z } from 'zod';
+import * as g from './grammar.ts';
 
 export const DEFAULT_STIG_PROFILE = 'xccdf_org.ssgproject.content_profile_stig';
 export const DEFAULT_SATELLITE_REPOS = ['rhel-7-server-rhvh-4-rpms'];
 
-// Anything that ends up on a kickstart or kernel command line must not be able to break out of it.
-const safeWord = (what: string) => z.string().min(1).regex(/^[^\s"'`$\\]+$/, `${what} must be one word without spaces, quotes, $ or backslashes`);
-const urlOrPath = z.string().min(1).regex(/^(https?:\/\/[^\s"'`]+|[A-Za-z0-9._\-/]+)$/, 'must be an http(s) URL or a path under the images directory (letters, digits, . _ - /)');
-const tftpPath = z.string().min(1).regex(/^[A-Za-z0-9._\-/]+$/, 'must be a path under the TFTP root (letters, digits, . _ - /)').refine((p) => !p.split('/').includes('..'), 'must not contain ".."');
-const ipv4 = z.string().regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/, 'must be an IPv4 address such as 10.0.0.1');
-const hostnameish = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'must be a DNS name');
+/** A string field checked by one grammar; the message is the grammar's, zod puts the field path in front. */
+const text = (check: g.Check) => z.string().superRefine((v, ctx) => {
+  const bad = check(v);
+  if (bad) ctx.addIssue({ code: 'custom', message: bad });
+});
+
+const tftpPath = text(g.checkRelativePath);
+const urlOrPath = text(g.checkUrlOrPath);
+const lvmName = text(g.checkLvmName);
+const fsType = text(g.checkFsType);
 
 export const imageFilesSchema = z.strictObject({
   kernel: tftpPath,
@@ -19,66 +26,78 @@ export const imageFilesSchema = z.strictObject({
 });
 
 export const volumeSchema = z.strictObject({
-  mount: z.string().regex(/^\/[A-Za-z0-9._/-]*$/, 'must be an absolute mount point such as /var/log'),
-  name: z.string().regex(/^[A-Za-z0-9_.+-]+$/, 'must be an LVM name (letters, digits, _ . + -)'),
-  size: z.number().int().positive(),
-  fstype: z.string().default('ext4'),
+  mount: text(g.checkMountPoint),
+  name: lvmName,
+  size: z.number().int().positive().max(1 << 30),
+  fstype: fsType.default('ext4'),
   grow: z.boolean().default(false),
-  fsoptions: z.string().regex(/^[A-Za-z0-9=,_.-]+$/, 'must be comma-separated mount options').default('defaults,discard'),
+  fsoptions: text(g.checkMountOptions).default('defaults,discard'),
 });
+
+const diskSpec = text(g.checkDiskSpec);
+/** The install disks (ignoredisk --only-use=, clearpart --drives=): without them Anaconda uses, and clears, every disk it sees. */
+const disksSchema = z.array(diskSpec).min(1).max(64).refine((d) => new Set(d).size === d.length, 'lists a disk twice').optional();
 
 export const customLayoutSchema = z.strictObject({
   layout: z.literal('custom'),
-  disk: safeWord('disk').optional(),
-  boot: z.strictObject({ size: z.number().int().positive().default(1024), fstype: z.string().default('xfs') }).default({ size: 1024, fstype: 'xfs' }),
+  disks: disksSchema,
+  /** The disk that holds /boot and the physical volume (part --ondisk=); one of `disks` when both are set. */
+  disk: diskSpec.optional(),
+  boot: z.strictObject({ size: z.number().int().positive().max(1 << 20).default(1024), fstype: fsType.default('xfs') }).default({ size: 1024, fstype: 'xfs' }),
   /** The physical volume: a size in MiB, growing to fill the disk by default. */
-  pv: z.strictObject({ size: z.number().int().positive().default(42000), grow: z.boolean().default(true) }).default({ size: 42000, grow: true }),
-  volgroup: z.string().regex(/^[A-Za-z0-9_.+-]+$/).default('HostVG'),
+  pv: z.strictObject({ size: z.number().int().positive().max(1 << 30).default(42000), grow: z.boolean().default(true) }).default({ size: 42000, grow: true }),
+  volgroup: lvmName.default('HostVG'),
   reservedPercent: z.number().int().min(1).max(80).optional(),
-  reservedSpace: z.number().int().positive().optional(),
-  thinpool: z.strictObject({ name: z.string().regex(/^[A-Za-z0-9_.+-]+$/).default('HostPool'), size: z.number().int().positive(), grow: z.boolean().default(true) }),
-  swap: z.union([z.strictObject({ recommended: z.literal(true) }), z.strictObject({ size: z.number().int().positive() })]).default({ recommended: true }),
-  volumes: z.array(volumeSchema).min(1),
+  reservedSpace: z.number().int().positive().max(1 << 30).optional(),
+  thinpool: z.strictObject({ name: lvmName.default('HostPool'), size: z.number().int().positive().max(1 << 30), grow: z.boolean().default(true) }),
+  swap: z.union([z.strictObject({ recommended: z.literal(true) }), z.strictObject({ size: z.number().int().positive().max(1 << 30) })]).default({ recommended: true }),
+  volumes: z.array(volumeSchema).min(1).max(64),
 });
 
 export const partitioningSchema = z.discriminatedUnion('layout', [
-  z.strictObject({ layout: z.literal('autopart') }),
+  z.strictObject({ layout: z.literal('autopart'), disks: disksSchema }),
   customLayoutSchema,
 ]);
 
 export const profileSchema = z.strictObject({
-  description: z.string().default(''),
+  description: text(g.checkDescription).default(''),
   /** The name of an imported image (`rackboot image import`), or its four locations spelt out. */
   image: z.union([z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be the name of an imported image (rackboot image list) or an object with kernel, initrd, stage2, liveimg'), imageFilesSchema]),
   boot: z.strictObject({
     loader: z.enum(['native', 'ipxe']).default('native'),
-    kernelArgs: z.string().regex(/^[^\n"'`\\]*$/, 'must be one line of kernel arguments without quotes or backslashes').default(''),
-  }).default({ loader: 'native', kernelArgs: '' }),
+    /** Installer-only kernel arguments (the PXE/GRUB/iPXE install line). */
+    kernelArgs: text(g.checkKernelArgs).default(''),
+    /** Kernel arguments of the installed host (bootloader --append=). */
+    hostKernelArgs: text(g.checkKernelArgs).default(''),
+    /** UEFI: %post puts the network boot entry back first in BootOrder, so a later rebuild is seen (Foreman's efibootmgr_netboot). */
+    keepNetbootFirst: z.boolean().default(true),
+  }).default({ loader: 'native', kernelArgs: '', hostKernelArgs: '', keepNetbootFirst: true }),
   partitioning: partitioningSchema.default({ layout: 'autopart' }),
   network: z.strictObject({
     mode: z.enum(['dhcp', 'static']).default('dhcp'),
     /** Nameservers and domain used when the host record does not give its own. */
-    nameservers: z.array(ipv4).default([]),
-    domain: hostnameish.optional(),
+    nameservers: z.array(text(g.checkIpv4)).max(8).default([]),
+    domain: text(g.checkDnsName).optional(),
   }).default({ mode: 'dhcp', nameservers: [] }),
-  rootPassword: z.string().regex(/^\$6\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}$/, 'must be a SHA-512 crypt hash ($6$...): make one with `rackboot hash-password`'),
-  sshKeys: z.array(z.string().regex(/^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/=]+( [^\n"'`\\$]*)?$/, 'must be one OpenSSH public key line (type, base64, optional comment)')).default([]),
-  timezone: z.strictObject({ name: z.string().regex(/^[A-Za-z0-9_+\-/]+$/, 'must be a tz database name such as America/Phoenix'), utc: z.boolean().default(true) }).default({ name: 'UTC', utc: true }),
-  ntpServers: z.array(hostnameish).default([]),
-  keyboard: safeWord('keyboard').default('us'),
-  lang: safeWord('lang').default('en_US.UTF-8'),
+  rootPassword: z.string().regex(/^\$6\$(rounds=\d{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}$/, 'must be a SHA-512 crypt hash ($6$...): make one with `rackboot hash-password`'),
+  sshKeys: z.array(text(g.checkSshKey)).max(64).default([]),
+  timezone: z.strictObject({ name: text(g.checkTimezone), utc: z.boolean().default(true) }).default({ name: 'UTC', utc: true }),
+  ntpServers: z.array(text(g.checkNtpServer)).max(16).default([]),
+  keyboard: text(g.checkKeyboard).default('us'),
+  lang: text(g.checkLang).default('en_US.UTF-8'),
   stig: z.strictObject({
     enabled: z.boolean().default(false),
-    profile: z.string().regex(/^xccdf_[A-Za-z0-9_.-]+$/, 'must be an XCCDF profile id such as xccdf_org.ssgproject.content_profile_stig').default(DEFAULT_STIG_PROFILE),
+    profile: text(g.checkXccdfProfile).default(DEFAULT_STIG_PROFILE),
   }).default({ enabled: false, profile: DEFAULT_STIG_PROFILE }),
   satellite: z.strictObject({
     enabled: z.boolean().default(true),
-    server: hostnameish,
-    org: z.string().min(1).regex(/^[^"'`$\\\n]+$/, 'must not contain quotes, $ or backslashes'),
-    activationKey: z.string().min(1).regex(/^[^"'`$\\\n]+$/, 'must not contain quotes, $ or backslashes'),
-    repos: z.array(safeWord('repo id')).default(DEFAULT_SATELLITE_REPOS),
+    server: text((v) => (g.checkIpv4(v) === undefined ? undefined : g.checkFqdn(v))),
+    org: text(g.checkOrgLabel),
+    activationKey: text(g.checkActivationKey),
+    repos: z.array(text(g.checkRepoId)).min(1).max(64).default(DEFAULT_SATELLITE_REPOS),
   }).optional(),
-  post: z.string().default(''),
+  /** Shell lines run in %post after registration (bash, as root, in the installed system). */
+  post: text(g.checkSnippet).default(''),
 });
 
 export type Profile = z.infer<typeof profileSchema>;
@@ -86,3 +105,4 @@ export type ImageFiles = z.infer<typeof imageFilesSchema>;
 /** A profile whose image name has been looked up: what the renderer works from. */
 export type ResolvedProfile = Omit<Profile, 'image'> & { image: ImageFiles; imageName?: string };
 export type CustomLayout = z.infer<typeof customLayoutSchema>;
+export type Partitioning = z.infer<typeof partitioningSchema>;

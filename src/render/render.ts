@@ -1,17 +1,32 @@
 // Kickstart and boot-config rendering: pure functions of (host, profile, build, URLs) over eta templates
-// loaded once into memory. autoEscape is off: these are not HTML, an "&" in a URL must stay "&".
+// loaded once into memory. autoEscape is off: these are not HTML, an "&" in a URL must stay "&". Instead every
+// value reaches a template through the escape function of its target syntax (escape.ts), and the kickstart is
+// checked (kickstart-check.ts) before it is handed out.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Eta } from 'eta';
-import type { Host } from '../store/hosts.ts';
+import type { Mac } from '../net/mac.ts';
 import type { ResolvedProfile as Profile } from '../profiles/schema.ts';
 import { macToPxeName } from '../net/mac.ts';
+import { EscapeError, escapes, grubWord, ipxeWord, pxelinuxWord, type Escapes } from './escape.ts';
+import { verifyKickstart } from './kickstart-check.ts';
 
 export type BootConfigKind = 'pxelinux' | 'grub' | 'ipxe';
 export type RenderKind = 'kickstart' | BootConfigKind;
 
+/** What rendering needs of a host; the store's Host record satisfies it. */
+export interface RenderHost {
+  mac: Mac;
+  hostname: string;
+  ip?: string;
+  netmask?: string;
+  gateway?: string;
+  nameservers: readonly string[];
+  domain?: string;
+}
+
 export interface BuildContext {
-  host: Host;
+  host: RenderHost;
   profileName: string;
   profile: Profile;
   buildId: number;
@@ -20,7 +35,11 @@ export interface BuildContext {
   baseUrl: string;
   /** host:port of rackboot's syslog receiver, when it is on: install configs add inst.syslog= for Anaconda. */
   syslog?: string;
-  /** The kernel command of the GRUB this host boots (src/images/grub.ts decides): GRUB configs load the kernel once, with it. */
+  /**
+   * The kernel/initrd command pair of the GRUB that will read the config: RHEL's shim-chained GRUB has linuxefi and
+   * initrdefi, upstream GRUB 2.04+ boots EFI kernels with linux/initrd. Exactly one pair is written: a trial
+   * `if linuxefi ...; else linux ...` makes GRUB 2.06 read the whole kernel, fail, and fetch it again. Default linux.
+   */
   grubKernelCommand?: 'linux' | 'linuxefi';
 }
 
@@ -43,21 +62,28 @@ export function createRenderer(templatesDir: string): Renderer {
     }
   }
   return {
-    kickstart: (ctx) => withData(ctx, (data) => eta.render('@rhvh', data)),
-    installConfig: (kind, ctx) => withData(ctx, (data) => eta.render(`@${kind}-install`, data)),
-    localConfig: (kind, reason) => eta.render(`@${kind}-local`, { reason: oneLine(reason) }),
-    defaultConfig: (kind, reason) => eta.render(kind === 'grub' ? '@grub-default' : `@${kind}-local`, { reason: oneLine(reason) }),
+    kickstart: (ctx) => {
+      const r = withData(ctx, undefined, (data) => eta.render('@rhvh', data));
+      if (!r.ok) return r;
+      const problems = verifyKickstart(r.text, ctx.profile);
+      if (problems.length) return { ok: false, error: `the kickstart rendered for ${ctx.host.hostname} (profile ${ctx.profileName}) fails its check: ${problems.join('; ')}` };
+      return r;
+    },
+    installConfig: (kind, ctx) => withData(ctx, kind, (data) => eta.render(`@${kind}-install`, data)),
+    localConfig: (kind, reason) => eta.render(`@${kind}-local`, { reason: oneLine(reason), esc: escapes }),
+    defaultConfig: (kind, reason) => eta.render(kind === 'grub' ? '@grub-default' : `@${kind}-local`, { reason: oneLine(reason), esc: escapes }),
   };
 }
 
-function oneLine(s: string): string { return s.replace(/[\r\n]+/g, ' '); }
+/** A reason shown in a local-boot config: control characters and line separators become spaces. */
+function oneLine(s: string): string { return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' '); }
 
 /** A URL from a profile: absolute stays as it is; a relative path is served by rackboot under /images/. */
 export function resolveImageUrl(baseUrl: string, value: string): string {
   return /^https?:\/\//.test(value) ? value : `${baseUrl}/images/${value.replace(/^\/+/, '')}`;
 }
 
-export function fqdnOf(host: Host, profile: Profile): string {
+export function fqdnOf(host: RenderHost, profile: Profile): string {
   const domain = host.domain ?? profile.network.domain;
   return host.hostname.includes('.') || !domain ? host.hostname : `${host.hostname}.${domain}`;
 }
@@ -77,36 +103,86 @@ export function buildUrls(ctx: BuildContext) {
   };
 }
 
-function withData(ctx: BuildContext, render: (data: object) => string): Rendered {
+/** A kernel argument and the profile field (or rackboot setting) it comes from, for errors. */
+interface KernelWord { word: string; field: string }
+
+/**
+ * The installer's kernel arguments, rackboot's own first. inst.ks.sendmac makes Anaconda send X-RHN-Provisioning-MAC-*
+ * headers with the kickstart request, so rackboot can check who asks. pxelinux gets BOOTIF from IPAPPEND 2 instead.
+ */
+function installWords(ctx: BuildContext, urls: ReturnType<typeof buildUrls>, kind: BootConfigKind): KernelWord[] {
+  const out: KernelWord[] = [
+    { word: `inst.stage2=${urls.stage2}`, field: 'image.stage2' },
+    { word: `inst.ks=${urls.kickstart}`, field: 'the kickstart URL (--public-url)' },
+  ];
+  if (ctx.syslog) out.push({ word: `inst.syslog=${ctx.syslog}`, field: 'the syslog receiver address' });
+  if (kind !== 'pxelinux') out.push({ word: `BOOTIF=${macToPxeName(ctx.host.mac)}`, field: 'the host MAC' });
+  out.push({ word: 'inst.ks.sendmac', field: 'inst.ks.sendmac' });
+  for (const w of ctx.profile.boot.kernelArgs.split(' ').filter(Boolean)) out.push({ word: w, field: 'boot.kernelArgs' });
+  return out;
+}
+
+const WORD_ESCAPE: Record<BootConfigKind, (v: string) => string> = { pxelinux: pxelinuxWord, grub: grubWord, ipxe: ipxeWord };
+
+function escapeWords(kind: BootConfigKind, words: KernelWord[]): string {
+  return words.map(({ word, field }) => {
+    try { return WORD_ESCAPE[kind](word); } catch (err) {
+      if (err instanceof EscapeError) throw new EscapeError(err.target, err.value, `${err.reason} (from ${field})`);
+      throw err;
+    }
+  }).join(' ');
+}
+
+function withData(ctx: BuildContext, kind: BootConfigKind | undefined, render: (data: object) => string): Rendered {
   const { host, profile } = ctx;
   const isStatic = profile.network.mode === 'static';
   if (isStatic && (!host.ip || !host.netmask)) {
     return { ok: false, error: `host ${host.hostname} (${host.mac}) has no ip/netmask, but profile ${ctx.profileName} uses a static network: set them on the host or use network.mode: dhcp` };
   }
-  const data = {
-    host,
-    profileName: ctx.profileName,
-    profile,
-    buildId: ctx.buildId,
-    urls: buildUrls(ctx),
-    paths: { kernel: profile.image.kernel, initrd: profile.image.initrd },
-    bootif: macToPxeName(host.mac),
-    kernelArgs: profile.boot.kernelArgs.trim(),
-    syslog: ctx.syslog,
-    grubKernelCommand: ctx.grubKernelCommand ?? 'linux',
-    layout: profile.partitioning,
-    network: {
-      static: isStatic,
-      ip: host.ip,
-      netmask: host.netmask,
-      gateway: host.gateway,
-      nameservers: host.nameservers.length ? host.nameservers : profile.network.nameservers,
-      fqdn: fqdnOf(host, profile),
-    },
+  // Escapes called from a template record the first failure instead of throwing through eta; it is reported below.
+  let failure: EscapeError | undefined;
+  const guard = (f: (v: string) => string) => (v: unknown): string => {
+    try { return f(String(v)); } catch (err) {
+      if (!(err instanceof EscapeError)) throw err;
+      failure ??= err;
+      return '';
+    }
   };
+  const esc: Escapes = { ks: guard(escapes.ks), sh: guard(escapes.sh), grub: guard(escapes.grub), ipxe: guard(escapes.ipxe), pxelinux: guard(escapes.pxelinux),
+    comment: guard(escapes.comment), snippet: guard(escapes.snippet) };
+  const p = profile.partitioning;
+  const disks = p.disks ?? (p.layout === 'custom' && p.disk ? [p.disk] : []);
+  const urls = buildUrls(ctx);
   try {
-    return { ok: true, text: render(data) };
+    const installArgs = kind ? escapeWords(kind, installWords(ctx, urls, kind)) : '';
+    const data = {
+      esc,
+      host,
+      profileName: ctx.profileName,
+      profile,
+      buildId: ctx.buildId,
+      urls,
+      paths: { kernel: profile.image.kernel, initrd: profile.image.initrd },
+      bootif: macToPxeName(host.mac),
+      installArgs,
+      grub: ctx.grubKernelCommand === 'linuxefi' ? { linux: 'linuxefi', initrd: 'initrdefi' } : { linux: 'linux', initrd: 'initrd' },
+      layout: p,
+      disks,
+      hostKernelArgs: profile.boot.hostKernelArgs.split(' ').filter(Boolean).join(' '),
+      network: {
+        static: isStatic,
+        ip: host.ip,
+        netmask: host.netmask,
+        gateway: host.gateway,
+        nameservers: host.nameservers.length ? host.nameservers : profile.network.nameservers,
+        fqdn: fqdnOf(host, profile),
+      },
+    };
+    const text = render(data);
+    if (failure) return { ok: false, error: `cannot render ${kind ? `the ${kind} install config` : 'the kickstart'} for ${host.hostname}: ${failure.message}` };
+    return { ok: true, text };
   } catch (err) {
+    if (err instanceof EscapeError) return { ok: false, error: `cannot render the ${kind} install config for ${host.hostname}: ${err.message}` };
     return { ok: false, error: `template error rendering for ${host.hostname}: ${(err as Error).message}` };
   }
 }
