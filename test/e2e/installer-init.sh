@@ -61,8 +61,25 @@ if [ "$FIRMWARE" = uefi ]; then
   if grep -q '^autopart' /tmp/ks.cfg; then say "EFI_PARTITION_OK autopart"
   elif l=$(grep -m1 -E '^(reqpart|part /boot/efi)( |$)' /tmp/ks.cfg); then say "EFI_PARTITION_OK $l"
   else problem "custom layout on UEFI without an EFI System Partition (no reqpart, no part /boot/efi): Anaconda stops at storage"; fi
-  # After installing, Anaconda puts the OS first in the firmware boot order; only a %post step puts the network back first.
-  if l=$(sed -n '/^%post/,/^%end/p' /tmp/ks.cfg | grep -m1 'efibootmgr'); then say "NETBOOT_FIRST_OK $l"; else say "NETBOOT_FIRST_MISSING no efibootmgr in %post"; fi
+fi
+bootorder() { efibootmgr 2>/dev/null | sed -n 's/^BootOrder: *//p'; }
+if [ "$FIRMWARE" = uefi ]; then
+  # Anaconda's bootloader step: the installed OS gets a boot entry, first in BootOrder (efibootmgr -c). The lab has no
+  # disk: the firmware's built-in shell stands in for the installed OS (booting it = the host ran its disk without asking rackboot).
+  OS=$(efibootmgr 2>/dev/null | grep -m1 'EFI Internal Shell' | sed 's/^Boot\([0-9A-Fa-f]\{4\}\).*/\1/')
+  BEFORE=$(bootorder)
+  REST=$(echo "$BEFORE" | tr ',' '\n' | grep -vix "$OS" | paste -sd, -)
+  if [ -n "$OS" ] && efibootmgr -o "$OS${REST:+,$REST}" >/dev/null 2>&1; then say "BOOTORDER_OS_FIRST $BEFORE -> $(bootorder) (Boot$OS stands in for the OS)"
+  else say "BOOTORDER_FAIL cannot put an OS entry first (shell entry '$OS', order '$BEFORE')"; fi
+  # Then %post: run the kickstart's own efibootmgr step, the shell functions whose body calls efibootmgr.
+  sed -n '/^%post/,/^%end/p' /tmp/ks.cfg | awk '/^[A-Za-z_][A-Za-z0-9_]*\(\) *\{/ { f = $0; body = ""; infn = 1; next }
+    infn && /^\}/ { if (body ~ /efibootmgr/) print f body "\n}"; infn = 0; next } infn { body = body "\n" $0 }' > /tmp/netboot.sh
+  FNS=$(sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)() *{.*/\1/p' /tmp/netboot.sh)
+  if [ -z "$FNS" ]; then say "NETBOOT_FIRST_MISSING no efibootmgr step in %post: BootOrder stays $(bootorder)"
+  else
+    . /tmp/netboot.sh
+    for f in $FNS; do if $f; then say "NETBOOT_FIRST_OK $f: BootOrder $(bootorder) (BootCurrent $(efibootmgr | sed -n 's/^BootCurrent: *//p'))"; else say "NETBOOT_FIRST_FAIL $f"; fi; done
+  fi
 fi
 EVENTS=$(grep -o 'http://[^ ]*/events/[A-Za-z0-9_-]*' /tmp/ks.cfg | head -1)
 BUILT=$(sed -n '/^%post/,/^%end/p' /tmp/ks.cfg | grep -o 'http://[^ ]*/built/[A-Za-z0-9_-]*' | tail -1)

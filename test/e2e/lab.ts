@@ -88,12 +88,35 @@ function busybox(): string {
   return file;
 }
 
+/**
+ * Debian's efibootmgr with its libraries (and this machine's glibc: the lab runs on Debian 12, as the packages do), so
+ * the stand-in changes the firmware boot order as Anaconda does and runs the kickstart's own efibootmgr step.
+ */
+function efibootmgr(): string {
+  const dir = join(CACHE, 'efibootmgr');
+  if (existsSync(join(dir, 'efibootmgr'))) return dir;
+  const work = mkdtempSync(join(tmpdir(), 'rbe2e-efi-'));
+  try {
+    mkdirSync(`${dir}.tmp`, { recursive: true });
+    for (const pkg of ['efibootmgr', 'libefiboot1', 'libefivar1', 'libpopt0']) sh('dpkg-deb', ['-x', downloadDeb(pkg, work), join(work, 'x')]);
+    const libs = join(work, 'x/usr/lib/x86_64-linux-gnu');
+    for (const f of readdirSync(libs)) if (/^lib(efiboot|efivar|popt)\.so\.\d+$/.test(f)) copyFileSync(join(libs, f), join(`${dir}.tmp`, f));
+    for (const f of ['/lib/x86_64-linux-gnu/libc.so.6', '/lib64/ld-linux-x86-64.so.2']) copyFileSync(f, join(`${dir}.tmp`, f.split('/').pop()!));
+    copyFileSync(join(work, 'x/usr/bin/efibootmgr'), join(`${dir}.tmp`, 'efibootmgr'));
+    rmSync(dir, { recursive: true, force: true });
+    execFileSync('mv', [`${dir}.tmp`, dir]);
+  } finally { rmSync(work, { recursive: true, force: true }); }
+  return dir;
+}
+
 /** The stand-in installer initramfs; rebuilt only when its inputs change. */
 function initrd(modules: string): string {
   const init = readFileSync(join(HERE, 'installer-init.sh'));
   const script = readFileSync(join(HERE, 'udhcpc.script'));
   const bb = busybox();
-  const key = createHash('sha256').update(init).update(script).update(readFileSync(bb)).update(readdirSync(modules).join(',')).digest('hex').slice(0, 16);
+  const efi = efibootmgr();
+  const key = createHash('sha256').update(init).update(script).update(readFileSync(bb)).update(readdirSync(modules).join(','))
+    .update(readdirSync(efi).join(',')).digest('hex').slice(0, 16);
   const out = join(CACHE, `installer-${key}.img`);
   if (existsSync(out)) return out;
   const root = mkdtempSync(join(tmpdir(), 'rbe2e-root-'));
@@ -103,6 +126,10 @@ function initrd(modules: string): string {
     for (const m of readdirSync(modules)) copyFileSync(join(modules, m), join(root, 'lib/modules', m));
     writeFileSync(join(root, 'init'), init, { mode: 0o755 });
     writeFileSync(join(root, 'etc/udhcpc.script'), script, { mode: 0o755 });
+    mkdirSync(join(root, 'lib/efi'));
+    for (const f of readdirSync(efi)) copyFileSync(join(efi, f), join(root, 'lib/efi', f));
+    // ld.so run directly: no /lib64 interpreter path or ld.so.cache needed in the initramfs.
+    writeFileSync(join(root, 'bin/efibootmgr'), '#!/bin/sh\nexec /lib/efi/ld-linux-x86-64.so.2 --library-path /lib/efi /lib/efi/efibootmgr "$@"\n', { mode: 0o755 });
     chmodSync(join(root, 'bin/busybox'), 0o755);
     const cpio = spawnSync('sh', ['-c', `cd ${root} && find . | cpio -o -H newc --quiet | gzip -6 > ${out}.tmp && mv ${out}.tmp ${out}`]);
     if (cpio.status !== 0) throw new Error(`initramfs build failed: ${cpio.stderr}`);
@@ -283,7 +310,11 @@ export function nvramOf(dir: string, mac: string, firmware: Firmware): string {
   return join(dir, `OVMF_VARS-${mac.replaceAll(':', '')}-${firmware}.fd`);
 }
 
-export async function bootMachine(opts: { dir: string; tap: number; mac: string; firmware: Firmware; timeoutSec?: number; stopOn?: RegExp }): Promise<BootResult> {
+/**
+ * nvramBootOrder: no bootindex on the NIC, so QEMU passes no boot order and OVMF follows the BootOrder in its NVRAM, as a
+ * server does (with a bootindex OVMF puts the NIC first again on every power-on, hiding what the installer changed).
+ */
+export async function bootMachine(opts: { dir: string; tap: number; mac: string; firmware: Firmware; timeoutSec?: number; stopOn?: RegExp; nvramBootOrder?: boolean }): Promise<BootResult> {
   const args = ['qemu-system-x86_64', '-accel', 'tcg', '-m', '512', '-smp', '1', '-nographic', '-no-reboot', '-monitor', 'none', '-serial', 'stdio', '-boot', 'n'];
   const netdev = ['-netdev', `tap,id=n0,ifname=rbtap${opts.tap},script=no,downscript=no`];
   if (opts.firmware === 'bios') {
@@ -298,7 +329,7 @@ export async function bootMachine(opts: { dir: string; tap: number; mac: string;
     args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${fw.code}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
     // OVMF reads these fw_cfg knobs (OvmfPkg NetworkPkg PCDs) when it makes the NIC's boot options: no PXE, HTTP first.
     if (opts.firmware === 'uefi-http') args.push('-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n');
-    args.push(...netdev, '-device', `virtio-net-pci,netdev=n0,mac=${opts.mac},romfile=,bootindex=1`);
+    args.push(...netdev, '-device', `virtio-net-pci,netdev=n0,mac=${opts.mac},romfile=${opts.nvramBootOrder ? '' : ',bootindex=1'}`);
   }
   const started = Date.now();
   const vm = startInNs(`vm-${opts.mac}`, args);
