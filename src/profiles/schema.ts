@@ -53,6 +53,8 @@ export const profileSchema = z.strictObject({
   boot: z.strictObject({
     loader: z.enum(['native', 'ipxe']).default('native'),
     kernelArgs: z.string().regex(/^[^\n"'`\\]*$/, 'must be one line of kernel arguments without quotes or backslashes').default(''),
+    /** UEFI chain: the image's own signed shim/GRUB (from its EFI/BOOT/), or the ones `loaders sync` installed. Unset: the image's when it has them. */
+    uefiLoaders: z.enum(['image', 'sync'], { message: 'must be image (the image\'s own EFI/BOOT loaders) or sync (the loaders from rackboot loaders sync)' }).optional(),
   }).default({ loader: 'native', kernelArgs: '' }),
   partitioning: partitioningSchema.default({ layout: 'autopart' }),
   network: z.strictObject({
