@@ -18,6 +18,7 @@ import { shellWord } from './render/escape.ts';
 import type { ConfigRequest } from './boot/paths.ts';
 import type { HostBootState } from './boot/decide.ts';
 import { ClientIdentifier, describeIdentity, type ClientIdentity } from './boot/identify.ts';
+import type { UefiChainResolver } from './images/uefi-chain.ts';
 
 export interface ProvisionDeps {
   hosts: HostStore;
@@ -38,6 +39,8 @@ export interface ProvisionDeps {
   now?: () => number;
   /** The installer's last log lines (syslog) of a build, put into its build.failed event. */
   failureTail?: (buildId: number) => string[];
+  /** Which UEFI chain (image's own shim/GRUB or the synced ones) a profile's hosts boot (src/images/uefi-chain.ts). */
+  uefiChain?: UefiChainResolver;
 }
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; status: number; message: string };
@@ -70,7 +73,16 @@ export class Provisioner {
     if (!host) return undefined;
     // The host's own parameters count here too ("boot.loader": "ipxe" on one machine).
     const profile = this.profileFor(host);
-    return { inBuild: this.state(mac) === 'build', loader: profile.ok ? profile.value.boot.loader : 'native' };
+    const chain = profile.ok ? this.uefiChainOf(profile.value) : undefined;
+    return { inBuild: this.state(mac) === 'build', loader: profile.ok ? profile.value.boot.loader : 'native',
+      ...(chain ? { uefi: { bootFile: chain.bootFile, http: chain.http, reason: chain.reason } } : {}) };
+  }
+
+  private uefiChainOf(profile: Profile) {
+    try { return this.d.uefiChain?.(profile.imageName, profile.boot.uefiLoaders); } catch (err) {
+      this.d.log.warn({ err: (err as Error).message }, 'cannot tell the UEFI chain: using loaders.uefi');
+      return undefined;
+    }
   }
 
   event(e: Omit<HostEvent, 'id' | 'at'>): void {
@@ -118,7 +130,8 @@ export class Provisioner {
   }
 
   private context(host: Host, profile: Profile, build: Build, token: string): BuildContext {
-    return { host, profileName: host.profile, profile, buildId: build.id, token, baseUrl: this.d.baseUrl };
+    const grubKernelCommand = this.uefiChainOf(profile)?.grubKernelCommand;
+    return { host, profileName: host.profile, profile, buildId: build.id, token, baseUrl: this.d.baseUrl, ...(grubKernelCommand ? { grubKernelCommand } : {}) };
   }
 
   /**

@@ -23,6 +23,7 @@ import { staticFileSource } from './tftp/static.ts';
 import { startDhcpServer, type DhcpServerHandle } from './dhcp/server.ts';
 import { LeaseStore } from './dhcp/leases.ts';
 import { ImageStore } from './images/store.ts';
+import { createUefiChainResolver } from './images/uefi-chain.ts';
 import { SyslogStore } from './ops/syslog-store.ts';
 import { startSyslogReceiver, type SyslogReceiver } from './ops/syslog-server.ts';
 import { createMetrics, dhcpMessageType } from './ops/metrics.ts';
@@ -72,7 +73,7 @@ export function openCore(config: Config, log: Logger, hooks: { kickstartRendered
   const lease = (ip: string) => { const l = leases.byIp(ip); return l?.state === 'bound' && l.mac && l.expiresAt > Date.now() ? l.mac : undefined; };
   const provisioner = new Provisioner({ hosts, builds, events, audit, profiles: catalog, images, renderer, log, baseUrl: config.publicUrl, tokenTtlMs: config.tokenTtlMs,
     lease, neighbor: (ip) => macFromArp(ip),
-    failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES) });
+    failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES), uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }) });
   return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog, leases };
 }
 

@@ -17,6 +17,11 @@ export interface HostBootState {
   inBuild: boolean;
   /** Loader chain from the host's profile: pxelinux/GRUB over TFTP, or iPXE with kernel/initrd over HTTP. */
   loader: 'native' | 'ipxe';
+  /**
+   * The host's UEFI chain (src/images/uefi-chain.ts): the TFTP path of the loader DHCP names (the image's own
+   * shim, or loaders.uefi), and whether its GRUB can fetch over HTTP. Absent: loaders.uefi, HTTP unknown.
+   */
+  uefi?: { bootFile: string; http: boolean; reason?: string };
 }
 
 export interface LoaderFiles {
@@ -65,13 +70,22 @@ export function decideBoot(input: DecideInput): BootDecision {
   const ipxeScript: BootFile = { kind: 'http', url: `${httpBase}/boot/ipxe/${macPath}` };
   const wantsIpxe = host?.loader === 'ipxe';
 
+  const uefiFile = host?.uefi?.bootFile ?? loaders.uefi;
+  const chain = host?.uefi?.reason ? ` (UEFI: ${host.uefi.reason})` : '';
+  // UEFI HTTP boot with the native loader: the firmware loads shim/GRUB by URL (shim then fetches grubx64.efi
+  // from the same URL directory), when that GRUB has an http module to fetch its config and kernel with.
+  const nativeHttp = firmware === 'uefi-http' && !wantsIpxe && host?.uefi?.http === true;
+  if (nativeHttp && !client.ipxe) return { action, firmware, file: { kind: 'http', url: `${httpBase}/tftp/${uefiFile}` }, reason: `${reason}${chain}` };
   if (client.ipxe && (wantsIpxe || firmware === 'uefi-http')) return { action, firmware, file: ipxeScript, reason };
   if (firmware === 'uefi-http') {
-    // UEFI HTTP boot loads an EFI binary by URL: hand it iPXE EFI, which then fetches its script.
-    return { action, firmware, file: { kind: 'http', url: `${httpBase}/tftp/${loaders.ipxeUefi}` }, reason };
+    // UEFI HTTP boot loads an EFI binary by URL: hand it iPXE EFI, which then fetches its script
+    // (iPXE profiles, unknown machines, and GRUBs without an http module, which could not fetch their config).
+    const why = !wantsIpxe && host ? `; its GRUB has no http module, so UEFI HTTP boot goes through iPXE${chain}` : '';
+    return { action, firmware, file: { kind: 'http', url: `${httpBase}/tftp/${loaders.ipxeUefi}` }, reason: `${reason}${why}` };
   }
   if (wantsIpxe && !client.ipxe) {
     return { action, firmware, file: { kind: 'tftp', path: firmware === 'bios' ? loaders.ipxeBios : loaders.ipxeUefi }, reason };
   }
-  return { action, firmware, file: { kind: 'tftp', path: firmware === 'bios' ? loaders.bios : loaders.uefi }, reason };
+  if (firmware === 'bios') return { action, firmware, file: { kind: 'tftp', path: loaders.bios }, reason };
+  return { action, firmware, file: { kind: 'tftp', path: uefiFile }, reason: `${reason}${chain}` };
 }

@@ -257,6 +257,20 @@ export function createApp(d: AppDeps): express.Express {
   app.get('/healthz', (_req, res) => { res.json({ ok: true }); });
   for (const r of d.routers ?? []) app.use(r);
 
+  // GRUB loaded by UEFI HTTP boot has the root device (http,server): it asks its prefix config and the kernel
+  // at tftp-root paths without /tftp/ (/EFI/BOOT/grub.cfg, /rhvh-4.3.8/vmlinuz). Answered here, after every
+  // other route (none is shadowed), from the same jail and with the same per-host configs as /tftp/.
+  app.get(/^\/(.+)$/, async (req, res, next) => {
+    const path = normalise((req.params as unknown as string[])[0]);
+    const cfg = parseConfigPath(path);
+    if (cfg) {
+      const body = p.configFile(cfg, clientIp(req), 'http');
+      if (body !== undefined) { res.set('Cache-Control', 'no-store'); return text(res, 200, body); }
+    }
+    if (!(await resolveInRoot(d.tftpRoot, path)).ok) return next();
+    await sendJailed(req, res, next, d.tftpRoot, path, 'http.tftpfile');
+  });
+
   app.use((req, res) => { throw new HttpError(404, `no route for ${req.method} ${req.path}`); });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = err as { status?: number; statusCode?: number; type?: string; message?: string };

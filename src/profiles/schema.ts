@@ -71,6 +71,8 @@ export const profileSchema = z.strictObject({
     hostKernelArgs: text(g.checkKernelArgs).default(''),
     /** UEFI: %post puts the network boot entry back first in BootOrder, so a later rebuild is seen (Foreman's efibootmgr_netboot). */
     keepNetbootFirst: z.boolean().default(true),
+    /** UEFI chain: the image's own signed shim/GRUB (from its EFI/BOOT/), or the ones `loaders sync` installed. Unset: the image's when it has them. */
+    uefiLoaders: z.enum(['image', 'sync'], { message: 'must be image (the image\'s own EFI/BOOT loaders) or sync (the loaders from rackboot loaders sync)' }).optional(),
   }).default({ loader: 'native', kernelArgs: '', hostKernelArgs: '', keepNetbootFirst: true }),
   partitioning: partitioningSchema.default({ layout: 'autopart' }),
   network: z.strictObject({

@@ -50,6 +50,40 @@ test('decideBoot: the loader per firmware, install only in build', () => {
   assert.equal(decide({ arch: 2, host: inBuild }).action, 'none', 'Itanium has no loader here');
 });
 
+test('decideBoot: a UEFI host boots its own chain (the image\'s shim); UEFI HTTP boot loads it by URL when its GRUB has http', () => {
+  const imageShim = { bootFile: 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI', http: true, reason: "rhvh-4.3.8's own shim and GRUB" };
+  const tftpOnly = { bootFile: 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI', http: false, reason: "rhvh-4.3.8's own shim and GRUB" };
+  const file = (d: ReturnType<typeof decide>) => (d.action === 'none' ? 'none' : d.file.kind === 'tftp' ? `tftp:${d.file.path}` : `http:${d.file.url}`);
+  const table: [Partial<DecideInput> & { arch?: number; ipxe?: boolean }, string, string][] = [
+    // UEFI PXE, in build and not: the image's shim either way (its config then says install or local boot).
+    [{ arch: 7, host: { inBuild: true, loader: 'native', uefi: imageShim } }, 'install', 'tftp:rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI'],
+    [{ arch: 9, host: { inBuild: false, loader: 'native', uefi: imageShim } }, 'local', 'tftp:rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI'],
+    // BIOS is untouched by the UEFI chain.
+    [{ arch: 0, host: { inBuild: true, loader: 'native', uefi: imageShim } }, 'install', 'tftp:pxelinux.0'],
+    // The synced chain under another name.
+    [{ arch: 7, host: { inBuild: true, loader: 'native', uefi: { bootFile: 'efi/shimx64.efi', http: false } } }, 'install', 'tftp:efi/shimx64.efi'],
+    // UEFI HTTP boot (arch 16), native loader, GRUB with http: shim by URL, not iPXE.
+    [{ arch: 16, host: { inBuild: true, loader: 'native', uefi: imageShim } }, 'install', 'http:http://10.99.0.1:8080/tftp/rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI'],
+    [{ arch: 16, host: { inBuild: false, loader: 'native', uefi: imageShim } }, 'local', 'http:http://10.99.0.1:8080/tftp/rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI'],
+    [{ arch: 19, host: { inBuild: true, loader: 'native', uefi: imageShim } }, 'install', 'http:http://10.99.0.1:8080/tftp/rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI'],
+    // A GRUB that cannot fetch over HTTP, an iPXE profile, an unknown machine: iPXE EFI, as before.
+    [{ arch: 16, host: { inBuild: true, loader: 'native', uefi: tftpOnly } }, 'install', 'http:http://10.99.0.1:8080/tftp/ipxe.efi'],
+    [{ arch: 16, host: { inBuild: true, loader: 'ipxe', uefi: imageShim } }, 'install', 'http:http://10.99.0.1:8080/tftp/ipxe.efi'],
+    [{ arch: 16, host: undefined }, 'local', 'http:http://10.99.0.1:8080/tftp/ipxe.efi'],
+    // iPXE profile on UEFI PXE keeps iPXE.
+    [{ arch: 7, host: { inBuild: true, loader: 'ipxe', uefi: imageShim } }, 'install', 'tftp:ipxe.efi'],
+  ];
+  for (const [input, action, want] of table) {
+    const d = decide(input);
+    assert.equal(d.action, action, JSON.stringify(input));
+    assert.equal(file(d), want, JSON.stringify(input));
+  }
+  const viaImage = decide({ arch: 7, host: { inBuild: true, loader: 'native', uefi: imageShim } });
+  assert.ok(viaImage.action !== 'none' && /UEFI: rhvh-4\.3\.8's own shim and GRUB/.test(viaImage.reason));
+  const fallback = decide({ arch: 16, host: { inBuild: true, loader: 'native', uefi: tftpOnly } });
+  assert.ok(fallback.action !== 'none' && /its GRUB has no http module, so UEFI HTTP boot goes through iPXE/.test(fallback.reason), fallback.action !== 'none' ? fallback.reason : '');
+});
+
 test('parseConfigPath: pxelinux and GRUB per-host names', () => {
   assert.deepEqual(parseConfigPath('pxelinux.cfg/01-52-54-00-aa-bb-01'), { loader: 'pxelinux', key: { kind: 'mac', mac }, name: 'pxelinux.cfg/01-52-54-00-aa-bb-01' });
   assert.deepEqual(parseConfigPath('pxelinux.cfg/0A63000B'), { loader: 'pxelinux', key: { kind: 'ip', hex: '0A63000B' }, name: 'pxelinux.cfg/0A63000B' });
