@@ -25,7 +25,7 @@ const OVMF_MS_VARS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 const NEEDED = ['qemu-system-x86_64', 'ip', 'cpio', 'gzip', 'xz', 'dpkg-deb', 'apt-get', 'dnsmasq', 'curl'];
 // What `rackboot loaders sync` copies from (README, Images and loaders) and the firmware the machines run.
 const NEEDED_FILES = ['/usr/lib/PXELINUX/pxelinux.0', '/usr/lib/syslinux/modules/bios/ldlinux.c32', '/usr/lib/ipxe/ipxe.efi', '/usr/lib/ipxe/undionly.kpxe',
-  '/usr/lib/shim/shimx64.efi.signed', '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed', '/usr/lib/ipxe/qemu/efi-e1000.rom',
+  '/usr/lib/shim/shimx64.efi.signed', '/usr/lib/shim/mmx64.efi.signed', '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed', '/usr/lib/ipxe/qemu/efi-e1000.rom',
   OVMF_CODE, OVMF_VARS, OVMF_SECBOOT_CODE, OVMF_MS_VARS];
 
 const sh = (cmd: string, args: string[], opts: { input?: string; cwd?: string } = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...opts });
@@ -102,7 +102,7 @@ function efibootmgr(): string {
     const libs = join(work, 'x/usr/lib/x86_64-linux-gnu');
     for (const f of readdirSync(libs)) if (/^lib(efiboot|efivar|popt)\.so\.\d+$/.test(f)) copyFileSync(join(libs, f), join(`${dir}.tmp`, f));
     for (const f of ['/lib/x86_64-linux-gnu/libc.so.6', '/lib64/ld-linux-x86-64.so.2']) copyFileSync(f, join(`${dir}.tmp`, f.split('/').pop()!));
-    copyFileSync(join(work, 'x/usr/bin/efibootmgr'), join(`${dir}.tmp`, 'efibootmgr'));
+    copyFileSync(join(work, existsSync(join(work, 'x/bin/efibootmgr')) ? 'x/bin/efibootmgr' : 'x/usr/bin/efibootmgr'), join(`${dir}.tmp`, 'efibootmgr'));
     rmSync(dir, { recursive: true, force: true });
     execFileSync('mv', [`${dir}.tmp`, dir]);
   } finally { rmSync(work, { recursive: true, force: true }); }
