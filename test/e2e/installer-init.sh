@@ -11,6 +11,9 @@ for a in $(cat /proc/cmdline); do
   case "$a" in inst.ks=*) KS=${a#inst.ks=};; inst.stage2=*) STAGE2=${a#inst.stage2=};; BOOTIF=*) BOOTIF=${a#BOOTIF=};; inst.ks.sendmac) SENDMAC=1;; esac
 done
 say "cmdline inst.ks=$KS inst.stage2=$STAGE2 BOOTIF=$BOOTIF sendmac=${SENDMAC:-0}"
+for m in e1000 virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net efivarfs; do
+  insmod /lib/modules/$m.ko 2>/dev/null
+done
 # The firmware as the installed OS sees it: Anaconda lays out the disk (and the bootloader) from this.
 if [ -d /sys/firmware/efi ]; then
   FIRMWARE=uefi
@@ -22,9 +25,6 @@ else
   FIRMWARE=bios
   say "FIRMWARE bios"
 fi
-for m in e1000 virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
-  insmod /lib/modules/$m.ko 2>/dev/null
-done
 ip link set lo up
 i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 ip link set eth0 up

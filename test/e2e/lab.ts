@@ -56,7 +56,7 @@ function downloadDeb(pkg: string, into: string): string {
 /** A Debian kernel and the NIC modules, extracted from the package (not installed). */
 function kernel(): { vmlinuz: string; modules: string } {
   const dir = join(CACHE, 'kernel');
-  if (existsSync(join(dir, 'vmlinuz')) && existsSync(join(dir, 'modules/e1000.ko'))) return { vmlinuz: join(dir, 'vmlinuz'), modules: join(dir, 'modules') };
+  if (existsSync(join(dir, 'vmlinuz')) && existsSync(join(dir, 'modules/e1000.ko')) && existsSync(join(dir, 'modules/efivarfs.ko'))) return { vmlinuz: join(dir, 'vmlinuz'), modules: join(dir, 'modules') };
   const work = mkdtempSync(join(tmpdir(), 'rbe2e-deb-'));
   try {
     const meta = downloadDeb('linux-image-amd64', work);
@@ -66,7 +66,9 @@ function kernel(): { vmlinuz: string; modules: string } {
     const kv = readdirSync(join(work, 'x/lib/modules'))[0];
     mkdirSync(join(dir, 'modules'), { recursive: true });
     for (const m of ['drivers/net/ethernet/intel/e1000/e1000.ko', 'drivers/virtio/virtio_ring.ko', 'drivers/virtio/virtio.ko', 'drivers/virtio/virtio_pci_legacy_dev.ko',
-      'drivers/virtio/virtio_pci_modern_dev.ko', 'drivers/virtio/virtio_pci.ko', 'net/core/failover.ko', 'drivers/net/net_failover.ko', 'drivers/net/virtio_net.ko']) {
+      'drivers/virtio/virtio_pci_modern_dev.ko', 'drivers/virtio/virtio_pci.ko', 'net/core/failover.ko', 'drivers/net/net_failover.ko', 'drivers/net/virtio_net.ko',
+      // efivarfs is a module in Debian's kernel: the stand-in reads SecureBoot and changes BootOrder through it
+      'fs/efivarfs/efivarfs.ko']) {
       const src = join(work, 'x/lib/modules', kv, 'kernel', m);
       if (existsSync(src)) copyFileSync(src, join(dir, 'modules', m.split('/').pop()!));
       else if (existsSync(src + '.xz')) { copyFileSync(src + '.xz', join(dir, 'modules', m.split('/').pop()! + '.xz')); sh('xz', ['-d', '-f', join(dir, 'modules', m.split('/').pop()! + '.xz')]); }
@@ -296,8 +298,9 @@ export function api(method: string, path: string, body?: unknown): { status: num
 export type Firmware = 'bios' | 'uefi' | 'uefi-sb' | 'uefi-http';
 export const isUefi = (f: Firmware): boolean => f !== 'bios';
 export interface BootResult { console: string; seconds: number; code: number | null; stoppedBy: 'exit' | 'fatal' | 'timeout' }
-// "failed to load Boot0001 ...: Access Denied" is Secure Boot refusing an image: OVMF would go on to PXEv6 and HTTP boot for minutes.
-export const FATAL = /No bootable device|Kernel panic - not syncing|UEFI Interactive Shell|Shell> |Boot Failed|BdsDxe: No bootable option|rackboot: no EFI loader on a local disk|: Access Denied|: Security Violation/;
+// "failed to load Boot0001 ...: Access Denied" is Secure Boot refusing an image, "No more network devices" iPXE giving up:
+// either way OVMF would go on to PXEv6 and HTTP boot for minutes.
+export const FATAL = /No bootable device|Kernel panic - not syncing|UEFI Interactive Shell|Shell> |Boot Failed|BdsDxe: No bootable option|rackboot: no EFI loader on a local disk|: Access Denied|: Security Violation|No more network devices/;
 
 const FIRMWARE_FILES: Record<Exclude<Firmware, 'bios'>, { code: string; vars: string }> = {
   uefi: { code: OVMF_CODE, vars: OVMF_VARS },

@@ -263,7 +263,8 @@ describe('PXE boot through rackboot with real firmware', { skip: reason ?? false
       const t = 'UEFI Secure Boot, the image\'s loaders';
       addHost('52:54:00:e2:00:06', 'uefisb06', PROFILES.base, imageLoaders);
       await install(dir, 3, '52:54:00:e2:00:06', 'uefi-sb', [...nativePhases(lab, 'uefi-sb', 'grub-image'),
-        { name: 'console: Secure Boot on in the booted kernel', console: /\[installer\] FIRMWARE uefi secureboot=1/ }], t);
+        { name: 'console: the kernel says Secure Boot is on', console: /secureboot: Secure boot enabled/ },
+        { name: 'console: SecureBoot variable is 1 (installer)', console: /\[installer\] FIRMWARE uefi secureboot=1/ }], t);
       await secondBootIsLocal(dir, 3, '52:54:00:e2:00:06', 'uefi-sb', t);
     });
 
