@@ -127,6 +127,7 @@ export class Provisioner {
    */
   bootConfig(kind: BootConfigKind, host: Host | undefined, clientIp: string, via: string, opts: { name?: string; generic?: boolean; who?: ClientIdentity } = {}): string {
     const who = opts.who ?? this.identify(clientIp);
+    const name = shortName(opts.name);
     if (!host) return this.d.renderer.defaultConfig(kind, 'unknown machine: booting the local disk');
     const build = this.d.builds.latest(host.mac);
     const state = stateOf(build, this.now());
@@ -138,8 +139,8 @@ export class Provisioner {
       const reason = describeIdentity(clientIp, who);
       text = this.d.renderer.localConfig(kind, `requester ${clientIp} is not tied to this host (see its timeline): booting the local disk`);
       status = 'refused';
-      this.event({ mac: host.mac, buildId: build.id, type: 'config.refused', clientIp, status: 'requester', detail: { kind, via, name: opts.name, reason } });
-      this.d.log.warn({ mac: host.mac, buildId: build.id, clientIp, name: opts.name }, `${kind} install config withheld: ${reason}`);
+      this.event({ mac: host.mac, buildId: build.id, type: 'config.refused', clientIp, status: 'requester', detail: { kind, via, name, reason } });
+      this.d.log.warn({ mac: host.mac, buildId: build.id, clientIp, name }, `${kind} install config withheld: ${reason}`);
       return text;
     }
     if (state === 'build' && build) {
@@ -156,8 +157,8 @@ export class Provisioner {
       text = this.d.renderer.localConfig(kind, `${host.hostname} is not in build (state ${state}): booting the local disk`);
       status = state === 'expired' ? 'local (build token expired)' : 'local';
     }
-    if (opts.generic) this.d.log.info({ mac: host.mac, clientIp, name: opts.name, resolvedBy, status }, `default name answered with ${host.hostname}'s ${kind} config`);
-    this.event({ mac: host.mac, buildId: build?.id, type: `${kind}.config`, clientIp, status, bytes: Buffer.byteLength(text), detail: { via, name: opts.name, resolvedBy } });
+    if (opts.generic) this.d.log.info({ mac: host.mac, clientIp, name, resolvedBy, status }, `default name answered with ${host.hostname}'s ${kind} config`);
+    this.event({ mac: host.mac, buildId: build?.id, type: `${kind}.config`, clientIp, status, bytes: Buffer.byteLength(text), detail: { via, name, resolvedBy } });
     return text;
   }
 
@@ -176,7 +177,7 @@ export class Provisioner {
     const opts = { name: req.name, who };
     if (key.kind === 'default') {
       if (requester) return this.bootConfig(req.loader, requester, clientIp, via, { ...opts, generic: true });
-      this.d.log.debug({ clientIp, name: req.name, reason: who.known ? `${who.mac} is not a host` : who.reason }, 'default config for an unresolved client');
+      this.d.log.debug({ clientIp, name: shortName(req.name), reason: who.known ? `${who.mac} is not a host` : who.reason }, 'default config for an unresolved client');
       return this.d.renderer.defaultConfig(req.loader, who.known ? 'unknown machine: booting the local disk' : 'this address is not tied to a host: booting the local disk');
     }
     if (key.kind === 'ip') {
@@ -195,7 +196,7 @@ export class Provisioner {
       : describeIdentity(clientIp, who);
     for (const h of byUuid) {
       const b = this.d.builds.latest(h.mac);
-      if (b && stateOf(b, this.now()) === 'build') this.event({ mac: h.mac, buildId: b.id, type: 'config.refused', clientIp, status: 'uuid', detail: { kind: req.loader, via, name: req.name, reason } });
+      if (b && stateOf(b, this.now()) === 'build') this.event({ mac: h.mac, buildId: b.id, type: 'config.refused', clientIp, status: 'uuid', detail: { kind: req.loader, via, name: shortName(req.name), reason } });
     }
     return undefined;
   }
@@ -353,6 +354,9 @@ export class Provisioner {
     return { ok: true, value: opts.maskSecrets ? maskSecrets(r.text, profile.value) : r.text };
   }
 }
+
+/** A requested name as the timeline keeps it: a stranger's 16 KB URL must not become a 16 KB event. */
+function shortName(name: string | undefined): string | undefined { return name && name.length > 200 ? `${name.slice(0, 200)}…` : name; }
 
 function iso(ms: number | undefined): string | undefined { return ms === undefined ? undefined : new Date(ms).toISOString(); }
 
