@@ -43,9 +43,14 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; status: number; m
 
 export interface BuildStarted { token: string; kickstartUrl: string; builtUrl: string; failedUrl: string; eventsUrl: string; expiresAt: string; buildId: number }
 
+/** One config.refused event per (host, requester, name) in this window. */
+export const REFUSAL_EVENT_WINDOW_MS = 30_000;
+
 export class Provisioner {
   /** Which host a client address is (DHCP lease, learnt address, neighbour table, static IP): TFTP and HTTP carry only an address. */
   private readonly identity: ClientIdentifier;
+  /** When each (host, requester, name) refusal was last put on the timeline: a looping stranger makes one event per window, not one per request. */
+  private readonly refusalsNoted = new Map<string, number>();
   private readonly kickstartCache = new Map<number, { loaded: LoadedProfile | undefined; hostUpdatedAt: number; at: number; text: string }>();
   private readonly now: () => number;
 
@@ -138,9 +143,10 @@ export class Provisioner {
       // DESIGN, Trust: the token goes only to the machine tied to the host. A stranger asking for this host's file gets no token.
       const reason = describeIdentity(clientIp, who);
       text = this.d.renderer.localConfig(kind, `requester ${clientIp} is not tied to this host (see its timeline): booting the local disk`);
-      status = 'refused';
-      this.event({ mac: host.mac, buildId: build.id, type: 'config.refused', clientIp, status: 'requester', detail: { kind, via, name, reason } });
-      this.d.log.warn({ mac: host.mac, buildId: build.id, clientIp, name }, `${kind} install config withheld: ${reason}`);
+      if (this.firstRefusal(`${host.mac}|${clientIp}|${kind}|${name}`)) {
+        this.event({ mac: host.mac, buildId: build.id, type: 'config.refused', clientIp, status: 'requester', detail: { kind, via, name, reason } });
+        this.d.log.warn({ mac: host.mac, buildId: build.id, clientIp, name }, `${kind} install config withheld: ${reason}`);
+      }
       return text;
     }
     if (state === 'build' && build) {
@@ -196,9 +202,18 @@ export class Provisioner {
       : describeIdentity(clientIp, who);
     for (const h of byUuid) {
       const b = this.d.builds.latest(h.mac);
-      if (b && stateOf(b, this.now()) === 'build') this.event({ mac: h.mac, buildId: b.id, type: 'config.refused', clientIp, status: 'uuid', detail: { kind: req.loader, via, name: shortName(req.name), reason } });
+      if (b && stateOf(b, this.now()) === 'build' && this.firstRefusal(`${h.mac}|${clientIp}|uuid|${key.uuid}`)) this.event({ mac: h.mac, buildId: b.id, type: 'config.refused', clientIp, status: 'uuid', detail: { kind: req.loader, via, name: shortName(req.name), reason } });
     }
     return undefined;
+  }
+
+  private firstRefusal(key: string): boolean {
+    const t = this.now();
+    const last = this.refusalsNoted.get(key);
+    if (last !== undefined && t - last < REFUSAL_EVENT_WINDOW_MS) return false;
+    if (this.refusalsNoted.size >= 4096) this.refusalsNoted.clear();
+    this.refusalsNoted.set(key, t);
+    return true;
   }
 
   /**

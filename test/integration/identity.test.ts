@@ -178,6 +178,8 @@ test('a per-MAC (or per-IP) name asked from another address gets no token, and t
     assert.ok(!hasToken(text, A), `no token for ${from}`);
     assert.doesNotMatch(text, /inst\.ks/);
   }
+  // A stranger looping on the same name: one event per 30 s, not one per request.
+  for (let i = 0; i < 5; i++) assert.ok(!hasToken(await asks[0][1](), A));
   const refused = (await timeline(A)).filter((e) => e.type === 'config.refused');
   assert.equal(refused.length, asks.length);
   assert.ok(refused.every((e) => String(e.detail?.name).length <= 201), 'a stranger\'s 8 KB name is cut short on the timeline');

@@ -149,3 +149,19 @@ test('config names: every generic name, with or without a leading "/", is a defa
     assert.equal(parseConfigPath(raw), undefined, JSON.stringify(raw));
   }
 });
+
+test('inst.ks.sendmac headers: "<ifname> <mac>" per NIC; anything else ignored; at most 32 read', async () => {
+  const { sendmacHeaders, SENDMAC_HEADER_LIMIT } = await import('../../src/http/app.ts');
+  assert.deepEqual(sendmacHeaders({ 'x-rhn-provisioning-mac-0': 'eth0 52:54:00:00:00:0A', 'x-rhn-provisioning-mac-1': 'ens3\t52-54-00-00-00-0b', host: 'x' }), [A, B]);
+  assert.deepEqual(sendmacHeaders({ 'x-rhn-provisioning-mac-0': ['eth0 52:54:00:00:00:0a', 'eth1 52:54:00:00:00:0a'] }), [A], 'duplicates once');
+  for (const bad of ['52:54:00:00:00:0a', 'eth0', '', ' ', 'eth0 52:54:00:00:00:0a x', 'eth0 52:54:00:00:00:0a\r\nX-Other: 1', 'eth0 52:54:00:00:00:0a\u2028',
+    'eth0\u000052:54:00:00:00:0a', 'eth0 52:54:00:00:00', 'eth0 zz:54:00:00:00:0a', `${'e'.repeat(100_000)} 52:54:00:00:00:0a`, 'eth0 ' + '5'.repeat(100_000)]) {
+    assert.deepEqual(sendmacHeaders({ 'x-rhn-provisioning-mac-0': bad }), [], JSON.stringify(bad.slice(0, 40)));
+  }
+  for (const name of ['x-rhn-provisioning-mac', 'x-rhn-provisioning-mac-a', 'x-rhn-provisioning-mac-0000', 'x-rhn-provisioning-mac-0 ', 'y-rhn-provisioning-mac-0']) {
+    assert.deepEqual(sendmacHeaders({ [name]: 'eth0 52:54:00:00:00:0a' }), [], name);
+  }
+  const many: Record<string, string> = {};
+  for (let i = 0; i < 500; i++) many[`x-rhn-provisioning-mac-${i}`] = `eth${i} 52:54:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+  assert.equal(sendmacHeaders(many).length, SENDMAC_HEADER_LIMIT);
+});
