@@ -47,9 +47,14 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; status: number; m
 
 export interface BuildStarted { token: string; kickstartUrl: string; builtUrl: string; failedUrl: string; eventsUrl: string; expiresAt: string; buildId: number }
 
+/** One config.refused event per (host, requester, name) in this window. */
+export const REFUSAL_EVENT_WINDOW_MS = 30_000;
+
 export class Provisioner {
   /** Which host a client address is (DHCP lease, learnt address, neighbour table, static IP): TFTP and HTTP carry only an address. */
   private readonly identity: ClientIdentifier;
+  /** When each (host, requester, name) refusal was last put on the timeline: a looping stranger makes one event per window, not one per request. */
+  private readonly refusalsNoted = new Map<string, number>();
   private readonly kickstartCache = new Map<number, { loaded: LoadedProfile | undefined; hostUpdatedAt: number; at: number; text: string }>();
   private readonly now: () => number;
 
@@ -141,6 +146,7 @@ export class Provisioner {
    */
   bootConfig(kind: BootConfigKind, host: Host | undefined, clientIp: string, via: string, opts: { name?: string; generic?: boolean; who?: ClientIdentity } = {}): string {
     const who = opts.who ?? this.identify(clientIp);
+    const name = shortName(opts.name);
     if (!host) return this.d.renderer.defaultConfig(kind, 'unknown machine: booting the local disk');
     const build = this.d.builds.latest(host.mac);
     const state = stateOf(build, this.now());
@@ -151,9 +157,10 @@ export class Provisioner {
       // DESIGN, Trust: the token goes only to the machine tied to the host. A stranger asking for this host's file gets no token.
       const reason = describeIdentity(clientIp, who);
       text = this.d.renderer.localConfig(kind, `requester ${clientIp} is not tied to this host (see its timeline): booting the local disk`);
-      status = 'refused';
-      this.event({ mac: host.mac, buildId: build.id, type: 'config.refused', clientIp, status: 'requester', detail: { kind, via, name: opts.name, reason } });
-      this.d.log.warn({ mac: host.mac, buildId: build.id, clientIp, name: opts.name }, `${kind} install config withheld: ${reason}`);
+      if (this.firstRefusal(`${host.mac}|${clientIp}|${kind}|${name}`)) {
+        this.event({ mac: host.mac, buildId: build.id, type: 'config.refused', clientIp, status: 'requester', detail: { kind, via, name, reason } });
+        this.d.log.warn({ mac: host.mac, buildId: build.id, clientIp, name }, `${kind} install config withheld: ${reason}`);
+      }
       return text;
     }
     if (state === 'build' && build) {
@@ -170,8 +177,8 @@ export class Provisioner {
       text = this.d.renderer.localConfig(kind, `${host.hostname} is not in build (state ${state}): booting the local disk`);
       status = state === 'expired' ? 'local (build token expired)' : 'local';
     }
-    if (opts.generic) this.d.log.info({ mac: host.mac, clientIp, name: opts.name, resolvedBy, status }, `default name answered with ${host.hostname}'s ${kind} config`);
-    this.event({ mac: host.mac, buildId: build?.id, type: `${kind}.config`, clientIp, status, bytes: Buffer.byteLength(text), detail: { via, name: opts.name, resolvedBy } });
+    if (opts.generic) this.d.log.info({ mac: host.mac, clientIp, name, resolvedBy, status }, `default name answered with ${host.hostname}'s ${kind} config`);
+    this.event({ mac: host.mac, buildId: build?.id, type: `${kind}.config`, clientIp, status, bytes: Buffer.byteLength(text), detail: { via, name, resolvedBy } });
     return text;
   }
 
@@ -190,7 +197,7 @@ export class Provisioner {
     const opts = { name: req.name, who };
     if (key.kind === 'default') {
       if (requester) return this.bootConfig(req.loader, requester, clientIp, via, { ...opts, generic: true });
-      this.d.log.debug({ clientIp, name: req.name, reason: who.known ? `${who.mac} is not a host` : who.reason }, 'default config for an unresolved client');
+      this.d.log.debug({ clientIp, name: shortName(req.name), reason: who.known ? `${who.mac} is not a host` : who.reason }, 'default config for an unresolved client');
       return this.d.renderer.defaultConfig(req.loader, who.known ? 'unknown machine: booting the local disk' : 'this address is not tied to a host: booting the local disk');
     }
     if (key.kind === 'ip') {
@@ -209,9 +216,18 @@ export class Provisioner {
       : describeIdentity(clientIp, who);
     for (const h of byUuid) {
       const b = this.d.builds.latest(h.mac);
-      if (b && stateOf(b, this.now()) === 'build') this.event({ mac: h.mac, buildId: b.id, type: 'config.refused', clientIp, status: 'uuid', detail: { kind: req.loader, via, name: req.name, reason } });
+      if (b && stateOf(b, this.now()) === 'build' && this.firstRefusal(`${h.mac}|${clientIp}|uuid|${key.uuid}`)) this.event({ mac: h.mac, buildId: b.id, type: 'config.refused', clientIp, status: 'uuid', detail: { kind: req.loader, via, name: shortName(req.name), reason } });
     }
     return undefined;
+  }
+
+  private firstRefusal(key: string): boolean {
+    const t = this.now();
+    const last = this.refusalsNoted.get(key);
+    if (last !== undefined && t - last < REFUSAL_EVENT_WINDOW_MS) return false;
+    if (this.refusalsNoted.size >= 4096) this.refusalsNoted.clear();
+    this.refusalsNoted.set(key, t);
+    return true;
   }
 
   /**
@@ -367,6 +383,9 @@ export class Provisioner {
     return { ok: true, value: opts.maskSecrets ? maskSecrets(r.text, profile.value) : r.text };
   }
 }
+
+/** A requested name as the timeline keeps it: a stranger's 16 KB URL must not become a 16 KB event. */
+function shortName(name: string | undefined): string | undefined { return name && name.length > 200 ? `${name.slice(0, 200)}…` : name; }
 
 function iso(ms: number | undefined): string | undefined { return ms === undefined ? undefined : new Date(ms).toISOString(); }
 

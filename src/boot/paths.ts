@@ -6,7 +6,7 @@
 //   grub-mknetdir core.efi (prefix /boot/grub): boot/grub/grub.cfg-01-<mac> first (tftp-requests-ovmf-grub.pcap),
 //     then boot/grub/grub.cfg
 //   Debian/Ubuntu signed grubnetx64.efi (prefix /grub, built-in config "source $prefix/grub.cfg"):
-//     grub/x86_64-efi/grub.cfg (tested with -e, left to the disk), then grub/grub.cfg; never a per-MAC name
+//     "[ -e $prefix/x86_64-efi/grub.cfg ]" (always false on tftp in GRUB 2.06), then grub/grub.cfg; never a per-MAC name
 //   RHEL/shim grubx64.efi (prefix = the directory it was loaded from): <dir>/grub.cfg-01-<mac>, then
 //     <dir>/grub.cfg, e.g. EFI/BOOT/grub.cfg or EFI/redhat/grub.cfg
 //   a GRUB loaded from the TFTP root: grub.cfg

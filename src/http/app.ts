@@ -317,7 +317,8 @@ export function sendmacHeaders(headers: IncomingHttpHeaders): Mac[] {
     if (!/^x-rhn-provisioning-mac-\d{1,3}$/.test(name)) continue;
     for (const v of Array.isArray(value) ? value : [value ?? '']) {
       if (++seen > SENDMAC_HEADER_LIMIT) return out;
-      const m = /^[^\s]{1,64}[ \t]+([0-9A-Fa-f:-]{12,17})$/.exec(v.trim());
+      // Node has already dropped the spaces around a header value; nothing else is trimmed (no U+2028, no CR).
+      const m = /^[!-~]{1,64}[ \t]+([0-9A-Fa-f:-]{12,17})$/.exec(v);
       const mac = m ? parseMac(m[1]) : undefined;
       if (mac && !out.includes(mac)) out.push(mac);
     }

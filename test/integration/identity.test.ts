@@ -170,6 +170,7 @@ test('a per-MAC (or per-IP) name asked from another address gets no token, and t
     [STRANGER, async () => (await request('GET', `/boot/ipxe/${A}`, { from: STRANGER })).text],
     [IP_B, async () => (await request('GET', `/boot/ipxe?mac=${A}`, { from: IP_B })).text],
     [IP_C, async () => (await tftp(IP_C, `/EFI/BOOT/grub.cfg-01-${dashes(A)}`)).text],
+    [STRANGER, async () => (await request('GET', `/tftp/${'d/'.repeat(4000)}grub.cfg-01-${dashes(A)}`, { from: STRANGER })).text],
   ];
   for (const [from, ask] of asks) {
     const text = await ask();
@@ -177,8 +178,11 @@ test('a per-MAC (or per-IP) name asked from another address gets no token, and t
     assert.ok(!hasToken(text, A), `no token for ${from}`);
     assert.doesNotMatch(text, /inst\.ks/);
   }
+  // A stranger looping on the same name: one event per 30 s, not one per request.
+  for (let i = 0; i < 5; i++) assert.ok(!hasToken(await asks[0][1](), A));
   const refused = (await timeline(A)).filter((e) => e.type === 'config.refused');
   assert.equal(refused.length, asks.length);
+  assert.ok(refused.every((e) => String(e.detail?.name).length <= 201), 'a stranger\'s 8 KB name is cut short on the timeline');
   assert.ok(refused.some((e) => e.clientIp === STRANGER && /^requester 127\.0\.0\.9 resolves to no host/.test(String(e.detail?.reason))));
   assert.ok(refused.some((e) => e.clientIp === IP_B && String(e.detail?.reason) === `requester ${IP_B} resolves to ${B} (static)`));
   assert.ok(refused.some((e) => e.clientIp === IP_C && String(e.detail?.reason) === `requester ${IP_C} resolves to ${C} (learnt)`));

@@ -124,7 +124,7 @@ test('config names: pxelinux (capture) asks 01-<mac>; its loader files are not c
 // Debian's signed grubnetx64.efi (what `loaders sync` installs as grubx64.efi) never asks a per-MAC name: its
 // built-in config reads $prefix/x86_64-efi/grub.cfg if it exists, else $prefix/grub.cfg, with prefix /grub.
 const DEBIAN_GRUBNET = '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed';
-test('config names: Debian signed grubnetx64 asks only /grub/x86_64-efi/grub.cfg and /grub/grub.cfg: both are default names', (t) => {
+test('config names: Debian signed grubnetx64 reads only $prefix/grub.cfg (prefix /grub; x86_64-efi/grub.cfg if it could see it): default names', (t) => {
   if (existsSync(DEBIAN_GRUBNET)) {
     const bin = readFileSync(DEBIAN_GRUBNET).toString('latin1');
     assert.ok(bin.includes('source $prefix/x86_64-efi/grub.cfg') && bin.includes('source $prefix/grub.cfg'), 'built-in config as described');
@@ -148,4 +148,20 @@ test('config names: every generic name, with or without a leading "/", is a defa
   for (const raw of ['grub.cfg.bak', 'grub.cfg-', 'grub.cfg-default', 'xgrub.cfg', 'grub.cfg/x', 'pxelinux.cfg/defaults', 'pxelinux.cfg/default\r', 'grub.cfg\u2028', 'grub.cfg-01-52-54-00-12-34']) {
     assert.equal(parseConfigPath(raw), undefined, JSON.stringify(raw));
   }
+});
+
+test('inst.ks.sendmac headers: "<ifname> <mac>" per NIC; anything else ignored; at most 32 read', async () => {
+  const { sendmacHeaders, SENDMAC_HEADER_LIMIT } = await import('../../src/http/app.ts');
+  assert.deepEqual(sendmacHeaders({ 'x-rhn-provisioning-mac-0': 'eth0 52:54:00:00:00:0A', 'x-rhn-provisioning-mac-1': 'ens3\t52-54-00-00-00-0b', host: 'x' }), [A, B]);
+  assert.deepEqual(sendmacHeaders({ 'x-rhn-provisioning-mac-0': ['eth0 52:54:00:00:00:0a', 'eth1 52:54:00:00:00:0a'] }), [A], 'duplicates once');
+  for (const bad of ['52:54:00:00:00:0a', 'eth0', '', ' ', 'eth0 52:54:00:00:00:0a x', 'eth0 52:54:00:00:00:0a\r\nX-Other: 1', 'eth0 52:54:00:00:00:0a\u2028',
+    'eth0\u000052:54:00:00:00:0a', 'eth0 52:54:00:00:00', 'eth0 zz:54:00:00:00:0a', `${'e'.repeat(100_000)} 52:54:00:00:00:0a`, 'eth0 ' + '5'.repeat(100_000)]) {
+    assert.deepEqual(sendmacHeaders({ 'x-rhn-provisioning-mac-0': bad }), [], JSON.stringify(bad.slice(0, 40)));
+  }
+  for (const name of ['x-rhn-provisioning-mac', 'x-rhn-provisioning-mac-a', 'x-rhn-provisioning-mac-0000', 'x-rhn-provisioning-mac-0 ', 'y-rhn-provisioning-mac-0']) {
+    assert.deepEqual(sendmacHeaders({ [name]: 'eth0 52:54:00:00:00:0a' }), [], name);
+  }
+  const many: Record<string, string> = {};
+  for (let i = 0; i < 500; i++) many[`x-rhn-provisioning-mac-${i}`] = `eth${i} 52:54:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+  assert.equal(sendmacHeaders(many).length, SENDMAC_HEADER_LIMIT);
 });
