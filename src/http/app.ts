@@ -16,7 +16,7 @@ import { streamFile } from './files.ts';
 import { checkHostInput, hostFieldDiff, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
 import { checkRackCsv } from '../hosts/csv.ts';
 import type { Db } from '../store/db.ts';
-import type { ImageStore } from '../images/store.ts';
+import { imageEfiLoaders, type ImageStore } from '../images/store.ts';
 
 export interface AppDeps {
   provisioner: Provisioner;
@@ -237,6 +237,7 @@ export function createApp(d: AppDeps): express.Express {
       name: i.name, version: i.version, sourceSha256: i.sourceSha256, importedAt: new Date(i.importedAt).toISOString(),
       kernel: i.kernel, initrd: i.initrd, stage2: i.stage2, liveimg: i.liveimg,
       usedBy: profiles.filter((lp) => lp.profile.image === i.name).map((lp) => lp.name).sort(),
+      efiLoaders: imageEfiLoaders(i) ?? null,
       files: i.files,
     })));
   });

@@ -9,8 +9,10 @@ import type { ProfileSnapshot } from '../profiles/catalog.ts';
 import { formatProfileError } from '../profiles/load.ts';
 import { Bsdtar, BSDTAR_HINT } from './archive.ts';
 import { verifyImage, STAGE2_IN_ISO } from './import.ts';
-import { loaderItems } from './loaders.ts';
-import type { ImageStore } from './store.ts';
+import { inspectLoader, loaderItems } from './loaders.ts';
+import { imageEfiLoaders, imageKernelVendor, type ImageStore } from './store.ts';
+import { createUefiChainResolver, type UefiChainResolver } from './uefi-chain.ts';
+import { posix } from 'node:path';
 import { nativeState } from '../native.ts';
 
 export interface Finding { level: 'ok' | 'warn' | 'fail'; what: string; fix?: string }
@@ -23,6 +25,7 @@ export interface DoctorDeps {
   fetch?: typeof fetch;
   bsdtar?: Bsdtar;
   timeoutMs?: number;
+  uefiChain?: UefiChainResolver;
 }
 
 export async function runDoctor(d: DoctorDeps): Promise<DoctorReport> {
@@ -87,6 +90,7 @@ export async function runDoctor(d: DoctorDeps): Promise<DoctorReport> {
         : { level: 'ok', what: `profile ${lp.name}: kernel, initrd, stage2 and liveimg files are present` });
     }
   }
+  findings.push(...uefiFindings(d));
   for (const rec of d.images.list()) if (!used.has(rec.name)) findings.push({ level: 'ok', what: `image ${rec.name} (RHVH ${rec.version}) is imported; no profile uses it` });
   if (!nativeState.loaded) {
     const slower = 'images are served by copying, at about half the speed, and bursts of new HTTP connections are let in one per event-loop turn';
@@ -107,6 +111,60 @@ export async function runDoctor(d: DoctorDeps): Promise<DoctorReport> {
     : { level: 'fail', what: `public URL ${c.publicUrl}/healthz: ${pub.error}`, fix: 'start rackboot serve, and check that --public-url is the address hosts on the provisioning network reach (firewall, routing)' });
 
   return { findings, ok: findings.every((f) => f.level !== 'fail') };
+}
+
+const RHEL_PACKAGES = 'RHEL\'s shim-x64 and grub2-efi-x64 (run rackboot loaders sync on a RHEL machine, or copy /boot/efi/EFI/redhat/{shimx64,grubx64}.efi)';
+
+/**
+ * UEFI per profile: which chain its hosts boot, whether that GRUB finds per-host configs by MAC or only
+ * through rackboot tying the client address to the host, and whether Secure Boot would accept the kernel
+ * (the chain's vendor CA must be the one that signed the image's kernel).
+ */
+function uefiFindings(d: DoctorDeps): Finding[] {
+  const c = d.config;
+  const chainOf = d.uefiChain ?? createUefiChainResolver({ images: d.images, tftpRoot: c.tftpRoot, loaders: c.loaders });
+  const out: Finding[] = [];
+  const syncedShimPath = /^shim/i.test(posix.basename(c.loaders.uefi)) ? c.loaders.uefi : posix.join(posix.dirname(c.loaders.uefi), 'shimx64.efi');
+  const syncedShim = inspectLoader(join(c.tftpRoot, syncedShimPath));
+  const prefixOnly = new Map<string, string[]>();
+  for (const lp of d.profiles.profiles.values()) {
+    const imageName = typeof lp.profile.image === 'string' ? lp.profile.image : undefined;
+    const rec = imageName ? d.images.get(imageName) : undefined;
+    if (imageName && !rec) continue; // reported above
+    const choice = lp.profile.boot.uefiLoaders;
+    const chain = chainOf(imageName, choice);
+    if (choice === 'image' && chain.source === 'sync') {
+      out.push({ level: 'warn', what: `profile ${lp.name} says boot.uefiLoaders: image, but ${imageName ? `image ${imageName} has no EFI/BOOT/ loaders` : 'it names no imported image'}: its UEFI hosts boot the synced ${c.loaders.uefi}`,
+        fix: 'import an ISO that carries EFI/BOOT/ (RHVH ISOs do), or say boot.uefiLoaders: sync' });
+    }
+    if (chain.grub && !chain.grub.perMac) {
+      const key = `${chain.bootFile}\t${chain.grub.asks.join(', ')}`;
+      prefixOnly.set(key, [...(prefixOnly.get(key) ?? []), lp.name]);
+    }
+    const kernelVendor = rec ? imageKernelVendor(rec) : 'Red Hat';
+    const own = rec ? imageEfiLoaders(rec) : undefined;
+    const chainVendor = chain.source === 'image' ? own?.shim?.facts?.vendor ?? own?.grub?.facts?.signerVendor : undefined;
+    const grubVendor = chain.source === 'image' ? own?.grub?.facts?.signerVendor : undefined;
+    if (chain.source === 'sync') {
+      const shimVendor = syncedShim?.kind === 'shim' ? syncedShim.vendor : undefined;
+      if (shimVendor && shimVendor !== kernelVendor) {
+        out.push({ level: 'warn', what: `profile ${lp.name}: UEFI hosts boot the synced loaders, whose shim trusts ${shimVendor}; the kernel of ${imageName ?? 'its image'} is signed by ${kernelVendor}: with Secure Boot on, it is refused`,
+          fix: kernelVendor === 'Red Hat' ? `use the image's own loaders (import the RHVH ISO: its EFI/BOOT/ is used unless boot.uefiLoaders: sync), or install ${RHEL_PACKAGES}` : `install ${kernelVendor}'s shim and GRUB, or use the image's own loaders` });
+      } else out.push({ level: 'ok', what: `profile ${lp.name}: UEFI hosts boot ${chain.reason} (${chain.bootFile})${shimVendor ? `, whose shim trusts ${shimVendor} like its kernel` : ''}` });
+    } else if (chainVendor && chainVendor !== kernelVendor) {
+      out.push({ level: 'warn', what: `profile ${lp.name}: the shim of image ${imageName} trusts ${chainVendor}, its kernel is signed by ${kernelVendor}: with Secure Boot on, it is refused`, fix: 'check the ISO (a respin with foreign loaders?)' });
+    } else if (chainVendor && grubVendor && grubVendor !== chainVendor) {
+      out.push({ level: 'warn', what: `profile ${lp.name}: the shim of image ${imageName} trusts ${chainVendor}, its GRUB is signed by ${grubVendor}: with Secure Boot on, that GRUB is refused`, fix: 'check the ISO (a respin with foreign loaders?)' });
+    } else {
+      out.push({ level: 'ok', what: `profile ${lp.name}: UEFI hosts boot ${chain.reason} (${chain.bootFile})${chainVendor ? `, ${chainVendor}-signed like its kernel` : ''}` });
+    }
+  }
+  for (const [key, names] of prefixOnly) {
+    const [bootFile, asks] = key.split('\t');
+    out.push({ level: 'warn', what: `UEFI hosts of profile(s) ${names.join(', ')} boot a GRUB (${bootFile}) that asks only ${asks}, never grub.cfg-01-<mac>: they get their config only while rackboot can tie their address to the host (DHCP lease, learnt address, neighbour table, static IP)`,
+      fix: 'keep rackboot the DHCP server (or proxy) on their network, give hosts a static ip, and avoid NAT between them and rackboot; a GRUB built with grub-mknetdir or Red Hat\'s GRUB asks per MAC' });
+  }
+  return out;
 }
 
 export function formatDoctor(r: DoctorReport): string[] {

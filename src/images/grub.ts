@@ -35,6 +35,11 @@ const le32 = (b: Uint8Array, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] <
 const le64 = (b: Uint8Array, o: number) => le32(b, o) + le32(b, o + 4) * 0x100000000;
 const le16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
 
+/** Text taken from a binary goes into listings, logs and the API: no control characters, bounded. */
+function clean(s: string, max = 256): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '?').slice(0, max);
+}
+
 function text(b: Uint8Array): string {
   const end = b.indexOf(0);
   return Buffer.from(b.buffer, b.byteOffset, end < 0 ? b.length : end).toString('latin1');
@@ -105,7 +110,8 @@ function sourcedFiles(script: string, prefix: string): string[] {
   const out: string[] = [];
   for (const m of script.matchAll(/\b(?:source|configfile)\s+("?)([^\s";]+)\1/g)) {
     const p = m[2].replace(/\$\{?prefix\}?/g, prefix).replace(/\$\{?cmdpath\}?/g, '<loader dir>');
-    if (!p.startsWith('(memdisk)') && !out.includes(p)) out.push(p);
+    if (!p.startsWith('(memdisk)') && !out.includes(clean(p))) out.push(clean(p));
+    if (out.length >= 8) break;
   }
   return out;
 }
@@ -122,7 +128,7 @@ export function grubFlavour(b: Uint8Array, extra: Uint8Array[] = []): GrubFlavou
   const modules = mods.elf.map(moduleName).filter((n): n is string => n !== undefined);
   const code = [...mods.elf, ...extra];
   const has = (needle: string) => code.some((m) => contains(m, needle));
-  const prefix = mods.prefix ?? '';
+  const prefix = clean(mods.prefix ?? '');
   const bare = prefix.replace(/^\([^)]*\)/, '') || '/';
   const memdiskConfig = mods.memdisk ? memdiskScripts(mods.memdisk) : undefined;
   const script = [mods.config ?? '', memdiskConfig ?? ''].join('\n');
@@ -153,7 +159,7 @@ export function grubFlavour(b: Uint8Array, extra: Uint8Array[] = []): GrubFlavou
     lookup = `prefix only: ${asks.join(', then ')} (never grub.cfg-01-<mac>: rackboot must tie the client's address to its host)`;
   }
   return {
-    ...(mods.prefix !== undefined ? { prefix: mods.prefix } : {}),
+    ...(mods.prefix !== undefined ? { prefix } : {}),
     ...(mods.config !== undefined ? { embeddedConfig: mods.config } : {}),
     ...(memdiskConfig !== undefined ? { memdiskConfig } : {}),
     modules, perMac, ...(perMacOver ? { perMacOver } : {}), loaderDirFirst, asks, lookup,

@@ -148,9 +148,6 @@ export function vendorOf(...names: (string | undefined)[]): string {
   return names.find((n) => n) ?? 'unknown';
 }
 
-/** Red Hat's kernels boot under shims of Red Hat's family (RHEL rebuilds carry their own CA): same-vendor test. */
-export function sameSecureBootVendor(a: string, b: string): boolean { return a === b; }
-
 function describeCert(der: Uint8Array): Signer | undefined {
   try {
     const c = new X509Certificate(der);

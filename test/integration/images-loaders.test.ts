@@ -15,7 +15,7 @@ import { runCli } from '../../src/cli.ts';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startRackboot } from '../../src/serve.ts';
-import { buildRhvhIso, isoToolsMissing } from '../fixtures/images/rhvh-iso.ts';
+import { buildRhvhIso, efiSourcesMissing, isoToolsMissing } from '../fixtures/images/rhvh-iso.ts';
 import { makeEnv, tempDir } from '../support/core.ts';
 
 const DEFAULT_LOADERS = { bios: 'pxelinux.0', uefi: 'grubx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi' };
@@ -206,6 +206,19 @@ describe('doctor', () => {
           assert.match(text, /ok   public URL http:\/\/127\.0\.0\.1:\d+ answers \/healthz/);
           // On loopback the only failure left is the loopback public URL itself.
           assert.deepEqual(r.findings.filter((f) => f.level === 'fail').map((f) => f.what), [`public URL http://127.0.0.1:${running.httpPort} is a loopback address: installing hosts cannot reach it`], text);
+          if (!efiSourcesMissing()) {
+            // UEFI: the image's own (Debian-signed stand-in) chain, and the prefix-only GRUB it carries.
+            assert.match(text, /ok   profile rhvh-base: UEFI hosts boot rhvh-4\.3\.8's own shim and GRUB \(rhvh-4\.3\.8\/EFI\/BOOT\/BOOTX64\.EFI\), Debian-signed like its kernel/);
+            assert.match(text, /WARN UEFI hosts of profile\(s\) rhvh-base, rhvh-custom-thin, rhvh-stig-satellite boot a GRUB \(rhvh-4\.3\.8\/EFI\/BOOT\/BOOTX64\.EFI\) that asks only \/grub\/x86_64-efi\/grub\.cfg, \/grub\/grub\.cfg, never grub\.cfg-01-<mac>: .*tie their address to the host/);
+            // An image without EFI/BOOT/ (its kernel counts as Red Hat's) through Debian's synced shim: Secure Boot would refuse it.
+            const bare = buildRhvhIso(work, { seed: 'noefi', withEfi: false });
+            assert.ok((await importIso(bare.iso, { name: 'noefi' }, { store: core.images, tftpRoot: config.tftpRoot, imagesDir: config.imagesDir })).ok);
+            writeFileSync(join(config.profilesDir, 'noefi.yaml'), 'extends: rhvh-base\nimage: noefi\nboot:\n  uefiLoaders: image\n');
+            core.catalog.reload();
+            const again = formatDoctor(await runDoctor({ config, images: core.images, profiles: core.catalog.snapshot, timeoutMs: 2000 })).join('\n');
+            assert.match(again, /WARN profile noefi says boot\.uefiLoaders: image, but image noefi has no EFI\/BOOT\/ loaders: its UEFI hosts boot the synced grubx64\.efi/);
+            assert.match(again, /WARN profile noefi: UEFI hosts boot the synced loaders, whose shim trusts Debian; the kernel of noefi is signed by Red Hat: with Secure Boot on, it is refused\n\s+fix: use the image's own loaders .* install RHEL's shim-x64 and grub2-efi-x64/);
+          }
         } finally {
           core.events.flush(); core.db.close(); core.durableDb.close();
         }

@@ -148,6 +148,12 @@ describe('image import', { skip: missing }, () => {
         assert.equal(list[0].name, 'rhvh-4.3.8');
         assert.equal(list[0].version, '4.3.8-20200123.0.el7_7');
         assert.deepEqual(list[0].usedBy, ['imported']);
+        if (good.efi) {
+          const efi = (list[0] as unknown as { efiLoaders: { shim: { path: string; facts: { vendor: string } }; grub: { facts: { grub: { perMac: boolean } } } } }).efiLoaders;
+          assert.equal(efi.shim.path, 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI');
+          assert.equal(efi.shim.facts.vendor, 'Debian');
+          assert.equal(efi.grub.facts.grub.perMac, false);
+        }
         assert.equal((await fetch(`${base}/api/images`)).status, 401);
       } finally {
         await running.close();

@@ -235,3 +235,29 @@ test('mode off answers nothing; options longer than 548 bytes never exceed what 
   assert.equal(r.type, 2); assert.ok(r.opt(54)); assert.ok(r.opt(51));
   assert.deepEqual(optIp('1.2.3.4').length, 4);
 });
+
+test('per-host UEFI chain: the image\'s shim as boot file (authoritative, proxy + 4011), its URL for UEFI HTTP boot; BIOS unchanged', () => {
+  const shim = 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI';
+  const own = { inBuild: true, loader: 'native' as const, uefi: { bootFile: shim, http: true } };
+  const local = { inBuild: false, loader: 'native' as const, uefi: { bootFile: shim, http: true } };
+  const noHttp = { inBuild: true, loader: 'native' as const, uefi: { bootFile: shim, http: false } };
+  const auth = testEngine({ config: AUTH, hosts: { [M1]: own, [M2]: local, [M3]: noHttp } });
+  const pxe = auth.send({ type: 1, mac: M1, opts: PXE_UEFI }).reply;
+  assert.equal(pxe.p.file, shim); assert.equal(pxe.str(67), shim); assert.equal(pxe.str(66), '10.99.0.1'); assert.equal(pxe.p.siaddr, '10.99.0.1');
+  assert.equal(auth.send({ type: 1, mac: M2, opts: PXE_UEFI }).reply.p.file, shim, 'not in build: same loader, its config boots the disk');
+  assert.equal(auth.send({ type: 1, mac: M1, opts: PXE_BIOS }).reply.p.file, 'pxelinux.0');
+  const http = auth.send({ type: 1, mac: M1, opts: HTTP_UEFI }).reply;
+  assert.equal(http.str(67), `http://10.99.0.1:8080/tftp/${shim}`);
+  assert.equal(http.p.file, `http://10.99.0.1:8080/tftp/${shim}`, 'short enough for the file field too');
+  assert.equal(http.str(60), 'HTTPClient', 'UEFI spec 24.7.2: HTTP boot clients take only HTTPClient offers');
+  assert.equal(auth.send({ type: 1, mac: M3, opts: HTTP_UEFI }).reply.str(67), 'http://10.99.0.1:8080/tftp/ipxe.efi', 'a GRUB without http: iPXE');
+  // proxy-DHCP: UEFI gets no option 43 in the offer and takes the file from the 4011 ACK.
+  const proxy = testEngine({ config: { mode: 'proxy' as const, serverIp: '10.99.0.1' }, hosts: { [M1]: own } });
+  const offer = proxy.send({ type: 1, mac: M1, opts: PXE_UEFI }).reply;
+  assert.equal(offer.p.file, shim); assert.equal(offer.opt(43), undefined);
+  const item = Uint8Array.of(71, 4, 0x80, 0x00, 0x00, 0x00, 255);
+  const ack = proxy.send({ type: 3, mac: M1, ciaddr: '10.99.0.77', opts: [...PXE_UEFI, [43, item]] }, { port: 4011, from: { address: '10.99.0.77', port: 68 } }).reply;
+  assert.equal(ack.p.file, shim);
+  const proxyHttp = proxy.send({ type: 1, mac: M1, opts: HTTP_UEFI }).reply;
+  assert.equal(proxyHttp.str(67), `http://10.99.0.1:8080/tftp/${shim}`); assert.equal(proxyHttp.str(60), 'HTTPClient');
+});

@@ -192,6 +192,15 @@ test('signer names with control characters and line separators are cleaned; non-
   assert.match(facts.signer, /Line.Break Signer/);
 });
 
+test('text from the binary (prefix, sourced paths) has no control characters and is bounded', () => {
+  const evil = `/gr\nub\x1b[31m\u0085${'x'.repeat(5000)}`;
+  const config = `source "$prefix/a\rb.cfg"\n${Array.from({ length: 50 }, (_, i) => `source /f${i}.cfg`).join('\n')}\n`;
+  const f = grubFlavour(peFile([{ name: 'mods', data: grubMods({ prefix: evil, config }) }]))!;
+  for (const s of [f.prefix!, f.lookup, ...f.asks]) assert.doesNotMatch(s, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/, JSON.stringify(s).slice(0, 80));
+  assert.ok(f.prefix!.length <= 256);
+  assert.ok(f.asks.length <= 8 && f.asks.every((a) => a.length <= 256));
+});
+
 // --- garbage ------------------------------------------------------------------------------------------
 test('garbage, truncation and absurd sizes: undefined or empty lists, never an exception', () => {
   const good = peFile([{ name: 'mods', data: grubMods({ prefix: '/grub', modules: [elfModule('net')] }) }], Buffer.from([0x30, 0x84, 0xff, 0xff, 0xff, 0xff]));
