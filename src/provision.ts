@@ -250,7 +250,20 @@ export class Provisioner {
       build: build && { id: build.id, status: build.status, tokenPrefix: build.tokenPrefix, createdAt: iso(build.createdAt), expiresAt: iso(build.expiresAt),
         kickstartFetchedAt: iso(build.ksFetchedAt), kickstartFetchedFrom: build.ksFetchedFrom, finishedAt: iso(build.finishedAt), failureLog: build.failureLog },
       events: this.d.events.timeline(mac).map((e) => ({ ...e, at: iso(e.at) })),
+      rebuildNote: this.rebuildNote(host),
     };
+  }
+
+  /**
+   * A UEFI install puts the OS first in the firmware's BootOrder; the kickstart's efibootmgr step puts network boot
+   * back first unless the profile turned boot.keepNetbootFirst off. Then a rebuild needs someone to change the order.
+   */
+  private rebuildNote(host: Host): string | undefined {
+    const uefi = this.d.events.timeline(host.mac).some((e) => e.type === 'grub.config');
+    const profile = this.profileFor(host);
+    if (!uefi || !profile.ok || profile.value.boot.keepNetbootFirst) return undefined;
+    return `This UEFI host boots its installed OS first (profile ${host.profile} has boot.keepNetbootFirst off), so a rebuild is not seen `
+      + 'by itself: set network boot first in the firmware or use the BMC\'s one-time PXE boot, or turn boot.keepNetbootFirst on before the next install.';
   }
 
   /** The files as they would be served right now, for `rackboot render` and the host page. */
