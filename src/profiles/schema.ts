@@ -50,7 +50,8 @@ export const customLayoutSchema = z.strictObject({
   reservedPercent: z.number().int().min(1).max(80).optional(),
   reservedSpace: z.number().int().positive().max(1 << 30).optional(),
   thinpool: z.strictObject({ name: lvmName.default('HostPool'), size: z.number().int().positive().max(1 << 30), grow: z.boolean().default(true) }),
-  swap: z.union([z.strictObject({ recommended: z.literal(true) }), z.strictObject({ size: z.number().int().positive().max(1 << 30) })]).default({ recommended: true }),
+  swap: z.union([z.strictObject({ recommended: z.literal(true) }), z.strictObject({ size: z.number().int().positive().max(1 << 30) })])
+    .default({ recommended: true }),
   volumes: z.array(volumeSchema).min(1).max(64),
 });
 
