@@ -358,13 +358,27 @@ export class Provisioner {
     const host = this.d.hosts.get(mac);
     if (!host) return undefined;
     const build = this.d.builds.latest(mac);
+    const timeline = this.d.events.timeline(mac);
     return {
       ...host,
       state: stateOf(build, this.now()),
       build: build && { id: build.id, status: build.status, tokenPrefix: build.tokenPrefix, createdAt: iso(build.createdAt), expiresAt: iso(build.expiresAt),
         kickstartFetchedAt: iso(build.ksFetchedAt), kickstartFetchedFrom: build.ksFetchedFrom, finishedAt: iso(build.finishedAt), failureLog: build.failureLog },
-      events: this.d.events.timeline(mac).map((e) => ({ ...e, at: iso(e.at) })),
+      events: timeline.map((e) => ({ ...e, at: iso(e.at) })),
+      rebuildNote: this.rebuildNote(host, timeline),
     };
+  }
+
+  /**
+   * A UEFI install puts the OS first in the firmware's BootOrder; the kickstart's efibootmgr step puts network boot
+   * back first unless the profile turned boot.keepNetbootFirst off. Then a rebuild needs someone to change the order.
+   */
+  private rebuildNote(host: Host, timeline: readonly HostEvent[]): string | undefined {
+    const uefi = timeline.some((e) => e.type === 'grub.config');
+    const profile = this.profileFor(host);
+    if (!uefi || !profile.ok || profile.value.boot.keepNetbootFirst) return undefined;
+    return `This UEFI host boots its installed OS first (profile ${host.profile} has boot.keepNetbootFirst off), so a rebuild is not seen `
+      + 'by itself: set network boot first in the firmware or use the BMC\'s one-time PXE boot, or turn boot.keepNetbootFirst on before the next install.';
   }
 
   /** The files as they would be served right now, for `rackboot render` and the host page. */

@@ -72,7 +72,8 @@ export const checkOrgLabel: Check = grammar(255, nonEmpty, matches(/^[^"'`$\\]+$
 export const checkActivationKey: Check = checkOrgLabel;
 
 /** Repository ids (subscription-manager repos --enable=ID): letters, digits and _ . : - only. */
-export const checkRepoId: Check = grammar(200, matches(/^[A-Za-z0-9_.:-]+$/, 'must be a repository id of letters, digits, "_", ".", ":" and "-" only (e.g. rhel-7-server-rhvh-4-rpms)'));
+export const checkRepoId: Check = grammar(200, matches(/^[A-Za-z0-9_.:-]+$/,
+  'must be a repository id of letters, digits, "_", ".", ":" and "-" only (e.g. rhel-7-server-rhvh-4-rpms)'));
 
 /** An http(s) URL with no spaces, quotes, backslashes, or characters a boot loader would read as syntax ($ { } ; # < > |). */
 export const checkUrl: Check = grammar(2048, matches(/^https?:\/\/[A-Za-z0-9._~:/?@!&+,=%[\]-]+$/,
@@ -108,25 +109,30 @@ export const checkKernelArgs: Check = grammar(1024, (v) => {
 });
 
 const SSH_KEY = /^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^"'`$\\]*)?$/;
-export const checkSshKey: Check = grammar(16384, matches(SSH_KEY, 'must be one OpenSSH public key line: type, base64, optional comment without quotes, $, ` or backslashes'));
+export const checkSshKey: Check = grammar(16384, matches(SSH_KEY,
+  'must be one OpenSSH public key line: type, base64, optional comment without quotes, $, ` or backslashes'));
 
 /** Whole disks as Anaconda names them: sdX, vdX, hdX, xvdX, nvmeNnM, mmcblkN, or a /dev/disk/by-id or by-path link. */
 const DISK_SPEC = /^(\/dev\/)?((sd|vd|xvd)[a-z]{1,3}|hd[a-z]|nvme\d{1,3}n\d{1,3}|mmcblk\d{1,3}|disk\/by-(id|path)\/[A-Za-z0-9._:+@-]{1,200})$/;
-export const checkDiskSpec: Check = grammar(220, matches(DISK_SPEC, 'must be a whole disk such as sda, vdb, nvme0n1, disk/by-id/wwn-0x5000c500a1b2c3d4 or disk/by-path/pci-0000:00:1f.2-ata-1'));
+export const checkDiskSpec: Check = grammar(220, matches(DISK_SPEC,
+  'must be a whole disk such as sda, vdb, nvme0n1, disk/by-id/wwn-0x5000c500a1b2c3d4 or disk/by-path/pci-0000:00:1f.2-ata-1'));
 
 export const checkTimezone: Check = grammar(64, matches(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, 'must be a tz database name such as America/Phoenix'));
 export const checkKeyboard: Check = grammar(64, matches(/^[A-Za-z0-9_-]+$/, 'must be a keyboard layout such as us, de or de-nodeadkeys'));
 export const checkLang: Check = grammar(64, matches(/^[A-Za-z]{2,3}(_[A-Za-z]{2})?(\.[A-Za-z0-9-]+)?(@[A-Za-z0-9]+)?$/, 'must be a locale such as en_US.UTF-8'));
-export const checkMountOptions: Check = grammar(256, matches(/^[A-Za-z0-9=_.-]+(,[A-Za-z0-9=_.-]+)*$/, 'must be comma-separated mount options such as defaults,discard'));
+export const checkMountOptions: Check = grammar(256, matches(/^[A-Za-z0-9=_.-]+(,[A-Za-z0-9=_.-]+)*$/,
+  'must be comma-separated mount options such as defaults,discard'));
 export const checkMountPoint: Check = grammar(256, matches(/^\/([A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*)?$/, 'must be an absolute mount point such as /var/log'),
   (v) => (v.split('/').includes('..') ? 'must not contain ".."' : undefined));
 export const checkLvmName: Check = grammar(64, matches(/^[A-Za-z0-9_.+][A-Za-z0-9_.+-]*$/, 'must be an LVM name (letters, digits, _ . + -, not starting with -)'));
 export const checkFsType: Check = grammar(16, matches(/^[a-z0-9]+$/, 'must be a file system type such as xfs or ext4'));
-export const checkXccdfProfile: Check = grammar(256, matches(/^xccdf_[A-Za-z0-9_.-]+$/, 'must be an XCCDF profile id such as xccdf_org.ssgproject.content_profile_stig'));
+export const checkXccdfProfile: Check = grammar(256, matches(/^xccdf_[A-Za-z0-9_.-]+$/,
+  'must be an XCCDF profile id such as xccdf_org.ssgproject.content_profile_stig'));
 export const checkDescription: Check = grammar(500);
 
 /** Kickstart section keywords: a snippet line starting with one would end %post early or open another section. */
-export const KICKSTART_SECTION_KEYWORDS = ['%end', '%packages', '%include', '%pre', '%post', '%addon', '%onerror', '%anaconda', '%ksappend', '%traceback', '%pre-install'];
+export const KICKSTART_SECTION_KEYWORDS = ['%end', '%packages', '%include', '%pre', '%post', '%addon', '%onerror', '%anaconda', '%ksappend',
+  '%traceback', '%pre-install'];
 
 /**
  * Shell snippets (%post): lines of text; tab and line feed are the only control characters. A line whose first

@@ -50,7 +50,8 @@ export const customLayoutSchema = z.strictObject({
   reservedPercent: z.number().int().min(1).max(80).optional(),
   reservedSpace: z.number().int().positive().max(1 << 30).optional(),
   thinpool: z.strictObject({ name: lvmName.default('HostPool'), size: z.number().int().positive().max(1 << 30), grow: z.boolean().default(true) }),
-  swap: z.union([z.strictObject({ recommended: z.literal(true) }), z.strictObject({ size: z.number().int().positive().max(1 << 30) })]).default({ recommended: true }),
+  swap: z.union([z.strictObject({ recommended: z.literal(true) }), z.strictObject({ size: z.number().int().positive().max(1 << 30) })])
+    .default({ recommended: true }),
   volumes: z.array(volumeSchema).min(1).max(64),
 });
 
@@ -62,7 +63,8 @@ export const partitioningSchema = z.discriminatedUnion('layout', [
 export const profileSchema = z.strictObject({
   description: text(g.checkDescription).default(''),
   /** The name of an imported image (`rackboot image import`), or its four locations spelt out. */
-  image: z.union([z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be the name of an imported image (rackboot image list) or an object with kernel, initrd, stage2, liveimg'), imageFilesSchema]),
+  image: z.union([text(g.grammar(63, (v) => (/^[a-z0-9][a-z0-9._-]*$/.test(v) ? undefined
+    : 'must be the name of an imported image (rackboot image list) or an object with kernel, initrd, stage2, liveimg'))), imageFilesSchema]),
   boot: z.strictObject({
     loader: z.enum(['native', 'ipxe']).default('native'),
     /** Installer-only kernel arguments (the PXE/GRUB/iPXE install line). */
@@ -81,7 +83,8 @@ export const profileSchema = z.strictObject({
     nameservers: z.array(text(g.checkIpv4)).max(8).default([]),
     domain: text(g.checkDnsName).optional(),
   }).default({ mode: 'dhcp', nameservers: [] }),
-  rootPassword: z.string().regex(/^\$6\$(rounds=\d{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}$/, 'must be a SHA-512 crypt hash ($6$...): make one with `rackboot hash-password`'),
+  rootPassword: text(g.grammar(200, (v) => (/^\$6\$(rounds=\d{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}$/.test(v) ? undefined
+    : 'must be a SHA-512 crypt hash ($6$...): make one with `rackboot hash-password`'))),
   sshKeys: z.array(text(g.checkSshKey)).max(64).default([]),
   timezone: z.strictObject({ name: text(g.checkTimezone), utc: z.boolean().default(true) }).default({ name: 'UTC', utc: true }),
   ntpServers: z.array(text(g.checkNtpServer)).max(16).default([]),

@@ -9,14 +9,16 @@ import type { ResolvedProfile as Profile } from '../profiles/schema.ts';
 const RHEL7_OPTIONS: Record<string, string[]> = {
   text: [], reboot: ['--eject', '--kexec'], zerombr: [],
   liveimg: ['--url', '--proxy', '--noverifyssl', '--checksum'],
-  network: ['--device', '--bootproto', '--ip', '--netmask', '--gateway', '--nameserver', '--hostname', '--activate', '--onboot', '--noipv6', '--mtu', '--ipv6', '--nodefroute', '--bondslaves', '--bondopts', '--vlanid', '--nodns'],
+  network: ['--device', '--bootproto', '--ip', '--netmask', '--gateway', '--nameserver', '--hostname', '--activate', '--onboot', '--noipv6', '--mtu',
+    '--ipv6', '--nodefroute', '--bondslaves', '--bondopts', '--vlanid', '--nodns'],
   ignoredisk: ['--only-use', '--drives'],
   clearpart: ['--all', '--initlabel', '--drives', '--linux', '--none', '--list'],
   autopart: ['--type', '--fstype', '--encrypted', '--nohome', '--noboot', '--noswap'],
   reqpart: ['--add-boot'],
   part: ['--fstype', '--size', '--grow', '--ondisk', '--maxsize', '--asprimary', '--recommended'],
   volgroup: ['--reserved-percent', '--reserved-space', '--pesize', '--useexisting', '--noformat'],
-  logvol: ['--vgname', '--name', '--fstype', '--recommended', '--thinpool', '--thin', '--poolname', '--size', '--grow', '--fsoptions', '--maxsize', '--percent', '--chunksize', '--metadatasize'],
+  logvol: ['--vgname', '--name', '--fstype', '--recommended', '--thinpool', '--thin', '--poolname', '--size', '--grow', '--fsoptions', '--maxsize',
+    '--percent', '--chunksize', '--metadatasize'],
   rootpw: ['--iscrypted', '--plaintext', '--lock'],
   lang: ['--addsupport'], keyboard: ['--vckeymap', '--xlayouts', '--switch'],
   timezone: ['--isUtc', '--utc', '--nontp', '--ntpservers'],
@@ -156,7 +158,8 @@ export function verifyKickstart(text: string, profile: Pick<Profile, 'partitioni
   if (gotCommands.join(' ') !== want.commands.join(' ')) {
     const extra = diff(gotCommands, want.commands);
     const missing = diff(want.commands, gotCommands);
-    errors.push(`commands differ from the template's: ${extra.length ? `unexpected ${extra.join(', ')}` : ''}${extra.length && missing.length ? '; ' : ''}${missing.length ? `missing ${missing.join(', ')}` : ''}`);
+    const parts = [extra.length ? `unexpected ${extra.join(', ')}` : '', missing.length ? `missing ${missing.join(', ')}` : ''].filter(Boolean);
+    errors.push(`commands differ from the template's: ${parts.join('; ')}`);
   }
   return [...new Set(errors)];
 }

@@ -66,8 +66,8 @@ export function createRenderer(templatesDir: string): Renderer {
       const r = withData(ctx, undefined, (data) => eta.render('@rhvh', data));
       if (!r.ok) return r;
       const problems = verifyKickstart(r.text, ctx.profile);
-      if (problems.length) return { ok: false, error: `the kickstart rendered for ${ctx.host.hostname} (profile ${ctx.profileName}) fails its check: ${problems.join('; ')}` };
-      return r;
+      if (!problems.length) return r;
+      return { ok: false, error: `the kickstart rendered for ${ctx.host.hostname} (profile ${ctx.profileName}) fails its check: ${problems.join('; ')}` };
     },
     installConfig: (kind, ctx) => withData(ctx, kind, (data) => eta.render(`@${kind}-install`, data)),
     localConfig: (kind, reason) => eta.render(`@${kind}-local`, { reason: oneLine(reason), esc: escapes }),

@@ -71,7 +71,7 @@ function grubCheck(text: string): string | undefined {
 /** The first word of every line: what GRUB and iPXE would run. Values cannot add lines or commands. */
 const commandWords = (text: string) => text.split('\n').map((l) => l.trim().split(/\s+/)[0]);
 
-test('fuzz: 150 hosts with random hostile parameters through the API: refused naming the field, or a kickstart and boot configs of the template\'s shape', async () => {
+test('fuzz: 150 hosts with random hostile parameters through the API: refused naming the field, or a kickstart and boot configs of the template\'s shape', async (t) => {
   const baseline = new Map<string, string[]>();
   let accepted = 0; let refused = 0;
   const acceptedKickstarts: string[] = [];
@@ -81,10 +81,13 @@ test('fuzz: 150 hosts with random hostile parameters through the API: refused na
     const chosen = [...new Set(Array.from({ length: 1 + Math.floor(r() * 3) }, () => keys[Math.floor(r() * keys.length)]))];
     const params: Record<string, string> = {};
     const hostile = new Set<string>();
-    for (const k of chosen) { if (r() < 0.8) { params[k] = mutate(r, FIELDS[k]); hostile.add(k); } else params[k] = FIELDS[k]; }
+    for (const k of chosen) { if (r() < 0.6) { params[k] = mutate(r, FIELDS[k]); hostile.add(k); } else params[k] = FIELDS[k]; }
+    // Now and then the host record's own fields too (src/hosts/input.ts grammar).
+    const record: Record<string, string> = { hostname: `fz${seed}`, domain: 'example.com' };
+    for (const k of ['hostname', 'domain']) if (r() < 0.1) { record[k] = mutate(r, record[k]); chosen.push(k); hostile.add(k); }
     const mac = `52:54:00:f0:${(seed >> 8).toString(16).padStart(2, '0')}:${(seed & 255).toString(16).padStart(2, '0')}`;
     const where = `seed ${seed}, params ${JSON.stringify(params)}`;
-    const created = await request(app).post('/api/hosts').set(auth).send({ mac, hostname: `fz${seed}`, profile: 'rhvh-stig-satellite', ip: `10.99.${seed >> 8}.${(seed & 255) || 1}`, netmask: '255.255.0.0', params });
+    const created = await request(app).post('/api/hosts').set(auth).send({ mac, ...record, profile: 'rhvh-stig-satellite', ip: `10.99.${seed >> 8}.${(seed & 255) || 1}`, netmask: '255.255.0.0', params });
     let refusal: string | undefined;
     if (created.status !== 201) refusal = JSON.stringify(created.body);
     else {
@@ -122,7 +125,8 @@ test('fuzz: 150 hosts with random hostile parameters through the API: refused na
       if (stored) assert.notEqual(env.core.provisioner.state(mac as never), 'build', `${where}: a refused host must not be in build`);
     }
   }
-  assert.ok(accepted >= 20 && refused >= 20, `both outcomes must occur (accepted ${accepted}, refused ${refused})`);
+  t.diagnostic(`accepted ${accepted}, refused ${refused}`);
+  assert.ok(accepted >= 15 && refused >= 15, `both outcomes must occur (accepted ${accepted}, refused ${refused})`);
   const v = ksValidate(acceptedKickstarts);
   if (v === 'skipped') process.stderr.write('# ksvalidator absent: the fuzzed kickstarts were checked by the project checker only\n');
   else assert.equal(v, undefined, v);

@@ -71,8 +71,14 @@ test('huge values are refused with their length, wrong types with the type', () 
   assert.ok(!huge.ok && /satellite\.org.*100000 characters long; at most 255/.test(huge.errors.join()));
   const hugePost = applyHostParams(lp, { post: 'echo x\n'.repeat(20_000) }, 'h1');
   assert.ok(!hugePost.ok && /post.*at most 65536/.test(hugePost.errors.join()));
-  const args = applyHostParams(lp, { 'boot.kernelArgs': 'a=b '.repeat(1000) }, 'h1');
-  assert.ok(!args.ok && /boot\.kernelArgs.*at most 1024/.test(args.errors.join()));
+  for (const field of ['boot.kernelArgs', 'boot.hostKernelArgs']) {
+    const args = applyHostParams(lp, { [field]: 'a=b '.repeat(1000) }, 'h1');
+    assert.ok(!args.ok && new RegExp(`${field.replace('.', '\\.')} .*at most 1024`).test(args.errors.join()), field);
+  }
+  for (const [field, value, name] of [['rootPassword', `${HASH}\r`, 'U+000D'], ['image', 'rhvh\u2028', 'U+2028']]) {
+    const r = applyHostParams(lp, { [field]: value }, 'h1');
+    assert.ok(!r.ok && r.errors.join().includes(`character ${name}`), `${field}: ${r.ok ? '' : r.errors.join()}`);
+  }
   const tooMany = applyHostParams(lp, { 'partitioning.disks': `[${Array.from({ length: 65 }, (_, i) => `disk/by-id/d${i}`).join(',')}]` }, 'h1');
   assert.ok(!tooMany.ok && /partitioning\.disks/.test(tooMany.errors.join()));
   for (const [field, value] of [['satellite.org', '42'], ['boot.kernelArgs', 'true'], ['sshKeys', 'ssh-ed25519 AAAA'], ['partitioning.disks', 'sda'], ['boot.keepNetbootFirst', 'yes']]) {

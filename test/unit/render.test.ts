@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRenderer, type BuildContext } from '../../src/render/render.ts';
 import { readProfileDir } from '../../src/profiles/catalog.ts';
 import { loadProfiles, applyHostParams } from '../../src/profiles/load.ts';
@@ -353,5 +353,18 @@ test('the kickstart check refuses what the template would never emit (a rendered
   for (const [what, text, expected] of broken) {
     const problems = verifyKickstart(text, c.profile);
     assert.ok(problems.some((p) => expected.test(p)), `${what}: ${problems.join(' | ')}`);
+  }
+});
+
+test('templates splice no raw value: every <%= %> is an escape call, a number, or a value render.ts escaped already', () => {
+  // Numbers (zod int) and render.ts's own precomputed, escaped strings; anything else must go through it.esc.*.
+  const allowed = /^(it\.buildId|it\.installArgs|it\.grub\.(linux|initrd)|it\.layout\.(boot|pv|swap|thinpool)\.size|it\.layout\.reserved(Percent|Space)|v\.size)$/;
+  const files = ['boot/pxelinux-install.eta', 'boot/grub-install.eta', 'boot/ipxe-install.eta', 'kickstart/rhvh.ks.eta', 'kickstart/custom-layout.eta'];
+  for (const f of files) {
+    const text = readFileSync(join(REPO, 'templates', f), 'utf8');
+    for (const m of text.matchAll(/<%=\s*(.*?)\s*%>/g)) {
+      assert.ok(/^it\.esc\.(ks|sh|grub|ipxe|pxelinux|comment|snippet)\(/.test(m[1]) || allowed.test(m[1]), `${f}: raw splice <%= ${m[1]} %>`);
+    }
+    assert.doesNotMatch(text, /<%~(?!\s*include\()/, `${f}: unescaped output other than include`);
   }
 });
