@@ -19,7 +19,7 @@ if [ -d /sys/firmware/efi ]; then
   FIRMWARE=uefi
   mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
   # SecureBoot-<EFI global GUID>: 4 attribute bytes, then 1 = enforced
-  SB=$(od -An -t u1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d0-aa0d-00e098032b8c 2>/dev/null | awk '{print $NF}')
+  SB=$(od -An -t u1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c 2>/dev/null | awk '{print $NF}')
   say "FIRMWARE uefi secureboot=${SB:-unknown}"
 else
   FIRMWARE=bios
@@ -66,7 +66,9 @@ bootorder() { efibootmgr 2>/dev/null | sed -n 's/^BootOrder: *//p'; }
 if [ "$FIRMWARE" = uefi ]; then
   # Anaconda's bootloader step: the installed OS gets a boot entry, first in BootOrder (efibootmgr -c). The lab has no
   # disk: the firmware's built-in shell stands in for the installed OS (booting it = the host ran its disk without asking rackboot).
+  # (Without a shell entry the firmware's own menu, UiApp, stands in.)
   OS=$(efibootmgr 2>/dev/null | grep -m1 'EFI Internal Shell' | sed 's/^Boot\([0-9A-Fa-f]\{4\}\).*/\1/')
+  [ -n "$OS" ] || OS=$(efibootmgr 2>/dev/null | grep -m1 ' UiApp' | sed 's/^Boot\([0-9A-Fa-f]\{4\}\).*/\1/')
   BEFORE=$(bootorder)
   REST=$(echo "$BEFORE" | tr ',' '\n' | grep -vix "$OS" | paste -sd, -)
   if [ -n "$OS" ] && efibootmgr -o "$OS${REST:+,$REST}" >/dev/null 2>&1; then say "BOOTORDER_OS_FIRST $BEFORE -> $(bootorder) (Boot$OS stands in for the OS)"

@@ -96,14 +96,14 @@ function busybox(): string {
  */
 function efibootmgr(): string {
   const dir = join(CACHE, 'efibootmgr');
-  if (existsSync(join(dir, 'efibootmgr'))) return dir;
+  if (existsSync(join(dir, 'efibootmgr')) && existsSync(join(dir, 'libdl.so.2'))) return dir;
   const work = mkdtempSync(join(tmpdir(), 'rbe2e-efi-'));
   try {
     mkdirSync(`${dir}.tmp`, { recursive: true });
     for (const pkg of ['efibootmgr', 'libefiboot1', 'libefivar1', 'libpopt0']) sh('dpkg-deb', ['-x', downloadDeb(pkg, work), join(work, 'x')]);
     const libs = join(work, 'x/usr/lib/x86_64-linux-gnu');
     for (const f of readdirSync(libs)) if (/^lib(efiboot|efivar|popt)\.so\.\d+$/.test(f)) copyFileSync(join(libs, f), join(`${dir}.tmp`, f));
-    for (const f of ['/lib/x86_64-linux-gnu/libc.so.6', '/lib64/ld-linux-x86-64.so.2']) copyFileSync(f, join(`${dir}.tmp`, f.split('/').pop()!));
+    for (const f of ['/lib/x86_64-linux-gnu/libc.so.6', '/lib/x86_64-linux-gnu/libdl.so.2', '/lib64/ld-linux-x86-64.so.2']) copyFileSync(f, join(`${dir}.tmp`, f.split('/').pop()!));
     copyFileSync(join(work, existsSync(join(work, 'x/bin/efibootmgr')) ? 'x/bin/efibootmgr' : 'x/usr/bin/efibootmgr'), join(`${dir}.tmp`, 'efibootmgr'));
     rmSync(dir, { recursive: true, force: true });
     execFileSync('mv', [`${dir}.tmp`, dir]);
@@ -300,7 +300,7 @@ export const isUefi = (f: Firmware): boolean => f !== 'bios';
 export interface BootResult { console: string; seconds: number; code: number | null; stoppedBy: 'exit' | 'fatal' | 'timeout' }
 // "failed to load Boot0001 ...: Access Denied" is Secure Boot refusing an image, "No more network devices" iPXE giving up:
 // either way OVMF would go on to PXEv6 and HTTP boot for minutes.
-export const FATAL = /No bootable device|Kernel panic - not syncing|UEFI Interactive Shell|Shell> |Boot Failed|BdsDxe: No bootable option|rackboot: no EFI loader on a local disk|: Access Denied|: Security Violation|No more network devices/;
+export const FATAL = /No bootable device|Kernel panic - not syncing|UEFI Interactive Shell|Shell> |Boot Failed|BdsDxe: No bootable option|rackboot: no EFI loader on a local disk|: Access Denied|: Security Violation|No more network devices|Boot Maintenance Manager/;
 
 const FIRMWARE_FILES: Record<Exclude<Firmware, 'bios'>, { code: string; vars: string }> = {
   uefi: { code: OVMF_CODE, vars: OVMF_VARS },
