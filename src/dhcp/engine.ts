@@ -308,7 +308,7 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
     const replyName = MSG_NAMES[reply.type];
     const ip = 'ip' in outcome ? outcome.ip : undefined;
     const detail = outcome.kind === 'nak' ? outcome.message : dec2 && dec2.action !== 'none'
-      ? `${dec2.action} ${dec2.file.kind === 'tftp' ? dec2.file.path : dec2.file.url}` : undefined;
+      ? `${dec2.action} ${dec2.file.kind === 'tftp' ? dec2.file.path : dec2.file.url}${dec2.firmware === 'bios' ? '' : `: ${dec2.reason}`}` : undefined;
     emit({ ...evBase, type: `dhcp.${replyName}`, ip, detail });
     return { replies: [{ bytes: enc.bytes, to: reply.to, type: reply.type, serverIp }] };
   }

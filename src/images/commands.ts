@@ -89,8 +89,9 @@ export function syncedLoaderVendors(core: ImageCore): string[] {
 
 export async function loadersCommand(config: Config, io: CommandIo, args: string[], core?: ImageCore): Promise<number> {
   if (args[0] !== 'sync') { io.err('usage: rackboot loaders sync'); return 2; }
-  const vendors = core ? syncedLoaderVendors(core) : [];
-  const r = await syncLoaders({ tftpRoot: config.tftpRoot, loaders: config.loaders, ...(vendors.length ? { imageVendors: vendors } : {}) });
+  // Without loaded profiles nothing is known of the images in use: RHVH's kernel (Red Hat's) is assumed.
+  const vendors = core && core.catalog.snapshot.profiles.size > 0 ? syncedLoaderVendors(core) : undefined;
+  const r = await syncLoaders({ tftpRoot: config.tftpRoot, loaders: config.loaders, ...(vendors ? { imageVendors: vendors } : {}) });
   for (const line of formatSyncReport(r, config.tftpRoot)) io.out(line);
   if (!r.ok) io.err('rackboot loaders sync: some loaders are missing (see above)');
   return r.ok ? 0 : 1;

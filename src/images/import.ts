@@ -98,6 +98,10 @@ export async function importIso(isoIn: string, opts: { name?: string; replace?: 
       if (existing.sourceSha256 !== sha) fail(`an image named ${name} is already imported from a different ISO (version ${existing.version}, sha256 ${existing.sourceSha256.slice(0, 12)}…): choose another --name, run rackboot image remove ${name} first, or replace it with --force`);
       const problems = verifyImage(existing, d.tftpRoot, d.imagesDir);
       if (problems.length) fail(`${name} was imported from this ISO, but ${problems.join('; ')}: run rackboot image remove ${name}, then import again`);
+      const isoHasGrub = entries.some((e) => e.type === 'file' && e.path.toLowerCase() === `${EFI_BOOT_DIR}/grubx64.efi`.toLowerCase());
+      if (isoHasGrub && !existing.files.some((f) => f.role === 'grub')) {
+        warnings.push(`${name} was imported before rackboot copied the ISO's ${EFI_BOOT_DIR}/ loaders, so its UEFI hosts boot the synced ones: run rackboot image remove ${name}, then import again, to use the image's own signed shim and GRUB`);
+      }
       return { ok: true, status: 'unchanged', image: existing, warnings };
     }
     finalImages = join(d.imagesDir, name);

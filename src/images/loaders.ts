@@ -100,7 +100,10 @@ export interface SyncDeps {
   fsRoot?: string;
   /** grub-mknetdir command (Debian/Ubuntu grub-efi-amd64-bin) for an unsigned GRUB when no signed one exists; '' turns it off. */
   grubMknetdir?: string;
-  /** Vendors that signed the kernels of the images profiles use (e.g. "Red Hat"): a shim of another vendor is warned about. */
+  /**
+   * Vendors that signed the kernels booted through the synced loaders (e.g. "Red Hat"): a shim of another vendor
+   * is warned about. Undefined: unknown, RHVH's (Red Hat); empty: no profile boots through the synced UEFI loaders.
+   */
   imageVendors?: string[];
 }
 
@@ -158,7 +161,7 @@ export async function syncLoaders(d: SyncDeps): Promise<SyncReport> {
       if (facts) l.facts = facts;
     }
   }
-  advice.push(...secureBootAdvice(lines, d.imageVendors ?? []));
+  advice.push(...secureBootAdvice(lines, d.imageVendors));
 
   const shim = lines.find((l) => l.dest.endsWith('shimx64.efi'));
   const uefiIsShim = /^shim/i.test(posix.basename(d.loaders.uefi));
@@ -194,16 +197,16 @@ const RHEL_LOADER_PACKAGES = 'shim-x64 and grub2-efi-x64 (from RHEL, copied with
  * Secure Boot checks the kernel against the shim's vendor CA: RHVH kernels are Red Hat's, so Debian's shim
  * and GRUB refuse them. Said when the synced chain's vendor is not the vendor of the images in use.
  */
-export function secureBootAdvice(lines: SyncLine[], imageVendors: string[]): string[] {
+export function secureBootAdvice(lines: SyncLine[], imageVendors: string[] | undefined): string[] {
   const facts = lines.flatMap((l) => (l.kind !== 'missing' && l.facts ? [{ dest: l.dest, facts: l.facts }] : []));
   const shim = facts.find((f) => f.facts.kind === 'shim');
   const grub = facts.find((f) => f.facts.kind === 'grub');
   const chainVendor = shim?.facts.vendor ?? grub?.facts.vendor;
   const out: string[] = [];
-  const wanted = [...new Set(imageVendors.length ? imageVendors : ['Red Hat'])];
+  const wanted = [...new Set(imageVendors ?? ['Red Hat'])];
   if (chainVendor && wanted.some((v) => v !== chainVendor)) {
     const others = wanted.filter((v) => v !== chainVendor).join(', ');
-    out.push(`Secure Boot: the synced ${shim ? 'shim trusts' : 'GRUB is signed by'} ${chainVendor}, but the ${imageVendors.length ? 'images in use are' : 'RHVH kernel is'} signed by ${others}: `
+    out.push(`Secure Boot: the synced ${shim ? 'shim trusts' : 'GRUB is signed by'} ${chainVendor}, but the ${imageVendors ? 'images in use are' : 'RHVH kernel is'} signed by ${others}: `
       + `with Secure Boot on, hosts refuse that kernel. Use the image's own loaders (rackboot image import copies EFI/BOOT/; profiles use them unless boot.uefiLoaders: sync), `
       + `or install ${others === 'Red Hat' ? RHEL_LOADER_PACKAGES : `${others}'s shim and GRUB`} instead`);
   }

@@ -77,6 +77,10 @@ describe('loaders sync', () => {
       assert.match(said, /note: efi\/grubx64\.efi asks only a fixed config \(\/grub\/x86_64-efi\/grub\.cfg, \/grub\/grub\.cfg\), never grub\.cfg-01-<mac>/);
       const sameVendor = await syncLoaders({ tftpRoot: join(dir, 't2'), loaders: { ...DEFAULT_LOADERS, uefi: 'efi/shimx64.efi' }, imageVendors: ['Debian'] });
       assert.doesNotMatch(formatSyncReport(sameVendor, tftpRoot).join('\n'), /the synced shim trusts/);
+      const nobodyUsesIt = await syncLoaders({ tftpRoot: join(dir, 't2'), loaders: { ...DEFAULT_LOADERS, uefi: 'efi/shimx64.efi' }, imageVendors: [] });
+      assert.doesNotMatch(formatSyncReport(nobodyUsesIt, tftpRoot).join('\n'), /the synced shim trusts/, 'no profile boots through the synced UEFI loaders');
+      const mixed = await syncLoaders({ tftpRoot: join(dir, 't2'), loaders: { ...DEFAULT_LOADERS, uefi: 'efi/shimx64.efi' }, imageVendors: ['Debian', 'Red Hat'] });
+      assert.match(formatSyncReport(mixed, tftpRoot).join('\n'), /the synced shim trusts Debian, but the images in use are signed by Red Hat/);
     }
   });
 

@@ -276,6 +276,13 @@ describe('image import', { skip: missing }, () => {
       assert.match(list.out.join('\n'), /EFI LOADERS/);
       assert.match(list.out.join('\n'), /\tshim \+ GRUB \(Debian; GRUB prefix only\)\t/);
 
+      // An image recorded before EFI/BOOT/ was copied: importing the same ISO again says how to get the loaders.
+      e.core.images.replace({ ...rec, files: rec.files.filter((f) => f.role !== 'shim' && f.role !== 'grub' && f.role !== 'mokmanager') });
+      const again = cliIo();
+      assert.equal(await runCli(['image', 'import', good.iso, ...flags(e)], again.io), 0, again.err.join('\n'));
+      assert.match(again.out.join('\n'), /already imported from this ISO/);
+      assert.match(again.err.join('\n'), /warning: rhvh-4\.3\.8 was imported before rackboot copied the ISO's EFI\/BOOT\/ loaders.*run rackboot image remove rhvh-4\.3\.8, then import again/);
+
       // Plain ISO 9660 names (GRUBX64.EFI): found without case, written as shim asks for them.
       const upper = buildRhvhIso(work, { seed: 'upper', efiUpperCase: true });
       const u = cliIo();

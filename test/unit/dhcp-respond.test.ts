@@ -251,6 +251,9 @@ test('per-host UEFI chain: the image\'s shim as boot file (authoritative, proxy 
   assert.equal(http.p.file, `http://10.99.0.1:8080/tftp/${shim}`, 'short enough for the file field too');
   assert.equal(http.str(60), 'HTTPClient', 'UEFI spec 24.7.2: HTTP boot clients take only HTTPClient offers');
   assert.equal(auth.send({ type: 1, mac: M3, opts: HTTP_UEFI }).reply.str(67), 'http://10.99.0.1:8080/tftp/ipxe.efi', 'a GRUB without http: iPXE');
+  // The timeline says which chain and why (UEFI only; BIOS events keep their short form).
+  const said = auth.events.filter((e) => e.mac === M3 && e.type === 'dhcp.offer').map((e) => e.detail).pop();
+  assert.match(said ?? '', /^install http:\/\/10\.99\.0\.1:8080\/tftp\/ipxe\.efi: host is in build; its GRUB has no http module, so UEFI HTTP boot goes through iPXE$/);
   // proxy-DHCP: UEFI gets no option 43 in the offer and takes the file from the 4011 ACK.
   const proxy = testEngine({ config: { mode: 'proxy' as const, serverIp: '10.99.0.1' }, hosts: { [M1]: own } });
   const offer = proxy.send({ type: 1, mac: M1, opts: PXE_UEFI }).reply;
