@@ -30,9 +30,7 @@ const RHEL7_OPTIONS: Record<string, string[]> = {
 const SECTIONS = ['%pre', '%post', '%addon', '%packages', '%anaconda', '%onerror', '%traceback', '%pre-install'];
 
 /** Everything Python's str.splitlines() breaks at besides "\n", and every other control character but tab. */
-function isStrayChar(cp: number): boolean {
-  return (cp < 0x20 && cp !== 0x09 && cp !== 0x0a) || (cp >= 0x7f && cp <= 0x9f) || cp === 0x2028 || cp === 0x2029;
-}
+const STRAY_CHAR = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /** shlex.split (POSIX, whitespace_split) as pykickstart calls it: quotes group, backslash escapes, "#" may end the line. */
 export function words(line: string, comments = true): string[] {
@@ -69,10 +67,8 @@ export function checkKickstart(text: string): { errors: string[]; summary: KsSum
   const lines = text.split('\n');
   lines.forEach((raw, i) => {
     const n = i + 1;
-    for (const ch of raw) {
-      const cp = ch.codePointAt(0)!;
-      if (isStrayChar(cp)) { errors.push(`line ${n}: character ${describeChar(cp)} (the kickstart parser would break or misread the line here)`); break; }
-    }
+    const stray = STRAY_CHAR.exec(raw);
+    if (stray) errors.push(`line ${n}: character ${describeChar(stray[0].codePointAt(0)!)} (the kickstart parser would break or misread the line here)`);
     const line = raw.trim();
     // pykickstart reads a line whose first non-blank character is "%" as kickstart syntax, inside sections too.
     const pct = /^\s*%/.test(raw);
@@ -107,8 +103,9 @@ export function checkKickstart(text: string): { errors: string[]; summary: KsSum
 }
 
 /** RHVH's own rules on top of the syntax (RHVH-PXE.md sections 3 and 4). */
-export function checkRhvhKickstart(text: string): string[] {
-  const { errors, summary } = checkKickstart(text);
+export function checkRhvhKickstart(text: string, parsed = checkKickstart(text)): string[] {
+  const errors = [...parsed.errors];
+  const { summary } = parsed;
   const c = summary.commands;
   const one = (cmd: string) => { const n = c.get(cmd)?.length ?? 0; if (n !== 1) errors.push(`expected exactly one ${cmd}, found ${n}`); };
   ['liveimg', 'zerombr', 'clearpart', 'rootpw', 'timezone', 'lang', 'keyboard', 'text', 'reboot', 'network', 'bootloader'].forEach(one);
@@ -149,8 +146,9 @@ export function expectedShape(profile: Pick<Profile, 'partitioning' | 'stig'>): 
 
 /** Syntax, RHVH rules, and the shape the template promises: the reasons a kickstart must not be served, or []. */
 export function verifyKickstart(text: string, profile: Pick<Profile, 'partitioning' | 'stig'>): string[] {
-  const errors = checkRhvhKickstart(text);
-  const { summary } = checkKickstart(text);
+  const parsed = checkKickstart(text);
+  const errors = checkRhvhKickstart(text, parsed);
+  const { summary } = parsed;
   const want = expectedShape(profile);
   const gotSections = summary.sections.map((s) => s.name);
   if (gotSections.join(' ') !== want.sections.join(' ')) errors.push(`sections are ${gotSections.join(' ') || 'none'}, expected ${want.sections.join(' ')}`);
