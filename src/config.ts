@@ -26,6 +26,7 @@ const fileSchema = z.strictObject({
   imagesDir: z.string().optional(),
   templatesDir: z.string().optional(),
   tokenTtl: z.union([z.number(), z.string()]).optional(),
+  tokenGrace: z.union([z.number(), z.string()]).optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).optional(),
   loaders: z.strictObject({ bios: z.string(), uefi: z.string(), ipxeBios: z.string(), ipxeUefi: z.string() }).partial().optional(),
   tftp: z.strictObject({ maxTransfers: z.number().int().positive(), maxPerClient: z.number().int().positive() }).partial().optional(),
@@ -51,6 +52,8 @@ export interface Config {
   imagesDir: string;
   templatesDir: string;
   tokenTtlMs: number;
+  /** After the token expired, how long a build whose kickstart was fetched still takes built/failed/progress. */
+  tokenGraceMs: number;
   logLevel: string;
   loaders: { bios: string; uefi: string; ipxeBios: string; ipxeUefi: string };
   tftp: { maxTransfers: number; maxPerClient: number };
@@ -65,7 +68,7 @@ export interface Config {
 
 export interface Flags {
   config?: string; listen?: string; 'http-port'?: string; 'tftp-port'?: string; 'public-url'?: string; 'server-ip'?: string;
-  'data-dir'?: string; 'profiles-dir'?: string; 'tftp-root'?: string; 'images-dir'?: string; 'token-ttl'?: string; 'log-level'?: string;
+  'data-dir'?: string; 'profiles-dir'?: string; 'tftp-root'?: string; 'images-dir'?: string; 'token-ttl'?: string; 'token-grace'?: string; 'log-level'?: string;
   'dhcp-mode'?: string; 'dhcp-interface'?: string; 'dhcp-subnet'?: string; 'dhcp-range'?: string; 'dhcp-router'?: string; 'dhcp-dns'?: string;
   'log-format'?: string; 'syslog-port'?: string; 'syslog-ring'?: string;
 }
@@ -82,6 +85,7 @@ export const SERVE_FLAGS: Record<keyof Flags, string> = {
   'tftp-root': 'DIR    boot loaders and kernels (default ./tftpboot)',
   'images-dir': 'DIR   stage2 trees and squashfs images served at /images/ (default ./images)',
   'token-ttl': 'DUR     how long a build token lives (default 6h)',
+  'token-grace': 'DUR   after expiry, how long a build whose kickstart was fetched still takes built/failed (default 24h)',
   'log-level': 'LEVEL  trace|debug|info|warn|error (default info)',
   'log-format': 'FMT   json | pretty | auto (default: pretty on a terminal, JSON otherwise)',
   'syslog-port': 'N    installer log receiver, UDP and TCP (default 5514; 514 in production; 0 turns it off)',
@@ -99,7 +103,7 @@ export class ConfigError extends Error {}
 const ENV: Partial<Record<keyof Flags, string>> = {
   listen: 'RACKBOOT_LISTEN', 'http-port': 'RACKBOOT_HTTP_PORT', 'tftp-port': 'RACKBOOT_TFTP_PORT', 'public-url': 'RACKBOOT_PUBLIC_URL',
   'server-ip': 'RACKBOOT_SERVER_IP', 'data-dir': 'RACKBOOT_DATA_DIR', 'profiles-dir': 'RACKBOOT_PROFILES_DIR', 'tftp-root': 'RACKBOOT_TFTP_ROOT',
-  'images-dir': 'RACKBOOT_IMAGES_DIR', 'token-ttl': 'RACKBOOT_TOKEN_TTL', 'log-level': 'RACKBOOT_LOG_LEVEL', 'dhcp-mode': 'RACKBOOT_DHCP_MODE',
+  'images-dir': 'RACKBOOT_IMAGES_DIR', 'token-ttl': 'RACKBOOT_TOKEN_TTL', 'token-grace': 'RACKBOOT_TOKEN_GRACE', 'log-level': 'RACKBOOT_LOG_LEVEL', 'dhcp-mode': 'RACKBOOT_DHCP_MODE',
   'log-format': 'RACKBOOT_LOG_FORMAT', 'syslog-port': 'RACKBOOT_SYSLOG_PORT', 'syslog-ring': 'RACKBOOT_SYSLOG_RING',
 };
 
@@ -156,6 +160,11 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
   const ttlRaw = flags['token-ttl'] ?? file.tokenTtl ?? '6h';
   const ttl = duration.safeParse(typeof ttlRaw === 'string' && /^\d+$/.test(ttlRaw) ? Number(ttlRaw) : ttlRaw);
   if (!ttl.success) throw new ConfigError(`--token-ttl "${ttlRaw}" must be a duration such as 90m, 6h or 2d`);
+  const graceCbRaw = flags['token-grace'] ?? file.tokenGrace ?? '24h';
+  // 0 turns the grace period off (callbacks end with the token, as before).
+  const tokenGrace = String(graceCbRaw) === '0' ? { success: true as const, data: 0 }
+    : duration.safeParse(typeof graceCbRaw === 'string' && /^\d+$/.test(graceCbRaw) ? Number(graceCbRaw) : graceCbRaw);
+  if (!tokenGrace.success) throw new ConfigError(`--token-grace "${graceCbRaw}" must be a duration such as 90m, 24h or 2d`);
   const logLevel = flags['log-level'] ?? file.logLevel ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`--log-level "${logLevel}" must be trace, debug, info, warn or error`);
 
@@ -191,6 +200,7 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
     imagesDir: dir(flags['images-dir'], file.imagesDir, 'images'),
     templatesDir: file.templatesDir ? resolve(base, file.templatesDir) : join(PACKAGE_ROOT, 'templates'),
     tokenTtlMs: ttl.data,
+    tokenGraceMs: tokenGrace.data,
     logLevel,
     loaders: { bios: 'pxelinux.0', uefi: 'grubx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi', ...file.loaders },
     // A rack powers on at once: 200 hosts, each with a transfer or two in flight (dnsmasq caps at 50 by default).

@@ -232,7 +232,7 @@ export class Provisioner {
   }
 
   progress(token: string, step: string, clientIp: string): Outcome<Build> {
-    const r = this.d.builds.checkLive(token);
+    const r = this.d.builds.checkCallback(token);
     if (!r.ok) return { ok: false, status: r.code === 'unknown' ? 404 : 410, message: r.message };
     this.event({ mac: r.build.mac, buildId: r.build.id, type: 'progress', clientIp, status: step });
     return { ok: true, value: r.build };

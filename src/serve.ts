@@ -59,7 +59,7 @@ export function openCore(config: Config, log: Logger, hooks: { kickstartRendered
   const durableDb = openDb(file, 'full');
   const db = openDb(file, 'normal');
   const hosts = new HostStore(durableDb);
-  const builds = new BuildStore(durableDb, loadSecret(config.dataDir), Date.now, db);
+  const builds = new BuildStore(durableDb, loadSecret(config.dataDir), Date.now, db, config.tokenGraceMs);
   const events = new EventLog(db);
   const audit = new AuditLog(db);
   const catalog = new ProfileCatalog(config.profilesDir, log);
