@@ -29,7 +29,10 @@ const fileSchema = z.strictObject({
   tokenGrace: z.union([z.number(), z.string()]).optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).optional(),
   loaders: z.strictObject({ bios: z.string(), uefi: z.string(), ipxeBios: z.string(), ipxeUefi: z.string() }).partial().optional(),
-  tftp: z.strictObject({ maxTransfers: z.number().int().positive(), maxPerClient: z.number().int().positive() }).partial().optional(),
+  tftp: z.strictObject({
+    maxTransfers: z.number().int().positive(), maxPerClient: z.number().int().positive(),
+    maxTransferSec: z.number().int().min(10).max(86_400), maxTimeoutSec: z.number().int().min(1).max(255),
+  }).partial().optional(),
   dhcp: z.record(z.string(), z.unknown()).optional(),
   logFormat: z.enum(['json', 'pretty', 'auto']).optional(),
   shutdownGrace: z.union([z.number(), z.string()]).optional(),
@@ -56,7 +59,8 @@ export interface Config {
   tokenGraceMs: number;
   logLevel: string;
   loaders: { bios: string; uefi: string; ipxeBios: string; ipxeUefi: string };
-  tftp: { maxTransfers: number; maxPerClient: number };
+  /** maxTransferSec: longest one transfer holds its slot; maxTimeoutSec: largest RFC 2349 timeout honoured. */
+  tftp: { maxTransfers: number; maxPerClient: number; maxTransferSec: number; maxTimeoutSec: number };
   dhcp: DhcpConfig;
   /** json (machines), pretty (people), auto: pretty when stdout is a terminal. */
   logFormat: 'json' | 'pretty' | 'auto';
@@ -204,7 +208,7 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
     logLevel,
     loaders: { bios: 'pxelinux.0', uefi: 'grubx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi', ...file.loaders },
     // A rack powers on at once: 200 hosts, each with a transfer or two in flight (dnsmasq caps at 50 by default).
-    tftp: { maxTransfers: 600, maxPerClient: 8, ...file.tftp },
+    tftp: { maxTransfers: 600, maxPerClient: 8, maxTransferSec: 300, maxTimeoutSec: 10, ...file.tftp },
     dhcp: dhcp.config,
     logFormat: logFormat as Config['logFormat'],
     shutdownGraceMs: grace.data,

@@ -193,6 +193,7 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
       };
       tftp = await startTftpServer({
         address: config.listen, port: config.tftpPort, files, log, maxTransfers: config.tftp.maxTransfers, maxPerClient: config.tftp.maxPerClient,
+        maxTransferSec: config.tftp.maxTransferSec, maxTimeoutSec: config.tftp.maxTimeoutSec,
         onTransfer: (ev) => {
           metrics.tftpTransfer(ev);
           if (ev.type === 'tftp.probe') return; // EDK2 size probe: normal, it asks again at once
