@@ -34,6 +34,10 @@ const fileSchema = z.strictObject({
     maxTransferSec: z.number().int().min(10).max(86_400), maxTimeoutSec: z.number().int().min(1).max(255),
   }).partial().optional(),
   dhcp: z.record(z.string(), z.unknown()).optional(),
+  http: z.strictObject({
+    maxConnections: z.number().int().min(16).max(1_000_000), maxConnectionsPerAddress: z.number().int().min(1).max(1_000_000),
+    headersTimeout: duration, requestTimeout: duration, idleTimeout: duration,
+  }).partial().optional(),
   logFormat: z.enum(['json', 'pretty', 'auto']).optional(),
   shutdownGrace: z.union([z.number(), z.string()]).optional(),
   syslog: z.strictObject({
@@ -62,6 +66,11 @@ export interface Config {
   /** maxTransferSec: longest one transfer holds its slot; maxTimeoutSec: largest RFC 2349 timeout honoured. */
   tftp: { maxTransfers: number; maxPerClient: number; maxTransferSec: number; maxTimeoutSec: number };
   dhcp: DhcpConfig;
+  /**
+   * Connection bounds of the HTTP server (src/http/accept.ts). maxConnections is lowered at start when the
+   * process descriptor limit cannot hold it beside TFTP and syslog.
+   */
+  http: { maxConnections: number; maxConnectionsPerAddress: number; headersTimeoutMs: number; requestTimeoutMs: number; idleTimeoutMs: number };
   /** json (machines), pretty (people), auto: pretty when stdout is a terminal. */
   logFormat: 'json' | 'pretty' | 'auto';
   /** The installer log receiver (src/ops/syslog-server.ts); port 0 turns it off. */
@@ -210,6 +219,11 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
     // A rack powers on at once: 200 hosts, each with a transfer or two in flight (dnsmasq caps at 50 by default).
     tftp: { maxTransfers: 600, maxPerClient: 8, maxTransferSec: 300, maxTimeoutSec: 10, ...file.tftp },
     dhcp: dhcp.config,
+    // A 200-host rack with a few parallel downloads each fits under 64 per address; 4096 in all.
+    http: {
+      maxConnections: file.http?.maxConnections ?? 4096, maxConnectionsPerAddress: file.http?.maxConnectionsPerAddress ?? 64,
+      headersTimeoutMs: file.http?.headersTimeout ?? 15_000, requestTimeoutMs: file.http?.requestTimeout ?? 120_000, idleTimeoutMs: file.http?.idleTimeout ?? 65_000,
+    },
     logFormat: logFormat as Config['logFormat'],
     shutdownGraceMs: grace.data,
     syslog,

@@ -30,7 +30,7 @@ import { createLogsApi, createOpsRouter, type Readiness } from './ops/routes.ts'
 import { writePidFile } from './ops/backup.ts';
 import { stateOf } from './store/builds.ts';
 import type { Renderer } from './render/render.ts';
-import { acceptBursts } from './http/accept.ts';
+import { acceptBursts, connectionBudget, limitConnections, type ConnectionGuard } from './http/accept.ts';
 
 export interface Core {
   db: Db; durableDb: Db; hosts: HostStore; builds: BuildStore; events: EventLog; audit: AuditLog; catalog: ProfileCatalog; provisioner: Provisioner; images: ImageStore;
@@ -117,8 +117,11 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   const core = openCore(config, log, { kickstartRendered: (s) => observeRender?.(s), syslogTarget: () => syslogTarget });
   const { provisioner: p, hosts, db } = core;
   let tftpRef: TftpServer | undefined;
+  let httpGuard: ConnectionGuard | undefined;
   const metrics = createMetrics({
     activeTransfers: () => ({ tftp: tftpRef?.activeTransfers() ?? 0 }),
+    httpConnections: () => httpGuard?.open() ?? 0,
+    tftpEvictions: () => tftpRef?.evictions() ?? 0,
     buildStates: () => {
       const counts: Record<string, number> = {};
       const latest = core.builds.latestForAll();
@@ -156,8 +159,12 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     routers: [createOpsRouter({ metrics, ready }), web], middleware: [metrics.httpMiddleware], apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })] });
   const kickstartFirst = kickstartFastPath(p, metrics.httpRequest);
   const http: Server = createServer((req, res) => { if (!kickstartFirst(req, res)) app(req, res); });
-  http.keepAliveTimeout = 65_000;
+  http.keepAliveTimeout = config.http.idleTimeoutMs;
   acceptBursts(http);
+  const fdLimit = openFileLimit();
+  const budget = connectionBudget(fdLimit, config.http.maxConnections, (config.tftpPort ? config.tftp.maxTransfers : 0) + (config.syslog.port ? SYSLOG_TCP_MAX : 0));
+  if (budget.warning) log.warn({ fdLimit, maxConnections: budget.total }, budget.warning);
+  httpGuard = limitConnections(http, { ...config.http, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, (reason) => metrics.httpRefused(reason));
   let tftp: TftpServer | undefined;
   let dhcp: DhcpServerHandle | undefined;
   let syslogRx: SyslogReceiver | undefined;
@@ -265,6 +272,17 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     core, httpPort, tftpPort: tftp?.port, dhcpPorts: dhcp?.ports() ?? [], syslogPort: syslogRx?.port,
     close: () => closing ??= stopAll(),
   };
+}
+
+/** Syslog TCP connections the receiver allows in all (its maxConnections default), for the descriptor budget. */
+const SYSLOG_TCP_MAX = 1024;
+
+/** The soft "Max open files" of this process (/proc/self/limits), undefined where unknown or unlimited. */
+function openFileLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch { return undefined; }
 }
 
 const DHCP_REPLY_NAMES: Record<number, string> = { 2: 'offer', 5: 'ack', 6: 'nak' };
