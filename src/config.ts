@@ -43,7 +43,9 @@ const fileSchema = z.strictObject({
   syslog: z.strictObject({
     port: port, ringLines: z.number().int().min(10).max(1_000_000), maxTotalLines: z.number().int().min(1000).max(100_000_000),
     ratePerSec: z.number().int().positive(), burst: z.number().int().positive(), maxLineBytes: z.number().int().min(256).max(65536),
+    maxAge: duration, maxConnectionsPerSource: z.number().int().min(1).max(1024),
   }).partial().optional(),
+  events: z.strictObject({ maxAge: duration, maxPerHost: z.number().int().min(50).max(10_000_000), maxDetailBytes: z.number().int().min(512).max(1 << 20) }).partial().optional(),
 });
 
 export interface Config {
@@ -74,7 +76,10 @@ export interface Config {
   /** json (machines), pretty (people), auto: pretty when stdout is a terminal. */
   logFormat: 'json' | 'pretty' | 'auto';
   /** The installer log receiver (src/ops/syslog-server.ts); port 0 turns it off. */
-  syslog: { port: number; ringLines: number; maxTotalLines: number; ratePerSec: number; burst: number; maxLineBytes: number };
+  /** maxAgeMs: lines older are pruned; maxConnectionsPerSource: TCP connections one address may hold. */
+  syslog: { port: number; ringLines: number; maxTotalLines: number; ratePerSec: number; burst: number; maxLineBytes: number; maxAgeMs: number; maxConnectionsPerSource: number };
+  /** Timeline retention and field bounds (src/store/events.ts). */
+  events: { maxAgeMs: number; maxPerHost: number; maxDetailBytes: number };
   /** On SIGTERM, how long HTTP transfers in flight may run before their connections are closed. */
   shutdownGraceMs: number;
 }
@@ -189,9 +194,11 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
   const syslogPort = intSetting('--syslog-port', flags['syslog-port']) ?? file.syslog?.port ?? 5514;
   const ringText = flags['syslog-ring'];
   if (ringText !== undefined && (!/^\d+$/.test(ringText) || Number(ringText) < 10 || Number(ringText) > 1_000_000)) throw new ConfigError(`--syslog-ring "${ringText}" must be a number of lines from 10 to 1000000`);
+  const { maxAge: syslogMaxAge, ...syslogFile } = file.syslog ?? {};
   const syslog = {
-    ratePerSec: 1000, burst: 5000, maxLineBytes: 4096, maxTotalLines: 5_000_000, ringLines: 20_000,
-    ...file.syslog,
+    ratePerSec: 1000, burst: 5000, maxLineBytes: 4096, maxTotalLines: 5_000_000, ringLines: 20_000, maxConnectionsPerSource: 4,
+    ...syslogFile,
+    maxAgeMs: syslogMaxAge ?? 30 * 86_400_000,
     port: syslogPort,
     ...(ringText !== undefined ? { ringLines: Number(ringText) } : {}),
   };
@@ -227,5 +234,6 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
     logFormat: logFormat as Config['logFormat'],
     shutdownGraceMs: grace.data,
     syslog,
+    events: { maxAgeMs: file.events?.maxAge ?? 90 * 86_400_000, maxPerHost: file.events?.maxPerHost ?? 2000, maxDetailBytes: file.events?.maxDetailBytes ?? 4096 },
   });
 }

@@ -1,7 +1,7 @@
 // Starts every server of one rackboot process on a Config; returns a handle that stops them cleanly.
 import { createServer, type Server } from 'node:http';
 import { randomBytes, createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
@@ -60,13 +60,13 @@ export function openCore(config: Config, log: Logger, hooks: { kickstartRendered
   const db = openDb(file, 'normal');
   const hosts = new HostStore(durableDb);
   const builds = new BuildStore(durableDb, loadSecret(config.dataDir), Date.now, db, config.tokenGraceMs);
-  const events = new EventLog(db);
+  const events = new EventLog(db, Date.now, config.events);
   const audit = new AuditLog(db);
   const catalog = new ProfileCatalog(config.profilesDir, log);
   const configured = config.syslog.port ? `${config.serverIp}:${config.syslog.port}` : undefined;
   const renderer = withOps(createRenderer(config.templatesDir), hooks.syslogTarget ?? (() => configured), hooks.kickstartRendered);
   const images = new ImageStore(durableDb);
-  const syslog = new SyslogStore(db, { ringLines: config.syslog.ringLines, maxTotalLines: config.syslog.maxTotalLines, maxQueued: 100_000 });
+  const syslog = new SyslogStore(db, { ringLines: config.syslog.ringLines, maxTotalLines: config.syslog.maxTotalLines, maxQueued: 100_000, maxAgeMs: config.syslog.maxAgeMs });
   const leases = new LeaseStore(db);
   // After a restart the in-memory IP -> MAC map is empty: bound DHCP leases, then the kernel's ARP table, fill it.
   const neighbor = (ip: string) => { const l = leases.byIp(ip); return l?.state === 'bound' && l.mac ? l.mac : macFromArp(ip); };
@@ -130,6 +130,7 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
       return counts;
     },
     syslogQueued: () => core.syslog.stats.queued,
+    dbBytes: () => databaseBytes(config.dataDir),
   });
   observeRender = (s) => metrics.kickstartRendered(s);
   core.events.subscribe((e) => {
@@ -169,8 +170,16 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   let dhcp: DhcpServerHandle | undefined;
   let syslogRx: SyslogReceiver | undefined;
   let removePid: (() => void) | undefined;
+  // Retention of the timeline and installer logs: once now, then every 10 minutes (each prune costs the rows it deletes).
+  const prune = () => {
+    try { core.events.prune(); core.syslog.prune(); } catch (err) { log.error({ err: (err as Error).message }, 'retention prune failed'); }
+  };
+  prune();
+  const pruneTimer = setInterval(prune, 10 * 60_000);
+  pruneTimer.unref();
   const stopAll = async () => {
     stopping = true;
+    clearInterval(pruneTimer);
     // Stop taking new work everywhere first, then let HTTP finish what it serves (bounded), then the store.
     if (http.listening) http.close();
     http.closeIdleConnections();
@@ -239,11 +248,12 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
       // so (503), and boot configs leave inst.syslog= out.
       syslogRx = await startSyslogReceiver({
         address: config.listen, port: config.syslog.port, store: core.syslog, log,
-        ratePerSec: config.syslog.ratePerSec, burst: config.syslog.burst, maxLineBytes: config.syslog.maxLineBytes,
+        ratePerSec: config.syslog.ratePerSec, burst: config.syslog.burst, maxLineBytes: config.syslog.maxLineBytes, maxConnectionsPerSource: config.syslog.maxConnectionsPerSource,
         resolve: (ip) => {
           const mac = p.macForIp(ip);
           const b = mac && core.builds.latest(mac);
-          return mac && b ? { mac, buildId: b.id } : undefined;
+          // Only a build in progress takes lines: a built host's own rsyslog must not grow a finished build's log.
+          return mac && b ? { mac, buildId: b.id, finished: !core.builds.inProgress(b) } : undefined;
         },
         onLine: (t) => metrics.syslogLine(t),
         onDrop: (reason, t) => metrics.syslogDrop(reason, t),
@@ -272,6 +282,13 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     core, httpPort, tftpPort: tftp?.port, dhcpPorts: dhcp?.ports() ?? [], syslogPort: syslogRx?.port,
     close: () => closing ??= stopAll(),
   };
+}
+
+/** The database file plus its WAL and shared-memory index, in bytes (rackboot_db_bytes, doctor). */
+export function databaseBytes(dataDir: string): number {
+  let n = 0;
+  for (const suffix of ['', '-wal', '-shm']) { try { n += statSync(join(dataDir, `rackboot.db${suffix}`)).size; } catch { /* not there */ } }
+  return n;
 }
 
 /** Syslog TCP connections the receiver allows in all (its maxConnections default), for the descriptor budget. */

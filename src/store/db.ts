@@ -84,6 +84,9 @@ const MIGRATIONS: string[] = [
      text TEXT NOT NULL
    );
    CREATE INDEX syslog_build ON syslog(build_id, id);`,
+  // 4: retention by age (src/store/events.ts, src/ops/syslog-store.ts) deletes by time: an index makes it a range delete.
+  `CREATE INDEX events_at ON events(at);
+   CREATE INDEX syslog_at ON syslog(at);`,
   // Append new migrations here; never edit one that has shipped.
 ];
 
