@@ -1,11 +1,11 @@
 // Starts every server of one rackboot process on a Config; returns a handle that stops them cleanly.
 import { createServer, type Server } from 'node:http';
 import { randomBytes, createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
-import { openDb, type Db } from './store/db.ts';
+import { databaseBytes, openDb, type Db } from './store/db.ts';
 import { HostStore } from './store/hosts.ts';
 import { BuildStore } from './store/builds.ts';
 import { EventLog } from './store/events.ts';
@@ -282,13 +282,6 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     core, httpPort, tftpPort: tftp?.port, dhcpPorts: dhcp?.ports() ?? [], syslogPort: syslogRx?.port,
     close: () => closing ??= stopAll(),
   };
-}
-
-/** The database file plus its WAL and shared-memory index, in bytes (rackboot_db_bytes, doctor). */
-export function databaseBytes(dataDir: string): number {
-  let n = 0;
-  for (const suffix of ['', '-wal', '-shm']) { try { n += statSync(join(dataDir, `rackboot.db${suffix}`)).size; } catch { /* not there */ } }
-  return n;
 }
 
 /** Syslog TCP connections the receiver allows in all (its maxConnections default), for the descriptor budget. */

@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { createApp } from '../../src/http/app.ts';
 import { silentLogger } from '../../src/log.ts';
-import { openDb } from '../../src/store/db.ts';
+import { databaseBytes, openDb } from '../../src/store/db.ts';
 import { EventLog, boundDetail, cutUtf8 } from '../../src/store/events.ts';
-import { databaseBytes } from '../../src/serve.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { makeEnv, tempDir, type TestEnv } from '../support/core.ts';
 

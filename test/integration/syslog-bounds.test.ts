@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Mac } from '../../src/net/mac.ts';
-import { openDb } from '../../src/store/db.ts';
+import { databaseBytes, openDb } from '../../src/store/db.ts';
 import { SyslogStore } from '../../src/ops/syslog-store.ts';
 import { startSyslogReceiver, type SyslogDropReason } from '../../src/ops/syslog-server.ts';
 import { startRackboot } from '../../src/serve.ts';
+import { databaseSizeFinding } from '../../src/images/doctor.ts';
 import { REPO, tempDir } from '../support/core.ts';
 import { freePort } from '../support/ports.ts';
 
@@ -126,5 +127,21 @@ test('whole server: a built host\'s later syslog lines do not join its finished 
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.equal(run.core.syslog.count(b.buildId), 1, 'the finished build keeps only its install lines');
+    const size = Number(/^rackboot_db_bytes (\d+)$/m.exec(await metrics())?.[1]);
+    // The WAL grows between the scrape and this read only by what the server wrote meanwhile.
+    assert.ok(size > 4096 && Math.abs(size - databaseBytes(config.dataDir)) < 1024 * 1024, `rackboot_db_bytes ${size}`);
   } finally { s.close(); await run.close(); }
+});
+
+test('doctor: the database size line warns above the threshold and says how to shrink', () => {
+  const dir = tempDir('rackboot-dbsize-');
+  const db = openDb(join(dir, 'rackboot.db'));
+  db.close();
+  const bytes = databaseBytes(dir);
+  assert.ok(bytes > 0);
+  assert.equal(databaseSizeFinding(bytes, dir).level, 'ok');
+  const warn = databaseSizeFinding(3 * 1024 ** 3, dir);
+  assert.equal(warn.level, 'warn');
+  assert.match(warn.what, /3072\.0 MiB, above 2048\.0 MiB/);
+  assert.match(warn.fix!, /events\.maxPerHost.*VACUUM/);
 });
