@@ -165,7 +165,17 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   const fdLimit = openFileLimit();
   const budget = connectionBudget(fdLimit, config.http.maxConnections, (config.tftpPort ? config.tftp.maxTransfers : 0) + (config.syslog.port ? SYSLOG_TCP_MAX : 0));
   if (budget.warning) log.warn({ fdLimit, maxConnections: budget.total }, budget.warning);
-  httpGuard = limitConnections(http, { ...config.http, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, (reason) => metrics.httpRefused(reason));
+  const warnedRefusals = new Set<string>();
+  httpGuard = limitConnections(http, { ...config.http, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, (reason, address) => {
+    metrics.httpRefused(reason);
+    if (reason === 'idle-timeout') return; // routine: browsers and iPXE keep connections they no longer use
+    // Once per address and reason (until 4096 distinct ones): a flood of connections must not become a log flood.
+    const key = `${reason}:${address}`;
+    if (warnedRefusals.has(key)) return;
+    if (warnedRefusals.size >= 4096) warnedRefusals.clear();
+    warnedRefusals.add(key);
+    log.info({ clientIp: address, reason, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, 'http: connection closed by the server bounds');
+  });
   let tftp: TftpServer | undefined;
   let dhcp: DhcpServerHandle | undefined;
   let syslogRx: SyslogReceiver | undefined;

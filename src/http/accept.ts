@@ -54,12 +54,12 @@ export interface ConnectionLimits {
   idleTimeoutMs: number;
 }
 
-export type RefusedReason = 'per-address' | 'total' | 'headers-timeout' | 'request-timeout';
+export type RefusedReason = 'per-address' | 'total' | 'headers-timeout' | 'request-timeout' | 'idle-timeout';
 
 export interface ConnectionGuard {
   /** Connections open now (admitted, not yet closed). */
   open(): number;
-  /** Connections closed by the guard, by reason. */
+  /** Connections closed by the guard, by reason (idle-timeout: a keep-alive connection nobody used, routine). */
   refused: Record<RefusedReason, number>;
 }
 
@@ -79,7 +79,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits, onRef
   const perAddress = new Map<string, number>();
   const tracked = new WeakMap<Socket, Tracked>();
   let open = 0;
-  const refused: Record<RefusedReason, number> = { 'per-address': 0, total: 0, 'headers-timeout': 0, 'request-timeout': 0 };
+  const refused: Record<RefusedReason, number> = { 'per-address': 0, total: 0, 'headers-timeout': 0, 'request-timeout': 0, 'idle-timeout': 0 };
   const refuse = (reason: RefusedReason, address: string) => { refused[reason]++; onRefused?.(reason, address); };
   server.maxConnections = limits.total;
   server.on('drop', (d?: { remoteAddress?: string }) => refuse('total', normalize(d?.remoteAddress)));
@@ -128,7 +128,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits, onRef
       if (done) return;
       done = true;
       t.inFlight--;
-      if (t.inFlight === 0 && !socket.destroyed) arm(socket, t, limits.idleTimeoutMs, 'headers-timeout');
+      if (t.inFlight === 0 && !socket.destroyed) arm(socket, t, limits.idleTimeoutMs, 'idle-timeout');
     };
     res.once('finish', finished);
     res.once('close', finished);
