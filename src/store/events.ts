@@ -149,15 +149,21 @@ export class EventLog {
     this.insertBatch(rows);
   }
 
+  private prunedAll = false;
+
   /**
    * The retention: events older than maxAgeMs, and per host all but the newest maxPerHost (`macs`: those
-   * hosts only; default every host with events). serve runs it at start and every few minutes.
+   * hosts only). By default the first call looks at every host with events, later ones only at hosts with
+   * events since (the write batch already prunes a host every PRUNE_EVERY events). serve runs it at start
+   * and every few minutes.
    */
   prune(macs?: Iterable<string>): number {
     this.flush();
     if (!this.db.open) return 0;
     let n = this.pruneAgeStmt.run(this.now() - this.limits.maxAgeMs).changes;
-    const hosts = macs ? [...macs] : this.db.prepare<[], { mac: string }>('SELECT DISTINCT mac FROM events').all().map((r) => r.mac);
+    const hosts = macs ? [...macs] : this.prunedAll ? [...this.sincePrune.keys()]
+      : this.db.prepare<[], { mac: string }>('SELECT DISTINCT mac FROM events').all().map((r) => r.mac);
+    if (!macs) this.prunedAll = true;
     const perHost = this.db.transaction(() => { let k = 0; for (const mac of hosts) k += this.pruneHostStmt.run(mac, mac, this.limits.maxPerHost).changes; return k; });
     n += perHost();
     for (const mac of hosts) this.sincePrune.delete(mac);

@@ -67,6 +67,13 @@ test('retention: at most maxPerHost per host (pruned while writing, exact after 
   assert.equal(rows(db, A), 300);
   assert.deepEqual(log.timeline(A, 1).map((e) => e.status), ['999'], 'the newest stay');
   assert.deepEqual(log.timeline(B).map((e) => e.type), ['build.built'], 'the two-day-old event is gone, the new one stays');
+  // Later prunes look only at hosts with events since the last one (below the in-batch threshold here).
+  for (let i = 0; i < 50; i++) log.append({ mac: A, type: 'pxelinux.config', status: `late ${i}` });
+  log.flush();
+  assert.equal(rows(db, A), 350);
+  log.prune();
+  assert.equal(rows(db, A), 300);
+  assert.deepEqual(log.timeline(A, 1).map((e) => e.status), ['late 49']);
   clock += 2 * 86_400_000;
   log.prune();
   assert.equal(rows(db, A) + rows(db, B), 0);
