@@ -72,7 +72,10 @@ export function createMetrics(sources: ScrapeSources = {}) {
   });
   const httpRefused = new Counter({ name: 'rackboot_http_connections_refused_total', help: 'HTTP connections closed by the server bounds, by reason (per-address, total, headers-timeout, request-timeout; idle-timeout: an unused keep-alive connection)', labelNames: ['reason'] as const, registers: r });
   new Gauge({ name: 'rackboot_http_connections', help: 'HTTP connections open now', registers: r, collect() { this.set(sources.httpConnections?.() ?? 0); } });
-  new Gauge({ name: 'rackboot_tftp_evictions', help: 'TFTP transfers ended to make room for a new request since start (every slot was taken; the client silent longest lost its slot)', registers: r, collect() { this.set(sources.tftpEvictions?.() ?? 0); } });
+  new Counter({
+    name: 'rackboot_tftp_evictions_total', help: 'TFTP transfers ended to make room for a new request (every slot was taken; the client silent longest lost its slot)', registers: r,
+    collect() { this.reset(); this.inc(sources.tftpEvictions?.() ?? 0); },
+  });
   new Gauge({ name: 'rackboot_db_bytes', help: 'Size of the SQLite database: the main file plus its WAL', registers: r, collect() { this.set(sources.dbBytes?.() ?? 0); } });
   new Gauge({ name: 'rackboot_syslog_queued_lines', help: 'Installer log lines waiting to be written', registers: r, collect() { this.set(sources.syslogQueued?.() ?? 0); } });
 
