@@ -311,6 +311,16 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   };
 
   let evicted = 0;
+  // Refusals and evictions come in floods under attack: one log line per kind every 10 s, saying how many were not logged.
+  const lastLogged = new Map<string, { at: number; suppressed: number }>();
+  const limited = (kind: string, write: (suppressed: number) => void): void => {
+    const t = now();
+    const l = lastLogged.get(kind);
+    if (l && t - l.at < 10_000) { l.suppressed++; return; }
+    if (!l && lastLogged.size >= 4096) lastLogged.clear();
+    write(l?.suppressed ?? 0);
+    lastLogged.set(kind, { at: t, suppressed: 0 });
+  };
   /** Frees the slot of the transfer whose client has been silent longest, if silent for evictSilentMs. */
   const evictSilent = (at: number): void => {
     let stalest: Transfer | undefined;
@@ -321,7 +331,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     if (!stalest || at - stalest.session!.lastHeardAt < evictSilentMs) return;
     evicted++;
     const silent = Math.round(at - stalest.session!.lastHeardAt);
-    log.info({ client: stalest.key, path: stalest.path, silentMs: silent }, 'tftp: all slots taken: evicting the transfer silent longest');
+    limited('evict', (suppressed) => log.warn({ client: stalest!.key, path: stalest!.path, silentMs: silent, suppressed }, 'tftp: all slots taken: evicting the transfer silent longest'));
     stalest.session!.abort(`server busy: slot given to a new request after ${silent} ms without an ACK from this client`, true);
   };
 
@@ -372,13 +382,13 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     }
     const mine = perClient.get(rinfo.address) ?? 0;
     if (mine >= maxPerClient) {
-      log.warn({ from: rinfo.address, path: norm.path, max: maxPerClient }, 'tftp: too many transfers for one client');
+      limited(`client:${rinfo.address}`, (suppressed) => log.warn({ from: rinfo.address, path: norm.path, max: maxPerClient, suppressed }, 'tftp: too many transfers for one client'));
       replyError(client, TftpError.NotDefined, `too many transfers from ${rinfo.address} (max ${maxPerClient}), retry later`);
       return;
     }
     if (transfers.size >= maxTransfers) evictSilent(now());
     if (transfers.size >= maxTransfers) {
-      log.warn({ from: rinfo.address, path: norm.path, max: maxTransfers }, 'tftp: too many transfers');
+      limited('busy', (suppressed) => log.warn({ from: rinfo.address, path: norm.path, max: maxTransfers, suppressed }, 'tftp: too many transfers'));
       replyError(client, TftpError.NotDefined, `server busy: ${maxTransfers} transfers in progress, retry later`);
       return;
     }
