@@ -26,16 +26,26 @@ const fileSchema = z.strictObject({
   imagesDir: z.string().optional(),
   templatesDir: z.string().optional(),
   tokenTtl: z.union([z.number(), z.string()]).optional(),
+  tokenGrace: z.union([z.number(), z.string()]).optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).optional(),
   loaders: z.strictObject({ bios: z.string(), uefi: z.string(), ipxeBios: z.string(), ipxeUefi: z.string() }).partial().optional(),
-  tftp: z.strictObject({ maxTransfers: z.number().int().positive(), maxPerClient: z.number().int().positive() }).partial().optional(),
+  tftp: z.strictObject({
+    maxTransfers: z.number().int().positive(), maxPerClient: z.number().int().positive(),
+    maxTransferSec: z.number().int().min(10).max(86_400), maxTimeoutSec: z.number().int().min(1).max(255),
+  }).partial().optional(),
   dhcp: z.record(z.string(), z.unknown()).optional(),
+  http: z.strictObject({
+    maxConnections: z.number().int().min(16).max(1_000_000), maxConnectionsPerAddress: z.number().int().min(1).max(1_000_000),
+    headersTimeout: duration, requestTimeout: duration, idleTimeout: duration,
+  }).partial().optional(),
   logFormat: z.enum(['json', 'pretty', 'auto']).optional(),
   shutdownGrace: z.union([z.number(), z.string()]).optional(),
   syslog: z.strictObject({
     port: port, ringLines: z.number().int().min(10).max(1_000_000), maxTotalLines: z.number().int().min(1000).max(100_000_000),
     ratePerSec: z.number().int().positive(), burst: z.number().int().positive(), maxLineBytes: z.number().int().min(256).max(65536),
+    maxAge: duration, maxConnectionsPerSource: z.number().int().min(1).max(1024),
   }).partial().optional(),
+  events: z.strictObject({ maxAge: duration, maxPerHost: z.number().int().min(50).max(10_000_000), maxDetailBytes: z.number().int().min(512).max(1 << 20) }).partial().optional(),
 });
 
 export interface Config {
@@ -51,21 +61,32 @@ export interface Config {
   imagesDir: string;
   templatesDir: string;
   tokenTtlMs: number;
+  /** After the token expired, how long a build whose kickstart was fetched still takes built/failed/progress. */
+  tokenGraceMs: number;
   logLevel: string;
   loaders: { bios: string; uefi: string; ipxeBios: string; ipxeUefi: string };
-  tftp: { maxTransfers: number; maxPerClient: number };
+  /** maxTransferSec: longest one transfer holds its slot; maxTimeoutSec: largest RFC 2349 timeout honoured. */
+  tftp: { maxTransfers: number; maxPerClient: number; maxTransferSec: number; maxTimeoutSec: number };
   dhcp: DhcpConfig;
+  /**
+   * Connection bounds of the HTTP server (src/http/accept.ts). maxConnections is lowered at start when the
+   * process descriptor limit cannot hold it beside TFTP and syslog.
+   */
+  http: { maxConnections: number; maxConnectionsPerAddress: number; headersTimeoutMs: number; requestTimeoutMs: number; idleTimeoutMs: number };
   /** json (machines), pretty (people), auto: pretty when stdout is a terminal. */
   logFormat: 'json' | 'pretty' | 'auto';
   /** The installer log receiver (src/ops/syslog-server.ts); port 0 turns it off. */
-  syslog: { port: number; ringLines: number; maxTotalLines: number; ratePerSec: number; burst: number; maxLineBytes: number };
+  /** maxAgeMs: lines older are pruned; maxConnectionsPerSource: TCP connections one address may hold. */
+  syslog: { port: number; ringLines: number; maxTotalLines: number; ratePerSec: number; burst: number; maxLineBytes: number; maxAgeMs: number; maxConnectionsPerSource: number };
+  /** Timeline retention and field bounds (src/store/events.ts). */
+  events: { maxAgeMs: number; maxPerHost: number; maxDetailBytes: number };
   /** On SIGTERM, how long HTTP transfers in flight may run before their connections are closed. */
   shutdownGraceMs: number;
 }
 
 export interface Flags {
   config?: string; listen?: string; 'http-port'?: string; 'tftp-port'?: string; 'public-url'?: string; 'server-ip'?: string;
-  'data-dir'?: string; 'profiles-dir'?: string; 'tftp-root'?: string; 'images-dir'?: string; 'token-ttl'?: string; 'log-level'?: string;
+  'data-dir'?: string; 'profiles-dir'?: string; 'tftp-root'?: string; 'images-dir'?: string; 'token-ttl'?: string; 'token-grace'?: string; 'log-level'?: string;
   'dhcp-mode'?: string; 'dhcp-interface'?: string; 'dhcp-subnet'?: string; 'dhcp-range'?: string; 'dhcp-router'?: string; 'dhcp-dns'?: string;
   'log-format'?: string; 'syslog-port'?: string; 'syslog-ring'?: string;
 }
@@ -82,6 +103,7 @@ export const SERVE_FLAGS: Record<keyof Flags, string> = {
   'tftp-root': 'DIR    boot loaders and kernels (default ./tftpboot)',
   'images-dir': 'DIR   stage2 trees and squashfs images served at /images/ (default ./images)',
   'token-ttl': 'DUR     how long a build token lives (default 6h)',
+  'token-grace': 'DUR   after expiry, how long a build whose kickstart was fetched still takes built/failed (default 24h)',
   'log-level': 'LEVEL  trace|debug|info|warn|error (default info)',
   'log-format': 'FMT   json | pretty | auto (default: pretty on a terminal, JSON otherwise)',
   'syslog-port': 'N    installer log receiver, UDP and TCP (default 5514; 514 in production; 0 turns it off)',
@@ -99,7 +121,7 @@ export class ConfigError extends Error {}
 const ENV: Partial<Record<keyof Flags, string>> = {
   listen: 'RACKBOOT_LISTEN', 'http-port': 'RACKBOOT_HTTP_PORT', 'tftp-port': 'RACKBOOT_TFTP_PORT', 'public-url': 'RACKBOOT_PUBLIC_URL',
   'server-ip': 'RACKBOOT_SERVER_IP', 'data-dir': 'RACKBOOT_DATA_DIR', 'profiles-dir': 'RACKBOOT_PROFILES_DIR', 'tftp-root': 'RACKBOOT_TFTP_ROOT',
-  'images-dir': 'RACKBOOT_IMAGES_DIR', 'token-ttl': 'RACKBOOT_TOKEN_TTL', 'log-level': 'RACKBOOT_LOG_LEVEL', 'dhcp-mode': 'RACKBOOT_DHCP_MODE',
+  'images-dir': 'RACKBOOT_IMAGES_DIR', 'token-ttl': 'RACKBOOT_TOKEN_TTL', 'token-grace': 'RACKBOOT_TOKEN_GRACE', 'log-level': 'RACKBOOT_LOG_LEVEL', 'dhcp-mode': 'RACKBOOT_DHCP_MODE',
   'log-format': 'RACKBOOT_LOG_FORMAT', 'syslog-port': 'RACKBOOT_SYSLOG_PORT', 'syslog-ring': 'RACKBOOT_SYSLOG_RING',
 };
 
@@ -156,6 +178,11 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
   const ttlRaw = flags['token-ttl'] ?? file.tokenTtl ?? '6h';
   const ttl = duration.safeParse(typeof ttlRaw === 'string' && /^\d+$/.test(ttlRaw) ? Number(ttlRaw) : ttlRaw);
   if (!ttl.success) throw new ConfigError(`--token-ttl "${ttlRaw}" must be a duration such as 90m, 6h or 2d`);
+  const graceCbRaw = flags['token-grace'] ?? file.tokenGrace ?? '24h';
+  // 0 turns the grace period off (callbacks end with the token, as before).
+  const tokenGrace = String(graceCbRaw) === '0' ? { success: true as const, data: 0 }
+    : duration.safeParse(typeof graceCbRaw === 'string' && /^\d+$/.test(graceCbRaw) ? Number(graceCbRaw) : graceCbRaw);
+  if (!tokenGrace.success) throw new ConfigError(`--token-grace "${graceCbRaw}" must be a duration such as 90m, 24h or 2d`);
   const logLevel = flags['log-level'] ?? file.logLevel ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`--log-level "${logLevel}" must be trace, debug, info, warn or error`);
 
@@ -167,9 +194,11 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
   const syslogPort = intSetting('--syslog-port', flags['syslog-port']) ?? file.syslog?.port ?? 5514;
   const ringText = flags['syslog-ring'];
   if (ringText !== undefined && (!/^\d+$/.test(ringText) || Number(ringText) < 10 || Number(ringText) > 1_000_000)) throw new ConfigError(`--syslog-ring "${ringText}" must be a number of lines from 10 to 1000000`);
+  const { maxAge: syslogMaxAge, ...syslogFile } = file.syslog ?? {};
   const syslog = {
-    ratePerSec: 1000, burst: 5000, maxLineBytes: 4096, maxTotalLines: 5_000_000, ringLines: 20_000,
-    ...file.syslog,
+    ratePerSec: 1000, burst: 5000, maxLineBytes: 4096, maxTotalLines: 5_000_000, ringLines: 20_000, maxConnectionsPerSource: 4,
+    ...syslogFile,
+    maxAgeMs: syslogMaxAge ?? 30 * 86_400_000,
     port: syslogPort,
     ...(ringText !== undefined ? { ringLines: Number(ringText) } : {}),
   };
@@ -191,13 +220,20 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
     imagesDir: dir(flags['images-dir'], file.imagesDir, 'images'),
     templatesDir: file.templatesDir ? resolve(base, file.templatesDir) : join(PACKAGE_ROOT, 'templates'),
     tokenTtlMs: ttl.data,
+    tokenGraceMs: tokenGrace.data,
     logLevel,
     loaders: { bios: 'pxelinux.0', uefi: 'grubx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi', ...file.loaders },
     // A rack powers on at once: 200 hosts, each with a transfer or two in flight (dnsmasq caps at 50 by default).
-    tftp: { maxTransfers: 600, maxPerClient: 8, ...file.tftp },
+    tftp: { maxTransfers: 600, maxPerClient: 8, maxTransferSec: 300, maxTimeoutSec: 10, ...file.tftp },
     dhcp: dhcp.config,
+    // A 200-host rack with a few parallel downloads each fits under 64 per address; 4096 in all.
+    http: {
+      maxConnections: file.http?.maxConnections ?? 4096, maxConnectionsPerAddress: file.http?.maxConnectionsPerAddress ?? 64,
+      headersTimeoutMs: file.http?.headersTimeout ?? 15_000, requestTimeoutMs: file.http?.requestTimeout ?? 120_000, idleTimeoutMs: file.http?.idleTimeout ?? 65_000,
+    },
     logFormat: logFormat as Config['logFormat'],
     shutdownGraceMs: grace.data,
     syslog,
+    events: { maxAgeMs: file.events?.maxAge ?? 90 * 86_400_000, maxPerHost: file.events?.maxPerHost ?? 2000, maxDetailBytes: file.events?.maxDetailBytes ?? 4096 },
   });
 }

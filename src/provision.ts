@@ -337,7 +337,7 @@ export class Provisioner {
   }
 
   progress(token: string, step: string, clientIp: string): Outcome<Build> {
-    const r = this.d.builds.checkLive(token);
+    const r = this.d.builds.checkCallback(token);
     if (!r.ok) return { ok: false, status: r.code === 'unknown' ? 404 : 410, message: r.message };
     const refused = this.refuseStranger(r.build, 'progress.refused', clientIp);
     if (refused) return refused;

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
-import { openDb, type Db } from './store/db.ts';
+import { databaseBytes, openDb, type Db } from './store/db.ts';
 import { HostStore } from './store/hosts.ts';
 import { BuildStore } from './store/builds.ts';
 import { EventLog } from './store/events.ts';
@@ -31,7 +31,7 @@ import { createLogsApi, createOpsRouter, type Readiness } from './ops/routes.ts'
 import { writePidFile } from './ops/backup.ts';
 import { stateOf } from './store/builds.ts';
 import type { Renderer } from './render/render.ts';
-import { acceptBursts } from './http/accept.ts';
+import { acceptBursts, connectionBudget, limitConnections, type ConnectionGuard } from './http/accept.ts';
 
 export interface Core {
   db: Db; durableDb: Db; hosts: HostStore; builds: BuildStore; events: EventLog; audit: AuditLog; catalog: ProfileCatalog; provisioner: Provisioner; images: ImageStore;
@@ -60,14 +60,14 @@ export function openCore(config: Config, log: Logger, hooks: { kickstartRendered
   const durableDb = openDb(file, 'full');
   const db = openDb(file, 'normal');
   const hosts = new HostStore(durableDb);
-  const builds = new BuildStore(durableDb, loadSecret(config.dataDir), Date.now, db);
-  const events = new EventLog(db);
+  const builds = new BuildStore(durableDb, loadSecret(config.dataDir), Date.now, db, config.tokenGraceMs);
+  const events = new EventLog(db, Date.now, config.events);
   const audit = new AuditLog(db);
   const catalog = new ProfileCatalog(config.profilesDir, log);
   const configured = config.syslog.port ? `${config.serverIp}:${config.syslog.port}` : undefined;
   const renderer = withOps(createRenderer(config.templatesDir), hooks.syslogTarget ?? (() => configured), hooks.kickstartRendered);
   const images = new ImageStore(durableDb);
-  const syslog = new SyslogStore(db, { ringLines: config.syslog.ringLines, maxTotalLines: config.syslog.maxTotalLines, maxQueued: 100_000 });
+  const syslog = new SyslogStore(db, { ringLines: config.syslog.ringLines, maxTotalLines: config.syslog.maxTotalLines, maxQueued: 100_000, maxAgeMs: config.syslog.maxAgeMs });
   const leases = new LeaseStore(db);
   // The in-memory learnt map is empty after a restart: live bound DHCP leases and the kernel's ARP table still say who an address is.
   const lease = (ip: string) => { const l = leases.byIp(ip); return l?.state === 'bound' && l.mac && l.expiresAt > Date.now() ? l.mac : undefined; };
@@ -120,8 +120,11 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   const core = openCore(config, log, { kickstartRendered: (s) => observeRender?.(s), syslogTarget: () => syslogTarget });
   const { provisioner: p, hosts, db } = core;
   let tftpRef: TftpServer | undefined;
+  let httpGuard: ConnectionGuard | undefined;
   const metrics = createMetrics({
     activeTransfers: () => ({ tftp: tftpRef?.activeTransfers() ?? 0 }),
+    httpConnections: () => httpGuard?.open() ?? 0,
+    tftpEvictions: () => tftpRef?.evictions() ?? 0,
     buildStates: () => {
       const counts: Record<string, number> = {};
       const latest = core.builds.latestForAll();
@@ -130,6 +133,7 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
       return counts;
     },
     syslogQueued: () => core.syslog.stats.queued,
+    dbBytes: () => databaseBytes(config.dataDir),
   });
   observeRender = (s) => metrics.kickstartRendered(s);
   core.events.subscribe((e) => {
@@ -159,14 +163,36 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     routers: [createOpsRouter({ metrics, ready }), web], middleware: [metrics.httpMiddleware], apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })] });
   const kickstartFirst = kickstartFastPath(p, metrics.httpRequest);
   const http: Server = createServer((req, res) => { if (!kickstartFirst(req, res)) app(req, res); });
-  http.keepAliveTimeout = 65_000;
+  http.keepAliveTimeout = config.http.idleTimeoutMs;
   acceptBursts(http);
+  const fdLimit = openFileLimit();
+  const budget = connectionBudget(fdLimit, config.http.maxConnections, (config.tftpPort ? config.tftp.maxTransfers : 0) + (config.syslog.port ? SYSLOG_TCP_MAX : 0));
+  if (budget.warning) log.warn({ fdLimit, maxConnections: budget.total }, budget.warning);
+  const warnedRefusals = new Set<string>();
+  httpGuard = limitConnections(http, { ...config.http, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, (reason, address) => {
+    metrics.httpRefused(reason);
+    if (reason === 'idle-timeout') return; // routine: browsers and iPXE keep connections they no longer use
+    // Once per address and reason (until 4096 distinct ones): a flood of connections must not become a log flood.
+    const key = `${reason}:${address}`;
+    if (warnedRefusals.has(key)) return;
+    if (warnedRefusals.size >= 4096) warnedRefusals.clear();
+    warnedRefusals.add(key);
+    log.info({ clientIp: address, reason, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, 'http: connection closed by the server bounds');
+  });
   let tftp: TftpServer | undefined;
   let dhcp: DhcpServerHandle | undefined;
   let syslogRx: SyslogReceiver | undefined;
   let removePid: (() => void) | undefined;
+  // Retention of the timeline and installer logs: once now, then every 10 minutes (each prune costs the rows it deletes).
+  const prune = () => {
+    try { core.events.prune(); core.syslog.prune(); } catch (err) { log.error({ err: (err as Error).message }, 'retention prune failed'); }
+  };
+  prune();
+  const pruneTimer = setInterval(prune, 10 * 60_000);
+  pruneTimer.unref();
   const stopAll = async () => {
     stopping = true;
+    clearInterval(pruneTimer);
     // Stop taking new work everywhere first, then let HTTP finish what it serves (bounded), then the store.
     if (http.listening) http.close();
     http.closeIdleConnections();
@@ -196,6 +222,7 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
       };
       tftp = await startTftpServer({
         address: config.listen, port: config.tftpPort, files, log, maxTransfers: config.tftp.maxTransfers, maxPerClient: config.tftp.maxPerClient,
+        maxTransferSec: config.tftp.maxTransferSec, maxTimeoutSec: config.tftp.maxTimeoutSec,
         onTransfer: (ev) => {
           metrics.tftpTransfer(ev);
           if (ev.type === 'tftp.probe') return; // EDK2 size probe: normal, it asks again at once
@@ -234,9 +261,14 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
       // so (503), and boot configs leave inst.syslog= out.
       syslogRx = await startSyslogReceiver({
         address: config.listen, port: config.syslog.port, store: core.syslog, log,
-        ratePerSec: config.syslog.ratePerSec, burst: config.syslog.burst, maxLineBytes: config.syslog.maxLineBytes,
-        // Only the address that fetched a build's kickstart (or, before that, the host's own address) logs into that build.
-        resolve: (ip) => p.syslogSource(ip),
+        ratePerSec: config.syslog.ratePerSec, burst: config.syslog.burst, maxLineBytes: config.syslog.maxLineBytes, maxConnectionsPerSource: config.syslog.maxConnectionsPerSource,
+        // Only the address that fetched a build's kickstart (or, before that, the host's own address) logs into that build,
+        // and only a build in progress takes lines: a built host's own rsyslog must not grow a finished build's log.
+        resolve: (ip) => {
+          const src = p.syslogSource(ip);
+          const b = src && core.builds.byId(src.buildId);
+          return src && b ? { ...src, finished: !core.builds.inProgress(b) } : undefined;
+        },
         onLine: (t) => metrics.syslogLine(t),
         onDrop: (reason, t) => metrics.syslogDrop(reason, t),
       }).catch((err: NodeJS.ErrnoException) => {
@@ -264,6 +296,17 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     core, httpPort, tftpPort: tftp?.port, dhcpPorts: dhcp?.ports() ?? [], syslogPort: syslogRx?.port,
     close: () => closing ??= stopAll(),
   };
+}
+
+/** Syslog TCP connections the receiver allows in all (its maxConnections default), for the descriptor budget. */
+const SYSLOG_TCP_MAX = 1024;
+
+/** The soft "Max open files" of this process (/proc/self/limits), undefined where unknown or unlimited. */
+function openFileLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch { return undefined; }
 }
 
 const DHCP_REPLY_NAMES: Record<number, string> = { 2: 'offer', 5: 'ack', 6: 'nak' };

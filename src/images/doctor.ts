@@ -14,12 +14,13 @@ import { imageEfiLoaders, imageKernelVendor, type ImageStore } from './store.ts'
 import { createUefiChainResolver, type UefiChainResolver } from './uefi-chain.ts';
 import { posix } from 'node:path';
 import { nativeState } from '../native.ts';
+import { databaseBytes } from '../store/db.ts';
 
 export interface Finding { level: 'ok' | 'warn' | 'fail'; what: string; fix?: string }
 export interface DoctorReport { findings: Finding[]; ok: boolean }
 
 export interface DoctorDeps {
-  config: Pick<Config, 'listen' | 'httpPort' | 'tftpPort' | 'publicUrl' | 'tftpRoot' | 'imagesDir' | 'loaders'> & { dhcp: { mode: string } };
+  config: Pick<Config, 'listen' | 'httpPort' | 'tftpPort' | 'publicUrl' | 'tftpRoot' | 'imagesDir' | 'loaders'> & { dhcp: { mode: string }; dataDir?: string };
   images: ImageStore;
   profiles: ProfileSnapshot;
   fetch?: typeof fetch;
@@ -110,6 +111,8 @@ export async function runDoctor(d: DoctorDeps): Promise<DoctorReport> {
   findings.push(pub.ok ? { level: 'ok', what: `public URL ${c.publicUrl} answers /healthz` }
     : { level: 'fail', what: `public URL ${c.publicUrl}/healthz: ${pub.error}`, fix: 'start rackboot serve, and check that --public-url is the address hosts on the provisioning network reach (firewall, routing)' });
 
+  if (c.dataDir !== undefined) findings.push(databaseSizeFinding(databaseBytes(c.dataDir), c.dataDir));
+
   return { findings, ok: findings.every((f) => f.level !== 'fail') };
 }
 
@@ -165,6 +168,17 @@ function uefiFindings(d: DoctorDeps): Finding[] {
       fix: 'keep rackboot the DHCP server (or proxy) on their network, give hosts a static ip, and avoid NAT between them and rackboot; a GRUB built with grub-mknetdir or Red Hat\'s GRUB asks per MAC' });
   }
   return out;
+}
+
+/** Above this the database is larger than the retention should ever let it grow for a few racks. */
+export const DB_WARN_BYTES = 2 * 1024 ** 3;
+
+/** The database size line: the timeline and installer logs are pruned, but a deleted row does not shrink the file. */
+export function databaseSizeFinding(bytes: number, dataDir: string, warnBytes = DB_WARN_BYTES): Finding {
+  const mib = (n: number) => `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  if (bytes <= warnBytes) return { level: 'ok', what: `database ${join(dataDir, 'rackboot.db')} (with its WAL): ${mib(bytes)}` };
+  return { level: 'warn', what: `database ${join(dataDir, 'rackboot.db')} (with its WAL) is ${mib(bytes)}, above ${mib(warnBytes)}`,
+    fix: `lower the retention (events.maxAge, events.maxPerHost, syslog.maxAge, syslog.maxTotalLines in the config file); SQLite reuses freed pages, and to shrink the file stop rackboot and run sqlite3 ${join(dataDir, 'rackboot.db')} VACUUM` };
 }
 
 export function formatDoctor(r: DoctorReport): string[] {

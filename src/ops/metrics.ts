@@ -10,6 +10,12 @@ export interface ScrapeSources {
   buildStates?: () => Record<string, number>;
   /** Syslog lines waiting to be written. */
   syslogQueued?: () => number;
+  /** HTTP connections open now. */
+  httpConnections?: () => number;
+  /** TFTP transfers ended to make room for a new request (a full table). */
+  tftpEvictions?: () => number;
+  /** Bytes of the database file and its WAL. */
+  dbBytes?: () => number;
 }
 
 const DHCP_NAMES: Record<number, string> = { 1: 'discover', 2: 'offer', 3: 'request', 4: 'decline', 5: 'ack', 6: 'nak', 7: 'release', 8: 'inform' };
@@ -64,6 +70,13 @@ export function createMetrics(sources: ScrapeSources = {}) {
       for (const s of ['idle', 'build', 'built', 'failed', 'expired']) this.set({ state: s }, states[s] ?? 0);
     },
   });
+  const httpRefused = new Counter({ name: 'rackboot_http_connections_refused_total', help: 'HTTP connections closed by the server bounds, by reason (per-address, total, headers-timeout, request-timeout; idle-timeout: an unused keep-alive connection)', labelNames: ['reason'] as const, registers: r });
+  new Gauge({ name: 'rackboot_http_connections', help: 'HTTP connections open now', registers: r, collect() { this.set(sources.httpConnections?.() ?? 0); } });
+  new Counter({
+    name: 'rackboot_tftp_evictions_total', help: 'TFTP transfers ended to make room for a new request (every slot was taken; the client silent longest lost its slot)', registers: r,
+    collect() { this.reset(); this.inc(sources.tftpEvictions?.() ?? 0); },
+  });
+  new Gauge({ name: 'rackboot_db_bytes', help: 'Size of the SQLite database: the main file plus its WAL', registers: r, collect() { this.set(sources.dbBytes?.() ?? 0); } });
   new Gauge({ name: 'rackboot_syslog_queued_lines', help: 'Installer log lines waiting to be written', registers: r, collect() { this.set(sources.syslogQueued?.() ?? 0); } });
 
   let httpFileCount = 0;
@@ -105,6 +118,7 @@ export function createMetrics(sources: ScrapeSources = {}) {
     kickstartRendered(seconds: number) { renderTime.observe(seconds); },
     syslogLine(transport: string) { syslogLines.inc({ transport }); },
     syslogDrop(reason: string, transport: string) { syslogDropped.inc({ reason, transport }); },
+    httpRefused(reason: string) { httpRefused.inc({ reason }); },
     async text(): Promise<string> { return registry.metrics(); },
     contentType: registry.contentType,
   };

@@ -1,7 +1,7 @@
 // The syslog receiver: UDP and TCP on one port (dgram/net glue only; parsing is syslog-parse.ts).
 // Each line is attached to the current build of the host that sent it, found by source IP.
-// Bounds: a token bucket per source address, a byte limit per line, a cap on TCP connections and
-// on buffered bytes per connection, a bounded queue before the store: memory stays bounded
+// Bounds: a token bucket per source address, a byte limit per line, a cap on TCP connections (in all and
+// per source address) and on buffered bytes per connection, a bounded queue before the store: memory stays bounded
 // whatever a sender does, and every line not kept is counted by reason.
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -10,20 +10,25 @@ import type { Mac } from '../net/mac.ts';
 import { parseSyslog, SyslogFramer } from './syslog-parse.ts';
 import type { SyslogStore } from './syslog-store.ts';
 
-export type SyslogDropReason = 'malformed' | 'unknown-source' | 'rate-limited' | 'queue-full' | 'too-many-connections';
+export type SyslogDropReason = 'malformed' | 'unknown-source' | 'build-finished' | 'rate-limited' | 'queue-full' | 'too-many-connections' | 'too-many-connections-from-source';
 
 export interface SyslogReceiverOptions {
   address: string;
   port: number;
   store: SyslogStore;
   log: Logger;
-  /** The host and its current build for a source address; undefined drops the line (counted). */
-  resolve(ip: string): { mac: Mac; buildId: number } | undefined;
+  /**
+   * The host and its current build for a source address; undefined drops the line (counted). `finished`: the
+   * latest build is not in progress (a built host keeps logging to syslog): its lines are dropped and counted.
+   */
+  resolve(ip: string): { mac: Mac; buildId: number; finished?: boolean } | undefined;
   /** Lines per second one source address may send (sustained), and the burst above it. */
   ratePerSec: number;
   burst: number;
   maxLineBytes: number;
   maxConnections?: number;
+  /** TCP connections one source address may hold (default 4: rsyslog/Anaconda use one). */
+  maxConnectionsPerSource?: number;
   /** A TCP connection with nothing sent for this long is closed. */
   idleMs?: number;
   onLine?(transport: 'udp' | 'tcp'): void;
@@ -38,11 +43,13 @@ export interface SyslogReceiver {
 }
 
 interface Bucket { tokens: number; at: number }
-interface Resolved { value: { mac: Mac; buildId: number } | undefined; until: number }
+interface Resolved { value: { mac: Mac; buildId: number; finished?: boolean } | undefined; until: number }
 
 export async function startSyslogReceiver(o: SyslogReceiverOptions): Promise<SyslogReceiver> {
   const now = o.now ?? Date.now;
   const maxConnections = o.maxConnections ?? 1024;
+  const maxPerSource = o.maxConnectionsPerSource ?? 4;
+  const perSource = new Map<string, number>();
   const idleMs = o.idleMs ?? 15 * 60_000;
   const buckets = new Map<string, Bucket>();
   const resolved = new Map<string, Resolved>();
@@ -86,6 +93,7 @@ export async function startSyslogReceiver(o: SyslogReceiverOptions): Promise<Sys
     if (!r.ok) return drop('malformed', transport, ip, r.reason);
     const to = target(ip, t);
     if (!to) return drop('unknown-source', transport, ip);
+    if (to.finished) return drop('build-finished', transport, ip);
     const m = r.message;
     const ok = o.store.append({ buildId: to.buildId, mac: to.mac, at: t, clientIp: ip, facility: m.facility, severity: m.severity, host: m.hostname, app: m.app, text: m.truncated ? m.text + ' [cut]' : m.text });
     if (!ok) return drop('queue-full', transport, ip);
@@ -113,6 +121,10 @@ export async function startSyslogReceiver(o: SyslogReceiverOptions): Promise<Sys
   tcp.on('connection', (sock) => {
     const ip = (sock.remoteAddress ?? '').replace(/^::ffff:/, '');
     if (sockets.size >= maxConnections) { drop('too-many-connections', 'tcp', ip); sock.destroy(); return; }
+    // One source must not hold the whole table (issue #13: one client held all 1,024 connections).
+    const mine = perSource.get(ip) ?? 0;
+    if (mine >= maxPerSource) { drop('too-many-connections-from-source', 'tcp', ip); sock.destroy(); return; }
+    perSource.set(ip, mine + 1);
     sockets.add(sock);
     const framer = new SyslogFramer(o.maxLineBytes);
     sock.setTimeout(idleMs, () => sock.destroy());
@@ -121,7 +133,11 @@ export async function startSyslogReceiver(o: SyslogReceiverOptions): Promise<Sys
     });
     sock.on('end', () => { try { for (const frame of framer.end()) line(frame, ip, 'tcp'); } catch (err) { o.log.error({ err }, 'syslog: TCP handler failed'); } sock.end(); });
     sock.on('error', () => { /* reset by peer: nothing to do */ });
-    sock.on('close', () => sockets.delete(sock));
+    sock.on('close', () => {
+      sockets.delete(sock);
+      const n = (perSource.get(ip) ?? 1) - 1;
+      if (n <= 0) perSource.delete(ip); else perSource.set(ip, n);
+    });
   });
   tcp.on('error', (err) => o.log.error({ err }, 'syslog: TCP server error'));
   try {

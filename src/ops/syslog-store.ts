@@ -1,6 +1,6 @@
-// Installer log lines per build, on the store. Bounded twice: a ring per build (the newest
-// `ringLines` lines stay) and a cap on all lines together (the oldest go first), so neither a
-// chatty installer nor months of rollouts can fill the disk. Writes are batched (one transaction
+// Installer log lines per build, on the store. Bounded three times: a ring per build (the newest
+// `ringLines` lines stay), a cap on all lines together (the oldest go first) and an age (prune()), so
+// neither a chatty installer nor months of rollouts can fill the disk. Writes are batched (one transaction
 // per flush, like the timeline); a line lost to kill -9 is a log line, never a build record.
 import type { Db } from '../store/db.ts';
 import type { Mac } from '../net/mac.ts';
@@ -28,7 +28,11 @@ export interface SyslogLimits {
   maxTotalLines: number;
   /** Lines waiting for the next write; more are dropped (counted), so memory stays bounded. */
   maxQueued: number;
+  /** Lines older than this are deleted by prune() (default 30 days). */
+  maxAgeMs?: number;
 }
+
+export const DEFAULT_SYSLOG_MAX_AGE_MS = 30 * 86_400_000;
 
 export interface SyslogSearch { buildId: number; q?: string; maxSeverity?: number; limit?: number; beforeId?: number }
 
@@ -103,6 +107,15 @@ export class SyslogStore {
     const limit = Math.max(1, Math.min(s.limit ?? 500, 5000));
     const rows = this.db.prepare<(string | number)[], Row>(`SELECT * FROM syslog WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ${limit}`).all(...args);
     return rows.map(fromRow).reverse();
+  }
+
+  /** The age retention (syslog_at index: costs the rows deleted); serve runs it at start and every few minutes. */
+  prune(now = Date.now()): number {
+    this.flush();
+    if (!this.db.open) return 0;
+    const n = this.db.prepare('DELETE FROM syslog WHERE at < ?').run(now - (this.limits.maxAgeMs ?? DEFAULT_SYSLOG_MAX_AGE_MS)).changes;
+    this.stats.evicted += n;
+    return n;
   }
 
   /** The last `n` lines of a build, as text lines, for the failed event. */

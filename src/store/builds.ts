@@ -52,6 +52,21 @@ export type CloseResult =
 
 export const FAILURE_LOG_MAX = 64 * 1024;
 
+/** How long after its token expired a build whose kickstart was fetched still takes built/failed/progress. */
+export const DEFAULT_CALLBACK_GRACE_MS = 24 * 3600_000;
+
+/**
+ * Whether a pending build still takes callbacks at `now`. Anaconda may still be copying the image when
+ * the token lifetime ends; a 410 on the built callback then fails %post under --erroronfail and stops a
+ * fully installed host on an error screen (Foreman: "built" must work after the token expired mid-install).
+ * So a build whose kickstart was fetched gets a grace period; one that never fetched it does not.
+ */
+export function takesCallbacks(b: Build, now: number, graceMs: number): boolean {
+  if (b.status !== 'pending') return false;
+  if (b.expiresAt > now) return true;
+  return b.ksFetchedAt !== undefined && b.expiresAt + graceMs > now;
+}
+
 export class BuildStore {
   private readonly latestStmt;
   private readonly byHashStmt;
@@ -64,8 +79,12 @@ export class BuildStore {
   private readonly latestAllStmt;
   private readonly nonceStmt;
 
-  /** `timelineDb` (optional) takes the bookkeeping writes that need not be fsynced one by one (kickstart fetched at). */
-  constructor(private readonly db: Db, private readonly secret: Buffer, private readonly now: () => number = Date.now, timelineDb: Db = db) {
+  /**
+   * `timelineDb` (optional) takes the bookkeeping writes that need not be fsynced one by one (kickstart fetched at).
+   * `callbackGraceMs`: see takesCallbacks.
+   */
+  constructor(private readonly db: Db, private readonly secret: Buffer, private readonly now: () => number = Date.now, timelineDb: Db = db,
+    readonly callbackGraceMs: number = DEFAULT_CALLBACK_GRACE_MS) {
     this.latestStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE mac = ? ORDER BY id DESC LIMIT 1');
     this.byHashStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE token_hash = ?');
     this.byIdStmt = db.prepare<[number], BuildRow>('SELECT * FROM builds WHERE id = ?');
@@ -125,6 +144,18 @@ export class BuildStore {
     return { ok: true, build: b, changed: false };
   }
 
+  /** Checks a token for a progress event: the live build, or one in its callback grace period (takesCallbacks). */
+  checkCallback(token: string): CloseResult {
+    const b = this.byToken(token);
+    if (!b) return { ok: false, code: 'unknown', message: 'no build has this token' };
+    if (b.status !== 'pending') return { ok: false, code: 'finished', build: b, message: `build ${b.id} is ${b.status}` };
+    if (!takesCallbacks(b, this.now(), this.callbackGraceMs)) return { ok: false, code: 'expired', build: b, message: expiredMessage(b, this.callbackGraceMs) };
+    return { ok: true, build: b, changed: false };
+  }
+
+  /** Whether lines and events from the installer still belong to this build (syslog receiver). */
+  inProgress(b: Build): boolean { return takesCallbacks(b, this.now(), this.callbackGraceMs); }
+
   /** built/failed callback. Repeating the same outcome succeeds and changes nothing (curl retries). */
   close(token: string, outcome: 'built' | 'failed', log?: string): CloseResult {
     return this.db.transaction((): CloseResult => {
@@ -132,10 +163,16 @@ export class BuildStore {
       if (!b) return { ok: false, code: 'unknown', message: 'no build has this token' };
       if (b.status === outcome) return { ok: true, build: b, changed: false };
       if (b.status !== 'pending') return { ok: false, code: b.status === 'superseded' || b.status === 'cancelled' ? 'not-current' : 'finished', build: b, message: `build ${b.id} is already ${b.status}` };
-      if (b.expiresAt <= this.now()) return { ok: false, code: 'expired', build: b, message: `build ${b.id} token expired at ${new Date(b.expiresAt).toISOString()}` };
+      if (!takesCallbacks(b, this.now(), this.callbackGraceMs)) return { ok: false, code: 'expired', build: b, message: expiredMessage(b, this.callbackGraceMs) };
       const boundedLog = log === undefined ? null : log.length > FAILURE_LOG_MAX ? log.slice(-FAILURE_LOG_MAX) : log;
       this.setStatusStmt.run(outcome, this.now(), boundedLog, b.id);
       return { ok: true, build: this.byId(b.id)!, changed: true };
     })();
   }
+}
+
+function expiredMessage(b: Build, graceMs: number): string {
+  const at = new Date(b.expiresAt).toISOString();
+  if (b.ksFetchedAt === undefined) return `build ${b.id} token expired at ${at} and its kickstart was never fetched`;
+  return `build ${b.id} token expired at ${at}; its callback grace period (${Math.round(graceMs / 60_000)} min, --token-grace) ended at ${new Date(b.expiresAt + graceMs).toISOString()}`;
 }

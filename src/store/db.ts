@@ -2,8 +2,8 @@
 // Power loss is another matter: synchronous=NORMAL may lose the last commits, FULL fsyncs each one.
 // So the build lifecycle writes through its own FULL connection, and the busy timeline through NORMAL.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 export type Db = Database.Database;
 
@@ -84,6 +84,9 @@ const MIGRATIONS: string[] = [
      text TEXT NOT NULL
    );
    CREATE INDEX syslog_build ON syslog(build_id, id);`,
+  // 4: retention by age (src/store/events.ts, src/ops/syslog-store.ts) deletes by time: an index makes it a range delete.
+  `CREATE INDEX events_at ON events(at);
+   CREATE INDEX syslog_at ON syslog(at);`,
   // Append new migrations here; never edit one that has shipped.
 ];
 
@@ -112,4 +115,11 @@ function migrate(db: Db): void {
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
+}
+
+/** The database of a data dir (rackboot.db) plus its WAL and shared-memory index, in bytes (rackboot_db_bytes, doctor). */
+export function databaseBytes(dataDir: string): number {
+  let n = 0;
+  for (const suffix of ['', '-wal', '-shm']) { try { n += statSync(join(dataDir, `rackboot.db${suffix}`)).size; } catch { /* not there */ } }
+  return n;
 }

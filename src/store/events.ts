@@ -16,6 +16,64 @@ export interface HostEvent {
 
 export type NewEvent = Omit<HostEvent, 'id' | 'at'> & { at?: number };
 
+export interface EventLimits {
+  /** Events older than this are deleted by prune(). */
+  maxAgeMs: number;
+  /** Events kept per host (the newest). */
+  maxPerHost: number;
+  /** Largest detail JSON stored; strings in it are cut first, then arrays shortened, then it is replaced by a marker. */
+  maxDetailBytes: number;
+}
+
+export const DEFAULT_EVENT_LIMITS: EventLimits = { maxAgeMs: 90 * 86_400_000, maxPerHost: 2000, maxDetailBytes: 4096 };
+
+/** Longest type, client address and status kept (bytes of UTF-8); a string in detail is cut at DETAIL_STRING_MAX. */
+const TYPE_MAX = 64;
+const IP_MAX = 64;
+const STATUS_MAX = 256;
+const DETAIL_STRING_MAX = 256;
+/** A host's count is pruned in the write batch once this many of its events arrived since its last prune. */
+const PRUNE_EVERY = 100;
+
+/** `s` cut to at most `max` bytes of UTF-8 on a character boundary, with a marker saying how long it was. */
+export function cutUtf8(s: string, max: number): string {
+  if (s.length <= max / 3 || Buffer.byteLength(s) <= max) return s;
+  const marker = ` [cut: ${Buffer.byteLength(s)} bytes]`;
+  const buf = Buffer.from(s);
+  let end = Math.max(0, max - marker.length);
+  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--; // not inside a multi-byte character
+  return buf.subarray(0, end).toString() + marker;
+}
+
+function cutStrings(v: unknown, max: number, depth = 0): unknown {
+  if (typeof v === 'string') return cutUtf8(v, max);
+  if (depth > 4 || v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map((x) => cutStrings(x, max, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[cutUtf8(k, 64)] = cutStrings(x, max, depth + 1);
+  return out;
+}
+
+/**
+ * The detail as stored: JSON of at most `maxBytes`. Header values and paths come from the network, so one
+ * request must not store more than a bounded amount (2,000 requests with huge headers added 28 MB).
+ * Arrays (the syslog tail of a failed build) lose their oldest items first: the last lines say why.
+ */
+export function boundDetail(detail: Record<string, unknown>, maxBytes: number): string {
+  let json = JSON.stringify(detail);
+  if (Buffer.byteLength(json) <= maxBytes) return json;
+  const cut = cutStrings(detail, DETAIL_STRING_MAX) as Record<string, unknown>;
+  json = JSON.stringify(cut);
+  for (let guard = 0; Buffer.byteLength(json) > maxBytes && guard < 10_000; guard++) {
+    const longest = Object.entries(cut).filter(([, x]) => Array.isArray(x) && x.length > 0).sort((a, b) => (b[1] as unknown[]).length - (a[1] as unknown[]).length)[0];
+    if (!longest) break;
+    (longest[1] as unknown[]).shift();
+    json = JSON.stringify(cut);
+  }
+  if (Buffer.byteLength(json) <= maxBytes) return json;
+  return JSON.stringify({ truncated: true, bytes: Buffer.byteLength(JSON.stringify(detail)) });
+}
+
 interface EventRow { id: number; mac: string; build_id: number | null; at: number; type: string; client_ip: string | null; status: string | null; bytes: number | null; detail: string | null }
 
 function fromRow(r: EventRow): HostEvent {
@@ -40,19 +98,41 @@ export class EventLog {
   private queue: Record<string, unknown>[] = [];
   private flushScheduled = false;
   private readonly insertBatch;
+  private readonly pruneHostStmt;
+  private readonly pruneAgeStmt;
+  /** Events per host since its count was last pruned. */
+  private readonly sincePrune = new Map<string, number>();
+  readonly limits: EventLimits;
 
-  constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
+  constructor(private readonly db: Db, private readonly now: () => number = Date.now, limits: Partial<EventLimits> = {}) {
+    this.limits = { ...DEFAULT_EVENT_LIMITS, ...limits };
+    // Both use an index (events_mac, events_at): a prune costs the rows it deletes, not the table.
+    this.pruneHostStmt = db.prepare('DELETE FROM events WHERE mac = ? AND id <= (SELECT id FROM events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)');
+    this.pruneAgeStmt = db.prepare('DELETE FROM events WHERE at < ?');
     this.insertStmt = db.prepare(`INSERT INTO events (mac, build_id, at, type, client_ip, status, bytes, detail)
       VALUES (@mac, @buildId, @at, @type, @clientIp, @status, @bytes, @detail)`);
     this.forMac = db.prepare<[string, number], EventRow>('SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?');
-    this.insertBatch = db.transaction((rows: Record<string, unknown>[]) => { for (const r of rows) this.insertStmt.run(r); });
+    this.insertBatch = db.transaction((rows: Record<string, unknown>[]) => {
+      for (const r of rows) this.insertStmt.run(r);
+      for (const r of rows) {
+        const mac = r.mac as string;
+        const n = (this.sincePrune.get(mac) ?? 0) + 1;
+        if (n < PRUNE_EVERY) { if (this.sincePrune.size < 65536) this.sincePrune.set(mac, n); continue; }
+        this.sincePrune.delete(mac);
+        this.pruned += this.pruneHostStmt.run(mac, mac, this.limits.maxPerHost).changes;
+      }
+    });
   }
+
+  /** Events deleted by the retention (count per host and age) since start. */
+  pruned = 0;
 
   append(e: NewEvent): HostEvent {
     const at = e.at ?? this.now();
     this.queue.push({
-      mac: e.mac, buildId: e.buildId ?? null, at, type: e.type, clientIp: e.clientIp ?? null,
-      status: e.status ?? null, bytes: e.bytes ?? null, detail: e.detail ? JSON.stringify(e.detail) : null,
+      mac: e.mac, buildId: e.buildId ?? null, at, type: cutUtf8(e.type, TYPE_MAX), clientIp: e.clientIp === undefined ? null : cutUtf8(e.clientIp, IP_MAX),
+      status: e.status === undefined || e.status === null ? null : cutUtf8(String(e.status), STATUS_MAX), bytes: e.bytes ?? null,
+      detail: e.detail ? boundDetail(e.detail, this.limits.maxDetailBytes) : null,
     });
     if (!this.flushScheduled) { this.flushScheduled = true; setImmediate(() => this.flush()); }
     const saved: HostEvent = { ...e, id: 0, at };
@@ -67,6 +147,28 @@ export class EventLog {
     const rows = this.queue;
     this.queue = [];
     this.insertBatch(rows);
+  }
+
+  private prunedAll = false;
+
+  /**
+   * The retention: events older than maxAgeMs, and per host all but the newest maxPerHost (`macs`: those
+   * hosts only). By default the first call looks at every host with events, later ones only at hosts with
+   * events since (the write batch already prunes a host every PRUNE_EVERY events). serve runs it at start
+   * and every few minutes.
+   */
+  prune(macs?: Iterable<string>): number {
+    this.flush();
+    if (!this.db.open) return 0;
+    let n = this.pruneAgeStmt.run(this.now() - this.limits.maxAgeMs).changes;
+    const hosts = macs ? [...macs] : this.prunedAll ? [...this.sincePrune.keys()]
+      : this.db.prepare<[], { mac: string }>('SELECT DISTINCT mac FROM events').all().map((r) => r.mac);
+    if (!macs) this.prunedAll = true;
+    const perHost = this.db.transaction(() => { let k = 0; for (const mac of hosts) k += this.pruneHostStmt.run(mac, mac, this.limits.maxPerHost).changes; return k; });
+    n += perHost();
+    for (const mac of hosts) this.sincePrune.delete(mac);
+    this.pruned += n;
+    return n;
   }
 
   /** Oldest first, the most recent `limit` events. */

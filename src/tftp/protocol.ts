@@ -207,6 +207,8 @@ export interface NegotiationLimits {
   maxWindowBytes: number;
   /** Retransmit timeout when the client sends no timeout option. */
   defaultTimeoutMs: number;
+  /** Largest timeout option honoured, seconds; a larger one is ignored (left out of the OACK). */
+  maxTimeoutSec: number;
 }
 
 export const DEFAULT_LIMITS: NegotiationLimits = {
@@ -214,6 +216,9 @@ export const DEFAULT_LIMITS: NegotiationLimits = {
   maxWindowsize: 64,
   maxWindowBytes: 1 << 20,
   defaultTimeoutMs: 1000,
+  // A client asking timeout=255 would hold its slot 255 s per retransmit (25 minutes with 5 retries): 640
+  // such requests held every slot of a 600-slot server. No boot loader asks for more than a few seconds.
+  maxTimeoutSec: 10,
 };
 
 export interface Negotiated {
@@ -248,7 +253,9 @@ export function negotiateOptions(options: readonly TftpOption[], size: number, l
         pending.push({ name, value: String(size) });
         break;
       case 'timeout': // RFC 2349: 1..255 seconds
-        if (n < 1 || n > 255) break;
+        // RFC 2349 requires the OACK to echo the client's value, so a value above our cap cannot be lowered in
+        // the OACK: it is ignored (left out), as RFC 2347 allows for any option, and our default applies.
+        if (n < 1 || n > 255 || n > limits.maxTimeoutSec) break;
         timeoutMs = n * 1000;
         pending.push({ name, value: String(n) });
         break;

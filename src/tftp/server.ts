@@ -47,6 +47,16 @@ export interface TftpServerOptions {
   maxTransfers?: number;
   /** Concurrent transfers from one client address (default 50). */
   maxPerClient?: number;
+  /** Longest time one transfer may hold its slot, seconds (default 300); then it fails with an ERROR. */
+  maxTransferSec?: number;
+  /** Largest RFC 2349 timeout option honoured, seconds (default 10); a larger one is ignored. */
+  maxTimeoutSec?: number;
+  /**
+   * When every slot is taken, a new request evicts the transfer whose client has been silent longest, if
+   * silent at least this long, ms (default 1000). A client that ACKs keeps its slot; one that asked and went
+   * quiet (or asked with a spoofed source address) gives it up to a machine that is booting now.
+   */
+  evictSilentMs?: number;
   /** Retransmissions of one window before the transfer fails (default 5). */
   retries?: number;
   /** Retransmit timeout when the client sends no timeout option; fractions allowed (default 1). */
@@ -67,6 +77,8 @@ export interface TftpServerOptions {
 export interface TftpServer {
   port: number;
   activeTransfers(): number;
+  /** Transfers ended to make room for a new request (see evictSilentMs). */
+  evictions(): number;
   close(): Promise<void>;
 }
 
@@ -111,6 +123,8 @@ interface Transfer {
   session: TransferSession | undefined;
   startedAt: number;
   ended: boolean;
+  /** The maxTransferSec timer. */
+  deadline: NodeJS.Timeout | undefined;
 }
 
 export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServer> {
@@ -118,12 +132,15 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   const maxTransfers = opts.maxTransfers ?? 200;
   const maxPerClient = opts.maxPerClient ?? 50;
   const retries = opts.retries ?? 5;
+  const maxTransferMs = Math.round((opts.maxTransferSec ?? 300) * 1000);
+  const evictSilentMs = opts.evictSilentMs ?? 1000;
   const family = opts.address.includes(':') ? 'udp6' : 'udp4';
   const limits: NegotiationLimits = {
     ...DEFAULT_LIMITS,
     maxBlksize: Math.min(opts.maxBlksize ?? blksizeForAddress(opts.address), MAX_BLKSIZE),
     maxWindowsize: opts.maxWindowsize ?? DEFAULT_LIMITS.maxWindowsize,
     defaultTimeoutMs: Math.max(10, Math.round((opts.defaultTimeoutSec ?? 1) * 1000)),
+    maxTimeoutSec: opts.maxTimeoutSec ?? DEFAULT_LIMITS.maxTimeoutSec,
   };
   const now = (): number => performance.now();
 
@@ -177,6 +194,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   const release = (t: Transfer): void => {
     if (t.ended) return;
     t.ended = true;
+    if (t.deadline) clearTimeout(t.deadline);
     if (transfers.get(t.key) === t) transfers.delete(t.key);
     const n = (perClient.get(t.client.address) ?? 1) - 1;
     if (n <= 0) perClient.delete(t.client.address);
@@ -292,6 +310,31 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     session.start();
   };
 
+  let evicted = 0;
+  // Refusals and evictions come in floods under attack: one log line per kind every 10 s, saying how many were not logged.
+  const lastLogged = new Map<string, { at: number; suppressed: number }>();
+  const limited = (kind: string, write: (suppressed: number) => void): void => {
+    const t = now();
+    const l = lastLogged.get(kind);
+    if (l && t - l.at < 10_000) { l.suppressed++; return; }
+    if (!l && lastLogged.size >= 4096) lastLogged.clear();
+    write(l?.suppressed ?? 0);
+    lastLogged.set(kind, { at: t, suppressed: 0 });
+  };
+  /** Frees the slot of the transfer whose client has been silent longest, if silent for evictSilentMs. */
+  const evictSilent = (at: number): void => {
+    let stalest: Transfer | undefined;
+    for (const t of transfers.values()) {
+      if (!t.session || t.session.done) continue;
+      if (!stalest || t.session.lastHeardAt < stalest.session!.lastHeardAt) stalest = t;
+    }
+    if (!stalest || at - stalest.session!.lastHeardAt < evictSilentMs) return;
+    evicted++;
+    const silent = Math.round(at - stalest.session!.lastHeardAt);
+    limited('evict', (suppressed) => log.warn({ client: stalest!.key, path: stalest!.path, silentMs: silent, suppressed }, 'tftp: all slots taken: evicting the transfer silent longest'));
+    stalest.session!.abort(`server busy: slot given to a new request after ${silent} ms without an ACK from this client`, true);
+  };
+
   const onRequest = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     const client: TftpClient = { address: rinfo.address, port: rinfo.port };
     const parsed = parsePacket(msg);
@@ -337,20 +380,27 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       if (existing.session) existing.session.abort('superseded by a new request from the same port', false);
       else release(existing);
     }
-    if (transfers.size >= maxTransfers) {
-      log.warn({ from: rinfo.address, path: norm.path, max: maxTransfers }, 'tftp: too many transfers');
-      replyError(client, TftpError.NotDefined, `server busy: ${maxTransfers} transfers in progress, retry later`);
-      return;
-    }
     const mine = perClient.get(rinfo.address) ?? 0;
     if (mine >= maxPerClient) {
-      log.warn({ from: rinfo.address, path: norm.path, max: maxPerClient }, 'tftp: too many transfers for one client');
+      limited(`client:${rinfo.address}`, (suppressed) => log.warn({ from: rinfo.address, path: norm.path, max: maxPerClient, suppressed }, 'tftp: too many transfers for one client'));
       replyError(client, TftpError.NotDefined, `too many transfers from ${rinfo.address} (max ${maxPerClient}), retry later`);
       return;
     }
+    if (transfers.size >= maxTransfers) evictSilent(now());
+    if (transfers.size >= maxTransfers) {
+      limited('busy', (suppressed) => log.warn({ from: rinfo.address, path: norm.path, max: maxTransfers, suppressed }, 'tftp: too many transfers'));
+      replyError(client, TftpError.NotDefined, `server busy: ${maxTransfers} transfers in progress, retry later`);
+      return;
+    }
     perClient.set(rinfo.address, mine + 1);
-    const t: Transfer = { key, path: norm.path, client, request, socket: undefined, session: undefined, startedAt: now(), ended: false };
+    const t: Transfer = { key, path: norm.path, client, request, socket: undefined, session: undefined, startedAt: now(), ended: false, deadline: undefined };
     transfers.set(key, t);
+    t.deadline = setTimeout(() => {
+      const error = `transfer still running after ${maxTransferMs / 1000} s (the limit per transfer): slot freed`;
+      if (t.session) t.session.abort(error, true);
+      else release(t);
+    }, maxTransferMs);
+    t.deadline.unref();
     startTransfer(t, p.mode, p.options).catch((e: unknown) => {
       log.error({ err: e, path: norm.path }, 'tftp: transfer setup failed');
       if (t.session) t.session.abort('internal error', true);
@@ -369,6 +419,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   return {
     port,
     activeTransfers: () => transfers.size,
+    evictions: () => evicted,
     close: async () => {
       closing = true;
       for (const t of [...transfers.values()]) {

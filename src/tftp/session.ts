@@ -114,6 +114,8 @@ export class TransferSession {
   outcome: SessionOutcome | undefined;
   /** Lowest time from sending a window to its ACK, ms: what the client can do, without scheduling noise. */
   minRtt: number | undefined;
+  /** When the client last moved the transfer on (start, or an ACK of new blocks): a full server evicts the stalest. */
+  lastHeardAt = 0;
 
   private state: State = 'idle';
   private readonly slots: Buffer[] = [];
@@ -161,6 +163,7 @@ export class TransferSession {
 
   start(): void {
     if (this.state !== 'idle') return;
+    this.lastHeardAt = this.deps.now();
     const f = this.params.file;
     if ('data' in f) {
       if (f.data.length < f.size) return this.finish({ kind: 'failed', error: `generated file has ${f.data.length} bytes, announced ${f.size}` }, true);
@@ -256,6 +259,7 @@ export class TransferSession {
     }
     this.retry = 0;
     this.lastActivity = t;
+    this.lastHeardAt = t;
     if (this.interval !== this.baseInterval) {
       // After a backoff the pending timer is too far out: start over at the base interval.
       this.interval = this.baseInterval;

@@ -12,12 +12,20 @@ export interface LiveDeps {
   intervalMs?: number;
   heartbeatMs?: number;
   onError?(err: unknown): void;
+  /** Streams one session may hold (tabs); opening one more ends that session's oldest (default 4). */
+  maxPerSession?: number;
+  /** Streams in all; past it a new stream is refused with 503 (default 256). */
+  maxStreams?: number;
 }
 
-interface Stream { res: Response; alive: () => boolean }
+interface Stream { res: Response; alive: () => boolean; session: string | undefined }
+
+export type OpenResult = 'opened' | 'refused';
 
 export class LiveBoard {
   private readonly streams = new Set<Stream>();
+  /** Streams by session key (Set keeps opening order: the first is the oldest). */
+  private readonly bySession = new Map<string, Set<Stream>>();
   private readonly dirty = new Set<string>();
   private unsubscribe?: () => void;
   private timer?: NodeJS.Timeout;
@@ -27,8 +35,23 @@ export class LiveBoard {
 
   get size(): number { return this.streams.size; }
 
-  /** Opens an SSE stream on `res`; `alive` says whether its session still holds. */
-  open(res: Response, alive: () => boolean): void {
+  /**
+   * Opens an SSE stream on `res`; `alive` says whether its session still holds; `session` (its id hash) bounds
+   * the streams of one session and lets logout end them at once (endSession).
+   */
+  open(res: Response, alive: () => boolean, session?: string): OpenResult {
+    const maxStreams = this.d.maxStreams ?? 256;
+    const maxPerSession = this.d.maxPerSession ?? 4;
+    const mine = session === undefined ? undefined : this.bySession.get(session);
+    if (mine && mine.size >= maxPerSession) {
+      // A session at its cap opens one more (a new tab): the oldest is the one nobody looks at.
+      for (const old of [...mine].slice(0, mine.size - maxPerSession + 1)) this.end(old, 'replaced');
+    }
+    if (this.streams.size >= maxStreams) {
+      res.status(503).set({ 'Retry-After': '30', 'Cache-Control': 'no-store' }).type('text/plain')
+        .send(`live board: ${maxStreams} streams are open (the limit); the board still works, reload it for fresh states\n`);
+      return 'refused';
+    }
     res.status(200).set({
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-store',
@@ -37,14 +60,37 @@ export class LiveBoard {
     });
     res.flushHeaders();
     res.write('retry: 2000\n: live\n\n');
-    const s: Stream = { res, alive };
+    const s: Stream = { res, alive, session };
     this.streams.add(s);
+    if (session !== undefined) {
+      let set = this.bySession.get(session);
+      if (!set) { set = new Set(); this.bySession.set(session, set); }
+      set.add(s);
+    }
     res.on('close', () => this.drop(s));
     if (!this.unsubscribe) {
       this.unsubscribe = this.d.subscribe((e) => this.mark(e.mac));
       this.heartbeat = setInterval(() => this.beat(), this.d.heartbeatMs ?? 20_000);
       this.heartbeat.unref();
     }
+    return 'opened';
+  }
+
+  /** Streams open now for one session. */
+  sessionStreams(session: string): number { return this.bySession.get(session)?.size ?? 0; }
+
+  /** Ends every stream of a session (logout): it must not keep receiving the board. */
+  endSession(session: string): number {
+    const set = this.bySession.get(session);
+    if (!set) return 0;
+    const n = set.size;
+    for (const s of [...set]) this.end(s, 'logout');
+    return n;
+  }
+
+  private end(s: Stream, why: 'logout' | 'replaced'): void {
+    try { s.res.write(`event: ${why}\ndata: {}\n\n`); s.res.end(); } catch { /* already gone */ }
+    this.drop(s);
   }
 
   private mark(mac: string): void {
@@ -71,13 +117,18 @@ export class LiveBoard {
 
   private beat(): void {
     for (const s of this.streams) {
-      if (!s.alive()) { s.res.write('event: logout\ndata: {}\n\n'); s.res.end(); this.drop(s); }
+      if (!s.alive()) this.end(s, 'logout');
       else s.res.write(': ping\n\n');
     }
   }
 
   private drop(s: Stream): void {
-    this.streams.delete(s);
+    if (!this.streams.delete(s)) return;
+    if (s.session !== undefined) {
+      const set = this.bySession.get(s.session);
+      set?.delete(s);
+      if (set && set.size === 0) this.bySession.delete(s.session);
+    }
     if (this.streams.size === 0) this.stop();
   }
 
@@ -93,6 +144,7 @@ export class LiveBoard {
   /** Ends every stream (server shutdown: an open stream would keep http.close() waiting forever). */
   close(): void {
     for (const s of [...this.streams]) { s.res.end(); this.streams.delete(s); }
+    this.bySession.clear();
     this.stop();
   }
 }

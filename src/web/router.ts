@@ -170,6 +170,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
 
   r.post('/logout', form, tech, (_req, res) => {
     sessions.destroy(sessionOf(res).idHash);
+    live.endSession(sessionOf(res).idHash);
     res.clearCookie(SESSION_COOKIE, cookieOptions(secure));
     res.redirect(303, '/login');
   });
@@ -183,7 +184,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
 
   r.get('/board/stream', tech, (req, res) => {
     const cookie = cookieOf(req, SESSION_COOKIE);
-    live.open(res, () => sessions.lookup(cookie) !== undefined);
+    live.open(res, () => sessions.lookup(cookie) !== undefined, sessionOf(res).idHash);
   });
 
   // --- hosts ------------------------------------------------------------------------------------

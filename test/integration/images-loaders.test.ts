@@ -158,6 +158,7 @@ describe('doctor', () => {
       assert.match(text, new RegExp(`FAIL public URL http://127\\.0\\.0\\.1:${closedPort} is a loopback address`));
       assert.match(text, new RegExp(`FAIL public URL http://127\\.0\\.0\\.1:${closedPort}/healthz: ECONNREFUSED`));
       assert.match(text, /WARN TFTP is off/);
+      assert.match(text, /ok {3}database .*rackboot\.db \(with its WAL\): \d+\.\d MiB/);
       assert.match(text, /problem\(s\) to fix/);
 
       const out: string[] = [];

@@ -163,7 +163,7 @@ test('a resent request from the same port does not start a second transfer', asy
 });
 
 test('caps: past maxTransfers and maxPerClient the client gets a clear ERROR', async () => {
-  const { srv, port } = await serve({ maxTransfers: 3, maxPerClient: 2, defaultTimeoutSec: 5 });
+  const { srv, port } = await serve({ maxTransfers: 3, maxPerClient: 2, defaultTimeoutSec: 5, evictSilentMs: 600_000 }); // eviction: tftp-bounds.test.ts
   const held: dgram.Socket[] = [];
   // Two stalled transfers from 127.0.0.1 (never ACKed).
   for (let i = 0; i < 2; i++) {

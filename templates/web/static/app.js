@@ -77,6 +77,11 @@
       status.className = 'live-status off';
     };
     es.addEventListener('logout', function () { es.close(); location.reload(); });
+    // The session opened more tabs than the server keeps streams for (4): this, the oldest, stops without retrying.
+    es.addEventListener('replaced', function () {
+      es.close();
+      if (status) { status.textContent = 'Live updates stopped: opened in newer tabs (reload to take them back)'; status.className = 'live-status off'; }
+    });
     es.addEventListener('chip', function (ev) {
       var c;
       try { c = JSON.parse(ev.data); } catch (e) { return; }

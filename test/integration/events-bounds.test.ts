@@ -1,0 +1,123 @@
+// Timeline bounds (issue #13): every field cut, the detail JSON bounded, a retention by age and by count
+// per host. The reproduction sends 2,000 boot-path requests with huge headers through the real app.
+import { test, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
+import { createApp } from '../../src/http/app.ts';
+import { silentLogger } from '../../src/log.ts';
+import { databaseBytes, openDb } from '../../src/store/db.ts';
+import { EventLog, boundDetail, cutUtf8 } from '../../src/store/events.ts';
+import type { Mac } from '../../src/net/mac.ts';
+import { makeEnv, tempDir, type TestEnv } from '../support/core.ts';
+
+let env: TestEnv | undefined;
+afterEach(() => { env?.cleanup(); env = undefined; });
+
+const A = '52:54:00:aa:00:01' as Mac;
+const B = '52:54:00:aa:00:02' as Mac;
+
+function freshLog(limits: ConstructorParameters<typeof EventLog>[2] = {}, now: () => number = Date.now) {
+  const db = openDb(join(tempDir(), 'events.db'), 'normal');
+  return { db, log: new EventLog(db, now, limits) };
+}
+const rows = (db: ReturnType<typeof openDb>, mac: string) => (db.prepare('SELECT COUNT(*) n FROM events WHERE mac = ?').get(mac) as { n: number }).n;
+
+test('fields are cut on a character boundary; the worst values are stored bounded and read back as valid JSON', () => {
+  const { db, log } = freshLog();
+  const huge = 'é'.repeat(50_000) + '\r\n\u2028\u2029\x00\x1b[31m';
+  log.append({ mac: A, type: huge, clientIp: huge, status: huge, detail: { path: huge, range: huge, n: 1e308, nested: { deep: [huge, huge] }, [huge]: 1 } });
+  log.flush();
+  const r = db.prepare('SELECT type, client_ip, status, detail FROM events').get() as { type: string; client_ip: string; status: string; detail: string };
+  assert.ok(Buffer.byteLength(r.type) <= 64, `type ${Buffer.byteLength(r.type)}`);
+  assert.ok(Buffer.byteLength(r.client_ip) <= 64);
+  assert.ok(Buffer.byteLength(r.status) <= 256);
+  assert.ok(Buffer.byteLength(r.detail) <= 4096, `detail ${Buffer.byteLength(r.detail)}`);
+  assert.doesNotMatch(r.type + r.status, /\uFFFD/, 'no character split in half');
+  const back = log.timeline(A)[0]!;
+  assert.match(back.status!, /\[cut: \d+ bytes\]$/);
+  assert.equal(back.detail!.n, 1e308);
+  assert.equal(cutUtf8('short', 10), 'short');
+  assert.equal(Buffer.byteLength(cutUtf8('€'.repeat(100), 40)) <= 40, true);
+});
+
+test('a failed build keeps the newest lines of its syslog tail within the detail bound', () => {
+  const tail = Array.from({ length: 40 }, (_, i) => `line ${i} ` + 'x'.repeat(150));
+  const json = boundDetail({ syslogTail: tail }, 4096);
+  assert.ok(Buffer.byteLength(json) <= 4096);
+  const kept = (JSON.parse(json) as { syslogTail: string[] }).syslogTail;
+  assert.ok(kept.length >= 20, `${kept.length} lines kept`);
+  assert.match(kept.at(-1)!, /^line 39 /, 'the last line, the one that says why, stays');
+  assert.deepEqual(JSON.parse(boundDetail({ a: 1 }, 512)), { a: 1 });
+  assert.deepEqual(JSON.parse(boundDetail(Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`k${i}`, i])), 512)), { truncated: true, bytes: 5281 });
+});
+
+test('retention: at most maxPerHost per host (pruned while writing, exact after prune), and nothing older than maxAge', () => {
+  let clock = Date.now();
+  const { db, log } = freshLog({ maxPerHost: 300, maxAgeMs: 86_400_000 }, () => clock);
+  for (let i = 0; i < 1000; i++) log.append({ mac: A, type: 'pxelinux.config', status: String(i) });
+  log.append({ mac: B, type: 'build.start', at: clock - 2 * 86_400_000 });
+  log.append({ mac: B, type: 'build.built' });
+  log.flush();
+  assert.ok(rows(db, A) <= 300 + 100, `pruned in the write batch: ${rows(db, A)}`);
+  log.prune();
+  assert.equal(rows(db, A), 300);
+  assert.deepEqual(log.timeline(A, 1).map((e) => e.status), ['999'], 'the newest stay');
+  assert.deepEqual(log.timeline(B).map((e) => e.type), ['build.built'], 'the two-day-old event is gone, the new one stays');
+  // Later prunes look only at hosts with events since the last one (below the in-batch threshold here).
+  for (let i = 0; i < 50; i++) log.append({ mac: A, type: 'pxelinux.config', status: `late ${i}` });
+  log.flush();
+  assert.equal(rows(db, A), 350);
+  log.prune();
+  assert.equal(rows(db, A), 300);
+  assert.deepEqual(log.timeline(A, 1).map((e) => e.status), ['late 49']);
+  clock += 2 * 86_400_000;
+  log.prune();
+  assert.equal(rows(db, A) + rows(db, B), 0);
+  // The prunes use the indexes: no full scan of the table.
+  const plan = (sql: string) => JSON.stringify(db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all());
+  assert.match(plan('DELETE FROM events WHERE at < 1'), /events_at/);
+  assert.match(plan("DELETE FROM events WHERE mac = 'x' AND id <= (SELECT id FROM events WHERE mac = 'x' ORDER BY id DESC LIMIT 1 OFFSET 5)"), /events_mac/);
+});
+
+test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amount to the database', async (t) => {
+  env = makeEnv();
+  const e = env;
+  mkdirSync(e.config.tftpRoot, { recursive: true });
+  writeFileSync(join(e.config.tftpRoot, 'pxelinux.0'), Buffer.alloc(100, 1));
+  e.core.hosts.insert({ mac: A, hostname: 'rhvh-huge', profile: 'rhvh-base', ip: '127.0.0.1', netmask: '255.0.0.0', gateway: '127.0.0.254', nameservers: [], params: {} });
+  const app = createApp({
+    provisioner: e.core.provisioner, hosts: e.core.hosts, audit: e.core.audit, db: e.core.db, profiles: () => e.core.catalog.snapshot,
+    tftpRoot: e.config.tftpRoot, imagesDir: e.config.imagesDir, adminTokenHash: createHash('sha256').update('x').digest('hex'), log: silentLogger(),
+  });
+  const server = createServer({ maxHeaderSize: 64 * 1024 }, app);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const checkpoint = () => e.core.db.pragma('wal_checkpoint(TRUNCATE)');
+  e.core.events.flush();
+  checkpoint();
+  const before = databaseBytes(e.config.dataDir);
+  const range = 'bytes=' + Array.from({ length: 1200 }, (_, i) => `${i}-${i}`).join(',');
+  assert.ok(range.length > 8000);
+  try {
+    const agent = new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 8 });
+    const one = () => new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ port, host: '127.0.0.1', path: '/tftp/pxelinux.0', agent, headers: { Range: range } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); });
+      req.on('error', reject);
+      req.end();
+    });
+    for (let i = 0; i < 2000; i += 8) await Promise.all(Array.from({ length: 8 }, one));
+    agent.destroy();
+  } finally { await new Promise((r) => server.close(r)); }
+  e.core.events.flush();
+  const stored = e.core.db.prepare("SELECT COUNT(*) n, SUM(LENGTH(detail) + LENGTH(type) + IFNULL(LENGTH(status), 0)) bytes FROM events WHERE type = 'http.tftpfile'").get() as { n: number; bytes: number };
+  assert.equal(stored.n, 2000, 'every request is on the timeline');
+  assert.ok(stored.bytes / stored.n < 600, `bytes per event: ${stored.bytes / stored.n}`);
+  checkpoint();
+  const grown = databaseBytes(e.config.dataDir) - before;
+  t.diagnostic(`2000 requests: ${Math.round(stored.bytes / stored.n)} bytes per event stored, database +${grown} bytes`);
+  assert.ok(grown < 2 * 1024 * 1024, `database grew ${grown} bytes (was +28 MB before the bounds)`);
+});
