@@ -37,7 +37,7 @@ export function checkTechParamList(input: unknown): { ok: true; list: string[] }
   const list: string[] = [];
   input.slice(0, MAX_TECH_PARAMS).forEach((raw, i) => {
     if (typeof raw !== 'string') { errors.push(`techParams[${i}]: must be a string such as "timezone.name" (got ${raw === null ? 'null' : typeof raw})`); return; }
-    const key = raw.trim();
+    const key = raw.replace(/^[ \t]+|[ \t]+$/g, '');
     if (!PARAM_PATH.test(key) || key.length > 128) { errors.push(`techParams[${i}]: ${JSON.stringify(raw.slice(0, 80))} is not a profile field path such as timezone.name`); return; }
     if (!top.has(key.split('.')[0])) { errors.push(`techParams[${i}]: "${key}" is not a profile field (known: ${[...top].join(', ')})`); return; }
     const never = neverForTech(key);
