@@ -407,7 +407,8 @@ export function createWebRouter(d: WebDeps): WebRouter {
   r.get('/settings', admin, (_req, res) => settingsPage(res, 200, settings.techParams().join('\n')));
   r.post('/settings', form, admin, (req, res) => {
     const text = str((req.body as Record<string, unknown>).techParams);
-    const list = text.split(/[\n,]/).map((x) => x.trim()).filter(Boolean);
+    // Only spaces, tabs and the CR of CRLF are trimmed: any other control or separator character is refused.
+    const list = text.split(/\r?\n|,/).map((x) => x.replace(/^[ \t]+|[ \t]+$/g, '')).filter(Boolean);
     const checked = checkTechParamList(list);
     if (!checked.ok) return settingsPage(res, 400, text, checked.errors.join('; '));
     const before = settings.techParams();

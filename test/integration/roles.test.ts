@@ -316,3 +316,27 @@ test('per-user API tokens: CLI and account page create (shown once, hashed), the
   assert.ok(auditRows().some((a) => a.action === 'user.token.revoke' && a.actor === 'cli'));
   assert.ok(!JSON.stringify(auditRows()).includes(shown!), 'no token text in the audit log');
 });
+
+test('Settings page: an admin edits the tech allow-list (bad entries refused naming them, nothing changed); a tech cannot', async () => {
+  const { agent: tom, csrf: tc } = await login('tom');
+  assert.equal((await tom.get('/settings')).status, 403);
+  assert.equal((await tom.post('/settings').type('form').send({ _csrf: tc, techParams: 'timezone.name' })).status, 403);
+  const { agent, csrf } = await login('alice');
+  const page = await agent.get('/settings');
+  assert.equal(page.status, 200);
+  assert.match(page.text, /Never open to techs/);
+  for (const bad of ['post', 'timezone.name\nsatellite.server', 'timezone.name\u0000', 'lang\u2029', 'x'.repeat(200), 'image.kernel']) {
+    const r = await agent.post('/settings').type('form').send({ _csrf: csrf, techParams: bad });
+    assert.equal(r.status, 400, JSON.stringify(bad).slice(0, 40));
+    assert.match(r.text, /Nothing was changed: techParams\[\d\]/);
+  }
+  assert.equal((await agent.post('/settings').type('form').send({ techParams: 'lang' })).status, 403, 'CSRF');
+  assert.deepEqual(new SettingsStore(env.core.db).techParams(), []);
+  const ok = await agent.post('/settings').type('form').send({ _csrf: csrf, techParams: 'timezone.name\r\nntpServers\r\n' });
+  assert.equal(ok.status, 303);
+  assert.deepEqual(new SettingsStore(env.core.db).techParams(), ['timezone.name', 'ntpServers']);
+  assert.equal(auditRows().at(-1)!.actor, 'web:alice');
+  const imp = await tom.post('/hosts/import').type('form').send({ _csrf: tc, csv: 'mac,hostname,profile,param.timezone.name\n52:54:00:aa:bb:0a,new2,rhvh-base,America/Phoenix\n', action: 'import' });
+  assert.equal(imp.status, 303, 'an allowed parameter imports for a tech');
+  assert.equal(env.core.hosts.get('52:54:00:aa:bb:0a' as Mac)!.params['timezone.name'], 'America/Phoenix');
+});
