@@ -219,6 +219,8 @@ export function createApp(d: AppDeps): express.Express {
     const merged: HostInput = { ...old, ...body, mac };
     const r = checkHostInput(merged, profileExists);
     if (!r.ok) throw new HttpError(422, r.errors.join('; '));
+    // Another profile is another install (STIG, Satellite, image): a tech picks one only when adding a host.
+    if (isTech(res) && r.host.profile !== old.profile) throw new HttpError(403, `profile: the tech role may not move ${old.hostname} from profile ${old.profile} to ${r.host.profile}; ask an admin. Nothing was changed.`);
     guard(res, old.params, r.host);
     conflicts(mac, r.host, false);
     d.hosts.update(r.host);

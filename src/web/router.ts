@@ -471,7 +471,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
     const chip = chipFor(host);
     const previews = (['kickstart', 'pxelinux', 'grub', 'ipxe'] as const).map((kind) => {
       const pr = p.preview(host.mac, kind, { maskSecrets: true });
-      return { kind, ok: pr.ok, text: pr.ok ? pr.value : pr.message };
+      return { kind, ok: pr.ok, text: masked ? maskText(pr.ok ? pr.value : pr.message, secrets) : pr.ok ? pr.value : pr.message };
     });
     const events = view.events.slice().reverse().map((e) => eventRow(e as unknown as HostEvent & { at: string })).map((e) => (masked ? { ...e, detail: maskText(e.detail, secrets) } : e));
     const params = Object.entries(masked ? maskDeep(host.params) : host.params);

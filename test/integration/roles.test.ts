@@ -100,6 +100,10 @@ test('a tech token cannot set post, rootPassword, satellite, stig, image or kern
   assert.equal(ka.status, 403);
   assert.deepEqual(env.core.hosts.get(SAMPLE_HOST.mac as Mac)!.params, { 'stig.enabled': 'true' });
   assert.equal((await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(techToken)).send({ rack: 'R9' })).status, 200, 'other fields: fine');
+  const move = await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(techToken)).send({ profile: 'rhvh-custom-thin' });
+  assert.equal(move.status, 403);
+  assert.match(move.body.error, /^profile: the tech role may not move rhvh01/);
+  assert.equal(env.core.hosts.get(SAMPLE_HOST.mac as Mac)!.profile, 'rhvh-base');
 });
 
 test('the admin allow-list opens harmless parameters to techs, never the forbidden ones; only an admin changes it', async () => {
