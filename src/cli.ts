@@ -9,6 +9,7 @@ import { parseMac } from './net/mac.ts';
 import { formatProfileError } from './profiles/load.ts';
 import { hashPassword } from './secrets/sha512crypt.ts';
 import { checkRackCsv } from './hosts/csv.ts';
+import { guardHostParams } from './hosts/policy.ts';
 import { doctorCommand, imageCommand, loadersCommand } from './images/commands.ts';
 import type { ProgressSink } from './images/progress.ts';
 import { usersCommand } from './web/users-cli.ts';
@@ -206,6 +207,8 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
         macTaken: (m) => core.hosts.get(m as Mac) !== undefined,
         ipTaken: (ip) => core.hosts.getByIp(ip) !== undefined,
         hostnameTaken: (n) => core.hosts.getByHostname(n) !== undefined,
+        // The shell on the server is an admin's: only the profile-schema check of parameters applies.
+        hostProblems: (h) => guardHostParams({ role: 'admin', allowed: [], profile: (n) => core.catalog.get(n) }, {}, h),
       });
       if (!r.ok) { for (const line of r.problems) io.err(`${arg}: ${line}`); io.err(`nothing imported: ${r.problems.length} problem(s)`); return 1; }
       if (dryRun) { io.out(`dry run: ${r.hosts.length} host(s) would be imported`); return 0; }

@@ -344,3 +344,16 @@ test('Settings page: an admin edits the tech allow-list (bad entries refused nam
   assert.equal(imp.status, 303, 'an allowed parameter imports for a tech');
   assert.equal(env.core.hosts.get('52:54:00:aa:bb:0a' as Mac)!.params['timezone.name'], 'America/Phoenix');
 });
+
+test('rackboot hosts import (CLI) checks parameters against the profile too', async () => {
+  const { runCli } = await import('../../src/cli.ts');
+  const { writeFileSync } = await import('node:fs');
+  const file = join(env.dir, 'rack.csv');
+  writeFileSync(file, 'mac,hostname,profile,param.timezon.name\n52:54:00:aa:bb:0c,rhvh12,rhvh-base,UTC\n');
+  const err: string[] = [];
+  const io = { out: () => {}, err: (s: string) => err.push(s), readStdin: async () => '', env: {} };
+  const flags = ['--data-dir', env.config.dataDir, '--profiles-dir', env.config.profilesDir, '--tftp-root', env.config.tftpRoot, '--images-dir', env.config.imagesDir];
+  assert.equal(await runCli(['hosts', 'import', file, ...flags], io), 1);
+  assert.match(err.join('\n'), /line 2: params\.timezon\.name: not a field of the profile/);
+  assert.equal(env.core.hosts.list().length, 0);
+});
