@@ -398,6 +398,11 @@ export function createWebRouter(d: WebDeps): WebRouter {
       d.audit.record(actor(res), 'user.password', name);
       flash(res, { kind: 'ok', text: `Password of ${name} changed; their sessions were ended.` });
       if (target.id === me.id) { res.clearCookie(SESSION_COOKIE, cookieOptions(secure)); return res.redirect(303, '/login'); }
+    } else if (action === 'revoke-tokens') {
+      const list = apiTokens.list(target);
+      for (const t of list) apiTokens.revoke(target, t.prefix);
+      d.audit.record(actor(res), 'user.token.revoke', name, { prefixes: list.map((t) => t.prefix) });
+      flash(res, { kind: 'ok', text: `${list.length} API token(s) of ${name} revoked.` });
     } else return usersPage(res, 400, `unknown action "${action}"`);
     res.redirect(303, '/users');
   });
@@ -453,7 +458,8 @@ export function createWebRouter(d: WebDeps): WebRouter {
   });
 
   function usersPage(res: Response, status: number, error?: string, values: Record<string, string> = {}) {
-    page(res, status, 'users', { title: 'Users', users: users.list(), error, values, roles: ROLES });
+    const list = users.list().map((u) => ({ ...u, tokens: apiTokens.list(u) }));
+    page(res, status, 'users', { title: 'Users', users: list, error, values, roles: ROLES });
   }
 
   // Refusals thrown above become pages; anything else goes on to the app's error handler.

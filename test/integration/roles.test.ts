@@ -308,6 +308,18 @@ test('per-user API tokens: CLI and account page create (shown once, hashed), the
   assert.equal((await agent.post(`/account/tokens/${shown!.slice(4, 12)}/revoke`).type('form').send({ _csrf: csrf })).status, 303);
   assert.equal((await request(app).get('/api/hosts').set(as(shown!))).status, 401);
 
+  // An admin revokes all of a user's tokens on the Users page.
+  const second = tokens.create(users.get('tom')!);
+  assert.ok(!('error' in second));
+  const { agent: alice, csrf: ac } = await login('alice');
+  const usersPage = await alice.get('/users');
+  assert.ok(usersPage.text.includes(`rbt_${second.token.slice(4, 12)}…`));
+  assert.ok(!usersPage.text.includes(second.token), 'the users page lists prefixes only');
+  assert.equal((await alice.post('/users/tom').type('form').send({ _csrf: ac, action: 'revoke-tokens' })).status, 303);
+  assert.equal((await request(app).get('/api/hosts').set(as(second.token))).status, 401);
+  assert.equal((await request(app).get('/api/hosts').set(as(techToken))).status, 401);
+  techToken = (tokens.create(users.get('tom')!) as { token: string }).token;
+
   // A disabled user's tokens stop at once; the shared admin token is unaffected; garbage is 401.
   assert.equal((await request(app).get('/api/hosts').set(as(techToken))).status, 200);
   users.setDisabled('tom', true);
