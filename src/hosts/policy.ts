@@ -136,8 +136,22 @@ export function maskText(text: string, secrets: Iterable<string>): string {
  */
 export function maskYamlText(text: string, parsed: unknown): string {
   const masked = maskText(text, secretValues(parsed));
-  return masked.replace(/^(\s*-?\s*["']?([A-Za-z][A-Za-z0-9_]*)["']?\s*:[ \t]*)(?![ \t]*($|#|\||>))(.+)$/gm, (line, head: string, key: string, _x, value: string) =>
-    isSecretKey(key) && !value.trim().replace(/^["']/, '').startsWith(MASK) ? `${head}${MASK}` : line);
+  const keyLine = /^(\s*-?\s*["']?([A-Za-z][A-Za-z0-9_]*)["']?\s*:[ \t]*)(.*)$/;
+  let blockIndent = -1;
+  return masked.split('\n').map((line) => {
+    const indent = /^ */.exec(line)![0].length;
+    // The lines of a block scalar (`key: |` or `key: >-`) under a secret key are the secret.
+    if (blockIndent >= 0) {
+      if (line.trim() === '' || indent > blockIndent) return line.trim() === '' ? line : `${' '.repeat(indent)}${MASK}`;
+      blockIndent = -1;
+    }
+    const m = keyLine.exec(line);
+    if (!m || !isSecretKey(m[2])) return line;
+    const value = m[3].trim();
+    if (/^[|>][-+0-9]*\s*(#.*)?$/.test(value)) { blockIndent = indent; return line; }
+    if (value === '' || value.startsWith('#') || value.replace(/^["']/, '').startsWith(MASK)) return line;
+    return `${m[1]}${MASK}`;
+  }).join('\n');
 }
 
 function yamlOrEmpty(text: string): unknown {

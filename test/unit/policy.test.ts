@@ -39,6 +39,9 @@ test('secrets: keys, deep masking, free text, YAML (broken too), and the audit p
   const masked = maskYamlText(broken, {});
   assert.ok(!masked.includes('$6$abc') && !masked.includes('hunter22'), masked);
   assert.equal(maskYamlText('timezone:\n  name: UTC\n', {}), 'timezone:\n  name: UTC\n');
+  const block = maskYamlText('rootPassword: >-\n  $6$folded\n  hash\nsatellite: {\n  activationKey: |\n    multi-line-key\nlang: en_US\n', {});
+  assert.ok(!block.includes('$6$folded') && !block.includes('multi-line-key'), block);
+  assert.match(block, /^lang: en_US$/m, 'what follows the block shows');
   const [b, a] = maskYamlPair('satellite:\n  activationKey: old-key-1\nrootPassword: "$6$same"\n', 'satellite:\n  activationKey: new-key-2\nrootPassword: "$6$same"\n');
   assert.ok(!`${b}${a}`.includes('old-key-1') && !`${b}${a}`.includes('new-key-2') && !`${b}${a}`.includes('$6$same'));
   assert.match(a, /activationKey: \*{8} \(changed\)/);
