@@ -184,9 +184,24 @@ export function createApp(d: AppDeps): express.Express {
     if (refused) throw new HttpError(refused.status, refused.errors.join('; '));
   };
   /** What a tech's token sees of a host: secret parameters masked, and the host's secret values masked in free text. */
+  // Hosts of one profile mostly share their parameters: one schema pass per (profile, parameters) per snapshot.
+  const secretCache = new WeakMap<ProfileSnapshot, Map<string, Set<string>>>();
+  const secretsOf = (host: { profile: string; params: Record<string, string> }): Set<string> => {
+    const snap = d.profiles();
+    let bySnap = secretCache.get(snap);
+    if (!bySnap) { bySnap = new Map(); secretCache.set(snap, bySnap); }
+    const key = `${host.profile}\0${JSON.stringify(host.params)}`;
+    let found = bySnap.get(key);
+    if (!found) {
+      found = hostSecretValues(snap.profiles.get(host.profile), host.params);
+      if (bySnap.size > 10_000) bySnap.clear();
+      bySnap.set(key, found);
+    }
+    return found;
+  };
   const forCaller = <T>(res: Response, host: { profile: string; params: Record<string, string> }, value: T): T => {
     if (!isTech(res)) return value;
-    const secrets = hostSecretValues(d.profiles().profiles.get(host.profile), host.params);
+    const secrets = secretsOf(host);
     return maskDeep(JSON.parse(maskText(JSON.stringify(value), [...secrets].map((s) => JSON.stringify(s).slice(1, -1)))) as T);
   };
   // Mounted routers (installer logs) mask the same way for a tech's token.
@@ -248,9 +263,12 @@ export function createApp(d: AppDeps): express.Express {
   api.get('/hosts/:mac/render/:kind', (req, res) => {
     const kind = String(req.params.kind);
     if (!['kickstart', 'pxelinux', 'grub', 'ipxe'].includes(kind)) throw new HttpError(400, 'kind must be kickstart, pxelinux, grub or ipxe');
-    const r = p.preview(macParam(req), kind as 'kickstart', { maskSecrets: true });
+    const mac = macParam(req);
+    const r = p.preview(mac, kind as 'kickstart', { maskSecrets: true });
     if (!r.ok) throw new HttpError(r.status, r.message);
-    text(res, 200, r.value);
+    // Also every secret value of the host, however the template quotes it.
+    const host = d.hosts.get(mac);
+    text(res, 200, host ? maskText(r.value, secretsOf(host)) : r.value);
   });
   api.post('/hosts/import', express.text({ type: () => true, limit: '2mb' }), (req, res) => {
     const csv = typeof req.body === 'string' ? req.body : '';

@@ -262,6 +262,9 @@ test('a tech sees secrets masked on the profile page, the parameter table, the f
   assert.equal(view.status, 200);
   assert.ok(!JSON.stringify(view.body).includes(ACTIVATION), JSON.stringify(view.body).slice(0, 300));
   assert.equal(view.body.host?.params?.['satellite.activationKey'] ?? view.body.params?.['satellite.activationKey'], '********');
+  const ks = await request(app).get(`/api/hosts/${SAMPLE_HOST.mac}/render/kickstart`).set(as(techToken));
+  assert.equal(ks.status, 200);
+  assert.ok(!ks.text.includes(ACTIVATION) && !ks.text.includes(baseHash), 'the rendered kickstart is masked');
   const list = await request(app).get('/api/hosts').set(as(techToken));
   assert.ok(!JSON.stringify(list.body).includes(ACTIVATION));
   const logs = await request(app).get(`/api/hosts/${SAMPLE_HOST.mac}/builds/${started.value.buildId}/logs`).set(as(techToken));
