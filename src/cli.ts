@@ -3,11 +3,13 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, SERVE_FLAGS, type Config, type Flags } from './config.ts';
 import { createLogger, silentLogger, type Logger } from './log.ts';
-import { openCore, startRackboot } from './serve.ts';
+import { openCore, SecretKeyError, startRackboot } from './serve.ts';
+import { secretKeyProblem } from './ops/private-files.ts';
 import { parseMac } from './net/mac.ts';
 import { formatProfileError } from './profiles/load.ts';
 import { hashPassword } from './secrets/sha512crypt.ts';
 import { checkRackCsv } from './hosts/csv.ts';
+import { guardHostParams } from './hosts/policy.ts';
 import { doctorCommand, imageCommand, loadersCommand } from './images/commands.ts';
 import type { ProgressSink } from './images/progress.ts';
 import { usersCommand } from './web/users-cli.ts';
@@ -42,6 +44,8 @@ commands:
   users add NAME --role admin|tech --password-stdin
                                 add a web UI user (the first admin comes from here); also: users list,
                                 users disable|enable NAME, users passwd NAME --password-stdin, users role NAME --role R
+  users token NAME              make a per-user API token (printed once, the user's role); users tokens NAME,
+                                users revoke-token NAME PREFIX
 
 every command takes the settings flags of serve (--config, --data-dir, --profiles-dir, ...); see rackboot serve --help`;
 
@@ -80,18 +84,27 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     case 'loaders': return withCoreAsync(config, silentLogger(), (core) => loadersCommand(config, io, positionals, core));
     case 'backup': return backupCommand(config, io, positionals[0]);
     case 'restore': return restoreCommand(config, io, positionals[0], Boolean(values.force));
-    case 'doctor': return withCoreAsync(config, silentLogger(), (core) => doctorCommand(core, config, io));
+    case 'doctor': {
+      // Before openCore: it reads secret.key. A readable key is a failure doctor reports with its fix.
+      const keyProblem = secretKeyProblem(config.dataDir);
+      if (keyProblem) io.out(`FAIL ${keyProblem.replace(' Fix: ', '\n     fix: ')}`);
+      const code = await withCoreAsync(config, silentLogger(), (core) => doctorCommand(core, config, io));
+      return keyProblem ? 1 : code;
+    }
     case 'users': return usersCommand(config, io, positionals, { role: values.role, passwordStdin: Boolean(values['password-stdin']) });
     default: io.err(`rackboot: unknown command "${command}"\n${USAGE}`); return 2;
   }
 }
 
 async function serve(config: Config, io: Io): Promise<number> {
+  const keyProblem = secretKeyProblem(config.dataDir);
+  if (keyProblem) { io.err(`rackboot: refusing to start: ${keyProblem}`); return 2; }
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   let running;
   try {
     running = await startRackboot(config, log, io.env);
   } catch (err) {
+    if (err instanceof SecretKeyError) { io.err(`rackboot: refusing to start: ${err.message}`); return 2; }
     const e = err as NodeJS.ErrnoException & { port?: number };
     const hint = e.code === 'EACCES' ? ': ports below 1024 need root or CAP_NET_BIND_SERVICE' : e.code === 'EADDRINUSE' ? ': another process has this port (stop it, or choose another port)' : '';
     io.err(`rackboot: cannot start: ${e.message}${hint}`);
@@ -194,6 +207,8 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
         macTaken: (m) => core.hosts.get(m as Mac) !== undefined,
         ipTaken: (ip) => core.hosts.getByIp(ip) !== undefined,
         hostnameTaken: (n) => core.hosts.getByHostname(n) !== undefined,
+        // The shell on the server is an admin's: only the profile-schema check of parameters applies.
+        hostProblems: (h) => guardHostParams({ role: 'admin', allowed: [], profile: (n) => core.catalog.get(n) }, {}, h),
       });
       if (!r.ok) { for (const line of r.problems) io.err(`${arg}: ${line}`); io.err(`nothing imported: ${r.problems.length} problem(s)`); return 1; }
       if (dryRun) { io.out(`dry run: ${r.hosts.length} host(s) would be imported`); return 0; }

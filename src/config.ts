@@ -40,6 +40,11 @@ const fileSchema = z.strictObject({
   }).partial().optional(),
   logFormat: z.enum(['json', 'pretty', 'auto']).optional(),
   shutdownGrace: z.union([z.number(), z.string()]).optional(),
+  metricsToken: z.string().optional(),
+  allowedHosts: z.union([z.string(), z.array(z.string())]).optional(),
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
+  httpsPort: port.optional(),
   syslog: z.strictObject({
     port: port, ringLines: z.number().int().min(10).max(1_000_000), maxTotalLines: z.number().int().min(1000).max(100_000_000),
     ratePerSec: z.number().int().positive(), burst: z.number().int().positive(), maxLineBytes: z.number().int().min(256).max(65536),
@@ -82,6 +87,12 @@ export interface Config {
   events: { maxAgeMs: number; maxPerHost: number; maxDetailBytes: number };
   /** On SIGTERM, how long HTTP transfers in flight may run before their connections are closed. */
   shutdownGraceMs: number;
+  /** When set, GET /metrics needs it as a bearer token. */
+  metricsToken?: string;
+  /** Host names the UI and API answer for (the boot paths answer any): the public URL's host, loopback, and --allowed-hosts. */
+  allowedHosts: string[];
+  /** HTTPS for the UI and API on a second listener; plain HTTP keeps the boot paths and redirects the rest. */
+  tls?: { cert: string; key: string; port: number };
 }
 
 export interface Flags {
@@ -89,6 +100,7 @@ export interface Flags {
   'data-dir'?: string; 'profiles-dir'?: string; 'tftp-root'?: string; 'images-dir'?: string; 'token-ttl'?: string; 'token-grace'?: string; 'log-level'?: string;
   'dhcp-mode'?: string; 'dhcp-interface'?: string; 'dhcp-subnet'?: string; 'dhcp-range'?: string; 'dhcp-router'?: string; 'dhcp-dns'?: string;
   'log-format'?: string; 'syslog-port'?: string; 'syslog-ring'?: string;
+  'metrics-token'?: string; 'allowed-hosts'?: string; 'tls-cert'?: string; 'tls-key'?: string; 'https-port'?: string;
 }
 
 export const SERVE_FLAGS: Record<keyof Flags, string> = {
@@ -108,6 +120,11 @@ export const SERVE_FLAGS: Record<keyof Flags, string> = {
   'log-format': 'FMT   json | pretty | auto (default: pretty on a terminal, JSON otherwise)',
   'syslog-port': 'N    installer log receiver, UDP and TCP (default 5514; 514 in production; 0 turns it off)',
   'syslog-ring': 'N    installer log lines kept per build, the newest (default 20000)',
+  'metrics-token': 'T  GET /metrics needs Authorization: Bearer T (prefer RACKBOOT_METRICS_TOKEN: flags show in ps)',
+  'allowed-hosts': 'A,B  host names the UI/API answer for, besides the public URL\'s host, localhost and 127.0.0.1',
+  'tls-cert': 'FILE    PEM certificate (chain): serve the UI and API over HTTPS; plain HTTP keeps only the boot paths',
+  'tls-key': 'FILE     PEM private key of --tls-cert',
+  'https-port': 'N     HTTPS port of the UI and API when --tls-cert is set (default 8443)',
   'dhcp-mode': 'MODE   off (default) | proxy | authoritative',
   'dhcp-interface': 'IF  interface(s) to answer DHCP on, e.g. eth1',
   'dhcp-subnet': 'CIDR  subnet for authoritative mode, e.g. 10.99.0.0/24',
@@ -123,6 +140,8 @@ const ENV: Partial<Record<keyof Flags, string>> = {
   'server-ip': 'RACKBOOT_SERVER_IP', 'data-dir': 'RACKBOOT_DATA_DIR', 'profiles-dir': 'RACKBOOT_PROFILES_DIR', 'tftp-root': 'RACKBOOT_TFTP_ROOT',
   'images-dir': 'RACKBOOT_IMAGES_DIR', 'token-ttl': 'RACKBOOT_TOKEN_TTL', 'token-grace': 'RACKBOOT_TOKEN_GRACE', 'log-level': 'RACKBOOT_LOG_LEVEL', 'dhcp-mode': 'RACKBOOT_DHCP_MODE',
   'log-format': 'RACKBOOT_LOG_FORMAT', 'syslog-port': 'RACKBOOT_SYSLOG_PORT', 'syslog-ring': 'RACKBOOT_SYSLOG_RING',
+  'metrics-token': 'RACKBOOT_METRICS_TOKEN', 'allowed-hosts': 'RACKBOOT_ALLOWED_HOSTS', 'tls-cert': 'RACKBOOT_TLS_CERT', 'tls-key': 'RACKBOOT_TLS_KEY',
+  'https-port': 'RACKBOOT_HTTPS_PORT',
 };
 
 function intSetting(name: string, value: string | undefined): number | undefined {
@@ -212,7 +231,29 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
   const dhcp = dhcpConfigFromFlags(dhcpFlags, (file.dhcp ?? {}) as never);
   if (!dhcp.ok) throw new ConfigError(dhcp.error);
 
+  const metricsToken = flags['metrics-token'] ?? file.metricsToken;
+  if (metricsToken !== undefined && !/^[\x21-\x7e]{16,256}$/.test(metricsToken)) {
+    throw new ConfigError('--metrics-token must be 16-256 printable characters without spaces (e.g. openssl rand -hex 24)');
+  }
+  const extraHosts = flags['allowed-hosts'] !== undefined ? flags['allowed-hosts'].split(',') : typeof file.allowedHosts === 'string' ? file.allowedHosts.split(',') : file.allowedHosts ?? [];
+  const allowedHosts = new Set(['localhost', '127.0.0.1', '::1', new URL(publicUrl).hostname.replace(/^\[|\]$/g, '').toLowerCase()]);
+  for (const raw of extraHosts) {
+    const h = raw.trim().toLowerCase();
+    if (!h) continue;
+    if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(h) && !/^[0-9a-f:]{2,39}$/.test(h)) throw new ConfigError(`--allowed-hosts: "${raw.slice(0, 80)}" is not a host name or IP address (give names without scheme or port, comma-separated)`);
+    allowedHosts.add(h);
+  }
+  const certFile = flags['tls-cert'] ?? file.tlsCert;
+  const keyFile = flags['tls-key'] ?? file.tlsKey;
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError(`--tls-cert and --tls-key go together: ${certFile === undefined ? '--tls-cert' : '--tls-key'} is missing`);
+  const httpsPort = intSetting('--https-port', flags['https-port']) ?? file.httpsPort ?? 8443;
+  const tls = certFile !== undefined && keyFile !== undefined
+    ? { cert: flags['tls-cert'] !== undefined ? resolve(cwd, certFile) : resolve(base, certFile), key: flags['tls-key'] !== undefined ? resolve(cwd, keyFile) : resolve(base, keyFile), port: httpsPort }
+    : undefined;
+  if (tls && tls.port === httpPort && httpPort !== 0) throw new ConfigError(`--https-port ${httpsPort} is the HTTP port too: choose another (default 8443)`);
+
   return Object.freeze({
+    metricsToken, allowedHosts: [...allowedHosts], tls,
     listen, httpPort, tftpPort, publicUrl, serverIp,
     dataDir: dir(flags['data-dir'], file.dataDir, 'data'),
     profilesDir: dir(flags['profiles-dir'], file.profilesDir, 'profiles'),

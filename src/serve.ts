@@ -1,7 +1,8 @@
 // Starts every server of one rackboot process on a Config; returns a handle that stops them cleanly.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { randomBytes, createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
@@ -32,6 +33,13 @@ import { writePidFile } from './ops/backup.ts';
 import { stateOf } from './store/builds.ts';
 import type { Renderer } from './render/render.ts';
 import { acceptBursts, connectionBudget, limitConnections, type ConnectionGuard } from './http/accept.ts';
+import { ensurePrivateDir, secretKeyProblem } from './ops/private-files.ts';
+import type { SurfaceOptions } from './http/surface.ts';
+import { ApiTokenStore, UserStore } from './store/users.ts';
+import { SettingsStore } from './store/settings.ts';
+
+/** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
+export class SecretKeyError extends Error {}
 
 export interface Core {
   db: Db; durableDb: Db; hosts: HostStore; builds: BuildStore; events: EventLog; audit: AuditLog; catalog: ProfileCatalog; provisioner: Provisioner; images: ImageStore;
@@ -47,8 +55,8 @@ export const FAILURE_TAIL_LINES = 40;
 /** The secret that build tokens are derived from: 32 random bytes in the data dir, readable by us only. */
 export function loadSecret(dataDir: string): Buffer {
   const file = join(dataDir, 'secret.key');
-  mkdirSync(dataDir, { recursive: true });
-  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+  ensurePrivateDir(dataDir);
+  if (!existsSync(file)) { writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' }); chmodSync(file, 0o600); }
   const hex = readFileSync(file, 'utf8').trim();
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} is damaged (expected 64 hex digits); restore it from backup, or delete it to invalidate all build tokens`);
   return Buffer.from(hex, 'hex');
@@ -108,6 +116,8 @@ export function adminTokenHash(db: Db, env: NodeJS.ProcessEnv, announce: (token:
 export interface Running {
   core: Core;
   httpPort: number;
+  /** The HTTPS listener of the UI and API, when --tls-cert is set. */
+  httpsPort?: number;
   tftpPort?: number;
   syslogPort?: number;
   dhcpPorts: number[];
@@ -115,6 +125,10 @@ export interface Running {
 }
 
 export async function startRackboot(config: Config, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<Running> {
+  const keyProblem = secretKeyProblem(config.dataDir);
+  if (keyProblem) throw new SecretKeyError(keyProblem);
+  // Read before anything binds: a wrong path fails the start with the file named.
+  const tlsFiles = config.tls && { cert: readTlsFile('--tls-cert', config.tls.cert), key: readTlsFile('--tls-key', config.tls.key) };
   let observeRender: ((s: number) => void) | undefined;
   let syslogTarget: string | undefined; // set once the receiver is bound: configs never point Anaconda at a port we do not hold
   const core = openCore(config, log, { kickstartRendered: (s) => observeRender?.(s), syslogTarget: () => syslogTarget });
@@ -158,19 +172,26 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
 
   const tokenHash = adminTokenHash(db, env, (t) => process.stderr.write(
     `\n  rackboot: API token (shown once; set RACKBOOT_ADMIN_TOKEN to choose your own):\n\n    ${t}\n\n`));
-  const web = createWebRouter({ provisioner: p, hosts, builds: core.builds, events: core.events, audit: core.audit, db, catalog: core.catalog, profilesDir: config.profilesDir, templatesDir: config.templatesDir, publicUrl: config.publicUrl, log });
+  const web = createWebRouter({ provisioner: p, hosts, builds: core.builds, events: core.events, audit: core.audit, db, catalog: core.catalog, profilesDir: config.profilesDir, templatesDir: config.templatesDir, publicUrl: config.publicUrl, log,
+    secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:') });
+  const apiTokens = new ApiTokenStore(db, new UserStore(db));
+  // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).
+  const surface: SurfaceOptions = { allowedHosts: config.allowedHosts, httpsPort: config.tls?.port };
   const app = createApp({ provisioner: p, hosts, audit: core.audit, db, profiles: () => core.catalog.snapshot, tftpRoot: config.tftpRoot, imagesDir: config.imagesDir, images: core.images, adminTokenHash: tokenHash, log,
-    routers: [createOpsRouter({ metrics, ready }), web], middleware: [metrics.httpMiddleware], apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })] });
+    routers: [createOpsRouter({ metrics, ready, metricsToken: config.metricsToken }), web], middleware: [metrics.httpMiddleware], apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })],
+    userToken: (t) => apiTokens.authenticate(t), settings: new SettingsStore(db),
+    surface });
   const kickstartFirst = kickstartFastPath(p, metrics.httpRequest);
-  const http: Server = createServer((req, res) => { if (!kickstartFirst(req, res)) app(req, res); });
-  http.keepAliveTimeout = config.http.idleTimeoutMs;
-  acceptBursts(http);
+  // nosniff here too: the kickstart fast path answers before express (src/http/surface.ts sets it for the rest).
+  const handle = (req: IncomingMessage, res: ServerResponse) => { res.setHeader('X-Content-Type-Options', 'nosniff'); if (!kickstartFirst(req, res)) app(req, res); };
+  const http: Server = createServer(handle);
+  const https: Server | undefined = tlsFiles ? createHttpsServer({ cert: tlsFiles.cert, key: tlsFiles.key }, handle) as unknown as Server : undefined;
   const fdLimit = openFileLimit();
   const budget = connectionBudget(fdLimit, config.http.maxConnections, (config.tftpPort ? config.tftp.maxTransfers : 0) + (config.syslog.port ? SYSLOG_TCP_MAX : 0));
   if (budget.warning) log.warn({ fdLimit, maxConnections: budget.total }, budget.warning);
   const warnedRefusals = new Set<string>();
-  httpGuard = limitConnections(http, { ...config.http, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, (reason, address) => {
-    metrics.httpRefused(reason);
+  const onRefused = (reason: string, address: string) => {
+    metrics.httpRefused(reason as Parameters<typeof metrics.httpRefused>[0]);
     if (reason === 'idle-timeout') return; // routine: browsers and iPXE keep connections they no longer use
     // Once per address and reason (until 4096 distinct ones): a flood of connections must not become a log flood.
     const key = `${reason}:${address}`;
@@ -178,7 +199,14 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     if (warnedRefusals.size >= 4096) warnedRefusals.clear();
     warnedRefusals.add(key);
     log.info({ clientIp: address, reason, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, 'http: connection closed by the server bounds');
-  });
+  };
+  for (const server of https ? [http, https] : [http]) {
+    server.keepAliveTimeout = config.http.idleTimeoutMs;
+    acceptBursts(server);
+  }
+  // The HTTPS listener (UI and API only) shares the budget's per-address rule but counts on its own.
+  httpGuard = limitConnections(http, { ...config.http, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, onRefused);
+  if (https) limitConnections(https, { ...config.http, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, onRefused);
   let tftp: TftpServer | undefined;
   let dhcp: DhcpServerHandle | undefined;
   let syslogRx: SyslogReceiver | undefined;
@@ -196,11 +224,14 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     // Stop taking new work everywhere first, then let HTTP finish what it serves (bounded), then the store.
     if (http.listening) http.close();
     http.closeIdleConnections();
+    if (https?.listening) https.close();
+    https?.closeIdleConnections();
     await dhcp?.close();
     await syslogRx?.close();
     await tftp?.close(); // transfers in flight get a TFTP ERROR: server shutting down
     web.close(); // ends live-board streams, which would otherwise hold http.close() open
     await drainHttp(http, config.shutdownGraceMs ?? 10_000, log);
+    if (https) await drainHttp(https, config.shutdownGraceMs ?? 10_000, log);
     await core.catalog.close();
     core.syslog.flush();
     core.events.flush();
@@ -210,6 +241,7 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   };
   try {
     await new Promise<void>((resolve, reject) => { http.once('error', reject); http.listen(config.httpPort, config.listen, () => { http.off('error', reject); resolve(); }); });
+    if (https) await new Promise<void>((resolve, reject) => { https.once('error', reject); https.listen(config.tls!.port, config.listen, () => { https.off('error', reject); resolve(); }); });
     if (config.tftpPort !== 0) {
       const fromDisk = staticFileSource(config.tftpRoot, log);
       const files: TftpFileSource = (path, client) => {
@@ -286,6 +318,9 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     throw err;
   }
   const httpPort = (http.address() as { port: number }).port;
+  const httpsPort = https ? (https.address() as { port: number }).port : undefined;
+  if (httpsPort !== undefined) surface.httpsPort = httpsPort;
+  if (https) log.info({ httpsPort }, `UI and API over HTTPS on ${config.listen}:${httpsPort}; plain HTTP ${httpPort} keeps the boot paths and redirects the rest`);
   const dhcpText = config.dhcp.mode === 'off' ? 'DHCP off (--dhcp-mode proxy|authoritative to answer PXE clients)' : `DHCP ${config.dhcp.mode} on ${dhcp!.ports().join(', ')}`;
   log.info({ publicUrl: config.publicUrl, httpPort, tftpPort: tftp?.port, dhcp: config.dhcp.mode, dataDir: config.dataDir, profilesDir: config.profilesDir, tftpRoot: config.tftpRoot },
     `rackboot serving: HTTP ${config.listen}:${httpPort} (${config.publicUrl}), ${tftp ? `TFTP ${config.listen}:${tftp.port}` : 'TFTP off'}, ${dhcpText}, ${syslogRx ? `installer logs (syslog UDP+TCP) ${config.listen}:${syslogRx.port}` : 'syslog off'}`);
@@ -293,7 +328,7 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
 
   let closing: Promise<void> | undefined;
   return {
-    core, httpPort, tftpPort: tftp?.port, dhcpPorts: dhcp?.ports() ?? [], syslogPort: syslogRx?.port,
+    core, httpPort, httpsPort, tftpPort: tftp?.port, dhcpPorts: dhcp?.ports() ?? [], syslogPort: syslogRx?.port,
     close: () => closing ??= stopAll(),
   };
 }
@@ -307,6 +342,10 @@ function openFileLimit(): number | undefined {
     const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
     return m ? Number(m[1]) : undefined;
   } catch { return undefined; }
+}
+
+function readTlsFile(flag: string, file: string): Buffer {
+  try { return readFileSync(file); } catch (err) { throw new Error(`${flag} ${file}: ${(err as Error).message} (give a PEM file rackboot can read)`); }
 }
 
 const DHCP_REPLY_NAMES: Record<number, string> = { 2: 'offer', 5: 'ack', 6: 'nak' };

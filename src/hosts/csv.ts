@@ -41,22 +41,26 @@ export interface ImportLookups {
   macTaken(mac: string): boolean;
   ipTaken(ip: string): boolean;
   hostnameTaken(name: string): boolean;
+  /** Role and profile-schema checks of a row's parameters (src/hosts/policy.ts guardHostParams). */
+  hostProblems?(host: HostFields): { status: 403 | 400; errors: string[] } | undefined;
 }
 
-export type ImportCheck = { ok: true; hosts: HostFields[] } | { ok: false; problems: string[] };
+/** status: 403 when a row sets what the caller's role may not, else 422. */
+export type ImportCheck = { ok: true; hosts: HostFields[] } | { ok: false; problems: string[]; status: 403 | 422 };
 
 export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck {
   const parsed = parseCsv(text.replace(/^\uFEFF/, ''));
-  if (parsed.error) return { ok: false, problems: [parsed.error] };
+  if (parsed.error) return { ok: false, problems: [parsed.error], status: 422 };
   const [header, ...body] = parsed.rows;
-  if (!header) return { ok: false, problems: ['the file is empty: the first line must name the columns, e.g. mac,hostname,ip,profile,rack'] };
+  if (!header) return { ok: false, status: 422, problems: ['the file is empty: the first line must name the columns, e.g. mac,hostname,ip,profile,rack'] };
   const columns = header.cells.map((c) => { const t = c.trim(); return /^param\./i.test(t) ? 'param.' + t.slice(6) : t.toLowerCase(); });
   const problems: string[] = [];
   columns.forEach((c) => { if (!CSV_COLUMNS.includes(c) && !c.startsWith('param.')) problems.push(`line ${header.line}: unknown column "${c}" (known: ${CSV_COLUMNS.join(', ')}, or param.<profile field>)`); });
   for (const need of ['mac', 'hostname', 'profile']) if (!columns.includes(need)) problems.push(`line ${header.line}: missing column "${need}"`);
   if (body.length > MAX_CSV_ROWS) problems.push(`the file has ${body.length} rows; import at most ${MAX_CSV_ROWS} at a time`);
-  if (problems.length) return { ok: false, problems };
+  if (problems.length) return { ok: false, problems, status: 422 };
 
+  let forbidden = false;
   const hosts: HostFields[] = [];
   const seen = { mac: new Map<string, number>(), ip: new Map<string, number>(), hostname: new Map<string, number>() };
   for (const row of body) {
@@ -83,8 +87,14 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     dup('hostname', hostname || undefined, lookups.hostnameTaken);
     if (!r.ok) continue;
     const h = r.host;
+    const refused = lookups.hostProblems?.(h);
+    if (refused) {
+      if (refused.status === 403) forbidden = true;
+      for (const e of refused.errors) problems.push(`line ${row.line}: ${e}`);
+      continue;
+    }
     hosts.push(h);
   }
   if (!body.length) problems.push('the file has a header but no hosts');
-  return problems.length ? { ok: false, problems } : { ok: true, hosts };
+  return problems.length ? { ok: false, problems, status: forbidden ? 403 : 422 } : { ok: true, hosts };
 }

@@ -101,6 +101,11 @@ export function checkHostInput(input: HostInput, knownProfiles: (name: string) =
   return { ok: true, host: { mac: mac as Mac, hostname, profile, ip, netmask, gateway, nameservers, domain, rack, position, uuid: uuid?.toLowerCase(), params } };
 }
 
+/** A host as the audit log keeps it: every field, parameters included (AuditLog masks the secrets). */
+export function hostRecord(h: object): Record<string, unknown> {
+  return Object.fromEntries(HOST_FIELDS.map((k) => [k, (h as Record<string, unknown>)[k]]).filter(([, v]) => v !== undefined));
+}
+
 /** Field by field, what changed on a host: the audit log's diff. */
 export function hostFieldDiff(a: object, b: object): Record<string, { from: unknown; to: unknown }> {
   const out: Record<string, { from: unknown; to: unknown }> = {};

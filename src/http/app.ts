@@ -13,10 +13,14 @@ import { formatProfileError } from '../profiles/load.ts';
 import { parseConfigPath } from '../boot/paths.ts';
 import { resolveInRoot } from '../tftp/jail.ts';
 import { streamFile } from './files.ts';
-import { checkHostInput, hostFieldDiff, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
+import { checkHostInput, hostRecord, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
 import { checkRackCsv } from '../hosts/csv.ts';
 import type { Db } from '../store/db.ts';
 import { imageEfiLoaders, type ImageStore } from '../images/store.ts';
+import type { Role } from '../store/users.ts';
+import type { SettingsStore } from '../store/settings.ts';
+import { checkTechParamList, guardHostParams, hostSecretValues, maskDeep, maskText, TECH_NEVER } from '../hosts/policy.ts';
+import { surfaceGuard, type SurfaceOptions } from './surface.ts';
 
 export interface AppDeps {
   provisioner: Provisioner;
@@ -35,9 +39,19 @@ export interface AppDeps {
   routers?: express.Router[];
   /** Run before every route (metrics). */
   middleware?: express.RequestHandler[];
-  /** Extra API routers, mounted under /api after the token check (installer logs, ...). */
+  /** Extra API routers, mounted under /api after the token check (installer logs, ...); res.locals.caller says who. */
   apiRouters?: express.Router[];
+  /** Per-user API tokens (src/store/users.ts ApiTokenStore.authenticate): the token's user, acting with its role. */
+  userToken?: (token: string) => { name: string; role: Role } | undefined;
+  /** Admin-kept settings: the host parameters techs may set. Without it, techs may set none. */
+  settings?: Pick<SettingsStore, 'techParams' | 'setTechParams'>;
+  /** Host names the UI/API answer for, HTTPS redirect and HSTS (src/http/surface.ts). */
+  surface?: SurfaceOptions;
 }
+
+/** Who is calling the API: the shared admin token ("api"), or a user's own token ("api:<name>"). */
+export interface ApiCaller { actor: string; role: Role; user?: string }
+export const callerOf = (res: Response): ApiCaller => res.locals.caller as ApiCaller;
 
 export const FAILED_LOG_BODY_LIMIT = '1mb';
 
@@ -64,6 +78,7 @@ export function createApp(d: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(surfaceGuard(d.surface ?? {}));
   for (const m of d.middleware ?? []) app.use(m);
   const p = d.provisioner;
   const text = (res: Response, status: number, body: string) => res.status(status).type('text/plain; charset=utf-8').send(body.endsWith('\n') ? body : body + '\n');
@@ -143,31 +158,73 @@ export function createApp(d: AppDeps): express.Express {
 
   // --- The API (bearer token) ------------------------------------------------------------------
   const api = express.Router();
-  api.use((req, _res, next) => {
-    const auth = req.headers.authorization ?? '';
-    const m = /^Bearer (.+)$/.exec(auth);
-    if (!m || !safeEqual(createHash("sha256").update(m[1]).digest("hex"), d.adminTokenHash)) throw new HttpError(401, 'send Authorization: Bearer <admin token> (RACKBOOT_ADMIN_TOKEN, or the token printed at first start)');
+  api.use((req, res, next) => {
+    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    const token = m?.[1].trim() ?? '';
+    if (token && safeEqual(createHash('sha256').update(token).digest('hex'), d.adminTokenHash)) {
+      res.locals.caller = { actor: 'api', role: 'admin' } satisfies ApiCaller;
+      return next();
+    }
+    const user = token ? d.userToken?.(token) : undefined;
+    if (!user) throw new HttpError(401, 'send Authorization: Bearer <token>: your own (rackboot users token NAME, or Your account in the UI), or the shared admin token (RACKBOOT_ADMIN_TOKEN, or the one printed at first start)');
+    res.locals.caller = { actor: `api:${user.name}`, role: user.role, user: user.name } satisfies ApiCaller;
     next();
   });
   api.use(express.json({ limit: '256kb' }));
-  const actor = 'api';
+  const actor = (res: Response) => callerOf(res).actor;
+  const isTech = (res: Response) => callerOf(res).role !== 'admin';
+  const adminOnly = (_req: Request, res: Response, next: NextFunction) => {
+    const c = callerOf(res);
+    if (c.role !== 'admin') throw new HttpError(403, `this needs the admin role; the token of ${c.user ?? c.actor} has the ${c.role} role. Nothing was changed.`);
+    next();
+  };
   const profileExists = (n: string) => d.profiles().profiles.has(n);
-
+  const guardFor = (res: Response) => ({ role: callerOf(res).role, allowed: d.settings?.techParams() ?? [], profile: (n: string) => d.profiles().profiles.get(n) });
+  const guard = (res: Response, before: Record<string, string>, host: { profile: string; params: Record<string, string> }) => {
+    const refused = guardHostParams(guardFor(res), before, host);
+    if (refused) throw new HttpError(refused.status, refused.errors.join('; '));
+  };
+  /** What a tech's token sees of a host: secret parameters masked, and the host's secret values masked in free text. */
+  // Hosts of one profile mostly share their parameters: one schema pass per (profile, parameters) per snapshot.
+  const secretCache = new WeakMap<ProfileSnapshot, Map<string, Set<string>>>();
+  const secretsOf = (host: { profile: string; params: Record<string, string> }): Set<string> => {
+    const snap = d.profiles();
+    let bySnap = secretCache.get(snap);
+    if (!bySnap) { bySnap = new Map(); secretCache.set(snap, bySnap); }
+    const key = `${host.profile}\0${JSON.stringify(host.params)}`;
+    let found = bySnap.get(key);
+    if (!found) {
+      found = hostSecretValues(snap.profiles.get(host.profile), host.params);
+      if (bySnap.size > 10_000) bySnap.clear();
+      bySnap.set(key, found);
+    }
+    return found;
+  };
+  const forCaller = <T>(res: Response, host: { profile: string; params: Record<string, string> }, value: T): T => {
+    if (!isTech(res)) return value;
+    const secrets = secretsOf(host);
+    return maskDeep(JSON.parse(maskText(JSON.stringify(value), [...secrets].map((s) => JSON.stringify(s).slice(1, -1)))) as T);
+  };
+  // Mounted routers (installer logs) mask the same way for a tech's token.
+  api.use((_req, res, next) => { res.locals.maskForCaller = forCaller; next(); });
   api.get('/hosts', (_req, res) => {
-    res.json(d.hosts.list().map((h) => ({ ...h, state: p.state(h.mac) })));
+    res.json(d.hosts.list().map((h) => forCaller(res, h, { ...h, state: p.state(h.mac) })));
   });
   api.post('/hosts', (req, res) => {
     const r = checkHostInput(bodyObject(req), profileExists);
     if (!r.ok) throw new HttpError(422, r.errors.join('; '));
+    guard(res, {}, r.host);
     conflicts(r.host.mac, r.host, true);
     d.hosts.insert(r.host);
-    d.audit.record(actor, 'host.create', r.host.mac, r.host);
-    res.status(201).json(p.view(r.host.mac));
+    d.audit.recordChange(actor(res), 'host.create', r.host.mac, undefined, r.host);
+    res.status(201).json(forCaller(res, r.host, p.view(r.host.mac)));
   });
   api.get('/hosts/:mac', (req, res) => {
-    const v = p.view(macParam(req));
-    if (!v) throw new HttpError(404, `no host with MAC ${req.params.mac}`);
-    res.json(v);
+    const mac = macParam(req);
+    const v = p.view(mac);
+    const h = d.hosts.get(mac);
+    if (!v || !h) throw new HttpError(404, `no host with MAC ${req.params.mac}`);
+    res.json(forCaller(res, h, v));
   });
   api.put('/hosts/:mac', (req, res) => {
     const mac = macParam(req);
@@ -178,50 +235,73 @@ export function createApp(d: AppDeps): express.Express {
     const merged: HostInput = { ...old, ...body, mac };
     const r = checkHostInput(merged, profileExists);
     if (!r.ok) throw new HttpError(422, r.errors.join('; '));
+    // Another profile is another install (STIG, Satellite, image): a tech picks one only when adding a host.
+    if (isTech(res) && r.host.profile !== old.profile) throw new HttpError(403, `profile: the tech role may not move ${old.hostname} from profile ${old.profile} to ${r.host.profile}; ask an admin. Nothing was changed.`);
+    guard(res, old.params, r.host);
     conflicts(mac, r.host, false);
     d.hosts.update(r.host);
-    d.audit.record(actor, 'host.update', mac, hostFieldDiff(old, r.host));
-    res.json(p.view(mac));
+    d.audit.recordChange(actor(res), 'host.update', mac, hostRecord(old), hostRecord(r.host));
+    res.json(forCaller(res, r.host, p.view(mac)));
   });
-  api.delete('/hosts/:mac', (req, res) => {
+  api.delete('/hosts/:mac', adminOnly, (req, res) => {
     const mac = macParam(req);
-    if (!d.hosts.delete(mac)) throw new HttpError(404, `no host with MAC ${mac}`);
-    d.audit.record(actor, 'host.delete', mac);
+    const old = d.hosts.get(mac);
+    if (!old || !d.hosts.delete(mac)) throw new HttpError(404, `no host with MAC ${mac}`);
+    d.audit.recordChange(actor(res), 'host.delete', mac, hostRecord(old), undefined);
     res.status(204).end();
   });
   api.post('/hosts/:mac/build', (req, res) => {
-    const r = p.startBuild(macParam(req), actor);
+    const r = p.startBuild(macParam(req), actor(res));
     if (!r.ok) throw new HttpError(r.status, r.message);
     const { buildId: _id, eventsUrl: _e, ...contract } = r.value;
     res.status(201).json({ ...contract, buildId: r.value.buildId, eventsUrl: r.value.eventsUrl });
   });
   api.delete('/hosts/:mac/build', (req, res) => {
-    const r = p.cancelBuild(macParam(req), actor);
+    const r = p.cancelBuild(macParam(req), actor(res));
     if (!r.ok) throw new HttpError(r.status, r.message);
     res.json({ mac: r.value.mac, buildId: r.value.id, status: r.value.status });
   });
   api.get('/hosts/:mac/render/:kind', (req, res) => {
     const kind = String(req.params.kind);
     if (!['kickstart', 'pxelinux', 'grub', 'ipxe'].includes(kind)) throw new HttpError(400, 'kind must be kickstart, pxelinux, grub or ipxe');
-    const r = p.preview(macParam(req), kind as 'kickstart', { maskSecrets: true });
+    const mac = macParam(req);
+    const r = p.preview(mac, kind as 'kickstart', { maskSecrets: true });
     if (!r.ok) throw new HttpError(r.status, r.message);
-    text(res, 200, r.value);
+    // Also every secret value of the host, however the template quotes it.
+    const host = d.hosts.get(mac);
+    text(res, 200, host ? maskText(r.value, secretsOf(host)) : r.value);
   });
   api.post('/hosts/import', express.text({ type: () => true, limit: '2mb' }), (req, res) => {
     const csv = typeof req.body === 'string' ? req.body : '';
     const dryRun = req.query.dryRun === '1' || req.query.dryRun === 'true';
+    const g = guardFor(res);
     const r = checkRackCsv(csv, {
       profileExists,
       macTaken: (m) => d.hosts.get(m as Mac) !== undefined,
       ipTaken: (ip) => d.hosts.getByIp(ip) !== undefined,
       hostnameTaken: (n) => d.hosts.getByHostname(n) !== undefined,
+      hostProblems: (h) => guardHostParams(g, {}, h),
     });
-    if (!r.ok) return res.status(422).json({ error: `the import was refused: ${r.problems.length} problem(s); nothing was written`, problems: r.problems });
+    if (!r.ok) return res.status(r.status).json({ error: `the import was refused: ${r.problems.length} problem(s); nothing was written`, problems: r.problems });
     if (!dryRun) {
       d.hosts.insertMany(r.hosts);
-      d.audit.record(actor, 'host.import', `${r.hosts.length} hosts`, r.hosts.map((h) => h.mac));
+      d.audit.recordChange(actor(res), 'host.import', `${r.hosts.length} hosts`, undefined, r.hosts.map(hostRecord));
     }
-    res.status(dryRun ? 200 : 201).json({ dryRun, imported: dryRun ? 0 : r.hosts.length, hosts: r.hosts });
+    res.status(dryRun ? 200 : 201).json({ dryRun, imported: dryRun ? 0 : r.hosts.length, hosts: r.hosts.map((h) => forCaller(res, h, h)) });
+  });
+  api.get('/settings/tech-params', (_req, res) => {
+    res.json({ techParams: d.settings?.techParams() ?? [], neverForTechs: TECH_NEVER });
+  });
+  api.put('/settings/tech-params', adminOnly, (req, res) => {
+    if (!d.settings) throw new HttpError(404, 'settings are not kept by this server');
+    const body = req.body as unknown;
+    const list = Array.isArray(body) ? body : (body as { techParams?: unknown } | null)?.techParams;
+    const r = checkTechParamList(list);
+    if (!r.ok) throw new HttpError(400, r.errors.join('; '));
+    const before = d.settings.techParams();
+    d.settings.setTechParams(r.list);
+    d.audit.recordChange(actor(res), 'settings.tech-params', 'techParams', { techParams: before }, { techParams: r.list });
+    res.json({ techParams: r.list, neverForTechs: TECH_NEVER });
   });
   api.get('/profiles', (_req, res) => {
     const s = d.profiles();

@@ -1,9 +1,10 @@
 // rackboot backup FILE / rackboot restore FILE: the SQLite online backup API (a consistent copy
 // while the server runs), and a restore that checks the copy before it replaces anything.
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, copyFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, copyFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { openDb, schemaVersion } from '../store/db.ts';
+import { ensurePrivateDir } from './private-files.ts';
 
 export type OpsResult = { ok: true; message: string } | { ok: false; message: string };
 
@@ -54,6 +55,8 @@ export async function backupDatabase(dataDir: string, file: string): Promise<Ops
   } finally {
     db.close();
   }
+  // The copy holds everything the database does (password and token hashes): 0600, whatever the umask.
+  chmodSync(tmp, 0o600);
   const check = checkDatabaseFile(tmp);
   if (!check.ok) { rmSync(tmp, { force: true }); return { ok: false, message: `the copy does not check out: ${check.message}` }; }
   fsyncPath(tmp);
@@ -74,8 +77,9 @@ export function runningServer(dataDir: string): number | undefined {
 /** serve writes its pid so restore can refuse to pull the database from under it; removed on a clean stop. */
 export function writePidFile(dataDir: string): () => void {
   const f = join(dataDir, PID_FILE);
-  mkdirSync(dataDir, { recursive: true });
-  writeFileSync(f, `${process.pid}\n`);
+  ensurePrivateDir(dataDir);
+  writeFileSync(f, `${process.pid}\n`, { mode: 0o600 });
+  chmodSync(f, 0o600);
   return () => { try { if (readFileSync(f, 'utf8').trim() === String(process.pid)) rmSync(f); } catch { /* gone */ } };
 }
 
@@ -88,10 +92,11 @@ export function restoreDatabase(dataDir: string, file: string, opts: { force?: b
   if (pid && !opts.force) return { ok: false, message: `rackboot serve (pid ${pid}) is using ${dataDir}: stop it first (systemctl stop rackboot), then restore` };
   const check = checkDatabaseFile(resolve(file));
   if (!check.ok) return { ok: false, message: `refusing to restore: ${check.message}` };
-  mkdirSync(dataDir, { recursive: true });
+  ensurePrivateDir(dataDir);
   const live = join(dataDir, 'rackboot.db');
   const tmp = join(dataDir, `.rackboot.db.restore-${process.pid}`);
   copyFileSync(resolve(file), tmp);
+  chmodSync(tmp, 0o600);
   fsyncPath(tmp);
   const recheck = checkDatabaseFile(tmp);
   if (!recheck.ok) { rmSync(tmp, { force: true }); return { ok: false, message: `refusing to restore: the copy in ${dataDir} does not check out: ${recheck.message}` }; }

@@ -1,6 +1,8 @@
-// HTTP for operations: /metrics and /readyz (no token: scrapers and load balancers), and under the
+// HTTP for operations: /metrics (a bearer token when --metrics-token is set: it shows login failure
+// counts and the size of every rollout) and /readyz (no token: load balancers), and under the
 // API (bearer token): a host's installer logs, searchable, and a build's failure log beside them.
 import express, { type Request, type Response } from 'express';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { parseMac, type Mac } from '../net/mac.ts';
 import type { BuildStore } from '../store/builds.ts';
 import type { HostStore } from '../store/hosts.ts';
@@ -10,10 +12,22 @@ import { SEVERITY_NAMES } from './syslog-parse.ts';
 
 export interface Readiness { ok: boolean; checks: Record<string, string> }
 
-export function createOpsRouter(d: { metrics?: Metrics; ready: () => Readiness }): express.Router {
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+/** metricsToken: when set, GET /metrics needs `Authorization: Bearer <it>` (Prometheus: authorization.credentials). */
+export function createOpsRouter(d: { metrics?: Metrics; ready: () => Readiness; metricsToken?: string }): express.Router {
   const r = express.Router();
-  r.get('/metrics', async (_req, res) => {
+  const want = d.metricsToken ? sha256(d.metricsToken) : undefined;
+  r.get('/metrics', async (req, res) => {
     if (!d.metrics) { res.status(404).type('text/plain').send('metrics are off\n'); return; }
+    if (want) {
+      const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+      if (!m || !timingSafeEqual(sha256(m[1].trim()), want)) {
+        res.status(401).set('WWW-Authenticate', 'Bearer realm="rackboot metrics"').type('text/plain')
+          .send('send Authorization: Bearer <metrics token> (the --metrics-token / RACKBOOT_METRICS_TOKEN this server was started with)\n');
+        return;
+      }
+    }
     res.set('Content-Type', d.metrics.contentType).set('Cache-Control', 'no-store').send(await d.metrics.text());
   });
   r.get('/readyz', (_req, res) => {
@@ -45,6 +59,12 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
     if (!d.hosts.get(mac)) throw new NotFound(`no host with MAC ${mac}`);
     return mac;
   };
+  // A tech's token sees the host's secrets masked in what the installer logged (src/http/app.ts sets this).
+  const masked = <T>(res: Response, mac: Mac, value: T): T => {
+    const mask = res.locals.maskForCaller as (<V>(res: Response, host: { profile: string; params: Record<string, string> }, v: V) => V) | undefined;
+    const host = d.hosts.get(mac);
+    return mask && host ? mask(res, host, value) : value;
+  };
   const buildOf = (mac: Mac, id: number | undefined) => {
     const b = id === undefined ? d.builds.latest(mac) : d.builds.byId(id);
     if (!b || b.mac !== mac) throw new NotFound(id === undefined ? `host ${mac} has no build yet` : `host ${mac} has no build ${id}`);
@@ -74,7 +94,7 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
   r.get('/hosts/:mac/logs', (req, res) => {
     const mac = hostOf(req);
     const build = buildOf(mac, intQuery(req, 'build', Number.MAX_SAFE_INTEGER));
-    send(req, res, { mac, buildId: build.id, ringLines: d.syslog.limits.ringLines, lines: lines(req, build.id) });
+    send(req, res, masked(res, mac, { mac, buildId: build.id, ringLines: d.syslog.limits.ringLines, lines: lines(req, build.id) }));
   });
   /** One build: its status, the log the failed callback posted, and the installer's syslog, side by side. */
   r.get('/hosts/:mac/builds/:id/logs', (req, res) => {
@@ -82,12 +102,12 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
     const idText = String(req.params.id);
     if (!/^\d{1,15}$/.test(idText)) throw new BadRequest('the build id must be a number');
     const b = buildOf(mac, Number(idText));
-    res.json({
+    res.json(masked(res, mac, {
       mac, buildId: b.id, status: b.status, createdAt: new Date(b.createdAt).toISOString(), finishedAt: b.finishedAt === undefined ? undefined : new Date(b.finishedAt).toISOString(),
       failureLog: b.failureLog ?? null,
       syslog: lines(req, b.id),
       ringLines: d.syslog.limits.ringLines,
-    });
+    }));
   });
   r.use((err: unknown, req: Request, res: Response, next: express.NextFunction) => {
     if (err instanceof BadRequest || err instanceof NotFound) { res.status(err.status).json({ error: err.message }); return; }

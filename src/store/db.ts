@@ -4,6 +4,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { ensurePrivateFile, tightenIfPresent } from '../ops/private-files.ts';
 
 export type Db = Database.Database;
 
@@ -87,6 +88,16 @@ const MIGRATIONS: string[] = [
   // 4: retention by age (src/store/events.ts, src/ops/syslog-store.ts) deletes by time: an index makes it a range delete.
   `CREATE INDEX events_at ON events(at);
    CREATE INDEX syslog_at ON syslog(at);`,
+  // 5: per-user API tokens (src/store/users.ts): only a SHA-256 of each token is kept.
+  `CREATE TABLE api_tokens (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+     prefix TEXT NOT NULL,
+     token_hash TEXT NOT NULL UNIQUE,
+     created_at INTEGER NOT NULL,
+     last_used_at INTEGER
+   );
+   CREATE INDEX api_tokens_user ON api_tokens(user_id);`,
   // Append new migrations here; never edit one that has shipped.
 ];
 
@@ -94,9 +105,14 @@ const MIGRATIONS: string[] = [
 export function schemaVersion(): number { return MIGRATIONS.length; }
 
 export function openDb(file: string, durability: 'full' | 'normal' = 'full'): Db {
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  if (file !== ':memory:') {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    // 0600 whatever the umask: SQLite creates -wal and -shm with the database file's own mode.
+    ensurePrivateFile(file);
+  }
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
+  if (file !== ':memory:') tightenIfPresent([`${file}-wal`, `${file}-shm`]);
   db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');

@@ -180,3 +180,58 @@ export class SessionStore {
 
   destroy(idHash: string): void { this.deleteStmt.run(idHash); }
 }
+
+export interface ApiToken { id: number; userName: string; prefix: string; createdAt: number; lastUsedAt?: number }
+interface ApiTokenRow { id: number; user_id: number; prefix: string; token_hash: string; created_at: number; last_used_at: number | null }
+
+/** What a per-user token looks like: "rbt_" and 43 base64url characters; the first 8 after rbt_ are its visible prefix. */
+export const API_TOKEN_PATTERN = /^rbt_[A-Za-z0-9_-]{43}$/;
+export const MAX_TOKENS_PER_USER = 20;
+
+/**
+ * Per-user API tokens: each acts with its user's role, and the audit names the user. A token is 32 random
+ * bytes, so a plain SHA-256 at rest is enough (nothing to brute-force); it is shown once, at creation.
+ */
+export class ApiTokenStore {
+  private readonly byHashStmt;
+  private readonly listStmt;
+  private readonly touchStmt;
+  constructor(private readonly db: Db, private readonly users: UserStore, private readonly now: () => number = Date.now) {
+    this.byHashStmt = db.prepare<[string], ApiTokenRow>('SELECT * FROM api_tokens WHERE token_hash = ?');
+    this.listStmt = db.prepare<[number], ApiTokenRow>('SELECT * FROM api_tokens WHERE user_id = ? ORDER BY id');
+    this.touchStmt = db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?');
+  }
+
+  /** A new token for the user: the text is returned once and never stored. */
+  create(user: User): { token: string; info: ApiToken } | { error: string } {
+    if (this.listStmt.all(user.id).length >= MAX_TOKENS_PER_USER) return { error: `${user.name} has ${MAX_TOKENS_PER_USER} tokens already: revoke one first` };
+    const token = `rbt_${randomBytes(32).toString('base64url')}`;
+    const prefix = token.slice(4, 12);
+    const r = this.db.prepare('INSERT INTO api_tokens (user_id, prefix, token_hash, created_at) VALUES (?, ?, ?, ?)').run(user.id, prefix, sha256(token), this.now());
+    return { token, info: { id: Number(r.lastInsertRowid), userName: user.name, prefix, createdAt: this.now() } };
+  }
+
+  list(user: User): ApiToken[] {
+    return this.listStmt.all(user.id).map((r) => ({ id: r.id, userName: user.name, prefix: r.prefix, createdAt: r.created_at, lastUsedAt: r.last_used_at ?? undefined }));
+  }
+
+  /** Revokes the user's token with this prefix (or id); false when there is none. */
+  revoke(user: User, prefixOrId: string): boolean {
+    const row = this.listStmt.all(user.id).find((t) => t.prefix === prefixOrId || String(t.id) === prefixOrId);
+    if (!row) return false;
+    this.db.prepare('DELETE FROM api_tokens WHERE id = ?').run(row.id);
+    return true;
+  }
+
+  /** The enabled user a bearer token belongs to; records its use (at most once a minute, to spare writes). */
+  authenticate(token: string): User | undefined {
+    if (!API_TOKEN_PATTERN.test(token)) return undefined;
+    const row = this.byHashStmt.get(sha256(token));
+    if (!row) return undefined;
+    const user = this.users.byId(row.user_id);
+    if (!user || user.disabled) return undefined;
+    const now = this.now();
+    if (row.last_used_at === null || now - row.last_used_at > 60_000) this.touchStmt.run(now, row.id);
+    return user;
+  }
+}

@@ -45,24 +45,78 @@ export function safeNext(next: unknown): string {
   return next.length > 500 ? '/' : next;
 }
 
+/** A reserved sign-in attempt: settle it once the password has been checked. */
+export interface LoginAttempt { fail(): void; succeed(): void }
+
+interface ThrottleEntry { failures: number[]; inFlight: number }
+
 /**
- * Failed logins per client address: after `max` failures within `windowMs`, further tries are refused
- * until the window passes. Scrypt already costs each guess; this stops a patient script.
+ * Sign-in attempts per key (the client address, and the user name tried): after `max` failures within
+ * `windowMs`, further tries are refused until the window passes. An attempt is reserved before its
+ * password is checked and counts while in flight, so 200 guesses sent at once get `max` checks, not
+ * 200 (scrypt takes ~50 ms: a burst would otherwise all pass the gate before the first one fails).
+ * The table is bounded: past `maxKeys` the least recently used key goes, but a key that is blocked
+ * now goes only when every key is blocked, so failures from many addresses cannot unblock one.
  */
 export class LoginThrottle {
-  private readonly failures = new Map<string, number[]>();
-  constructor(private readonly max = 10, private readonly windowMs = 10 * 60_000, private readonly now: () => number = Date.now) {}
+  private readonly entries = new Map<string, ThrottleEntry>();
+  constructor(private readonly max = 10, private readonly windowMs = 10 * 60_000, private readonly now: () => number = Date.now, private readonly maxKeys = 10_000) {}
+
+  /** Reserves one attempt under every key, or undefined (nothing reserved) when any key is at its limit. */
+  reserve(keys: readonly string[]): LoginAttempt | undefined {
+    const uniq = [...new Set(keys)];
+    if (uniq.some((k) => this.blocked(k))) return undefined;
+    for (const k of uniq) { const e = this.touch(k); e.inFlight++; }
+    let settled = false;
+    const settle = (failed: boolean) => {
+      if (settled) return;
+      settled = true;
+      for (const k of uniq) {
+        const e = this.touch(k);
+        e.inFlight = Math.max(0, e.inFlight - 1);
+        if (failed) e.failures.push(this.now());
+      }
+      this.evict();
+    };
+    return {
+      fail: () => settle(true),
+      // A success clears the user's failures only: the address may be a NAT shared with a guesser.
+      succeed: () => { settle(false); const user = uniq.find((k) => k.startsWith('user:')); if (user) this.entries.get(user)!.failures = []; },
+    };
+  }
 
   blocked(key: string): boolean {
-    return this.recent(key).length >= this.max;
+    const e = this.entries.get(key);
+    if (!e) return false;
+    return this.recent(e) + e.inFlight >= this.max;
   }
-  fail(key: string): void {
-    if (this.failures.size > 10_000) this.failures.clear();
-    this.failures.set(key, [...this.recent(key), this.now()]);
-  }
-  succeed(key: string): void { this.failures.delete(key); }
-  private recent(key: string): number[] {
+
+  get size(): number { return this.entries.size; }
+
+  private recent(e: ThrottleEntry): number {
     const t = this.now() - this.windowMs;
-    return (this.failures.get(key) ?? []).filter((x) => x > t);
+    while (e.failures.length && e.failures[0] <= t) e.failures.shift();
+    return e.failures.length;
+  }
+
+  private touch(key: string): ThrottleEntry {
+    const e = this.entries.get(key) ?? { failures: [], inFlight: 0 };
+    // Map order is insertion order: re-inserting makes this key the most recently used.
+    this.entries.delete(key);
+    this.entries.set(key, e);
+    return e;
+  }
+
+  private evict(): void {
+    if (this.entries.size <= this.maxKeys) return;
+    for (const [k, e] of this.entries) {
+      if (this.entries.size <= this.maxKeys) return;
+      if (e.inFlight === 0 && this.recent(e) < this.max) this.entries.delete(k);
+    }
+    // Every key left is blocked or in flight: drop the oldest idle ones rather than grow without bound.
+    for (const [k, e] of this.entries) {
+      if (this.entries.size <= this.maxKeys) return;
+      if (e.inFlight === 0) this.entries.delete(k);
+    }
   }
 }

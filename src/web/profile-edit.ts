@@ -1,7 +1,7 @@
 // The profile editor's file side: check a proposed text against every other profile on disk (a
 // change to a parent can break its children), and save atomically (temp file, fsync, rename) so the
 // catalog's watcher only ever sees a whole file.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { readProfileDir } from '../profiles/catalog.ts';
@@ -45,10 +45,13 @@ export function saveProfileAtomic(dir: string, name: string, text: string): stri
   const file = profileFile(dir, name);
   // A leading dot and no .yaml suffix: neither readProfileDir nor the watcher's filter ever sees the temp file.
   const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
-  let mode = 0o644;
-  try { mode = statSync(file).mode & 0o777; } catch { /* a new profile */ }
+  // Profiles hold the root hash and activation keys: never world-readable. Group read stays (0640) when
+  // the file had it, so the group that manages profiles in git or config management can still read them.
+  let mode = 0o640;
+  try { mode = statSync(file).mode & 0o660; } catch { /* a new profile */ }
   const fd = openSync(tmp, 'wx', mode);
   try {
+    fchmodSync(fd, mode); // the umask must not decide it
     const data = Buffer.from(text.endsWith('\n') ? text : text + '\n', 'utf8');
     let off = 0;
     while (off < data.length) off += writeSync(fd, data, off);

@@ -1,7 +1,8 @@
 // The web UI: server-rendered pages and plain forms over the core (provisioner, stores, profiles).
 // Every page works without JavaScript; JS adds only live updates (SSE) and small conveniences.
-// Roles: a tech views everything, starts/cancels builds and imports racks; an admin also edits
-// profiles, hosts and users. Every POST carries the session's CSRF token or changes nothing.
+// Roles: a tech views everything (secrets masked), starts/cancels builds and imports racks, setting
+// only the host parameters an admin opened (Settings); an admin also edits profiles, hosts, users and
+// settings. Every POST carries the session's CSRF token or changes nothing.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,9 +16,11 @@ import type { Db } from '../store/db.ts';
 import type { ProfileSnapshot } from '../profiles/catalog.ts';
 import { formatProfileError, PROFILE_NAME, type ProfileError } from '../profiles/load.ts';
 import { parseMac, type Mac } from '../net/mac.ts';
-import { checkHostInput, hostFieldDiff, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
+import { checkHostInput, hostRecord, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
 import { checkRackCsv, parseCsv } from '../hosts/csv.ts';
-import { UserStore, SessionStore, ROLES, checkPassword, checkUserName, hashUserPassword, type Role, type Session, type SessionPolicy } from '../store/users.ts';
+import { SettingsStore } from '../store/settings.ts';
+import { checkTechParamList, guardHostParams, hostSecretValues, maskDeep, maskText, maskYamlPair, maskYamlText, TECH_NEVER, type ParamGuard } from '../hosts/policy.ts';
+import { ApiTokenStore, UserStore, SessionStore, ROLES, checkPassword, checkUserName, hashUserPassword, type Role, type Session, type SessionPolicy } from '../store/users.ts';
 import { buildBoard, chipOf, formatDuration, STAGE_LABELS, STATES, type Chip } from './board.ts';
 import { diffHunks, unifiedDiff } from './diff.ts';
 import { checkProfileEdit, normaliseText, readProfileText, saveProfileAtomic } from './profile-edit.ts';
@@ -37,6 +40,8 @@ export interface WebDeps {
   templatesDir: string;
   /** The public base URL: https there makes the cookies Secure. */
   publicUrl: string;
+  /** Secure cookies (TLS on for the UI); default: when the public URL is https. */
+  secureCookies?: boolean;
   log: Logger;
   now?: () => number;
   sessionPolicy?: SessionPolicy;
@@ -61,8 +66,10 @@ export function createWebRouter(d: WebDeps): WebRouter {
   const users = new UserStore(d.db, now);
   const sessions = new SessionStore(d.db, users, d.sessionPolicy, now);
   const views = createViews(join(d.templatesDir, 'web'));
-  const secure = d.publicUrl.startsWith('https:');
+  const secure = d.secureCookies ?? d.publicUrl.startsWith('https:');
   const throttle = new LoginThrottle(10, 10 * 60_000, now);
+  const settings = new SettingsStore(d.db);
+  const apiTokens = new ApiTokenStore(d.db, users, now);
   const flashes = new Map<string, Flash>();
   const staticFiles = new Map(Object.keys(STATIC_TYPES).map((f) => [f, readFileSync(join(d.templatesDir, 'web', 'static', f))]));
   const form = express.urlencoded({ extended: false, limit: '2mb', parameterLimit: 200 });
@@ -84,6 +91,9 @@ export function createWebRouter(d: WebDeps): WebRouter {
   // --- helpers ---------------------------------------------------------------------------------
   const sessionOf = (res: Response): Session => res.locals.session as Session;
   const actor = (res: Response) => `web:${sessionOf(res).user.name}`;
+  const isTech = (res: Response) => sessionOf(res).user.role !== 'admin';
+  const guardOf = (res: Response): ParamGuard => ({ role: sessionOf(res).user.role, allowed: settings.techParams(), profile: (n) => d.catalog.snapshot.profiles.get(n) });
+  const secretsOf = (host: Host) => hostSecretValues(d.catalog.snapshot.profiles.get(host.profile), host.params);
   const flash = (res: Response, f: Flash) => {
     if (flashes.size > 5000) flashes.clear();
     flashes.set(sessionOf(res).idHash, f);
@@ -151,16 +161,22 @@ export function createWebRouter(d: WebDeps): WebRouter {
   r.post('/login', form, async (req, res) => {
     const body = req.body as Record<string, unknown>;
     if (!tokensEqual(body._csrf, cookieOf(req, LOGIN_COOKIE))) return loginPage(req, res, 403, 'The sign-in form expired or did not come from this site. Try again.');
-    const ip = req.socket.remoteAddress ?? '';
-    const name = str(body.name).trim().toLowerCase();
-    if (throttle.blocked(ip)) return loginPage(req, res, 429, 'Too many failed sign-ins from this address. Wait ten minutes and try again.', name);
-    const user = await users.authenticate(name, str(body.password));
+    const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const name = str(body.name).trim().toLowerCase().slice(0, 64);
+    // Reserved before the password is checked: guesses in flight count (LoginThrottle).
+    const attempt = throttle.reserve([`ip:${ip}`, `user:${name}`]);
+    if (!attempt) {
+      d.log.warn({ user: name.slice(0, 40), ip }, 'web: sign-in refused: too many attempts');
+      return loginPage(req, res, 429, 'Too many failed sign-ins from this address or for this user. Wait ten minutes and try again.', name);
+    }
+    let user;
+    try { user = await users.authenticate(name, str(body.password)); } catch (err) { attempt.fail(); throw err; }
     if (!user) {
-      throttle.fail(ip);
+      attempt.fail();
       d.log.warn({ user: name.slice(0, 40), ip }, 'web: sign-in failed');
       return loginPage(req, res, 401, 'Wrong user name or password (or the user is disabled).', name);
     }
-    throttle.succeed(ip);
+    attempt.succeed();
     const { id, session } = sessions.create(user);
     res.cookie(SESSION_COOKIE, id, cookieOptions(secure, session.expiresAt - now()));
     res.clearCookie(LOGIN_COOKIE, cookieOptions(secure));
@@ -196,10 +212,10 @@ export function createWebRouter(d: WebDeps): WebRouter {
   r.get('/hosts/new', admin, (_req, res) => hostForm(res, 200, undefined, emptyForm(), []));
   r.post('/hosts', form, admin, (req, res) => {
     const values = formValues(req.body);
-    const checked = checkForm(values, undefined);
-    if (!checked.ok) return hostForm(res, 422, undefined, values, checked.errors);
+    const checked = checkForm(res, values, undefined);
+    if (!checked.ok) return hostForm(res, checked.status, undefined, values, checked.errors);
     d.hosts.insert(checked.host);
-    d.audit.record(actor(res), 'host.create', checked.host.mac, checked.host);
+    d.audit.recordChange(actor(res), 'host.create', checked.host.mac, undefined, checked.host);
     flash(res, { kind: 'ok', text: `Host ${checked.host.hostname} added.` });
     res.redirect(303, `/hosts/${checked.host.mac}`);
   });
@@ -208,22 +224,22 @@ export function createWebRouter(d: WebDeps): WebRouter {
   r.post('/hosts/import', form, tech, (req, res) => {
     const body = req.body as Record<string, unknown>;
     const csv = normaliseText(str(body.csv));
-    const preview = importPreview(csv);
+    const preview = importPreview(res, csv);
     if (body.action === 'import' && preview.ok) {
-      const r2 = checkRackCsv(csv, lookups());
+      const r2 = checkRackCsv(csv, lookups(res));
       if (r2.ok) {
         d.hosts.insertMany(r2.hosts);
-        d.audit.record(actor(res), 'host.import', `${r2.hosts.length} hosts`, r2.hosts.map((h) => ({ mac: h.mac, hostname: h.hostname, rack: h.rack })));
+        d.audit.recordChange(actor(res), 'host.import', `${r2.hosts.length} hosts`, undefined, r2.hosts);
         flash(res, { kind: 'ok', text: `Imported ${r2.hosts.length} host(s).` });
         return res.redirect(303, '/');
       }
     }
-    page(res, preview.ok ? 200 : 422, 'import', { title: 'Import a rack', csv, preview });
+    page(res, preview.ok ? 200 : preview.status, 'import', { title: 'Import a rack', csv, preview });
   });
 
   r.get('/hosts/:mac', tech, (req, res) => {
     const host = hostOf(req);
-    page(res, 200, 'host', hostPageData(host));
+    page(res, 200, 'host', hostPageData(host, isTech(res)));
   });
 
   r.get('/hosts/:mac/edit', admin, (req, res) => {
@@ -233,10 +249,10 @@ export function createWebRouter(d: WebDeps): WebRouter {
   r.post('/hosts/:mac', form, admin, (req, res) => {
     const old = hostOf(req);
     const values = { ...formValues(req.body), mac: old.mac };
-    const checked = checkForm(values, old.mac);
-    if (!checked.ok) return hostForm(res, 422, old, values, checked.errors);
+    const checked = checkForm(res, values, old.mac, old.params);
+    if (!checked.ok) return hostForm(res, checked.status, old, values, checked.errors);
     d.hosts.update(checked.host);
-    d.audit.record(actor(res), 'host.update', old.mac, hostFieldDiff(old, checked.host));
+    d.audit.recordChange(actor(res), 'host.update', old.mac, hostRecord(old), hostRecord(checked.host));
     flash(res, { kind: 'ok', text: `Host ${checked.host.hostname} saved.` });
     res.redirect(303, `/hosts/${old.mac}`);
   });
@@ -249,7 +265,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
     const host = hostOf(req);
     if (p.state(host.mac) === 'build') p.cancelBuild(host.mac, actor(res));
     d.hosts.delete(host.mac);
-    d.audit.record(actor(res), 'host.delete', host.mac, { hostname: host.hostname, profile: host.profile, rack: host.rack });
+    d.audit.recordChange(actor(res), 'host.delete', host.mac, hostRecord(host), undefined);
     flash(res, { kind: 'ok', text: `Host ${host.hostname} (${host.mac}) deleted.` });
     res.redirect(303, '/hosts');
   });
@@ -292,7 +308,8 @@ export function createWebRouter(d: WebDeps): WebRouter {
     const loaded = snap.profiles.get(name);
     if (text === undefined && !loaded) throw new Refused(404, `There is no profile named ${name}.`);
     const row = profileRows(snap).find((x) => x.name === name);
-    page(res, 200, 'profile', { title: `Profile ${name}`, name, text: text ?? '', row, hostsUsing: d.hosts.list().filter((h) => h.profile === name) });
+    const shown = isTech(res) ? maskYamlText(text ?? '', loaded?.merged ?? {}) : text ?? '';
+    page(res, 200, 'profile', { title: `Profile ${name}`, name, text: shown, row, hostsUsing: d.hosts.list().filter((h) => h.profile === name) });
   });
   r.get('/profiles/:name/edit', admin, (req, res) => {
     const name = String(req.params.name);
@@ -324,7 +341,9 @@ export function createWebRouter(d: WebDeps): WebRouter {
     if (text === current) { flash(res, { kind: 'ok', text: `No changes to ${name}.` }); return res.redirect(303, `/profiles/${name}`); }
     saveProfileAtomic(d.profilesDir, name, text);
     d.catalog.reload();
-    d.audit.record(actor(res), mode === 'new' ? 'profile.create' : 'profile.update', name, { unified: unifiedDiff(current, text, `${name}.yaml (before)`, `${name}.yaml (after)`) });
+    // Both sides masked (the audit log is shown to techs); a secret whose value changed reads "(changed)".
+    const [before, after] = maskYamlPair(current, text);
+    d.audit.record(actor(res), mode === 'new' ? 'profile.create' : 'profile.update', name, { unified: unifiedDiff(before, after, `${name}.yaml (before)`, `${name}.yaml (after)`) });
     flash(res, { kind: 'ok', text: `Profile ${name} saved; it is serving now.` });
     res.redirect(303, `/profiles/${name}`);
   }
@@ -380,18 +399,58 @@ export function createWebRouter(d: WebDeps): WebRouter {
       d.audit.record(actor(res), 'user.password', name);
       flash(res, { kind: 'ok', text: `Password of ${name} changed; their sessions were ended.` });
       if (target.id === me.id) { res.clearCookie(SESSION_COOKIE, cookieOptions(secure)); return res.redirect(303, '/login'); }
+    } else if (action === 'revoke-tokens') {
+      const list = apiTokens.list(target);
+      for (const t of list) apiTokens.revoke(target, t.prefix);
+      d.audit.record(actor(res), 'user.token.revoke', name, { prefixes: list.map((t) => t.prefix) });
+      flash(res, { kind: 'ok', text: `${list.length} API token(s) of ${name} revoked.` });
     } else return usersPage(res, 400, `unknown action "${action}"`);
     res.redirect(303, '/users');
   });
-  // Anyone signed in changes their own password here (the current one is asked again).
-  r.get('/account', tech, (_req, res) => page(res, 200, 'account', { title: 'Your account' }));
+  // --- settings (admin): the host parameters techs may set ------------------------------------------
+  const settingsPage = (res: Response, status: number, text: string, error?: string) =>
+    page(res, status, 'settings', { title: 'Settings', techParamsText: text, never: TECH_NEVER, error });
+  r.get('/settings', admin, (_req, res) => settingsPage(res, 200, settings.techParams().join('\n')));
+  r.post('/settings', form, admin, (req, res) => {
+    const text = str((req.body as Record<string, unknown>).techParams);
+    // Only spaces, tabs and the CR of CRLF are trimmed: any other control or separator character is refused.
+    const list = text.split(/\r?\n|,/).map((x) => x.replace(/^[ \t]+|[ \t]+$/g, '')).filter(Boolean);
+    const checked = checkTechParamList(list);
+    if (!checked.ok) return settingsPage(res, 400, text, checked.errors.join('; '));
+    const before = settings.techParams();
+    settings.setTechParams(checked.list);
+    d.audit.recordChange(actor(res), 'settings.tech-params', 'techParams', { techParams: before }, { techParams: checked.list });
+    flash(res, { kind: 'ok', text: checked.list.length ? `Techs may now set: ${checked.list.join(', ')}.` : 'Techs may set no host parameters now.' });
+    res.redirect(303, '/settings');
+  });
+
+  // --- your account: password and API tokens ----------------------------------------------------------
+  const accountPage = (res: Response, status: number, extra: Record<string, unknown> = {}) =>
+    page(res, status, 'account', { title: 'Your account', tokens: apiTokens.list(sessionOf(res).user), ...extra });
+  r.get('/account', tech, (_req, res) => accountPage(res, 200));
+  // The token is shown in this one response only (no redirect: a flash would keep it in memory).
+  r.post('/account/tokens', form, tech, (_req, res) => {
+    const me = sessionOf(res).user;
+    const made = apiTokens.create(me);
+    if ('error' in made) return accountPage(res, 409, { tokenError: made.error });
+    d.audit.record(actor(res), 'user.token.create', me.name, { prefix: made.info.prefix });
+    accountPage(res, 201, { newToken: made.token });
+  });
+  r.post('/account/tokens/:prefix/revoke', form, tech, (req, res) => {
+    const me = sessionOf(res).user;
+    const prefix = String(req.params.prefix);
+    if (!apiTokens.revoke(me, prefix)) throw new Refused(404, `You have no API token ${prefix.slice(0, 16)}….`);
+    d.audit.record(actor(res), 'user.token.revoke', me.name, { prefix });
+    flash(res, { kind: 'ok', text: `API token ${prefix}… revoked: it no longer works.` });
+    res.redirect(303, '/account');
+  });
   r.post('/account', form, tech, async (req, res) => {
     const body = req.body as Record<string, unknown>;
     const me = sessionOf(res).user;
     const ok = await users.authenticate(me.name, str(body.current));
     const password = str(body.password);
     const bad = !ok ? 'the current password is wrong' : password !== str(body.password2) ? 'the two new passwords differ' : checkPassword(password, me.name);
-    if (bad) return page(res, 422, 'account', { title: 'Your account', error: bad });
+    if (bad) return accountPage(res, 422, { error: bad });
     users.setPasswordHash(me.name, await hashUserPassword(password));
     d.audit.record(actor(res), 'user.password', me.name);
     // Every session of the user ended with the change, this one too: sign in again with the new password.
@@ -400,7 +459,8 @@ export function createWebRouter(d: WebDeps): WebRouter {
   });
 
   function usersPage(res: Response, status: number, error?: string, values: Record<string, string> = {}) {
-    page(res, status, 'users', { title: 'Users', users: users.list(), error, values, roles: ROLES });
+    const list = users.list().map((u) => ({ ...u, tokens: apiTokens.list(u) }));
+    page(res, status, 'users', { title: 'Users', users: list, error, values, roles: ROLES });
   }
 
   // Refusals thrown above become pages; anything else goes on to the app's error handler.
@@ -410,15 +470,19 @@ export function createWebRouter(d: WebDeps): WebRouter {
   });
 
   // --- page data ----------------------------------------------------------------------------------
-  function hostPageData(host: Host) {
+  function hostPageData(host: Host, masked: boolean) {
     const view = p.view(host.mac)!;
+    // A tech sees secret parameters masked, and the host's secret values masked in the failure log and the timeline.
+    const secrets = masked ? secretsOf(host) : new Set<string>();
+    if (masked && view.build?.failureLog) view.build.failureLog = maskText(view.build.failureLog, secrets);
     const chip = chipFor(host);
     const previews = (['kickstart', 'pxelinux', 'grub', 'ipxe'] as const).map((kind) => {
       const pr = p.preview(host.mac, kind, { maskSecrets: true });
-      return { kind, ok: pr.ok, text: pr.ok ? pr.value : pr.message };
+      return { kind, ok: pr.ok, text: masked ? maskText(pr.ok ? pr.value : pr.message, secrets) : pr.ok ? pr.value : pr.message };
     });
-    const events = view.events.slice().reverse().map((e) => eventRow(e as unknown as HostEvent & { at: string }));
-    return { title: host.hostname, host, view, chip, previews, events, params: Object.entries(host.params), live: true };
+    const events = view.events.slice().reverse().map((e) => eventRow(e as unknown as HostEvent & { at: string })).map((e) => (masked ? { ...e, detail: maskText(e.detail, secrets) } : e));
+    const params = Object.entries(masked ? maskDeep(host.params) : host.params);
+    return { title: host.hostname, host, view, chip, previews, events, params, live: true };
   }
 
   function hostForm(res: Response, status: number, host: Host | undefined, values: Record<string, string>, errors: string[]) {
@@ -426,18 +490,20 @@ export function createWebRouter(d: WebDeps): WebRouter {
     page(res, status, 'host-form', { title: host ? `Edit ${host.hostname}` : 'Add a host', host, values, errors, profiles });
   }
 
-  function lookups() {
+  function lookups(res: Response) {
+    const g = guardOf(res);
     return {
       profileExists: (n: string) => d.catalog.snapshot.profiles.has(n),
       macTaken: (m: string) => d.hosts.get(m as Mac) !== undefined,
       ipTaken: (ip: string) => d.hosts.getByIp(ip) !== undefined,
       hostnameTaken: (n: string) => d.hosts.getByHostname(n) !== undefined,
+      hostProblems: (h: HostFields) => guardHostParams(g, {}, h),
     };
   }
 
-  function importPreview(csv: string) {
+  function importPreview(res: Response, csv: string) {
     const parsed = parseCsv(csv.replace(/^\uFEFF/, ''));
-    const check = checkRackCsv(csv, lookups());
+    const check = checkRackCsv(csv, lookups(res));
     const problems = check.ok ? [] : check.problems;
     const byLine = new Map<number, string[]>();
     const general: string[] = [];
@@ -450,6 +516,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
     const headerErrors = header ? byLine.get(header.line) ?? [] : [];
     return {
       ok: check.ok,
+      status: check.ok ? 200 : check.status,
       count: check.ok ? check.hosts.length : 0,
       columns: header?.cells.map((c) => c.trim()) ?? [],
       headerErrors,
@@ -459,7 +526,8 @@ export function createWebRouter(d: WebDeps): WebRouter {
     };
   }
 
-  function checkForm(values: Record<string, string>, existing: Mac | undefined): { ok: true; host: HostFields } | { ok: false; errors: string[] } {
+  function checkForm(res: Response, values: Record<string, string>, existing: Mac | undefined, beforeParams: Record<string, string> = {}):
+    { ok: true; host: HostFields } | { ok: false; status: number; errors: string[] } {
     const params: Record<string, string> = {};
     const errors: string[] = [];
     values.params.split('\n').forEach((line, i) => {
@@ -471,15 +539,17 @@ export function createWebRouter(d: WebDeps): WebRouter {
     });
     const input: HostInput = { ...Object.fromEntries(HOST_FIELDS.filter((f) => f !== 'params').map((f) => [f, values[f]])), params };
     const r2 = checkHostInput(input, (n) => d.catalog.snapshot.profiles.has(n));
-    if (!r2.ok) return { ok: false, errors: [...r2.errors, ...errors] };
-    if (errors.length) return { ok: false, errors };
+    if (!r2.ok) return { ok: false, status: 422, errors: [...r2.errors, ...errors] };
+    if (errors.length) return { ok: false, status: 422, errors };
     const h = r2.host;
+    const refused = guardHostParams(guardOf(res), beforeParams, h);
+    if (refused) return { ok: false, status: refused.status, errors: refused.errors };
     if (!existing && d.hosts.get(h.mac)) errors.push(`mac: a host with MAC ${h.mac} exists already`);
     const byName = d.hosts.getByHostname(h.hostname);
     if (byName && byName.mac !== h.mac) errors.push(`hostname: ${h.hostname} already belongs to ${byName.mac}`);
     const byIp = h.ip ? d.hosts.getByIp(h.ip) : undefined;
     if (byIp && byIp.mac !== h.mac) errors.push(`ip: ${h.ip} already belongs to ${byIp.hostname} (${byIp.mac})`);
-    return errors.length ? { ok: false, errors } : { ok: true, host: h };
+    return errors.length ? { ok: false, status: 422, errors } : { ok: true, host: h };
   }
 
   function editorData(name: string | undefined, nameValue: string, text: string, o: { mode: 'new' | 'edit'; base?: string; errors?: ProfileError[]; checked?: boolean; changedOnDisk?: boolean; refused?: boolean; onDisk?: boolean }) {
@@ -554,17 +624,41 @@ function toForm(h: Host): Record<string, string> {
   };
 }
 
-type AuditView = { kind: 'none' } | { kind: 'inline'; text: string } | { kind: 'unified'; lines: { cls: string; text: string }[] } | { kind: 'fields'; rows: { field: string; from: string; to: string }[] } | { kind: 'json'; text: string };
+type AuditView = { kind: 'none' } | { kind: 'inline'; text: string } | { kind: 'unified'; lines: { cls: string; text: string }[] }
+  | { kind: 'fields'; rows: { field: string; from: string; to: string }[]; full?: string } | { kind: 'json'; text: string };
 
-/** How an audit entry's diff is shown: a unified text diff, field from -> to, or the JSON as recorded. */
+/** A record's fields one level deep, parameters as params.<key>: what a before/after table compares. */
+function flatRecord(r: unknown): Record<string, unknown> {
+  if (!r || typeof r !== 'object' || Array.isArray(r)) return {};
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r as Record<string, unknown>)) {
+    if (k === 'params' && v && typeof v === 'object' && !Array.isArray(v)) for (const [pk, pv] of Object.entries(v)) out[`params.${pk}`] = pv;
+    else out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * How an audit entry's diff is shown: a unified text diff, field from -> to (with the whole records
+ * before and after), or the JSON as recorded. Secrets are masked again here, for entries recorded
+ * before AuditLog masked them.
+ */
 export function auditView(diff: string | null | undefined): AuditView {
   if (!diff) return { kind: 'none' };
   let v: unknown;
-  try { v = JSON.parse(diff); } catch { return { kind: 'json', text: diff }; }
+  try { v = maskDeep(JSON.parse(diff) as unknown); } catch { return { kind: 'json', text: maskYamlText(diff, {}) }; }
   if (v && typeof v === 'object' && !Array.isArray(v)) {
     const o = v as Record<string, unknown>;
+    const keys = Object.keys(o);
+    if (keys.length && keys.every((k) => k === 'before' || k === 'after') && !Array.isArray(o.before ?? {}) && !Array.isArray(o.after ?? {})) {
+      const [b, a] = [flatRecord(o.before), flatRecord(o.after)];
+      const show = (x: unknown) => (x === undefined ? '(none)' : typeof x === 'string' ? x : JSON.stringify(x));
+      const changed = [...new Set([...Object.keys(b), ...Object.keys(a)])].filter((k) => JSON.stringify(b[k]) !== JSON.stringify(a[k]));
+      return { kind: 'fields', rows: changed.map((field) => ({ field, from: show(b[field]), to: show(a[field]) })), full: JSON.stringify(o, null, 2) };
+    }
     if (typeof o.unified === 'string') {
-      return { kind: 'unified', lines: o.unified.split('\n').filter((l) => l !== '').map((text) => ({ text, cls: text.startsWith('+++') || text.startsWith('---') ? 'hdr' : text.startsWith('+') ? 'add' : text.startsWith('-') ? 'del' : text.startsWith('@@') ? 'skip' : 'same' })) };
+      // A diff line is a marker then YAML: mask the YAML part.
+      return { kind: 'unified', lines: o.unified.split('\n').filter((l) => l !== '').map((l) => l.startsWith('@@') || l.startsWith('---') || l.startsWith('+++') ? l : l.slice(0, 1) + maskYamlText(l.slice(1), {})).map((text) => ({ text, cls: text.startsWith('+++') || text.startsWith('---') ? 'hdr' : text.startsWith('+') ? 'add' : text.startsWith('-') ? 'del' : text.startsWith('@@') ? 'skip' : 'same' })) };
     }
     const entries = Object.entries(o);
     // {field: {from, to}}; JSON drops an undefined side, so one of the two may be missing.

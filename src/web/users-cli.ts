@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import { openDb } from '../store/db.ts';
 import { AuditLog } from '../store/audit.ts';
-import { UserStore, ROLES, checkPassword, checkUserName, hashUserPassword, type Role } from '../store/users.ts';
+import { ApiTokenStore, UserStore, ROLES, checkPassword, checkUserName, hashUserPassword, type Role } from '../store/users.ts';
 
 export interface UsersIo { out: (s: string) => void; err: (s: string) => void; readStdin: () => Promise<string> }
 
@@ -11,15 +11,18 @@ export const USERS_USAGE = `rackboot users add NAME --role admin|tech --password
 rackboot users list
 rackboot users disable NAME | enable NAME
 rackboot users passwd NAME --password-stdin
-rackboot users role NAME --role admin|tech`;
+rackboot users role NAME --role admin|tech
+rackboot users token NAME            make an API token for NAME (printed once; it has NAME's role)
+rackboot users tokens NAME           list NAME's tokens (prefix, created, last used)
+rackboot users revoke-token NAME PREFIX`;
 
 /** Opens only the database (not the profiles): users can be managed before anything else is set up. */
 export async function usersCommand(config: Pick<Config, 'dataDir'>, io: UsersIo, args: string[], opts: { role?: string; passwordStdin?: boolean }): Promise<number> {
   const db = openDb(join(config.dataDir, 'rackboot.db'));
-  try { return await run(new UserStore(db), new AuditLog(db), io, args, opts); } finally { db.close(); }
+  try { const users = new UserStore(db); return await run(users, new ApiTokenStore(db, users), new AuditLog(db), io, args, opts); } finally { db.close(); }
 }
 
-async function run(store: UserStore, audit: AuditLog, io: UsersIo, args: string[], opts: { role?: string; passwordStdin?: boolean }): Promise<number> {
+async function run(store: UserStore, tokens: ApiTokenStore, audit: AuditLog, io: UsersIo, args: string[], opts: { role?: string; passwordStdin?: boolean }): Promise<number> {
   const [sub, nameRaw] = args;
   const name = (nameRaw ?? '').trim().toLowerCase();
   const readPassword = async (): Promise<string | undefined> => {
@@ -79,6 +82,35 @@ async function run(store: UserStore, audit: AuditLog, io: UsersIo, args: string[
       store.setRole(name, opts.role as Role);
       audit.record('cli', 'user.role', name, { role: { from: u.role, to: opts.role } });
       io.out(`user ${name} is now ${opts.role}`);
+      return 0;
+    }
+    case 'token': {
+      const u = needUser();
+      if (!u) return 1;
+      if (u.disabled) { io.err(`rackboot users token: ${name} is disabled; a token of a disabled user does not work (rackboot users enable ${name})`); return 1; }
+      const made = tokens.create(u);
+      if ('error' in made) { io.err(`rackboot users token: ${made.error} (rackboot users tokens ${name}; rackboot users revoke-token ${name} PREFIX)`); return 1; }
+      audit.record('cli', 'user.token.create', name, { prefix: made.info.prefix });
+      io.err(`API token for ${name} (${u.role}); shown once, only its hash is kept. Use it as Authorization: Bearer <token>.`);
+      io.out(made.token);
+      return 0;
+    }
+    case 'tokens': {
+      const u = needUser();
+      if (!u) return 1;
+      const list = tokens.list(u);
+      if (!list.length) io.err(`${name} has no API tokens (rackboot users token ${name})`);
+      for (const t of list) io.out([`rbt_${t.prefix}…`, new Date(t.createdAt).toISOString(), t.lastUsedAt ? new Date(t.lastUsedAt).toISOString() : 'never used'].join('\t'));
+      return 0;
+    }
+    case 'revoke-token': {
+      const u = needUser();
+      if (!u) return 1;
+      const prefix = (args[2] ?? '').replace(/^rbt_/, '').replace(/…$/, '');
+      if (!prefix) { io.err(`rackboot users revoke-token ${name} PREFIX: give the prefix shown by rackboot users tokens ${name}`); return 2; }
+      if (!tokens.revoke(u, prefix)) { io.err(`rackboot users revoke-token: ${name} has no token ${prefix} (rackboot users tokens ${name})`); return 1; }
+      audit.record('cli', 'user.token.revoke', name, { prefix });
+      io.out(`token rbt_${prefix}… of ${name} revoked`);
       return 0;
     }
     default:

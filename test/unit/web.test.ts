@@ -106,10 +106,11 @@ test('cookies, tokens, redirects, throttling', () => {
   assert.equal(safeNext('/hosts/52:54:00:00:00:01?x=1'), '/hosts/52:54:00:00:00:01?x=1');
   let t = 0;
   const th = new LoginThrottle(3, 1000, () => t);
-  th.fail('ip'); th.fail('ip');
+  th.reserve(['ip'])!.fail(); th.reserve(['ip'])!.fail();
   assert.equal(th.blocked('ip'), false);
-  th.fail('ip');
+  th.reserve(['ip'])!.fail();
   assert.equal(th.blocked('ip'), true);
+  assert.equal(th.reserve(['ip']), undefined);
   t = 1001;
   assert.equal(th.blocked('ip'), false);
 });
