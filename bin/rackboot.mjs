@@ -14,10 +14,18 @@ const sources = join(root, 'src');
 function newestSource(dir) {
   let newest;
   let entries;
-  try { entries = readdirSync(dir, { withFileTypes: true }); } catch { return undefined; }
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return undefined;
+  }
   for (const e of entries) {
     const p = join(dir, e.name);
-    const found = e.isDirectory() ? newestSource(p) : e.name.endsWith('.ts') ? { path: p, mtimeMs: statSync(p).mtimeMs } : undefined;
+    const found = e.isDirectory()
+      ? newestSource(p)
+      : e.name.endsWith('.ts')
+        ? { path: p, mtimeMs: statSync(p).mtimeMs }
+        : undefined;
     if (found && (!newest || found.mtimeMs > newest.mtimeMs)) newest = found;
   }
   return newest;
@@ -30,7 +38,9 @@ async function fromSources(why) {
   } catch {
     return false;
   }
-  process.stderr.write(`rackboot: ${why}: running the TypeScript sources through tsx (npm run build compiles them to dist/)\n`);
+  process.stderr.write(
+    `rackboot: ${why}: running the TypeScript sources through tsx (npm run build compiles them to dist/)\n`,
+  );
   register();
   await import('../src/main.ts');
   return true;
@@ -40,13 +50,17 @@ const builtAt = existsSync(built) ? statSync(built).mtimeMs : undefined;
 const newest = newestSource(sources);
 if (builtAt === undefined) {
   if (!newest || !(await fromSources('dist/ is not built'))) {
-    process.stderr.write(`rackboot: ${built} is missing and tsx is not installed: run npm ci (it builds dist/) or npm run build in ${root}\n`);
+    process.stderr.write(
+      `rackboot: ${built} is missing and tsx is not installed: run npm ci (it builds dist/) or npm run build in ${root}\n`,
+    );
     process.exit(1);
   }
 } else if (newest && newest.mtimeMs > builtAt) {
   const why = `${newest.path.slice(root.length)} is newer than dist/`;
   if (!(await fromSources(why))) {
-    process.stderr.write(`rackboot: ${why}, and tsx is not installed to run the sources: running the older build (npm run build updates it)\n`);
+    process.stderr.write(
+      `rackboot: ${why}, and tsx is not installed to run the sources: running the older build (npm run build updates it)\n`,
+    );
     process.setSourceMapsEnabled(true);
     await import(pathToFileURL(built).href);
   }

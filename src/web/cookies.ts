@@ -10,6 +10,7 @@ import { parse } from 'cookie';
 export function parseCookies(header: string | undefined): Map<string, string> {
   const out = new Map<string, string>();
   if (typeof header !== 'string') return out;
-  for (const [name, value] of Object.entries(parse(header))) if (name !== '' && value !== undefined) out.set(name, value);
+  for (const [name, value] of Object.entries(parse(header)))
+    if (name !== '' && value !== undefined) out.set(name, value);
   return out;
 }

@@ -13,7 +13,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' }, 'idle-ms': { type: 'string', default: '3000' }, bin: { type: 'string', default: 'bin/rackboot.mjs' } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '7' },
+    'idle-ms': { type: 'string', default: '3000' },
+    bin: { type: 'string', default: 'bin/rackboot.mjs' },
+  },
+});
 const RUNS = Number(values.runs);
 const IDLE_MS = Number(values['idle-ms']);
 const BIN = resolve(REPO, values.bin);
@@ -32,9 +38,15 @@ function rssMiB(pid: number): number {
 }
 function status(url: string): Promise<number> {
   return new Promise((res) => {
-    const req = http.get(url, { agent: false, timeout: 1000 }, (r) => { r.resume(); res(r.statusCode ?? 0); });
+    const req = http.get(url, { agent: false, timeout: 1000 }, (r) => {
+      r.resume();
+      res(r.statusCode ?? 0);
+    });
     req.on('error', () => res(0));
-    req.on('timeout', () => { req.destroy(); res(0); });
+    req.on('timeout', () => {
+      req.destroy();
+      res(0);
+    });
   });
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -45,10 +57,15 @@ symlinkSync(join(REPO, 'profiles'), join(cwd, 'profiles'));
 async function once(): Promise<{ readyMs: number; rss: number; stderr: string }> {
   const [httpPort, tftpPort] = [await freePort(), await freePort()];
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1', '--http-port', String(httpPort), '--tftp-port', String(tftpPort)],
-    { cwd, env: { ...process.env, RACKBOOT_ADMIN_TOKEN: 'startup-bench-token' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [BIN, 'serve', '--listen', '127.0.0.1', '--http-port', String(httpPort), '--tftp-port', String(tftpPort)],
+    { cwd, env: { ...process.env, RACKBOOT_ADMIN_TOKEN: 'startup-bench-token' }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
-  proc.stderr!.on('data', (d) => { stderr += d; });
+  proc.stderr!.on('data', (d) => {
+    stderr += d;
+  });
   try {
     const deadline = t0 + 30_000;
     while ((await status(`http://127.0.0.1:${httpPort}/readyz`)) !== 200) {
@@ -75,8 +92,10 @@ try {
     ready.push(r.readyMs);
     rss.push(r.rss);
   }
-  console.log(`${values.bin}: ${RUNS} starts; start-to-ready median ${median(ready).toFixed(0)} ms (min ${Math.min(...ready).toFixed(0)}, max ${Math.max(...ready).toFixed(0)});`
-    + ` idle RSS after ${IDLE_MS} ms median ${median(rss).toFixed(1)} MiB (min ${Math.min(...rss).toFixed(1)}, max ${Math.max(...rss).toFixed(1)})`);
+  console.log(
+    `${values.bin}: ${RUNS} starts; start-to-ready median ${median(ready).toFixed(0)} ms (min ${Math.min(...ready).toFixed(0)}, max ${Math.max(...ready).toFixed(0)});` +
+      ` idle RSS after ${IDLE_MS} ms median ${median(rss).toFixed(1)} MiB (min ${Math.min(...rss).toFixed(1)}, max ${Math.max(...rss).toFixed(1)})`,
+  );
 } finally {
   rmSync(cwd, { recursive: true, force: true });
 }

@@ -16,10 +16,16 @@ const roots: string[] = [];
 
 before(() => {
   dist = join(tempDir('rackboot-dist-'), 'dist');
-  const r = spawnSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.build.json'), '--outDir', dist], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.build.json'), '--outDir', dist],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stdout + r.stderr);
 });
-after(() => { for (const d of [...roots, join(dist, '..')]) rmSync(d, { recursive: true, force: true }); });
+after(() => {
+  for (const d of [...roots, join(dist, '..')]) rmSync(d, { recursive: true, force: true });
+});
 
 /** A package root: bin/ copied (it finds dist/ and src/ relative to itself), the rest linked from the repo. */
 function packageRoot(opts: { dist: boolean; src: boolean; tsx: boolean }): string {
@@ -34,12 +40,14 @@ function packageRoot(opts: { dist: boolean; src: boolean; tsx: boolean }): strin
   else {
     // What `npm prune --omit=dev` leaves, as far as the bin can tell: every package but tsx.
     mkdirSync(join(root, 'node_modules'));
-    for (const e of readdirSync(join(REPO, 'node_modules'))) if (e !== 'tsx' && e !== '.bin') symlinkSync(join(REPO, 'node_modules', e), join(root, 'node_modules', e));
+    for (const e of readdirSync(join(REPO, 'node_modules')))
+      if (e !== 'tsx' && e !== '.bin') symlinkSync(join(REPO, 'node_modules', e), join(root, 'node_modules', e));
   }
   return root;
 }
 
-const run = (root: string, ...args: string[]) => spawnSync(process.execPath, [join(root, 'bin/rackboot.mjs'), ...args], { encoding: 'utf8', timeout: 60_000 });
+const run = (root: string, ...args: string[]) =>
+  spawnSync(process.execPath, [join(root, 'bin/rackboot.mjs'), ...args], { encoding: 'utf8', timeout: 60_000 });
 
 test('build: dist/ mirrors src/ with .js imports and source maps, and no test or bin file', () => {
   assert.ok(existsSync(join(dist, 'main.js')) && existsSync(join(dist, 'main.js.map')));
@@ -55,12 +63,28 @@ test('build: an install of dist/ alone (no src/, no tsx) serves: templates from 
   roots.push(dir);
   cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
   const [http, tftp] = [await freePort('tcp'), await freePort('udp')];
-  const proc = spawn(process.execPath, [join(root, 'bin/rackboot.mjs'), 'serve', '--listen', '127.0.0.1', '--http-port', String(http), '--tftp-port', String(tftp)],
-    { cwd: dir, env: { ...process.env, RACKBOOT_ADMIN_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [
+      join(root, 'bin/rackboot.mjs'),
+      'serve',
+      '--listen',
+      '127.0.0.1',
+      '--http-port',
+      String(http),
+      '--tftp-port',
+      String(tftp),
+    ],
+    { cwd: dir, env: { ...process.env, RACKBOOT_ADMIN_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   let err = '';
-  proc.stdout!.on('data', (d) => { out += d; });
-  proc.stderr!.on('data', (d) => { err += d; });
+  proc.stdout!.on('data', (d) => {
+    out += d;
+  });
+  proc.stderr!.on('data', (d) => {
+    err += d;
+  });
   try {
     const deadline = Date.now() + 30_000;
     while (!out.includes('rackboot serving')) {
@@ -76,9 +100,23 @@ test('build: an install of dist/ alone (no src/, no tsx) serves: templates from 
     const login = await fetch(`${base}/login`);
     assert.equal(login.status, 200);
     assert.match(await login.text(), /<form/);
-    const api = (path: string, init: RequestInit = {}) => fetch(base + path, { ...init, headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' } });
-    assert.equal((await api('/api/hosts', { method: 'POST', body: JSON.stringify({ mac: '52:54:00:00:0b:01', hostname: 'b1', profile: 'rhvh-base' }) })).status, 201);
-    const b = await (await api('/api/hosts/52:54:00:00:0b:01/build', { method: 'POST' })).json() as { kickstartUrl: string };
+    const api = (path: string, init: RequestInit = {}) =>
+      fetch(base + path, {
+        ...init,
+        headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+      });
+    assert.equal(
+      (
+        await api('/api/hosts', {
+          method: 'POST',
+          body: JSON.stringify({ mac: '52:54:00:00:0b:01', hostname: 'b1', profile: 'rhvh-base' }),
+        })
+      ).status,
+      201,
+    );
+    const b = (await (await api('/api/hosts/52:54:00:00:0b:01/build', { method: 'POST' })).json()) as {
+      kickstartUrl: string;
+    };
     const ks = await fetch(b.kickstartUrl.replace(/^http:\/\/[^/]+/, base));
     assert.equal(ks.status, 200);
     assert.match(await ks.text(), /^liveimg --url=/m);
@@ -94,7 +132,10 @@ test('build: a source newer than dist/ runs through tsx, and says so on stderr',
   const r = run(root, 'help');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^usage: rackboot/);
-  assert.match(r.stderr, /^rackboot: src\/\S+\.ts is newer than dist\/: running the TypeScript sources through tsx \(npm run build compiles them to dist\/\)\n$/);
+  assert.match(
+    r.stderr,
+    /^rackboot: src\/\S+\.ts is newer than dist\/: running the TypeScript sources through tsx \(npm run build compiles them to dist\/\)\n$/,
+  );
 });
 
 test('build: a current dist/ runs without a word, even with src/ and tsx beside it', () => {
@@ -111,12 +152,18 @@ test('build: without tsx, a stale dist/ still runs (with a warning), and a missi
   utimesSync(join(stale, 'dist/main.js'), new Date('2000-01-01'), new Date('2000-01-01'));
   const s = run(stale, 'help');
   assert.equal(s.status, 0, s.stderr);
-  assert.match(s.stderr, /is newer than dist\/, and tsx is not installed to run the sources: running the older build \(npm run build updates it\)/);
+  assert.match(
+    s.stderr,
+    /is newer than dist\/, and tsx is not installed to run the sources: running the older build \(npm run build updates it\)/,
+  );
   const missing = packageRoot({ dist: false, src: true, tsx: false });
   const m = run(missing, 'help');
   assert.equal(m.status, 1);
   assert.equal(m.stdout, '');
-  assert.match(m.stderr, /dist\/main\.js is missing and tsx is not installed: run npm ci \(it builds dist\/\) or npm run build in /);
+  assert.match(
+    m.stderr,
+    /dist\/main\.js is missing and tsx is not installed: run npm ci \(it builds dist\/\) or npm run build in /,
+  );
 });
 
 test('build: no dist/ in a dev checkout runs the sources through tsx with a note', () => {

@@ -6,7 +6,14 @@ import { parseCookies as parseCookiesInAuth } from '../../src/web/auth.ts';
 
 test('cookies: first pair of a name wins, quotes and percent-encoding come off (as auth.ts parsed them)', () => {
   const header = 'a=1; rackboot_session=xyz; b="q%20r"; a=2';
-  assert.deepEqual([...parseCookies(header)], [['a', '1'], ['rackboot_session', 'xyz'], ['b', 'q r']]);
+  assert.deepEqual(
+    [...parseCookies(header)],
+    [
+      ['a', '1'],
+      ['rackboot_session', 'xyz'],
+      ['b', 'q r'],
+    ],
+  );
   assert.deepEqual([...parseCookies(header)], [...parseCookiesInAuth(header)]);
 });
 
@@ -26,7 +33,9 @@ test('cookies: malformed pairs are skipped, a bad escape stays raw, nothing thro
 });
 
 test('cookies: worst values stay values (control characters, CR, U+2028/U+2029, NUL) and cannot inject names', () => {
-  const m = parseCookies('rackboot_session=a\r\nSet-Cookie: x=1; x=\u2028\u2029; n=\u0000\u001b[2J; __proto__=p; constructor=c');
+  const m = parseCookies(
+    'rackboot_session=a\r\nSet-Cookie: x=1; x=\u2028\u2029; n=\u0000\u001b[2J; __proto__=p; constructor=c',
+  );
   assert.equal(m.get('rackboot_session'), 'a\r\nSet-Cookie: x=1');
   assert.equal(m.get('x'), '\u2028\u2029');
   assert.equal(m.get('n'), '\u0000\u001b[2J');
