@@ -1,6 +1,7 @@
 // Start-to-ready and idle footprint of `rackboot serve` on the defaults (SQLite in ./data, the sample
 // profiles in ./profiles, ./tftpboot, ./images; only the ports are moved to free ones on 127.0.0.1 so the
 // bench can run beside other tests). Ready is the first 200 from /readyz, polled every 5 ms from spawn.
+// It also prints the CPU time (user + system) the server used until ready, which a loaded machine moves far less.
 // Not part of npm test. Usage:
 //   node --import tsx test/bench/startup.ts [--runs 7] [--idle-ms 3000] [--bin bin/rackboot.mjs]
 import { spawn } from 'node:child_process';
@@ -36,6 +37,12 @@ function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
 }
+/** CPU seconds (user + system) the process has used: under load this moves far less than the wall clock. */
+function cpuSeconds(pid: number): number {
+  // /proc/PID/stat: fields 14 and 15 (utime, stime) in clock ticks, after the parenthesised command name.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 function status(url: string): Promise<number> {
   return new Promise((res) => {
     const req = http.get(url, { agent: false, timeout: 1000 }, (r) => {
@@ -54,7 +61,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const cwd = mkdtempSync(join(tmpdir(), 'rackboot-startup-'));
 symlinkSync(join(REPO, 'profiles'), join(cwd, 'profiles'));
 
-async function once(): Promise<{ readyMs: number; rss: number; stderr: string }> {
+async function once(): Promise<{ readyMs: number; cpu: number; rss: number; stderr: string }> {
   const [httpPort, tftpPort] = [await freePort(), await freePort()];
   const t0 = performance.now();
   const proc = spawn(
@@ -74,8 +81,9 @@ async function once(): Promise<{ readyMs: number; rss: number; stderr: string }>
       await sleep(5);
     }
     const readyMs = performance.now() - t0;
+    const cpu = cpuSeconds(proc.pid!);
     await sleep(IDLE_MS);
-    return { readyMs, rss: rssMiB(proc.pid!), stderr };
+    return { readyMs, cpu, rss: rssMiB(proc.pid!), stderr };
   } finally {
     proc.kill('SIGTERM');
     await new Promise((r) => proc.once('exit', r));
@@ -87,13 +95,16 @@ try {
   if (first.stderr.trim()) console.log(`stderr of the first start:\n${first.stderr.trim()}`);
   const ready: number[] = [];
   const rss: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     const r = await once();
     ready.push(r.readyMs);
     rss.push(r.rss);
+    cpu.push(r.cpu);
   }
   console.log(
     `${values.bin}: ${RUNS} starts; start-to-ready median ${median(ready).toFixed(0)} ms (min ${Math.min(...ready).toFixed(0)}, max ${Math.max(...ready).toFixed(0)});` +
+      ` CPU to ready median ${(median(cpu) * 1000).toFixed(0)} ms;` +
       ` idle RSS after ${IDLE_MS} ms median ${median(rss).toFixed(1)} MiB (min ${Math.min(...rss).toFixed(1)}, max ${Math.max(...rss).toFixed(1)})`,
   );
 } finally {
