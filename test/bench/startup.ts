@@ -6,12 +6,12 @@
 //   node --import tsx test/bench/startup.ts [--runs 7] [--idle-ms 3000] [--bin bin/rackboot.mjs]
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from '../support/ports.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { values } = parseArgs({
@@ -26,13 +26,6 @@ const IDLE_MS = Number(values['idle-ms']);
 const BIN = resolve(REPO, values.bin);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
@@ -62,7 +55,7 @@ const cwd = mkdtempSync(join(tmpdir(), 'rackboot-startup-'));
 symlinkSync(join(REPO, 'profiles'), join(cwd, 'profiles'));
 
 async function once(): Promise<{ readyMs: number; cpu: number; rss: number; stderr: string }> {
-  const [httpPort, tftpPort] = [await freePort(), await freePort()];
+  const [httpPort, tftpPort] = [await freePort('tcp'), await freePort('udp')];
   const t0 = performance.now();
   const proc = spawn(
     process.execPath,
