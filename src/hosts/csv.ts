@@ -1,38 +1,42 @@
 // Rack import from CSV: parse, check every row and the whole file against the store, report every
 // problem with its line. Nothing is written unless the whole file is clean. Pure (the store comes in as lookups).
+// The CSV grammar is csv-parse's (it replaced a hand-written RFC 4180 parser: one less thing to keep right);
+// what stays here is the line each row starts on, which every problem names.
 import { checkHostInput, type HostInput } from './input.ts';
 import { parseMac, parseIpv4 } from '../net/mac.ts';
 import type { HostFields } from '../store/hosts.ts';
+import { parse, type CsvError } from 'csv-parse/sync';
 
 export const CSV_COLUMNS = ['mac', 'hostname', 'profile', 'ip', 'netmask', 'gateway', 'nameservers', 'domain', 'rack', 'position', 'uuid'];
 export const MAX_CSV_ROWS = 10_000;
 
-/** RFC 4180: commas, double quotes with "" escapes, CRLF or LF. Returns rows with their 1-based line. */
+/**
+ * RFC 4180 (csv-parse): commas, double quotes with "" escapes, CRLF, LF or CR. Returns the rows that have a
+ * non-blank cell, each with the 1-based line it starts on (a quoted field may span lines). A `"` inside an
+ * unquoted field is kept as text (relax_quotes), as spreadsheets write it.
+ */
 export function parseCsv(text: string): { rows: { line: number; cells: string[] }[]; error?: string } {
   const rows: { line: number; cells: string[] }[] = [];
-  let cells: string[] = [];
-  let cell = '';
-  let quoted = false;
-  let line = 1;
-  let rowLine = 1;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; }
-      else if (c === '"') quoted = false;
-      else { if (c === '\n') line++; cell += c; }
-    } else if (c === '"' && cell === '') quoted = true;
-    else if (c === ',') { cells.push(cell); cell = ''; }
-    else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      cells.push(cell);
-      if (cells.some((x) => x.trim() !== '')) rows.push({ line: rowLine, cells });
-      cells = []; cell = ''; line++; rowLine = line;
-    } else cell += c;
+  let endLine = 0;
+  try {
+    // One line ending, so csv-parse's line count is the editor's (it counts a CRLF inside quotes as two lines).
+    // A CR inside a quoted field becomes LF: both are control characters the field checks refuse.
+    parse(text.replace(/\r\n?/g, '\n'), {
+      relax_column_count: true, relax_quotes: true, record_delimiter: '\n',
+      on_record: (record, context) => {
+        // context.lines is the line the record ends on; the LFs inside its quoted fields are the lines it spans.
+        let spanned = 0;
+        for (const cell of record) for (let i = cell.indexOf('\n'); i !== -1; i = cell.indexOf('\n', i + 1)) spanned++;
+        if (record.some((x) => x.trim() !== '')) rows.push({ line: context.lines - spanned, cells: record });
+        endLine = context.lines;
+        return null;
+      },
+    });
+  } catch (err) {
+    // The record that failed starts on the line after the last good one (csv-parse's own count at EOF varies).
+    const e = err as CsvError;
+    return { rows, error: `line ${endLine + 1}: ${e.code === 'CSV_QUOTE_NOT_CLOSED' ? 'a quoted field is never closed' : e.message}` };
   }
-  if (quoted) return { rows, error: `line ${rowLine}: a quoted field is never closed` };
-  cells.push(cell);
-  if (cells.some((x) => x.trim() !== '')) rows.push({ line: rowLine, cells });
   return { rows };
 }
 

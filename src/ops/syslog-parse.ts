@@ -1,6 +1,13 @@
 // Syslog message parsing (RFC 5424, RFC 3164 and what real senders put on the wire) and TCP framing
 // (RFC 6587). Pure: bytes in, a bounded, printable result out; it never throws on bad bytes.
 //
+// Kept over `nsyslog-parser` (0.10.1), compared on the fixtures of test/unit/ops-syslog.test.ts: it reads a
+// 3164 line with an RFC 3339 timestamp (rsyslog's RSYSLOG_ForwardFormat) as UNKNOWN with no host or tag, takes
+// the tag for the hostname when a local sender omits it ("kernel: oops", "storage: ..."), returns {} for a PRI
+// over 191, answers an unterminated 5424 structured data with the message "sd", keeps "-" for nil fields, and
+// works on strings, so the UTF-8 checks, the byte bound and the escaping of control characters would stay here
+// anyway. It has no RFC 6587 framing. On Anaconda-like lines it is ~3x slower (7.0 vs 2.1 us a line).
+//
 // Why TCP too: Anaconda's inst.syslog= makes rsyslog forward with "*.* @@host:port" (pyanaconda
 // anaconda_logging.updateRemote), and "@@" is TCP in rsyslog. The issue asks for UDP; without TCP an
 // Anaconda install would send us nothing.

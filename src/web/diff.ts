@@ -1,8 +1,11 @@
-// Line diff for the profile editor and the audit log. Pure. Profiles are small, so a plain LCS table
-// is enough; past a size bound the whole text is shown as replaced rather than spending seconds.
+// Line diff for the profile editor and the audit log. Pure. The diff itself is jsdiff's (Myers), which replaced a
+// hand-written LCS table: it is minimal like the table, and costs (n + m) * edits instead of n * m, so a long
+// profile with a small edit is diffed too. What stays here is the shape the pages use (numbered lines, hunks, the
+// audit log's text); past a work bound the whole text is shown as replaced rather than spending seconds.
+import { diffArrays } from 'diff';
 export type DiffLine = { kind: 'same' | 'add' | 'del'; text: string; oldNo?: number; newNo?: number } | { kind: 'skip'; count: number };
 
-const MAX_CELLS = 4_000_000;
+const MAX_WORK = 1_000_000;
 
 function splitLines(s: string): string[] {
   if (s === '') return [];
@@ -11,45 +14,27 @@ function splitLines(s: string): string[] {
   return lines;
 }
 
-/** Every line of both texts, marked same/add/del, in order. */
+/** Every line of both texts, marked same/add/del, in order (a changed run lists its deletions first). */
 export function diffLines(oldText: string, newText: string): DiffLine[] {
   const a = splitLines(oldText);
   const b = splitLines(newText);
-  // Common head and tail first: edits are usually local, and it keeps the table small.
-  let head = 0;
-  while (head < a.length && head < b.length && a[head] === b[head]) head++;
-  let tail = 0;
-  while (tail < a.length - head && tail < b.length - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail++;
-  const am = a.slice(head, a.length - tail);
-  const bm = b.slice(head, b.length - tail);
+  // Myers costs about (n + m) * edits: past the bound the whole text is shown as replaced.
+  const maxEditLength = Math.max(1, Math.floor(MAX_WORK / Math.max(1, a.length + b.length)));
+  const changes = diffArrays(a, b, { maxEditLength });
   const out: DiffLine[] = [];
-  for (let i = 0; i < head; i++) out.push({ kind: 'same', text: a[i], oldNo: i + 1, newNo: i + 1 });
-  const n = am.length;
-  const m = bm.length;
-  if (n * m > MAX_CELLS) {
-    am.forEach((t, i) => out.push({ kind: 'del', text: t, oldNo: head + i + 1 }));
-    bm.forEach((t, j) => out.push({ kind: 'add', text: t, newNo: head + j + 1 }));
-  } else {
-    // lcs[i][j]: length of the longest common subsequence of am[i..] and bm[j..]
-    const w = m + 1;
-    const lcs = new Uint32Array((n + 1) * w);
-    for (let i = n - 1; i >= 0; i--) {
-      for (let j = m - 1; j >= 0; j--) {
-        lcs[i * w + j] = am[i] === bm[j] ? lcs[(i + 1) * w + j + 1] + 1 : Math.max(lcs[(i + 1) * w + j], lcs[i * w + j + 1]);
-      }
-    }
-    let i = 0;
-    let j = 0;
-    while (i < n || j < m) {
-      if (i < n && j < m && am[i] === bm[j]) { out.push({ kind: 'same', text: am[i], oldNo: head + i + 1, newNo: head + j + 1 }); i++; j++; }
-      else if (i < n && (j === m || lcs[(i + 1) * w + j] >= lcs[i * w + j + 1])) { out.push({ kind: 'del', text: am[i], oldNo: head + i + 1 }); i++; }
-      else { out.push({ kind: 'add', text: bm[j], newNo: head + j + 1 }); j++; }
-    }
+  if (!changes) {
+    a.forEach((t, i) => out.push({ kind: 'del', text: t, oldNo: i + 1 }));
+    b.forEach((t, j) => out.push({ kind: 'add', text: t, newNo: j + 1 }));
+    return out;
   }
-  for (let k = 0; k < tail; k++) {
-    const ai = a.length - tail + k;
-    const bi = b.length - tail + k;
-    out.push({ kind: 'same', text: a[ai], oldNo: ai + 1, newNo: bi + 1 });
+  let oldNo = 1;
+  let newNo = 1;
+  for (const c of changes) {
+    for (const text of c.value) {
+      if (c.removed) out.push({ kind: 'del', text, oldNo: oldNo++ });
+      else if (c.added) out.push({ kind: 'add', text, newNo: newNo++ });
+      else out.push({ kind: 'same', text, oldNo: oldNo++, newNo: newNo++ });
+    }
   }
   return out;
 }
