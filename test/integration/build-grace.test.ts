@@ -39,9 +39,9 @@ function expire(e: TestEnv, agoMs: number) {
 test('kickstart fetched, token expired an hour ago: progress and built are accepted, the kickstart stays 410', async () => {
   const { app, e } = setup();
   const b = await startBuild(app);
-  assert.equal((await request(app).get(path(b.kickstartUrl))).status, 200);
+  assert.equal((await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status, 200);
   expire(e, 3600_000);
-  assert.equal((await request(app).get(path(b.kickstartUrl))).status, 410, 'the kickstart itself stays expired');
+  assert.equal((await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status, 410, 'the kickstart itself stays expired');
   const progress = await request(app).post(`/events/${b.token}`).set('Content-Type', 'application/json').send('{"step":"post-started"}');
   assert.equal(progress.status, 200, progress.text);
   const built = await request(app).get(path(b.builtUrl));
@@ -54,7 +54,7 @@ test('kickstart fetched, token expired an hour ago: progress and built are accep
 test('failed within the grace period is recorded too', async () => {
   const { app, e } = setup();
   const b = await startBuild(app);
-  assert.equal((await request(app).get(path(b.kickstartUrl))).status, 200);
+  assert.equal((await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status, 200);
   expire(e, 23 * 3600_000);
   assert.equal((await request(app).post(path(b.failedUrl)).set('Content-Type', 'text/plain').send('nodectl init failed')).status, 200);
   assert.equal((await request(app).get(`/api/hosts/${SAMPLE_HOST.mac}`).set(auth)).body.state, 'failed');
@@ -63,6 +63,8 @@ test('failed within the grace period is recorded too', async () => {
 test('kickstart never fetched: callbacks after expiry get 410 as before, nothing changes', async () => {
   const { app, e } = setup();
   const b = await startBuild(app);
+  // The callbacks come from the host's own address (as DHCP would have tied it): refused for expiry, not for being a stranger.
+  e.core.provisioner.learnClient('127.0.0.1', SAMPLE_HOST.mac);
   expire(e, 1000);
   const built = await request(app).get(path(b.builtUrl));
   assert.equal(built.status, 410);
@@ -75,7 +77,7 @@ test('after the grace period the callback is refused and names --token-grace', a
   const { app, e } = setup({ 'token-grace': '2h' });
   assert.equal(e.config.tokenGraceMs, 2 * 3600_000);
   const b = await startBuild(app);
-  assert.equal((await request(app).get(path(b.kickstartUrl))).status, 200);
+  assert.equal((await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status, 200);
   expire(e, 2 * 3600_000 + 1000);
   const built = await request(app).get(path(b.builtUrl));
   assert.equal(built.status, 410);

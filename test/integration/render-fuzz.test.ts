@@ -95,7 +95,7 @@ test('fuzz: 150 hosts with random hostile parameters through the API: refused na
       if (b.status !== 201) { assert.equal(b.status, 409, `${where}: ${JSON.stringify(b.body)}`); refusal = JSON.stringify(b.body); }
       else {
         accepted++;
-        const ks = await request(app).get(new URL(b.body.kickstartUrl).pathname);
+        const ks = await request(app).get(new URL(b.body.kickstartUrl).pathname).set('X-RHN-Provisioning-MAC-0', `eth0 ${mac}`);
         assert.equal(ks.status, 200, where);
         const { errors, summary } = checkKickstart(ks.text);
         assert.deepEqual(errors, [], where);

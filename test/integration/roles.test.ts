@@ -166,7 +166,8 @@ test('parameters are checked against the profile when saved: a misspelt or inval
   ];
   for (const [params, want] of cases) {
     const r = await request(app).post('/api/hosts').set(as(ADMIN)).send(hostBody(params));
-    assert.equal(r.status, 400, `${JSON.stringify(params).slice(0, 60)}: ${r.text.slice(0, 200)}`);
+    // 422: the record's own grammar (src/hosts/input.ts) refused it first; 400: the profile schema did. Both name the field.
+    assert.ok(r.status === 400 || r.status === 422, `${JSON.stringify(params).slice(0, 60)}: ${r.status} ${r.text.slice(0, 200)}`);
     assert.match(r.body.error, want);
   }
   assert.equal(env.core.hosts.list().length, 0);

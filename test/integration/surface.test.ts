@@ -194,7 +194,10 @@ function post(port: number, body: string, cookie: string, localAddress = '127.0.
 
 test('login throttle: of 200 parallel guesses only 10 are checked; the right password sent during the burst is refused; per user across addresses', async () => {
   const dir = fixture();
-  const { running } = await start(dir);
+  // 200 connections at once from one address: above the default per-address connection cap (64), which would
+  // close most of them before the throttle is reached. The throttle is what this test is about.
+  writeFileSync(join(dir, 'rackboot.yaml'), 'http:\n  maxConnectionsPerAddress: 512\n');
+  const { running } = await start(dir, { config: join(dir, 'rackboot.yaml') });
   const hash = hashUserPasswordSync(PW);
   const users = new UserStore(running.core.db);
   users.add('alice', 'admin', hash);

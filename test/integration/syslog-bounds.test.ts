@@ -101,9 +101,9 @@ test('whole server: a built host\'s later syslog lines do not join its finished 
     'profiles-dir': join(dir, 'profiles'), 'tftp-root': join(dir, 'tftpboot'), 'images-dir': join(dir, 'images') }, {}, dir);
   const run = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'syslog-bounds-token' });
   const base = `http://127.0.0.1:${run.httpPort}`;
-  const call = (method: string, path: string, body?: unknown, localAddress?: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
+  const call = (method: string, path: string, body?: unknown, localAddress?: string, extra: Record<string, string> = {}) => new Promise<{ status: number; text: string }>((resolve, reject) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(base + path, { method, localAddress, agent: false, headers: { Authorization: 'Bearer syslog-bounds-token', ...(data ? { 'Content-Type': 'application/json' } : {}) } }, (res) => {
+    const req = http.request(base + path, { method, localAddress, agent: false, headers: { Authorization: 'Bearer syslog-bounds-token', ...extra, ...(data ? { 'Content-Type': 'application/json' } : {}) } }, (res) => {
       let t = ''; res.on('data', (c) => { t += c; }); res.on('end', () => resolve({ status: res.statusCode!, text: t }));
     });
     req.on('error', reject);
@@ -113,7 +113,7 @@ test('whole server: a built host\'s later syslog lines do not join its finished 
   try {
     assert.equal((await call('POST', '/api/hosts', { mac: MAC, hostname: 'sl1', profile: 'rhvh-base' })).status, 201);
     const b = JSON.parse((await call('POST', `/api/hosts/${MAC}/build`)).text) as { kickstartUrl: string; builtUrl: string; buildId: number };
-    assert.equal((await call('GET', new URL(b.kickstartUrl).pathname, undefined, '127.0.0.2')).status, 200);
+    assert.equal((await call('GET', new URL(b.kickstartUrl).pathname, undefined, '127.0.0.2', { 'X-RHN-Provisioning-MAC-0': `eth0 ${MAC}` })).status, 200);
     await new Promise<void>((r) => s.bind(0, '127.0.0.2', () => r()));
     s.send('<14>anaconda: during the install', syslogPort, '127.0.0.1');
     await waitFor(() => run.core.syslog.count(b.buildId) === 1, 3000, 'install line kept');

@@ -40,7 +40,7 @@ test('csv: an unclosed quote names the line its record starts on, after multi-li
     ipTaken: () => false,
     hostnameTaken: () => false,
   });
-  assert.deepEqual(r, { ok: false, problems: ['line 2: a quoted field is never closed'] });
+  assert.deepEqual(r, { ok: false, status: 422, problems: ['line 2: a quoted field is never closed'] });
 });
 
 test('csv: worst values stay in their cell (control characters, U+2028/U+2029, NUL) for the field checks to refuse', () => {
@@ -70,6 +70,7 @@ test('csv: a huge file parses in one pass and is refused by its row count', () =
   assert.ok(performance.now() - t0 < 5000);
   assert.deepEqual(r, {
     ok: false,
+    status: 422,
     problems: [`the file has ${MAX_CSV_ROWS + 1} rows; import at most ${MAX_CSV_ROWS} at a time`],
   });
   const long = 'x'.repeat(1_000_000);
