@@ -8,6 +8,7 @@ import { createApp } from '../../src/http/app.ts';
 import { silentLogger } from '../../src/log.ts';
 import { loadConfig, ConfigError } from '../../src/config.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
+import { parseMac } from '../../src/net/mac.ts';
 
 const TOKEN = 'test-admin-token';
 const auth = { Authorization: `Bearer ${TOKEN}` };
@@ -64,7 +65,7 @@ test('kickstart never fetched: callbacks after expiry get 410 as before, nothing
   const { app, e } = setup();
   const b = await startBuild(app);
   // The callbacks come from the host's own address (as DHCP would have tied it): refused for expiry, not for being a stranger.
-  e.core.provisioner.learnClient('127.0.0.1', SAMPLE_HOST.mac);
+  e.core.provisioner.learnClient('127.0.0.1', parseMac(SAMPLE_HOST.mac)!);
   expire(e, 1000);
   const built = await request(app).get(path(b.builtUrl));
   assert.equal(built.status, 410);
