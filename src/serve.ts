@@ -37,6 +37,7 @@ import { ensurePrivateDir, secretKeyProblem } from './ops/private-files.ts';
 import type { SurfaceOptions } from './http/surface.ts';
 import { ApiTokenStore, UserStore } from './store/users.ts';
 import { SettingsStore } from './store/settings.ts';
+import { DiscoveredStore } from './store/discovered.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -267,8 +268,7 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     bound.tftp = true;
 
     if (config.dhcp.mode !== 'off') {
-      const upsertDiscovered = db.prepare(`INSERT INTO discovered (mac, arch, uuid, ipxe, ip, first_seen, last_seen) VALUES (@mac, @arch, @uuid, @ipxe, @ip, @now, @now)
-        ON CONFLICT(mac) DO UPDATE SET arch = excluded.arch, uuid = COALESCE(excluded.uuid, uuid), ipxe = excluded.ipxe, ip = COALESCE(excluded.ip, ip), last_seen = excluded.last_seen`);
+      const discovered = new DiscoveredStore(db);
       dhcp = await startDhcpServer({
         config: config.dhcp, log, leases: core.leases,
         decide: (client) => decideBoot({ client, host: p.bootState(client.mac), loaders: config.loaders, httpBase: config.publicUrl, answerUnknown: config.dhcp.mode === 'authoritative' }),
@@ -281,7 +281,7 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
         },
         onDiscovered: (m) => {
           if (hosts.get(m.mac)) return;
-          upsertDiscovered.run({ mac: m.mac, arch: m.arch ?? null, uuid: m.uuid ?? null, ipxe: m.ipxe ? 1 : 0, ip: m.ip ?? null, now: Date.now() });
+          discovered.seen(m);
         },
         onPacket: (bytes, res) => metrics.dhcpPacket(dhcpMessageType(bytes), res.replies.length ? dhcpReplyName(res.replies[0].type) : res.drop !== undefined ? 'dropped' : 'no-reply'),
       });

@@ -16,6 +16,7 @@ import { streamFile } from './files.ts';
 import { checkHostInput, hostRecord, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
 import { checkRackCsv } from '../hosts/csv.ts';
 import type { Db } from '../store/db.ts';
+import { DiscoveredStore } from '../store/discovered.ts';
 import { imageEfiLoaders, type ImageStore } from '../images/store.ts';
 import type { Role } from '../store/users.ts';
 import type { SettingsStore } from '../store/settings.ts';
@@ -81,6 +82,7 @@ export function createApp(d: AppDeps): express.Express {
   app.use(surfaceGuard(d.surface ?? {}));
   for (const m of d.middleware ?? []) app.use(m);
   const p = d.provisioner;
+  const discovered = new DiscoveredStore(d.db);
   const text = (res: Response, status: number, body: string) => res.status(status).type('text/plain; charset=utf-8').send(body.endsWith('\n') ? body : body + '\n');
 
   // --- What installing hosts call -------------------------------------------------------------
@@ -322,7 +324,7 @@ export function createApp(d: AppDeps): express.Express {
     })));
   });
   api.get('/discovered', (_req, res) => {
-    res.json(d.db.prepare('SELECT mac, arch, uuid, ipxe, ip, first_seen AS firstSeen, last_seen AS lastSeen FROM discovered ORDER BY last_seen DESC LIMIT 1000').all());
+    res.json(discovered.list());
   });
   for (const r of d.apiRouters ?? []) api.use(r);
   app.use('/api', api);
