@@ -76,7 +76,12 @@ export function decideBoot(input: DecideInput): BootDecision {
   // from the same URL directory), when that GRUB has an http module to fetch its config and kernel with.
   const nativeHttp = firmware === 'uefi-http' && !wantsIpxe && host?.uefi?.http === true;
   if (nativeHttp && !client.ipxe) return { action, firmware, file: { kind: 'http', url: `${httpBase}/tftp/${uefiFile}` }, reason: `${reason}${chain}` };
-  if (client.ipxe && (wantsIpxe || firmware === 'uefi-http')) return { action, firmware, file: ipxeScript, reason };
+  // A UEFI client that is already iPXE (an iPXE NIC ROM, or the ipxe.efi handed to HTTP boot below, which asks again
+  // as arch 7) goes on over HTTP with its script: shim started by iPXE cannot load grubx64.efi (seen under OVMF:
+  // "Malformed binary after Attribute Certificate Table"), and an HTTP-only network has no TFTP for it anyway.
+  if (client.ipxe && (wantsIpxe || firmware !== 'bios')) {
+    return { action, firmware, file: ipxeScript, reason: wantsIpxe ? reason : `${reason}; the client is already iPXE: kernel and initrd over HTTP` };
+  }
   if (firmware === 'uefi-http') {
     // UEFI HTTP boot loads an EFI binary by URL: hand it iPXE EFI, which then fetches its script
     // (iPXE profiles, unknown machines, and GRUBs without an http module, which could not fetch their config).

@@ -38,6 +38,9 @@ test('decideBoot: the loader per firmware, install only in build', () => {
     [{ arch: 7, host: { inBuild: true, loader: 'ipxe' } }, 'install', 'tftp:ipxe.efi'],
     [{ arch: 0, ipxe: true, host: { inBuild: true, loader: 'ipxe' } }, 'install', 'http:http://10.99.0.1:8080/boot/ipxe/52%3A54%3A00%3Aaa%3Abb%3A01'],
     [{ arch: 16, host: inBuild }, 'install', 'http:http://10.99.0.1:8080/tftp/ipxe.efi'],
+    // UEFI iPXE (a NIC ROM, or the ipxe.efi HTTP boot got) asking as arch 7: its script over HTTP, never shim under iPXE.
+    [{ arch: 7, ipxe: true, host: inBuild }, 'install', 'http:http://10.99.0.1:8080/boot/ipxe/52%3A54%3A00%3Aaa%3Abb%3A01'],
+    [{ arch: 7, ipxe: true, host: { inBuild: false, loader: 'native' } }, 'local', 'http:http://10.99.0.1:8080/boot/ipxe/52%3A54%3A00%3Aaa%3Abb%3A01'],
     [{ arch: 0, host: { inBuild: false, loader: 'native' } }, 'local', 'tftp:pxelinux.0'],
     [{ arch: 7, host: undefined }, 'local', 'tftp:grubx64.efi'],
   ];
