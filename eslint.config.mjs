@@ -7,7 +7,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'dist.new/**', 'node_modules/**', 'native/build/**', 'test/artifacts/**', 'tftpboot/**', 'templates/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'dist.new/**',
+      'node_modules/**',
+      'native/build/**',
+      'test/artifacts/**',
+      'tftpboot/**',
+      'templates/**',
+    ],
+  },
   js.configs.recommended,
   tseslint.configs.recommended,
   {

@@ -16,7 +16,13 @@ import { usersCommand } from './web/users-cli.ts';
 import type { Mac } from './net/mac.ts';
 import { backupDatabase, restoreDatabase } from './ops/backup.ts';
 
-export interface Io { out: (s: string) => void; err: (s: string) => void; readStdin: () => Promise<string>; env: NodeJS.ProcessEnv; progress?: ProgressSink }
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  readStdin: () => Promise<string>;
+  env: NodeJS.ProcessEnv;
+  progress?: ProgressSink;
+}
 
 const COMMON_OPTIONS = Object.fromEntries(Object.keys(SERVE_FLAGS).map((k) => [k, { type: 'string' as const }]));
 
@@ -50,40 +56,78 @@ commands:
 every command takes the settings flags of serve (--config, --data-dir, --profiles-dir, ...); see rackboot serve --help`;
 
 function serveHelp(): string {
-  return `usage: rackboot serve [flags]\n\n${Object.entries(SERVE_FLAGS).map(([k, v]) => `  --${k} ${v}`).join('\n')}\n\nenvironment: RACKBOOT_ADMIN_TOKEN (API token), RACKBOOT_<SETTING> for most flags (e.g. RACKBOOT_HTTP_PORT)`;
+  return `usage: rackboot serve [flags]\n\n${Object.entries(SERVE_FLAGS)
+    .map(([k, v]) => `  --${k} ${v}`)
+    .join(
+      '\n',
+    )}\n\nenvironment: RACKBOOT_ADMIN_TOKEN (API token), RACKBOOT_<SETTING> for most flags (e.g. RACKBOOT_HTTP_PORT)`;
 }
 
 export async function runCli(argv: string[], io: Io): Promise<number> {
   const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === '-h' || command === 'help') { io.out(USAGE); return command ? 0 : 2; }
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    io.out(USAGE);
+    return command ? 0 : 2;
+  }
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, allowPositionals: true, strict: true, options: { ...COMMON_OPTIONS, help: { type: 'boolean', short: 'h' }, mac: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'password-stdin': { type: 'boolean' }, name: { type: 'string' }, force: { type: 'boolean' }, role: { type: 'string' } } });
+    parsed = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        ...COMMON_OPTIONS,
+        help: { type: 'boolean', short: 'h' },
+        mac: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        'password-stdin': { type: 'boolean' },
+        name: { type: 'string' },
+        force: { type: 'boolean' },
+        role: { type: 'string' },
+      },
+    });
   } catch (err) {
     io.err(`rackboot ${command}: ${(err as Error).message}\n${command === 'serve' ? serveHelp() : USAGE}`);
     return 2;
   }
   const { values, positionals } = parsed;
-  if (values.help) { io.out(command === 'serve' ? serveHelp() : USAGE); return 0; }
+  if (values.help) {
+    io.out(command === 'serve' ? serveHelp() : USAGE);
+    return 0;
+  }
   if (command === 'hash-password') return hashPasswordCommand(io);
 
   let config: Readonly<Config>;
   try {
     config = loadConfig(values as Flags, io.env);
   } catch (err) {
-    if (err instanceof ConfigError) { io.err(`rackboot: ${err.message}`); return 2; }
+    if (err instanceof ConfigError) {
+      io.err(`rackboot: ${err.message}`);
+      return 2;
+    }
     throw err;
   }
   switch (command) {
-    case 'serve': return serve(config, io);
-    case 'render': return render(config, io, positionals[0], values.mac);
-    case 'lint': return lint(config, io);
-    case 'profiles': return profiles(config, io);
-    case 'hosts': return hostsCommand(config, io, positionals, Boolean(values['dry-run']));
-    case 'image': return withCoreAsync(config, silentLogger(), (core) => imageCommand(core, config, io, positionals, { name: values.name, force: Boolean(values.force) }));
-    case 'loaders': return withCoreAsync(config, silentLogger(), (core) => loadersCommand(config, io, positionals, core));
-    case 'backup': return backupCommand(config, io, positionals[0]);
-    case 'restore': return restoreCommand(config, io, positionals[0], Boolean(values.force));
+    case 'serve':
+      return serve(config, io);
+    case 'render':
+      return render(config, io, positionals[0], values.mac);
+    case 'lint':
+      return lint(config, io);
+    case 'profiles':
+      return profiles(config, io);
+    case 'hosts':
+      return hostsCommand(config, io, positionals, Boolean(values['dry-run']));
+    case 'image':
+      return withCoreAsync(config, silentLogger(), (core) =>
+        imageCommand(core, config, io, positionals, { name: values.name, force: Boolean(values.force) }),
+      );
+    case 'loaders':
+      return withCoreAsync(config, silentLogger(), (core) => loadersCommand(config, io, positionals, core));
+    case 'backup':
+      return backupCommand(config, io, positionals[0]);
+    case 'restore':
+      return restoreCommand(config, io, positionals[0], Boolean(values.force));
     case 'doctor': {
       // Before openCore: it reads secret.key. A readable key is a failure doctor reports with its fix.
       const keyProblem = secretKeyProblem(config.dataDir);
@@ -91,30 +135,53 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       const code = await withCoreAsync(config, silentLogger(), (core) => doctorCommand(core, config, io));
       return keyProblem ? 1 : code;
     }
-    case 'users': return usersCommand(config, io, positionals, { role: values.role, passwordStdin: Boolean(values['password-stdin']) });
-    default: io.err(`rackboot: unknown command "${command}"\n${USAGE}`); return 2;
+    case 'users':
+      return usersCommand(config, io, positionals, {
+        role: values.role,
+        passwordStdin: Boolean(values['password-stdin']),
+      });
+    default:
+      io.err(`rackboot: unknown command "${command}"\n${USAGE}`);
+      return 2;
   }
 }
 
 async function serve(config: Config, io: Io): Promise<number> {
   const keyProblem = secretKeyProblem(config.dataDir);
-  if (keyProblem) { io.err(`rackboot: refusing to start: ${keyProblem}`); return 2; }
+  if (keyProblem) {
+    io.err(`rackboot: refusing to start: ${keyProblem}`);
+    return 2;
+  }
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   let running;
   try {
     running = await startRackboot(config, log, io.env);
   } catch (err) {
-    if (err instanceof SecretKeyError) { io.err(`rackboot: refusing to start: ${err.message}`); return 2; }
+    if (err instanceof SecretKeyError) {
+      io.err(`rackboot: refusing to start: ${err.message}`);
+      return 2;
+    }
     const e = err as NodeJS.ErrnoException & { port?: number };
-    const hint = e.code === 'EACCES' ? ': ports below 1024 need root or CAP_NET_BIND_SERVICE' : e.code === 'EADDRINUSE' ? ': another process has this port (stop it, or choose another port)' : '';
+    const hint =
+      e.code === 'EACCES'
+        ? ': ports below 1024 need root or CAP_NET_BIND_SERVICE'
+        : e.code === 'EADDRINUSE'
+          ? ': another process has this port (stop it, or choose another port)'
+          : '';
     io.err(`rackboot: cannot start: ${e.message}${hint}`);
     return 1;
   }
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      log.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down: no new requests; finishing transfers in flight');
+      log.info(
+        { signal, graceMs: config.shutdownGraceMs },
+        'shutting down: no new requests; finishing transfers in flight',
+      );
       // A second signal, or a shutdown stuck past the grace period, ends the process at once (the store is crash-safe).
-      const force = (why: string) => { log.warn({ why }, 'shutdown forced'); process.exit(1); };
+      const force = (why: string) => {
+        log.warn({ why }, 'shutdown forced');
+        process.exit(1);
+      };
       process.once('SIGTERM', () => force('second SIGTERM'));
       process.once('SIGINT', () => force('second SIGINT'));
       setTimeout(() => force('shutdown took too long'), config.shutdownGraceMs + 15_000).unref();
@@ -129,38 +196,75 @@ async function serve(config: Config, io: Io): Promise<number> {
 }
 
 async function backupCommand(config: Config, io: Io, file: string | undefined): Promise<number> {
-  if (!file) { io.err('rackboot backup FILE: name the file to write (e.g. /var/backups/rackboot-$(date +%F).db)'); return 2; }
+  if (!file) {
+    io.err('rackboot backup FILE: name the file to write (e.g. /var/backups/rackboot-$(date +%F).db)');
+    return 2;
+  }
   const r = await backupDatabase(config.dataDir, file);
-  if (!r.ok) { io.err(`rackboot backup: ${r.message}`); return 1; }
+  if (!r.ok) {
+    io.err(`rackboot backup: ${r.message}`);
+    return 1;
+  }
   io.out(r.message);
   return 0;
 }
 
 function restoreCommand(config: Config, io: Io, file: string | undefined, force: boolean): number {
-  if (!file) { io.err('rackboot restore FILE [--force]: name a file written by rackboot backup'); return 2; }
+  if (!file) {
+    io.err('rackboot restore FILE [--force]: name a file written by rackboot backup');
+    return 2;
+  }
   const r = restoreDatabase(config.dataDir, file, { force });
-  if (!r.ok) { io.err(`rackboot restore: ${r.message}`); return 1; }
+  if (!r.ok) {
+    io.err(`rackboot restore: ${r.message}`);
+    return 1;
+  }
   io.out(r.message);
   return 0;
 }
 
 function withCore<T>(config: Config, log: Logger, fn: (core: ReturnType<typeof openCore>) => T): T {
   const core = openCore(config, log);
-  try { return fn(core); } finally { core.events.flush(); core.db.close(); core.durableDb.close(); }
+  try {
+    return fn(core);
+  } finally {
+    core.events.flush();
+    core.db.close();
+    core.durableDb.close();
+  }
 }
 
-async function withCoreAsync<T>(config: Config, log: Logger, fn: (core: ReturnType<typeof openCore>) => Promise<T>): Promise<T> {
+async function withCoreAsync<T>(
+  config: Config,
+  log: Logger,
+  fn: (core: ReturnType<typeof openCore>) => Promise<T>,
+): Promise<T> {
   const core = openCore(config, log);
-  try { return await fn(core); } finally { core.events.flush(); core.db.close(); core.durableDb.close(); }
+  try {
+    return await fn(core);
+  } finally {
+    core.events.flush();
+    core.db.close();
+    core.durableDb.close();
+  }
 }
 
 function render(config: Config, io: Io, kind: string | undefined, macText: string | undefined): number {
-  if (!kind || !['kickstart', 'pxelinux', 'grub', 'ipxe'].includes(kind)) { io.err('rackboot render: KIND must be kickstart, pxelinux, grub or ipxe'); return 2; }
+  if (!kind || !['kickstart', 'pxelinux', 'grub', 'ipxe'].includes(kind)) {
+    io.err('rackboot render: KIND must be kickstart, pxelinux, grub or ipxe');
+    return 2;
+  }
   const mac = macText ? parseMac(macText) : undefined;
-  if (!mac) { io.err(`rackboot render: --mac ${macText ?? '(missing)'} is not a MAC address`); return 2; }
+  if (!mac) {
+    io.err(`rackboot render: --mac ${macText ?? '(missing)'} is not a MAC address`);
+    return 2;
+  }
   return withCore(config, silentLogger(), (core) => {
     const r = core.provisioner.preview(mac, kind as 'kickstart', { maskSecrets: false });
-    if (!r.ok) { io.err(`rackboot render: ${r.message}`); return 1; }
+    if (!r.ok) {
+      io.err(`rackboot render: ${r.message}`);
+      return 1;
+    }
     io.out(r.value.trimEnd());
     return 0;
   });
@@ -172,11 +276,19 @@ function lint(config: Config, io: Io): number {
     const problems = snap.errors.map(formatProfileError);
     for (const host of core.hosts.list()) {
       const r = core.provisioner.profileFor(host);
-      if (!r.ok) { problems.push(`host ${host.hostname} (${host.mac}): ${r.message}`); continue; }
-      if (r.value.network.mode === 'static' && (!host.ip || !host.netmask)) problems.push(`host ${host.hostname} (${host.mac}): profile ${host.profile} uses a static network, but the host has no ip/netmask`);
+      if (!r.ok) {
+        problems.push(`host ${host.hostname} (${host.mac}): ${r.message}`);
+        continue;
+      }
+      if (r.value.network.mode === 'static' && (!host.ip || !host.netmask))
+        problems.push(
+          `host ${host.hostname} (${host.mac}): profile ${host.profile} uses a static network, but the host has no ip/netmask`,
+        );
     }
     for (const p of problems) io.err(p);
-    io.out(`${snap.profiles.size} profile(s), ${core.hosts.list().length} host(s): ${problems.length ? `${problems.length} problem(s)` : 'ok'}`);
+    io.out(
+      `${snap.profiles.size} profile(s), ${core.hosts.list().length} host(s): ${problems.length ? `${problems.length} problem(s)` : 'ok'}`,
+    );
     return problems.length ? 1 : 0;
   });
 }
@@ -184,7 +296,8 @@ function lint(config: Config, io: Io): number {
 function profiles(config: Config, io: Io): number {
   return withCore(config, silentLogger(), (core) => {
     const snap = core.catalog.snapshot;
-    for (const p of snap.profiles.values()) io.out(`${p.name}${p.extends ? ` (extends ${p.extends})` : ''}: ${p.profile.description}`);
+    for (const p of snap.profiles.values())
+      io.out(`${p.name}${p.extends ? ` (extends ${p.extends})` : ''}: ${p.profile.description}`);
     for (const e of snap.errors) io.err(`error: ${formatProfileError(e)}`);
     return snap.errors.length ? 1 : 0;
   });
@@ -195,35 +308,82 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
   return withCore(config, silentLogger(), (core) => {
     const p = core.provisioner;
     if (sub === 'list') {
-      for (const h of core.hosts.list()) io.out([h.mac, h.hostname, h.profile, h.ip ?? '-', h.rack ?? '-', p.state(h.mac)].join('\t'));
+      for (const h of core.hosts.list())
+        io.out([h.mac, h.hostname, h.profile, h.ip ?? '-', h.rack ?? '-', p.state(h.mac)].join('\t'));
       return 0;
     }
     if (sub === 'import') {
-      if (!arg) { io.err('rackboot hosts import FILE [--dry-run]'); return 2; }
+      if (!arg) {
+        io.err('rackboot hosts import FILE [--dry-run]');
+        return 2;
+      }
       let text: string;
-      try { text = readFileSync(arg, 'utf8'); } catch (err) { io.err(`rackboot hosts import: ${(err as Error).message}`); return 1; }
+      try {
+        text = readFileSync(arg, 'utf8');
+      } catch (err) {
+        io.err(`rackboot hosts import: ${(err as Error).message}`);
+        return 1;
+      }
       const r = checkRackCsv(text, {
         profileExists: (n) => core.catalog.get(n) !== undefined,
         macTaken: (m) => core.hosts.get(m as Mac) !== undefined,
         ipTaken: (ip) => core.hosts.getByIp(ip) !== undefined,
         hostnameTaken: (n) => core.hosts.getByHostname(n) !== undefined,
         // The shell on the server is an admin's: only the profile-schema check of parameters applies.
-        hostProblems: (h) => guardHostParams({ role: 'admin', allowed: [], profile: (n) => core.catalog.get(n) }, {}, h),
+        hostProblems: (h) =>
+          guardHostParams({ role: 'admin', allowed: [], profile: (n) => core.catalog.get(n) }, {}, h),
       });
-      if (!r.ok) { for (const line of r.problems) io.err(`${arg}: ${line}`); io.err(`nothing imported: ${r.problems.length} problem(s)`); return 1; }
-      if (dryRun) { io.out(`dry run: ${r.hosts.length} host(s) would be imported`); return 0; }
+      if (!r.ok) {
+        for (const line of r.problems) io.err(`${arg}: ${line}`);
+        io.err(`nothing imported: ${r.problems.length} problem(s)`);
+        return 1;
+      }
+      if (dryRun) {
+        io.out(`dry run: ${r.hosts.length} host(s) would be imported`);
+        return 0;
+      }
       core.hosts.insertMany(r.hosts);
-      core.audit.record('cli', 'host.import', `${r.hosts.length} hosts`, r.hosts.map((h) => h.mac));
+      core.audit.record(
+        'cli',
+        'host.import',
+        `${r.hosts.length} hosts`,
+        r.hosts.map((h) => h.mac),
+      );
       io.out(`imported ${r.hosts.length} host(s)`);
       return 0;
     }
     if (sub === 'build' || sub === 'cancel') {
       const mac = arg ? parseMac(arg) : undefined;
-      if (!mac) { io.err(`rackboot hosts ${sub} MAC: "${arg ?? ''}" is not a MAC address`); return 2; }
-      if (sub === 'cancel') { const r = p.cancelBuild(mac, 'cli'); if (!r.ok) { io.err(r.message); return 1; } io.out(`build ${r.value.id} cancelled`); return 0; }
+      if (!mac) {
+        io.err(`rackboot hosts ${sub} MAC: "${arg ?? ''}" is not a MAC address`);
+        return 2;
+      }
+      if (sub === 'cancel') {
+        const r = p.cancelBuild(mac, 'cli');
+        if (!r.ok) {
+          io.err(r.message);
+          return 1;
+        }
+        io.out(`build ${r.value.id} cancelled`);
+        return 0;
+      }
       const r = p.startBuild(mac, 'cli');
-      if (!r.ok) { io.err(r.message); return 1; }
-      io.out(JSON.stringify({ kickstartUrl: r.value.kickstartUrl, builtUrl: r.value.builtUrl, failedUrl: r.value.failedUrl, expiresAt: r.value.expiresAt }, null, 2));
+      if (!r.ok) {
+        io.err(r.message);
+        return 1;
+      }
+      io.out(
+        JSON.stringify(
+          {
+            kickstartUrl: r.value.kickstartUrl,
+            builtUrl: r.value.builtUrl,
+            failedUrl: r.value.failedUrl,
+            expiresAt: r.value.expiresAt,
+          },
+          null,
+          2,
+        ),
+      );
       return 0;
     }
     io.err('rackboot hosts list | import FILE [--dry-run] | build MAC | cancel MAC');
@@ -233,7 +393,12 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
 
 async function hashPasswordCommand(io: Io): Promise<number> {
   const input = (await io.readStdin()).replace(/\r?\n$/, '');
-  if (!input) { io.err('rackboot hash-password: type the password on stdin (e.g. `read -rs P; printf %s "$P" | rackboot hash-password`)'); return 2; }
+  if (!input) {
+    io.err(
+      'rackboot hash-password: type the password on stdin (e.g. `read -rs P; printf %s "$P" | rackboot hash-password`)',
+    );
+    return 2;
+  }
   io.out(hashPassword(input));
   return 0;
 }

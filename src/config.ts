@@ -10,8 +10,16 @@ import { dhcpConfigFromFlags, dhcpConfigSchema, type DhcpConfig, type DhcpFlags 
 
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-const duration = z.union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 90m, 6h or 2d')])
-  .transform((v) => typeof v === 'number' ? v * 1000 : Number(v.replace(/\D+$/, '')) * { ms: 1, s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[v.replace(/^\d+/, '') as 'ms']);
+const duration = z
+  .union([
+    z.number().int().positive(),
+    z.string().regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 90m, 6h or 2d'),
+  ])
+  .transform((v) =>
+    typeof v === 'number'
+      ? v * 1000
+      : Number(v.replace(/\D+$/, '')) * { ms: 1, s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[v.replace(/^\d+/, '') as 'ms'],
+  );
 const port = z.number().int().min(0).max(65535);
 
 const fileSchema = z.strictObject({
@@ -28,16 +36,30 @@ const fileSchema = z.strictObject({
   tokenTtl: z.union([z.number(), z.string()]).optional(),
   tokenGrace: z.union([z.number(), z.string()]).optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).optional(),
-  loaders: z.strictObject({ bios: z.string(), uefi: z.string(), ipxeBios: z.string(), ipxeUefi: z.string() }).partial().optional(),
-  tftp: z.strictObject({
-    maxTransfers: z.number().int().positive(), maxPerClient: z.number().int().positive(),
-    maxTransferSec: z.number().int().min(10).max(86_400), maxTimeoutSec: z.number().int().min(1).max(255),
-  }).partial().optional(),
+  loaders: z
+    .strictObject({ bios: z.string(), uefi: z.string(), ipxeBios: z.string(), ipxeUefi: z.string() })
+    .partial()
+    .optional(),
+  tftp: z
+    .strictObject({
+      maxTransfers: z.number().int().positive(),
+      maxPerClient: z.number().int().positive(),
+      maxTransferSec: z.number().int().min(10).max(86_400),
+      maxTimeoutSec: z.number().int().min(1).max(255),
+    })
+    .partial()
+    .optional(),
   dhcp: z.record(z.string(), z.unknown()).optional(),
-  http: z.strictObject({
-    maxConnections: z.number().int().min(16).max(1_000_000), maxConnectionsPerAddress: z.number().int().min(1).max(1_000_000),
-    headersTimeout: duration, requestTimeout: duration, idleTimeout: duration,
-  }).partial().optional(),
+  http: z
+    .strictObject({
+      maxConnections: z.number().int().min(16).max(1_000_000),
+      maxConnectionsPerAddress: z.number().int().min(1).max(1_000_000),
+      headersTimeout: duration,
+      requestTimeout: duration,
+      idleTimeout: duration,
+    })
+    .partial()
+    .optional(),
   logFormat: z.enum(['json', 'pretty', 'auto']).optional(),
   shutdownGrace: z.union([z.number(), z.string()]).optional(),
   metricsToken: z.string().optional(),
@@ -45,12 +67,31 @@ const fileSchema = z.strictObject({
   tlsCert: z.string().optional(),
   tlsKey: z.string().optional(),
   httpsPort: port.optional(),
-  syslog: z.strictObject({
-    port: port, ringLines: z.number().int().min(10).max(1_000_000), maxTotalLines: z.number().int().min(1000).max(100_000_000),
-    ratePerSec: z.number().int().positive(), burst: z.number().int().positive(), maxLineBytes: z.number().int().min(256).max(65536),
-    maxAge: duration, maxConnectionsPerSource: z.number().int().min(1).max(1024),
-  }).partial().optional(),
-  events: z.strictObject({ maxAge: duration, maxPerHost: z.number().int().min(50).max(10_000_000), maxDetailBytes: z.number().int().min(512).max(1 << 20) }).partial().optional(),
+  syslog: z
+    .strictObject({
+      port: port,
+      ringLines: z.number().int().min(10).max(1_000_000),
+      maxTotalLines: z.number().int().min(1000).max(100_000_000),
+      ratePerSec: z.number().int().positive(),
+      burst: z.number().int().positive(),
+      maxLineBytes: z.number().int().min(256).max(65536),
+      maxAge: duration,
+      maxConnectionsPerSource: z.number().int().min(1).max(1024),
+    })
+    .partial()
+    .optional(),
+  events: z
+    .strictObject({
+      maxAge: duration,
+      maxPerHost: z.number().int().min(50).max(10_000_000),
+      maxDetailBytes: z
+        .number()
+        .int()
+        .min(512)
+        .max(1 << 20),
+    })
+    .partial()
+    .optional(),
 });
 
 export interface Config {
@@ -77,12 +118,27 @@ export interface Config {
    * Connection bounds of the HTTP server (src/http/accept.ts). maxConnections is lowered at start when the
    * process descriptor limit cannot hold it beside TFTP and syslog.
    */
-  http: { maxConnections: number; maxConnectionsPerAddress: number; headersTimeoutMs: number; requestTimeoutMs: number; idleTimeoutMs: number };
+  http: {
+    maxConnections: number;
+    maxConnectionsPerAddress: number;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    idleTimeoutMs: number;
+  };
   /** json (machines), pretty (people), auto: pretty when stdout is a terminal. */
   logFormat: 'json' | 'pretty' | 'auto';
   /** The installer log receiver (src/ops/syslog-server.ts); port 0 turns it off. */
   /** maxAgeMs: lines older are pruned; maxConnectionsPerSource: TCP connections one address may hold. */
-  syslog: { port: number; ringLines: number; maxTotalLines: number; ratePerSec: number; burst: number; maxLineBytes: number; maxAgeMs: number; maxConnectionsPerSource: number };
+  syslog: {
+    port: number;
+    ringLines: number;
+    maxTotalLines: number;
+    ratePerSec: number;
+    burst: number;
+    maxLineBytes: number;
+    maxAgeMs: number;
+    maxConnectionsPerSource: number;
+  };
   /** Timeline retention and field bounds (src/store/events.ts). */
   events: { maxAgeMs: number; maxPerHost: number; maxDetailBytes: number };
   /** On SIGTERM, how long HTTP transfers in flight may run before their connections are closed. */
@@ -96,11 +152,33 @@ export interface Config {
 }
 
 export interface Flags {
-  config?: string; listen?: string; 'http-port'?: string; 'tftp-port'?: string; 'public-url'?: string; 'server-ip'?: string;
-  'data-dir'?: string; 'profiles-dir'?: string; 'tftp-root'?: string; 'images-dir'?: string; 'token-ttl'?: string; 'token-grace'?: string; 'log-level'?: string;
-  'dhcp-mode'?: string; 'dhcp-interface'?: string; 'dhcp-subnet'?: string; 'dhcp-range'?: string; 'dhcp-router'?: string; 'dhcp-dns'?: string;
-  'log-format'?: string; 'syslog-port'?: string; 'syslog-ring'?: string;
-  'metrics-token'?: string; 'allowed-hosts'?: string; 'tls-cert'?: string; 'tls-key'?: string; 'https-port'?: string;
+  config?: string;
+  listen?: string;
+  'http-port'?: string;
+  'tftp-port'?: string;
+  'public-url'?: string;
+  'server-ip'?: string;
+  'data-dir'?: string;
+  'profiles-dir'?: string;
+  'tftp-root'?: string;
+  'images-dir'?: string;
+  'token-ttl'?: string;
+  'token-grace'?: string;
+  'log-level'?: string;
+  'dhcp-mode'?: string;
+  'dhcp-interface'?: string;
+  'dhcp-subnet'?: string;
+  'dhcp-range'?: string;
+  'dhcp-router'?: string;
+  'dhcp-dns'?: string;
+  'log-format'?: string;
+  'syslog-port'?: string;
+  'syslog-ring'?: string;
+  'metrics-token'?: string;
+  'allowed-hosts'?: string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+  'https-port'?: string;
 }
 
 export const SERVE_FLAGS: Record<keyof Flags, string> = {
@@ -109,19 +187,20 @@ export const SERVE_FLAGS: Record<keyof Flags, string> = {
   'http-port': 'N      HTTP port (default 8080)',
   'tftp-port': 'N      TFTP port (default 6969; 69 in production; 0 turns TFTP off)',
   'public-url': 'URL   base URL written into boot configs and kickstarts (default http://<server-ip>:<http-port>)',
-  'server-ip': 'IP     this server\'s address on the provisioning network (next-server, default URLs)',
+  'server-ip': "IP     this server's address on the provisioning network (next-server, default URLs)",
   'data-dir': 'DIR     SQLite database and secrets (default ./data)',
   'profiles-dir': 'DIR host profiles, *.yaml (default ./profiles)',
   'tftp-root': 'DIR    boot loaders and kernels (default ./tftpboot)',
   'images-dir': 'DIR   stage2 trees and squashfs images served at /images/ (default ./images)',
   'token-ttl': 'DUR     how long a build token lives (default 6h)',
-  'token-grace': 'DUR   after expiry, how long a build whose kickstart was fetched still takes built/failed (default 24h)',
+  'token-grace':
+    'DUR   after expiry, how long a build whose kickstart was fetched still takes built/failed (default 24h)',
   'log-level': 'LEVEL  trace|debug|info|warn|error (default info)',
   'log-format': 'FMT   json | pretty | auto (default: pretty on a terminal, JSON otherwise)',
   'syslog-port': 'N    installer log receiver, UDP and TCP (default 5514; 514 in production; 0 turns it off)',
   'syslog-ring': 'N    installer log lines kept per build, the newest (default 20000)',
   'metrics-token': 'T  GET /metrics needs Authorization: Bearer T (prefer RACKBOOT_METRICS_TOKEN: flags show in ps)',
-  'allowed-hosts': 'A,B  host names the UI/API answer for, besides the public URL\'s host, localhost and 127.0.0.1',
+  'allowed-hosts': "A,B  host names the UI/API answer for, besides the public URL's host, localhost and 127.0.0.1",
   'tls-cert': 'FILE    PEM certificate (chain): serve the UI and API over HTTPS; plain HTTP keeps only the boot paths',
   'tls-key': 'FILE     PEM private key of --tls-cert',
   'https-port': 'N     HTTPS port of the UI and API when --tls-cert is set (default 8443)',
@@ -136,17 +215,33 @@ export const SERVE_FLAGS: Record<keyof Flags, string> = {
 export class ConfigError extends Error {}
 
 const ENV: Partial<Record<keyof Flags, string>> = {
-  listen: 'RACKBOOT_LISTEN', 'http-port': 'RACKBOOT_HTTP_PORT', 'tftp-port': 'RACKBOOT_TFTP_PORT', 'public-url': 'RACKBOOT_PUBLIC_URL',
-  'server-ip': 'RACKBOOT_SERVER_IP', 'data-dir': 'RACKBOOT_DATA_DIR', 'profiles-dir': 'RACKBOOT_PROFILES_DIR', 'tftp-root': 'RACKBOOT_TFTP_ROOT',
-  'images-dir': 'RACKBOOT_IMAGES_DIR', 'token-ttl': 'RACKBOOT_TOKEN_TTL', 'token-grace': 'RACKBOOT_TOKEN_GRACE', 'log-level': 'RACKBOOT_LOG_LEVEL', 'dhcp-mode': 'RACKBOOT_DHCP_MODE',
-  'log-format': 'RACKBOOT_LOG_FORMAT', 'syslog-port': 'RACKBOOT_SYSLOG_PORT', 'syslog-ring': 'RACKBOOT_SYSLOG_RING',
-  'metrics-token': 'RACKBOOT_METRICS_TOKEN', 'allowed-hosts': 'RACKBOOT_ALLOWED_HOSTS', 'tls-cert': 'RACKBOOT_TLS_CERT', 'tls-key': 'RACKBOOT_TLS_KEY',
+  listen: 'RACKBOOT_LISTEN',
+  'http-port': 'RACKBOOT_HTTP_PORT',
+  'tftp-port': 'RACKBOOT_TFTP_PORT',
+  'public-url': 'RACKBOOT_PUBLIC_URL',
+  'server-ip': 'RACKBOOT_SERVER_IP',
+  'data-dir': 'RACKBOOT_DATA_DIR',
+  'profiles-dir': 'RACKBOOT_PROFILES_DIR',
+  'tftp-root': 'RACKBOOT_TFTP_ROOT',
+  'images-dir': 'RACKBOOT_IMAGES_DIR',
+  'token-ttl': 'RACKBOOT_TOKEN_TTL',
+  'token-grace': 'RACKBOOT_TOKEN_GRACE',
+  'log-level': 'RACKBOOT_LOG_LEVEL',
+  'dhcp-mode': 'RACKBOOT_DHCP_MODE',
+  'log-format': 'RACKBOOT_LOG_FORMAT',
+  'syslog-port': 'RACKBOOT_SYSLOG_PORT',
+  'syslog-ring': 'RACKBOOT_SYSLOG_RING',
+  'metrics-token': 'RACKBOOT_METRICS_TOKEN',
+  'allowed-hosts': 'RACKBOOT_ALLOWED_HOSTS',
+  'tls-cert': 'RACKBOOT_TLS_CERT',
+  'tls-key': 'RACKBOOT_TLS_KEY',
   'https-port': 'RACKBOOT_HTTPS_PORT',
 };
 
 function intSetting(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) > 65535) throw new ConfigError(`${name} "${value}" must be a port number 0-65535`);
+  if (!/^\d+$/.test(value) || Number(value) > 65535)
+    throw new ConfigError(`${name} "${value}" must be a port number 0-65535`);
   return Number(value);
 }
 
@@ -157,7 +252,11 @@ function firstLanAddress(): string | undefined {
   return undefined;
 }
 
-export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Readonly<Config> {
+export function loadConfig(
+  flagsIn: Flags,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+): Readonly<Config> {
   const flags: Flags = { ...flagsIn };
   for (const [flag, name] of Object.entries(ENV)) {
     const f = flag as keyof Flags;
@@ -167,24 +266,39 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
   let base = cwd;
   if (flags.config) {
     let text: string;
-    try { text = readFileSync(flags.config, 'utf8'); } catch (err) { throw new ConfigError(`--config ${flags.config}: ${(err as Error).message}`); }
+    try {
+      text = readFileSync(flags.config, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`--config ${flags.config}: ${(err as Error).message}`);
+    }
     let raw: unknown;
-    try { raw = parseYaml(text) ?? {}; } catch (err) { throw new ConfigError(`--config ${flags.config}: not valid YAML: ${(err as Error).message.split('\n')[0]}`); }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (err) {
+      throw new ConfigError(`--config ${flags.config}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
     const parsed = fileSchema.safeParse(raw);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
-      throw new ConfigError(`${flags.config}: setting ${i.path.join('.') || (i as { keys?: string[] }).keys?.join(', ')}: ${i.message}`);
+      throw new ConfigError(
+        `${flags.config}: setting ${i.path.join('.') || (i as { keys?: string[] }).keys?.join(', ')}: ${i.message}`,
+      );
     }
     file = parsed.data;
     base = dirname(resolve(flags.config));
   }
-  const dir = (flag: string | undefined, fromFile: string | undefined, dflt: string) => flag !== undefined ? resolve(cwd, flag) : fromFile !== undefined ? resolve(base, fromFile) : resolve(cwd, dflt);
+  const dir = (flag: string | undefined, fromFile: string | undefined, dflt: string) =>
+    flag !== undefined ? resolve(cwd, flag) : fromFile !== undefined ? resolve(base, fromFile) : resolve(cwd, dflt);
 
   const httpPort = intSetting('--http-port', flags['http-port']) ?? file.httpPort ?? 8080;
   const tftpPort = intSetting('--tftp-port', flags['tftp-port']) ?? file.tftpPort ?? 6969;
   const listen = flags.listen ?? file.listen ?? '0.0.0.0';
-  const serverIp = flags['server-ip'] ?? file.serverIp ?? (listen !== '0.0.0.0' && listen !== '::' ? listen : firstLanAddress() ?? '127.0.0.1');
-  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(serverIp)) throw new ConfigError(`--server-ip "${serverIp}" must be an IPv4 address such as 10.99.0.1`);
+  const serverIp =
+    flags['server-ip'] ??
+    file.serverIp ??
+    (listen !== '0.0.0.0' && listen !== '::' ? listen : (firstLanAddress() ?? '127.0.0.1'));
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(serverIp))
+    throw new ConfigError(`--server-ip "${serverIp}" must be an IPv4 address such as 10.99.0.1`);
   let publicUrl = (flags['public-url'] ?? file.publicUrl ?? `http://${serverIp}:${httpPort}`).replace(/\/+$/, '');
   try {
     const u = new URL(publicUrl);
@@ -199,23 +313,38 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
   if (!ttl.success) throw new ConfigError(`--token-ttl "${ttlRaw}" must be a duration such as 90m, 6h or 2d`);
   const graceCbRaw = flags['token-grace'] ?? file.tokenGrace ?? '24h';
   // 0 turns the grace period off (callbacks end with the token, as before).
-  const tokenGrace = String(graceCbRaw) === '0' ? { success: true as const, data: 0 }
-    : duration.safeParse(typeof graceCbRaw === 'string' && /^\d+$/.test(graceCbRaw) ? Number(graceCbRaw) : graceCbRaw);
-  if (!tokenGrace.success) throw new ConfigError(`--token-grace "${graceCbRaw}" must be a duration such as 90m, 24h or 2d`);
+  const tokenGrace =
+    String(graceCbRaw) === '0'
+      ? { success: true as const, data: 0 }
+      : duration.safeParse(
+          typeof graceCbRaw === 'string' && /^\d+$/.test(graceCbRaw) ? Number(graceCbRaw) : graceCbRaw,
+        );
+  if (!tokenGrace.success)
+    throw new ConfigError(`--token-grace "${graceCbRaw}" must be a duration such as 90m, 24h or 2d`);
   const logLevel = flags['log-level'] ?? file.logLevel ?? 'info';
-  if (!['trace', 'debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`--log-level "${logLevel}" must be trace, debug, info, warn or error`);
+  if (!['trace', 'debug', 'info', 'warn', 'error'].includes(logLevel))
+    throw new ConfigError(`--log-level "${logLevel}" must be trace, debug, info, warn or error`);
 
   const logFormat = flags['log-format'] ?? file.logFormat ?? 'auto';
-  if (!['json', 'pretty', 'auto'].includes(logFormat)) throw new ConfigError(`--log-format "${logFormat}" must be json, pretty or auto`);
+  if (!['json', 'pretty', 'auto'].includes(logFormat))
+    throw new ConfigError(`--log-format "${logFormat}" must be json, pretty or auto`);
   const graceRaw = file.shutdownGrace ?? '10s';
-  const grace = duration.safeParse(typeof graceRaw === 'string' && /^\d+$/.test(graceRaw) ? Number(graceRaw) : graceRaw);
+  const grace = duration.safeParse(
+    typeof graceRaw === 'string' && /^\d+$/.test(graceRaw) ? Number(graceRaw) : graceRaw,
+  );
   if (!grace.success) throw new ConfigError(`shutdownGrace "${graceRaw}" must be a duration such as 10s or 1m`);
   const syslogPort = intSetting('--syslog-port', flags['syslog-port']) ?? file.syslog?.port ?? 5514;
   const ringText = flags['syslog-ring'];
-  if (ringText !== undefined && (!/^\d+$/.test(ringText) || Number(ringText) < 10 || Number(ringText) > 1_000_000)) throw new ConfigError(`--syslog-ring "${ringText}" must be a number of lines from 10 to 1000000`);
+  if (ringText !== undefined && (!/^\d+$/.test(ringText) || Number(ringText) < 10 || Number(ringText) > 1_000_000))
+    throw new ConfigError(`--syslog-ring "${ringText}" must be a number of lines from 10 to 1000000`);
   const { maxAge: syslogMaxAge, ...syslogFile } = file.syslog ?? {};
   const syslog = {
-    ratePerSec: 1000, burst: 5000, maxLineBytes: 4096, maxTotalLines: 5_000_000, ringLines: 20_000, maxConnectionsPerSource: 4,
+    ratePerSec: 1000,
+    burst: 5000,
+    maxLineBytes: 4096,
+    maxTotalLines: 5_000_000,
+    ringLines: 20_000,
+    maxConnectionsPerSource: 4,
     ...syslogFile,
     maxAgeMs: syslogMaxAge ?? 30 * 86_400_000,
     port: syslogPort,
@@ -227,34 +356,72 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
     const i = dhcpBase.error.issues[0];
     throw new ConfigError(`setting dhcp.${i.path.join('.')}: ${i.message}`);
   }
-  const dhcpFlags: DhcpFlags = { mode: flags['dhcp-mode'], interface: flags['dhcp-interface'], subnet: flags['dhcp-subnet'], range: flags['dhcp-range'], router: flags['dhcp-router'], dns: flags['dhcp-dns'], serverIp: flags['server-ip'] ?? file.dhcp?.serverIp as string | undefined ?? serverIp };
+  const dhcpFlags: DhcpFlags = {
+    mode: flags['dhcp-mode'],
+    interface: flags['dhcp-interface'],
+    subnet: flags['dhcp-subnet'],
+    range: flags['dhcp-range'],
+    router: flags['dhcp-router'],
+    dns: flags['dhcp-dns'],
+    serverIp: flags['server-ip'] ?? (file.dhcp?.serverIp as string | undefined) ?? serverIp,
+  };
   const dhcp = dhcpConfigFromFlags(dhcpFlags, (file.dhcp ?? {}) as never);
   if (!dhcp.ok) throw new ConfigError(dhcp.error);
 
   const metricsToken = flags['metrics-token'] ?? file.metricsToken;
   if (metricsToken !== undefined && !/^[\x21-\x7e]{16,256}$/.test(metricsToken)) {
-    throw new ConfigError('--metrics-token must be 16-256 printable characters without spaces (e.g. openssl rand -hex 24)');
+    throw new ConfigError(
+      '--metrics-token must be 16-256 printable characters without spaces (e.g. openssl rand -hex 24)',
+    );
   }
-  const extraHosts = flags['allowed-hosts'] !== undefined ? flags['allowed-hosts'].split(',') : typeof file.allowedHosts === 'string' ? file.allowedHosts.split(',') : file.allowedHosts ?? [];
-  const allowedHosts = new Set(['localhost', '127.0.0.1', '::1', new URL(publicUrl).hostname.replace(/^\[|\]$/g, '').toLowerCase()]);
+  const extraHosts =
+    flags['allowed-hosts'] !== undefined
+      ? flags['allowed-hosts'].split(',')
+      : typeof file.allowedHosts === 'string'
+        ? file.allowedHosts.split(',')
+        : (file.allowedHosts ?? []);
+  const allowedHosts = new Set([
+    'localhost',
+    '127.0.0.1',
+    '::1',
+    new URL(publicUrl).hostname.replace(/^\[|\]$/g, '').toLowerCase(),
+  ]);
   for (const raw of extraHosts) {
     const h = raw.trim().toLowerCase();
     if (!h) continue;
-    if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(h) && !/^[0-9a-f:]{2,39}$/.test(h)) throw new ConfigError(`--allowed-hosts: "${raw.slice(0, 80)}" is not a host name or IP address (give names without scheme or port, comma-separated)`);
+    if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(h) && !/^[0-9a-f:]{2,39}$/.test(h))
+      throw new ConfigError(
+        `--allowed-hosts: "${raw.slice(0, 80)}" is not a host name or IP address (give names without scheme or port, comma-separated)`,
+      );
     allowedHosts.add(h);
   }
   const certFile = flags['tls-cert'] ?? file.tlsCert;
   const keyFile = flags['tls-key'] ?? file.tlsKey;
-  if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError(`--tls-cert and --tls-key go together: ${certFile === undefined ? '--tls-cert' : '--tls-key'} is missing`);
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new ConfigError(
+      `--tls-cert and --tls-key go together: ${certFile === undefined ? '--tls-cert' : '--tls-key'} is missing`,
+    );
   const httpsPort = intSetting('--https-port', flags['https-port']) ?? file.httpsPort ?? 8443;
-  const tls = certFile !== undefined && keyFile !== undefined
-    ? { cert: flags['tls-cert'] !== undefined ? resolve(cwd, certFile) : resolve(base, certFile), key: flags['tls-key'] !== undefined ? resolve(cwd, keyFile) : resolve(base, keyFile), port: httpsPort }
-    : undefined;
-  if (tls && tls.port === httpPort && httpPort !== 0) throw new ConfigError(`--https-port ${httpsPort} is the HTTP port too: choose another (default 8443)`);
+  const tls =
+    certFile !== undefined && keyFile !== undefined
+      ? {
+          cert: flags['tls-cert'] !== undefined ? resolve(cwd, certFile) : resolve(base, certFile),
+          key: flags['tls-key'] !== undefined ? resolve(cwd, keyFile) : resolve(base, keyFile),
+          port: httpsPort,
+        }
+      : undefined;
+  if (tls && tls.port === httpPort && httpPort !== 0)
+    throw new ConfigError(`--https-port ${httpsPort} is the HTTP port too: choose another (default 8443)`);
 
   return Object.freeze({
-    metricsToken, allowedHosts: [...allowedHosts], tls,
-    listen, httpPort, tftpPort, publicUrl, serverIp,
+    metricsToken,
+    allowedHosts: [...allowedHosts],
+    tls,
+    listen,
+    httpPort,
+    tftpPort,
+    publicUrl,
+    serverIp,
     dataDir: dir(flags['data-dir'], file.dataDir, 'data'),
     profilesDir: dir(flags['profiles-dir'], file.profilesDir, 'profiles'),
     tftpRoot: dir(flags['tftp-root'], file.tftpRoot, 'tftpboot'),
@@ -263,18 +430,31 @@ export function loadConfig(flagsIn: Flags, env: NodeJS.ProcessEnv = process.env,
     tokenTtlMs: ttl.data,
     tokenGraceMs: tokenGrace.data,
     logLevel,
-    loaders: { bios: 'pxelinux.0', uefi: 'grubx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi', ...file.loaders },
+    loaders: {
+      bios: 'pxelinux.0',
+      uefi: 'grubx64.efi',
+      ipxeBios: 'undionly.kpxe',
+      ipxeUefi: 'ipxe.efi',
+      ...file.loaders,
+    },
     // A rack powers on at once: 200 hosts, each with a transfer or two in flight (dnsmasq caps at 50 by default).
     tftp: { maxTransfers: 600, maxPerClient: 8, maxTransferSec: 300, maxTimeoutSec: 10, ...file.tftp },
     dhcp: dhcp.config,
     // A 200-host rack with a few parallel downloads each fits under 64 per address; 4096 in all.
     http: {
-      maxConnections: file.http?.maxConnections ?? 4096, maxConnectionsPerAddress: file.http?.maxConnectionsPerAddress ?? 64,
-      headersTimeoutMs: file.http?.headersTimeout ?? 15_000, requestTimeoutMs: file.http?.requestTimeout ?? 120_000, idleTimeoutMs: file.http?.idleTimeout ?? 65_000,
+      maxConnections: file.http?.maxConnections ?? 4096,
+      maxConnectionsPerAddress: file.http?.maxConnectionsPerAddress ?? 64,
+      headersTimeoutMs: file.http?.headersTimeout ?? 15_000,
+      requestTimeoutMs: file.http?.requestTimeout ?? 120_000,
+      idleTimeoutMs: file.http?.idleTimeout ?? 65_000,
     },
     logFormat: logFormat as Config['logFormat'],
     shutdownGraceMs: grace.data,
     syslog,
-    events: { maxAgeMs: file.events?.maxAge ?? 90 * 86_400_000, maxPerHost: file.events?.maxPerHost ?? 2000, maxDetailBytes: file.events?.maxDetailBytes ?? 4096 },
+    events: {
+      maxAgeMs: file.events?.maxAge ?? 90 * 86_400_000,
+      maxPerHost: file.events?.maxPerHost ?? 2000,
+      maxDetailBytes: file.events?.maxDetailBytes ?? 4096,
+    },
   });
 }

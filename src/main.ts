@@ -2,7 +2,8 @@
 import { runCli } from './cli.ts';
 
 async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) process.stderr.write('password (not echoed is not guaranteed on this terminal; prefer a pipe): ');
+  if (process.stdin.isTTY)
+    process.stderr.write('password (not echoed is not guaranteed on this terminal; prefer a pipe): ');
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
@@ -13,7 +14,12 @@ const code = await runCli(process.argv.slice(2), {
   err: (s) => process.stderr.write(s + '\n'),
   readStdin,
   env: process.env,
-  progress: { isTTY: Boolean(process.stderr.isTTY), write: (s) => { process.stderr.write(s); } },
+  progress: {
+    isTTY: Boolean(process.stderr.isTTY),
+    write: (s) => {
+      process.stderr.write(s);
+    },
+  },
 });
 process.exitCode = code;
 if (process.argv[2] !== 'serve') process.exit(code);

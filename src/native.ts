@@ -3,7 +3,13 @@
 import { createRequire } from 'node:module';
 
 export interface NativeAddon {
-  sendfileStart(socketFd: number, fileFd: number, offset: number, length: number, cb: (errno: number, sent: number) => void): object;
+  sendfileStart(
+    socketFd: number,
+    fileFd: number,
+    offset: number,
+    length: number,
+    cb: (errno: number, sent: number) => void,
+  ): object;
   sendfileCancel(job: object): void;
   sendfileSent(job: object): number;
   acceptPending(listenFd: number, max: number): number[];
@@ -13,13 +19,23 @@ export interface NativeAddon {
 export type NativeState = { loaded: true } | { loaded: false; reason: 'off' | 'missing' | 'broken'; detail: string };
 
 function load(): { addon?: NativeAddon; state: NativeState } {
-  if (process.env.RACKBOOT_NATIVE === 'off') return { state: { loaded: false, reason: 'off', detail: 'RACKBOOT_NATIVE=off' } };
+  if (process.env.RACKBOOT_NATIVE === 'off')
+    return { state: { loaded: false, reason: 'off', detail: 'RACKBOOT_NATIVE=off' } };
   try {
-    return { addon: createRequire(import.meta.url)('../native/build/Release/rackboot.node') as NativeAddon, state: { loaded: true } };
+    return {
+      addon: createRequire(import.meta.url)('../native/build/Release/rackboot.node') as NativeAddon,
+      state: { loaded: true },
+    };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     // Not built at all, or built but unloadable (another Node version's ABI, a missing symbol): say which.
-    return { state: { loaded: false, reason: e.code === 'MODULE_NOT_FOUND' ? 'missing' : 'broken', detail: e.message.split('\n')[0] } };
+    return {
+      state: {
+        loaded: false,
+        reason: e.code === 'MODULE_NOT_FOUND' ? 'missing' : 'broken',
+        detail: e.message.split('\n')[0],
+      },
+    };
   }
 }
 

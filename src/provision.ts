@@ -45,7 +45,15 @@ export interface ProvisionDeps {
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; status: number; message: string };
 
-export interface BuildStarted { token: string; kickstartUrl: string; builtUrl: string; failedUrl: string; eventsUrl: string; expiresAt: string; buildId: number }
+export interface BuildStarted {
+  token: string;
+  kickstartUrl: string;
+  builtUrl: string;
+  failedUrl: string;
+  eventsUrl: string;
+  expiresAt: string;
+  buildId: number;
+}
 
 /** One config.refused event per (host, requester, name) in this window. */
 export const REFUSAL_EVENT_WINDOW_MS = 30_000;
@@ -55,22 +63,39 @@ export class Provisioner {
   private readonly identity: ClientIdentifier;
   /** When each (host, requester, name) refusal was last put on the timeline: a looping stranger makes one event per window, not one per request. */
   private readonly refusalsNoted = new Map<string, number>();
-  private readonly kickstartCache = new Map<number, { loaded: LoadedProfile | undefined; hostUpdatedAt: number; at: number; text: string }>();
+  private readonly kickstartCache = new Map<
+    number,
+    { loaded: LoadedProfile | undefined; hostUpdatedAt: number; at: number; text: string }
+  >();
   private readonly now: () => number;
 
   constructor(private readonly d: ProvisionDeps) {
     this.now = d.now ?? Date.now;
-    this.identity = new ClientIdentifier({ lease: d.lease, neighbour: d.neighbor, staticHost: (ip) => d.hosts.getByIp(ip)?.mac }, this.now);
+    this.identity = new ClientIdentifier(
+      { lease: d.lease, neighbour: d.neighbor, staticHost: (ip) => d.hosts.getByIp(ip)?.mac },
+      this.now,
+    );
   }
 
-  get baseUrl(): string { return this.d.baseUrl; }
+  get baseUrl(): string {
+    return this.d.baseUrl;
+  }
 
   /** An address -> MAC pair from DHCP or a verified kickstart fetch; never from a requested file name, which anyone can send. */
-  learnClient(ip: string, mac: Mac): void { this.identity.learn(ip, mac); }
-  identify(ip: string): ClientIdentity { return this.identity.resolve(ip); }
-  macForIp(ip: string): Mac | undefined { const who = this.identity.resolve(ip); return who.known ? who.mac : undefined; }
+  learnClient(ip: string, mac: Mac): void {
+    this.identity.learn(ip, mac);
+  }
+  identify(ip: string): ClientIdentity {
+    return this.identity.resolve(ip);
+  }
+  macForIp(ip: string): Mac | undefined {
+    const who = this.identity.resolve(ip);
+    return who.known ? who.mac : undefined;
+  }
 
-  state(mac: Mac): HostState { return stateOf(this.d.builds.latest(mac), this.now()); }
+  state(mac: Mac): HostState {
+    return stateOf(this.d.builds.latest(mac), this.now());
+  }
 
   /** For the boot decision (DHCP): is the host known, is it in build, which loader does its profile want. */
   bootState(mac: Mac): HostBootState | undefined {
@@ -79,30 +104,49 @@ export class Provisioner {
     // The host's own parameters count here too ("boot.loader": "ipxe" on one machine).
     const profile = this.profileFor(host);
     const chain = profile.ok ? this.uefiChainOf(profile.value) : undefined;
-    return { inBuild: this.state(mac) === 'build', loader: profile.ok ? profile.value.boot.loader : 'native',
-      ...(chain ? { uefi: { bootFile: chain.bootFile, http: chain.http, reason: chain.reason } } : {}) };
+    return {
+      inBuild: this.state(mac) === 'build',
+      loader: profile.ok ? profile.value.boot.loader : 'native',
+      ...(chain ? { uefi: { bootFile: chain.bootFile, http: chain.http, reason: chain.reason } } : {}),
+    };
   }
 
   private uefiChainOf(profile: Profile) {
-    try { return this.d.uefiChain?.(profile.imageName, profile.boot.uefiLoaders); } catch (err) {
+    try {
+      return this.d.uefiChain?.(profile.imageName, profile.boot.uefiLoaders);
+    } catch (err) {
       this.d.log.warn({ err: (err as Error).message }, 'cannot tell the UEFI chain: using loaders.uefi');
       return undefined;
     }
   }
 
   event(e: Omit<HostEvent, 'id' | 'at'>): void {
-    try { this.d.events.append(e); } catch (err) { this.d.log.error({ mac: e.mac, err: (err as Error).message }, 'could not record event'); }
+    try {
+      this.d.events.append(e);
+    } catch (err) {
+      this.d.log.error({ mac: e.mac, err: (err as Error).message }, 'could not record event');
+    }
   }
 
   profileFor(host: Host): Outcome<Profile> {
     const loaded = this.d.profiles.get(host.profile);
-    if (!loaded) return { ok: false, status: 409, message: `host ${host.hostname} uses profile "${host.profile}", which is not loaded (missing or broken: see GET /api/profiles)` };
+    if (!loaded)
+      return {
+        ok: false,
+        status: 409,
+        message: `host ${host.hostname} uses profile "${host.profile}", which is not loaded (missing or broken: see GET /api/profiles)`,
+      };
     const r = applyHostParams(loaded, host.params, host.hostname);
     if (!r.ok) return { ok: false, status: 409, message: r.errors.join('; ') };
     const { image, ...rest } = r.profile;
     if (typeof image !== 'string') return { ok: true, value: { ...rest, image } };
     const files = this.d.images?.resolve(image);
-    if (!files) return { ok: false, status: 409, message: `profile ${host.profile} uses image "${image}", which is not imported: run rackboot image import ISO --name ${image}, or see rackboot image list` };
+    if (!files)
+      return {
+        ok: false,
+        status: 409,
+        message: `profile ${host.profile} uses image "${image}", which is not imported: run rackboot image import ISO --name ${image}, or see rackboot image list`,
+      };
     return { ok: true, value: { ...rest, image: files, imageName: image } };
   }
 
@@ -120,10 +164,26 @@ export class Provisioner {
       return { ok: false, status: 409, message: probe.error };
     }
     this.d.audit.record(actor, 'build.start', mac, { buildId: build.id, profile: host.profile });
-    this.event({ mac, buildId: build.id, type: 'build.start', detail: { actor, profile: host.profile, expiresAt: new Date(build.expiresAt).toISOString() } });
+    this.event({
+      mac,
+      buildId: build.id,
+      type: 'build.start',
+      detail: { actor, profile: host.profile, expiresAt: new Date(build.expiresAt).toISOString() },
+    });
     this.d.log.info({ mac, buildId: build.id, tokenPrefix: tokenHint(token) }, 'build started');
     const urls = buildUrls(ctx);
-    return { ok: true, value: { token, kickstartUrl: urls.kickstart, builtUrl: urls.built, failedUrl: urls.failed, eventsUrl: urls.events, expiresAt: new Date(build.expiresAt).toISOString(), buildId: build.id } };
+    return {
+      ok: true,
+      value: {
+        token,
+        kickstartUrl: urls.kickstart,
+        builtUrl: urls.built,
+        failedUrl: urls.failed,
+        eventsUrl: urls.events,
+        expiresAt: new Date(build.expiresAt).toISOString(),
+        buildId: build.id,
+      },
+    };
   }
 
   cancelBuild(mac: Mac, actor: string): Outcome<Build> {
@@ -136,7 +196,15 @@ export class Provisioner {
 
   private context(host: Host, profile: Profile, build: Build, token: string): BuildContext {
     const grubKernelCommand = this.uefiChainOf(profile)?.grubKernelCommand;
-    return { host, profileName: host.profile, profile, buildId: build.id, token, baseUrl: this.d.baseUrl, ...(grubKernelCommand ? { grubKernelCommand } : {}) };
+    return {
+      host,
+      profileName: host.profile,
+      profile,
+      buildId: build.id,
+      token,
+      baseUrl: this.d.baseUrl,
+      ...(grubKernelCommand ? { grubKernelCommand } : {}),
+    };
   }
 
   /**
@@ -144,7 +212,13 @@ export class Provisioner {
    * boot otherwise. `name` is the file or URL asked for; `generic` says it was a default name (grub.cfg,
    * pxelinux.cfg/default, /boot/ipxe) answered for the host the address resolved to.
    */
-  bootConfig(kind: BootConfigKind, host: Host | undefined, clientIp: string, via: string, opts: { name?: string; generic?: boolean; who?: ClientIdentity } = {}): string {
+  bootConfig(
+    kind: BootConfigKind,
+    host: Host | undefined,
+    clientIp: string,
+    via: string,
+    opts: { name?: string; generic?: boolean; who?: ClientIdentity } = {},
+  ): string {
     const who = opts.who ?? this.identify(clientIp);
     const name = shortName(opts.name);
     if (!host) return this.d.renderer.defaultConfig(kind, 'unknown machine: booting the local disk');
@@ -156,29 +230,61 @@ export class Provisioner {
     if (state === 'build' && build && !resolvedBy) {
       // DESIGN, Trust: the token goes only to the machine tied to the host. A stranger asking for this host's file gets no token.
       const reason = describeIdentity(clientIp, who);
-      text = this.d.renderer.localConfig(kind, `requester ${clientIp} is not tied to this host (see its timeline): booting the local disk`);
+      text = this.d.renderer.localConfig(
+        kind,
+        `requester ${clientIp} is not tied to this host (see its timeline): booting the local disk`,
+      );
       if (this.firstRefusal(`${host.mac}|${clientIp}|${kind}|${name}`)) {
-        this.event({ mac: host.mac, buildId: build.id, type: 'config.refused', clientIp, status: 'requester', detail: { kind, via, name, reason } });
-        this.d.log.warn({ mac: host.mac, buildId: build.id, clientIp, name }, `${kind} install config withheld: ${reason}`);
+        this.event({
+          mac: host.mac,
+          buildId: build.id,
+          type: 'config.refused',
+          clientIp,
+          status: 'requester',
+          detail: { kind, via, name, reason },
+        });
+        this.d.log.warn(
+          { mac: host.mac, buildId: build.id, clientIp, name },
+          `${kind} install config withheld: ${reason}`,
+        );
       }
       return text;
     }
     if (state === 'build' && build) {
       const profile = this.profileFor(host);
-      const rendered = profile.ok ? this.d.renderer.installConfig(kind, this.context(host, profile.value, build, this.d.builds.tokenOf(build))) : { ok: false as const, error: profile.message };
-      if (rendered.ok) { text = rendered.text; status = 'install'; }
-      else {
+      const rendered = profile.ok
+        ? this.d.renderer.installConfig(kind, this.context(host, profile.value, build, this.d.builds.tokenOf(build)))
+        : { ok: false as const, error: profile.message };
+      if (rendered.ok) {
+        text = rendered.text;
+        status = 'install';
+      } else {
         // A broken profile must not leave a machine looping in PXE: boot local, and say why on the timeline.
         text = this.d.renderer.localConfig(kind, `cannot render the install config: ${rendered.error}`);
         status = 'error';
         this.d.log.error({ mac: host.mac, buildId: build.id }, rendered.error);
       }
     } else {
-      text = this.d.renderer.localConfig(kind, `${host.hostname} is not in build (state ${state}): booting the local disk`);
+      text = this.d.renderer.localConfig(
+        kind,
+        `${host.hostname} is not in build (state ${state}): booting the local disk`,
+      );
       status = state === 'expired' ? 'local (build token expired)' : 'local';
     }
-    if (opts.generic) this.d.log.info({ mac: host.mac, clientIp, name, resolvedBy, status }, `default name answered with ${host.hostname}'s ${kind} config`);
-    this.event({ mac: host.mac, buildId: build?.id, type: `${kind}.config`, clientIp, status, bytes: Buffer.byteLength(text), detail: { via, name, resolvedBy } });
+    if (opts.generic)
+      this.d.log.info(
+        { mac: host.mac, clientIp, name, resolvedBy, status },
+        `default name answered with ${host.hostname}'s ${kind} config`,
+      );
+    this.event({
+      mac: host.mac,
+      buildId: build?.id,
+      type: `${kind}.config`,
+      clientIp,
+      status,
+      bytes: Buffer.byteLength(text),
+      detail: { via, name, resolvedBy },
+    });
     return text;
   }
 
@@ -186,7 +292,11 @@ export class Provisioner {
   ipxeScript(mac: Mac | undefined, clientIp: string, name: string): string {
     const who = this.identify(clientIp);
     const target = mac ?? (who.known ? who.mac : undefined);
-    return this.bootConfig('ipxe', target && this.d.hosts.get(target), clientIp, 'http', { name, generic: mac === undefined, who });
+    return this.bootConfig('ipxe', target && this.d.hosts.get(target), clientIp, 'http', {
+      name,
+      generic: mac === undefined,
+      who,
+    });
   }
 
   /** A per-host config file asked for by name (pxelinux.cfg/..., grub.cfg-...); undefined makes the loader try its next name. */
@@ -197,12 +307,22 @@ export class Provisioner {
     const opts = { name: req.name, who };
     if (key.kind === 'default') {
       if (requester) return this.bootConfig(req.loader, requester, clientIp, via, { ...opts, generic: true });
-      this.d.log.debug({ clientIp, name: shortName(req.name), reason: who.known ? `${who.mac} is not a host` : who.reason }, 'default config for an unresolved client');
-      return this.d.renderer.defaultConfig(req.loader, who.known ? 'unknown machine: booting the local disk' : 'this address is not tied to a host: booting the local disk');
+      this.d.log.debug(
+        { clientIp, name: shortName(req.name), reason: who.known ? `${who.mac} is not a host` : who.reason },
+        'default config for an unresolved client',
+      );
+      return this.d.renderer.defaultConfig(
+        req.loader,
+        who.known
+          ? 'unknown machine: booting the local disk'
+          : 'this address is not tied to a host: booting the local disk',
+      );
     }
     if (key.kind === 'ip') {
       // pxelinux/GRUB ask for their own address in hex: it is the requester's config or nothing.
-      return requester && ipToHex(clientIp) === key.hex ? this.bootConfig(req.loader, requester, clientIp, via, opts) : undefined;
+      return requester && ipToHex(clientIp) === key.hex
+        ? this.bootConfig(req.loader, requester, clientIp, via, opts)
+        : undefined;
     }
     if (key.kind === 'mac') {
       const host = this.d.hosts.get(key.mac);
@@ -211,12 +331,23 @@ export class Provisioner {
     // SMBIOS UUIDs need not be unique (cloned VMs, vendor placeholders): a UUID name is answered only for a
     // unique one whose requester is that host; otherwise pxelinux goes on to its 01-<mac> name.
     const byUuid = this.d.hosts.listByUuid(key.uuid);
-    if (byUuid.length === 1 && requester?.mac === byUuid[0].mac) return this.bootConfig(req.loader, byUuid[0], clientIp, via, opts);
-    const reason = byUuid.length > 1 ? `UUID ${key.uuid} belongs to ${byUuid.length} hosts (${byUuid.map((h) => h.hostname).join(', ')}): set unique UUIDs`
-      : describeIdentity(clientIp, who);
+    if (byUuid.length === 1 && requester?.mac === byUuid[0].mac)
+      return this.bootConfig(req.loader, byUuid[0], clientIp, via, opts);
+    const reason =
+      byUuid.length > 1
+        ? `UUID ${key.uuid} belongs to ${byUuid.length} hosts (${byUuid.map((h) => h.hostname).join(', ')}): set unique UUIDs`
+        : describeIdentity(clientIp, who);
     for (const h of byUuid) {
       const b = this.d.builds.latest(h.mac);
-      if (b && stateOf(b, this.now()) === 'build' && this.firstRefusal(`${h.mac}|${clientIp}|uuid|${key.uuid}`)) this.event({ mac: h.mac, buildId: b.id, type: 'config.refused', clientIp, status: 'uuid', detail: { kind: req.loader, via, name: shortName(req.name), reason } });
+      if (b && stateOf(b, this.now()) === 'build' && this.firstRefusal(`${h.mac}|${clientIp}|uuid|${key.uuid}`))
+        this.event({
+          mac: h.mac,
+          buildId: b.id,
+          type: 'config.refused',
+          clientIp,
+          status: 'uuid',
+          detail: { kind: req.loader, via, name: shortName(req.name), reason },
+        });
     }
     return undefined;
   }
@@ -239,9 +370,26 @@ export class Provisioner {
     const check = this.d.builds.checkLive(token);
     if (!check.ok) {
       if (check.build) {
-        this.event({ mac: check.build.mac, buildId: check.build.id, type: 'kickstart.refused', clientIp, status: check.code, detail: { reason: check.message } });
-        this.d.log.warn({ mac: check.build.mac, buildId: check.build.id, tokenPrefix: tokenHint(token), clientIp }, `kickstart refused: ${check.message}`);
-        return { ok: false, status: 410, message: check.code === 'expired' ? `this build's token expired: start a new build for ${check.build.mac}` : `this build is no longer live (${check.message}): start a new build` };
+        this.event({
+          mac: check.build.mac,
+          buildId: check.build.id,
+          type: 'kickstart.refused',
+          clientIp,
+          status: check.code,
+          detail: { reason: check.message },
+        });
+        this.d.log.warn(
+          { mac: check.build.mac, buildId: check.build.id, tokenPrefix: tokenHint(token), clientIp },
+          `kickstart refused: ${check.message}`,
+        );
+        return {
+          ok: false,
+          status: 410,
+          message:
+            check.code === 'expired'
+              ? `this build's token expired: start a new build for ${check.build.mac}`
+              : `this build is no longer live (${check.message}): start a new build`,
+        };
       }
       this.d.log.info({ tokenPrefix: tokenHint(token), clientIp }, 'kickstart for an unknown token');
       return { ok: false, status: 404, message: 'unknown token' };
@@ -251,30 +399,65 @@ export class Provisioner {
     if (!host) return { ok: false, status: 410, message: 'the host of this build was deleted' };
     const requester = this.kickstartRequester(build, clientIp, sentMacs);
     if (!requester.ok) {
-      this.event({ mac: build.mac, buildId: build.id, type: 'kickstart.refused', clientIp, status: 'requester', detail: { reason: requester.reason } });
-      this.d.log.warn({ mac: build.mac, buildId: build.id, tokenPrefix: tokenHint(token), clientIp }, `kickstart refused: ${requester.reason}`);
+      this.event({
+        mac: build.mac,
+        buildId: build.id,
+        type: 'kickstart.refused',
+        clientIp,
+        status: 'requester',
+        detail: { reason: requester.reason },
+      });
+      this.d.log.warn(
+        { mac: build.mac, buildId: build.id, tokenPrefix: tokenHint(token), clientIp },
+        `kickstart refused: ${requester.reason}`,
+      );
       return { ok: false, status: 403, message: `kickstart refused: ${requester.reason}` };
     }
     const rendered = this.renderKickstartCached(host, build, token);
     if (!rendered.ok) {
-      this.event({ mac: build.mac, buildId: build.id, type: 'kickstart.error', clientIp, status: 'error', detail: { reason: rendered.error } });
+      this.event({
+        mac: build.mac,
+        buildId: build.id,
+        type: 'kickstart.error',
+        clientIp,
+        status: 'error',
+        detail: { reason: rendered.error },
+      });
       return { ok: false, status: 500, message: `cannot render the kickstart: ${rendered.error}` };
     }
     if (build.ksFetchedAt === undefined) this.d.builds.markKickstartFetched(build.id, clientIp);
     this.learnClient(clientIp, build.mac);
-    this.event({ mac: build.mac, buildId: build.id, type: 'kickstart.fetched', clientIp, status: '200', bytes: Buffer.byteLength(rendered.text), detail: { matchedBy: requester.matchedBy } });
+    this.event({
+      mac: build.mac,
+      buildId: build.id,
+      type: 'kickstart.fetched',
+      clientIp,
+      status: '200',
+      bytes: Buffer.byteLength(rendered.text),
+      detail: { matchedBy: requester.matchedBy },
+    });
     return { ok: true, value: rendered.text };
   }
 
-  private kickstartRequester(build: Build, clientIp: string, sentMacs: readonly Mac[]): { ok: true; matchedBy: string } | { ok: false; reason: string } {
+  private kickstartRequester(
+    build: Build,
+    clientIp: string,
+    sentMacs: readonly Mac[],
+  ): { ok: true; matchedBy: string } | { ok: false; reason: string } {
     if (build.ksFetchedFrom !== undefined) {
-      return build.ksFetchedFrom === clientIp ? { ok: true, matchedBy: 'first-fetch address' }
-        : { ok: false, reason: `build ${build.id}'s kickstart was fetched from ${build.ksFetchedFrom}; only that address may fetch it again (start a new build if the host moved)` };
+      return build.ksFetchedFrom === clientIp
+        ? { ok: true, matchedBy: 'first-fetch address' }
+        : {
+            ok: false,
+            reason: `build ${build.id}'s kickstart was fetched from ${build.ksFetchedFrom}; only that address may fetch it again (start a new build if the host moved)`,
+          };
     }
     if (sentMacs.includes(build.mac)) return { ok: true, matchedBy: 'sendmac' };
     const who = this.identify(clientIp);
     if (who.known && who.mac === build.mac) return { ok: true, matchedBy: who.via };
-    const sent = sentMacs.length ? `sent X-RHN-Provisioning-MAC ${sentMacs.slice(0, 8).join(', ')}` : 'sent no X-RHN-Provisioning-MAC header (inst.ks.sendmac)';
+    const sent = sentMacs.length
+      ? `sent X-RHN-Provisioning-MAC ${sentMacs.slice(0, 8).join(', ')}`
+      : 'sent no X-RHN-Provisioning-MAC header (inst.ks.sendmac)';
     return { ok: false, reason: `${describeIdentity(clientIp, who)} and ${sent}, not ${build.mac}` };
   }
 
@@ -284,10 +467,20 @@ export class Provisioner {
    */
   speaksForBuild(build: Build, clientIp: string): { ok: true } | { ok: false; reason: string } {
     if (build.ksFetchedFrom !== undefined) {
-      return build.ksFetchedFrom === clientIp ? { ok: true } : { ok: false, reason: `requester ${clientIp} is not ${build.ksFetchedFrom}, the address that fetched build ${build.id}'s kickstart` };
+      return build.ksFetchedFrom === clientIp
+        ? { ok: true }
+        : {
+            ok: false,
+            reason: `requester ${clientIp} is not ${build.ksFetchedFrom}, the address that fetched build ${build.id}'s kickstart`,
+          };
     }
     const who = this.identify(clientIp);
-    return who.known && who.mac === build.mac ? { ok: true } : { ok: false, reason: `${describeIdentity(clientIp, who)}, not ${build.mac}, and build ${build.id}'s kickstart was not fetched yet` };
+    return who.known && who.mac === build.mac
+      ? { ok: true }
+      : {
+          ok: false,
+          reason: `${describeIdentity(clientIp, who)}, not ${build.mac}, and build ${build.id}'s kickstart was not fetched yet`,
+        };
   }
 
   /** The build a syslog line from `ip` belongs to: the host's latest build, only when `ip` speaks for it. */
@@ -301,12 +494,19 @@ export class Provisioner {
    * Anaconda fetches the kickstart more than once (and a rack fetches 200 at once): reuse the text while
    * the profile object (swapped on every reload), the host record and the build are the same, for a minute.
    */
-  private renderKickstartCached(host: Host, build: Build, token: string): { ok: true; text: string } | { ok: false; error: string } {
+  private renderKickstartCached(
+    host: Host,
+    build: Build,
+    token: string,
+  ): { ok: true; text: string } | { ok: false; error: string } {
     const loaded = this.d.profiles.get(host.profile);
     const hit = this.kickstartCache.get(build.id);
-    if (hit && hit.loaded === loaded && hit.hostUpdatedAt === host.updatedAt && this.now() - hit.at < 60_000) return { ok: true, text: hit.text };
+    if (hit && hit.loaded === loaded && hit.hostUpdatedAt === host.updatedAt && this.now() - hit.at < 60_000)
+      return { ok: true, text: hit.text };
     const profile = this.profileFor(host);
-    const rendered = profile.ok ? this.d.renderer.kickstart(this.context(host, profile.value, build, token)) : { ok: false as const, error: profile.message };
+    const rendered = profile.ok
+      ? this.d.renderer.kickstart(this.context(host, profile.value, build, token))
+      : { ok: false as const, error: profile.message };
     if (rendered.ok) {
       if (this.kickstartCache.size >= 4096) this.kickstartCache.clear();
       this.kickstartCache.set(build.id, { loaded, hostUpdatedAt: host.updatedAt, at: this.now(), text: rendered.text });
@@ -320,20 +520,41 @@ export class Provisioner {
     if (refused) return refused;
     const r = this.d.builds.close(token, outcome, log);
     if (!r.ok) {
-      if (r.build) this.event({ mac: r.build.mac, buildId: r.build.id, type: `${outcome}.refused`, clientIp, status: r.code, detail: { reason: r.message } });
+      if (r.build)
+        this.event({
+          mac: r.build.mac,
+          buildId: r.build.id,
+          type: `${outcome}.refused`,
+          clientIp,
+          status: r.code,
+          detail: { reason: r.message },
+        });
       const status = r.code === 'unknown' ? 404 : r.code === 'expired' ? 410 : 409;
       return { ok: false, status, message: r.message };
     }
     if (r.changed) {
       const tail = outcome === 'failed' ? this.failureTail(r.build.id) : undefined;
-      this.event({ mac: r.build.mac, buildId: r.build.id, type: `build.${outcome}`, clientIp, status: outcome, bytes: log === undefined ? undefined : Buffer.byteLength(log), detail: tail?.length ? { syslogTail: tail } : undefined });
+      this.event({
+        mac: r.build.mac,
+        buildId: r.build.id,
+        type: `build.${outcome}`,
+        clientIp,
+        status: outcome,
+        bytes: log === undefined ? undefined : Buffer.byteLength(log),
+        detail: tail?.length ? { syslogTail: tail } : undefined,
+      });
       this.d.log.info({ mac: r.build.mac, buildId: r.build.id }, `build ${outcome}`);
     }
     return { ok: true, value: r.build };
   }
 
   private failureTail(buildId: number): string[] | undefined {
-    try { return this.d.failureTail?.(buildId); } catch (err) { this.d.log.warn({ buildId, err: (err as Error).message }, 'could not read the installer log tail'); return undefined; }
+    try {
+      return this.d.failureTail?.(buildId);
+    } catch (err) {
+      this.d.log.warn({ buildId, err: (err as Error).message }, 'could not read the installer log tail');
+      return undefined;
+    }
   }
 
   progress(token: string, step: string, clientIp: string): Outcome<Build> {
@@ -345,10 +566,21 @@ export class Provisioner {
     return { ok: true, value: r.build };
   }
 
-  private refuseStranger(build: Build, type: string, clientIp: string): { ok: false; status: number; message: string } | undefined {
+  private refuseStranger(
+    build: Build,
+    type: string,
+    clientIp: string,
+  ): { ok: false; status: number; message: string } | undefined {
     const may = this.speaksForBuild(build, clientIp);
     if (may.ok) return undefined;
-    this.event({ mac: build.mac, buildId: build.id, type, clientIp, status: 'requester', detail: { reason: may.reason } });
+    this.event({
+      mac: build.mac,
+      buildId: build.id,
+      type,
+      clientIp,
+      status: 'requester',
+      detail: { reason: may.reason },
+    });
     this.d.log.warn({ mac: build.mac, buildId: build.id, clientIp }, `${type}: ${may.reason}`);
     return { ok: false, status: 403, message: `refused: ${may.reason}` };
   }
@@ -362,8 +594,17 @@ export class Provisioner {
     return {
       ...host,
       state: stateOf(build, this.now()),
-      build: build && { id: build.id, status: build.status, tokenPrefix: build.tokenPrefix, createdAt: iso(build.createdAt), expiresAt: iso(build.expiresAt),
-        kickstartFetchedAt: iso(build.ksFetchedAt), kickstartFetchedFrom: build.ksFetchedFrom, finishedAt: iso(build.finishedAt), failureLog: build.failureLog },
+      build: build && {
+        id: build.id,
+        status: build.status,
+        tokenPrefix: build.tokenPrefix,
+        createdAt: iso(build.createdAt),
+        expiresAt: iso(build.expiresAt),
+        kickstartFetchedAt: iso(build.ksFetchedAt),
+        kickstartFetchedFrom: build.ksFetchedFrom,
+        finishedAt: iso(build.finishedAt),
+        failureLog: build.failureLog,
+      },
       events: timeline.map((e) => ({ ...e, at: iso(e.at) })),
       rebuildNote: this.rebuildNote(host, timeline),
     };
@@ -377,8 +618,10 @@ export class Provisioner {
     const uefi = timeline.some((e) => e.type === 'grub.config');
     const profile = this.profileFor(host);
     if (!uefi || !profile.ok || profile.value.boot.keepNetbootFirst) return undefined;
-    return `This UEFI host boots its installed OS first (profile ${host.profile} has boot.keepNetbootFirst off), so a rebuild is not seen `
-      + 'by itself: set network boot first in the firmware or use the BMC\'s one-time PXE boot, or turn boot.keepNetbootFirst on before the next install.';
+    return (
+      `This UEFI host boots its installed OS first (profile ${host.profile} has boot.keepNetbootFirst off), so a rebuild is not seen ` +
+      "by itself: set network boot first in the firmware or use the BMC's one-time PXE boot, or turn boot.keepNetbootFirst on before the next install."
+    );
   }
 
   /** The files as they would be served right now, for `rackboot render` and the host page. */
@@ -387,7 +630,11 @@ export class Provisioner {
     if (!host) return { ok: false, status: 404, message: `no host with MAC ${mac}` };
     const build = this.d.builds.latest(mac);
     const live = build && stateOf(build, this.now()) === 'build' ? build : undefined;
-    if (kind !== 'kickstart' && !live) return { ok: true, value: this.d.renderer.localConfig(kind, `${host.hostname} is not in build: booting the local disk`) };
+    if (kind !== 'kickstart' && !live)
+      return {
+        ok: true,
+        value: this.d.renderer.localConfig(kind, `${host.hostname} is not in build: booting the local disk`),
+      };
     const profile = this.profileFor(host);
     if (!profile.ok) return profile;
     const token = live ? this.d.builds.tokenOf(live) : 'NO-BUILD-IN-PROGRESS';
@@ -399,13 +646,18 @@ export class Provisioner {
 }
 
 /** A requested name as the timeline keeps it: a stranger's 16 KB URL must not become a 16 KB event. */
-function shortName(name: string | undefined): string | undefined { return name && name.length > 200 ? `${name.slice(0, 200)}…` : name; }
+function shortName(name: string | undefined): string | undefined {
+  return name && name.length > 200 ? `${name.slice(0, 200)}…` : name;
+}
 
-function iso(ms: number | undefined): string | undefined { return ms === undefined ? undefined : new Date(ms).toISOString(); }
+function iso(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString();
+}
 
 /** Replaces the root hash and the activation key with a marker, for pages that show a kickstart. */
 export function maskSecrets(text: string, profile: Profile): string {
   let out = text.replaceAll(profile.rootPassword, '********');
-  if (profile.satellite) out = out.replaceAll(`--activationkey=${shellWord(profile.satellite.activationKey)}`, "--activationkey='********'");
+  if (profile.satellite)
+    out = out.replaceAll(`--activationkey=${shellWord(profile.satellite.activationKey)}`, "--activationkey='********'");
   return out;
 }

@@ -43,7 +43,15 @@ import { DiscoveredStore } from './store/discovered.ts';
 export class SecretKeyError extends Error {}
 
 export interface Core {
-  db: Db; durableDb: Db; hosts: HostStore; builds: BuildStore; events: EventLog; audit: AuditLog; catalog: ProfileCatalog; provisioner: Provisioner; images: ImageStore;
+  db: Db;
+  durableDb: Db;
+  hosts: HostStore;
+  builds: BuildStore;
+  events: EventLog;
+  audit: AuditLog;
+  catalog: ProfileCatalog;
+  provisioner: Provisioner;
+  images: ImageStore;
   /** Installer log lines per build (src/ops). */
   syslog: SyslogStore;
   /** DHCP leases (src/dhcp), also where a restarted server finds which MAC an address belongs to. */
@@ -57,14 +65,24 @@ export const FAILURE_TAIL_LINES = 40;
 export function loadSecret(dataDir: string): Buffer {
   const file = join(dataDir, 'secret.key');
   ensurePrivateDir(dataDir);
-  if (!existsSync(file)) { writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' }); chmodSync(file, 0o600); }
+  if (!existsSync(file)) {
+    writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    chmodSync(file, 0o600);
+  }
   const hex = readFileSync(file, 'utf8').trim();
-  if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} is damaged (expected 64 hex digits); restore it from backup, or delete it to invalidate all build tokens`);
+  if (!/^[0-9a-f]{64}$/.test(hex))
+    throw new Error(
+      `${file} is damaged (expected 64 hex digits); restore it from backup, or delete it to invalidate all build tokens`,
+    );
   return Buffer.from(hex, 'hex');
 }
 
 /** Store, profiles, renderer and the build lifecycle: what both `serve` and the CLI commands use. */
-export function openCore(config: Config, log: Logger, hooks: { kickstartRendered?: (seconds: number) => void; syslogTarget?: () => string | undefined } = {}): Core {
+export function openCore(
+  config: Config,
+  log: Logger,
+  hooks: { kickstartRendered?: (seconds: number) => void; syslogTarget?: () => string | undefined } = {},
+): Core {
   const file = join(config.dataDir, 'rackboot.db');
   const durableDb = openDb(file, 'full');
   const db = openDb(file, 'normal');
@@ -74,15 +92,40 @@ export function openCore(config: Config, log: Logger, hooks: { kickstartRendered
   const audit = new AuditLog(db);
   const catalog = new ProfileCatalog(config.profilesDir, log);
   const configured = config.syslog.port ? `${config.serverIp}:${config.syslog.port}` : undefined;
-  const renderer = withOps(createRenderer(config.templatesDir), hooks.syslogTarget ?? (() => configured), hooks.kickstartRendered);
+  const renderer = withOps(
+    createRenderer(config.templatesDir),
+    hooks.syslogTarget ?? (() => configured),
+    hooks.kickstartRendered,
+  );
   const images = new ImageStore(durableDb);
-  const syslog = new SyslogStore(db, { ringLines: config.syslog.ringLines, maxTotalLines: config.syslog.maxTotalLines, maxQueued: 100_000, maxAgeMs: config.syslog.maxAgeMs });
+  const syslog = new SyslogStore(db, {
+    ringLines: config.syslog.ringLines,
+    maxTotalLines: config.syslog.maxTotalLines,
+    maxQueued: 100_000,
+    maxAgeMs: config.syslog.maxAgeMs,
+  });
   const leases = new LeaseStore(db);
   // The in-memory learnt map is empty after a restart: live bound DHCP leases and the kernel's ARP table still say who an address is.
-  const lease = (ip: string) => { const l = leases.byIp(ip); return l?.state === 'bound' && l.mac && l.expiresAt > Date.now() ? l.mac : undefined; };
-  const provisioner = new Provisioner({ hosts, builds, events, audit, profiles: catalog, images, renderer, log, baseUrl: config.publicUrl, tokenTtlMs: config.tokenTtlMs,
-    lease, neighbor: (ip) => macFromArp(ip),
-    failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES), uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }) });
+  const lease = (ip: string) => {
+    const l = leases.byIp(ip);
+    return l?.state === 'bound' && l.mac && l.expiresAt > Date.now() ? l.mac : undefined;
+  };
+  const provisioner = new Provisioner({
+    hosts,
+    builds,
+    events,
+    audit,
+    profiles: catalog,
+    images,
+    renderer,
+    log,
+    baseUrl: config.publicUrl,
+    tokenTtlMs: config.tokenTtlMs,
+    lease,
+    neighbor: (ip) => macFromArp(ip),
+    failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES),
+    uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }),
+  });
   return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog, leases };
 }
 
@@ -95,7 +138,10 @@ function withOps(r: Renderer, syslog: () => string | undefined, timed?: (seconds
       timed?.((performance.now() - t) / 1000);
       return out;
     },
-    installConfig: (kind, ctx) => { const target = syslog(); return r.installConfig(kind, target && !ctx.syslog ? { ...ctx, syslog: target } : ctx); },
+    installConfig: (kind, ctx) => {
+      const target = syslog();
+      return r.installConfig(kind, target && !ctx.syslog ? { ...ctx, syslog: target } : ctx);
+    },
     localConfig: (kind, reason) => r.localConfig(kind, reason),
     defaultConfig: (kind, reason) => r.defaultConfig(kind, reason),
   };
@@ -125,14 +171,24 @@ export interface Running {
   close(): Promise<void>;
 }
 
-export async function startRackboot(config: Config, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<Running> {
+export async function startRackboot(
+  config: Config,
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Running> {
   const keyProblem = secretKeyProblem(config.dataDir);
   if (keyProblem) throw new SecretKeyError(keyProblem);
   // Read before anything binds: a wrong path fails the start with the file named.
-  const tlsFiles = config.tls && { cert: readTlsFile('--tls-cert', config.tls.cert), key: readTlsFile('--tls-key', config.tls.key) };
+  const tlsFiles = config.tls && {
+    cert: readTlsFile('--tls-cert', config.tls.cert),
+    key: readTlsFile('--tls-key', config.tls.key),
+  };
   let observeRender: ((s: number) => void) | undefined;
   let syslogTarget: string | undefined; // set once the receiver is bound: configs never point Anaconda at a port we do not hold
-  const core = openCore(config, log, { kickstartRendered: (s) => observeRender?.(s), syslogTarget: () => syslogTarget });
+  const core = openCore(config, log, {
+    kickstartRendered: (s) => observeRender?.(s),
+    syslogTarget: () => syslogTarget,
+  });
   const { provisioner: p, hosts, db } = core;
   let tftpRef: TftpServer | undefined;
   let httpGuard: ConnectionGuard | undefined;
@@ -144,7 +200,10 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
       const counts: Record<string, number> = {};
       const latest = core.builds.latestForAll();
       const now = Date.now();
-      for (const h of hosts.list()) { const st = stateOf(latest.get(h.mac), now); counts[st] = (counts[st] ?? 0) + 1; }
+      for (const h of hosts.list()) {
+        const st = stateOf(latest.get(h.mac), now);
+        counts[st] = (counts[st] ?? 0) + 1;
+      }
       return counts;
     },
     syslogQueued: () => core.syslog.stats.queued,
@@ -154,15 +213,33 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   core.events.subscribe((e) => {
     if ((e.type !== 'build.built' && e.type !== 'build.failed') || e.buildId === undefined) return;
     const b = core.builds.byId(e.buildId);
-    if (b) metrics.buildFinished(e.type === 'build.built' ? 'built' : 'failed', ((b.finishedAt ?? Date.now()) - b.createdAt) / 1000);
+    if (b)
+      metrics.buildFinished(
+        e.type === 'build.built' ? 'built' : 'failed',
+        ((b.finishedAt ?? Date.now()) - b.createdAt) / 1000,
+      );
   });
-  const bound: Record<string, boolean | string> = { http: false, tftp: config.tftpPort === 0, dhcp: config.dhcp.mode === 'off', syslog: config.syslog.port === 0 };
+  const bound: Record<string, boolean | string> = {
+    http: false,
+    tftp: config.tftpPort === 0,
+    dhcp: config.dhcp.mode === 'off',
+    syslog: config.syslog.port === 0,
+  };
   let stopping = false;
   const ready = (): Readiness => {
     const checks: Record<string, string> = {};
-    try { core.db.prepare('SELECT 1').get(); core.durableDb.prepare('SELECT 1').get(); checks.store = 'ok'; } catch (err) { checks.store = `not open: ${(err as Error).message}`; }
+    try {
+      core.db.prepare('SELECT 1').get();
+      core.durableDb.prepare('SELECT 1').get();
+      checks.store = 'ok';
+    } catch (err) {
+      checks.store = `not open: ${(err as Error).message}`;
+    }
     const snap = core.catalog.snapshot;
-    checks.profiles = snap.profiles.size > 0 ? `ok (${snap.profiles.size})` : `none loaded from ${config.profilesDir}${snap.errors.length ? ` (${snap.errors.length} error(s))` : ''}`;
+    checks.profiles =
+      snap.profiles.size > 0
+        ? `ok (${snap.profiles.size})`
+        : `none loaded from ${config.profilesDir}${snap.errors.length ? ` (${snap.errors.length} error(s))` : ''}`;
     for (const [k, v] of Object.entries(bound)) checks[k] = v === true ? 'ok' : typeof v === 'string' ? v : 'not bound';
     if (stopping) checks.shutdown = 'shutting down';
     return { ok: !stopping && Object.values(checks).every((v) => v.startsWith('ok')), checks };
@@ -171,24 +248,62 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   mkdirSync(config.tftpRoot, { recursive: true });
   mkdirSync(config.imagesDir, { recursive: true });
 
-  const tokenHash = adminTokenHash(db, env, (t) => process.stderr.write(
-    `\n  rackboot: API token (shown once; set RACKBOOT_ADMIN_TOKEN to choose your own):\n\n    ${t}\n\n`));
-  const web = createWebRouter({ provisioner: p, hosts, builds: core.builds, events: core.events, audit: core.audit, db, catalog: core.catalog, profilesDir: config.profilesDir, templatesDir: config.templatesDir, publicUrl: config.publicUrl, log,
-    secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:') });
+  const tokenHash = adminTokenHash(db, env, (t) =>
+    process.stderr.write(
+      `\n  rackboot: API token (shown once; set RACKBOOT_ADMIN_TOKEN to choose your own):\n\n    ${t}\n\n`,
+    ),
+  );
+  const web = createWebRouter({
+    provisioner: p,
+    hosts,
+    builds: core.builds,
+    events: core.events,
+    audit: core.audit,
+    db,
+    catalog: core.catalog,
+    profilesDir: config.profilesDir,
+    templatesDir: config.templatesDir,
+    publicUrl: config.publicUrl,
+    log,
+    secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:'),
+  });
   const apiTokens = new ApiTokenStore(db, new UserStore(db));
   // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).
   const surface: SurfaceOptions = { allowedHosts: config.allowedHosts, httpsPort: config.tls?.port };
-  const app = createApp({ provisioner: p, hosts, audit: core.audit, db, profiles: () => core.catalog.snapshot, tftpRoot: config.tftpRoot, imagesDir: config.imagesDir, images: core.images, adminTokenHash: tokenHash, log,
-    routers: [createOpsRouter({ metrics, ready, metricsToken: config.metricsToken }), web], middleware: [metrics.httpMiddleware], apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })],
-    userToken: (t) => apiTokens.authenticate(t), settings: new SettingsStore(db),
-    surface });
+  const app = createApp({
+    provisioner: p,
+    hosts,
+    audit: core.audit,
+    db,
+    profiles: () => core.catalog.snapshot,
+    tftpRoot: config.tftpRoot,
+    imagesDir: config.imagesDir,
+    images: core.images,
+    adminTokenHash: tokenHash,
+    log,
+    routers: [createOpsRouter({ metrics, ready, metricsToken: config.metricsToken }), web],
+    middleware: [metrics.httpMiddleware],
+    apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })],
+    userToken: (t) => apiTokens.authenticate(t),
+    settings: new SettingsStore(db),
+    surface,
+  });
   const kickstartFirst = kickstartFastPath(p, metrics.httpRequest);
   // nosniff here too: the kickstart fast path answers before express (src/http/surface.ts sets it for the rest).
-  const handle = (req: IncomingMessage, res: ServerResponse) => { res.setHeader('X-Content-Type-Options', 'nosniff'); if (!kickstartFirst(req, res)) app(req, res); };
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    if (!kickstartFirst(req, res)) app(req, res);
+  };
   const http: Server = createServer(handle);
-  const https: Server | undefined = tlsFiles ? createHttpsServer({ cert: tlsFiles.cert, key: tlsFiles.key }, handle) as unknown as Server : undefined;
+  const https: Server | undefined = tlsFiles
+    ? (createHttpsServer({ cert: tlsFiles.cert, key: tlsFiles.key }, handle) as unknown as Server)
+    : undefined;
   const fdLimit = openFileLimit();
-  const budget = connectionBudget(fdLimit, config.http.maxConnections, (config.tftpPort ? config.tftp.maxTransfers : 0) + (config.syslog.port ? SYSLOG_TCP_MAX : 0));
+  const budget = connectionBudget(
+    fdLimit,
+    config.http.maxConnections,
+    (config.tftpPort ? config.tftp.maxTransfers : 0) + (config.syslog.port ? SYSLOG_TCP_MAX : 0),
+  );
   if (budget.warning) log.warn({ fdLimit, maxConnections: budget.total }, budget.warning);
   const warnedRefusals = new Set<string>();
   const onRefused = (reason: string, address: string) => {
@@ -199,22 +314,39 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     if (warnedRefusals.has(key)) return;
     if (warnedRefusals.size >= 4096) warnedRefusals.clear();
     warnedRefusals.add(key);
-    log.info({ clientIp: address, reason, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, 'http: connection closed by the server bounds');
+    log.info(
+      { clientIp: address, reason, perAddress: config.http.maxConnectionsPerAddress, total: budget.total },
+      'http: connection closed by the server bounds',
+    );
   };
   for (const server of https ? [http, https] : [http]) {
     server.keepAliveTimeout = config.http.idleTimeoutMs;
     acceptBursts(server);
   }
   // The HTTPS listener (UI and API only) shares the budget's per-address rule but counts on its own.
-  httpGuard = limitConnections(http, { ...config.http, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, onRefused);
-  if (https) limitConnections(https, { ...config.http, perAddress: config.http.maxConnectionsPerAddress, total: budget.total }, onRefused);
+  httpGuard = limitConnections(
+    http,
+    { ...config.http, perAddress: config.http.maxConnectionsPerAddress, total: budget.total },
+    onRefused,
+  );
+  if (https)
+    limitConnections(
+      https,
+      { ...config.http, perAddress: config.http.maxConnectionsPerAddress, total: budget.total },
+      onRefused,
+    );
   let tftp: TftpServer | undefined;
   let dhcp: DhcpServerHandle | undefined;
   let syslogRx: SyslogReceiver | undefined;
   let removePid: (() => void) | undefined;
   // Retention of the timeline and installer logs: once now, then every 10 minutes (each prune costs the rows it deletes).
   const prune = () => {
-    try { core.events.prune(); core.syslog.prune(); } catch (err) { log.error({ err: (err as Error).message }, 'retention prune failed'); }
+    try {
+      core.events.prune();
+      core.syslog.prune();
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'retention prune failed');
+    }
   };
   prune();
   const pruneTimer = setInterval(prune, 10 * 60_000);
@@ -241,26 +373,62 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     removePid?.();
   };
   try {
-    await new Promise<void>((resolve, reject) => { http.once('error', reject); http.listen(config.httpPort, config.listen, () => { http.off('error', reject); resolve(); }); });
-    if (https) await new Promise<void>((resolve, reject) => { https.once('error', reject); https.listen(config.tls!.port, config.listen, () => { https.off('error', reject); resolve(); }); });
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(config.httpPort, config.listen, () => {
+        http.off('error', reject);
+        resolve();
+      });
+    });
+    if (https)
+      await new Promise<void>((resolve, reject) => {
+        https.once('error', reject);
+        https.listen(config.tls!.port, config.listen, () => {
+          https.off('error', reject);
+          resolve();
+        });
+      });
     if (config.tftpPort !== 0) {
       const fromDisk = staticFileSource(config.tftpRoot, log);
       const files: TftpFileSource = (path, client) => {
         const cfg = parseConfigPath(path);
         if (cfg) {
           const text = p.configFile(cfg, client.address, 'tftp');
-          if (text !== undefined) { const data = Buffer.from(text); return { size: data.length, data }; }
+          if (text !== undefined) {
+            const data = Buffer.from(text);
+            return { size: data.length, data };
+          }
         }
         return fromDisk(path, client);
       };
       tftp = await startTftpServer({
-        address: config.listen, port: config.tftpPort, files, log, maxTransfers: config.tftp.maxTransfers, maxPerClient: config.tftp.maxPerClient,
-        maxTransferSec: config.tftp.maxTransferSec, maxTimeoutSec: config.tftp.maxTimeoutSec,
+        address: config.listen,
+        port: config.tftpPort,
+        files,
+        log,
+        maxTransfers: config.tftp.maxTransfers,
+        maxPerClient: config.tftp.maxPerClient,
+        maxTransferSec: config.tftp.maxTransferSec,
+        maxTimeoutSec: config.tftp.maxTimeoutSec,
         onTransfer: (ev) => {
           metrics.tftpTransfer(ev);
           if (ev.type === 'tftp.probe') return; // EDK2 size probe: normal, it asks again at once
           const mac = p.macForIp(ev.client.address);
-          if (mac) p.event({ mac, type: ev.type, clientIp: ev.client.address, status: ev.error ?? 'ok', bytes: ev.bytes, detail: { path: ev.path, size: ev.size, blksize: ev.blksize, windowsize: ev.windowsize, seconds: ev.seconds } });
+          if (mac)
+            p.event({
+              mac,
+              type: ev.type,
+              clientIp: ev.client.address,
+              status: ev.error ?? 'ok',
+              bytes: ev.bytes,
+              detail: {
+                path: ev.path,
+                size: ev.size,
+                blksize: ev.blksize,
+                windowsize: ev.windowsize,
+                seconds: ev.seconds,
+              },
+            });
         },
       });
       tftpRef = tftp;
@@ -270,20 +438,43 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
     if (config.dhcp.mode !== 'off') {
       const discovered = new DiscoveredStore(db);
       dhcp = await startDhcpServer({
-        config: config.dhcp, log, leases: core.leases,
-        decide: (client) => decideBoot({ client, host: p.bootState(client.mac), loaders: config.loaders, httpBase: config.publicUrl, answerUnknown: config.dhcp.mode === 'authoritative' }),
-        reservation: (mac) => { const h = hosts.get(mac); return h?.ip ? { ip: h.ip, hostname: h.hostname } : undefined; },
+        config: config.dhcp,
+        log,
+        leases: core.leases,
+        decide: (client) =>
+          decideBoot({
+            client,
+            host: p.bootState(client.mac),
+            loaders: config.loaders,
+            httpBase: config.publicUrl,
+            answerUnknown: config.dhcp.mode === 'authoritative',
+          }),
+        reservation: (mac) => {
+          const h = hosts.get(mac);
+          return h?.ip ? { ip: h.ip, hostname: h.hostname } : undefined;
+        },
         reservedBy: (ip) => hosts.getByIp(ip)?.mac,
         onEvent: (ev) => {
           // ack/offer carry the address handed out; in proxy mode a request to 4011 comes from the client's own ciaddr.
-        if (ev.ip) p.learnClient(ev.ip, ev.mac);
-          if (hosts.get(ev.mac)) p.event({ mac: ev.mac, type: ev.type, clientIp: ev.ip, status: ev.detail, detail: { arch: ev.arch, ipxe: ev.ipxe } });
+          if (ev.ip) p.learnClient(ev.ip, ev.mac);
+          if (hosts.get(ev.mac))
+            p.event({
+              mac: ev.mac,
+              type: ev.type,
+              clientIp: ev.ip,
+              status: ev.detail,
+              detail: { arch: ev.arch, ipxe: ev.ipxe },
+            });
         },
         onDiscovered: (m) => {
           if (hosts.get(m.mac)) return;
           discovered.seen(m);
         },
-        onPacket: (bytes, res) => metrics.dhcpPacket(dhcpMessageType(bytes), res.replies.length ? dhcpReplyName(res.replies[0].type) : res.drop !== undefined ? 'dropped' : 'no-reply'),
+        onPacket: (bytes, res) =>
+          metrics.dhcpPacket(
+            dhcpMessageType(bytes),
+            res.replies.length ? dhcpReplyName(res.replies[0].type) : res.drop !== undefined ? 'dropped' : 'no-reply',
+          ),
       });
     }
     bound.dhcp = true;
@@ -292,8 +483,14 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
       // Installer logs are diagnostics: a taken port must not stop a rollout. It is logged, /readyz says
       // so (503), and boot configs leave inst.syslog= out.
       syslogRx = await startSyslogReceiver({
-        address: config.listen, port: config.syslog.port, store: core.syslog, log,
-        ratePerSec: config.syslog.ratePerSec, burst: config.syslog.burst, maxLineBytes: config.syslog.maxLineBytes, maxConnectionsPerSource: config.syslog.maxConnectionsPerSource,
+        address: config.listen,
+        port: config.syslog.port,
+        store: core.syslog,
+        log,
+        ratePerSec: config.syslog.ratePerSec,
+        burst: config.syslog.burst,
+        maxLineBytes: config.syslog.maxLineBytes,
+        maxConnectionsPerSource: config.syslog.maxConnectionsPerSource,
         // Only the address that fetched a build's kickstart (or, before that, the host's own address) logs into that build,
         // and only a build in progress takes lines: a built host's own rsyslog must not grow a finished build's log.
         resolve: (ip) => {
@@ -304,15 +501,20 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
         onLine: (t) => metrics.syslogLine(t),
         onDrop: (reason, t) => metrics.syslogDrop(reason, t),
       }).catch((err: NodeJS.ErrnoException) => {
-        log.error({ port: config.syslog.port, err: err.message }, `syslog: cannot listen on ${config.listen}:${config.syslog.port} (${err.code ?? 'error'}): installer logs are off until restart${err.code === 'EACCES' ? '; ports below 1024 need CAP_NET_BIND_SERVICE' : ''}`);
+        log.error(
+          { port: config.syslog.port, err: err.message },
+          `syslog: cannot listen on ${config.listen}:${config.syslog.port} (${err.code ?? 'error'}): installer logs are off until restart${err.code === 'EACCES' ? '; ports below 1024 need CAP_NET_BIND_SERVICE' : ''}`,
+        );
         bound.syslog = `not bound: ${err.code ?? err.message}`;
         return undefined;
       });
-      if (syslogRx) { bound.syslog = true; syslogTarget = `${config.serverIp}:${syslogRx.port}`; }
+      if (syslogRx) {
+        bound.syslog = true;
+        syslogTarget = `${config.serverIp}:${syslogRx.port}`;
+      }
     } else bound.syslog = true;
     bound.http = true;
     removePid = writePidFile(config.dataDir);
-
   } catch (err) {
     await stopAll();
     throw err;
@@ -320,16 +522,39 @@ export async function startRackboot(config: Config, log: Logger, env: NodeJS.Pro
   const httpPort = (http.address() as { port: number }).port;
   const httpsPort = https ? (https.address() as { port: number }).port : undefined;
   if (httpsPort !== undefined) surface.httpsPort = httpsPort;
-  if (https) log.info({ httpsPort }, `UI and API over HTTPS on ${config.listen}:${httpsPort}; plain HTTP ${httpPort} keeps the boot paths and redirects the rest`);
-  const dhcpText = config.dhcp.mode === 'off' ? 'DHCP off (--dhcp-mode proxy|authoritative to answer PXE clients)' : `DHCP ${config.dhcp.mode} on ${dhcp!.ports().join(', ')}`;
-  log.info({ publicUrl: config.publicUrl, httpPort, tftpPort: tftp?.port, dhcp: config.dhcp.mode, dataDir: config.dataDir, profilesDir: config.profilesDir, tftpRoot: config.tftpRoot },
-    `rackboot serving: HTTP ${config.listen}:${httpPort} (${config.publicUrl}), ${tftp ? `TFTP ${config.listen}:${tftp.port}` : 'TFTP off'}, ${dhcpText}, ${syslogRx ? `installer logs (syslog UDP+TCP) ${config.listen}:${syslogRx.port}` : 'syslog off'}`);
-  if (config.dhcp.mode !== 'off' && tftp && tftp.port !== 69) log.warn({ tftpPort: tftp.port }, 'DHCP is on but TFTP is not on port 69: PXE firmware always asks port 69');
+  if (https)
+    log.info(
+      { httpsPort },
+      `UI and API over HTTPS on ${config.listen}:${httpsPort}; plain HTTP ${httpPort} keeps the boot paths and redirects the rest`,
+    );
+  const dhcpText =
+    config.dhcp.mode === 'off'
+      ? 'DHCP off (--dhcp-mode proxy|authoritative to answer PXE clients)'
+      : `DHCP ${config.dhcp.mode} on ${dhcp!.ports().join(', ')}`;
+  log.info(
+    {
+      publicUrl: config.publicUrl,
+      httpPort,
+      tftpPort: tftp?.port,
+      dhcp: config.dhcp.mode,
+      dataDir: config.dataDir,
+      profilesDir: config.profilesDir,
+      tftpRoot: config.tftpRoot,
+    },
+    `rackboot serving: HTTP ${config.listen}:${httpPort} (${config.publicUrl}), ${tftp ? `TFTP ${config.listen}:${tftp.port}` : 'TFTP off'}, ${dhcpText}, ${syslogRx ? `installer logs (syslog UDP+TCP) ${config.listen}:${syslogRx.port}` : 'syslog off'}`,
+  );
+  if (config.dhcp.mode !== 'off' && tftp && tftp.port !== 69)
+    log.warn({ tftpPort: tftp.port }, 'DHCP is on but TFTP is not on port 69: PXE firmware always asks port 69');
 
   let closing: Promise<void> | undefined;
   return {
-    core, httpPort, httpsPort, tftpPort: tftp?.port, dhcpPorts: dhcp?.ports() ?? [], syslogPort: syslogRx?.port,
-    close: () => closing ??= stopAll(),
+    core,
+    httpPort,
+    httpsPort,
+    tftpPort: tftp?.port,
+    dhcpPorts: dhcp?.ports() ?? [],
+    syslogPort: syslogRx?.port,
+    close: () => (closing ??= stopAll()),
   };
 }
 
@@ -341,15 +566,23 @@ function openFileLimit(): number | undefined {
   try {
     const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
     return m ? Number(m[1]) : undefined;
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 function readTlsFile(flag: string, file: string): Buffer {
-  try { return readFileSync(file); } catch (err) { throw new Error(`${flag} ${file}: ${(err as Error).message} (give a PEM file rackboot can read)`); }
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(`${flag} ${file}: ${(err as Error).message} (give a PEM file rackboot can read)`);
+  }
 }
 
 const DHCP_REPLY_NAMES: Record<number, string> = { 2: 'offer', 5: 'ack', 6: 'nak' };
-function dhcpReplyName(type: number): string { return DHCP_REPLY_NAMES[type] ?? `reply-${type}`; }
+function dhcpReplyName(type: number): string {
+  return DHCP_REPLY_NAMES[type] ?? `reply-${type}`;
+}
 
 /** http.close() was called: wait for requests in flight up to `graceMs`, then cut what is left (a 4 GiB image download must not hold a shutdown). */
 async function drainHttp(http: Server, graceMs: number, log: Logger): Promise<void> {
@@ -361,8 +594,21 @@ async function drainHttp(http: Server, graceMs: number, log: Logger): Promise<vo
       http.closeAllConnections();
     }, graceMs);
     timer.unref();
-    const check = () => http.getConnections((_err, n) => { if (n === 0 && !done) { done = true; clearTimeout(timer); resolve(); } });
-    http.once('close', () => { if (!done) { done = true; clearTimeout(timer); resolve(); } });
+    const check = () =>
+      http.getConnections((_err, n) => {
+        if (n === 0 && !done) {
+          done = true;
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    http.once('close', () => {
+      if (!done) {
+        done = true;
+        clearTimeout(timer);
+        resolve();
+      }
+    });
     http.closeIdleConnections();
     check();
   });

@@ -31,9 +31,7 @@ export interface LoaderFiles {
   ipxeUefi: string; // ipxe.efi
 }
 
-export type BootFile =
-  | { kind: 'tftp'; path: string }
-  | { kind: 'http'; url: string };
+export type BootFile = { kind: 'tftp'; path: string } | { kind: 'http'; url: string };
 
 export type BootDecision =
   | { action: 'install' | 'local'; firmware: Firmware; file: BootFile; reason: string }
@@ -61,11 +59,17 @@ export function firmwareOf(arch: number | undefined): Firmware | undefined {
 export function decideBoot(input: DecideInput): BootDecision {
   const { client, host, loaders, httpBase } = input;
   const firmware = firmwareOf(client.arch);
-  if (!firmware) return { action: 'none', reason: `client architecture ${client.arch} is not one we have a loader for` };
-  if (!host && !input.answerUnknown) return { action: 'none', reason: 'unknown machine and this mode answers only known hosts' };
+  if (!firmware)
+    return { action: 'none', reason: `client architecture ${client.arch} is not one we have a loader for` };
+  if (!host && !input.answerUnknown)
+    return { action: 'none', reason: 'unknown machine and this mode answers only known hosts' };
   // A machine not in build still gets a loader: its per-host config then says "boot the local disk".
   const action = host?.inBuild ? 'install' : 'local';
-  const reason = !host ? 'unknown machine: boot local disk' : host.inBuild ? 'host is in build' : 'host not in build: boot local disk';
+  const reason = !host
+    ? 'unknown machine: boot local disk'
+    : host.inBuild
+      ? 'host is in build'
+      : 'host not in build: boot local disk';
   const macPath = encodeURIComponent(client.mac);
   const ipxeScript: BootFile = { kind: 'http', url: `${httpBase}/boot/ipxe/${macPath}` };
   const wantsIpxe = host?.loader === 'ipxe';
@@ -75,21 +79,42 @@ export function decideBoot(input: DecideInput): BootDecision {
   // UEFI HTTP boot with the native loader: the firmware loads shim/GRUB by URL (shim then fetches grubx64.efi
   // from the same URL directory), when that GRUB has an http module to fetch its config and kernel with.
   const nativeHttp = firmware === 'uefi-http' && !wantsIpxe && host?.uefi?.http === true;
-  if (nativeHttp && !client.ipxe) return { action, firmware, file: { kind: 'http', url: `${httpBase}/tftp/${uefiFile}` }, reason: `${reason}${chain}` };
+  if (nativeHttp && !client.ipxe)
+    return {
+      action,
+      firmware,
+      file: { kind: 'http', url: `${httpBase}/tftp/${uefiFile}` },
+      reason: `${reason}${chain}`,
+    };
   // A UEFI client that is already iPXE (an iPXE NIC ROM, or the ipxe.efi handed to HTTP boot below, which asks again
   // as arch 7) goes on over HTTP with its script: shim started by iPXE cannot load grubx64.efi (seen under OVMF:
   // "Malformed binary after Attribute Certificate Table"), and an HTTP-only network has no TFTP for it anyway.
   if (client.ipxe && (wantsIpxe || firmware !== 'bios')) {
-    return { action, firmware, file: ipxeScript, reason: wantsIpxe ? reason : `${reason}; the client is already iPXE: kernel and initrd over HTTP` };
+    return {
+      action,
+      firmware,
+      file: ipxeScript,
+      reason: wantsIpxe ? reason : `${reason}; the client is already iPXE: kernel and initrd over HTTP`,
+    };
   }
   if (firmware === 'uefi-http') {
     // UEFI HTTP boot loads an EFI binary by URL: hand it iPXE EFI, which then fetches its script
     // (iPXE profiles, unknown machines, and GRUBs without an http module, which could not fetch their config).
     const why = !wantsIpxe && host ? `; its GRUB has no http module, so UEFI HTTP boot goes through iPXE${chain}` : '';
-    return { action, firmware, file: { kind: 'http', url: `${httpBase}/tftp/${loaders.ipxeUefi}` }, reason: `${reason}${why}` };
+    return {
+      action,
+      firmware,
+      file: { kind: 'http', url: `${httpBase}/tftp/${loaders.ipxeUefi}` },
+      reason: `${reason}${why}`,
+    };
   }
   if (wantsIpxe && !client.ipxe) {
-    return { action, firmware, file: { kind: 'tftp', path: firmware === 'bios' ? loaders.ipxeBios : loaders.ipxeUefi }, reason };
+    return {
+      action,
+      firmware,
+      file: { kind: 'tftp', path: firmware === 'bios' ? loaders.ipxeBios : loaders.ipxeUefi },
+      reason,
+    };
   }
   if (firmware === 'bios') return { action, firmware, file: { kind: 'tftp', path: loaders.bios }, reason };
   return { action, firmware, file: { kind: 'tftp', path: uefiFile }, reason: `${reason}${chain}` };

@@ -6,11 +6,12 @@ import type { Mac } from '../net/mac.ts';
 
 export type IdentifiedBy = 'lease' | 'learnt' | 'neighbour' | 'static';
 
-export type ClientIdentity =
-  | { known: true; mac: Mac; via: IdentifiedBy }
-  | { known: false; reason: string };
+export type ClientIdentity = { known: true; mac: Mac; via: IdentifiedBy } | { known: false; reason: string };
 
-export interface AddressClaim { mac: Mac; via: IdentifiedBy }
+export interface AddressClaim {
+  mac: Mac;
+  via: IdentifiedBy;
+}
 
 export interface IdentitySources {
   /** A live bound lease of our own DHCP server on the address (authoritative mode). */
@@ -35,9 +36,18 @@ const ORDER: readonly IdentifiedBy[] = ['lease', 'learnt', 'neighbour', 'static'
  */
 export function decideIdentity(ip: string, claims: readonly AddressClaim[]): ClientIdentity {
   const macs = [...new Set(claims.map((c) => c.mac))];
-  if (macs.length === 0) return { known: false, reason: `no DHCP lease, learnt address, neighbour entry or host static IP is ${ip}` };
+  if (macs.length === 0)
+    return { known: false, reason: `no DHCP lease, learnt address, neighbour entry or host static IP is ${ip}` };
   if (macs.length > 1) {
-    const list = macs.map((m) => `${m} (${claims.filter((c) => c.mac === m).map((c) => c.via).join(', ')})`).join(' and ');
+    const list = macs
+      .map(
+        (m) =>
+          `${m} (${claims
+            .filter((c) => c.mac === m)
+            .map((c) => c.via)
+            .join(', ')})`,
+      )
+      .join(' and ');
     return { known: false, reason: `address ${ip} is claimed by ${list}: rackboot ties it to neither` };
   }
   const first = [...claims].sort((a, b) => ORDER.indexOf(a.via) - ORDER.indexOf(b.via))[0];
@@ -46,7 +56,9 @@ export function decideIdentity(ip: string, claims: readonly AddressClaim[]): Cli
 
 /** What a requester was, in words for a timeline event: "10.0.0.5 resolves to aa:... (lease)" or why nothing. */
 export function describeIdentity(ip: string, who: ClientIdentity): string {
-  return who.known ? `requester ${ip} resolves to ${who.mac} (${who.via})` : `requester ${ip} resolves to no host (${who.reason})`;
+  return who.known
+    ? `requester ${ip} resolves to ${who.mac} (${who.via})`
+    : `requester ${ip} resolves to no host (${who.reason})`;
 }
 
 /** The address -> MAC knowledge of one server process: what DHCP and verified requests taught it, plus the sources. */
@@ -54,7 +66,10 @@ export class ClientIdentifier {
   private readonly learnt = new Map<string, Mac>();
   private readonly neighbourCache = new Map<string, { mac: Mac | undefined; until: number }>();
 
-  constructor(private readonly sources: IdentitySources, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly sources: IdentitySources,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** From DHCP (the address we or the site's server handed out) and from a verified kickstart fetch; never from a file name. */
   learn(ip: string, mac: Mac): void {
@@ -64,7 +79,9 @@ export class ClientIdentifier {
 
   resolve(ip: string): ClientIdentity {
     const claims: AddressClaim[] = [];
-    const add = (mac: Mac | undefined, via: IdentifiedBy) => { if (mac) claims.push({ mac, via }); };
+    const add = (mac: Mac | undefined, via: IdentifiedBy) => {
+      if (mac) claims.push({ mac, via });
+    };
     add(this.sources.lease?.(ip), 'lease');
     add(this.learnt.get(ip), 'learnt');
     add(this.neighbour(ip), 'neighbour');

@@ -14,10 +14,7 @@
 import { parseMac, type Mac } from '../net/mac.ts';
 
 export type ConfigKey =
-  | { kind: 'mac'; mac: Mac }
-  | { kind: 'uuid'; uuid: string }
-  | { kind: 'ip'; hex: string }
-  | { kind: 'default' };
+  { kind: 'mac'; mac: Mac } | { kind: 'uuid'; uuid: string } | { kind: 'ip'; hex: string } | { kind: 'default' };
 
 export interface ConfigRequest {
   loader: 'pxelinux' | 'grub';
@@ -34,7 +31,10 @@ function keyOf(name: string): ConfigKey | undefined {
   if (name === 'default') return { kind: 'default' };
   if (UUID.test(name)) return { kind: 'uuid', uuid: name.toLowerCase() };
   // "01-" is the ARP hardware type (Ethernet) before the six octets; "01-aa-bb-cc-dd-ee" alone is not a MAC name.
-  if (/^01-/.test(name)) { const mac = ETHER_NAME.test(name) ? parseMac(name.slice(3)) : undefined; return mac ? { kind: 'mac', mac } : undefined; }
+  if (/^01-/.test(name)) {
+    const mac = ETHER_NAME.test(name) ? parseMac(name.slice(3)) : undefined;
+    return mac ? { kind: 'mac', mac } : undefined;
+  }
   if (HEX_IP.test(name)) return { kind: 'ip', hex: name.toUpperCase() };
   return undefined;
 }

@@ -14,8 +14,21 @@ import { classifyClient, clientMac } from './pxe.ts';
 import type { LeaseOutcome, Reply } from './respond.ts';
 import { respond } from './respond.ts';
 
-export interface DhcpEvent { mac: Mac; type: string; ip?: string; detail?: string; arch?: number; ipxe?: boolean }
-export interface DiscoveredMachine { mac: Mac; arch?: number; uuid?: string; ipxe: boolean; ip?: string }
+export interface DhcpEvent {
+  mac: Mac;
+  type: string;
+  ip?: string;
+  detail?: string;
+  arch?: number;
+  ipxe?: boolean;
+}
+export interface DiscoveredMachine {
+  mac: Mac;
+  arch?: number;
+  uuid?: string;
+  ipxe: boolean;
+  ip?: string;
+}
 
 export interface EngineDeps {
   config: DhcpConfig;
@@ -42,15 +55,29 @@ export interface Arrival {
 }
 
 export interface Outgoing {
-  bytes: Buffer; to: { address: string; port: number }; type: number;
+  bytes: Buffer;
+  to: { address: string; port: number };
+  type: number;
   /** Our address written as server identifier: server.ts sends from a socket bound to it when it can. */
   serverIp: string;
 }
 
 export type HandleResult = { replies: Outgoing[]; drop?: string };
 
-interface SubnetRt { cfg: SubnetConfig; cidr: Cidr; key: string; serverIp?: string }
-interface LeaseCtx { s: SubnetRt; key: string; mac: Mac; t: number; leaseSec: number; res?: { ip: string; hostname?: string } }
+interface SubnetRt {
+  cfg: SubnetConfig;
+  cidr: Cidr;
+  key: string;
+  serverIp?: string;
+}
+interface LeaseCtx {
+  s: SubnetRt;
+  key: string;
+  mac: Mac;
+  t: number;
+  leaseSec: number;
+  res?: { ip: string; hostname?: string };
+}
 
 export interface DhcpEngine {
   handle(bytes: Uint8Array, arrival: Arrival): HandleResult;
@@ -65,7 +92,9 @@ const ZERO = '0.0.0.0';
 export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
   const { config, log, leases } = deps;
   const now = deps.now ?? Date.now;
-  const locals = (deps.localAddresses ?? []).map((a) => ({ ...a, n: ipToInt(a.address)! })).filter((a) => a.n !== undefined);
+  const locals = (deps.localAddresses ?? [])
+    .map((a) => ({ ...a, n: ipToInt(a.address)! }))
+    .filter((a) => a.n !== undefined);
   const subnets: SubnetRt[] = config.subnets.map((cfg) => {
     const cidr = parseCidr(cfg.cidr)!;
     const local = locals.find((l) => cidrContains(cidr, l.n));
@@ -73,7 +102,8 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
   });
   leases.setPools(subnets.map((s) => ({ subnet: s.key, ranges: s.cfg.ranges })));
   const directSubnets = subnets.filter((s) => locals.some((l) => cidrContains(s.cidr, l.n)));
-  const fallbackIp = config.serverIp ?? locals.find((l) => !l.address.startsWith('127.'))?.address ?? locals[0]?.address;
+  const fallbackIp =
+    config.serverIp ?? locals.find((l) => !l.address.startsWith('127.'))?.address ?? locals[0]?.address;
 
   const subnetOf = (ip: string): SubnetRt | undefined => {
     const n = ipToInt(ip);
@@ -88,7 +118,10 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
       const s = subnets.find((x) => mine.some((l) => cidrContains(x.cidr, l.n)));
       if (s) return s;
     }
-    if (req.ciaddr !== ZERO) { const s = subnetOf(req.ciaddr); if (s) return s; }
+    if (req.ciaddr !== ZERO) {
+      const s = subnetOf(req.ciaddr);
+      if (s) return s;
+    }
     if (directSubnets.length === 1) return directSubnets[0];
     if (subnets.length === 1) return subnets[0];
     return `cannot tell which of ${subnets.length} subnets the client is on (bind to an interface: dhcp.interface)`;
@@ -96,10 +129,13 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
 
   function proxyServerIp(req: DhcpPacket, arrival: Arrival): string | undefined {
     if (config.serverIp) return config.serverIp;
-    if (arrival.iface) { const l = locals.find((x) => x.name === arrival.iface); if (l) return l.address; }
+    if (arrival.iface) {
+      const l = locals.find((x) => x.name === arrival.iface);
+      if (l) return l.address;
+    }
     const probe = ipToInt(req.giaddr !== ZERO ? req.giaddr : req.ciaddr !== ZERO ? req.ciaddr : arrival.from.address);
     if (probe !== undefined) {
-      const l = locals.find((x) => x.prefix > 0 && ((x.n ^ probe) >>> (32 - x.prefix)) === 0);
+      const l = locals.find((x) => x.prefix > 0 && (x.n ^ probe) >>> (32 - x.prefix) === 0);
       if (l) return l.address;
     }
     return fallbackIp;
@@ -107,7 +143,11 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
 
   function emit(ev: DhcpEvent): void {
     if (!deps.onEvent) return;
-    try { deps.onEvent(ev); } catch (err) { log.warn({ err, mac: ev.mac }, 'dhcp onEvent hook threw'); }
+    try {
+      deps.onEvent(ev);
+    } catch (err) {
+      log.warn({ err, mac: ev.mac }, 'dhcp onEvent hook threw');
+    }
   }
 
   function decision(mac: Mac, client: PxeClientInfo): BootDecision | undefined {
@@ -122,7 +162,12 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
 
   function reservationFor(mac: Mac, s: SubnetRt): { ip: string; hostname?: string } | undefined {
     let r: { ip: string; hostname?: string } | undefined;
-    try { r = deps.reservation(mac); } catch (err) { log.error({ err, mac }, 'reservation lookup threw'); return undefined; }
+    try {
+      r = deps.reservation(mac);
+    } catch (err) {
+      log.error({ err, mac }, 'reservation lookup threw');
+      return undefined;
+    }
     if (!r) return undefined;
     const n = ipToInt(r.ip);
     if (n === undefined || !cidrContains(s.cidr, n)) return undefined;
@@ -130,7 +175,11 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
   }
 
   function safeReservation(mac: Mac): { ip: string } | undefined {
-    try { return deps.reservation(mac); } catch { return undefined; }
+    try {
+      return deps.reservation(mac);
+    } catch {
+      return undefined;
+    }
   }
 
   /** An address reserved for another host (never given out from the pool). */
@@ -146,7 +195,15 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
   }
 
   function bindIp(c: LeaseCtx, ip: string, dynamic: boolean): LeaseOutcome {
-    leases.bind({ subnet: c.key, mac: c.mac, ip, expiresAt: c.t + c.leaseSec * 1000, dynamic, hostname: c.res?.hostname, now: c.t });
+    leases.bind({
+      subnet: c.key,
+      mac: c.mac,
+      ip,
+      expiresAt: c.t + c.leaseSec * 1000,
+      dynamic,
+      hostname: c.res?.hostname,
+      now: c.t,
+    });
     return { kind: 'ack', ip, leaseSec: c.leaseSec, hostname: c.res?.hostname };
   }
 
@@ -155,7 +212,8 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
     const { mac, res, t, key } = c;
     const n = ipToInt(ip)!;
     if (!cidrContains(c.s.cidr, n)) return { kind: 'nak', message: `${ip} is not on this network (${key})` };
-    if (res) return res.ip === ip ? bindIp(c, ip, false) : { kind: 'nak', message: `${mac} is reserved ${res.ip}, not ${ip}` };
+    if (res)
+      return res.ip === ip ? bindIp(c, ip, false) : { kind: 'nak', message: `${mac} is reserved ${res.ip}, not ${ip}` };
     const l = leases.byIp(ip, t);
     if (l && l.mac === mac && l.state !== 'declined') return bindIp(c, ip, l.dynamic);
     if (l && l.expiresAt >= t) return { kind: 'nak', message: `${ip} is leased to another client` };
@@ -164,7 +222,14 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
   }
 
   /** Authoritative-mode lease state machine (RFC 2131 4.3). Returns the outcome or a reason to stay silent. */
-  function leaseStep(type: number, req: DhcpPacket, mac: Mac, s: SubnetRt, serverIp: string, t: number): LeaseOutcome | string {
+  function leaseStep(
+    type: number,
+    req: DhcpPacket,
+    mac: Mac,
+    s: SubnetRt,
+    serverIp: string,
+    t: number,
+  ): LeaseOutcome | string {
     const key = s.key;
     const leaseSec = s.cfg.leaseTimeSec;
     const sid = req.options.get(Opt.ServerId);
@@ -175,11 +240,22 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
     const c: LeaseCtx = { s, key, mac, t, leaseSec, res };
     switch (type) {
       case MsgType.Discover: {
-        let ip: string | undefined, dynamic = true;
-        if (res) { ip = res.ip; dynamic = false; }
+        let ip: string | undefined,
+          dynamic = true;
+        if (res) {
+          ip = res.ip;
+          dynamic = false;
+        }
         if (!ip) {
           const prev = leases.byMac(mac, key, t);
-          if (prev && prev.state !== 'declined' && prev.dynamic && leases.inPool(key, ipToInt(prev.ip)!) && !reservedToOther(mac, prev.ip)) ip = prev.ip;
+          if (
+            prev &&
+            prev.state !== 'declined' &&
+            prev.dynamic &&
+            leases.inPool(key, ipToInt(prev.ip)!) &&
+            !reservedToOther(mac, prev.ip)
+          )
+            ip = prev.ip;
         }
         if (!ip && reqIp) {
           const n = ipToInt(reqIp)!;
@@ -204,13 +280,24 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
           }
           const ip = reqIp ?? (req.ciaddr !== ZERO ? req.ciaddr : undefined);
           if (!ip) return { kind: 'nak', message: 'REQUEST names no address (option 50)' };
-          if (res) return res.ip === ip ? bindIp(c, ip, false) : { kind: 'nak', message: `${mac} is reserved ${res.ip}, not ${ip}` };
+          if (res)
+            return res.ip === ip
+              ? bindIp(c, ip, false)
+              : { kind: 'nak', message: `${mac} is reserved ${res.ip}, not ${ip}` };
           const l = leases.byIp(ip, t);
-          if (l && l.mac === mac && (l.state === 'offered' || l.state === 'bound' || l.state === 'released')) return bindIp(c, ip, l.dynamic);
+          if (l && l.mac === mac && (l.state === 'offered' || l.state === 'bound' || l.state === 'released'))
+            return bindIp(c, ip, l.dynamic);
           // Offer holds live in memory: after a restart, a free pool address is confirmed as offered.
           const n = ipToInt(ip);
           const mine = leases.byMac(mac, key, t);
-          if (!l && !(mine && mine.state === 'offered') && n !== undefined && leases.inPool(key, n) && !reservedToOther(mac, ip)) return bindIp(c, ip, true);
+          if (
+            !l &&
+            !(mine && mine.state === 'offered') &&
+            n !== undefined &&
+            leases.inPool(key, n) &&
+            !reservedToOther(mac, ip)
+          )
+            return bindIp(c, ip, true);
           return { kind: 'nak', message: `${ip} was not offered to ${mac}` };
         }
         if (reqIp) return confirmIp(c, reqIp, 'INIT-REBOOT');
@@ -244,7 +331,8 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
     const req = dec.packet;
     if (req.op !== BOOTREQUEST) return drop('not a BOOTREQUEST', 'debug');
     const type = req.options.get(Opt.MessageType)?.[0];
-    if (type === undefined || req.options.get(Opt.MessageType)!.length !== 1) return drop('no DHCP message type (option 53)', 'debug');
+    if (type === undefined || req.options.get(Opt.MessageType)!.length !== 1)
+      return drop('no DHCP message type (option 53)', 'debug');
     const mac = clientMac(req);
     if (!mac) return drop(`hardware type ${req.htype} with ${req.hlen}-byte address is not supported`, 'info');
     const client = classifyClient(req);
@@ -260,17 +348,20 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
     let subnet: SubnetRt | undefined;
 
     if (config.mode === 'proxy') {
-      if (!client.pxe && !client.httpClient) return drop('proxy mode answers only PXE/HTTP boot clients (option 60)', 'debug', { mac });
+      if (!client.pxe && !client.httpClient)
+        return drop('proxy mode answers only PXE/HTTP boot clients (option 60)', 'debug', { mac });
       serverIp = proxyServerIp(req, arrival);
       if (!serverIp) return drop('no server address known for proxy replies (set dhcp.serverIp)', 'info', { mac });
       if (proxyPort) {
         // PXE 2.1 2.2.4: the boot server request on 4011 (REQUEST or INFORM), unicast from a configured client.
-        if (type !== MsgType.Request && type !== MsgType.Inform) return drop(`${typeName} on port ${config.proxyPort} is not a boot server request`, 'debug', { mac });
+        if (type !== MsgType.Request && type !== MsgType.Inform)
+          return drop(`${typeName} on port ${config.proxyPort} is not a boot server request`, 'debug', { mac });
         outcome = { kind: 'proxy-ack' };
       } else if (type === MsgType.Discover) outcome = { kind: 'proxy-offer' };
       else if (type === MsgType.Request) {
         const sid = req.options.get(Opt.ServerId);
-        if (!sid || sid.length !== 4 || ipFromBytes(sid) !== serverIp) return drop('REQUEST for the site DHCP server, not for the proxy', 'debug', { mac });
+        if (!sid || sid.length !== 4 || ipFromBytes(sid) !== serverIp)
+          return drop('REQUEST for the site DHCP server, not for the proxy', 'debug', { mac });
         outcome = { kind: 'proxy-ack' };
       } else return drop(`proxy mode ignores ${typeName} on port ${config.port}`, 'debug', { mac });
       emit({ ...evBase, type: `dhcp.${typeName}` });
@@ -279,16 +370,32 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
       if (typeof sel === 'string') return drop(sel, 'info', { mac });
       subnet = sel;
       serverIp = sel.serverIp ?? proxyServerIp(req, arrival);
-      if (!serverIp) return drop(`no server address for subnet ${sel.key} (set subnets[].serverIp or dhcp.serverIp)`, 'info', { mac });
+      if (!serverIp)
+        return drop(`no server address for subnet ${sel.key} (set subnets[].serverIp or dhcp.serverIp)`, 'info', {
+          mac,
+        });
       if (proxyPort) return drop('port 4011 is only for proxy mode', 'debug', { mac });
       emit({ ...evBase, type: `dhcp.${typeName}`, ip: req.ciaddr !== ZERO ? req.ciaddr : undefined });
       outcome = leaseStep(type, req, mac, sel, serverIp, t);
     }
 
-    if (type === MsgType.Discover && client.bootClient && deps.onDiscovered && !(subnet ? reservationFor(mac, subnet) : safeReservation(mac))) {
+    if (
+      type === MsgType.Discover &&
+      client.bootClient &&
+      deps.onDiscovered &&
+      !(subnet ? reservationFor(mac, subnet) : safeReservation(mac))
+    ) {
       try {
-        deps.onDiscovered({ mac, arch: client.arch, uuid: client.uuid, ipxe: client.ipxe, ip: typeof outcome !== 'string' && outcome.kind === 'offer' ? outcome.ip : undefined });
-      } catch (err) { log.warn({ err, mac }, 'dhcp onDiscovered hook threw'); }
+        deps.onDiscovered({
+          mac,
+          arch: client.arch,
+          uuid: client.uuid,
+          ipxe: client.ipxe,
+          ip: typeof outcome !== 'string' && outcome.kind === 'offer' ? outcome.ip : undefined,
+        });
+      } catch (err) {
+        log.warn({ err, mac }, 'dhcp onDiscovered hook threw');
+      }
     }
     if (typeof outcome === 'string') {
       if (outcome === 'released' || outcome === 'declined') return { replies: [] };
@@ -300,15 +407,27 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
       return drop(`no boot answer for ${mac}: ${dec2?.reason ?? 'not a boot client'}`, 'debug', { mac });
     }
     const reply: Reply = respond({
-      req, client, outcome, serverIp, subnet: subnet?.cfg, decision: dec2, from: arrival.from,
-      serverPort: config.port, clientPort: config.clientPort,
+      req,
+      client,
+      outcome,
+      serverIp,
+      subnet: subnet?.cfg,
+      decision: dec2,
+      from: arrival.from,
+      serverPort: config.port,
+      clientPort: config.clientPort,
     });
     const enc = encodePacket(reply.packet, reply.maxSize);
-    if (enc.dropped.length) log.warn({ mac, dropped: enc.dropped }, 'dhcp reply options did not fit the client maximum message size');
+    if (enc.dropped.length)
+      log.warn({ mac, dropped: enc.dropped }, 'dhcp reply options did not fit the client maximum message size');
     const replyName = MSG_NAMES[reply.type];
     const ip = 'ip' in outcome ? outcome.ip : undefined;
-    const detail = outcome.kind === 'nak' ? outcome.message : dec2 && dec2.action !== 'none'
-      ? `${dec2.action} ${dec2.file.kind === 'tftp' ? dec2.file.path : dec2.file.url}${dec2.firmware === 'bios' ? '' : `: ${dec2.reason}`}` : undefined;
+    const detail =
+      outcome.kind === 'nak'
+        ? outcome.message
+        : dec2 && dec2.action !== 'none'
+          ? `${dec2.action} ${dec2.file.kind === 'tftp' ? dec2.file.path : dec2.file.url}${dec2.firmware === 'bios' ? '' : `: ${dec2.reason}`}`
+          : undefined;
     emit({ ...evBase, type: `dhcp.${replyName}`, ip, detail });
     return { replies: [{ bytes: enc.bytes, to: reply.to, type: reply.type, serverIp }] };
   }

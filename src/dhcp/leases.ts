@@ -23,20 +23,52 @@ export interface Lease {
   updatedAt: number;
 }
 
-interface Row { ip: number; subnet: string; mac: string; state: LeaseState; expires_at: number; dynamic: number; hostname: string | null; updated_at: number }
-
-export interface PoolRange { start: number; end: number }
-
-interface PoolState {
-  ranges: PoolRange[]; rangeIdx: number; cursor: number;
-  /** Offer holds in the order they expire, and addresses whose hold ran out unused. */
-  fifo: Hold[]; head: number; free: number[]; freeHead: number;
+interface Row {
+  ip: number;
+  subnet: string;
+  mac: string;
+  state: LeaseState;
+  expires_at: number;
+  dynamic: number;
+  hostname: string | null;
+  updated_at: number;
 }
 
-interface Hold { ip: number; mac: Mac; subnet: string; expiresAt: number; dynamic: boolean }
+export interface PoolRange {
+  start: number;
+  end: number;
+}
+
+interface PoolState {
+  ranges: PoolRange[];
+  rangeIdx: number;
+  cursor: number;
+  /** Offer holds in the order they expire, and addresses whose hold ran out unused. */
+  fifo: Hold[];
+  head: number;
+  free: number[];
+  freeHead: number;
+}
+
+interface Hold {
+  ip: number;
+  mac: Mac;
+  subnet: string;
+  expiresAt: number;
+  dynamic: boolean;
+}
 
 function toLease(r: Row): Lease {
-  return { ip: intToIp(r.ip), subnet: r.subnet, mac: r.mac as Mac | '', state: r.state, expiresAt: r.expires_at, dynamic: r.dynamic === 1, hostname: r.hostname ?? undefined, updatedAt: r.updated_at };
+  return {
+    ip: intToIp(r.ip),
+    subnet: r.subnet,
+    mac: r.mac as Mac | '',
+    state: r.state,
+    expiresAt: r.expires_at,
+    dynamic: r.dynamic === 1,
+    hostname: r.hostname ?? undefined,
+    updatedAt: r.updated_at,
+  };
 }
 
 export class LeaseStore {
@@ -45,10 +77,16 @@ export class LeaseStore {
   private readonly holds = new Map<number, Hold>();
   private readonly holdOfMac = new Map<string, Hold>();
   private readonly q: {
-    byIp: Statement<[number]>; byMac: Statement<[string, string]>; oldestReclaimable: Statement<[string, number, number]>;
+    byIp: Statement<[number]>;
+    byMac: Statement<[string, string]>;
+    oldestReclaimable: Statement<[string, number, number]>;
     upsert: Statement<[number, string, string, LeaseState, number, number, string | null, number]>;
-    evictOtherOfMac: Statement<[number, string, string, number]>; setState: Statement<[LeaseState, number, number, number]>;
-    exists: Statement<[number]>; otherOfMac: Statement<[string, string, number]>; list: Statement<[number]>; markStatic: Statement<[number]>;
+    evictOtherOfMac: Statement<[number, string, string, number]>;
+    setState: Statement<[LeaseState, number, number, number]>;
+    exists: Statement<[number]>;
+    otherOfMac: Statement<[string, string, number]>;
+    list: Statement<[number]>;
+    markStatic: Statement<[number]>;
   };
 
   constructor(db: Database) {
@@ -70,8 +108,11 @@ export class LeaseStore {
     this.q = {
       byIp: db.prepare('SELECT * FROM dhcp_leases WHERE ip = ?'),
       byMac: db.prepare('SELECT * FROM dhcp_leases WHERE mac = ? AND subnet = ? ORDER BY updated_at DESC LIMIT 1'),
-      oldestReclaimable: db.prepare('SELECT * FROM dhcp_leases WHERE subnet = ? AND dynamic = 1 AND expires_at < ? ORDER BY expires_at LIMIT 1 OFFSET ?'),
-      upsert: db.prepare(`INSERT INTO dhcp_leases (ip, subnet, mac, state, expires_at, dynamic, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      oldestReclaimable: db.prepare(
+        'SELECT * FROM dhcp_leases WHERE subnet = ? AND dynamic = 1 AND expires_at < ? ORDER BY expires_at LIMIT 1 OFFSET ?',
+      ),
+      upsert:
+        db.prepare(`INSERT INTO dhcp_leases (ip, subnet, mac, state, expires_at, dynamic, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(ip) DO UPDATE SET subnet = excluded.subnet, mac = excluded.mac, state = excluded.state, expires_at = excluded.expires_at,
           dynamic = excluded.dynamic, hostname = COALESCE(excluded.hostname, dhcp_leases.hostname), updated_at = excluded.updated_at`),
       evictOtherOfMac: db.prepare(`UPDATE dhcp_leases SET mac = '', state = 'released', expires_at = MIN(expires_at, ?)
@@ -88,8 +129,18 @@ export class LeaseStore {
   setPools(pools: { subnet: string; ranges: { start: string; end: string }[] }[]): void {
     this.pools.clear();
     for (const p of pools) {
-      const ranges = p.ranges.map((r) => ({ start: ipToInt(r.start)!, end: ipToInt(r.end)! })).sort((a, b) => a.start - b.start);
-      this.pools.set(p.subnet, { ranges, rangeIdx: 0, cursor: ranges[0]?.start ?? 0, fifo: [], head: 0, free: [], freeHead: 0 });
+      const ranges = p.ranges
+        .map((r) => ({ start: ipToInt(r.start)!, end: ipToInt(r.end)! }))
+        .sort((a, b) => a.start - b.start);
+      this.pools.set(p.subnet, {
+        ranges,
+        rangeIdx: 0,
+        cursor: ranges[0]?.start ?? 0,
+        fifo: [],
+        head: 0,
+        free: [],
+        freeHead: 0,
+      });
     }
   }
 
@@ -101,7 +152,10 @@ export class LeaseStore {
   private activeHold(ip: number, now: number): Hold | undefined {
     const h = this.holds.get(ip);
     if (!h) return undefined;
-    if (h.expiresAt < now) { this.dropHold(h); return undefined; }
+    if (h.expiresAt < now) {
+      this.dropHold(h);
+      return undefined;
+    }
     return h;
   }
 
@@ -112,7 +166,15 @@ export class LeaseStore {
   }
 
   private holdView(h: Hold): Lease {
-    return { ip: intToIp(h.ip), subnet: h.subnet, mac: h.mac, state: 'offered', expiresAt: h.expiresAt, dynamic: h.dynamic, updatedAt: h.expiresAt };
+    return {
+      ip: intToIp(h.ip),
+      subnet: h.subnet,
+      mac: h.mac,
+      state: 'offered',
+      expiresAt: h.expiresAt,
+      dynamic: h.dynamic,
+      updatedAt: h.expiresAt,
+    };
   }
 
   /** The lease on an address: an active offer hold (memory) or the stored lease. */
@@ -149,7 +211,10 @@ export class LeaseStore {
     while (p.rangeIdx < p.ranges.length) {
       const r = p.ranges[p.rangeIdx];
       if (p.cursor < r.start) p.cursor = r.start;
-      if (p.cursor > r.end) { p.rangeIdx++; continue; }
+      if (p.cursor > r.end) {
+        p.rangeIdx++;
+        continue;
+      }
       const ip = p.cursor;
       if (this.isFresh(ip, now) && !unavailable?.(intToIp(ip))) return intToIp(ip);
       p.cursor++;
@@ -161,14 +226,20 @@ export class LeaseStore {
       const ip = p.free[p.freeHead];
       if (this.inPool(subnet, ip) && this.isFresh(ip, now) && !unavailable?.(intToIp(ip))) return intToIp(ip);
       p.freeHead++;
-      if (p.freeHead > 4096 && p.freeHead * 2 > p.free.length) { p.free = p.free.slice(p.freeHead); p.freeHead = 0; }
+      if (p.freeHead > 4096 && p.freeHead * 2 > p.free.length) {
+        p.free = p.free.slice(p.freeHead);
+        p.freeHead = 0;
+      }
     }
     // Stored leases that ran out, longest ago first. Bounded look-ahead past vetoed or held rows.
     for (let skip = 0; skip < 16; skip++) {
       const row = this.q.oldestReclaimable.get(subnet, now, skip) as Row | undefined;
       if (!row) return undefined;
       if (this.activeHold(row.ip, now)) continue;
-      if (!this.inPool(subnet, row.ip) || unavailable?.(intToIp(row.ip))) { this.q.markStatic.run(row.ip); continue; }
+      if (!this.inPool(subnet, row.ip) || unavailable?.(intToIp(row.ip))) {
+        this.q.markStatic.run(row.ip);
+        continue;
+      }
       return intToIp(row.ip);
     }
     return undefined;
@@ -185,7 +256,10 @@ export class LeaseStore {
       this.dropHold(h);
       if (this.isFresh(h.ip, now)) p.free.push(h.ip);
     }
-    if (p.head > 4096 && p.head * 2 > p.fifo.length) { p.fifo = p.fifo.slice(p.head); p.head = 0; }
+    if (p.head > 4096 && p.head * 2 > p.fifo.length) {
+      p.fifo = p.fifo.slice(p.head);
+      p.head = 0;
+    }
   }
 
   /** Whether `mac` may take `ip` now: nobody holds it, or the holder is `mac`, or its lease ran out (and it is not quarantined). */
@@ -219,11 +293,20 @@ export class LeaseStore {
   }
 
   /** REQUEST committed: the lease is written; the MAC's other address in this subnet (if any) goes back to the pool. */
-  bind(a: { subnet: string; mac: Mac; ip: string; expiresAt: number; dynamic: boolean; hostname?: string; now: number }): void {
+  bind(a: {
+    subnet: string;
+    mac: Mac;
+    ip: string;
+    expiresAt: number;
+    dynamic: boolean;
+    hostname?: string;
+    now: number;
+  }): void {
     const ip = ipToInt(a.ip)!;
     this.q.upsert.run(ip, a.subnet, a.mac, 'bound', a.expiresAt, a.dynamic ? 1 : 0, a.hostname ?? null, a.now);
     // A SELECT first: an UPDATE that changes the indexed mac column it searches by costs ~3x even when nothing matches.
-    if (this.q.otherOfMac.get(a.mac, a.subnet, ip) !== undefined) this.q.evictOtherOfMac.run(a.now, a.mac, a.subnet, ip);
+    if (this.q.otherOfMac.get(a.mac, a.subnet, ip) !== undefined)
+      this.q.evictOtherOfMac.run(a.now, a.mac, a.subnet, ip);
     const h = this.holds.get(ip);
     if (h) this.dropHold(h);
     const hm = this.holdOfMac.get(a.mac + '|' + a.subnet);
@@ -238,9 +321,16 @@ export class LeaseStore {
     if (n === undefined) return false;
     const h = this.activeHold(n, now);
     let done = false;
-    if (h && h.mac === mac) { this.dropHold(h); this.pools.get(h.subnet)?.free.push(n); done = true; }
+    if (h && h.mac === mac) {
+      this.dropHold(h);
+      this.pools.get(h.subnet)?.free.push(n);
+      done = true;
+    }
     const r = this.q.byIp.get(n) as Row | undefined;
-    if (r && r.mac === mac) { this.q.setState.run('released', Math.min(r.expires_at, now), now, n); done = true; }
+    if (r && r.mac === mac) {
+      this.q.setState.run('released', Math.min(r.expires_at, now), now, n);
+      done = true;
+    }
     return done;
   }
 
@@ -254,9 +344,15 @@ export class LeaseStore {
   }
 
   /** Group commit: the server opens a transaction for the packets of one event-loop turn and commits before replying. */
-  begin(): void { if (!this.db.inTransaction) this.db.exec('BEGIN'); }
-  commit(): void { if (this.db.inTransaction) this.db.exec('COMMIT'); }
-  rollback(): void { if (this.db.inTransaction) this.db.exec('ROLLBACK'); }
+  begin(): void {
+    if (!this.db.inTransaction) this.db.exec('BEGIN');
+  }
+  commit(): void {
+    if (this.db.inTransaction) this.db.exec('COMMIT');
+  }
+  rollback(): void {
+    if (this.db.inTransaction) this.db.exec('ROLLBACK');
+  }
 
   /** For the web UI and tests; not used per packet. */
   list(limit = 10_000): Lease[] {

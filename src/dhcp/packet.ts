@@ -6,21 +6,59 @@ export const BOOTREQUEST = 1;
 export const BOOTREPLY = 2;
 
 export const MsgType = {
-  Discover: 1, Offer: 2, Request: 3, Decline: 4, Ack: 5, Nak: 6, Release: 7, Inform: 8,
+  Discover: 1,
+  Offer: 2,
+  Request: 3,
+  Decline: 4,
+  Ack: 5,
+  Nak: 6,
+  Release: 7,
+  Inform: 8,
 } as const;
 
 export const MSG_NAMES: Record<number, string> = {
-  1: 'discover', 2: 'offer', 3: 'request', 4: 'decline', 5: 'ack', 6: 'nak', 7: 'release', 8: 'inform',
+  1: 'discover',
+  2: 'offer',
+  3: 'request',
+  4: 'decline',
+  5: 'ack',
+  6: 'nak',
+  7: 'release',
+  8: 'inform',
 };
 
 /** Option codes we read or write by name (RFC 2132 unless noted). */
 export const Opt = {
-  Pad: 0, SubnetMask: 1, Router: 3, DnsServers: 6, HostName: 12, DomainName: 15, BroadcastAddr: 28,
-  NtpServers: 42, VendorSpecific: 43, RequestedIp: 50, LeaseTime: 51, Overload: 52, MessageType: 53,
-  ServerId: 54, ParamRequestList: 55, Message: 56, MaxMessageSize: 57, RenewalTime: 58, RebindingTime: 59,
-  VendorClassId: 60, ClientId: 61, TftpServerName: 66, BootfileName: 67, UserClass: 77,
-  RelayAgentInfo: 82 /* RFC 3046 */, ClientArch: 93 /* RFC 4578 */, ClientNdi: 94, ClientUuid: 97,
-  IpxeEncap: 175, End: 255,
+  Pad: 0,
+  SubnetMask: 1,
+  Router: 3,
+  DnsServers: 6,
+  HostName: 12,
+  DomainName: 15,
+  BroadcastAddr: 28,
+  NtpServers: 42,
+  VendorSpecific: 43,
+  RequestedIp: 50,
+  LeaseTime: 51,
+  Overload: 52,
+  MessageType: 53,
+  ServerId: 54,
+  ParamRequestList: 55,
+  Message: 56,
+  MaxMessageSize: 57,
+  RenewalTime: 58,
+  RebindingTime: 59,
+  VendorClassId: 60,
+  ClientId: 61,
+  TftpServerName: 66,
+  BootfileName: 67,
+  UserClass: 77,
+  RelayAgentInfo: 82 /* RFC 3046 */,
+  ClientArch: 93 /* RFC 4578 */,
+  ClientNdi: 94,
+  ClientUuid: 97,
+  IpxeEncap: 175,
+  End: 255,
 } as const;
 
 export interface DhcpPacket {
@@ -62,12 +100,16 @@ export function ipFromBytes(b: Uint8Array, off = 0): string {
 
 /** Dotted quad to an unsigned 32-bit number; undefined when not an IPv4 address. */
 export function ipToInt(ip: string): number | undefined {
-  let n = 0, parts = 0, cur = -1;
+  let n = 0,
+    parts = 0,
+    cur = -1;
   for (let i = 0; i <= ip.length; i++) {
     const c = i < ip.length ? ip.charCodeAt(i) : 46;
     if (c === 46) {
       if (cur < 0 || cur > 255) return undefined;
-      n = n * 256 + cur; parts++; cur = -1;
+      n = n * 256 + cur;
+      parts++;
+      cur = -1;
     } else if (c >= 48 && c <= 57) {
       if (cur === 0) return undefined; // no leading zeros: "010" is ambiguous (octal in some tools)
       cur = cur < 0 ? c - 48 : cur * 10 + (c - 48);
@@ -89,21 +131,32 @@ function cstring(b: Uint8Array, start: number, len: number): string {
 }
 
 /** Walks one option area; appends into `into`. Returns an error reason or undefined. */
-function parseOptions(b: Uint8Array, start: number, end: number, into: Map<number, Uint8Array>, where: string): string | undefined {
+function parseOptions(
+  b: Uint8Array,
+  start: number,
+  end: number,
+  into: Map<number, Uint8Array>,
+  where: string,
+): string | undefined {
   let i = start;
   while (i < end) {
     const code = b[i];
-    if (code === Opt.Pad) { i++; continue; }
+    if (code === Opt.Pad) {
+      i++;
+      continue;
+    }
     if (code === Opt.End) return undefined;
     if (i + 1 >= end) return `option ${code} in ${where} at byte ${i} has no length byte`;
     const len = b[i + 1];
-    if (i + 2 + len > end) return `option ${code} in ${where} at byte ${i} claims ${len} bytes but only ${end - i - 2} remain`;
+    if (i + 2 + len > end)
+      return `option ${code} in ${where} at byte ${i} claims ${len} bytes but only ${end - i - 2} remain`;
     const val = b.subarray(i + 2, i + 2 + len);
     const prev = into.get(code);
     if (prev) {
       // RFC 3396: split long options are concatenated in order of appearance.
       const joined = new Uint8Array(prev.length + len);
-      joined.set(prev, 0); joined.set(val, prev.length);
+      joined.set(prev, 0);
+      joined.set(val, prev.length);
       into.set(code, joined);
     } else into.set(code, val);
     i += 2 + len;
@@ -124,20 +177,25 @@ export function decodePacket(input: Uint8Array): DecodeResult {
 function decodeUnsafe(input: Uint8Array): DecodeResult {
   // A plain Uint8Array view: subarray() on it is cheap, Buffer#subarray allocates a FastBuffer.
   const b = Buffer.isBuffer(input) ? new Uint8Array(input.buffer, input.byteOffset, input.byteLength) : input;
-  if (b.length < OPTIONS_START) return { ok: false, reason: `packet is ${b.length} bytes, shorter than the 240-byte DHCP header` };
+  if (b.length < OPTIONS_START)
+    return { ok: false, reason: `packet is ${b.length} bytes, shorter than the 240-byte DHCP header` };
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  if (dv.getUint32(HEADER_LEN) !== MAGIC_COOKIE) return { ok: false, reason: 'no DHCP magic cookie (plain BOOTP or not DHCP)' };
+  if (dv.getUint32(HEADER_LEN) !== MAGIC_COOKIE)
+    return { ok: false, reason: 'no DHCP magic cookie (plain BOOTP or not DHCP)' };
   const op = b[0];
-  if (op !== BOOTREQUEST && op !== BOOTREPLY) return { ok: false, reason: `op ${op} is neither BOOTREQUEST nor BOOTREPLY` };
+  if (op !== BOOTREQUEST && op !== BOOTREPLY)
+    return { ok: false, reason: `op ${op} is neither BOOTREQUEST nor BOOTREPLY` };
   const hlen = b[2];
   if (hlen > 16) return { ok: false, reason: `hlen ${hlen} is larger than the 16-byte chaddr field` };
   const options = new Map<number, Uint8Array>();
   const err = parseOptions(b, OPTIONS_START, b.length, options, 'options');
   if (err) return { ok: false, reason: err };
-  let sname = '', file = '';
+  let sname = '',
+    file = '';
   const overload = options.get(Opt.Overload);
   const ov = overload && overload.length === 1 ? overload[0] : 0;
-  if (overload && (overload.length !== 1 || ov < 1 || ov > 3)) return { ok: false, reason: 'option 52 (overload) must be one byte 1, 2 or 3' };
+  if (overload && (overload.length !== 1 || ov < 1 || ov > 3))
+    return { ok: false, reason: 'option 52 (overload) must be one byte 1, 2 or 3' };
   options.delete(Opt.Overload);
   // RFC 2131 section 4.1: options continue in 'file' first, then in 'sname'.
   if (ov & 1) {
@@ -151,9 +209,21 @@ function decodeUnsafe(input: Uint8Array): DecodeResult {
   return {
     ok: true,
     packet: {
-      op, htype: b[1], hlen, hops: b[3], xid: dv.getUint32(4), secs: dv.getUint16(8), flags: dv.getUint16(10),
-      ciaddr: ipFromBytes(b, 12), yiaddr: ipFromBytes(b, 16), siaddr: ipFromBytes(b, 20), giaddr: ipFromBytes(b, 24),
-      chaddr: b.slice(28, 44), sname, file, options,
+      op,
+      htype: b[1],
+      hlen,
+      hops: b[3],
+      xid: dv.getUint32(4),
+      secs: dv.getUint16(8),
+      flags: dv.getUint16(10),
+      ciaddr: ipFromBytes(b, 12),
+      yiaddr: ipFromBytes(b, 16),
+      siaddr: ipFromBytes(b, 20),
+      giaddr: ipFromBytes(b, 24),
+      chaddr: b.slice(28, 44),
+      sname,
+      file,
+      options,
     },
   };
 }
@@ -174,7 +244,10 @@ export function maxReplySize(p: DhcpPacket): number {
 
 function writeIp(out: Uint8Array, off: number, ip: string): void {
   const n = ipToInt(ip) ?? 0;
-  out[off] = n >>> 24; out[off + 1] = (n >>> 16) & 255; out[off + 2] = (n >>> 8) & 255; out[off + 3] = n & 255;
+  out[off] = n >>> 24;
+  out[off + 1] = (n >>> 16) & 255;
+  out[off + 2] = (n >>> 8) & 255;
+  out[off + 3] = n & 255;
 }
 
 function writeCstring(out: Uint8Array, off: number, max: number, s: string): void {
@@ -188,10 +261,17 @@ function wireSize(len: number): number {
 }
 
 function putOption(out: Uint8Array, off: number, code: number, val: Uint8Array): number {
-  if (val.length <= 255) { out[off] = code; out[off + 1] = val.length; out.set(val, off + 2); return off + 2 + val.length; }
+  if (val.length <= 255) {
+    out[off] = code;
+    out[off + 1] = val.length;
+    out.set(val, off + 2);
+    return off + 2 + val.length;
+  }
   for (let i = 0; i < val.length; i += 255) {
     const chunk = val.subarray(i, Math.min(i + 255, val.length));
-    out[off] = code; out[off + 1] = chunk.length; out.set(chunk, off + 2);
+    out[off] = code;
+    out[off + 1] = chunk.length;
+    out.set(chunk, off + 2);
     off += 2 + chunk.length;
   }
   return off;
@@ -215,7 +295,15 @@ export function encodePacket(p: DhcpPacket, maxSize = MIN_MAX_MESSAGE): EncodeRe
   if (p.options.has(Opt.MessageType)) order.push(Opt.MessageType);
   if (p.options.has(Opt.ServerId)) order.push(Opt.ServerId);
   for (const code of p.options.keys()) {
-    if (code === Opt.MessageType || code === Opt.ServerId || code === Opt.RelayAgentInfo || code === Opt.Pad || code === Opt.End || code === Opt.Overload) continue;
+    if (
+      code === Opt.MessageType ||
+      code === Opt.ServerId ||
+      code === Opt.RelayAgentInfo ||
+      code === Opt.Pad ||
+      code === Opt.End ||
+      code === Opt.Overload
+    )
+      continue;
     order.push(code);
   }
   if (p.options.has(Opt.RelayAgentInfo)) order.push(Opt.RelayAgentInfo);
@@ -225,18 +313,31 @@ export function encodePacket(p: DhcpPacket, maxSize = MIN_MAX_MESSAGE): EncodeRe
   let total = 0;
   for (const c of order) total += wireSize(p.options.get(c)!.length);
 
-  const mainCodes: number[] = [], fileCodes: number[] = [], snameCodes: number[] = [], dropped: number[] = [];
+  const mainCodes: number[] = [],
+    fileCodes: number[] = [],
+    snameCodes: number[] = [],
+    dropped: number[] = [];
   let overload = 0;
   if (total <= mainRoom) mainCodes.push(...order);
   else {
     // Room for option 52 itself (3 bytes) in the main area.
-    let room = mainRoom - 3, fileRoom = p.file ? 0 : 127, snameRoom = p.sname ? 0 : 63;
+    let room = mainRoom - 3,
+      fileRoom = p.file ? 0 : 127,
+      snameRoom = p.sname ? 0 : 63;
     for (const c of order) {
       const need = wireSize(p.options.get(c)!.length);
-      if (need <= room) { mainCodes.push(c); room -= need; }
-      else if (need <= fileRoom) { fileCodes.push(c); fileRoom -= need; overload |= 1; }
-      else if (need <= snameRoom) { snameCodes.push(c); snameRoom -= need; overload |= 2; }
-      else dropped.push(c);
+      if (need <= room) {
+        mainCodes.push(c);
+        room -= need;
+      } else if (need <= fileRoom) {
+        fileCodes.push(c);
+        fileRoom -= need;
+        overload |= 1;
+      } else if (need <= snameRoom) {
+        snameCodes.push(c);
+        snameRoom -= need;
+        overload |= 2;
+      } else dropped.push(c);
     }
   }
 
@@ -245,9 +346,17 @@ export function encodePacket(p: DhcpPacket, maxSize = MIN_MAX_MESSAGE): EncodeRe
   if (overload) size += 3;
   size += 1;
   const out = Buffer.alloc(Math.max(size, BOOTP_MIN_LEN));
-  out[0] = p.op; out[1] = p.htype; out[2] = Math.min(p.hlen, 16); out[3] = p.hops;
-  out.writeUInt32BE(p.xid >>> 0, 4); out.writeUInt16BE(p.secs & 0xffff, 8); out.writeUInt16BE(p.flags & 0xffff, 10);
-  writeIp(out, 12, p.ciaddr); writeIp(out, 16, p.yiaddr); writeIp(out, 20, p.siaddr); writeIp(out, 24, p.giaddr);
+  out[0] = p.op;
+  out[1] = p.htype;
+  out[2] = Math.min(p.hlen, 16);
+  out[3] = p.hops;
+  out.writeUInt32BE(p.xid >>> 0, 4);
+  out.writeUInt16BE(p.secs & 0xffff, 8);
+  out.writeUInt16BE(p.flags & 0xffff, 10);
+  writeIp(out, 12, p.ciaddr);
+  writeIp(out, 16, p.yiaddr);
+  writeIp(out, 20, p.siaddr);
+  writeIp(out, 24, p.giaddr);
   out.set(p.chaddr.subarray(0, 16), 28);
   if (!(overload & 2)) writeCstring(out, 44, 64, p.sname);
   if (!(overload & 1)) writeCstring(out, 108, 128, p.file);
@@ -283,7 +392,9 @@ export const optU8 = (n: number): Uint8Array => Uint8Array.of(n & 255);
 /** Encapsulated sub-options (option 43, 175, 82): code, length, value, ..., no end marker unless asked. */
 export function optEncap(subs: [number, Uint8Array][], end = false): Uint8Array {
   const parts: number[] = [];
-  for (const [c, v] of subs) { parts.push(c, v.length, ...v); }
+  for (const [c, v] of subs) {
+    parts.push(c, v.length, ...v);
+  }
   if (end) parts.push(255);
   return Uint8Array.from(parts);
 }
@@ -293,7 +404,10 @@ export function parseEncap(v: Uint8Array): Map<number, Uint8Array> | undefined {
   let i = 0;
   while (i < v.length) {
     const c = v[i];
-    if (c === 0) { i++; continue; }
+    if (c === 0) {
+      i++;
+      continue;
+    }
     if (c === 255) break;
     if (i + 1 >= v.length) return undefined;
     const len = v[i + 1];

@@ -4,7 +4,19 @@ import type { BootDecision } from '../boot/decide.ts';
 import type { SubnetConfig } from './config.ts';
 import { parseCidr } from './config.ts';
 import type { DhcpPacket } from './packet.ts';
-import { BOOTREPLY, MsgType, Opt, intToIp, maxReplySize, optEncap, optIp, optStr, optU32, optU8, parseEncap } from './packet.ts';
+import {
+  BOOTREPLY,
+  MsgType,
+  Opt,
+  intToIp,
+  maxReplySize,
+  optEncap,
+  optIp,
+  optStr,
+  optU32,
+  optU8,
+  parseEncap,
+} from './packet.ts';
 import type { PxeClientInfo } from './pxe.ts';
 
 export type LeaseOutcome =
@@ -47,7 +59,11 @@ const BROADCAST_FLAG = 0x8000;
 /** PXE 2.1 table 2-1, sub-option 6 (PXE_DISCOVERY_CONTROL) bit 3: "use the boot file in this offer, no boot server discovery". */
 const PXE_BYPASS_DISCOVERY = optEncap([[6, optU8(8)]], true);
 
-function bootOptions(out: Map<number, Uint8Array>, header: { siaddr: string; file: string; sname: string }, inp: RespondInput): void {
+function bootOptions(
+  out: Map<number, Uint8Array>,
+  header: { siaddr: string; file: string; sname: string },
+  inp: RespondInput,
+): void {
   const d = inp.decision;
   if (!d || d.action === 'none') return;
   if (d.file.kind === 'tftp') {
@@ -79,8 +95,20 @@ function subnetOptions(out: Map<number, Uint8Array>, s: SubnetConfig): void {
 
 function replyHeader(req: DhcpPacket): DhcpPacket {
   return {
-    op: BOOTREPLY, htype: req.htype, hlen: req.hlen, hops: 0, xid: req.xid, secs: 0, flags: req.flags,
-    ciaddr: ZERO, yiaddr: ZERO, siaddr: ZERO, giaddr: req.giaddr, chaddr: req.chaddr, sname: '', file: '',
+    op: BOOTREPLY,
+    htype: req.htype,
+    hlen: req.hlen,
+    hops: 0,
+    xid: req.xid,
+    secs: 0,
+    flags: req.flags,
+    ciaddr: ZERO,
+    yiaddr: ZERO,
+    siaddr: ZERO,
+    giaddr: req.giaddr,
+    chaddr: req.chaddr,
+    sname: '',
+    file: '',
     options: new Map(),
   };
 }
@@ -100,11 +128,22 @@ export function respond(inp: RespondInput): Reply {
   const o = p.options;
   let type: number;
   switch (outcome.kind) {
-    case 'offer': case 'ack': type = outcome.kind === 'offer' ? MsgType.Offer : MsgType.Ack; break;
-    case 'nak': type = MsgType.Nak; break;
-    case 'inform': type = MsgType.Ack; break;
-    case 'proxy-offer': type = MsgType.Offer; break;
-    case 'proxy-ack': type = MsgType.Ack; break;
+    case 'offer':
+    case 'ack':
+      type = outcome.kind === 'offer' ? MsgType.Offer : MsgType.Ack;
+      break;
+    case 'nak':
+      type = MsgType.Nak;
+      break;
+    case 'inform':
+      type = MsgType.Ack;
+      break;
+    case 'proxy-offer':
+      type = MsgType.Offer;
+      break;
+    case 'proxy-ack':
+      type = MsgType.Ack;
+      break;
   }
   o.set(Opt.MessageType, optU8(type));
   o.set(Opt.ServerId, optIp(inp.serverIp));
@@ -119,7 +158,7 @@ export function respond(inp: RespondInput): Reply {
     o.set(Opt.LeaseTime, optU32(outcome.leaseSec));
     // RFC 2131 4.4.5 defaults: T1 = 0.5, T2 = 0.875 of the lease.
     o.set(Opt.RenewalTime, optU32(Math.floor(outcome.leaseSec / 2)));
-    o.set(Opt.RebindingTime, optU32(Math.floor(outcome.leaseSec * 7 / 8)));
+    o.set(Opt.RebindingTime, optU32(Math.floor((outcome.leaseSec * 7) / 8)));
     if (inp.subnet) subnetOptions(o, inp.subnet);
     if (outcome.hostname) o.set(Opt.HostName, optStr(outcome.hostname));
     const h = { siaddr: ZERO, file: '', sname: '' };

@@ -20,7 +20,10 @@ export interface DhcpServerDeps extends Omit<EngineDeps, 'localAddresses'> {
   onPacket?(bytes: Uint8Array, result: { replies: readonly { type: number }[]; drop?: string }): void;
 }
 
-export interface DhcpServerHandle { close(): Promise<void>; ports(): number[] }
+export interface DhcpServerHandle {
+  close(): Promise<void>;
+  ports(): number[];
+}
 
 const SOL_SOCKET = 1;
 const SO_BINDTOIFINDEX = 62; // linux/asm-generic/socket.h
@@ -75,21 +78,34 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
   const ifaces = interfacesOf(config);
   const setsockopt = config.bindToDevice === 'off' || ifaces.length === 0 ? undefined : loadSetSockOpt();
   if (ifaces.length && config.bindToDevice === 'required' && !setsockopt) {
-    throw new Error('dhcp.bindToDevice is "required" but the sockopt package is not installed (npm install sockopt), so sockets cannot be bound to an interface');
+    throw new Error(
+      'dhcp.bindToDevice is "required" but the sockopt package is not installed (npm install sockopt), so sockets cannot be bound to an interface',
+    );
   }
   if (ifaces.length && !setsockopt && config.bindToDevice !== 'off') {
-    log.warn({ interfaces: ifaces }, 'dhcp: cannot bind sockets to interfaces (sockopt not available): one wildcard socket; replies follow the routing table');
+    log.warn(
+      { interfaces: ifaces },
+      'dhcp: cannot bind sockets to interfaces (sockopt not available): one wildcard socket; replies follow the routing table',
+    );
   }
 
-  const ports = config.mode === 'proxy' && config.proxyPort !== config.port ? [config.port, config.proxyPort] : [config.port];
+  const ports =
+    config.mode === 'proxy' && config.proxyPort !== config.port ? [config.port, config.proxyPort] : [config.port];
   const locals = localIpv4Addresses();
-  interface Bound { sock: Socket; port: number; iface?: string; address?: string }
+  interface Bound {
+    sock: Socket;
+    port: number;
+    iface?: string;
+    address?: string;
+  }
   const sockets: Bound[] = [];
   try {
     if (setsockopt) {
       for (const name of ifaces) {
         let ifindex: number;
-        try { ifindex = Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim()); } catch {
+        try {
+          ifindex = Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim());
+        } catch {
           throw new Error(`dhcp.interface: no network interface named "${name}" (see: ip link)`);
         }
         for (const port of ports) {
@@ -118,10 +134,22 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
   // SO_RCVBUF, which the kernel caps.
   const setsockoptAny = setsockopt ?? loadSetSockOpt();
   for (const b of sockets) {
-    try { setsockoptAny?.(b.sock, SOL_SOCKET, SO_RCVBUFFORCE, RECV_BUFFER); } catch {
-      try { b.sock.setRecvBufferSize(RECV_BUFFER); } catch { /* keep the default */ }
+    try {
+      setsockoptAny?.(b.sock, SOL_SOCKET, SO_RCVBUFFORCE, RECV_BUFFER);
+    } catch {
+      try {
+        b.sock.setRecvBufferSize(RECV_BUFFER);
+      } catch {
+        /* keep the default */
+      }
     }
-    if (!setsockoptAny) { try { b.sock.setRecvBufferSize(RECV_BUFFER); } catch { /* keep the default */ } }
+    if (!setsockoptAny) {
+      try {
+        b.sock.setRecvBufferSize(RECV_BUFFER);
+      } catch {
+        /* keep the default */
+      }
+    }
   }
   const sendSocket = (arrivedOn: Bound, out: Outgoing): Socket => {
     if (arrivedOn.iface || arrivedOn.address === out.serverIp) return arrivedOn.sock;
@@ -138,7 +166,11 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
       leases.commit();
     } catch (err) {
       log.error({ err }, 'dhcp: lease commit failed; replies of this batch are not sent');
-      try { leases.rollback(); } catch { /* already rolled back */ }
+      try {
+        leases.rollback();
+      } catch {
+        /* already rolled back */
+      }
       return;
     }
     for (const { sock, out } of batch) {
@@ -161,14 +193,27 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
         const res = engine.handle(msg, arrival);
         for (const out of res.replies) pending.push({ sock: sendSocket(bound, out), out });
         if (deps.onPacket) {
-          try { deps.onPacket(msg, res); } catch (err) { log.warn({ err }, 'dhcp onPacket hook threw'); }
+          try {
+            deps.onPacket(msg, res);
+          } catch (err) {
+            log.warn({ err }, 'dhcp onPacket hook threw');
+          }
         }
       } catch (err) {
         log.error({ err }, 'dhcp: message handler failed');
       }
     });
   }
-  log.info({ mode: config.mode, ports, interfaces: ifaces.length ? ifaces : 'all', boundToDevice: !!setsockopt, subnets: config.subnets.map((s) => s.cidr) }, `dhcp: ${config.mode} mode listening`);
+  log.info(
+    {
+      mode: config.mode,
+      ports,
+      interfaces: ifaces.length ? ifaces : 'all',
+      boundToDevice: !!setsockopt,
+      subnets: config.subnets.map((s) => s.cidr),
+    },
+    `dhcp: ${config.mode} mode listening`,
+  );
 
   return {
     ports: () => sockets.map((s) => s.sock.address().port).filter((p, i, a) => a.indexOf(p) === i),

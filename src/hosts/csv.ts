@@ -7,7 +7,19 @@ import { parseMac, parseIpv4 } from '../net/mac.ts';
 import type { HostFields } from '../store/hosts.ts';
 import { parse, type CsvError } from 'csv-parse/sync';
 
-export const CSV_COLUMNS = ['mac', 'hostname', 'profile', 'ip', 'netmask', 'gateway', 'nameservers', 'domain', 'rack', 'position', 'uuid'];
+export const CSV_COLUMNS = [
+  'mac',
+  'hostname',
+  'profile',
+  'ip',
+  'netmask',
+  'gateway',
+  'nameservers',
+  'domain',
+  'rack',
+  'position',
+  'uuid',
+];
 export const MAX_CSV_ROWS = 10_000;
 
 /**
@@ -22,7 +34,9 @@ export function parseCsv(text: string): { rows: { line: number; cells: string[] 
     // One line ending, so csv-parse's line count is the editor's (it counts a CRLF inside quotes as two lines).
     // A CR inside a quoted field becomes LF: both are control characters the field checks refuse.
     parse(text.replace(/\r\n?/g, '\n'), {
-      relax_column_count: true, relax_quotes: true, record_delimiter: '\n',
+      relax_column_count: true,
+      relax_quotes: true,
+      record_delimiter: '\n',
       on_record: (record, context) => {
         // context.lines is the line the record ends on; the LFs inside its quoted fields are the lines it spans.
         let spanned = 0;
@@ -35,7 +49,10 @@ export function parseCsv(text: string): { rows: { line: number; cells: string[] 
   } catch (err) {
     // The record that failed starts on the line after the last good one (csv-parse's own count at EOF varies).
     const e = err as CsvError;
-    return { rows, error: `line ${endLine + 1}: ${e.code === 'CSV_QUOTE_NOT_CLOSED' ? 'a quoted field is never closed' : e.message}` };
+    return {
+      rows,
+      error: `line ${endLine + 1}: ${e.code === 'CSV_QUOTE_NOT_CLOSED' ? 'a quoted field is never closed' : e.message}`,
+    };
   }
   return { rows };
 }
@@ -56,22 +73,44 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
   const parsed = parseCsv(text.replace(/^\uFEFF/, ''));
   if (parsed.error) return { ok: false, problems: [parsed.error], status: 422 };
   const [header, ...body] = parsed.rows;
-  if (!header) return { ok: false, status: 422, problems: ['the file is empty: the first line must name the columns, e.g. mac,hostname,ip,profile,rack'] };
-  const columns = header.cells.map((c) => { const t = c.trim(); return /^param\./i.test(t) ? 'param.' + t.slice(6) : t.toLowerCase(); });
+  if (!header)
+    return {
+      ok: false,
+      status: 422,
+      problems: ['the file is empty: the first line must name the columns, e.g. mac,hostname,ip,profile,rack'],
+    };
+  const columns = header.cells.map((c) => {
+    const t = c.trim();
+    return /^param\./i.test(t) ? 'param.' + t.slice(6) : t.toLowerCase();
+  });
   const problems: string[] = [];
-  columns.forEach((c) => { if (!CSV_COLUMNS.includes(c) && !c.startsWith('param.')) problems.push(`line ${header.line}: unknown column "${c}" (known: ${CSV_COLUMNS.join(', ')}, or param.<profile field>)`); });
-  for (const need of ['mac', 'hostname', 'profile']) if (!columns.includes(need)) problems.push(`line ${header.line}: missing column "${need}"`);
-  if (body.length > MAX_CSV_ROWS) problems.push(`the file has ${body.length} rows; import at most ${MAX_CSV_ROWS} at a time`);
+  columns.forEach((c) => {
+    if (!CSV_COLUMNS.includes(c) && !c.startsWith('param.'))
+      problems.push(
+        `line ${header.line}: unknown column "${c}" (known: ${CSV_COLUMNS.join(', ')}, or param.<profile field>)`,
+      );
+  });
+  for (const need of ['mac', 'hostname', 'profile'])
+    if (!columns.includes(need)) problems.push(`line ${header.line}: missing column "${need}"`);
+  if (body.length > MAX_CSV_ROWS)
+    problems.push(`the file has ${body.length} rows; import at most ${MAX_CSV_ROWS} at a time`);
   if (problems.length) return { ok: false, problems, status: 422 };
 
   let forbidden = false;
   const hosts: HostFields[] = [];
   const seen = { mac: new Map<string, number>(), ip: new Map<string, number>(), hostname: new Map<string, number>() };
   for (const row of body) {
-    if (row.cells.length !== columns.length) { problems.push(`line ${row.line}: ${row.cells.length} fields, but the header has ${columns.length}`); continue; }
+    if (row.cells.length !== columns.length) {
+      problems.push(`line ${row.line}: ${row.cells.length} fields, but the header has ${columns.length}`);
+      continue;
+    }
     const input: HostInput & Record<string, unknown> = {};
     const params: Record<string, string> = {};
-    columns.forEach((c, i) => { if (c.startsWith('param.')) { if (row.cells[i].trim()) params[c.slice(6)] = row.cells[i].trim(); } else input[c] = row.cells[i]; });
+    columns.forEach((c, i) => {
+      if (c.startsWith('param.')) {
+        if (row.cells[i].trim()) params[c.slice(6)] = row.cells[i].trim();
+      } else input[c] = row.cells[i];
+    });
     input.params = params;
     const r = checkHostInput(input, lookups.profileExists);
     if (!r.ok) for (const e of r.errors) problems.push(`line ${row.line}: ${e}`);

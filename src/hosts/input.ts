@@ -4,13 +4,37 @@ import type { HostFields } from '../store/hosts.ts';
 import { checkSnippet, noControl } from '../profiles/grammar.ts';
 
 export interface HostInput {
-  mac?: unknown; hostname?: unknown; profile?: unknown; ip?: unknown; netmask?: unknown; gateway?: unknown;
-  nameservers?: unknown; domain?: unknown; rack?: unknown; position?: unknown; uuid?: unknown; params?: unknown;
+  mac?: unknown;
+  hostname?: unknown;
+  profile?: unknown;
+  ip?: unknown;
+  netmask?: unknown;
+  gateway?: unknown;
+  nameservers?: unknown;
+  domain?: unknown;
+  rack?: unknown;
+  position?: unknown;
+  uuid?: unknown;
+  params?: unknown;
 }
 
-export const HOST_FIELDS = ['mac', 'hostname', 'profile', 'ip', 'netmask', 'gateway', 'nameservers', 'domain', 'rack', 'position', 'uuid', 'params'] as const;
+export const HOST_FIELDS = [
+  'mac',
+  'hostname',
+  'profile',
+  'ip',
+  'netmask',
+  'gateway',
+  'nameservers',
+  'domain',
+  'rack',
+  'position',
+  'uuid',
+  'params',
+] as const;
 
-const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const DNS_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const LABEL = /^[A-Za-z0-9][A-Za-z0-9 ._:/#-]{0,63}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -38,9 +62,15 @@ export function checkHostInput(input: HostInput, knownProfiles: (name: string) =
   // The profile's own grammar checks parameter values again; `post` (shell lines) keeps tab and line feed.
   for (const field of HOST_FIELDS) {
     const v = (input as Record<string, unknown>)[field];
-    const values: [string, unknown][] = field === 'params' && v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.entries(v as Record<string, unknown>).map(([k, x]) => [`params.${k}`, typeof x === 'object' && x !== null ? JSON.stringify(x) : x])
-      : Array.isArray(v) ? v.map((x, i) => [`${field}[${i}]`, x]) : [[field, v]];
+    const values: [string, unknown][] =
+      field === 'params' && v && typeof v === 'object' && !Array.isArray(v)
+        ? Object.entries(v as Record<string, unknown>).map(([k, x]) => [
+            `params.${k}`,
+            typeof x === 'object' && x !== null ? JSON.stringify(x) : x,
+          ])
+        : Array.isArray(v)
+          ? v.map((x, i) => [`${field}[${i}]`, x])
+          : [[field, v]];
     for (const [name, x] of values) {
       const bad = typeof x === 'string' ? (name === 'params.post' ? checkSnippet(x) : noControl(x)) : undefined;
       if (bad) errors.push(`${name}: ${bad}`);
@@ -50,15 +80,18 @@ export function checkHostInput(input: HostInput, knownProfiles: (name: string) =
   const rawMac = optString(input.mac);
   const mac = rawMac ? parseMac(rawMac) : undefined;
   if (!rawMac) errors.push('mac: required (e.g. 52:54:00:12:34:56)');
-  else if (!mac) errors.push(`mac: "${rawMac}" is not a MAC address (use aa:bb:cc:dd:ee:ff, aa-bb-..., or aabb.ccdd.eeff)`);
+  else if (!mac)
+    errors.push(`mac: "${rawMac}" is not a MAC address (use aa:bb:cc:dd:ee:ff, aa-bb-..., or aabb.ccdd.eeff)`);
 
   const hostname = optString(input.hostname);
   if (!hostname) errors.push('hostname: required');
-  else if (!DNS_NAME.test(hostname)) errors.push(`hostname: "${hostname}" is not a valid DNS name (letters, digits, "-", dots between labels)`);
+  else if (!DNS_NAME.test(hostname))
+    errors.push(`hostname: "${hostname}" is not a valid DNS name (letters, digits, "-", dots between labels)`);
 
   const profile = optString(input.profile);
   if (!profile) errors.push('profile: required');
-  else if (!knownProfiles(profile)) errors.push(`profile: "${profile}" is not a loaded profile (see GET /api/profiles)`);
+  else if (!knownProfiles(profile))
+    errors.push(`profile: "${profile}" is not a loaded profile (see GET /api/profiles)`);
 
   const ip = optString(input.ip);
   const netmask = optString(input.netmask);
@@ -69,12 +102,17 @@ export function checkHostInput(input: HostInput, knownProfiles: (name: string) =
   if ((netmask || gateway) && !ip) errors.push('ip: required when netmask or gateway is given');
   if (ip && gateway && netmask && parseIpv4(ip) && parseIpv4(gateway) && isNetmask(netmask)) {
     const m = ipNum(parseIpv4(netmask)!);
-    if ((ipNum(parseIpv4(ip)!) & m) !== (ipNum(parseIpv4(gateway)!) & m)) errors.push(`gateway: ${gateway} is not in the subnet of ${ip}/${netmask}`);
+    if ((ipNum(parseIpv4(ip)!) & m) !== (ipNum(parseIpv4(gateway)!) & m))
+      errors.push(`gateway: ${gateway} is not in the subnet of ${ip}/${netmask}`);
   }
 
   let nameservers: string[] = [];
   if (input.nameservers !== undefined && input.nameservers !== null && input.nameservers !== '') {
-    const list = Array.isArray(input.nameservers) ? input.nameservers.map(String) : String(input.nameservers).split(/[\s,;]+/).filter(Boolean);
+    const list = Array.isArray(input.nameservers)
+      ? input.nameservers.map(String)
+      : String(input.nameservers)
+          .split(/[\s,;]+/)
+          .filter(Boolean);
     const bad = list.filter((n) => !parseIpv4(n));
     if (bad.length) errors.push(`nameservers: ${bad.map((b) => `"${b}"`).join(', ')} not IPv4 addresses`);
     nameservers = list;
@@ -84,26 +122,48 @@ export function checkHostInput(input: HostInput, knownProfiles: (name: string) =
   const rack = optString(input.rack);
   if (rack && !LABEL.test(rack)) errors.push(`rack: "${rack}" must be up to 64 letters, digits, spaces or . _ : / # -`);
   const position = optString(input.position);
-  if (position && !LABEL.test(position)) errors.push(`position: "${position}" must be up to 64 letters, digits, spaces or . _ : / # -`);
+  if (position && !LABEL.test(position))
+    errors.push(`position: "${position}" must be up to 64 letters, digits, spaces or . _ : / # -`);
   const uuid = optString(input.uuid);
   if (uuid && !UUID.test(uuid)) errors.push(`uuid: "${uuid}" is not a UUID (8-4-4-4-12 hex digits)`);
 
   const params: Record<string, string> = {};
   if (input.params !== undefined && input.params !== null) {
-    if (typeof input.params !== 'object' || Array.isArray(input.params)) errors.push('params: must be an object of "profile.field": "value"');
-    else for (const [k, v] of Object.entries(input.params as Record<string, unknown>)) {
-      if (!/^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$/.test(k)) errors.push(`params: "${k}" is not a profile field path such as boot.kernelArgs`);
-      else if (typeof v === 'object' && v !== null) params[k] = JSON.stringify(v);
-      else params[k] = String(v);
-    }
+    if (typeof input.params !== 'object' || Array.isArray(input.params))
+      errors.push('params: must be an object of "profile.field": "value"');
+    else
+      for (const [k, v] of Object.entries(input.params as Record<string, unknown>)) {
+        if (!/^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$/.test(k))
+          errors.push(`params: "${k}" is not a profile field path such as boot.kernelArgs`);
+        else if (typeof v === 'object' && v !== null) params[k] = JSON.stringify(v);
+        else params[k] = String(v);
+      }
   }
   if (errors.length || !mac || !hostname || !profile) return { ok: false, errors };
-  return { ok: true, host: { mac: mac as Mac, hostname, profile, ip, netmask, gateway, nameservers, domain, rack, position, uuid: uuid?.toLowerCase(), params } };
+  return {
+    ok: true,
+    host: {
+      mac: mac as Mac,
+      hostname,
+      profile,
+      ip,
+      netmask,
+      gateway,
+      nameservers,
+      domain,
+      rack,
+      position,
+      uuid: uuid?.toLowerCase(),
+      params,
+    },
+  };
 }
 
 /** A host as the audit log keeps it: every field, parameters included (AuditLog masks the secrets). */
 export function hostRecord(h: object): Record<string, unknown> {
-  return Object.fromEntries(HOST_FIELDS.map((k) => [k, (h as Record<string, unknown>)[k]]).filter(([, v]) => v !== undefined));
+  return Object.fromEntries(
+    HOST_FIELDS.map((k) => [k, (h as Record<string, unknown>)[k]]).filter(([, v]) => v !== undefined),
+  );
 }
 
 /** Field by field, what changed on a host: the audit log's diff. */

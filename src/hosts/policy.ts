@@ -30,25 +30,51 @@ export function neverForTech(key: string): string | undefined {
 
 /** Checks an allow-list an admin proposes; every problem names the entry and why. */
 export function checkTechParamList(input: unknown): { ok: true; list: string[] } | { ok: false; errors: string[] } {
-  if (!Array.isArray(input)) return { ok: false, errors: ['techParams: send a JSON array of profile field paths, e.g. ["timezone.name", "ntpServers"]'] };
+  if (!Array.isArray(input))
+    return {
+      ok: false,
+      errors: ['techParams: send a JSON array of profile field paths, e.g. ["timezone.name", "ntpServers"]'],
+    };
   const errors: string[] = [];
-  if (input.length > MAX_TECH_PARAMS) errors.push(`techParams: at most ${MAX_TECH_PARAMS} entries (got ${input.length})`);
+  if (input.length > MAX_TECH_PARAMS)
+    errors.push(`techParams: at most ${MAX_TECH_PARAMS} entries (got ${input.length})`);
   const top = new Set(Object.keys(profileSchema.shape));
   const list: string[] = [];
   input.slice(0, MAX_TECH_PARAMS).forEach((raw, i) => {
-    if (typeof raw !== 'string') { errors.push(`techParams[${i}]: must be a string such as "timezone.name" (got ${raw === null ? 'null' : typeof raw})`); return; }
+    if (typeof raw !== 'string') {
+      errors.push(
+        `techParams[${i}]: must be a string such as "timezone.name" (got ${raw === null ? 'null' : typeof raw})`,
+      );
+      return;
+    }
     const key = raw.replace(/^[ \t]+|[ \t]+$/g, '');
-    if (!PARAM_PATH.test(key) || key.length > 128) { errors.push(`techParams[${i}]: ${JSON.stringify(raw.slice(0, 80))} is not a profile field path such as timezone.name`); return; }
-    if (!top.has(key.split('.')[0])) { errors.push(`techParams[${i}]: "${key}" is not a profile field (known: ${[...top].join(', ')})`); return; }
+    if (!PARAM_PATH.test(key) || key.length > 128) {
+      errors.push(
+        `techParams[${i}]: ${JSON.stringify(raw.slice(0, 80))} is not a profile field path such as timezone.name`,
+      );
+      return;
+    }
+    if (!top.has(key.split('.')[0])) {
+      errors.push(`techParams[${i}]: "${key}" is not a profile field (known: ${[...top].join(', ')})`);
+      return;
+    }
     const never = neverForTech(key);
-    if (never) { errors.push(`techParams[${i}]: "${key}" can never be opened to techs (${never} changes what is installed or who can log in); set it on the host as an admin`); return; }
+    if (never) {
+      errors.push(
+        `techParams[${i}]: "${key}" can never be opened to techs (${never} changes what is installed or who can log in); set it on the host as an admin`,
+      );
+      return;
+    }
     if (!list.includes(key)) list.push(key);
   });
   return errors.length ? { ok: false, errors } : { ok: true, list };
 }
 
 /** The parameter keys whose value differs between two parameter sets (added, removed or changed). */
-export function changedParamKeys(before: Readonly<Record<string, string>>, after: Readonly<Record<string, string>>): string[] {
+export function changedParamKeys(
+  before: Readonly<Record<string, string>>,
+  after: Readonly<Record<string, string>>,
+): string[] {
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
   return [...keys].filter((k) => before[k] !== after[k]).sort();
 }
@@ -57,16 +83,24 @@ export function changedParamKeys(before: Readonly<Record<string, string>>, after
  * Problems when `role` changes a host's parameters from `before` to `after`: each names the field.
  * Removing a parameter is a change too (a tech must not drop an admin's STIG override either).
  */
-export function paramRoleProblems(role: Role, before: Readonly<Record<string, string>>, after: Readonly<Record<string, string>>, allowed: readonly string[]): string[] {
+export function paramRoleProblems(
+  role: Role,
+  before: Readonly<Record<string, string>>,
+  after: Readonly<Record<string, string>>,
+  allowed: readonly string[],
+): string[] {
   if (role === 'admin') return [];
-  return changedParamKeys(before, after).map((k) => {
-    const never = neverForTech(k);
-    if (never) return `params.${k}: the tech role can never set this parameter (${never} changes what is installed or who can log in); ask an admin`;
-    if (!allowed.includes(k)) {
-      return `params.${k}: the tech role may not set this parameter; ${allowed.length ? `techs may set only ${allowed.join(', ')}` : 'no parameters are open to techs'} (an admin can open harmless ones under Settings)`;
-    }
-    return undefined;
-  }).filter((x): x is string => x !== undefined);
+  return changedParamKeys(before, after)
+    .map((k) => {
+      const never = neverForTech(k);
+      if (never)
+        return `params.${k}: the tech role can never set this parameter (${never} changes what is installed or who can log in); ask an admin`;
+      if (!allowed.includes(k)) {
+        return `params.${k}: the tech role may not set this parameter; ${allowed.length ? `techs may set only ${allowed.join(', ')}` : 'no parameters are open to techs'} (an admin can open harmless ones under Settings)`;
+      }
+      return undefined;
+    })
+    .filter((x): x is string => x !== undefined);
 }
 
 /**
@@ -86,7 +120,8 @@ export function checkParamsAgainstProfile(loaded: LoadedProfile, params: Readonl
 
 function explain(error: string, key: string): string {
   const e = error.replace(/^host x: /, '');
-  if (/Unrecognized key/i.test(e)) return `not a field of the profile (check the spelling of "${key}"; see profiles/README.md)`;
+  if (/Unrecognized key/i.test(e))
+    return `not a field of the profile (check the spelling of "${key}"; see profiles/README.md)`;
   return e.replace(/^parameter [^ ]* \(profile ([^)]*)\): /, 'does not fit profile $1: ');
 }
 
@@ -97,14 +132,22 @@ export const MASK = '********';
 /** A field that holds a credential: the root hash, activation keys, BMC passwords, tokens. */
 export function isSecretKey(key: string): boolean {
   const last = key.split('.').pop() ?? key;
-  return /^(rootPassword|activationKey|password|passwd|secret|token|apiToken|adminToken|metricsToken)$/i.test(last) || /(password|secret|token)$/i.test(last);
+  return (
+    /^(rootPassword|activationKey|password|passwd|secret|token|apiToken|adminToken|metricsToken)$/i.test(last) ||
+    /(password|secret|token)$/i.test(last)
+  );
 }
 
 /** A copy with every secret field (at any depth, or a dotted parameter key) replaced by MASK. */
 export function maskDeep<T>(value: T, key = ''): T {
   if (Array.isArray(value)) return value.map((v) => maskDeep(v, key)) as T;
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, isSecretKey(k) && v !== null && v !== undefined && typeof v !== 'object' ? MASK : maskDeep(v, k)])) as T;
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).map(([k, v]) => [
+        k,
+        isSecretKey(k) && v !== null && v !== undefined && typeof v !== 'object' ? MASK : maskDeep(v, k),
+      ]),
+    ) as T;
   }
   return value;
 }
@@ -115,7 +158,8 @@ export function secretValues(value: unknown, out: Set<string> = new Set()): Set<
   else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
       // Short values would mask innocent text everywhere ("on", "1"); real secrets are long.
-      if (isSecretKey(k) && (typeof v === 'string' || typeof v === 'number') && String(v).length >= 6) out.add(String(v));
+      if (isSecretKey(k) && (typeof v === 'string' || typeof v === 'number') && String(v).length >= 6)
+        out.add(String(v));
       else secretValues(v, out);
     }
   }
@@ -138,24 +182,35 @@ export function maskYamlText(text: string, parsed: unknown): string {
   const masked = maskText(text, secretValues(parsed));
   const keyLine = /^(\s*-?\s*["']?([A-Za-z][A-Za-z0-9_]*)["']?\s*:[ \t]*)(.*)$/;
   let blockIndent = -1;
-  return masked.split('\n').map((line) => {
-    const indent = /^ */.exec(line)![0].length;
-    // The lines of a block scalar (`key: |` or `key: >-`) under a secret key are the secret.
-    if (blockIndent >= 0) {
-      if (line.trim() === '' || indent > blockIndent) return line.trim() === '' ? line : `${' '.repeat(indent)}${MASK}`;
-      blockIndent = -1;
-    }
-    const m = keyLine.exec(line);
-    if (!m || !isSecretKey(m[2])) return line;
-    const value = m[3].trim();
-    if (/^[|>][-+0-9]*\s*(#.*)?$/.test(value)) { blockIndent = indent; return line; }
-    if (value === '' || value.startsWith('#') || value.replace(/^["']/, '').startsWith(MASK)) return line;
-    return `${m[1]}${MASK}`;
-  }).join('\n');
+  return masked
+    .split('\n')
+    .map((line) => {
+      const indent = /^ */.exec(line)![0].length;
+      // The lines of a block scalar (`key: |` or `key: >-`) under a secret key are the secret.
+      if (blockIndent >= 0) {
+        if (line.trim() === '' || indent > blockIndent)
+          return line.trim() === '' ? line : `${' '.repeat(indent)}${MASK}`;
+        blockIndent = -1;
+      }
+      const m = keyLine.exec(line);
+      if (!m || !isSecretKey(m[2])) return line;
+      const value = m[3].trim();
+      if (/^[|>][-+0-9]*\s*(#.*)?$/.test(value)) {
+        blockIndent = indent;
+        return line;
+      }
+      if (value === '' || value.startsWith('#') || value.replace(/^["']/, '').startsWith(MASK)) return line;
+      return `${m[1]}${MASK}`;
+    })
+    .join('\n');
 }
 
 function yamlOrEmpty(text: string): unknown {
-  try { return parseYaml(text) ?? {}; } catch { return {}; }
+  try {
+    return parseYaml(text) ?? {};
+  } catch {
+    return {};
+  }
 }
 
 export const MASK_CHANGED = `${MASK} (changed)`;
@@ -167,8 +222,12 @@ export const MASK_CHANGED = `${MASK} (changed)`;
 export function maskYamlPair(before: string, after: string): [string, string] {
   const old = secretValues(yamlOrEmpty(before));
   const fresh = secretValues(yamlOrEmpty(after));
-  let a = maskText(after, [...fresh].filter((v) => old.has(v)));
-  for (const v of [...fresh].filter((x) => !old.has(x)).sort((x, y) => y.length - x.length)) a = a.replaceAll(v, MASK_CHANGED);
+  let a = maskText(
+    after,
+    [...fresh].filter((v) => old.has(v)),
+  );
+  for (const v of [...fresh].filter((x) => !old.has(x)).sort((x, y) => y.length - x.length))
+    a = a.replaceAll(v, MASK_CHANGED);
   return [maskYamlText(before, yamlOrEmpty(before)), maskYamlText(a, {})];
 }
 
@@ -184,8 +243,11 @@ export interface ParamGuard {
  * The one check of a host's parameters at save time, on every path (API, CSV, web forms):
  * 403 when the role may not make the change, 400 when a parameter does not fit the profile.
  */
-export function guardHostParams(g: ParamGuard, before: Readonly<Record<string, string>>, host: { profile: string; params: Readonly<Record<string, string>> }):
-  { status: 403 | 400; errors: string[] } | undefined {
+export function guardHostParams(
+  g: ParamGuard,
+  before: Readonly<Record<string, string>>,
+  host: { profile: string; params: Readonly<Record<string, string>> },
+): { status: 403 | 400; errors: string[] } | undefined {
   const forbidden = paramRoleProblems(g.role, before, host.params, g.allowed);
   if (forbidden.length) return { status: 403, errors: forbidden };
   const loaded = g.profile(host.profile);
@@ -194,7 +256,10 @@ export function guardHostParams(g: ParamGuard, before: Readonly<Record<string, s
 }
 
 /** The secret values a host's rendered files and logs may contain: from its profile and its own parameters. */
-export function hostSecretValues(loaded: LoadedProfile | undefined, params: Readonly<Record<string, string>>): Set<string> {
+export function hostSecretValues(
+  loaded: LoadedProfile | undefined,
+  params: Readonly<Record<string, string>>,
+): Set<string> {
   const out = secretValues(params);
   if (!loaded) return out;
   const applied = applyHostParams(loaded, { ...params }, 'x');

@@ -9,7 +9,12 @@ import { native } from '../native.ts';
 
 const MAX_PER_TURN = 256;
 
-interface ServerInternals { _handle?: { fd?: number } | null; _connections: number; allowHalfOpen?: boolean; maxConnections?: number }
+interface ServerInternals {
+  _handle?: { fd?: number } | null;
+  _connections: number;
+  allowHalfOpen?: boolean;
+  maxConnections?: number;
+}
 
 /** Returns a counter of the connections taken from the queue this way (for tests). */
 export function acceptBursts(server: Server): { adopted: number } {
@@ -26,7 +31,12 @@ export function acceptBursts(server: Server): { adopted: number } {
     adopting = true;
     try {
       for (const fd of addon.acceptPending(listenFd, Math.min(room, MAX_PER_TURN))) {
-        const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: internals.allowHalfOpen ?? false });
+        const socket = new Socket({
+          fd,
+          readable: true,
+          writable: true,
+          allowHalfOpen: internals.allowHalfOpen ?? false,
+        });
         socket.setNoDelay(true);
         // What net.js does, so server.close(), getConnections() and drains count these sockets too.
         internals._connections++;
@@ -63,7 +73,11 @@ export interface ConnectionGuard {
   refused: Record<RefusedReason, number>;
 }
 
-interface Tracked { address: string; inFlight: number; timer: NodeJS.Timeout | undefined }
+interface Tracked {
+  address: string;
+  inFlight: number;
+  timer: NodeJS.Timeout | undefined;
+}
 
 /**
  * Bounds what a stranger can hold on the HTTP server: connections per address and in all, and how long a
@@ -75,18 +89,35 @@ interface Tracked { address: string; inFlight: number; timer: NodeJS.Timeout | u
  * Install after acceptBursts: this becomes the only 'connection' listener and calls the others (Node's
  * HTTP parser, the burst adopter) for admitted sockets only, so sockets adopted in bursts pass it too.
  */
-export function limitConnections(server: Server, limits: ConnectionLimits, onRefused?: (reason: RefusedReason, address: string) => void): ConnectionGuard {
+export function limitConnections(
+  server: Server,
+  limits: ConnectionLimits,
+  onRefused?: (reason: RefusedReason, address: string) => void,
+): ConnectionGuard {
   const perAddress = new Map<string, number>();
   const tracked = new WeakMap<Socket, Tracked>();
   let open = 0;
-  const refused: Record<RefusedReason, number> = { 'per-address': 0, total: 0, 'headers-timeout': 0, 'request-timeout': 0, 'idle-timeout': 0 };
-  const refuse = (reason: RefusedReason, address: string) => { refused[reason]++; onRefused?.(reason, address); };
+  const refused: Record<RefusedReason, number> = {
+    'per-address': 0,
+    total: 0,
+    'headers-timeout': 0,
+    'request-timeout': 0,
+    'idle-timeout': 0,
+  };
+  const refuse = (reason: RefusedReason, address: string) => {
+    refused[reason]++;
+    onRefused?.(reason, address);
+  };
   server.maxConnections = limits.total;
   server.on('drop', (d?: { remoteAddress?: string }) => refuse('total', normalize(d?.remoteAddress)));
 
   const arm = (socket: Socket, t: Tracked, ms: number, reason: RefusedReason) => {
     if (t.timer) clearTimeout(t.timer);
-    t.timer = setTimeout(() => { t.timer = undefined; refuse(reason, t.address); socket.destroy(); }, ms);
+    t.timer = setTimeout(() => {
+      t.timer = undefined;
+      refuse(reason, t.address);
+      socket.destroy();
+    }, ms);
     t.timer.unref();
   };
 
@@ -95,8 +126,16 @@ export function limitConnections(server: Server, limits: ConnectionLimits, onRef
   server.on('connection', (socket: Socket) => {
     const address = normalize(socket.remoteAddress);
     const mine = perAddress.get(address) ?? 0;
-    if (mine >= limits.perAddress) { refuse('per-address', address); socket.destroy(); return; }
-    if (open >= limits.total) { refuse('total', address); socket.destroy(); return; }
+    if (mine >= limits.perAddress) {
+      refuse('per-address', address);
+      socket.destroy();
+      return;
+    }
+    if (open >= limits.total) {
+      refuse('total', address);
+      socket.destroy();
+      return;
+    }
     perAddress.set(address, mine + 1);
     open++;
     const t: Tracked = { address, inFlight: 0, timer: undefined };
@@ -106,7 +145,8 @@ export function limitConnections(server: Server, limits: ConnectionLimits, onRef
       if (t.timer) clearTimeout(t.timer);
       open--;
       const n = (perAddress.get(address) ?? 1) - 1;
-      if (n <= 0) perAddress.delete(address); else perAddress.set(address, n);
+      if (n <= 0) perAddress.delete(address);
+      else perAddress.set(address, n);
     });
     for (const l of inner) l.call(server, socket);
   });
@@ -116,9 +156,17 @@ export function limitConnections(server: Server, limits: ConnectionLimits, onRef
     const t = tracked.get(socket);
     if (!t) return;
     t.inFlight++;
-    if (t.timer) { clearTimeout(t.timer); t.timer = undefined; }
+    if (t.timer) {
+      clearTimeout(t.timer);
+      t.timer = undefined;
+    }
     if (!req.complete) {
-      const deadline = setTimeout(() => { if (!req.complete) { refuse('request-timeout', t.address); socket.destroy(); } }, limits.requestTimeoutMs);
+      const deadline = setTimeout(() => {
+        if (!req.complete) {
+          refuse('request-timeout', t.address);
+          socket.destroy();
+        }
+      }, limits.requestTimeoutMs);
       deadline.unref();
       req.once('end', () => clearTimeout(deadline));
       req.once('close', () => clearTimeout(deadline));
@@ -144,10 +192,17 @@ function normalize(address: string | undefined): string {
  * The default cap on HTTP connections for a process whose descriptor limit is `fdLimit`: each connection may
  * hold two descriptors (socket and file), and TFTP transfers, syslog connections and the store need theirs.
  */
-export function connectionBudget(fdLimit: number | undefined, wanted: number, reserved: number): { total: number; warning?: string } {
+export function connectionBudget(
+  fdLimit: number | undefined,
+  wanted: number,
+  reserved: number,
+): { total: number; warning?: string } {
   if (fdLimit === undefined || !Number.isFinite(fdLimit)) return { total: wanted };
   const room = Math.floor((fdLimit - reserved - 64) / 2);
   if (room >= wanted) return { total: wanted };
   const total = Math.max(16, room);
-  return { total, warning: `the descriptor limit (${fdLimit}) leaves room for only ${total} HTTP connections beside TFTP and syslog (${reserved} reserved): raise it (systemd LimitNOFILE=65536, or ulimit -n) to allow ${wanted}` };
+  return {
+    total,
+    warning: `the descriptor limit (${fdLimit}) leaves room for only ${total} HTTP connections beside TFTP and syslog (${reserved} reserved): raise it (systemd LimitNOFILE=65536, or ulimit -n) to allow ${wanted}`,
+  };
 }

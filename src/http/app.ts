@@ -20,7 +20,14 @@ import { DiscoveredStore } from '../store/discovered.ts';
 import { imageEfiLoaders, type ImageStore } from '../images/store.ts';
 import type { Role } from '../store/users.ts';
 import type { SettingsStore } from '../store/settings.ts';
-import { checkTechParamList, guardHostParams, hostSecretValues, maskDeep, maskText, TECH_NEVER } from '../hosts/policy.ts';
+import {
+  checkTechParamList,
+  guardHostParams,
+  hostSecretValues,
+  maskDeep,
+  maskText,
+  TECH_NEVER,
+} from '../hosts/policy.ts';
 import { surfaceGuard, type SurfaceOptions } from './surface.ts';
 
 export interface AppDeps {
@@ -51,7 +58,11 @@ export interface AppDeps {
 }
 
 /** Who is calling the API: the shared admin token ("api"), or a user's own token ("api:<name>"). */
-export interface ApiCaller { actor: string; role: Role; user?: string }
+export interface ApiCaller {
+  actor: string;
+  role: Role;
+  user?: string;
+}
 export const callerOf = (res: Response): ApiCaller => res.locals.caller as ApiCaller;
 
 export const FAILED_LOG_BODY_LIMIT = '1mb';
@@ -60,7 +71,14 @@ export function clientIp(req: Request): string {
   return (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
 }
 
-class HttpError extends Error { constructor(readonly status: number, message: string) { super(message); } }
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 function macParam(req: Request): Mac {
   const raw = String(req.params.mac ?? '');
@@ -83,10 +101,16 @@ export function createApp(d: AppDeps): express.Express {
   for (const m of d.middleware ?? []) app.use(m);
   const p = d.provisioner;
   const discovered = new DiscoveredStore(d.db);
-  const text = (res: Response, status: number, body: string) => res.status(status).type('text/plain; charset=utf-8').send(body.endsWith('\n') ? body : body + '\n');
+  const text = (res: Response, status: number, body: string) =>
+    res
+      .status(status)
+      .type('text/plain; charset=utf-8')
+      .send(body.endsWith('\n') ? body : body + '\n');
 
   // --- What installing hosts call -------------------------------------------------------------
-  app.get('/ks/:token', (req, res) => { serveKickstart(p, req.params.token, clientIp(req), req.headers, res); });
+  app.get('/ks/:token', (req, res) => {
+    serveKickstart(p, req.params.token, clientIp(req), req.headers, res);
+  });
 
   const built = (req: Request, res: Response) => {
     const r = p.callback(String(req.params.token), 'built', clientIp(req));
@@ -103,7 +127,11 @@ export function createApp(d: AppDeps): express.Express {
 
   app.post('/events/:token', express.text({ type: () => true, limit: '16kb' }), (req, res) => {
     const step = progressStep(typeof req.body === 'string' ? req.body : '', req.query.step);
-    if (!step) throw new HttpError(400, 'send a step: JSON {"step":"name"}, a form step=name, or ?step=name (letters, digits, . _ -, up to 64)');
+    if (!step)
+      throw new HttpError(
+        400,
+        'send a step: JSON {"step":"name"}, a form step=name, or ?step=name (letters, digits, . _ -, up to 64)',
+      );
     const r = p.progress(String(req.params.token), step, clientIp(req));
     text(res, r.ok ? 200 : r.status, r.ok ? 'ok' : r.message);
   });
@@ -112,9 +140,14 @@ export function createApp(d: AppDeps): express.Express {
   const ipxe = (req: Request, res: Response) => {
     const raw = req.params.mac ?? req.query.mac;
     // No MAC at all: the script of the host this address resolves to. A MAC that does not parse is a client bug.
-    if (raw !== undefined && typeof raw !== 'string') throw new HttpError(400, 'mac: give one MAC address (/boot/ipxe/aa:bb:cc:dd:ee:ff or ?mac=)');
+    if (raw !== undefined && typeof raw !== 'string')
+      throw new HttpError(400, 'mac: give one MAC address (/boot/ipxe/aa:bb:cc:dd:ee:ff or ?mac=)');
     const mac = raw === undefined ? undefined : parseMac(raw);
-    if (raw !== undefined && !mac) throw new HttpError(400, `mac: "${raw.slice(0, 64)}" is not a MAC address (use aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff)`);
+    if (raw !== undefined && !mac)
+      throw new HttpError(
+        400,
+        `mac: "${raw.slice(0, 64)}" is not a MAC address (use aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff)`,
+      );
     res.set('Cache-Control', 'no-store');
     text(res, 200, p.ipxeScript(mac, clientIp(req), req.path));
   };
@@ -127,7 +160,10 @@ export function createApp(d: AppDeps): express.Express {
     const cfg = parseConfigPath(path);
     if (cfg) {
       const body = p.configFile(cfg, clientIp(req), 'http');
-      if (body !== undefined) { res.set('Cache-Control', 'no-store'); return text(res, 200, body); }
+      if (body !== undefined) {
+        res.set('Cache-Control', 'no-store');
+        return text(res, 200, body);
+      }
     }
     await sendJailed(req, res, next, d.tftpRoot, path, 'http.tftpfile');
   });
@@ -135,7 +171,14 @@ export function createApp(d: AppDeps): express.Express {
     await sendJailed(req, res, next, d.imagesDir, normalise((req.params as unknown as string[])[0]), 'http.image');
   });
 
-  async function sendJailed(req: Request, res: Response, next: NextFunction, root: string, path: string, eventType: string) {
+  async function sendJailed(
+    req: Request,
+    res: Response,
+    next: NextFunction,
+    root: string,
+    path: string,
+    eventType: string,
+  ) {
     const r = await resolveInRoot(root, path);
     if (!r.ok) {
       const status = r.reason.startsWith('not found') ? 404 : 403;
@@ -146,7 +189,14 @@ export function createApp(d: AppDeps): express.Express {
     if (mac) {
       res.on('finish', () => {
         const bytes = req.method === 'HEAD' ? 0 : Number(res.getHeader('content-length') ?? 0);
-        p.event({ mac, type: eventType, clientIp: clientIp(req), status: String(res.statusCode), bytes, detail: { path, method: req.method, range: req.headers.range } });
+        p.event({
+          mac,
+          type: eventType,
+          clientIp: clientIp(req),
+          status: String(res.statusCode),
+          bytes,
+          detail: { path, method: req.method, range: req.headers.range },
+        });
       });
     }
     try {
@@ -168,7 +218,11 @@ export function createApp(d: AppDeps): express.Express {
       return next();
     }
     const user = token ? d.userToken?.(token) : undefined;
-    if (!user) throw new HttpError(401, 'send Authorization: Bearer <token>: your own (rackboot users token NAME, or Your account in the UI), or the shared admin token (RACKBOOT_ADMIN_TOKEN, or the one printed at first start)');
+    if (!user)
+      throw new HttpError(
+        401,
+        'send Authorization: Bearer <token>: your own (rackboot users token NAME, or Your account in the UI), or the shared admin token (RACKBOOT_ADMIN_TOKEN, or the one printed at first start)',
+      );
     res.locals.caller = { actor: `api:${user.name}`, role: user.role, user: user.name } satisfies ApiCaller;
     next();
   });
@@ -177,12 +231,24 @@ export function createApp(d: AppDeps): express.Express {
   const isTech = (res: Response) => callerOf(res).role !== 'admin';
   const adminOnly = (_req: Request, res: Response, next: NextFunction) => {
     const c = callerOf(res);
-    if (c.role !== 'admin') throw new HttpError(403, `this needs the admin role; the token of ${c.user ?? c.actor} has the ${c.role} role. Nothing was changed.`);
+    if (c.role !== 'admin')
+      throw new HttpError(
+        403,
+        `this needs the admin role; the token of ${c.user ?? c.actor} has the ${c.role} role. Nothing was changed.`,
+      );
     next();
   };
   const profileExists = (n: string) => d.profiles().profiles.has(n);
-  const guardFor = (res: Response) => ({ role: callerOf(res).role, allowed: d.settings?.techParams() ?? [], profile: (n: string) => d.profiles().profiles.get(n) });
-  const guard = (res: Response, before: Record<string, string>, host: { profile: string; params: Record<string, string> }) => {
+  const guardFor = (res: Response) => ({
+    role: callerOf(res).role,
+    allowed: d.settings?.techParams() ?? [],
+    profile: (n: string) => d.profiles().profiles.get(n),
+  });
+  const guard = (
+    res: Response,
+    before: Record<string, string>,
+    host: { profile: string; params: Record<string, string> },
+  ) => {
     const refused = guardHostParams(guardFor(res), before, host);
     if (refused) throw new HttpError(refused.status, refused.errors.join('; '));
   };
@@ -192,7 +258,10 @@ export function createApp(d: AppDeps): express.Express {
   const secretsOf = (host: { profile: string; params: Record<string, string> }): Set<string> => {
     const snap = d.profiles();
     let bySnap = secretCache.get(snap);
-    if (!bySnap) { bySnap = new Map(); secretCache.set(snap, bySnap); }
+    if (!bySnap) {
+      bySnap = new Map();
+      secretCache.set(snap, bySnap);
+    }
     const key = `${host.profile}\0${JSON.stringify(host.params)}`;
     let found = bySnap.get(key);
     if (!found) {
@@ -205,10 +274,20 @@ export function createApp(d: AppDeps): express.Express {
   const forCaller = <T>(res: Response, host: { profile: string; params: Record<string, string> }, value: T): T => {
     if (!isTech(res)) return value;
     const secrets = secretsOf(host);
-    return maskDeep(JSON.parse(maskText(JSON.stringify(value), [...secrets].map((s) => JSON.stringify(s).slice(1, -1)))) as T);
+    return maskDeep(
+      JSON.parse(
+        maskText(
+          JSON.stringify(value),
+          [...secrets].map((s) => JSON.stringify(s).slice(1, -1)),
+        ),
+      ) as T,
+    );
   };
   // Mounted routers (installer logs) mask the same way for a tech's token.
-  api.use((_req, res, next) => { res.locals.maskForCaller = forCaller; next(); });
+  api.use((_req, res, next) => {
+    res.locals.maskForCaller = forCaller;
+    next();
+  });
   api.get('/hosts', (_req, res) => {
     res.json(d.hosts.list().map((h) => forCaller(res, h, { ...h, state: p.state(h.mac) })));
   });
@@ -233,12 +312,17 @@ export function createApp(d: AppDeps): express.Express {
     const old = d.hosts.get(mac);
     if (!old) throw new HttpError(404, `no host with MAC ${mac}`);
     const body = bodyObject(req);
-    if (body.mac !== undefined && parseMac(String(body.mac)) !== mac) throw new HttpError(422, 'mac: cannot be changed; delete the host and add it again');
+    if (body.mac !== undefined && parseMac(String(body.mac)) !== mac)
+      throw new HttpError(422, 'mac: cannot be changed; delete the host and add it again');
     const merged: HostInput = { ...old, ...body, mac };
     const r = checkHostInput(merged, profileExists);
     if (!r.ok) throw new HttpError(422, r.errors.join('; '));
     // Another profile is another install (STIG, Satellite, image): a tech picks one only when adding a host.
-    if (isTech(res) && r.host.profile !== old.profile) throw new HttpError(403, `profile: the tech role may not move ${old.hostname} from profile ${old.profile} to ${r.host.profile}; ask an admin. Nothing was changed.`);
+    if (isTech(res) && r.host.profile !== old.profile)
+      throw new HttpError(
+        403,
+        `profile: the tech role may not move ${old.hostname} from profile ${old.profile} to ${r.host.profile}; ask an admin. Nothing was changed.`,
+      );
     guard(res, old.params, r.host);
     conflicts(mac, r.host, false);
     d.hosts.update(r.host);
@@ -265,7 +349,8 @@ export function createApp(d: AppDeps): express.Express {
   });
   api.get('/hosts/:mac/render/:kind', (req, res) => {
     const kind = String(req.params.kind);
-    if (!['kickstart', 'pxelinux', 'grub', 'ipxe'].includes(kind)) throw new HttpError(400, 'kind must be kickstart, pxelinux, grub or ipxe');
+    if (!['kickstart', 'pxelinux', 'grub', 'ipxe'].includes(kind))
+      throw new HttpError(400, 'kind must be kickstart, pxelinux, grub or ipxe');
     const mac = macParam(req);
     const r = p.preview(mac, kind as 'kickstart', { maskSecrets: true });
     if (!r.ok) throw new HttpError(r.status, r.message);
@@ -284,12 +369,20 @@ export function createApp(d: AppDeps): express.Express {
       hostnameTaken: (n) => d.hosts.getByHostname(n) !== undefined,
       hostProblems: (h) => guardHostParams(g, {}, h),
     });
-    if (!r.ok) return res.status(r.status).json({ error: `the import was refused: ${r.problems.length} problem(s); nothing was written`, problems: r.problems });
+    if (!r.ok)
+      return res
+        .status(r.status)
+        .json({
+          error: `the import was refused: ${r.problems.length} problem(s); nothing was written`,
+          problems: r.problems,
+        });
     if (!dryRun) {
       d.hosts.insertMany(r.hosts);
       d.audit.recordChange(actor(res), 'host.import', `${r.hosts.length} hosts`, undefined, r.hosts.map(hostRecord));
     }
-    res.status(dryRun ? 200 : 201).json({ dryRun, imported: dryRun ? 0 : r.hosts.length, hosts: r.hosts.map((h) => forCaller(res, h, h)) });
+    res
+      .status(dryRun ? 200 : 201)
+      .json({ dryRun, imported: dryRun ? 0 : r.hosts.length, hosts: r.hosts.map((h) => forCaller(res, h, h)) });
   });
   api.get('/settings/tech-params', (_req, res) => {
     res.json({ techParams: d.settings?.techParams() ?? [], neverForTechs: TECH_NEVER });
@@ -302,26 +395,49 @@ export function createApp(d: AppDeps): express.Express {
     if (!r.ok) throw new HttpError(400, r.errors.join('; '));
     const before = d.settings.techParams();
     d.settings.setTechParams(r.list);
-    d.audit.recordChange(actor(res), 'settings.tech-params', 'techParams', { techParams: before }, { techParams: r.list });
+    d.audit.recordChange(
+      actor(res),
+      'settings.tech-params',
+      'techParams',
+      { techParams: before },
+      { techParams: r.list },
+    );
     res.json({ techParams: r.list, neverForTechs: TECH_NEVER });
   });
   api.get('/profiles', (_req, res) => {
     const s = d.profiles();
     res.json({
       loadedAt: new Date(s.loadedAt).toISOString(),
-      profiles: [...s.profiles.values()].map((lp) => ({ name: lp.name, file: lp.file, extends: lp.extends, description: lp.profile.description, stale: s.stale.includes(lp.name) })),
+      profiles: [...s.profiles.values()].map((lp) => ({
+        name: lp.name,
+        file: lp.file,
+        extends: lp.extends,
+        description: lp.profile.description,
+        stale: s.stale.includes(lp.name),
+      })),
       errors: s.errors.map((e) => ({ ...e, text: formatProfileError(e) })),
     });
   });
   api.get('/images', (_req, res) => {
     const profiles = [...d.profiles().profiles.values()];
-    res.json((d.images?.list() ?? []).map((i) => ({
-      name: i.name, version: i.version, sourceSha256: i.sourceSha256, importedAt: new Date(i.importedAt).toISOString(),
-      kernel: i.kernel, initrd: i.initrd, stage2: i.stage2, liveimg: i.liveimg,
-      usedBy: profiles.filter((lp) => lp.profile.image === i.name).map((lp) => lp.name).sort(),
-      efiLoaders: imageEfiLoaders(i) ?? null,
-      files: i.files,
-    })));
+    res.json(
+      (d.images?.list() ?? []).map((i) => ({
+        name: i.name,
+        version: i.version,
+        sourceSha256: i.sourceSha256,
+        importedAt: new Date(i.importedAt).toISOString(),
+        kernel: i.kernel,
+        initrd: i.initrd,
+        stage2: i.stage2,
+        liveimg: i.liveimg,
+        usedBy: profiles
+          .filter((lp) => lp.profile.image === i.name)
+          .map((lp) => lp.name)
+          .sort(),
+        efiLoaders: imageEfiLoaders(i) ?? null,
+        files: i.files,
+      })),
+    );
   });
   api.get('/discovered', (_req, res) => {
     res.json(discovered.list());
@@ -330,14 +446,19 @@ export function createApp(d: AppDeps): express.Express {
   app.use('/api', api);
 
   function conflicts(mac: Mac, h: { hostname: string; ip?: string }, isNew: boolean) {
-    if (isNew && d.hosts.get(mac)) throw new HttpError(409, `a host with MAC ${mac} already exists (PUT /api/hosts/${mac} to change it)`);
+    if (isNew && d.hosts.get(mac))
+      throw new HttpError(409, `a host with MAC ${mac} already exists (PUT /api/hosts/${mac} to change it)`);
     const byName = d.hosts.getByHostname(h.hostname);
-    if (byName && byName.mac !== mac) throw new HttpError(409, `hostname ${h.hostname} already belongs to ${byName.mac}`);
+    if (byName && byName.mac !== mac)
+      throw new HttpError(409, `hostname ${h.hostname} already belongs to ${byName.mac}`);
     const byIp = h.ip ? d.hosts.getByIp(h.ip) : undefined;
-    if (byIp && byIp.mac !== mac) throw new HttpError(409, `IP ${h.ip} already belongs to ${byIp.hostname} (${byIp.mac})`);
+    if (byIp && byIp.mac !== mac)
+      throw new HttpError(409, `IP ${h.ip} already belongs to ${byIp.hostname} (${byIp.mac})`);
   }
 
-  app.get('/healthz', (_req, res) => { res.json({ ok: true }); });
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true });
+  });
   for (const r of d.routers ?? []) app.use(r);
 
   // GRUB loaded by UEFI HTTP boot has the root device (http,server): it asks its prefix config and the kernel
@@ -348,17 +469,22 @@ export function createApp(d: AppDeps): express.Express {
     const cfg = parseConfigPath(path);
     if (cfg) {
       const body = p.configFile(cfg, clientIp(req), 'http');
-      if (body !== undefined) { res.set('Cache-Control', 'no-store'); return text(res, 200, body); }
+      if (body !== undefined) {
+        res.set('Cache-Control', 'no-store');
+        return text(res, 200, body);
+      }
     }
     if (!(await resolveInRoot(d.tftpRoot, path)).ok) return next();
     await sendJailed(req, res, next, d.tftpRoot, path, 'http.tftpfile');
   });
 
-  app.use((req, res) => { throw new HttpError(404, `no route for ${req.method} ${req.path}`); });
+  app.use((req, res) => {
+    throw new HttpError(404, `no route for ${req.method} ${req.path}`);
+  });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = err as { status?: number; statusCode?: number; type?: string; message?: string };
-    const status = err instanceof HttpError ? err.status : e.status ?? e.statusCode ?? 500;
-    let message = err instanceof HttpError ? err.message : e.message ?? 'internal error';
+    const status = err instanceof HttpError ? err.status : (e.status ?? e.statusCode ?? 500);
+    let message = err instanceof HttpError ? err.message : (e.message ?? 'internal error');
     if (e.type === 'entity.parse.failed') message = `the body is not valid JSON: ${message}`;
     if (e.type === 'entity.too.large') message = 'the body is too large';
     if (status >= 500) d.log.error({ err: (err as Error).stack, path: req.path }, 'request failed');
@@ -371,17 +497,29 @@ export function createApp(d: AppDeps): express.Express {
 
 function bodyObject(req: Request): HostInput {
   const b = req.body as unknown;
-  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new HttpError(400, 'send a JSON object with Content-Type: application/json');
+  if (typeof b !== 'object' || b === null || Array.isArray(b))
+    throw new HttpError(400, 'send a JSON object with Content-Type: application/json');
   const unknown = Object.keys(b).filter((k) => !(HOST_FIELDS as readonly string[]).includes(k));
-  if (unknown.length) throw new HttpError(422, `unknown field(s) ${unknown.join(', ')}; known: ${HOST_FIELDS.join(', ')}`);
+  if (unknown.length)
+    throw new HttpError(422, `unknown field(s) ${unknown.join(', ')}; known: ${HOST_FIELDS.join(', ')}`);
   return b as HostInput;
 }
 
-function serveKickstart(p: Provisioner, token: string, ip: string, headers: IncomingHttpHeaders, res: ServerResponse): number {
+function serveKickstart(
+  p: Provisioner,
+  token: string,
+  ip: string,
+  headers: IncomingHttpHeaders,
+  res: ServerResponse,
+): number {
   const r = p.kickstart(token, ip, sendmacHeaders(headers));
   const body = Buffer.from(r.ok ? r.value : `# rackboot: ${r.message}\n`);
   const status = r.ok ? 200 : r.status;
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': body.length, 'Cache-Control': 'no-store' });
+  res.writeHead(status, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': body.length,
+    'Cache-Control': 'no-store',
+  });
   res.end(body);
   return status;
 }
@@ -427,14 +565,23 @@ export function kickstartFastPath(p: Provisioner, count?: (route: string, method
 
 /** "/a//b\\c" -> "a/b/c": the same normalisation TFTP clients get. */
 export function normalise(path: string): string {
-  return path.replace(/\\/g, '/').split('/').filter((s) => s !== '' && s !== '.').join('/');
+  return path
+    .replace(/\\/g, '/')
+    .split('/')
+    .filter((s) => s !== '' && s !== '.')
+    .join('/');
 }
 
 function progressStep(body: string, query: unknown): string | undefined {
   let step: unknown = query;
   const t = body.trim();
-  if (!step && t.startsWith('{')) { try { step = (JSON.parse(t) as { step?: unknown }).step; } catch { return undefined; } }
-  else if (!step && t.startsWith('step=')) step = new URLSearchParams(t).get('step');
+  if (!step && t.startsWith('{')) {
+    try {
+      step = (JSON.parse(t) as { step?: unknown }).step;
+    } catch {
+      return undefined;
+    }
+  } else if (!step && t.startsWith('step=')) step = new URLSearchParams(t).get('step');
   else if (!step && t) step = t;
   return typeof step === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(step) ? step : undefined;
 }

@@ -13,8 +13,14 @@ const ZERO_COPY_MIN = 64 << 10;
 /** A client that takes no byte for this long is cut off (nginx's send_timeout is 60 s). */
 export const STALL_MS = 60_000;
 const TYPES: Record<string, string> = {
-  '.img': 'application/octet-stream', '.iso': 'application/octet-stream', '.rpm': 'application/x-rpm', '.efi': 'application/efi',
-  '.cfg': 'text/plain; charset=utf-8', '.txt': 'text/plain; charset=utf-8', '.ipxe': 'text/plain; charset=utf-8', '.xml': 'application/xml',
+  '.img': 'application/octet-stream',
+  '.iso': 'application/octet-stream',
+  '.rpm': 'application/x-rpm',
+  '.efi': 'application/efi',
+  '.cfg': 'text/plain; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.ipxe': 'text/plain; charset=utf-8',
+  '.xml': 'application/xml',
 };
 
 export interface StreamOptions {
@@ -23,7 +29,12 @@ export interface StreamOptions {
   stallMs?: number;
 }
 
-export async function streamFile(req: IncomingMessage, res: ServerResponse, path: string, opts: StreamOptions = {}): Promise<void> {
+export async function streamFile(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  opts: StreamOptions = {},
+): Promise<void> {
   const fh = await open(path, 'r');
   try {
     const st = await fh.stat();
@@ -51,15 +62,25 @@ export async function streamFile(req: IncomingMessage, res: ServerResponse, path
     }
     const length = size === 0 ? 0 : end - start + 1;
     res.writeHead(status, { 'Content-Length': length });
-    if (req.method === 'HEAD' || length === 0) { res.end(); return; }
-    if (opts.zeroCopy !== false && length >= ZERO_COPY_MIN && plainSocketFd(res.socket) !== undefined) await sendZeroCopy(res, fh.fd, start, length, opts.stallMs ?? STALL_MS);
+    if (req.method === 'HEAD' || length === 0) {
+      res.end();
+      return;
+    }
+    if (opts.zeroCopy !== false && length >= ZERO_COPY_MIN && plainSocketFd(res.socket) !== undefined)
+      await sendZeroCopy(res, fh.fd, start, length, opts.stallMs ?? STALL_MS);
     else await pump(fh, res, start, end + 1, opts.stallMs ?? STALL_MS);
   } finally {
     await fh.close();
   }
 }
 
-async function sendZeroCopy(res: ServerResponse, fileFd: number, start: number, length: number, stallMs: number): Promise<void> {
+async function sendZeroCopy(
+  res: ServerResponse,
+  fileFd: number,
+  start: number,
+  length: number,
+  stallMs: number,
+): Promise<void> {
   // The headers must be in the kernel before the body bypasses Node's write queue.
   res.flushHeaders();
   try {
@@ -69,7 +90,10 @@ async function sendZeroCopy(res: ServerResponse, fileFd: number, start: number, 
     return;
   }
   const socketFd = plainSocketFd(res.socket); // read again: the client may have gone while we waited
-  if (socketFd === undefined) { res.destroy(); return; }
+  if (socketFd === undefined) {
+    res.destroy();
+    return;
+  }
   const abort = new AbortController();
   const onClose = () => abort.abort();
   res.once('close', onClose);
@@ -84,13 +108,22 @@ async function sendZeroCopy(res: ServerResponse, fileFd: number, start: number, 
   }
 }
 
-async function pump(fh: Awaited<ReturnType<typeof open>>, res: ServerResponse, from: number, to: number, stallMs: number): Promise<void> {
+async function pump(
+  fh: Awaited<ReturnType<typeof open>>,
+  res: ServerResponse,
+  from: number,
+  to: number,
+  stallMs: number,
+): Promise<void> {
   const size = Math.min(CHUNK, to - from);
   const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
   let closed = false;
   let stalled = false;
   let release: (() => void) | undefined;
-  const onClose = () => { closed = true; release?.(); };
+  const onClose = () => {
+    closed = true;
+    release?.();
+  };
   res.once('close', onClose);
   let pending: Promise<void> = Promise.resolve();
   let pos = from;
@@ -104,8 +137,14 @@ async function pump(fh: Awaited<ReturnType<typeof open>>, res: ServerResponse, f
       await pending;
       if (closed) break;
       pending = new Promise<void>((resolve) => {
-        const timer = setTimeout(() => { stalled = closed = true; resolve(); }, stallMs);
-        release = () => { clearTimeout(timer); resolve(); };
+        const timer = setTimeout(() => {
+          stalled = closed = true;
+          resolve();
+        }, stallMs);
+        release = () => {
+          clearTimeout(timer);
+          resolve();
+        };
         res.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead), release);
       });
     }
@@ -114,7 +153,9 @@ async function pump(fh: Awaited<ReturnType<typeof open>>, res: ServerResponse, f
     res.off('close', onClose);
   }
   // A short body must not be followed by the next response on the same connection.
-  if (closed || pos < to) res.destroy(); else res.end();
+  if (closed || pos < to) res.destroy();
+  else res.end();
   if (stalled) throw new Error(`no progress for ${stallMs} ms after ${pos - from} of ${to - from} bytes`);
-  if (!closed && pos < to) throw new Error(`the file ended after ${pos - from} of ${to - from} bytes (it shrank while being sent)`);
+  if (!closed && pos < to)
+    throw new Error(`the file ended after ${pos - from} of ${to - from} bytes (it shrank while being sent)`);
 }

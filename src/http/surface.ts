@@ -21,7 +21,10 @@ const PROBE_PATH = /^\/(healthz|readyz)$/;
 export function hostOfHeader(header: string | undefined): string | undefined {
   if (!header) return undefined;
   const h = header.trim().toLowerCase();
-  if (h.startsWith('[')) { const end = h.indexOf(']'); return end > 1 ? h.slice(1, end) : undefined; }
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end > 1 ? h.slice(1, end) : undefined;
+  }
   const i = h.lastIndexOf(':');
   const host = i >= 0 && h.indexOf(':') === i ? h.slice(0, i) : h;
   return /^[a-z0-9.:_-]{1,253}$/.test(host) ? host.replace(/\.$/, '') : undefined;
@@ -30,7 +33,11 @@ export function hostOfHeader(header: string | undefined): string | undefined {
 /** The default list: the public URL's host, plus the loopback names so a local `npm start` works. */
 export function defaultAllowedHosts(publicUrl: string, extra: readonly string[] = []): string[] {
   const out = new Set<string>(['localhost', '127.0.0.1', '::1']);
-  try { out.add(new URL(publicUrl).hostname.replace(/^\[|\]$/g, '').toLowerCase()); } catch { /* loadConfig checked it */ }
+  try {
+    out.add(new URL(publicUrl).hostname.replace(/^\[|\]$/g, '').toLowerCase());
+  } catch {
+    /* loadConfig checked it */
+  }
   for (const h of extra) out.add(h.toLowerCase());
   return [...out];
 }
@@ -38,7 +45,8 @@ export function defaultAllowedHosts(publicUrl: string, extra: readonly string[] 
 const printable = (s: string) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 100);
 
 export function surfaceGuard(o: SurfaceOptions) {
-  const allowed = o.allowedHosts && o.allowedHosts.length ? new Set(o.allowedHosts.map((h) => h.toLowerCase())) : undefined;
+  const allowed =
+    o.allowedHosts && o.allowedHosts.length ? new Set(o.allowedHosts.map((h) => h.toLowerCase())) : undefined;
   return (req: Request, res: Response, next: NextFunction) => {
     res.setHeader('X-Content-Type-Options', 'nosniff');
     const encrypted = Boolean((req.socket as TLSSocket).encrypted);
@@ -47,12 +55,23 @@ export function surfaceGuard(o: SurfaceOptions) {
     if (BOOT_PATH.test(req.path) || PROBE_PATH.test(req.path)) return next();
     const host = hostOfHeader(req.headers.host);
     if (allowed && (!host || !allowed.has(host))) {
-      res.status(421).type('text/plain; charset=utf-8').send(`rackboot: the Host "${printable(req.headers.host ?? '')}" is not a name this server's UI and API answer for `
-        + `(${[...allowed].join(', ')}); open it under one of those, or add the name with --allowed-hosts (config allowedHosts)\n`);
+      res
+        .status(421)
+        .type('text/plain; charset=utf-8')
+        .send(
+          `rackboot: the Host "${printable(req.headers.host ?? '')}" is not a name this server's UI and API answer for ` +
+            `(${[...allowed].join(', ')}); open it under one of those, or add the name with --allowed-hosts (config allowedHosts)\n`,
+        );
       return;
     }
     if (o.httpsPort !== undefined && !encrypted && req.path !== '/metrics') {
-      if (!host) { res.status(400).type('text/plain; charset=utf-8').send('rackboot: send a Host header (the UI and API are on HTTPS)\n'); return; }
+      if (!host) {
+        res
+          .status(400)
+          .type('text/plain; charset=utf-8')
+          .send('rackboot: send a Host header (the UI and API are on HTTPS)\n');
+        return;
+      }
       const target = `https://${host.includes(':') ? `[${host}]` : host}${o.httpsPort === 443 ? '' : `:${o.httpsPort}`}${req.originalUrl}`;
       // 308 keeps the method and body, so an API POST sent to http:// is not silently turned into a GET.
       res.redirect(308, target);

@@ -28,7 +28,14 @@ const errnoNames = new Map(Object.entries(constants.errno).map(([name, n]) => [n
  * moved for `stallMs` (a client that stopped reading must not hold a descriptor forever). Resolves with
  * the bytes sent; rejects with an error naming the errno when the range was not sent completely.
  */
-export function sendFileRange(socketFd: number, fileFd: number, offset: number, length: number, stallMs: number, signal?: AbortSignal): Promise<number> {
+export function sendFileRange(
+  socketFd: number,
+  fileFd: number,
+  offset: number,
+  length: number,
+  stallMs: number,
+  signal?: AbortSignal,
+): Promise<number> {
   const n = native!;
   return new Promise((resolve, reject) => {
     let lastSent = 0;
@@ -36,17 +43,30 @@ export function sendFileRange(socketFd: number, fileFd: number, offset: number, 
       clearInterval(watchdog);
       signal?.removeEventListener('abort', onAbort);
       if (errno === 0) return resolve(sent);
-      const why = stalled ? `no progress for ${stallMs} ms` : errno === constants.errno.ENODATA ? 'the file ended early (it shrank while being sent)' : errnoNames.get(errno) ?? `errno ${errno}`;
-      reject(Object.assign(new Error(`sendfile stopped after ${sent} of ${length} bytes: ${why}`), { code: errnoNames.get(errno), sent }));
+      const why = stalled
+        ? `no progress for ${stallMs} ms`
+        : errno === constants.errno.ENODATA
+          ? 'the file ended early (it shrank while being sent)'
+          : (errnoNames.get(errno) ?? `errno ${errno}`);
+      reject(
+        Object.assign(new Error(`sendfile stopped after ${sent} of ${length} bytes: ${why}`), {
+          code: errnoNames.get(errno),
+          sent,
+        }),
+      );
     });
     let stalled = false;
     const watchdog = setInterval(() => {
       const sent = n.sendfileSent(job);
-      if (sent === lastSent) { stalled = true; n.sendfileCancel(job); }
+      if (sent === lastSent) {
+        stalled = true;
+        n.sendfileCancel(job);
+      }
       lastSent = sent;
     }, stallMs);
     watchdog.unref();
     const onAbort = () => n.sendfileCancel(job);
-    if (signal?.aborted) onAbort(); else signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

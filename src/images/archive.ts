@@ -12,29 +12,50 @@ export interface ArchiveEntry {
 
 export class ArchiveError extends Error {}
 
-export const BSDTAR_HINT = 'install bsdtar: apt-get install libarchive-tools (Debian/Ubuntu) or dnf install bsdtar (RHEL/Rocky)';
+export const BSDTAR_HINT =
+  'install bsdtar: apt-get install libarchive-tools (Debian/Ubuntu) or dnf install bsdtar (RHEL/Rocky)';
 
-export interface RunResult { code: number; stdout: string; stderr: string }
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs a tool; `onStderrLine` sees each stderr line as it arrives. ENOENT becomes an ArchiveError with the install hint. */
-export function runTool(cmd: string, args: string[], opts: { onStderrLine?: (line: string) => void; maxStdout?: number } = {}): Promise<RunResult> {
+export function runTool(
+  cmd: string,
+  args: string[],
+  opts: { onStderrLine?: (line: string) => void; maxStdout?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let outLen = 0;
     let err = '';
     let pending = '';
-    child.stdout.on('data', (b: Buffer) => { if (outLen < (opts.maxStdout ?? 64 * 1024 * 1024)) { out.push(b); outLen += b.length; } });
+    child.stdout.on('data', (b: Buffer) => {
+      if (outLen < (opts.maxStdout ?? 64 * 1024 * 1024)) {
+        out.push(b);
+        outLen += b.length;
+      }
+    });
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (s: string) => {
       err += s.length + err.length > 1024 * 1024 ? '' : s;
       if (!opts.onStderrLine) return;
       pending += s;
       let i;
-      while ((i = pending.indexOf('\n')) >= 0) { opts.onStderrLine(pending.slice(0, i)); pending = pending.slice(i + 1); }
+      while ((i = pending.indexOf('\n')) >= 0) {
+        opts.onStderrLine(pending.slice(0, i));
+        pending = pending.slice(i + 1);
+      }
     });
     child.on('error', (e: NodeJS.ErrnoException) => {
-      reject(e.code === 'ENOENT' ? new ArchiveError(`${cmd} not found: ${cmd === 'bsdtar' ? BSDTAR_HINT : `install ${cmd}`}`) : e);
+      reject(
+        e.code === 'ENOENT'
+          ? new ArchiveError(`${cmd} not found: ${cmd === 'bsdtar' ? BSDTAR_HINT : `install ${cmd}`}`)
+          : e,
+      );
     });
     child.on('close', (code, signal) => {
       if (pending && opts.onStderrLine) opts.onStderrLine(pending);
@@ -45,7 +66,14 @@ export function runTool(cmd: string, args: string[], opts: { onStderrLine?: (lin
 
 /** bsdtar's own words, without the "Error exit delayed" noise. */
 export function bsdtarMessage(stderr: string): string {
-  const lines = stderr.split('\n').map((l) => l.replace(/^x [^:]*$/, '').replace(/^bsdtar: /, '').trim())
+  const lines = stderr
+    .split('\n')
+    .map((l) =>
+      l
+        .replace(/^x [^:]*$/, '')
+        .replace(/^bsdtar: /, '')
+        .trim(),
+    )
     .filter((l) => l && !/^Error exit delayed/.test(l));
   return lines.slice(0, 3).join('; ') || 'unknown error';
 }
@@ -61,7 +89,13 @@ export function parseListing(text: string): ArchiveEntry[] {
     let name = m[3];
     let target: string | undefined;
     const type = m[1] === '-' ? 'file' : m[1] === 'd' ? 'dir' : m[1] === 'l' ? 'symlink' : 'other';
-    if (type === 'symlink') { const i = name.indexOf(' -> '); if (i >= 0) { target = name.slice(i + 4); name = name.slice(0, i); } }
+    if (type === 'symlink') {
+      const i = name.indexOf(' -> ');
+      if (i >= 0) {
+        target = name.slice(i + 4);
+        name = name.slice(0, i);
+      }
+    }
     name = name.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
     if (name === '' || name === '.') continue;
     entries.push({ path: name, type, size: Number(m[2]), ...(target !== undefined ? { target } : {}) });
@@ -98,25 +132,51 @@ export class Bsdtar {
     return new Promise((resolve, reject) => {
       const child = spawn(this.cmd, ['-x', '-O', '-f', archive, member], { stdio: ['ignore', 'pipe', 'pipe'] });
       const chunks: Buffer[] = [];
-      let len = 0, err = '', done = false;
-      const finish = () => { if (done) return; done = true; resolve(Buffer.concat(chunks).subarray(0, maxBytes)); };
+      let len = 0,
+        err = '',
+        done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        resolve(Buffer.concat(chunks).subarray(0, maxBytes));
+      };
       child.stdout.on('data', (b: Buffer) => {
         if (done) return;
-        chunks.push(b); len += b.length;
-        if (len >= maxBytes) { finish(); child.kill('SIGTERM'); }
+        chunks.push(b);
+        len += b.length;
+        if (len >= maxBytes) {
+          finish();
+          child.kill('SIGTERM');
+        }
       });
       child.stderr.setEncoding('utf8');
-      child.stderr.on('data', (s: string) => { if (err.length < 65536) err += s; });
-      child.on('error', (e: NodeJS.ErrnoException) => { if (!done) { done = true; reject(e.code === 'ENOENT' ? new ArchiveError(`${this.cmd} not found: ${BSDTAR_HINT}`) : e); } });
+      child.stderr.on('data', (s: string) => {
+        if (err.length < 65536) err += s;
+      });
+      child.on('error', (e: NodeJS.ErrnoException) => {
+        if (!done) {
+          done = true;
+          reject(e.code === 'ENOENT' ? new ArchiveError(`${this.cmd} not found: ${BSDTAR_HINT}`) : e);
+        }
+      });
       child.on('close', (code) => {
         if (done) return;
-        if (code !== 0) { done = true; reject(new ArchiveError(bsdtarMessage(err))); return; }
+        if (code !== 0) {
+          done = true;
+          reject(new ArchiveError(bsdtarMessage(err)));
+          return;
+        }
         finish();
       });
     });
   }
 
   async version(): Promise<string | undefined> {
-    try { const r = await runTool(this.cmd, ['--version']); return r.code === 0 ? r.stdout.trim() : undefined; } catch { return undefined; }
+    try {
+      const r = await runTool(this.cmd, ['--version']);
+      return r.code === 0 ? r.stdout.trim() : undefined;
+    } catch {
+      return undefined;
+    }
   }
 }

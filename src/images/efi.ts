@@ -33,8 +33,14 @@ export interface LoaderFacts {
 
 export function grubFacts(f: GrubFlavour, signerVendor: string | undefined): GrubFacts {
   return {
-    ...(f.prefix !== undefined ? { prefix: f.prefix } : {}), perMac: f.perMac, ...(f.perMacOver ? { perMacOver: f.perMacOver } : {}),
-    lookup: f.lookup, asks: f.asks, linuxefi: f.linuxefi, http: f.http, kernelCommand: grubKernelCommand(f, signerVendor),
+    ...(f.prefix !== undefined ? { prefix: f.prefix } : {}),
+    perMac: f.perMac,
+    ...(f.perMacOver ? { perMacOver: f.perMacOver } : {}),
+    lookup: f.lookup,
+    asks: f.asks,
+    linuxefi: f.linuxefi,
+    http: f.http,
+    kernelCommand: grubKernelCommand(f, signerVendor),
   };
 }
 
@@ -47,10 +53,16 @@ export function describeLoader(bytes: Uint8Array, name = '', extra: Uint8Array[]
   const base = { signer: formatSigner(signer), ...(signer ? { signerVendor: signer.vendor } : {}) };
   if (pe.sections.some((s) => s.name === '.vendor_cert')) {
     const trusted = shimVendorCerts(bytes, pe);
-    return { kind: 'shim', ...base, trusts: trusted.map(formatSigner), ...(trusted[0] ? { vendor: trusted[0].vendor } : {}) };
+    return {
+      kind: 'shim',
+      ...base,
+      trusts: trusted.map(formatSigner),
+      ...(trusted[0] ? { vendor: trusted[0].vendor } : {}),
+    };
   }
   const g = grubFlavour(bytes, extra);
-  if (g) return { kind: 'grub', ...base, ...(signer ? { vendor: signer.vendor } : {}), grub: grubFacts(g, signer?.vendor) };
+  if (g)
+    return { kind: 'grub', ...base, ...(signer ? { vendor: signer.vendor } : {}), grub: grubFacts(g, signer?.vendor) };
   return { kind: /^mm/i.test(name) ? 'mokmanager' : 'efi', ...base, ...(signer ? { vendor: signer.vendor } : {}) };
 }
 
@@ -58,6 +70,11 @@ export function describeLoader(bytes: Uint8Array, name = '', extra: Uint8Array[]
 export function formatLoaderFacts(f: LoaderFacts): string {
   const parts = [f.signerVendor ? `signed by ${f.signer}` : 'unsigned (refused while Secure Boot is on)'];
   if (f.trusts) parts.push(f.trusts.length ? `trusts ${f.trusts.join(', ')}` : 'trusts only the firmware db');
-  if (f.grub) parts.push(f.grub.lookup, `kernel command ${f.grub.kernelCommand}`, f.grub.http ? 'HTTP capable' : 'TFTP only (no http module)');
+  if (f.grub)
+    parts.push(
+      f.grub.lookup,
+      `kernel command ${f.grub.kernelCommand}`,
+      f.grub.http ? 'HTTP capable' : 'TFTP only (no http module)',
+    );
   return parts.join('; ');
 }

@@ -28,7 +28,10 @@ export interface GrubFlavour {
   http: boolean;
 }
 
-const MODULE_ELF = 0, MODULE_MEMDISK = 1, MODULE_CONFIG = 2, MODULE_PREFIX = 3;
+const MODULE_ELF = 0,
+  MODULE_MEMDISK = 1,
+  MODULE_CONFIG = 2,
+  MODULE_PREFIX = 3;
 const MAX_MODULES = 1024;
 
 const le32 = (b: Uint8Array, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 0x1000000;
@@ -46,15 +49,20 @@ function text(b: Uint8Array): string {
 }
 
 /** The module list of a GRUB image; undefined when these bytes are not one. */
-function modulesOf(b: Uint8Array, pe: PeFile): { elf: Uint8Array[]; memdisk?: Uint8Array; config?: string; prefix?: string } | undefined {
+function modulesOf(
+  b: Uint8Array,
+  pe: PeFile,
+): { elf: Uint8Array[]; memdisk?: Uint8Array; config?: string; prefix?: string } | undefined {
   const sec = pe.sections.find((s) => s.name === 'mods');
   const mods = sec && sectionBytes(b, sec);
   if (!mods || mods.length < 24 || text(mods.subarray(0, 4)) !== 'mimg') return undefined;
-  const offset = le64(mods, 8), size = le64(mods, 16);
+  const offset = le64(mods, 8),
+    size = le64(mods, 16);
   if (offset < 24 || size > mods.length) return undefined;
   const out: { elf: Uint8Array[]; memdisk?: Uint8Array; config?: string; prefix?: string } = { elf: [] };
   for (let at = offset, n = 0; at + 8 <= size && n < MAX_MODULES; n++) {
-    const type = le32(mods, at), len = le32(mods, at + 4);
+    const type = le32(mods, at),
+      len = le32(mods, at + 4);
     if (len < 8 || at + len > size) break;
     const body = mods.subarray(at + 8, at + len);
     if (type === MODULE_ELF) out.elf.push(body);
@@ -69,15 +77,23 @@ function modulesOf(b: Uint8Array, pe: PeFile): { elf: Uint8Array[]; memdisk?: Ui
 /** The .modname of an ELF64 GRUB module. */
 function moduleName(e: Uint8Array): string | undefined {
   if (e.length < 64 || e[0] !== 0x7f || e[1] !== 0x45 || e[4] !== 2) return undefined;
-  const shoff = le64(e, 0x28), shentsize = le16(e, 0x3a), shnum = le16(e, 0x3c), shstrndx = le16(e, 0x3e);
+  const shoff = le64(e, 0x28),
+    shentsize = le16(e, 0x3a),
+    shnum = le16(e, 0x3c),
+    shstrndx = le16(e, 0x3e);
   if (shentsize < 64 || shnum > 256 || shstrndx >= shnum || shoff + shnum * shentsize > e.length) return undefined;
-  const sh = (i: number) => ({ name: le32(e, shoff + i * shentsize), offset: le64(e, shoff + i * shentsize + 24), size: le64(e, shoff + i * shentsize + 32) });
+  const sh = (i: number) => ({
+    name: le32(e, shoff + i * shentsize),
+    offset: le64(e, shoff + i * shentsize + 24),
+    size: le64(e, shoff + i * shentsize + 32),
+  });
   const names = sh(shstrndx);
   if (names.offset + names.size > e.length) return undefined;
   for (let i = 0; i < shnum; i++) {
     const s = sh(i);
     if (s.name >= names.size || s.offset + s.size > e.length) continue;
-    if (text(e.subarray(names.offset + s.name, names.offset + names.size)) === '.modname') return text(e.subarray(s.offset, s.offset + s.size)) || undefined;
+    if (text(e.subarray(names.offset + s.name, names.offset + names.size)) === '.modname')
+      return text(e.subarray(s.offset, s.offset + s.size)) || undefined;
   }
   return undefined;
 }
@@ -95,7 +111,8 @@ function memdiskScripts(m: Uint8Array): string | undefined {
   const s = Buffer.from(m.buffer, m.byteOffset, Math.min(m.byteLength, 64 * 1024 * 1024)).toString('latin1');
   const found: string[] = [];
   for (const run of s.matchAll(/[\t\n\x20-\x7e]{24,}/g)) {
-    if (/\b(source|configfile|normal)\b/.test(run[0]) && /(\$prefix|grub\.cfg|\$\{?net_)/.test(run[0])) found.push(run[0].trim());
+    if (/\b(source|configfile|normal)\b/.test(run[0]) && /(\$prefix|grub\.cfg|\$\{?net_)/.test(run[0]))
+      found.push(run[0].trim());
     if (found.length >= 16) break;
   }
   return found.length ? found.join('\n') : undefined;
@@ -142,7 +159,8 @@ export function grubFlavour(b: Uint8Array, extra: Uint8Array[] = []): GrubFlavou
   let asks: string[];
   let lookup: string;
   if (PER_MAC_SCRIPT.test(script)) {
-    perMac = true; perMacOver = 'any';
+    perMac = true;
+    perMacOver = 'any';
     asks = [...sourcedFiles(script, bare)];
     lookup = 'per-MAC: its built-in config looks up grub.cfg-01-<mac> itself';
   } else if (mods.config === undefined || BARE_NORMAL.test(mods.config)) {
@@ -150,8 +168,12 @@ export function grubFlavour(b: Uint8Array, extra: Uint8Array[] = []): GrubFlavou
     perMac = netSearch;
     perMacOver = netSearch ? (loaderDirFirst ? 'any' : 'tftp') : undefined;
     const dirs = loaderDirFirst ? ['<loader dir>', bare] : [bare];
-    asks = dirs.flatMap((d) => [...(perMac ? [under(d, 'grub.cfg-01-<mac>'), under(d, 'grub.cfg-<hex ip>')] : []), under(d, 'grub.cfg')]);
-    lookup = perMac ? `per-MAC: grub.cfg-01-<mac>, then grub.cfg-<hex ip>, then grub.cfg in ${dirs.join(', then ')}${perMacOver === 'tftp' ? ' (over TFTP only; over HTTP only grub.cfg)' : ''}`
+    asks = dirs.flatMap((d) => [
+      ...(perMac ? [under(d, 'grub.cfg-01-<mac>'), under(d, 'grub.cfg-<hex ip>')] : []),
+      under(d, 'grub.cfg'),
+    ]);
+    lookup = perMac
+      ? `per-MAC: grub.cfg-01-<mac>, then grub.cfg-<hex ip>, then grub.cfg in ${dirs.join(', then ')}${perMacOver === 'tftp' ? ' (over TFTP only; over HTTP only grub.cfg)' : ''}`
       : `prefix only: ${asks.join(', ')} (this GRUB has no per-MAC search)`;
   } else {
     asks = sourcedFiles(script, bare);
@@ -162,7 +184,12 @@ export function grubFlavour(b: Uint8Array, extra: Uint8Array[] = []): GrubFlavou
     ...(mods.prefix !== undefined ? { prefix } : {}),
     ...(mods.config !== undefined ? { embeddedConfig: mods.config } : {}),
     ...(memdiskConfig !== undefined ? { memdiskConfig } : {}),
-    modules, perMac, ...(perMacOver ? { perMacOver } : {}), loaderDirFirst, asks, lookup,
+    modules,
+    perMac,
+    ...(perMacOver ? { perMacOver } : {}),
+    loaderDirFirst,
+    asks,
+    lookup,
     linuxefi: modules.includes('linuxefi') || has('\0linuxefi\0'),
     http: modules.includes('http') || modules.includes('efihttp'),
   };

@@ -8,7 +8,24 @@
 // Atomic: everything is written into dot-directories beside the targets and renamed at the end; the
 // store row is written last. Any failure removes what this import wrote.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, readFileSync, existsSync, linkSync, copyFileSync, mkdirSync, readdirSync, readSync, openSync, closeSync, renameSync, rmSync, statSync, statfsSync, chmodSync, lstatSync } from 'node:fs';
+import {
+  createReadStream,
+  readFileSync,
+  existsSync,
+  linkSync,
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readSync,
+  openSync,
+  closeSync,
+  renameSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  chmodSync,
+  lstatSync,
+} from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { ArchiveError, Bsdtar } from './archive.ts';
 import { parseRpmHeader, type RpmInfo } from './rpm-header.ts';
@@ -29,7 +46,9 @@ const IMAGE_UPDATE_NAME = 'redhat-virtualization-host-image-update';
  * from its own directory, by those exact names, and TFTP names are case-sensitive.
  */
 export const EFI_BOOT_FILES: { name: string; role: EfiRole }[] = [
-  { name: 'BOOTX64.EFI', role: 'shim' }, { name: 'grubx64.efi', role: 'grub' }, { name: 'mmx64.efi', role: 'mokmanager' },
+  { name: 'BOOTX64.EFI', role: 'shim' },
+  { name: 'grubx64.efi', role: 'grub' },
+  { name: 'mmx64.efi', role: 'mokmanager' },
 ];
 export const EFI_BOOT_DIR = 'EFI/BOOT';
 const TEMP_PREFIX = '.rackboot-import-';
@@ -48,14 +67,19 @@ export interface ImportDeps {
 }
 
 export type ImportResult =
-  | { ok: true; status: 'imported' | 'unchanged'; image: ImageRecord; warnings: string[] }
-  | { ok: false; error: string };
+  { ok: true; status: 'imported' | 'unchanged'; image: ImageRecord; warnings: string[] } | { ok: false; error: string };
 
 class ImportFailure extends Error {}
-const fail = (message: string): never => { throw new ImportFailure(message); };
+const fail = (message: string): never => {
+  throw new ImportFailure(message);
+};
 
 /** `replace` (--force): an image of the same name from a different ISO is swapped for this one. */
-export async function importIso(isoIn: string, opts: { name?: string; replace?: boolean }, d: ImportDeps): Promise<ImportResult> {
+export async function importIso(
+  isoIn: string,
+  opts: { name?: string; replace?: boolean },
+  d: ImportDeps,
+): Promise<ImportResult> {
   const iso = resolve(isoIn);
   const bsdtar = d.bsdtar ?? new Bsdtar();
   const progress = d.progress ?? noProgress;
@@ -63,51 +87,82 @@ export async function importIso(isoIn: string, opts: { name?: string; replace?: 
   const warnings: string[] = [];
   let tmpImages: string | undefined, tmpTftp: string | undefined;
   let finalImages: string | undefined, finalTftp: string | undefined;
-  let renamedImages = false, renamedTftp = false;
+  let renamedImages = false,
+    renamedTftp = false;
   const trash: { from: string; to: string }[] = [];
   let stage = 'reading the ISO';
   try {
-    if (resolve(d.tftpRoot) === resolve(d.imagesDir)) fail(`the TFTP root and the images dir are the same directory (${d.tftpRoot}): give them separate directories (--tftp-root, --images-dir)`);
+    if (resolve(d.tftpRoot) === resolve(d.imagesDir))
+      fail(
+        `the TFTP root and the images dir are the same directory (${d.tftpRoot}): give them separate directories (--tftp-root, --images-dir)`,
+      );
     const isoSize = checkIsoFile(iso);
 
     let entries;
-    try { entries = await bsdtar.list(iso); } catch (e) {
+    try {
+      entries = await bsdtar.list(iso);
+    } catch (e) {
       if (!(e instanceof ArchiveError)) throw e;
       if (/not found/.test(e.message)) fail(e.message);
-      return fail(`${iso} cannot be read as an ISO 9660 image (bsdtar: ${e.message}); is the download complete? compare its sha256 with Red Hat's checksum`);
+      return fail(
+        `${iso} cannot be read as an ISO 9660 image (bsdtar: ${e.message}); is the download complete? compare its sha256 with Red Hat's checksum`,
+      );
     }
     const byPath = new Map(entries.map((e) => [e.path, e]));
     const missing = [KERNEL_IN_ISO, INITRD_IN_ISO, STAGE2_IN_ISO].filter((p) => byPath.get(p)?.type !== 'file');
     if (missing.length) fail(`${iso} is not an RHVH installation ISO: it has no ${missing.join(', ')}`);
     const rpms = entries.filter((e) => e.type === 'file' && IMAGE_UPDATE_RPM.test(e.path));
-    if (rpms.length === 0) fail(`${iso} has no Packages/${IMAGE_UPDATE_NAME}-*.rpm, which holds the hypervisor image (the liveimg): is this the RHVH ISO, not a RHEL one?`);
-    if (rpms.length > 1) fail(`${iso} has ${rpms.length} image-update RPMs (${rpms.map((r) => r.path).join(', ')}): rackboot expects exactly one`);
+    if (rpms.length === 0)
+      fail(
+        `${iso} has no Packages/${IMAGE_UPDATE_NAME}-*.rpm, which holds the hypervisor image (the liveimg): is this the RHVH ISO, not a RHEL one?`,
+      );
+    if (rpms.length > 1)
+      fail(
+        `${iso} has ${rpms.length} image-update RPMs (${rpms.map((r) => r.path).join(', ')}): rackboot expects exactly one`,
+      );
     const rpm = rpms[0];
-    if (byPath.get(TREEINFO)?.type !== 'file') warnings.push(`${iso} has no ${TREEINFO}: Anaconda will look for ${STAGE2_IN_ISO} directly`);
+    if (byPath.get(TREEINFO)?.type !== 'file')
+      warnings.push(`${iso} has no ${TREEINFO}: Anaconda will look for ${STAGE2_IN_ISO} directly`);
 
     const rpmInfo = await readRpmInfo(bsdtar, iso, rpm.path);
     const version = `${rpmInfo.version}-${rpmInfo.release}`;
     const name = opts.name ?? `rhvh-${rpmInfo.version}`.toLowerCase().replace(/[^a-z0-9._-]/g, '-');
-    if (!IMAGE_NAME.test(name)) fail(`image name "${name}" must be 1-63 lower-case letters, digits, . _ - (starting with a letter or digit): choose one with --name`);
+    if (!IMAGE_NAME.test(name))
+      fail(
+        `image name "${name}" must be 1-63 lower-case letters, digits, . _ - (starting with a letter or digit): choose one with --name`,
+      );
 
     stage = 'hashing the ISO';
     const sha = await sha256File(iso, progress.phase(`sha256 ${basename(iso)}`, isoSize));
     const existing = d.store.get(name);
     const replacing = existing !== undefined && existing.sourceSha256 !== sha && opts.replace === true;
     if (existing && !replacing) {
-      if (existing.sourceSha256 !== sha) fail(`an image named ${name} is already imported from a different ISO (version ${existing.version}, sha256 ${existing.sourceSha256.slice(0, 12)}…): choose another --name, run rackboot image remove ${name} first, or replace it with --force`);
+      if (existing.sourceSha256 !== sha)
+        fail(
+          `an image named ${name} is already imported from a different ISO (version ${existing.version}, sha256 ${existing.sourceSha256.slice(0, 12)}…): choose another --name, run rackboot image remove ${name} first, or replace it with --force`,
+        );
       const problems = verifyImage(existing, d.tftpRoot, d.imagesDir);
-      if (problems.length) fail(`${name} was imported from this ISO, but ${problems.join('; ')}: run rackboot image remove ${name}, then import again`);
-      const isoHasGrub = entries.some((e) => e.type === 'file' && e.path.toLowerCase() === `${EFI_BOOT_DIR}/grubx64.efi`.toLowerCase());
+      if (problems.length)
+        fail(
+          `${name} was imported from this ISO, but ${problems.join('; ')}: run rackboot image remove ${name}, then import again`,
+        );
+      const isoHasGrub = entries.some(
+        (e) => e.type === 'file' && e.path.toLowerCase() === `${EFI_BOOT_DIR}/grubx64.efi`.toLowerCase(),
+      );
       if (isoHasGrub && !existing.files.some((f) => f.role === 'grub')) {
-        warnings.push(`${name} was imported before rackboot copied the ISO's ${EFI_BOOT_DIR}/ loaders, so its UEFI hosts boot the synced ones: run rackboot image remove ${name}, then import again, to use the image's own signed shim and GRUB`);
+        warnings.push(
+          `${name} was imported before rackboot copied the ISO's ${EFI_BOOT_DIR}/ loaders, so its UEFI hosts boot the synced ones: run rackboot image remove ${name}, then import again, to use the image's own signed shim and GRUB`,
+        );
       }
       return { ok: true, status: 'unchanged', image: existing, warnings };
     }
     finalImages = join(d.imagesDir, name);
     finalTftp = join(d.tftpRoot, name);
     for (const dir of [finalImages, finalTftp]) {
-      if (existsSync(dir) && !replacing) fail(`${dir} already exists, but no image ${name} is recorded: rackboot will not overwrite it; move it away or choose another --name`);
+      if (existsSync(dir) && !replacing)
+        fail(
+          `${dir} already exists, but no image ${name} is recorded: rackboot will not overwrite it; move it away or choose another --name`,
+        );
     }
     for (const other of d.store.findBySource(sha)) warnings.push(`this ISO is also imported as ${other.name}`);
 
@@ -126,8 +181,16 @@ export async function importIso(isoIn: string, opts: { name?: string; replace?: 
     const sameFs = statSync(tmpImages).dev === statSync(tmpTftp).dev;
     // The RPM payload is compressed squashfs: the RPM's size is a close estimate of the liveimg's.
     if (d.checkSpace !== false) {
-      if (sameFs) needSpace(d.imagesDir, treeBytes + rpm.size + kernelBytes, `the ISO tree, the hypervisor image and the kernel/initrd of ${name}`);
-      else { needSpace(d.imagesDir, treeBytes + rpm.size, `the ISO tree and the hypervisor image of ${name}`); needSpace(d.tftpRoot, kernelBytes, `the kernel and initrd of ${name}`); }
+      if (sameFs)
+        needSpace(
+          d.imagesDir,
+          treeBytes + rpm.size + kernelBytes,
+          `the ISO tree, the hypervisor image and the kernel/initrd of ${name}`,
+        );
+      else {
+        needSpace(d.imagesDir, treeBytes + rpm.size, `the ISO tree and the hypervisor image of ${name}`);
+        needSpace(d.tftpRoot, kernelBytes, `the kernel and initrd of ${name}`);
+      }
     }
 
     stage = `extracting the ISO into ${d.imagesDir}`;
@@ -137,27 +200,46 @@ export async function importIso(isoIn: string, opts: { name?: string; replace?: 
     for (const e of entries) {
       if (e.type !== 'file') continue;
       const got = fileSize(join(tmpImages, e.path));
-      if (got !== e.size) fail(`${e.path} came out of the ISO as ${got ?? 'nothing'} bytes instead of ${e.size}: the ISO is damaged`);
+      if (got !== e.size)
+        fail(`${e.path} came out of the ISO as ${got ?? 'nothing'} bytes instead of ${e.size}: the ISO is damaged`);
     }
 
     stage = `extracting the hypervisor image from ${rpm.path}`;
     const rpmFile = join(tmpImages, rpm.path);
     let payload;
-    try { payload = await bsdtar.list(rpmFile); } catch (e) {
+    try {
+      payload = await bsdtar.list(rpmFile);
+    } catch (e) {
       if (!(e instanceof ArchiveError)) throw e;
       return fail(`${rpm.path} in ${iso} cannot be read as an RPM (bsdtar: ${e.message})`);
     }
     const images = payload.filter((e) => e.type === 'file' && LIVEIMG_IN_RPM.test(e.path));
-    if (images.length !== 1) fail(`${rpm.path} holds ${images.length ? images.map((i) => i.path).join(', ') : 'no usr/share/redhat-virtualization-host/image/*.squashfs.img'}: expected exactly one hypervisor image`);
+    if (images.length !== 1)
+      fail(
+        `${rpm.path} holds ${images.length ? images.map((i) => i.path).join(', ') : 'no usr/share/redhat-virtualization-host/image/*.squashfs.img'}: expected exactly one hypervisor image`,
+      );
     const liveEntry = images[0];
     const liveName = basename(liveEntry.path);
-    if (liveName === basename(STAGE2_IN_ISO) || byPath.has(liveName)) fail(`the hypervisor image in ${rpm.path} is named ${liveName}, which would collide with the ISO tree (${STAGE2_IN_ISO} is the installer, not the hypervisor)`);
+    if (liveName === basename(STAGE2_IN_ISO) || byPath.has(liveName))
+      fail(
+        `the hypervisor image in ${rpm.path} is named ${liveName}, which would collide with the ISO tree (${STAGE2_IN_ISO} is the installer, not the hypervisor)`,
+      );
     if (d.checkSpace !== false) needSpace(d.imagesDir, liveEntry.size, `the hypervisor image ${liveName}`);
     const work = join(tmpImages, '.rpm-payload');
     mkdirSync(work);
-    await extractWithProgress(bsdtar, rpmFile, work, [liveEntry.path], liveEntry.size, progress.phase(`extracting ${liveName}`, liveEntry.size));
+    await extractWithProgress(
+      bsdtar,
+      rpmFile,
+      work,
+      [liveEntry.path],
+      liveEntry.size,
+      progress.phase(`extracting ${liveName}`, liveEntry.size),
+    );
     const extracted = join(work, liveEntry.path);
-    if (fileSize(extracted) !== liveEntry.size) fail(`${liveEntry.path} came out of ${rpm.path} as ${fileSize(extracted) ?? 'nothing'} bytes instead of ${liveEntry.size}: the RPM is damaged`);
+    if (fileSize(extracted) !== liveEntry.size)
+      fail(
+        `${liveEntry.path} came out of ${rpm.path} as ${fileSize(extracted) ?? 'nothing'} bytes instead of ${liveEntry.size}: the RPM is damaged`,
+      );
     renameSync(extracted, join(tmpImages, liveName));
     chmodSync(join(tmpImages, liveName), 0o644);
     rmSync(work, { recursive: true, force: true });
@@ -170,7 +252,9 @@ export async function importIso(isoIn: string, opts: { name?: string; replace?: 
     const efiRoles: Record<string, ImageFileRecord['role']> = {};
     const efiFacts = new Map<string, LoaderFacts>();
     for (const f of EFI_BOOT_FILES) {
-      const entry = entries.find((e) => e.type === 'file' && e.path.toLowerCase() === `${EFI_BOOT_DIR}/${f.name}`.toLowerCase());
+      const entry = entries.find(
+        (e) => e.type === 'file' && e.path.toLowerCase() === `${EFI_BOOT_DIR}/${f.name}`.toLowerCase(),
+      );
       if (!entry) continue;
       const rel = `${EFI_BOOT_DIR}/${f.name}`;
       mkdirSync(join(tmpTftp, EFI_BOOT_DIR), { recursive: true });
@@ -178,27 +262,48 @@ export async function importIso(isoIn: string, opts: { name?: string; replace?: 
       efiRoles[`tftp:${rel}`] = f.role;
       const facts = describeLoader(readFileSync(join(tmpTftp, rel)), f.name);
       if (facts) efiFacts.set(rel, facts);
-      else warnings.push(`${entry.path} in ${iso} is not an EFI (PE) file: it is copied, but UEFI clients cannot boot it`);
+      else
+        warnings.push(`${entry.path} in ${iso} is not an EFI (PE) file: it is copied, but UEFI clients cannot boot it`);
     }
     // A signed EFI-stub kernel names its vendor (RHEL's vmlinuz is Authenticode-signed by Red Hat): what Secure Boot checks it against.
     const kernelFacts = describeLoader(readFileSync(join(tmpTftp, 'vmlinuz')), 'vmlinuz');
     if (kernelFacts?.signerVendor) efiFacts.set('vmlinuz', kernelFacts);
     const efiCount = Object.keys(efiRoles).length;
-    if (efiCount > 0 && !efiRoles[`tftp:${EFI_BOOT_DIR}/grubx64.efi`]) warnings.push(`${iso} has ${EFI_BOOT_DIR}/ but no grubx64.efi: its shim has nothing to load, so UEFI hosts use the loaders from rackboot loaders sync`);
+    if (efiCount > 0 && !efiRoles[`tftp:${EFI_BOOT_DIR}/grubx64.efi`])
+      warnings.push(
+        `${iso} has ${EFI_BOOT_DIR}/ but no grubx64.efi: its shim has nothing to load, so UEFI hosts use the loaders from rackboot loaders sync`,
+      );
     else if (efiCount > 0) {
-      const shim = efiFacts.get(`${EFI_BOOT_DIR}/BOOTX64.EFI`), grub = efiFacts.get(`${EFI_BOOT_DIR}/grubx64.efi`);
-      if (shim && shim.kind !== 'shim') warnings.push(`${EFI_BOOT_DIR}/BOOTX64.EFI is not a shim (${shim.kind}): Secure Boot hosts may refuse the chain`);
-      if (grub && grub.kind !== 'grub') warnings.push(`${EFI_BOOT_DIR}/grubx64.efi is not a GRUB image rackboot can read: its config lookup and kernel command are guesses`);
-      if (shim?.vendor && grub?.signerVendor && shim.vendor !== grub.signerVendor) warnings.push(`the image's shim trusts ${shim.vendor} but its GRUB is signed by ${grub.signerVendor}: Secure Boot will refuse that GRUB`);
+      const shim = efiFacts.get(`${EFI_BOOT_DIR}/BOOTX64.EFI`),
+        grub = efiFacts.get(`${EFI_BOOT_DIR}/grubx64.efi`);
+      if (shim && shim.kind !== 'shim')
+        warnings.push(
+          `${EFI_BOOT_DIR}/BOOTX64.EFI is not a shim (${shim.kind}): Secure Boot hosts may refuse the chain`,
+        );
+      if (grub && grub.kind !== 'grub')
+        warnings.push(
+          `${EFI_BOOT_DIR}/grubx64.efi is not a GRUB image rackboot can read: its config lookup and kernel command are guesses`,
+        );
+      if (shim?.vendor && grub?.signerVendor && shim.vendor !== grub.signerVendor)
+        warnings.push(
+          `the image's shim trusts ${shim.vendor} but its GRUB is signed by ${grub.signerVendor}: Secure Boot will refuse that GRUB`,
+        );
     }
 
     stage = 'hashing the imported files';
     const roles: Record<string, ImageFileRecord['role']> = {
       ...efiRoles,
-      [`tftp:vmlinuz`]: 'kernel', [`tftp:initrd.img`]: 'initrd', [`images:${STAGE2_IN_ISO}`]: 'stage2', [`images:${TREEINFO}`]: 'treeinfo',
-      [`images:${liveName}`]: 'liveimg', [`images:${rpm.path}`]: 'image-update-rpm',
+      [`tftp:vmlinuz`]: 'kernel',
+      [`tftp:initrd.img`]: 'initrd',
+      [`images:${STAGE2_IN_ISO}`]: 'stage2',
+      [`images:${TREEINFO}`]: 'treeinfo',
+      [`images:${liveName}`]: 'liveimg',
+      [`images:${rpm.path}`]: 'image-update-rpm',
     };
-    const list = [...walkFiles(tmpTftp).map((p) => ({ root: 'tftp' as const, dir: tmpTftp!, rel: p })), ...walkFiles(tmpImages).map((p) => ({ root: 'images' as const, dir: tmpImages!, rel: p }))];
+    const list = [
+      ...walkFiles(tmpTftp).map((p) => ({ root: 'tftp' as const, dir: tmpTftp!, rel: p })),
+      ...walkFiles(tmpImages).map((p) => ({ root: 'images' as const, dir: tmpImages!, rel: p })),
+    ];
     const total = list.reduce((s, f) => s + (fileSize(join(f.dir, f.rel)) ?? 0), 0);
     const phase = progress.phase('sha256 of imported files', total);
     const files: ImageFileRecord[] = [{ root: 'source', path: iso, size: isoSize, sha256: sha, role: 'iso' }];
@@ -211,15 +316,28 @@ export async function importIso(isoIn: string, opts: { name?: string; replace?: 
       done += size;
       const role = roles[`${f.root}:${f.rel}`];
       const loader = f.root === 'tftp' ? efiFacts.get(f.rel) : undefined;
-      files.push({ root: f.root, path: `${name}/${f.rel}`, size, sha256: h, ...(role ? { role } : {}), ...(loader ? { loader } : {}) });
+      files.push({
+        root: f.root,
+        path: `${name}/${f.rel}`,
+        size,
+        sha256: h,
+        ...(role ? { role } : {}),
+        ...(loader ? { loader } : {}),
+      });
     }
     phase.finish();
 
     stage = 'moving the image into place';
     const record: ImageRecord = {
-      name, version, sourceSha256: sha,
-      kernel: `${name}/vmlinuz`, initrd: `${name}/initrd.img`, stage2: name, liveimg: `${name}/${liveName}`,
-      files, importedAt: (d.now ?? Date.now)(),
+      name,
+      version,
+      sourceSha256: sha,
+      kernel: `${name}/vmlinuz`,
+      initrd: `${name}/initrd.img`,
+      stage2: name,
+      liveimg: `${name}/${liveName}`,
+      files,
+      importedAt: (d.now ?? Date.now)(),
     };
     if (replacing) {
       for (const dir of [finalImages, finalTftp]) {
@@ -229,17 +347,40 @@ export async function importIso(isoIn: string, opts: { name?: string; replace?: 
         trash.push({ from: dir, to });
       }
     }
-    renameSync(tmpImages, finalImages); renamedImages = true; tmpImages = undefined;
-    renameSync(tmpTftp, finalTftp); renamedTftp = true; tmpTftp = undefined;
-    if (replacing) d.store.replace(record); else d.store.insert(record);
+    renameSync(tmpImages, finalImages);
+    renamedImages = true;
+    tmpImages = undefined;
+    renameSync(tmpTftp, finalTftp);
+    renamedTftp = true;
+    tmpTftp = undefined;
+    if (replacing) d.store.replace(record);
+    else d.store.insert(record);
     for (const t of trash.splice(0)) rmSync(t.to, { recursive: true, force: true });
-    if (replacing) warnings.push(`replaced ${name} (was RHVH ${existing!.version}); hosts building now may mix old and new files`);
+    if (replacing)
+      warnings.push(`replaced ${name} (was RHVH ${existing!.version}); hosts building now may mix old and new files`);
     return { ok: true, status: 'imported', image: record, warnings };
   } catch (err) {
-    for (const dir of [tmpImages, tmpTftp, renamedImages ? finalImages : undefined, renamedTftp ? finalTftp : undefined]) {
-      if (dir) { try { rmSync(dir, { recursive: true, force: true }); } catch { /* best effort; reported below if it matters */ } }
+    for (const dir of [
+      tmpImages,
+      tmpTftp,
+      renamedImages ? finalImages : undefined,
+      renamedTftp ? finalTftp : undefined,
+    ]) {
+      if (dir) {
+        try {
+          rmSync(dir, { recursive: true, force: true });
+        } catch {
+          /* best effort; reported below if it matters */
+        }
+      }
     }
-    for (const t of trash) { try { renameSync(t.to, t.from); } catch { /* the old image stays in its temp dir; removed by the next import */ } }
+    for (const t of trash) {
+      try {
+        renameSync(t.to, t.from);
+      } catch {
+        /* the old image stays in its temp dir; removed by the next import */
+      }
+    }
     return { ok: false, error: describeError(err, stage, d) };
   }
 }
@@ -257,15 +398,24 @@ function describeError(err: unknown, stage: string, d: ImportDeps): string {
 
 function checkIsoFile(iso: string): number {
   let st;
-  try { st = statSync(iso); } catch (e) {
+  try {
+    st = statSync(iso);
+  } catch (e) {
     return fail(`${iso}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
   if (!st.isFile()) fail(`${iso} is not a file (give the path of the RHVH .iso)`);
   // ISO 9660: the primary volume descriptor is sector 16 (2048-byte sectors): type 1, "CD001".
   const fd = openSync(iso, 'r');
   const buf = Buffer.alloc(6);
-  try { readSync(fd, buf, 0, 6, 16 * 2048); } finally { closeSync(fd); }
-  if (buf.toString('latin1', 1, 6) !== 'CD001') fail(`${iso} is not an ISO 9660 image (no CD001 volume descriptor at sector 16): is it the RHVH .iso, and is the download complete?`);
+  try {
+    readSync(fd, buf, 0, 6, 16 * 2048);
+  } finally {
+    closeSync(fd);
+  }
+  if (buf.toString('latin1', 1, 6) !== 'CD001')
+    fail(
+      `${iso} is not an ISO 9660 image (no CD001 volume descriptor at sector 16): is it the RHVH .iso, and is the download complete?`,
+    );
   return st.size;
 }
 
@@ -273,8 +423,11 @@ async function readRpmInfo(bsdtar: Bsdtar, iso: string, member: string): Promise
   let want = 256 * 1024;
   for (;;) {
     let buf: Buffer;
-    try { buf = await bsdtar.head(iso, member, want); } catch (e) {
-      if (e instanceof ArchiveError) return fail(`${member} in ${iso} cannot be read (bsdtar: ${e.message}): the ISO is damaged`);
+    try {
+      buf = await bsdtar.head(iso, member, want);
+    } catch (e) {
+      if (e instanceof ArchiveError)
+        return fail(`${member} in ${iso} cannot be read (bsdtar: ${e.message}): the ISO is damaged`);
       throw e;
     }
     const r = parseRpmHeader(buf);
@@ -283,7 +436,8 @@ async function readRpmInfo(bsdtar: Bsdtar, iso: string, member: string): Promise
       return r.info;
     }
     if ('error' in r) return fail(`${member} in ${iso}: ${r.error}`);
-    if (r.needMore <= buf.length || r.needMore > 16 * 1024 * 1024) return fail(`${member} in ${iso}: the RPM header is truncated`);
+    if (r.needMore <= buf.length || r.needMore > 16 * 1024 * 1024)
+      return fail(`${member} in ${iso}: the RPM header is truncated`);
     want = r.needMore;
   }
 }
@@ -293,18 +447,41 @@ export function sha256File(file: string, phase?: Phase): Promise<string> {
     const h = createHash('sha256');
     let n = 0;
     const s = createReadStream(file, { highWaterMark: 1024 * 1024 });
-    s.on('data', (b) => { h.update(b as Buffer); n += (b as Buffer).length; phase?.update(n); });
+    s.on('data', (b) => {
+      h.update(b as Buffer);
+      n += (b as Buffer).length;
+      phase?.update(n);
+    });
     s.on('error', reject);
-    s.on('end', () => { phase?.finish(); resolvePromise(h.digest('hex')); });
+    s.on('end', () => {
+      phase?.finish();
+      resolvePromise(h.digest('hex'));
+    });
   });
 }
 
 /** bsdtar prints "x NAME" as it starts each member; the size of that file so far gives byte-level progress. */
-async function extractWithProgress(bsdtar: Bsdtar, archive: string, dir: string, members: string[], total: number, phase: Phase): Promise<void> {
+async function extractWithProgress(
+  bsdtar: Bsdtar,
+  archive: string,
+  dir: string,
+  members: string[],
+  total: number,
+  phase: Phase,
+): Promise<void> {
   let doneBefore = 0;
   let current: string | undefined;
-  const sizeOf = (p: string) => { try { const st = lstatSync(join(dir, p)); return st.isFile() ? st.size : 0; } catch { return 0; } };
-  const timer = setInterval(() => { if (current) phase.update(doneBefore + sizeOf(current)); }, 200);
+  const sizeOf = (p: string) => {
+    try {
+      const st = lstatSync(join(dir, p));
+      return st.isFile() ? st.size : 0;
+    } catch {
+      return 0;
+    }
+  };
+  const timer = setInterval(() => {
+    if (current) phase.update(doneBefore + sizeOf(current));
+  }, 200);
   try {
     await bsdtar.extract(archive, dir, members, (p) => {
       if (current) doneBefore += sizeOf(current);
@@ -322,7 +499,10 @@ function needSpace(dir: string, bytes: number, what: string): void {
   const st = statfsSync(dir);
   const free = st.bavail * st.bsize;
   const margin = 16 * 1024 * 1024;
-  if (free < bytes + margin) fail(`not enough space under ${dir} for ${what}: needs ${formatBytes(bytes + margin)}, ${formatBytes(free)} free; free some space or choose another directory`);
+  if (free < bytes + margin)
+    fail(
+      `not enough space under ${dir} for ${what}: needs ${formatBytes(bytes + margin)}, ${formatBytes(free)} free; free some space or choose another directory`,
+    );
 }
 
 /** ISO files come out read-only (r-xr-xr-x dirs): make the tree servable and removable. */
@@ -336,7 +516,9 @@ function normalisePermissions(dir: string): void {
 }
 
 function linkOrCopy(from: string, to: string): void {
-  try { linkSync(from, to); } catch (e) {
+  try {
+    linkSync(from, to);
+  } catch (e) {
     if (!['EXDEV', 'EPERM', 'EMLINK'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
     copyFileSync(from, to);
     chmodSync(to, 0o644);
@@ -345,7 +527,9 @@ function linkOrCopy(from: string, to: string): void {
 
 function walkFiles(root: string, sub = ''): string[] {
   const out: string[] = [];
-  for (const ent of readdirSync(join(root, sub), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const ent of readdirSync(join(root, sub), { withFileTypes: true }).sort((a, b) =>
+    a.name.localeCompare(b.name),
+  )) {
     const rel = sub ? `${sub}/${ent.name}` : ent.name;
     if (ent.isDirectory()) out.push(...walkFiles(root, rel));
     else if (ent.isFile()) out.push(rel);
@@ -354,19 +538,32 @@ function walkFiles(root: string, sub = ''): string[] {
 }
 
 function fileSize(p: string): number | undefined {
-  try { const st = statSync(p); return st.isFile() ? st.size : undefined; } catch { return undefined; }
+  try {
+    const st = statSync(p);
+    return st.isFile() ? st.size : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Leftovers of an import that was killed (its pid is gone): removed before the next import. */
 function removeStaleTemps(root: string): void {
   let names: string[];
-  try { names = readdirSync(root); } catch { return; }
+  try {
+    names = readdirSync(root);
+  } catch {
+    return;
+  }
   for (const n of names) {
     const m = new RegExp(`^${TEMP_PREFIX.replace(/\./g, '\\.')}.+-(\\d+)-[0-9a-f]{8}$`).exec(n);
     if (!m) continue;
     const pid = Number(m[1]);
     let alive = true;
-    try { process.kill(pid, 0); } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM'; }
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
     if (!alive || pid === process.pid) rmSync(join(root, n), { recursive: true, force: true });
   }
 }
@@ -375,10 +572,14 @@ function removeStaleTemps(root: string): void {
 export function verifyImage(r: ImageRecord, tftpRoot: string, imagesDir: string): string[] {
   const problems: string[] = [];
   const keyFiles = r.files.filter((f) => f.role && f.root !== 'source');
-  const checks = keyFiles.length ? keyFiles : [
-    { root: 'tftp' as const, path: r.kernel, size: -1 }, { root: 'tftp' as const, path: r.initrd, size: -1 },
-    { root: 'images' as const, path: r.liveimg, size: -1 }, { root: 'images' as const, path: `${r.stage2}/${STAGE2_IN_ISO}`, size: -1 },
-  ];
+  const checks = keyFiles.length
+    ? keyFiles
+    : [
+        { root: 'tftp' as const, path: r.kernel, size: -1 },
+        { root: 'tftp' as const, path: r.initrd, size: -1 },
+        { root: 'images' as const, path: r.liveimg, size: -1 },
+        { root: 'images' as const, path: `${r.stage2}/${STAGE2_IN_ISO}`, size: -1 },
+      ];
   for (const f of checks) {
     const full = join(f.root === 'tftp' ? tftpRoot : imagesDir, f.path);
     const size = fileSize(full);
@@ -391,10 +592,17 @@ export function verifyImage(r: ImageRecord, tftpRoot: string, imagesDir: string)
 export type RemoveResult = { ok: true; removed: string[] } | { ok: false; error: string };
 
 /** Refused while a profile uses the image; otherwise the row goes first, then the files. */
-export function removeImage(name: string, d: { store: ImageStore; tftpRoot: string; imagesDir: string; usedBy: string[] }): RemoveResult {
+export function removeImage(
+  name: string,
+  d: { store: ImageStore; tftpRoot: string; imagesDir: string; usedBy: string[] },
+): RemoveResult {
   const r = d.store.get(name);
   if (!r) return { ok: false, error: `no image named ${name} (see rackboot image list)` };
-  if (d.usedBy.length) return { ok: false, error: `image ${name} is used by profile(s) ${d.usedBy.join(', ')}: change their image: first` };
+  if (d.usedBy.length)
+    return {
+      ok: false,
+      error: `image ${name} is used by profile(s) ${d.usedBy.join(', ')}: change their image: first`,
+    };
   const dirs = [join(d.tftpRoot, name), join(d.imagesDir, name)].filter((p) => existsSync(p));
   // Rename out of the served namespace first, so nothing half-deleted is ever served.
   const trash: string[] = [];

@@ -3,8 +3,17 @@
 // Pure: bytes in, facts out. Bad or truncated bytes give undefined (or an empty list), never an exception.
 import { X509Certificate } from 'node:crypto';
 
-export interface PeSection { name: string; virtualSize: number; fileOffset: number; fileSize: number }
-export interface PeFile { machine: number; sections: PeSection[]; certTable?: { offset: number; size: number } }
+export interface PeSection {
+  name: string;
+  virtualSize: number;
+  fileOffset: number;
+  fileSize: number;
+}
+export interface PeFile {
+  machine: number;
+  sections: PeSection[];
+  certTable?: { offset: number; size: number };
+}
 
 const u16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
 const u32 = (b: Uint8Array, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 0x1000000;
@@ -16,7 +25,8 @@ export function parsePe(b: Uint8Array): PeFile | undefined {
   if (pe + 24 > b.length || u32(b, pe) !== 0x00004550) return undefined; // "PE\0\0"
   const machine = u16(b, pe + 4);
   const nsec = u16(b, pe + 6);
-  const symtab = u32(b, pe + 12), nsym = u32(b, pe + 16);
+  const symtab = u32(b, pe + 12),
+    nsym = u32(b, pe + 16);
   const optSize = u16(b, pe + 20);
   const opt = pe + 24;
   if (nsec > MAX_SECTIONS || opt + optSize > b.length || optSize < 2) return undefined;
@@ -26,7 +36,8 @@ export function parsePe(b: Uint8Array): PeFile | undefined {
   if (dirs < 0) return undefined;
   let certTable: PeFile['certTable'];
   if (dirs + 8 * 5 <= opt + optSize) {
-    const offset = u32(b, dirs + 32), size = u32(b, dirs + 36);
+    const offset = u32(b, dirs + 32),
+      size = u32(b, dirs + 36);
     if (size > 0 && offset + size <= b.length) certTable = { offset, size };
   }
   const strings = symtab > 0 ? symtab + nsym * 18 : -1;
@@ -59,7 +70,13 @@ export function sectionBytes(b: Uint8Array, s: PeSection): Uint8Array | undefine
 }
 
 // --- DER (X.690), only as far as PKCS#7 SignedData needs --------------------------------------------
-interface Tlv { tag: number; at: number; start: number; end: number; next: number }
+interface Tlv {
+  tag: number;
+  at: number;
+  start: number;
+  end: number;
+  next: number;
+}
 
 function tlv(b: Uint8Array, at: number, limit: number): Tlv | undefined {
   if (at + 2 > limit) return undefined;
@@ -90,7 +107,10 @@ function children(b: Uint8Array, t: Tlv, max = 4096): Tlv[] {
 
 const OID_SIGNED_DATA = Buffer.from('2a864886f70d010702', 'hex'); // 1.2.840.113549.1.7.2
 
-export interface CertName { cn?: string; o?: string }
+export interface CertName {
+  cn?: string;
+  o?: string;
+}
 export interface Signer {
   subject: CertName;
   issuer: CertName;
@@ -103,7 +123,14 @@ function pkcs7(b: Uint8Array): { certs: Uint8Array[]; signerSerials: string[] } 
   const ci = tlv(b, 0, b.length);
   if (!ci || ci.tag !== 0x30) return undefined;
   const [oid, explicit] = children(b, ci, 2);
-  if (!oid || oid.tag !== 0x06 || !Buffer.from(b.subarray(oid.start, oid.end)).equals(OID_SIGNED_DATA) || !explicit || explicit.tag !== 0xa0) return undefined;
+  if (
+    !oid ||
+    oid.tag !== 0x06 ||
+    !Buffer.from(b.subarray(oid.start, oid.end)).equals(OID_SIGNED_DATA) ||
+    !explicit ||
+    explicit.tag !== 0xa0
+  )
+    return undefined;
   const sd = children(b, explicit, 1)[0];
   if (!sd || sd.tag !== 0x30) return undefined;
   const parts = children(b, sd, 8);
@@ -118,20 +145,30 @@ function pkcs7(b: Uint8Array): { certs: Uint8Array[]; signerSerials: string[] } 
       const [, sid] = children(b, si, 2);
       if (sid?.tag !== 0x30) continue; // v3 SignerInfos name a subjectKeyIdentifier: matched by the first certificate below
       const serial = children(b, sid, 2)[1];
-      if (serial?.tag === 0x02) signerSerials.push(normSerial(Buffer.from(b.subarray(serial.start, serial.end)).toString('hex')));
+      if (serial?.tag === 0x02)
+        signerSerials.push(normSerial(Buffer.from(b.subarray(serial.start, serial.end)).toString('hex')));
     }
   }
   return { certs, signerSerials };
 }
 
-const normSerial = (hex: string) => hex.toUpperCase().replace(/^(00)+(?=.)/, '').replace(/^0+(?=.)/, '');
+const normSerial = (hex: string) =>
+  hex
+    .toUpperCase()
+    .replace(/^(00)+(?=.)/, '')
+    .replace(/^0+(?=.)/, '');
 
 function parseName(text: string): CertName {
   const out: CertName = {};
   for (const line of text.split('\n')) {
     const i = line.indexOf('=');
     if (i < 0) continue;
-    const k = line.slice(0, i).trim(), v = line.slice(i + 1).trim().replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ').slice(0, 120);
+    const k = line.slice(0, i).trim(),
+      v = line
+        .slice(i + 1)
+        .trim()
+        .replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ')
+        .slice(0, 120);
     if (k === 'CN') out.cn = v;
     else if (k === 'O') out.o = v;
   }
@@ -139,8 +176,16 @@ function parseName(text: string): CertName {
 }
 
 const VENDORS: [RegExp, string][] = [
-  [/red ?hat/i, 'Red Hat'], [/centos/i, 'CentOS'], [/rocky/i, 'Rocky'], [/alma/i, 'AlmaLinux'], [/oracle/i, 'Oracle'],
-  [/debian/i, 'Debian'], [/canonical|ubuntu/i, 'Canonical'], [/suse/i, 'SUSE'], [/fedora/i, 'Fedora'], [/microsoft/i, 'Microsoft'],
+  [/red ?hat/i, 'Red Hat'],
+  [/centos/i, 'CentOS'],
+  [/rocky/i, 'Rocky'],
+  [/alma/i, 'AlmaLinux'],
+  [/oracle/i, 'Oracle'],
+  [/debian/i, 'Debian'],
+  [/canonical|ubuntu/i, 'Canonical'],
+  [/suse/i, 'SUSE'],
+  [/fedora/i, 'Fedora'],
+  [/microsoft/i, 'Microsoft'],
 ];
 
 export function vendorOf(...names: (string | undefined)[]): string {
@@ -151,7 +196,8 @@ export function vendorOf(...names: (string | undefined)[]): string {
 function describeCert(der: Uint8Array): Signer | undefined {
   try {
     const c = new X509Certificate(der);
-    const subject = parseName(c.subject), issuer = parseName(c.issuer);
+    const subject = parseName(c.subject),
+      issuer = parseName(c.issuer);
     return { subject, issuer, vendor: vendorOf(subject.o, subject.cn, issuer.o, issuer.cn) };
   } catch {
     return undefined;
@@ -166,14 +212,19 @@ export function authenticodeSigners(b: Uint8Array, pe: PeFile | undefined = pars
   const end = pe.certTable.offset + pe.certTable.size;
   // WIN_CERTIFICATE entries, each 8-byte aligned: dwLength, wRevision, wCertificateType (2 = PKCS#7 SignedData).
   for (let n = 0; n < 8 && at + 8 <= end; n++) {
-    const len = u32(b, at), type = u16(b, at + 6);
+    const len = u32(b, at),
+      type = u16(b, at + 6);
     if (len < 8 || at + len > end) break;
     if (type === 2) {
       const p = pkcs7(b.subarray(at + 8, at + len));
       if (p) {
         const bySerial = new Map<string, Uint8Array>();
         for (const der of p.certs) {
-          try { bySerial.set(normSerial(new X509Certificate(der).serialNumber), der); } catch { /* not a certificate */ }
+          try {
+            bySerial.set(normSerial(new X509Certificate(der).serialNumber), der);
+          } catch {
+            /* not a certificate */
+          }
         }
         const der = p.signerSerials.map((s) => bySerial.get(s)).find((d) => d) ?? p.certs[0];
         const s = der && describeCert(der);
@@ -192,14 +243,20 @@ export function shimVendorCerts(b: Uint8Array, pe: PeFile | undefined = parsePe(
   const sec = pe?.sections.find((s) => s.name === '.vendor_cert');
   const v = sec && sectionBytes(b, sec);
   if (!v || v.length < 16) return [];
-  const size = u32(v, 0), offset = u32(v, 8);
+  const size = u32(v, 0),
+    offset = u32(v, 8);
   if (size === 0 || offset + size > v.length) return [];
   const blob = v.subarray(offset, offset + size);
-  if (blob[0] === 0x30) { const s = describeCert(blob); return s ? [s] : []; }
+  if (blob[0] === 0x30) {
+    const s = describeCert(blob);
+    return s ? [s] : [];
+  }
   // Built with VENDOR_DB_FILE: an EFI_SIGNATURE_LIST sequence (UEFI spec 32.4.1).
   const out: Signer[] = [];
   for (let at = 0; at + 28 <= blob.length && out.length < 16;) {
-    const listSize = u32(blob, at + 16), headerSize = u32(blob, at + 20), sigSize = u32(blob, at + 24);
+    const listSize = u32(blob, at + 16),
+      headerSize = u32(blob, at + 20),
+      sigSize = u32(blob, at + 24);
     if (listSize < 28 || at + listSize > blob.length || sigSize <= 16) break;
     if (Buffer.from(blob.subarray(at, at + 16)).equals(EFI_CERT_X509_GUID)) {
       for (let s = at + 28 + headerSize; s + sigSize <= at + listSize; s += sigSize) {

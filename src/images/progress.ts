@@ -7,16 +7,34 @@ export interface ProgressSink {
   write(s: string): void;
 }
 
-export interface Phase { update(done: number): void; finish(): void }
-export interface Progress { phase(label: string, total: number): Phase }
+export interface Phase {
+  update(done: number): void;
+  finish(): void;
+}
+export interface Progress {
+  phase(label: string, total: number): Phase;
+}
 
-export const noProgress: Progress = { phase: () => ({ update() { /* nothing */ }, finish() { /* nothing */ } }) };
+export const noProgress: Progress = {
+  phase: () => ({
+    update() {
+      /* nothing */
+    },
+    finish() {
+      /* nothing */
+    },
+  }),
+};
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024, i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  let v = n / 1024,
+    i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
@@ -30,7 +48,10 @@ export function barLine(label: string, done: number, total: number, width = 30):
 export function createProgress(sink: ProgressSink, now: () => number = Date.now): Progress {
   return {
     phase(label, total) {
-      let lastDraw = 0, lastDecile = -1, finished = false, last = 0;
+      let lastDraw = 0,
+        lastDecile = -1,
+        finished = false,
+        last = 0;
       const draw = (done: number, force: boolean) => {
         last = done;
         if (sink.isTTY) {
@@ -48,7 +69,9 @@ export function createProgress(sink: ProgressSink, now: () => number = Date.now)
       };
       draw(0, true);
       return {
-        update(done) { if (!finished) draw(done, false); },
+        update(done) {
+          if (!finished) draw(done, false);
+        },
         finish() {
           if (finished) return;
           finished = true;

@@ -65,7 +65,17 @@ export interface ImageRecord extends ImageFiles {
   importedAt: number;
 }
 
-interface Row { name: string; version: string; source_sha256: string; kernel: string; initrd: string; stage2: string; liveimg: string; files: string; imported_at: number }
+interface Row {
+  name: string;
+  version: string;
+  source_sha256: string;
+  kernel: string;
+  initrd: string;
+  stage2: string;
+  liveimg: string;
+  files: string;
+  imported_at: number;
+}
 
 /** Image names: the same rule profiles use for `image: NAME`, and safe as one directory name. */
 export const IMAGE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -79,37 +89,80 @@ export class ImageStore {
   constructor(db: Db) {
     this.allStmt = db.prepare<[], Row>('SELECT * FROM images ORDER BY name');
     this.getStmt = db.prepare<[string], Row>('SELECT * FROM images WHERE name = ?');
-    this.insertStmt = db.prepare(`INSERT INTO images (name, version, source_sha256, kernel, initrd, stage2, liveimg, files, imported_at)
+    this.insertStmt =
+      db.prepare(`INSERT INTO images (name, version, source_sha256, kernel, initrd, stage2, liveimg, files, imported_at)
       VALUES (@name, @version, @source_sha256, @kernel, @initrd, @stage2, @liveimg, @files, @imported_at)`);
     this.deleteStmt = db.prepare('DELETE FROM images WHERE name = ?');
-    this.replaceTx = db.transaction((r: ImageRecord) => { this.remove(r.name); this.insert(r); });
+    this.replaceTx = db.transaction((r: ImageRecord) => {
+      this.remove(r.name);
+      this.insert(r);
+    });
   }
 
-  list(): ImageRecord[] { return this.allStmt.all().map(fromRow); }
-  get(name: string): ImageRecord | undefined { const r = this.getStmt.get(name); return r && fromRow(r); }
+  list(): ImageRecord[] {
+    return this.allStmt.all().map(fromRow);
+  }
+  get(name: string): ImageRecord | undefined {
+    const r = this.getStmt.get(name);
+    return r && fromRow(r);
+  }
   /** What a profile's `image: NAME` turns into (Provisioner deps). */
   resolve(name: string): ImageFiles | undefined {
     const r = this.get(name);
     return r && { kernel: r.kernel, initrd: r.initrd, stage2: r.stage2, liveimg: r.liveimg };
   }
-  findBySource(sha256: string): ImageRecord[] { return this.list().filter((r) => r.sourceSha256 === sha256); }
+  findBySource(sha256: string): ImageRecord[] {
+    return this.list().filter((r) => r.sourceSha256 === sha256);
+  }
   /** Throws on a duplicate name (PRIMARY KEY): callers check get() first; the constraint is the last guard against a race. */
   insert(r: ImageRecord): void {
-    this.insertStmt.run({ name: r.name, version: r.version, source_sha256: r.sourceSha256, kernel: r.kernel, initrd: r.initrd, stage2: r.stage2, liveimg: r.liveimg, files: JSON.stringify(r.files), imported_at: r.importedAt });
+    this.insertStmt.run({
+      name: r.name,
+      version: r.version,
+      source_sha256: r.sourceSha256,
+      kernel: r.kernel,
+      initrd: r.initrd,
+      stage2: r.stage2,
+      liveimg: r.liveimg,
+      files: JSON.stringify(r.files),
+      imported_at: r.importedAt,
+    });
   }
   /** One transaction: readers see the old image or the new one, never none. */
-  replace(r: ImageRecord): void { this.replaceTx(r); }
-  remove(name: string): boolean { return this.deleteStmt.run(name).changes > 0; }
+  replace(r: ImageRecord): void {
+    this.replaceTx(r);
+  }
+  remove(name: string): boolean {
+    return this.deleteStmt.run(name).changes > 0;
+  }
 }
 
 function fromRow(r: Row): ImageRecord {
   let files: ImageFileRecord[] = [];
-  try { const v = JSON.parse(r.files) as unknown; if (Array.isArray(v)) files = v as ImageFileRecord[]; } catch { /* a damaged list reads as empty */ }
-  return { name: r.name, version: r.version, sourceSha256: r.source_sha256, kernel: r.kernel, initrd: r.initrd, stage2: r.stage2, liveimg: r.liveimg, files, importedAt: r.imported_at };
+  try {
+    const v = JSON.parse(r.files) as unknown;
+    if (Array.isArray(v)) files = v as ImageFileRecord[];
+  } catch {
+    /* a damaged list reads as empty */
+  }
+  return {
+    name: r.name,
+    version: r.version,
+    sourceSha256: r.source_sha256,
+    kernel: r.kernel,
+    initrd: r.initrd,
+    stage2: r.stage2,
+    liveimg: r.liveimg,
+    files,
+    importedAt: r.imported_at,
+  };
 }
 
 /** Profiles (by name) whose `image:` names this image. */
-export function profilesUsingImage(profiles: Iterable<{ name: string; profile: { image: unknown } }>, image: string): string[] {
+export function profilesUsingImage(
+  profiles: Iterable<{ name: string; profile: { image: unknown } }>,
+  image: string,
+): string[] {
   const out: string[] = [];
   for (const p of profiles) if (p.profile.image === image) out.push(p.name);
   return out.sort();

@@ -33,21 +33,41 @@ export interface UefiChainDeps {
 }
 
 /** The pure part: the chain from the image record (if any), the choice and the synced GRUB's facts. */
-export function chooseUefiChain(image: Pick<ImageRecord, 'files'> | undefined, imageName: string | undefined, choice: UefiChoice,
-  synced: { bootFile: string; grub?: LoaderFacts }): UefiChain {
+export function chooseUefiChain(
+  image: Pick<ImageRecord, 'files'> | undefined,
+  imageName: string | undefined,
+  choice: UefiChoice,
+  synced: { bootFile: string; grub?: LoaderFacts },
+): UefiChain {
   const own = image ? imageEfiLoaders(image) : undefined;
   if (own?.grub && choice !== 'sync') {
     const g = own.grub.facts?.grub;
     return {
-      source: 'image', bootFile: own.shim?.path ?? own.grub.path, http: g?.http ?? false, grubKernelCommand: g?.kernelCommand ?? 'linux', ...(g ? { grub: g } : {}),
+      source: 'image',
+      bootFile: own.shim?.path ?? own.grub.path,
+      http: g?.http ?? false,
+      grubKernelCommand: g?.kernelCommand ?? 'linux',
+      ...(g ? { grub: g } : {}),
       reason: `${imageName}'s own ${own.shim ? 'shim and GRUB' : 'GRUB'}${choice === 'image' ? ' (boot.uefiLoaders: image)' : ''}`,
     };
   }
   const g = synced.grub?.grub;
-  const why = choice === 'sync' ? 'boot.uefiLoaders: sync'
-    : choice === 'image' ? `boot.uefiLoaders: image, but ${imageName ? `image ${imageName} has no EFI/BOOT/ loaders` : 'the profile spells out its image files'}`
-      : imageName ? `image ${imageName} has no EFI/BOOT/ loaders` : 'the profile spells out its image files';
-  return { source: 'sync', bootFile: synced.bootFile, http: g?.http ?? false, grubKernelCommand: g?.kernelCommand ?? 'linux', ...(g ? { grub: g } : {}), reason: `the synced loaders (${why})` };
+  const why =
+    choice === 'sync'
+      ? 'boot.uefiLoaders: sync'
+      : choice === 'image'
+        ? `boot.uefiLoaders: image, but ${imageName ? `image ${imageName} has no EFI/BOOT/ loaders` : 'the profile spells out its image files'}`
+        : imageName
+          ? `image ${imageName} has no EFI/BOOT/ loaders`
+          : 'the profile spells out its image files';
+  return {
+    source: 'sync',
+    bootFile: synced.bootFile,
+    http: g?.http ?? false,
+    grubKernelCommand: g?.kernelCommand ?? 'linux',
+    ...(g ? { grub: g } : {}),
+    reason: `the synced loaders (${why})`,
+  };
 }
 
 export function createUefiChainResolver(d: UefiChainDeps): UefiChainResolver {
@@ -59,7 +79,12 @@ export function createUefiChainResolver(d: UefiChainDeps): UefiChainResolver {
     const name = /^shim/i.test(posix.basename(d.loaders.uefi)) ? posix.join(dir, 'grubx64.efi') : d.loaders.uefi;
     const path = join(d.tftpRoot, name);
     let key: string;
-    try { const st = statSync(path); key = `${path}:${st.size}:${st.mtimeMs}`; } catch { return undefined; }
+    try {
+      const st = statSync(path);
+      key = `${path}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return undefined;
+    }
     if (cache?.key !== key) cache = { key, facts: inspect(path, join(d.tftpRoot, GRUB_MKNETDIR_SUBDIR, 'x86_64-efi')) };
     return cache.facts;
   };

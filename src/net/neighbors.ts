@@ -18,5 +18,9 @@ export function parseArpTable(text: string): Map<string, Mac> {
 }
 
 export function macFromArp(ip: string, file = '/proc/net/arp'): Mac | undefined {
-  try { return parseArpTable(readFileSync(file, 'utf8')).get(ip); } catch { return undefined; }
+  try {
+    return parseArpTable(readFileSync(file, 'utf8')).get(ip);
+  } catch {
+    return undefined;
+  }
 }

@@ -17,7 +17,11 @@ export function ensurePrivateDir(dir: string): void {
 export function ensurePrivateFile(file: string): void {
   if (!existsSync(file)) {
     const fd = openSync(file, 'a', 0o600);
-    try { fchmodSync(fd, 0o600); } finally { closeSync(fd); }
+    try {
+      fchmodSync(fd, 0o600);
+    } finally {
+      closeSync(fd);
+    }
     return;
   }
   const st = statSync(file);
@@ -26,7 +30,13 @@ export function ensurePrivateFile(file: string): void {
 
 /** 0600 on the files that exist of a list (SQLite's -wal and -shm come and go). */
 export function tightenIfPresent(files: string[]): void {
-  for (const f of files) { try { if ((statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600); } catch { /* not there */ } }
+  for (const f of files) {
+    try {
+      if ((statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+    } catch {
+      /* not there */
+    }
+  }
 }
 
 /**
@@ -36,8 +46,14 @@ export function tightenIfPresent(files: string[]): void {
 export function secretKeyProblem(dataDir: string): string | undefined {
   const file = join(dataDir, 'secret.key');
   let mode: number;
-  try { mode = statSync(file).mode; } catch { return undefined; }
+  try {
+    mode = statSync(file).mode;
+  } catch {
+    return undefined;
+  }
   if ((mode & 0o077) === 0) return undefined;
-  return `${file} is readable by ${mode & 0o007 ? 'every user' : 'its group'} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): anyone who reads it can forge build tokens. `
-    + `Fix: chmod 600 ${file} (and, if others could read it, delete it to invalidate every build token in flight).`;
+  return (
+    `${file} is readable by ${mode & 0o007 ? 'every user' : 'its group'} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): anyone who reads it can forge build tokens. ` +
+    `Fix: chmod 600 ${file} (and, if others could read it, delete it to invalidate every build token in flight).`
+  );
 }

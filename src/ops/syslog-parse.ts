@@ -49,7 +49,9 @@ const TAG = /^([^\s:[\]]{1,48})(?:\[([^\]\s]{1,32})\])?: ?/;
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 // eslint-disable-next-line no-control-regex
 const CONTROL_G = /[\x00-\x08\x0a-\x1f\x7f]/g;
-function hexEscape(c: string): string { return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`; }
+function hexEscape(c: string): string {
+  return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+}
 function printable(s: string): string {
   return CONTROL.test(s) ? s.replace(CONTROL_G, hexEscape) : s;
 }
@@ -57,9 +59,15 @@ function printable(s: string): string {
 // Module-level functions, no closures per message: under tsx (keepNames) each closure created costs a
 // defineProperty call, which on this path cost more than the parsing itself.
 function strict(v: Uint8Array): string | undefined {
-  try { return strictDecoder.decode(v); } catch { return undefined; }
+  try {
+    return strictDecoder.decode(v);
+  } catch {
+    return undefined;
+  }
 }
-function nil(v: string): string | undefined { return v === '-' ? undefined : printable(v); }
+function nil(v: string): string | undefined {
+  return v === '-' ? undefined : printable(v);
+}
 
 /** Parses one datagram or one TCP frame. `maxBytes` bounds what is kept (the rest is cut, flagged). */
 export function parseSyslog(bytes: Uint8Array, maxBytes = 4096): ParseResult {
@@ -96,23 +104,39 @@ export function parseSyslog(bytes: Uint8Array, maxBytes = 4096): ParseResult {
     // HOSTNAME follows the timestamp in RFC 3164 4.1.2; a TAG right away (local senders) has a ':'.
     const h = /^([^\s:]{1,255}) /.exec(rest);
     let hostname: string | undefined;
-    if (h && !TAG.exec(rest)?.[0].startsWith(h[1] + ':')) { hostname = h[1]; rest = rest.slice(h[0].length); }
+    if (h && !TAG.exec(rest)?.[0].startsWith(h[1] + ':')) {
+      hostname = h[1];
+      rest = rest.slice(h[0].length);
+    }
     const tag = TAG.exec(rest);
     const msg = message(prival, '3164', truncated, invalidUtf8);
     msg.time = printable(time);
     if (hostname) msg.hostname = printable(hostname);
-    if (tag) { msg.app = printable(tag[1]); if (tag[2]) msg.procid = printable(tag[2]); rest = rest.slice(tag[0].length); }
+    if (tag) {
+      msg.app = printable(tag[1]);
+      if (tag[2]) msg.procid = printable(tag[2]);
+      rest = rest.slice(tag[0].length);
+    }
     msg.text = printable(rest);
     return { ok: true, message: msg };
   }
   const tag = TAG.exec(rest);
   const msg = message(prival, tag ? '3164' : 'raw', truncated, invalidUtf8);
-  if (tag) { msg.app = printable(tag[1]); if (tag[2]) msg.procid = printable(tag[2]); rest = rest.slice(tag[0].length); }
+  if (tag) {
+    msg.app = printable(tag[1]);
+    if (tag[2]) msg.procid = printable(tag[2]);
+    rest = rest.slice(tag[0].length);
+  }
   msg.text = printable(rest);
   return { ok: true, message: msg };
 }
 
-function message(prival: number, format: SyslogMessage['format'], truncated: boolean, invalidUtf8: boolean): SyslogMessage {
+function message(
+  prival: number,
+  format: SyslogMessage['format'],
+  truncated: boolean,
+  invalidUtf8: boolean,
+): SyslogMessage {
   return { facility: prival >> 3, severity: prival & 7, format, text: '', truncated, invalidUtf8 };
 }
 
@@ -137,7 +161,10 @@ function parse5424(s: string, prival: number, truncated: boolean, invalidUtf8: b
       let quoted = false;
       for (; i < s.length; i++) {
         const c = s[i];
-        if (quoted && c === '\\') { i++; continue; }
+        if (quoted && c === '\\') {
+          i++;
+          continue;
+        }
         if (c === '"') quoted = !quoted;
         else if (c === ']' && !quoted) break;
       }
@@ -196,12 +223,20 @@ export class SyslogFramer {
       if (c >= 0x30 && c <= 0x39) {
         const sp = data.subarray(0, 11).indexOf(0x20);
         if (sp < 0) {
-          if (data.length >= 11) { this.discardToLf = true; this.cut++; continue; } // not a count: treat as garbage to LF
+          if (data.length >= 11) {
+            this.discardToLf = true;
+            this.cut++;
+            continue;
+          } // not a count: treat as garbage to LF
           this.buf = Buffer.from(data);
           return out;
         }
         const lenText = data.subarray(0, sp).toString('latin1');
-        if (!/^[1-9]\d*$/.test(lenText)) { this.discardToLf = true; this.cut++; continue; }
+        if (!/^[1-9]\d*$/.test(lenText)) {
+          this.discardToLf = true;
+          this.cut++;
+          continue;
+        }
         const len = Number(lenText);
         const body = data.subarray(sp + 1);
         if (len > this.maxFrame) {
@@ -215,7 +250,10 @@ export class SyslogFramer {
           this.buf = Buffer.from(data);
           return out;
         }
-        if (body.length < len) { this.buf = Buffer.from(data); return out; }
+        if (body.length < len) {
+          this.buf = Buffer.from(data);
+          return out;
+        }
         out.push(Buffer.from(body.subarray(0, len)));
         data = body.subarray(len);
         continue;
@@ -232,7 +270,10 @@ export class SyslogFramer {
         return out;
       }
       const frame = data.subarray(0, lf);
-      if (frame.length > this.maxFrame) { out.push(Buffer.from(frame.subarray(0, this.maxFrame))); this.cut++; } else if (frame.length) out.push(Buffer.from(frame));
+      if (frame.length > this.maxFrame) {
+        out.push(Buffer.from(frame.subarray(0, this.maxFrame)));
+        this.cut++;
+      } else if (frame.length) out.push(Buffer.from(frame));
       data = data.subarray(lf + 1);
     }
   }
@@ -246,5 +287,7 @@ export class SyslogFramer {
   }
 
   /** Bytes held waiting for the end of a frame (bounded by maxFrame + 11). */
-  get buffered(): number { return this.buf.length; }
+  get buffered(): number {
+    return this.buf.length;
+  }
 }

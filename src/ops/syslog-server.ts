@@ -10,7 +10,14 @@ import type { Mac } from '../net/mac.ts';
 import { parseSyslog, SyslogFramer } from './syslog-parse.ts';
 import type { SyslogStore } from './syslog-store.ts';
 
-export type SyslogDropReason = 'malformed' | 'unknown-source' | 'build-finished' | 'rate-limited' | 'queue-full' | 'too-many-connections' | 'too-many-connections-from-source';
+export type SyslogDropReason =
+  | 'malformed'
+  | 'unknown-source'
+  | 'build-finished'
+  | 'rate-limited'
+  | 'queue-full'
+  | 'too-many-connections'
+  | 'too-many-connections-from-source';
 
 export interface SyslogReceiverOptions {
   address: string;
@@ -42,8 +49,14 @@ export interface SyslogReceiver {
   close(): Promise<void>;
 }
 
-interface Bucket { tokens: number; at: number }
-interface Resolved { value: { mac: Mac; buildId: number; finished?: boolean } | undefined; until: number }
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+interface Resolved {
+  value: { mac: Mac; buildId: number; finished?: boolean } | undefined;
+  until: number;
+}
 
 export async function startSyslogReceiver(o: SyslogReceiverOptions): Promise<SyslogReceiver> {
   const now = o.now ?? Date.now;
@@ -95,7 +108,17 @@ export async function startSyslogReceiver(o: SyslogReceiverOptions): Promise<Sys
     if (!to) return drop('unknown-source', transport, ip);
     if (to.finished) return drop('build-finished', transport, ip);
     const m = r.message;
-    const ok = o.store.append({ buildId: to.buildId, mac: to.mac, at: t, clientIp: ip, facility: m.facility, severity: m.severity, host: m.hostname, app: m.app, text: m.truncated ? m.text + ' [cut]' : m.text });
+    const ok = o.store.append({
+      buildId: to.buildId,
+      mac: to.mac,
+      at: t,
+      clientIp: ip,
+      facility: m.facility,
+      severity: m.severity,
+      host: m.hostname,
+      app: m.app,
+      text: m.truncated ? m.text + ' [cut]' : m.text,
+    });
     if (!ok) return drop('queue-full', transport, ip);
     o.onLine?.(transport);
   };
@@ -106,44 +129,79 @@ export async function startSyslogReceiver(o: SyslogReceiverOptions): Promise<Sys
 
   await new Promise<void>((resolve, reject) => {
     udp.once('error', reject);
-    udp.bind(o.port, o.address, () => { udp.off('error', reject); resolve(); });
+    udp.bind(o.port, o.address, () => {
+      udp.off('error', reject);
+      resolve();
+    });
   });
   const port = udp.address().port;
   try {
     // A burst from a whole rack at once: a larger kernel buffer loses fewer datagrams (capped by net.core.rmem_max).
     udp.setRecvBufferSize(8 * 1024 * 1024);
-  } catch { /* not permitted: keep the default */ }
+  } catch {
+    /* not permitted: keep the default */
+  }
   udp.on('error', (err) => o.log.error({ err }, 'syslog: UDP socket error'));
   udp.on('message', (msg, rinfo) => {
-    try { line(msg, rinfo.address.replace(/^::ffff:/, ''), 'udp'); } catch (err) { o.log.error({ err }, 'syslog: UDP handler failed'); }
+    try {
+      line(msg, rinfo.address.replace(/^::ffff:/, ''), 'udp');
+    } catch (err) {
+      o.log.error({ err }, 'syslog: UDP handler failed');
+    }
   });
 
   tcp.on('connection', (sock) => {
     const ip = (sock.remoteAddress ?? '').replace(/^::ffff:/, '');
-    if (sockets.size >= maxConnections) { drop('too-many-connections', 'tcp', ip); sock.destroy(); return; }
+    if (sockets.size >= maxConnections) {
+      drop('too-many-connections', 'tcp', ip);
+      sock.destroy();
+      return;
+    }
     // One source must not hold the whole table (issue #13: one client held all 1,024 connections).
     const mine = perSource.get(ip) ?? 0;
-    if (mine >= maxPerSource) { drop('too-many-connections-from-source', 'tcp', ip); sock.destroy(); return; }
+    if (mine >= maxPerSource) {
+      drop('too-many-connections-from-source', 'tcp', ip);
+      sock.destroy();
+      return;
+    }
     perSource.set(ip, mine + 1);
     sockets.add(sock);
     const framer = new SyslogFramer(o.maxLineBytes);
     sock.setTimeout(idleMs, () => sock.destroy());
     sock.on('data', (chunk: Buffer) => {
-      try { for (const frame of framer.push(chunk)) line(frame, ip, 'tcp'); } catch (err) { o.log.error({ err }, 'syslog: TCP handler failed'); sock.destroy(); }
+      try {
+        for (const frame of framer.push(chunk)) line(frame, ip, 'tcp');
+      } catch (err) {
+        o.log.error({ err }, 'syslog: TCP handler failed');
+        sock.destroy();
+      }
     });
-    sock.on('end', () => { try { for (const frame of framer.end()) line(frame, ip, 'tcp'); } catch (err) { o.log.error({ err }, 'syslog: TCP handler failed'); } sock.end(); });
-    sock.on('error', () => { /* reset by peer: nothing to do */ });
+    sock.on('end', () => {
+      try {
+        for (const frame of framer.end()) line(frame, ip, 'tcp');
+      } catch (err) {
+        o.log.error({ err }, 'syslog: TCP handler failed');
+      }
+      sock.end();
+    });
+    sock.on('error', () => {
+      /* reset by peer: nothing to do */
+    });
     sock.on('close', () => {
       sockets.delete(sock);
       const n = (perSource.get(ip) ?? 1) - 1;
-      if (n <= 0) perSource.delete(ip); else perSource.set(ip, n);
+      if (n <= 0) perSource.delete(ip);
+      else perSource.set(ip, n);
     });
   });
   tcp.on('error', (err) => o.log.error({ err }, 'syslog: TCP server error'));
   try {
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
-      tcp.listen(port, o.address, () => { tcp.off('error', reject); resolve(); });
+      tcp.listen(port, o.address, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
     });
   } catch (err) {
     udp.close();

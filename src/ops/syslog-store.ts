@@ -34,19 +34,49 @@ export interface SyslogLimits {
 
 export const DEFAULT_SYSLOG_MAX_AGE_MS = 30 * 86_400_000;
 
-export interface SyslogSearch { buildId: number; q?: string; maxSeverity?: number; limit?: number; beforeId?: number }
+export interface SyslogSearch {
+  buildId: number;
+  q?: string;
+  maxSeverity?: number;
+  limit?: number;
+  beforeId?: number;
+}
 
-interface Row { id: number; build_id: number; mac: string; at: number; client_ip: string | null; facility: number; severity: number; host: string | null; app: string | null; text: string }
+interface Row {
+  id: number;
+  build_id: number;
+  mac: string;
+  at: number;
+  client_ip: string | null;
+  facility: number;
+  severity: number;
+  host: string | null;
+  app: string | null;
+  text: string;
+}
 
 function fromRow(r: Row): SyslogLine {
-  const l: SyslogLine = { id: r.id, buildId: r.build_id, mac: r.mac as Mac, at: r.at, facility: r.facility, severity: r.severity, text: r.text };
+  const l: SyslogLine = {
+    id: r.id,
+    buildId: r.build_id,
+    mac: r.mac as Mac,
+    at: r.at,
+    facility: r.facility,
+    severity: r.severity,
+    text: r.text,
+  };
   if (r.client_ip !== null) l.clientIp = r.client_ip;
   if (r.host !== null) l.host = r.host;
   if (r.app !== null) l.app = r.app;
   return l;
 }
 
-export interface SyslogStoreStats { queued: number; written: number; evicted: number; droppedQueueFull: number }
+export interface SyslogStoreStats {
+  queued: number;
+  written: number;
+  evicted: number;
+  droppedQueueFull: number;
+}
 
 export class SyslogStore {
   private queue: NewSyslogLine[] = [];
@@ -57,16 +87,34 @@ export class SyslogStore {
   private readonly writeBatch;
   readonly stats: SyslogStoreStats = { queued: 0, written: 0, evicted: 0, droppedQueueFull: 0 };
 
-  constructor(private readonly db: Db, readonly limits: SyslogLimits, private readonly flushEveryMs = 200) {
-    this.insert = db.prepare('INSERT INTO syslog (build_id, mac, at, client_ip, facility, severity, host, app, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  constructor(
+    private readonly db: Db,
+    readonly limits: SyslogLimits,
+    private readonly flushEveryMs = 200,
+  ) {
+    this.insert = db.prepare(
+      'INSERT INTO syslog (build_id, mac, at, client_ip, facility, severity, host, app, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
     // Everything older than the ringLines-th newest line of the build.
-    this.trimRing = db.prepare('DELETE FROM syslog WHERE build_id = ? AND id < (SELECT id FROM syslog WHERE build_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)');
+    this.trimRing = db.prepare(
+      'DELETE FROM syslog WHERE build_id = ? AND id < (SELECT id FROM syslog WHERE build_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)',
+    );
     // ids only grow (AUTOINCREMENT), so this keeps at most maxTotalLines rows, whatever the gaps.
     this.trimTotal = db.prepare('DELETE FROM syslog WHERE id <= (SELECT MAX(id) FROM syslog) - ?');
     this.writeBatch = db.transaction((rows: NewSyslogLine[]) => {
       const builds = new Set<number>();
       for (const l of rows) {
-        this.insert.run(l.buildId, l.mac, l.at, l.clientIp ?? null, l.facility, l.severity, l.host ?? null, l.app ?? null, l.text);
+        this.insert.run(
+          l.buildId,
+          l.mac,
+          l.at,
+          l.clientIp ?? null,
+          l.facility,
+          l.severity,
+          l.host ?? null,
+          l.app ?? null,
+          l.text,
+        );
         builds.add(l.buildId);
       }
       let evicted = 0;
@@ -78,16 +126,26 @@ export class SyslogStore {
 
   /** Queues a line; false when the queue is full (the line is dropped and counted). */
   append(line: NewSyslogLine): boolean {
-    if (this.queue.length >= this.limits.maxQueued) { this.stats.droppedQueueFull++; return false; }
+    if (this.queue.length >= this.limits.maxQueued) {
+      this.stats.droppedQueueFull++;
+      return false;
+    }
     this.queue.push(line);
     this.stats.queued = this.queue.length;
-    if (!this.timer) this.timer = setTimeout(() => this.flush(), this.queue.length >= this.limits.maxQueued / 2 ? 0 : this.flushEveryMs);
+    if (!this.timer)
+      this.timer = setTimeout(
+        () => this.flush(),
+        this.queue.length >= this.limits.maxQueued / 2 ? 0 : this.flushEveryMs,
+      );
     return true;
   }
 
   /** Writes queued lines now (reads and shutdown call it). */
   flush(): void {
-    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
     if (!this.queue.length || !this.db.open) return;
     const rows = this.queue;
     this.queue = [];
@@ -101,11 +159,24 @@ export class SyslogStore {
     this.flush();
     const where = ['build_id = ?'];
     const args: (string | number)[] = [s.buildId];
-    if (s.q) { where.push("text LIKE ? ESCAPE '\\'"); args.push(`%${s.q.replace(/[\\%_]/g, (c) => '\\' + c)}%`); }
-    if (s.maxSeverity !== undefined) { where.push('severity <= ?'); args.push(s.maxSeverity); }
-    if (s.beforeId !== undefined) { where.push('id < ?'); args.push(s.beforeId); }
+    if (s.q) {
+      where.push("text LIKE ? ESCAPE '\\'");
+      args.push(`%${s.q.replace(/[\\%_]/g, (c) => '\\' + c)}%`);
+    }
+    if (s.maxSeverity !== undefined) {
+      where.push('severity <= ?');
+      args.push(s.maxSeverity);
+    }
+    if (s.beforeId !== undefined) {
+      where.push('id < ?');
+      args.push(s.beforeId);
+    }
     const limit = Math.max(1, Math.min(s.limit ?? 500, 5000));
-    const rows = this.db.prepare<(string | number)[], Row>(`SELECT * FROM syslog WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ${limit}`).all(...args);
+    const rows = this.db
+      .prepare<(string | number)[], Row>(
+        `SELECT * FROM syslog WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ${limit}`,
+      )
+      .all(...args);
     return rows.map(fromRow).reverse();
   }
 
@@ -113,7 +184,9 @@ export class SyslogStore {
   prune(now = Date.now()): number {
     this.flush();
     if (!this.db.open) return 0;
-    const n = this.db.prepare('DELETE FROM syslog WHERE at < ?').run(now - (this.limits.maxAgeMs ?? DEFAULT_SYSLOG_MAX_AGE_MS)).changes;
+    const n = this.db
+      .prepare('DELETE FROM syslog WHERE at < ?')
+      .run(now - (this.limits.maxAgeMs ?? DEFAULT_SYSLOG_MAX_AGE_MS)).changes;
     this.stats.evicted += n;
     return n;
   }
@@ -125,10 +198,12 @@ export class SyslogStore {
 
   count(buildId: number): number {
     this.flush();
-    return (this.db.prepare<[number], { n: number }>('SELECT COUNT(*) n FROM syslog WHERE build_id = ?').get(buildId)!).n;
+    return this.db.prepare<[number], { n: number }>('SELECT COUNT(*) n FROM syslog WHERE build_id = ?').get(buildId)!.n;
   }
 
-  close(): void { this.flush(); }
+  close(): void {
+    this.flush();
+  }
 }
 
 /** "2024-05-01T10:00:00.000Z err anaconda: text": one line as people read it. */

@@ -6,15 +6,26 @@ import { checkSnippet, describeChar, forbiddenChar } from '../profiles/grammar.t
 export type EscapeTarget = 'kickstart' | 'shell' | 'grub' | 'ipxe' | 'pxelinux' | 'comment' | 'snippet';
 
 export class EscapeError extends Error {
-  constructor(readonly target: EscapeTarget, readonly value: string, readonly reason: string) {
-    super(`${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)} cannot be written in ${TARGET_NAMES[target]}: ${reason}`);
+  constructor(
+    readonly target: EscapeTarget,
+    readonly value: string,
+    readonly reason: string,
+  ) {
+    super(
+      `${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)} cannot be written in ${TARGET_NAMES[target]}: ${reason}`,
+    );
     this.name = 'EscapeError';
   }
 }
 
 const TARGET_NAMES: Record<EscapeTarget, string> = {
-  kickstart: 'a kickstart command', shell: 'a shell command', grub: 'a GRUB config', ipxe: 'an iPXE script',
-  pxelinux: 'a pxelinux config', comment: 'a comment line', snippet: 'a kickstart %post section',
+  kickstart: 'a kickstart command',
+  shell: 'a shell command',
+  grub: 'a GRUB config',
+  ipxe: 'an iPXE script',
+  pxelinux: 'a pxelinux config',
+  comment: 'a comment line',
+  snippet: 'a kickstart %post section',
 };
 
 function refuseControl(target: EscapeTarget, value: string): void {
@@ -64,7 +75,8 @@ export function ipxeWord(value: string): string {
   if (value === '') throw new EscapeError('ipxe', value, 'an empty word cannot be written (iPXE has no quotes)');
   const bad = /[\s$"'\\]/.exec(value);
   if (bad) throw new EscapeError('ipxe', value, `iPXE has no quoting for ${JSON.stringify(bad[0])}`);
-  if (/&&|\|\||;/.test(value) || value.startsWith('#')) throw new EscapeError('ipxe', value, 'iPXE would read "&&", "||", ";" or a leading "#" as script syntax');
+  if (/&&|\|\||;/.test(value) || value.startsWith('#'))
+    throw new EscapeError('ipxe', value, 'iPXE would read "&&", "||", ";" or a leading "#" as script syntax');
   return value;
 }
 
@@ -74,7 +86,8 @@ export function ipxeWord(value: string): string {
  */
 export function pxelinuxWord(value: string): string {
   refuseControl('pxelinux', value);
-  if (value === '') throw new EscapeError('pxelinux', value, 'an empty word cannot be written (pxelinux has no quotes)');
+  if (value === '')
+    throw new EscapeError('pxelinux', value, 'an empty word cannot be written (pxelinux has no quotes)');
   const bad = /[\s"'\\]/.exec(value);
   if (bad) throw new EscapeError('pxelinux', value, `pxelinux has no quoting for ${JSON.stringify(bad[0])}`);
   return value;
@@ -106,4 +119,12 @@ export interface Escapes {
   snippet: (value: string) => string;
 }
 
-export const escapes: Escapes = { ks: ksValue, sh: shellWord, grub: grubWord, ipxe: ipxeWord, pxelinux: pxelinuxWord, comment: commentText, snippet: snippetLines };
+export const escapes: Escapes = {
+  ks: ksValue,
+  sh: shellWord,
+  grub: grubWord,
+  ipxe: ipxeWord,
+  pxelinux: pxelinuxWord,
+  comment: commentText,
+  snippet: snippetLines,
+};

@@ -58,7 +58,8 @@ export function createRenderer(templatesDir: string): Renderer {
   const eta = new Eta({ autoEscape: false, autoTrim: false, cache: true });
   for (const sub of ['boot', 'kickstart']) {
     for (const f of readdirSync(join(templatesDir, sub))) {
-      if (f.endsWith('.eta')) eta.loadTemplate(`@${f.replace(/\.(ks\.)?eta$/, '')}`, readFileSync(join(templatesDir, sub, f), 'utf8'));
+      if (f.endsWith('.eta'))
+        eta.loadTemplate(`@${f.replace(/\.(ks\.)?eta$/, '')}`, readFileSync(join(templatesDir, sub, f), 'utf8'));
     }
   }
   return {
@@ -67,16 +68,22 @@ export function createRenderer(templatesDir: string): Renderer {
       if (!r.ok) return r;
       const problems = verifyKickstart(r.text, ctx.profile);
       if (!problems.length) return r;
-      return { ok: false, error: `the kickstart rendered for ${ctx.host.hostname} (profile ${ctx.profileName}) fails its check: ${problems.join('; ')}` };
+      return {
+        ok: false,
+        error: `the kickstart rendered for ${ctx.host.hostname} (profile ${ctx.profileName}) fails its check: ${problems.join('; ')}`,
+      };
     },
     installConfig: (kind, ctx) => withData(ctx, kind, (data) => eta.render(`@${kind}-install`, data)),
     localConfig: (kind, reason) => eta.render(`@${kind}-local`, { reason: oneLine(reason), esc: escapes }),
-    defaultConfig: (kind, reason) => eta.render(kind === 'grub' ? '@grub-default' : `@${kind}-local`, { reason: oneLine(reason), esc: escapes }),
+    defaultConfig: (kind, reason) =>
+      eta.render(kind === 'grub' ? '@grub-default' : `@${kind}-local`, { reason: oneLine(reason), esc: escapes }),
   };
 }
 
 /** A reason shown in a local-boot config: control characters and line separators become spaces. */
-function oneLine(s: string): string { return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' '); }
+function oneLine(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ');
+}
 
 /** A URL from a profile: absolute stays as it is; a relative path is served by rackboot under /images/. */
 export function resolveImageUrl(baseUrl: string, value: string): string {
@@ -104,7 +111,10 @@ export function buildUrls(ctx: BuildContext) {
 }
 
 /** A kernel argument and the profile field (or rackboot setting) it comes from, for errors. */
-interface KernelWord { word: string; field: string }
+interface KernelWord {
+  word: string;
+  field: string;
+}
 
 /**
  * The installer's kernel arguments, rackboot's own first. inst.ks.sendmac makes Anaconda send X-RHN-Provisioning-MAC-*
@@ -118,38 +128,61 @@ function installWords(ctx: BuildContext, urls: ReturnType<typeof buildUrls>, kin
   if (ctx.syslog) out.push({ word: `inst.syslog=${ctx.syslog}`, field: 'the syslog receiver address' });
   if (kind !== 'pxelinux') out.push({ word: `BOOTIF=${macToPxeName(ctx.host.mac)}`, field: 'the host MAC' });
   out.push({ word: 'inst.ks.sendmac', field: 'inst.ks.sendmac' });
-  for (const w of ctx.profile.boot.kernelArgs.split(' ').filter(Boolean)) out.push({ word: w, field: 'boot.kernelArgs' });
+  for (const w of ctx.profile.boot.kernelArgs.split(' ').filter(Boolean))
+    out.push({ word: w, field: 'boot.kernelArgs' });
   return out;
 }
 
-const WORD_ESCAPE: Record<BootConfigKind, (v: string) => string> = { pxelinux: pxelinuxWord, grub: grubWord, ipxe: ipxeWord };
+const WORD_ESCAPE: Record<BootConfigKind, (v: string) => string> = {
+  pxelinux: pxelinuxWord,
+  grub: grubWord,
+  ipxe: ipxeWord,
+};
 
 function escapeWords(kind: BootConfigKind, words: KernelWord[]): string {
-  return words.map(({ word, field }) => {
-    try { return WORD_ESCAPE[kind](word); } catch (err) {
-      if (err instanceof EscapeError) throw new EscapeError(err.target, err.value, `${err.reason} (from ${field})`);
-      throw err;
-    }
-  }).join(' ');
+  return words
+    .map(({ word, field }) => {
+      try {
+        return WORD_ESCAPE[kind](word);
+      } catch (err) {
+        if (err instanceof EscapeError) throw new EscapeError(err.target, err.value, `${err.reason} (from ${field})`);
+        throw err;
+      }
+    })
+    .join(' ');
 }
 
 function withData(ctx: BuildContext, kind: BootConfigKind | undefined, render: (data: object) => string): Rendered {
   const { host, profile } = ctx;
   const isStatic = profile.network.mode === 'static';
   if (isStatic && (!host.ip || !host.netmask)) {
-    return { ok: false, error: `host ${host.hostname} (${host.mac}) has no ip/netmask, but profile ${ctx.profileName} uses a static network: set them on the host or use network.mode: dhcp` };
+    return {
+      ok: false,
+      error: `host ${host.hostname} (${host.mac}) has no ip/netmask, but profile ${ctx.profileName} uses a static network: set them on the host or use network.mode: dhcp`,
+    };
   }
   // Escapes called from a template record the first failure instead of throwing through eta; it is reported below.
   let failure: EscapeError | undefined;
-  const guard = (f: (v: string) => string) => (v: unknown): string => {
-    try { return f(String(v)); } catch (err) {
-      if (!(err instanceof EscapeError)) throw err;
-      failure ??= err;
-      return '';
-    }
+  const guard =
+    (f: (v: string) => string) =>
+    (v: unknown): string => {
+      try {
+        return f(String(v));
+      } catch (err) {
+        if (!(err instanceof EscapeError)) throw err;
+        failure ??= err;
+        return '';
+      }
+    };
+  const esc: Escapes = {
+    ks: guard(escapes.ks),
+    sh: guard(escapes.sh),
+    grub: guard(escapes.grub),
+    ipxe: guard(escapes.ipxe),
+    pxelinux: guard(escapes.pxelinux),
+    comment: guard(escapes.comment),
+    snippet: guard(escapes.snippet),
   };
-  const esc: Escapes = { ks: guard(escapes.ks), sh: guard(escapes.sh), grub: guard(escapes.grub), ipxe: guard(escapes.ipxe), pxelinux: guard(escapes.pxelinux),
-    comment: guard(escapes.comment), snippet: guard(escapes.snippet) };
   const p = profile.partitioning;
   const disks = p.disks ?? (p.layout === 'custom' && p.disk ? [p.disk] : []);
   const urls = buildUrls(ctx);
@@ -165,7 +198,10 @@ function withData(ctx: BuildContext, kind: BootConfigKind | undefined, render: (
       paths: { kernel: profile.image.kernel, initrd: profile.image.initrd },
       bootif: macToPxeName(host.mac),
       installArgs,
-      grub: ctx.grubKernelCommand === 'linuxefi' ? { linux: 'linuxefi', initrd: 'initrdefi' } : { linux: 'linux', initrd: 'initrd' },
+      grub:
+        ctx.grubKernelCommand === 'linuxefi'
+          ? { linux: 'linuxefi', initrd: 'initrdefi' }
+          : { linux: 'linux', initrd: 'initrd' },
       layout: p,
       disks,
       hostKernelArgs: profile.boot.hostKernelArgs.split(' ').filter(Boolean).join(' '),
@@ -179,10 +215,15 @@ function withData(ctx: BuildContext, kind: BootConfigKind | undefined, render: (
       },
     };
     const text = render(data);
-    if (failure) return { ok: false, error: `cannot render ${kind ? `the ${kind} install config` : 'the kickstart'} for ${host.hostname}: ${failure.message}` };
+    if (failure)
+      return {
+        ok: false,
+        error: `cannot render ${kind ? `the ${kind} install config` : 'the kickstart'} for ${host.hostname}: ${failure.message}`,
+      };
     return { ok: true, text };
   } catch (err) {
-    if (err instanceof EscapeError) return { ok: false, error: `cannot render the ${kind} install config for ${host.hostname}: ${err.message}` };
+    if (err instanceof EscapeError)
+      return { ok: false, error: `cannot render the ${kind} install config for ${host.hostname}: ${err.message}` };
     return { ok: false, error: `template error rendering for ${host.hostname}: ${(err as Error).message}` };
   }
 }

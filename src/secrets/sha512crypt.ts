@@ -11,7 +11,11 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const DEFAULT_ROUNDS = 5000;
 
-const sha512 = (...parts: Buffer[]) => { const h = createHash('sha512'); for (const p of parts) h.update(p); return h.digest(); };
+const sha512 = (...parts: Buffer[]) => {
+  const h = createHash('sha512');
+  for (const p of parts) h.update(p);
+  return h.digest();
+};
 
 function repeatTo(block: Buffer, length: number): Buffer {
   const out = Buffer.alloc(length);
@@ -21,14 +25,37 @@ function repeatTo(block: Buffer, length: number): Buffer {
 
 // The spec's byte permutation for SHA-512 output.
 const ORDER = [
-  [0, 21, 42], [22, 43, 1], [44, 2, 23], [3, 24, 45], [25, 46, 4], [47, 5, 26], [6, 27, 48], [28, 49, 7],
-  [50, 8, 29], [9, 30, 51], [31, 52, 10], [53, 11, 32], [12, 33, 54], [34, 55, 13], [56, 14, 35],
-  [15, 36, 57], [37, 58, 16], [59, 17, 38], [18, 39, 60], [40, 61, 19], [62, 20, 41],
+  [0, 21, 42],
+  [22, 43, 1],
+  [44, 2, 23],
+  [3, 24, 45],
+  [25, 46, 4],
+  [47, 5, 26],
+  [6, 27, 48],
+  [28, 49, 7],
+  [50, 8, 29],
+  [9, 30, 51],
+  [31, 52, 10],
+  [53, 11, 32],
+  [12, 33, 54],
+  [34, 55, 13],
+  [56, 14, 35],
+  [15, 36, 57],
+  [37, 58, 16],
+  [59, 17, 38],
+  [18, 39, 60],
+  [40, 61, 19],
+  [62, 20, 41],
 ];
 
 function encode(digest: Buffer): string {
   let out = '';
-  const put = (w: number, n: number) => { for (let i = 0; i < n; i++) { out += ITOA64[w & 0x3f]; w >>>= 6; } };
+  const put = (w: number, n: number) => {
+    for (let i = 0; i < n; i++) {
+      out += ITOA64[w & 0x3f];
+      w >>>= 6;
+    }
+  };
   for (const [a, b, c] of ORDER) put((digest[a] << 16) | (digest[b] << 8) | digest[c], 4);
   put(digest[63], 2);
   return out;

@@ -23,12 +23,28 @@ export interface Build {
 }
 
 interface BuildRow {
-  id: number; mac: string; token_prefix: string; nonce: string; status: BuildStatus; created_at: number; expires_at: number;
-  ks_fetched_at: number | null; ks_fetched_from: string | null; finished_at: number | null; failure_log: string | null;
+  id: number;
+  mac: string;
+  token_prefix: string;
+  nonce: string;
+  status: BuildStatus;
+  created_at: number;
+  expires_at: number;
+  ks_fetched_at: number | null;
+  ks_fetched_from: string | null;
+  finished_at: number | null;
+  failure_log: string | null;
 }
 
 function fromRow(r: BuildRow): Build {
-  const b: Build = { id: r.id, mac: r.mac as Mac, tokenPrefix: r.token_prefix, status: r.status, createdAt: r.created_at, expiresAt: r.expires_at };
+  const b: Build = {
+    id: r.id,
+    mac: r.mac as Mac,
+    tokenPrefix: r.token_prefix,
+    status: r.status,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+  };
   if (r.ks_fetched_at !== null) b.ksFetchedAt = r.ks_fetched_at;
   if (r.ks_fetched_from !== null) b.ksFetchedFrom = r.ks_fetched_from;
   if (r.finished_at !== null) b.finishedAt = r.finished_at;
@@ -83,27 +99,55 @@ export class BuildStore {
    * `timelineDb` (optional) takes the bookkeeping writes that need not be fsynced one by one (kickstart fetched at).
    * `callbackGraceMs`: see takesCallbacks.
    */
-  constructor(private readonly db: Db, private readonly secret: Buffer, private readonly now: () => number = Date.now, timelineDb: Db = db,
-    readonly callbackGraceMs: number = DEFAULT_CALLBACK_GRACE_MS) {
+  constructor(
+    private readonly db: Db,
+    private readonly secret: Buffer,
+    private readonly now: () => number = Date.now,
+    timelineDb: Db = db,
+    readonly callbackGraceMs: number = DEFAULT_CALLBACK_GRACE_MS,
+  ) {
     this.latestStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE mac = ? ORDER BY id DESC LIMIT 1');
     this.byHashStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE token_hash = ?');
     this.byIdStmt = db.prepare<[number], BuildRow>('SELECT * FROM builds WHERE id = ?');
-    this.supersedeStmt = db.prepare("UPDATE builds SET status = 'superseded', finished_at = ? WHERE mac = ? AND status = 'pending'");
-    this.insertStmt = db.prepare(`INSERT INTO builds (mac, token_hash, token_prefix, nonce, status, created_at, expires_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)`);
+    this.supersedeStmt = db.prepare(
+      "UPDATE builds SET status = 'superseded', finished_at = ? WHERE mac = ? AND status = 'pending'",
+    );
+    this.insertStmt = db.prepare(
+      `INSERT INTO builds (mac, token_hash, token_prefix, nonce, status, created_at, expires_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)`,
+    );
     this.nonceStmt = db.prepare<[number], { nonce: string }>('SELECT nonce FROM builds WHERE id = ?');
     this.setStatusStmt = db.prepare('UPDATE builds SET status = ?, finished_at = ?, failure_log = ? WHERE id = ?');
-    this.fetchedStmt = timelineDb.prepare('UPDATE builds SET ks_fetched_at = ?, ks_fetched_from = ? WHERE id = ? AND ks_fetched_at IS NULL');
+    this.fetchedStmt = timelineDb.prepare(
+      'UPDATE builds SET ks_fetched_at = ?, ks_fetched_from = ? WHERE id = ? AND ks_fetched_at IS NULL',
+    );
     this.historyStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE mac = ? ORDER BY id DESC LIMIT 50');
-    this.latestAllStmt = db.prepare<[], BuildRow>('SELECT b.* FROM builds b JOIN (SELECT mac, MAX(id) id FROM builds GROUP BY mac) l ON b.id = l.id');
+    this.latestAllStmt = db.prepare<[], BuildRow>(
+      'SELECT b.* FROM builds b JOIN (SELECT mac, MAX(id) id FROM builds GROUP BY mac) l ON b.id = l.id',
+    );
   }
 
-  latest(mac: Mac): Build | undefined { const r = this.latestStmt.get(mac); return r && fromRow(r); }
-  history(mac: Mac): Build[] { return this.historyStmt.all(mac).map(fromRow); }
-  byId(id: number): Build | undefined { const r = this.byIdStmt.get(id); return r && fromRow(r); }
-  byToken(token: string): Build | undefined { const r = this.byHashStmt.get(hashToken(token)); return r && fromRow(r); }
-  latestForAll(): Map<string, Build> { return new Map(this.latestAllStmt.all().map((r) => [r.mac, fromRow(r)])); }
+  latest(mac: Mac): Build | undefined {
+    const r = this.latestStmt.get(mac);
+    return r && fromRow(r);
+  }
+  history(mac: Mac): Build[] {
+    return this.historyStmt.all(mac).map(fromRow);
+  }
+  byId(id: number): Build | undefined {
+    const r = this.byIdStmt.get(id);
+    return r && fromRow(r);
+  }
+  byToken(token: string): Build | undefined {
+    const r = this.byHashStmt.get(hashToken(token));
+    return r && fromRow(r);
+  }
+  latestForAll(): Map<string, Build> {
+    return new Map(this.latestAllStmt.all().map((r) => [r.mac, fromRow(r)]));
+  }
 
-  state(mac: Mac): HostState { return stateOf(this.latest(mac), this.now()); }
+  state(mac: Mac): HostState {
+    return stateOf(this.latest(mac), this.now());
+  }
 
   /** Opens a new build; any pending one for the host is superseded, so its token stops working. */
   start(mac: Mac, ttlMs: number): { build: Build; token: string } {
@@ -112,7 +156,9 @@ export class BuildStore {
     const now = this.now();
     const id = this.db.transaction(() => {
       this.supersedeStmt.run(now, mac);
-      return Number(this.insertStmt.run(mac, hashToken(token), token.slice(0, 6), nonce, now, now + ttlMs).lastInsertRowid);
+      return Number(
+        this.insertStmt.run(mac, hashToken(token), token.slice(0, 6), nonce, now, now + ttlMs).lastInsertRowid,
+      );
     })();
     return { build: this.byId(id)!, token };
   }
@@ -133,14 +179,23 @@ export class BuildStore {
     return this.byId(b.id);
   }
 
-  markKickstartFetched(id: number, from: string): void { this.fetchedStmt.run(this.now(), from, id); }
+  markKickstartFetched(id: number, from: string): void {
+    this.fetchedStmt.run(this.now(), from, id);
+  }
 
   /** Checks a token for a kickstart fetch or a progress event: it must be the host's live build. */
   checkLive(token: string): CloseResult {
     const b = this.byToken(token);
     if (!b) return { ok: false, code: 'unknown', message: 'no build has this token' };
-    if (b.status !== 'pending') return { ok: false, code: 'finished', build: b, message: `build ${b.id} is ${b.status}` };
-    if (b.expiresAt <= this.now()) return { ok: false, code: 'expired', build: b, message: `build ${b.id} token expired at ${new Date(b.expiresAt).toISOString()}` };
+    if (b.status !== 'pending')
+      return { ok: false, code: 'finished', build: b, message: `build ${b.id} is ${b.status}` };
+    if (b.expiresAt <= this.now())
+      return {
+        ok: false,
+        code: 'expired',
+        build: b,
+        message: `build ${b.id} token expired at ${new Date(b.expiresAt).toISOString()}`,
+      };
     return { ok: true, build: b, changed: false };
   }
 
@@ -148,13 +203,17 @@ export class BuildStore {
   checkCallback(token: string): CloseResult {
     const b = this.byToken(token);
     if (!b) return { ok: false, code: 'unknown', message: 'no build has this token' };
-    if (b.status !== 'pending') return { ok: false, code: 'finished', build: b, message: `build ${b.id} is ${b.status}` };
-    if (!takesCallbacks(b, this.now(), this.callbackGraceMs)) return { ok: false, code: 'expired', build: b, message: expiredMessage(b, this.callbackGraceMs) };
+    if (b.status !== 'pending')
+      return { ok: false, code: 'finished', build: b, message: `build ${b.id} is ${b.status}` };
+    if (!takesCallbacks(b, this.now(), this.callbackGraceMs))
+      return { ok: false, code: 'expired', build: b, message: expiredMessage(b, this.callbackGraceMs) };
     return { ok: true, build: b, changed: false };
   }
 
   /** Whether lines and events from the installer still belong to this build (syslog receiver). */
-  inProgress(b: Build): boolean { return takesCallbacks(b, this.now(), this.callbackGraceMs); }
+  inProgress(b: Build): boolean {
+    return takesCallbacks(b, this.now(), this.callbackGraceMs);
+  }
 
   /** built/failed callback. Repeating the same outcome succeeds and changes nothing (curl retries). */
   close(token: string, outcome: 'built' | 'failed', log?: string): CloseResult {
@@ -162,8 +221,15 @@ export class BuildStore {
       const b = this.byToken(token);
       if (!b) return { ok: false, code: 'unknown', message: 'no build has this token' };
       if (b.status === outcome) return { ok: true, build: b, changed: false };
-      if (b.status !== 'pending') return { ok: false, code: b.status === 'superseded' || b.status === 'cancelled' ? 'not-current' : 'finished', build: b, message: `build ${b.id} is already ${b.status}` };
-      if (!takesCallbacks(b, this.now(), this.callbackGraceMs)) return { ok: false, code: 'expired', build: b, message: expiredMessage(b, this.callbackGraceMs) };
+      if (b.status !== 'pending')
+        return {
+          ok: false,
+          code: b.status === 'superseded' || b.status === 'cancelled' ? 'not-current' : 'finished',
+          build: b,
+          message: `build ${b.id} is already ${b.status}`,
+        };
+      if (!takesCallbacks(b, this.now(), this.callbackGraceMs))
+        return { ok: false, code: 'expired', build: b, message: expiredMessage(b, this.callbackGraceMs) };
       const boundedLog = log === undefined ? null : log.length > FAILURE_LOG_MAX ? log.slice(-FAILURE_LOG_MAX) : log;
       this.setStatusStmt.run(outcome, this.now(), boundedLog, b.id);
       return { ok: true, build: this.byId(b.id)!, changed: true };

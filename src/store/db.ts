@@ -102,7 +102,9 @@ const MIGRATIONS: string[] = [
 ];
 
 /** The schema version this rackboot writes (backup/restore checks a file against it). */
-export function schemaVersion(): number { return MIGRATIONS.length; }
+export function schemaVersion(): number {
+  return MIGRATIONS.length;
+}
 
 export function openDb(file: string, durability: 'full' | 'normal' = 'full'): Db {
   if (file !== ':memory:') {
@@ -123,7 +125,9 @@ export function openDb(file: string, durability: 'full' | 'normal' = 'full'): Db
 function migrate(db: Db): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > MIGRATIONS.length) {
-    throw new Error(`database schema version ${version} is newer than this rackboot (${MIGRATIONS.length}): upgrade rackboot or restore a matching backup`);
+    throw new Error(
+      `database schema version ${version} is newer than this rackboot (${MIGRATIONS.length}): upgrade rackboot or restore a matching backup`,
+    );
   }
   for (let v = version; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
@@ -136,6 +140,12 @@ function migrate(db: Db): void {
 /** The database of a data dir (rackboot.db) plus its WAL and shared-memory index, in bytes (rackboot_db_bytes, doctor). */
 export function databaseBytes(dataDir: string): number {
   let n = 0;
-  for (const suffix of ['', '-wal', '-shm']) { try { n += statSync(join(dataDir, `rackboot.db${suffix}`)).size; } catch { /* not there */ } }
+  for (const suffix of ['', '-wal', '-shm']) {
+    try {
+      n += statSync(join(dataDir, `rackboot.db${suffix}`)).size;
+    } catch {
+      /* not there */
+    }
+  }
   return n;
 }

@@ -3,8 +3,22 @@
 import type { Mac } from '../net/mac.ts';
 import type { Db } from './db.ts';
 
-export interface DiscoveredMachine { mac: Mac; arch?: number; uuid?: string; ipxe: boolean; ip?: string }
-export interface DiscoveredRow { mac: string; arch: number | null; uuid: string | null; ipxe: number; ip: string | null; firstSeen: number; lastSeen: number }
+export interface DiscoveredMachine {
+  mac: Mac;
+  arch?: number;
+  uuid?: string;
+  ipxe: boolean;
+  ip?: string;
+}
+export interface DiscoveredRow {
+  mac: string;
+  arch: number | null;
+  uuid: string | null;
+  ipxe: number;
+  ip: string | null;
+  firstSeen: number;
+  lastSeen: number;
+}
 
 export const DISCOVERED_MAX_ROWS = 10_000;
 /** Pruning scans the table: do it once per this many new sightings, not per packet. */
@@ -16,16 +30,31 @@ export class DiscoveredStore {
   private readonly listStmt;
   private sincePrune = 0;
 
-  constructor(db: Db, private readonly maxRows = DISCOVERED_MAX_ROWS, private readonly now: () => number = Date.now) {
-    this.upsertStmt = db.prepare(`INSERT INTO discovered (mac, arch, uuid, ipxe, ip, first_seen, last_seen) VALUES (@mac, @arch, @uuid, @ipxe, @ip, @now, @now)
+  constructor(
+    db: Db,
+    private readonly maxRows = DISCOVERED_MAX_ROWS,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.upsertStmt =
+      db.prepare(`INSERT INTO discovered (mac, arch, uuid, ipxe, ip, first_seen, last_seen) VALUES (@mac, @arch, @uuid, @ipxe, @ip, @now, @now)
       ON CONFLICT(mac) DO UPDATE SET arch = excluded.arch, uuid = COALESCE(excluded.uuid, uuid), ipxe = excluded.ipxe, ip = COALESCE(excluded.ip, ip), last_seen = excluded.last_seen`);
-    this.pruneStmt = db.prepare<[number]>('DELETE FROM discovered WHERE mac IN (SELECT mac FROM discovered ORDER BY last_seen DESC, mac LIMIT -1 OFFSET ?)');
+    this.pruneStmt = db.prepare<[number]>(
+      'DELETE FROM discovered WHERE mac IN (SELECT mac FROM discovered ORDER BY last_seen DESC, mac LIMIT -1 OFFSET ?)',
+    );
     this.listStmt = db.prepare<[number], DiscoveredRow>(
-      'SELECT mac, arch, uuid, ipxe, ip, first_seen AS firstSeen, last_seen AS lastSeen FROM discovered ORDER BY last_seen DESC LIMIT ?');
+      'SELECT mac, arch, uuid, ipxe, ip, first_seen AS firstSeen, last_seen AS lastSeen FROM discovered ORDER BY last_seen DESC LIMIT ?',
+    );
   }
 
   seen(m: DiscoveredMachine): void {
-    this.upsertStmt.run({ mac: m.mac, arch: m.arch ?? null, uuid: m.uuid ?? null, ipxe: m.ipxe ? 1 : 0, ip: m.ip ?? null, now: this.now() });
+    this.upsertStmt.run({
+      mac: m.mac,
+      arch: m.arch ?? null,
+      uuid: m.uuid ?? null,
+      ipxe: m.ipxe ? 1 : 0,
+      ip: m.ip ?? null,
+      now: this.now(),
+    });
     if (++this.sincePrune >= PRUNE_EVERY) this.prune();
   }
 
@@ -34,5 +63,7 @@ export class DiscoveredStore {
     this.pruneStmt.run(this.maxRows);
   }
 
-  list(limit = 1000): DiscoveredRow[] { return this.listStmt.all(limit); }
+  list(limit = 1000): DiscoveredRow[] {
+    return this.listStmt.all(limit);
+  }
 }

@@ -65,7 +65,9 @@ export function boundDetail(detail: Record<string, unknown>, maxBytes: number): 
   const cut = cutStrings(detail, DETAIL_STRING_MAX) as Record<string, unknown>;
   json = JSON.stringify(cut);
   for (let guard = 0; Buffer.byteLength(json) > maxBytes && guard < 10_000; guard++) {
-    const longest = Object.entries(cut).filter(([, x]) => Array.isArray(x) && x.length > 0).sort((a, b) => (b[1] as unknown[]).length - (a[1] as unknown[]).length)[0];
+    const longest = Object.entries(cut)
+      .filter(([, x]) => Array.isArray(x) && x.length > 0)
+      .sort((a, b) => (b[1] as unknown[]).length - (a[1] as unknown[]).length)[0];
     if (!longest) break;
     (longest[1] as unknown[]).shift();
     json = JSON.stringify(cut);
@@ -74,7 +76,17 @@ export function boundDetail(detail: Record<string, unknown>, maxBytes: number): 
   return JSON.stringify({ truncated: true, bytes: Buffer.byteLength(JSON.stringify(detail)) });
 }
 
-interface EventRow { id: number; mac: string; build_id: number | null; at: number; type: string; client_ip: string | null; status: string | null; bytes: number | null; detail: string | null }
+interface EventRow {
+  id: number;
+  mac: string;
+  build_id: number | null;
+  at: number;
+  type: string;
+  client_ip: string | null;
+  status: string | null;
+  bytes: number | null;
+  detail: string | null;
+}
 
 function fromRow(r: EventRow): HostEvent {
   const e: HostEvent = { id: r.id, mac: r.mac as Mac, at: r.at, type: r.type };
@@ -104,10 +116,16 @@ export class EventLog {
   private readonly sincePrune = new Map<string, number>();
   readonly limits: EventLimits;
 
-  constructor(private readonly db: Db, private readonly now: () => number = Date.now, limits: Partial<EventLimits> = {}) {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number = Date.now,
+    limits: Partial<EventLimits> = {},
+  ) {
     this.limits = { ...DEFAULT_EVENT_LIMITS, ...limits };
     // Both use an index (events_mac, events_at): a prune costs the rows it deletes, not the table.
-    this.pruneHostStmt = db.prepare('DELETE FROM events WHERE mac = ? AND id <= (SELECT id FROM events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)');
+    this.pruneHostStmt = db.prepare(
+      'DELETE FROM events WHERE mac = ? AND id <= (SELECT id FROM events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)',
+    );
     this.pruneAgeStmt = db.prepare('DELETE FROM events WHERE at < ?');
     this.insertStmt = db.prepare(`INSERT INTO events (mac, build_id, at, type, client_ip, status, bytes, detail)
       VALUES (@mac, @buildId, @at, @type, @clientIp, @status, @bytes, @detail)`);
@@ -117,7 +135,10 @@ export class EventLog {
       for (const r of rows) {
         const mac = r.mac as string;
         const n = (this.sincePrune.get(mac) ?? 0) + 1;
-        if (n < PRUNE_EVERY) { if (this.sincePrune.size < 65536) this.sincePrune.set(mac, n); continue; }
+        if (n < PRUNE_EVERY) {
+          if (this.sincePrune.size < 65536) this.sincePrune.set(mac, n);
+          continue;
+        }
         this.sincePrune.delete(mac);
         this.pruned += this.pruneHostStmt.run(mac, mac, this.limits.maxPerHost).changes;
       }
@@ -130,11 +151,19 @@ export class EventLog {
   append(e: NewEvent): HostEvent {
     const at = e.at ?? this.now();
     this.queue.push({
-      mac: e.mac, buildId: e.buildId ?? null, at, type: cutUtf8(e.type, TYPE_MAX), clientIp: e.clientIp === undefined ? null : cutUtf8(e.clientIp, IP_MAX),
-      status: e.status === undefined || e.status === null ? null : cutUtf8(String(e.status), STATUS_MAX), bytes: e.bytes ?? null,
+      mac: e.mac,
+      buildId: e.buildId ?? null,
+      at,
+      type: cutUtf8(e.type, TYPE_MAX),
+      clientIp: e.clientIp === undefined ? null : cutUtf8(e.clientIp, IP_MAX),
+      status: e.status === undefined || e.status === null ? null : cutUtf8(String(e.status), STATUS_MAX),
+      bytes: e.bytes ?? null,
       detail: e.detail ? boundDetail(e.detail, this.limits.maxDetailBytes) : null,
     });
-    if (!this.flushScheduled) { this.flushScheduled = true; setImmediate(() => this.flush()); }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
     const saved: HostEvent = { ...e, id: 0, at };
     for (const l of this.listeners) l(saved);
     return saved;
@@ -161,10 +190,20 @@ export class EventLog {
     this.flush();
     if (!this.db.open) return 0;
     let n = this.pruneAgeStmt.run(this.now() - this.limits.maxAgeMs).changes;
-    const hosts = macs ? [...macs] : this.prunedAll ? [...this.sincePrune.keys()]
-      : this.db.prepare<[], { mac: string }>('SELECT DISTINCT mac FROM events').all().map((r) => r.mac);
+    const hosts = macs
+      ? [...macs]
+      : this.prunedAll
+        ? [...this.sincePrune.keys()]
+        : this.db
+            .prepare<[], { mac: string }>('SELECT DISTINCT mac FROM events')
+            .all()
+            .map((r) => r.mac);
     if (!macs) this.prunedAll = true;
-    const perHost = this.db.transaction(() => { let k = 0; for (const mac of hosts) k += this.pruneHostStmt.run(mac, mac, this.limits.maxPerHost).changes; return k; });
+    const perHost = this.db.transaction(() => {
+      let k = 0;
+      for (const mac of hosts) k += this.pruneHostStmt.run(mac, mac, this.limits.maxPerHost).changes;
+      return k;
+    });
     n += perHost();
     for (const mac of hosts) this.sincePrune.delete(mac);
     this.pruned += n;

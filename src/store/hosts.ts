@@ -22,27 +22,56 @@ export interface Host {
 export type HostFields = Omit<Host, 'createdAt' | 'updatedAt'>;
 
 interface HostRow {
-  mac: string; hostname: string; profile: string; ip: string | null; netmask: string | null; gateway: string | null;
-  nameservers: string | null; domain: string | null; rack: string | null; position: string | null; uuid: string | null;
-  params: string; created_at: number; updated_at: number;
+  mac: string;
+  hostname: string;
+  profile: string;
+  ip: string | null;
+  netmask: string | null;
+  gateway: string | null;
+  nameservers: string | null;
+  domain: string | null;
+  rack: string | null;
+  position: string | null;
+  uuid: string | null;
+  params: string;
+  created_at: number;
+  updated_at: number;
 }
 
 function fromRow(r: HostRow): Host {
   return {
-    mac: r.mac as Mac, hostname: r.hostname, profile: r.profile,
-    ip: r.ip ?? undefined, netmask: r.netmask ?? undefined, gateway: r.gateway ?? undefined,
-    nameservers: r.nameservers ? r.nameservers.split(',') : [], domain: r.domain ?? undefined,
-    rack: r.rack ?? undefined, position: r.position ?? undefined, uuid: r.uuid ?? undefined,
-    params: JSON.parse(r.params) as Record<string, string>, createdAt: r.created_at, updatedAt: r.updated_at,
+    mac: r.mac as Mac,
+    hostname: r.hostname,
+    profile: r.profile,
+    ip: r.ip ?? undefined,
+    netmask: r.netmask ?? undefined,
+    gateway: r.gateway ?? undefined,
+    nameservers: r.nameservers ? r.nameservers.split(',') : [],
+    domain: r.domain ?? undefined,
+    rack: r.rack ?? undefined,
+    position: r.position ?? undefined,
+    uuid: r.uuid ?? undefined,
+    params: JSON.parse(r.params) as Record<string, string>,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
   };
 }
 
 function toRow(h: HostFields, now: number) {
   return {
-    mac: h.mac, hostname: h.hostname, profile: h.profile, ip: h.ip ?? null, netmask: h.netmask ?? null,
-    gateway: h.gateway ?? null, nameservers: h.nameservers.length ? h.nameservers.join(',') : null,
-    domain: h.domain ?? null, rack: h.rack ?? null, position: h.position ?? null, uuid: h.uuid ?? null,
-    params: JSON.stringify(h.params), now,
+    mac: h.mac,
+    hostname: h.hostname,
+    profile: h.profile,
+    ip: h.ip ?? null,
+    netmask: h.netmask ?? null,
+    gateway: h.gateway ?? null,
+    nameservers: h.nameservers.length ? h.nameservers.join(',') : null,
+    domain: h.domain ?? null,
+    rack: h.rack ?? null,
+    position: h.position ?? null,
+    uuid: h.uuid ?? null,
+    params: JSON.stringify(h.params),
+    now,
   };
 }
 
@@ -57,30 +86,63 @@ export class HostStore {
   private readonly updateStmt;
   private readonly deleteStmt;
 
-  constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number = Date.now,
+  ) {
     this.byMac = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE mac = ?');
     this.byIp = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE ip = ?');
     this.byUuid = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE uuid = ?');
     this.allByUuid = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE uuid = ? ORDER BY mac LIMIT 16');
     this.byHostname = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE hostname = ?');
     this.all = db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY rack, position, hostname');
-    this.insertStmt = db.prepare(`INSERT INTO hosts (mac, hostname, profile, ip, netmask, gateway, nameservers, domain, rack, position, uuid, params, created_at, updated_at)
+    this.insertStmt =
+      db.prepare(`INSERT INTO hosts (mac, hostname, profile, ip, netmask, gateway, nameservers, domain, rack, position, uuid, params, created_at, updated_at)
       VALUES (@mac, @hostname, @profile, @ip, @netmask, @gateway, @nameservers, @domain, @rack, @position, @uuid, @params, @now, @now)`);
-    this.updateStmt = db.prepare(`UPDATE hosts SET hostname=@hostname, profile=@profile, ip=@ip, netmask=@netmask, gateway=@gateway,
+    this.updateStmt =
+      db.prepare(`UPDATE hosts SET hostname=@hostname, profile=@profile, ip=@ip, netmask=@netmask, gateway=@gateway,
       nameservers=@nameservers, domain=@domain, rack=@rack, position=@position, uuid=@uuid, params=@params, updated_at=@now WHERE mac=@mac`);
     this.deleteStmt = db.prepare('DELETE FROM hosts WHERE mac = ?');
   }
 
-  get(mac: Mac): Host | undefined { const r = this.byMac.get(mac); return r && fromRow(r); }
-  getByIp(ip: string): Host | undefined { const r = this.byIp.get(ip); return r && fromRow(r); }
-  getByUuid(uuid: string): Host | undefined { const r = this.byUuid.get(uuid.toLowerCase()); return r && fromRow(r); }
+  get(mac: Mac): Host | undefined {
+    const r = this.byMac.get(mac);
+    return r && fromRow(r);
+  }
+  getByIp(ip: string): Host | undefined {
+    const r = this.byIp.get(ip);
+    return r && fromRow(r);
+  }
+  getByUuid(uuid: string): Host | undefined {
+    const r = this.byUuid.get(uuid.toLowerCase());
+    return r && fromRow(r);
+  }
   /** Every host with that SMBIOS UUID (up to 16): UUIDs need not be unique, and a UUID-named config is served only for a unique one. */
-  listByUuid(uuid: string): Host[] { return this.allByUuid.all(uuid.toLowerCase()).map(fromRow); }
-  getByHostname(name: string): Host | undefined { const r = this.byHostname.get(name); return r && fromRow(r); }
-  list(): Host[] { return this.all.all().map(fromRow); }
-  insert(h: HostFields): Host { this.insertStmt.run(toRow(h, this.now())); return this.get(h.mac)!; }
-  update(h: HostFields): Host { this.updateStmt.run(toRow(h, this.now())); return this.get(h.mac)!; }
-  delete(mac: Mac): boolean { return this.deleteStmt.run(mac).changes > 0; }
+  listByUuid(uuid: string): Host[] {
+    return this.allByUuid.all(uuid.toLowerCase()).map(fromRow);
+  }
+  getByHostname(name: string): Host | undefined {
+    const r = this.byHostname.get(name);
+    return r && fromRow(r);
+  }
+  list(): Host[] {
+    return this.all.all().map(fromRow);
+  }
+  insert(h: HostFields): Host {
+    this.insertStmt.run(toRow(h, this.now()));
+    return this.get(h.mac)!;
+  }
+  update(h: HostFields): Host {
+    this.updateStmt.run(toRow(h, this.now()));
+    return this.get(h.mac)!;
+  }
+  delete(mac: Mac): boolean {
+    return this.deleteStmt.run(mac).changes > 0;
+  }
   /** Several inserts in one transaction: a rack import lands whole or not at all. */
-  insertMany(hosts: HostFields[]): void { this.db.transaction(() => { for (const h of hosts) this.insert(h); })(); }
+  insertMany(hosts: HostFields[]): void {
+    this.db.transaction(() => {
+      for (const h of hosts) this.insert(h);
+    })();
+  }
 }

@@ -8,7 +8,9 @@ export class SettingsStore {
   private readonly putStmt;
   constructor(db: Db) {
     this.getStmt = db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?');
-    this.putStmt = db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+    this.putStmt = db.prepare(
+      'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+    );
   }
 
   /** Host parameters a tech may set (src/hosts/policy.ts checks the list); empty by default. */
@@ -18,9 +20,13 @@ export class SettingsStore {
     try {
       const v = JSON.parse(row.value) as unknown;
       return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-    } catch { return []; }
+    } catch {
+      return [];
+    }
   }
 
   /** `list` must have passed checkTechParamList(). */
-  setTechParams(list: readonly string[]): void { this.putStmt.run(TECH_PARAMS_KEY, JSON.stringify(list)); }
+  setTechParams(list: readonly string[]): void {
+    this.putStmt.run(TECH_PARAMS_KEY, JSON.stringify(list));
+  }
 }

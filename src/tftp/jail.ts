@@ -8,7 +8,10 @@ export type JailResult = { ok: true; realPath: string; size: number } | { ok: fa
 /** Reasons are stable prefixes callers may test: 'invalid path', 'not found', 'outside root', 'not a regular file'. */
 export async function resolveInRoot(root: string, requestPath: string): Promise<JailResult> {
   if (requestPath.includes('\0')) return { ok: false, reason: 'invalid path: NUL byte' };
-  const segs = requestPath.replace(/\\/g, '/').split('/').filter((s) => s !== '' && s !== '.');
+  const segs = requestPath
+    .replace(/\\/g, '/')
+    .split('/')
+    .filter((s) => s !== '' && s !== '.');
   if (segs.some((s) => s === '..')) return { ok: false, reason: "invalid path: '..' segment" };
   if (segs.length === 0) return { ok: false, reason: 'invalid path: empty' };
   let rootReal: string;
@@ -33,6 +36,7 @@ export async function resolveInRoot(root: string, requestPath: string): Promise<
   } catch (e) {
     return { ok: false, reason: `not found (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
   }
-  if (!st.isFile()) return { ok: false, reason: `not a regular file: ${st.isDirectory() ? 'directory' : 'device, socket or fifo'}` };
+  if (!st.isFile())
+    return { ok: false, reason: `not a regular file: ${st.isDirectory() ? 'directory' : 'device, socket or fifo'}` };
   return { ok: true, realPath: real, size: st.size };
 }

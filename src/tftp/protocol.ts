@@ -21,7 +21,10 @@ export const TftpError = {
   OptionRefused: 8,
 } as const;
 
-export interface TftpOption { name: string; value: string }
+export interface TftpOption {
+  name: string;
+  value: string;
+}
 
 export type TftpPacket =
   | { op: 'RRQ' | 'WRQ'; filename: string; mode: string; options: TftpOption[] }
@@ -132,7 +135,12 @@ function encodeStrings(op: number, strs: string[]): Buffer {
 
 const flatten = (options: readonly TftpOption[]): string[] => options.flatMap((o) => [o.name, o.value]);
 
-export function encodeRequest(op: 'RRQ' | 'WRQ', filename: string, mode = 'octet', options: readonly TftpOption[] = []): Buffer {
+export function encodeRequest(
+  op: 'RRQ' | 'WRQ',
+  filename: string,
+  mode = 'octet',
+  options: readonly TftpOption[] = [],
+): Buffer {
   return encodeStrings(op === 'RRQ' ? OP_RRQ : OP_WRQ, [filename, mode, ...flatten(options)]);
 }
 
@@ -186,7 +194,10 @@ export type PathResult = { ok: true; path: string } | { ok: false; reason: strin
  */
 export function normalizeRequestPath(raw: string): PathResult {
   if (raw.includes('\0')) return { ok: false, reason: 'NUL in path' };
-  const segs = raw.replace(/\\/g, '/').split('/').filter((s) => s !== '' && s !== '.');
+  const segs = raw
+    .replace(/\\/g, '/')
+    .split('/')
+    .filter((s) => s !== '' && s !== '.');
   if (segs.some((s) => s === '..')) return { ok: false, reason: "'..' in path" };
   if (segs.length === 0) return { ok: false, reason: 'empty path' };
   return { ok: true, path: segs.join('/') };
@@ -231,7 +242,11 @@ export interface Negotiated {
 
 const DIGITS = /^[0-9]{1,10}$/;
 
-export function negotiateOptions(options: readonly TftpOption[], size: number, limits: NegotiationLimits = DEFAULT_LIMITS): Negotiated {
+export function negotiateOptions(
+  options: readonly TftpOption[],
+  size: number,
+  limits: NegotiationLimits = DEFAULT_LIMITS,
+): Negotiated {
   let blksize = 512;
   let windowsize = 1;
   let timeoutMs = limits.defaultTimeoutMs;

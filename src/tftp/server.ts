@@ -18,7 +18,10 @@ import { realTimers, TransferSession, type SessionOutcome, type TftpFile } from 
 
 export type { TftpFile } from './session.ts';
 
-export interface TftpClient { address: string; port: number }
+export interface TftpClient {
+  address: string;
+  port: number;
+}
 
 /** path is already normalised by the server: no leading '/', '\\' turned into '/', repeated slashes collapsed; '..' segments refused before this is called. */
 export type TftpFileSource = (path: string, client: TftpClient) => Promise<TftpFile | undefined> | TftpFile | undefined;
@@ -83,7 +86,11 @@ export interface TftpServer {
 }
 
 /** dgram resolves the destination of every send() through dns.lookup on a later tick; ours are IP literals. */
-function literalLookup(address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+function literalLookup(
+  address: string,
+  _opts: unknown,
+  cb: (err: Error | null, address: string, family: number) => void,
+): void {
   cb(null, address, address.includes(':') ? 6 : 4);
 }
 
@@ -219,12 +226,20 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       size: s.size,
       blksize: s.blksize,
       windowsize: s.windowsize,
-      seconds: Math.round((now() - t.startedAt)) / 1000,
+      seconds: Math.round(now() - t.startedAt) / 1000,
       client: t.client,
       retransmits: s.retransmits,
     };
     if (outcome.kind === 'failed') ev.error = outcome.error;
-    const fields = { path: t.path, client: `${t.client.address}:${t.client.port}`, bytes: ev.bytes, size: ev.size, blksize: ev.blksize, windowsize: ev.windowsize, seconds: ev.seconds };
+    const fields = {
+      path: t.path,
+      client: `${t.client.address}:${t.client.port}`,
+      bytes: ev.bytes,
+      size: ev.size,
+      blksize: ev.blksize,
+      windowsize: ev.windowsize,
+      seconds: ev.seconds,
+    };
     if (outcome.kind === 'sent') log.info(outcome.note ? { ...fields, note: outcome.note } : fields, 'tftp: sent');
     else if (outcome.kind === 'probe') log.debug(fields, 'tftp: size probe ended by client (ERROR 8 after OACK)');
     else log.warn({ ...fields, error: outcome.error }, 'tftp: transfer failed');
@@ -232,11 +247,22 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     const sock = t.socket;
     t.socket = undefined;
     release(t);
-    if (sock) setImmediate(() => { try { sock.close(); } catch { /* closed */ } });
+    if (sock)
+      setImmediate(() => {
+        try {
+          sock.close();
+        } catch {
+          /* closed */
+        }
+      });
     emit(ev);
   };
 
-  const startTransfer = async (t: Transfer, mode: string, options: Parameters<typeof negotiateOptions>[0]): Promise<void> => {
+  const startTransfer = async (
+    t: Transfer,
+    mode: string,
+    options: Parameters<typeof negotiateOptions>[0],
+  ): Promise<void> => {
     let file: TftpFile | undefined;
     try {
       file = await opts.files(t.path, t.client);
@@ -244,7 +270,17 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       log.error({ err: e, path: t.path }, 'tftp: file source threw');
       release(t);
       replyError(t.client, TftpError.NotDefined, 'internal error');
-      emit({ type: 'tftp.failed', path: t.path, bytes: 0, size: 0, blksize: 512, windowsize: 1, seconds: 0, client: t.client, error: `file source threw: ${(e as Error).message}` });
+      emit({
+        type: 'tftp.failed',
+        path: t.path,
+        bytes: 0,
+        size: 0,
+        blksize: 512,
+        windowsize: 1,
+        seconds: 0,
+        client: t.client,
+        error: `file source threw: ${(e as Error).message}`,
+      });
       return;
     }
     if (t.ended) return; // superseded or server closing while the source looked the file up
@@ -253,7 +289,17 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       log.debug({ path: t.path, client: t.client.address }, 'tftp: file not found');
       replyError(t.client, TftpError.FileNotFound, 'file not found');
       // pxelinux and GRUB walk per-MAC, per-IP and default names: most of these are normal misses.
-      emit({ type: 'tftp.failed', path: t.path, bytes: 0, size: 0, blksize: 512, windowsize: 1, seconds: Math.round(now() - t.startedAt) / 1000, client: t.client, error: 'not found' });
+      emit({
+        type: 'tftp.failed',
+        path: t.path,
+        bytes: 0,
+        size: 0,
+        blksize: 512,
+        windowsize: 1,
+        seconds: Math.round(now() - t.startedAt) / 1000,
+        client: t.client,
+        error: 'not found',
+      });
       return;
     }
     const neg = negotiateOptions(options, file.size, limits);
@@ -304,9 +350,21 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
         return;
       }
       const dropped = session.handle(msg);
-      if (dropped !== undefined && log.level === 'debug') log.debug({ reason: dropped, path: t.path }, 'tftp: dropped packet from peer');
+      if (dropped !== undefined && log.level === 'debug')
+        log.debug({ reason: dropped, path: t.path }, 'tftp: dropped packet from peer');
     });
-    log.debug({ path: t.path, client: `${peerAddr}:${peerPort}`, mode, size: file.size, blksize: neg.blksize, windowsize: neg.windowsize, oack: neg.oack }, 'tftp: transfer start');
+    log.debug(
+      {
+        path: t.path,
+        client: `${peerAddr}:${peerPort}`,
+        mode,
+        size: file.size,
+        blksize: neg.blksize,
+        windowsize: neg.windowsize,
+        oack: neg.oack,
+      },
+      'tftp: transfer start',
+    );
     session.start();
   };
 
@@ -316,7 +374,10 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   const limited = (kind: string, write: (suppressed: number) => void): void => {
     const t = now();
     const l = lastLogged.get(kind);
-    if (l && t - l.at < 10_000) { l.suppressed++; return; }
+    if (l && t - l.at < 10_000) {
+      l.suppressed++;
+      return;
+    }
     if (!l && lastLogged.size >= 4096) lastLogged.clear();
     write(l?.suppressed ?? 0);
     lastLogged.set(kind, { at: t, suppressed: 0 });
@@ -331,15 +392,26 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     if (!stalest || at - stalest.session!.lastHeardAt < evictSilentMs) return;
     evicted++;
     const silent = Math.round(at - stalest.session!.lastHeardAt);
-    limited('evict', (suppressed) => log.warn({ client: stalest!.key, path: stalest!.path, silentMs: silent, suppressed }, 'tftp: all slots taken: evicting the transfer silent longest'));
-    stalest.session!.abort(`server busy: slot given to a new request after ${silent} ms without an ACK from this client`, true);
+    limited('evict', (suppressed) =>
+      log.warn(
+        { client: stalest!.key, path: stalest!.path, silentMs: silent, suppressed },
+        'tftp: all slots taken: evicting the transfer silent longest',
+      ),
+    );
+    stalest.session!.abort(
+      `server busy: slot given to a new request after ${silent} ms without an ACK from this client`,
+      true,
+    );
   };
 
   const onRequest = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     const client: TftpClient = { address: rinfo.address, port: rinfo.port };
     const parsed = parsePacket(msg);
     if (!parsed.ok) {
-      log.debug({ from: `${rinfo.address}:${rinfo.port}`, reason: parsed.reason, bytes: msg.length }, 'tftp: dropped malformed packet');
+      log.debug(
+        { from: `${rinfo.address}:${rinfo.port}`, reason: parsed.reason, bytes: msg.length },
+        'tftp: dropped malformed packet',
+      );
       return;
     }
     const p = parsed.packet;
@@ -349,7 +421,10 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       return;
     }
     if (p.op !== 'RRQ') {
-      log.debug({ from: `${rinfo.address}:${rinfo.port}`, op: p.op }, 'tftp: dropped non-request packet on the request port');
+      log.debug(
+        { from: `${rinfo.address}:${rinfo.port}`, op: p.op },
+        'tftp: dropped non-request packet on the request port',
+      );
       return;
     }
     if (closing) return;
@@ -364,7 +439,17 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     if (!norm.ok) {
       log.info({ from: rinfo.address, path: p.filename, reason: norm.reason }, 'tftp: path refused');
       replyError(client, TftpError.AccessViolation, `access violation: ${norm.reason}`);
-      emit({ type: 'tftp.failed', path: p.filename, bytes: 0, size: 0, blksize: 512, windowsize: 1, seconds: 0, client, error: `path refused: ${norm.reason}` });
+      emit({
+        type: 'tftp.failed',
+        path: p.filename,
+        bytes: 0,
+        size: 0,
+        blksize: 512,
+        windowsize: 1,
+        seconds: 0,
+        client,
+        error: `path refused: ${norm.reason}`,
+      });
       return;
     }
     const key = `${rinfo.address}:${rinfo.port}`;
@@ -382,18 +467,39 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     }
     const mine = perClient.get(rinfo.address) ?? 0;
     if (mine >= maxPerClient) {
-      limited(`client:${rinfo.address}`, (suppressed) => log.warn({ from: rinfo.address, path: norm.path, max: maxPerClient, suppressed }, 'tftp: too many transfers for one client'));
-      replyError(client, TftpError.NotDefined, `too many transfers from ${rinfo.address} (max ${maxPerClient}), retry later`);
+      limited(`client:${rinfo.address}`, (suppressed) =>
+        log.warn(
+          { from: rinfo.address, path: norm.path, max: maxPerClient, suppressed },
+          'tftp: too many transfers for one client',
+        ),
+      );
+      replyError(
+        client,
+        TftpError.NotDefined,
+        `too many transfers from ${rinfo.address} (max ${maxPerClient}), retry later`,
+      );
       return;
     }
     if (transfers.size >= maxTransfers) evictSilent(now());
     if (transfers.size >= maxTransfers) {
-      limited('busy', (suppressed) => log.warn({ from: rinfo.address, path: norm.path, max: maxTransfers, suppressed }, 'tftp: too many transfers'));
+      limited('busy', (suppressed) =>
+        log.warn({ from: rinfo.address, path: norm.path, max: maxTransfers, suppressed }, 'tftp: too many transfers'),
+      );
       replyError(client, TftpError.NotDefined, `server busy: ${maxTransfers} transfers in progress, retry later`);
       return;
     }
     perClient.set(rinfo.address, mine + 1);
-    const t: Transfer = { key, path: norm.path, client, request, socket: undefined, session: undefined, startedAt: now(), ended: false, deadline: undefined };
+    const t: Transfer = {
+      key,
+      path: norm.path,
+      client,
+      request,
+      socket: undefined,
+      session: undefined,
+      startedAt: now(),
+      ended: false,
+      deadline: undefined,
+    };
     transfers.set(key, t);
     t.deadline = setTimeout(() => {
       const error = `transfer still running after ${maxTransferMs / 1000} s (the limit per transfer): slot freed`;

@@ -1,11 +1,17 @@
 // One read transfer: OACK, windowed DATA (RFC 7440), retransmit with backoff, block-number rollover.
 // No sockets here: the server hands in `send`, a clock and timers, so tests drive it packet by packet.
-import { ackBlock, encodeError, encodeOack, parsePacket, TftpError, writeDataHeader, type TftpOption } from './protocol.ts';
+import {
+  ackBlock,
+  encodeError,
+  encodeOack,
+  parsePacket,
+  TftpError,
+  writeDataHeader,
+  type TftpOption,
+} from './protocol.ts';
 
 /** A file to serve: bytes in memory (generated configs) or a stream opened on demand (disk files). */
-export type TftpFile =
-  | { size: number; data: Buffer }
-  | { size: number; open(): NodeJS.ReadableStream };
+export type TftpFile = { size: number; data: Buffer } | { size: number; open(): NodeJS.ReadableStream };
 
 export interface SessionTimers {
   set(fn: () => void, ms: number): unknown;
@@ -166,7 +172,11 @@ export class TransferSession {
     this.lastHeardAt = this.deps.now();
     const f = this.params.file;
     if ('data' in f) {
-      if (f.data.length < f.size) return this.finish({ kind: 'failed', error: `generated file has ${f.data.length} bytes, announced ${f.size}` }, true);
+      if (f.data.length < f.size)
+        return this.finish(
+          { kind: 'failed', error: `generated file has ${f.data.length} bytes, announced ${f.size}` },
+          true,
+        );
       this.queue.push(f.data);
       this.ended = true;
     } else {
@@ -177,7 +187,9 @@ export class TransferSession {
         return this.finish({ kind: 'failed', error: `open failed: ${(e as Error).message}` }, true);
       }
       this.stream = s;
-      s.on('data', (chunk: Buffer | string) => this.onChunk(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk));
+      s.on('data', (chunk: Buffer | string) =>
+        this.onChunk(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk),
+      );
       s.on('end', () => {
         this.ended = true;
         if (this.waitingData) this.pump();
@@ -347,14 +359,21 @@ export class TransferSession {
     // iPXE) often jump into the kernel right after the last block, so its ACK never comes (RFC 1350's
     // "dallying" problem). Two retransmits, then count the file as delivered instead of holding the slot
     // and reporting a failure half a minute later.
-    const onlyFinal = this.state === 'data' && this.acked === this.totalBlocks - 1 && this.sent === this.totalBlocks && this.totalBlocks > 1;
+    const onlyFinal =
+      this.state === 'data' &&
+      this.acked === this.totalBlocks - 1 &&
+      this.sent === this.totalBlocks &&
+      this.totalBlocks > 1;
     if (onlyFinal && this.retry >= FINAL_BLOCK_RETRIES) {
       this.finish({ kind: 'sent', note: 'final ACK not received; every earlier block was acknowledged' }, false);
       return;
     }
     if (++this.retry > this.params.retries) {
       const what = this.state === 'oack' ? 'OACK' : `block ${this.acked + 1}`;
-      this.finish({ kind: 'failed', error: `timeout: no ACK for ${what} after ${this.params.retries} retransmissions` }, true);
+      this.finish(
+        { kind: 'failed', error: `timeout: no ACK for ${what} after ${this.params.retries} retransmissions` },
+        true,
+      );
       return;
     }
     this.interval = Math.min(this.interval * 2, this.maxInterval);

@@ -14,7 +14,11 @@ export function parseCookies(header: string | undefined): Map<string, string> {
     const k = part.slice(0, i).trim();
     let v = part.slice(i + 1).trim();
     if (v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
-    try { v = decodeURIComponent(v); } catch { /* keep it raw */ }
+    try {
+      v = decodeURIComponent(v);
+    } catch {
+      /* keep it raw */
+    }
     if (!out.has(k)) out.set(k, v);
   }
   return out;
@@ -26,7 +30,13 @@ export function cookieOf(req: Request, name: string): string | undefined {
 
 /** HttpOnly (no script reads it), SameSite=Strict (no other site sends it), Secure when served over https. */
 export function cookieOptions(secure: boolean, maxAgeMs?: number): CookieOptions {
-  return { httpOnly: true, sameSite: 'strict', secure, path: '/', ...(maxAgeMs !== undefined ? { maxAge: maxAgeMs } : {}) };
+  return {
+    httpOnly: true,
+    sameSite: 'strict',
+    secure,
+    path: '/',
+    ...(maxAgeMs !== undefined ? { maxAge: maxAgeMs } : {}),
+  };
 }
 
 /** Constant-time comparison of two tokens of any length. */
@@ -37,18 +47,33 @@ export function tokensEqual(a: unknown, b: string | undefined): boolean {
   return timingSafeEqual(ha, hb);
 }
 
-export function newToken(): string { return randomBytes(32).toString('base64url'); }
+export function newToken(): string {
+  return randomBytes(32).toString('base64url');
+}
 
 /** A "next" URL after login: a path on this site only, never //other.host or a scheme. */
 export function safeNext(next: unknown): string {
-  if (typeof next !== 'string' || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\') || /[\r\n]/.test(next)) return '/';
+  if (
+    typeof next !== 'string' ||
+    !next.startsWith('/') ||
+    next.startsWith('//') ||
+    next.startsWith('/\\') ||
+    /[\r\n]/.test(next)
+  )
+    return '/';
   return next.length > 500 ? '/' : next;
 }
 
 /** A reserved sign-in attempt: settle it once the password has been checked. */
-export interface LoginAttempt { fail(): void; succeed(): void }
+export interface LoginAttempt {
+  fail(): void;
+  succeed(): void;
+}
 
-interface ThrottleEntry { failures: number[]; inFlight: number }
+interface ThrottleEntry {
+  failures: number[];
+  inFlight: number;
+}
 
 /**
  * Sign-in attempts per key (the client address, and the user name tried): after `max` failures within
@@ -60,13 +85,21 @@ interface ThrottleEntry { failures: number[]; inFlight: number }
  */
 export class LoginThrottle {
   private readonly entries = new Map<string, ThrottleEntry>();
-  constructor(private readonly max = 10, private readonly windowMs = 10 * 60_000, private readonly now: () => number = Date.now, private readonly maxKeys = 10_000) {}
+  constructor(
+    private readonly max = 10,
+    private readonly windowMs = 10 * 60_000,
+    private readonly now: () => number = Date.now,
+    private readonly maxKeys = 10_000,
+  ) {}
 
   /** Reserves one attempt under every key, or undefined (nothing reserved) when any key is at its limit. */
   reserve(keys: readonly string[]): LoginAttempt | undefined {
     const uniq = [...new Set(keys)];
     if (uniq.some((k) => this.blocked(k))) return undefined;
-    for (const k of uniq) { const e = this.touch(k); e.inFlight++; }
+    for (const k of uniq) {
+      const e = this.touch(k);
+      e.inFlight++;
+    }
     let settled = false;
     const settle = (failed: boolean) => {
       if (settled) return;
@@ -81,7 +114,11 @@ export class LoginThrottle {
     return {
       fail: () => settle(true),
       // A success clears the user's failures only: the address may be a NAT shared with a guesser.
-      succeed: () => { settle(false); const user = uniq.find((k) => k.startsWith('user:')); if (user) this.entries.get(user)!.failures = []; },
+      succeed: () => {
+        settle(false);
+        const user = uniq.find((k) => k.startsWith('user:'));
+        if (user) this.entries.get(user)!.failures = [];
+      },
     };
   }
 
@@ -91,7 +128,9 @@ export class LoginThrottle {
     return this.recent(e) + e.inFlight >= this.max;
   }
 
-  get size(): number { return this.entries.size; }
+  get size(): number {
+    return this.entries.size;
+  }
 
   private recent(e: ThrottleEntry): number {
     const t = this.now() - this.windowMs;

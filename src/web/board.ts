@@ -3,11 +3,20 @@ import type { Build, HostState } from '../store/builds.ts';
 import type { HostEvent } from '../store/events.ts';
 import type { Host } from '../store/hosts.ts';
 
-export type Stage = 'idle' | 'pending' | 'dhcp' | 'loader' | 'kernel' | 'kickstart' | 'installing' | 'built' | 'failed' | 'expired';
+export type Stage =
+  'idle' | 'pending' | 'dhcp' | 'loader' | 'kernel' | 'kickstart' | 'installing' | 'built' | 'failed' | 'expired';
 
 export const STAGE_LABELS: Record<Stage, string> = {
-  idle: 'idle', pending: 'build pending', dhcp: 'DHCP', loader: 'loader', kernel: 'kernel/initrd',
-  kickstart: 'kickstart fetched', installing: 'installing', built: 'built', failed: 'failed', expired: 'token expired',
+  idle: 'idle',
+  pending: 'build pending',
+  dhcp: 'DHCP',
+  loader: 'loader',
+  kernel: 'kernel/initrd',
+  kickstart: 'kickstart fetched',
+  installing: 'installing',
+  built: 'built',
+  failed: 'failed',
+  expired: 'token expired',
 };
 export const STATES: readonly HostState[] = ['idle', 'build', 'built', 'failed', 'expired'];
 
@@ -51,13 +60,27 @@ export function stageOfEvent(e: Pick<HostEvent, 'type' | 'detail'>): Stage | und
 }
 
 /** The chip of one host. `events` are the host's recent timeline, oldest first. */
-export function chipOf(host: Host, build: Build | undefined, state: HostState, events: readonly HostEvent[], now: number): Chip {
-  const base = { mac: host.mac, hostname: host.hostname, rack: host.rack ?? '', position: host.position ?? '', profile: host.profile, state };
+export function chipOf(
+  host: Host,
+  build: Build | undefined,
+  state: HostState,
+  events: readonly HostEvent[],
+  now: number,
+): Chip {
+  const base = {
+    mac: host.mac,
+    hostname: host.hostname,
+    rack: host.rack ?? '',
+    position: host.position ?? '',
+    profile: host.profile,
+    state,
+  };
   if (!build || state === 'idle') {
     const since = build?.finishedAt ?? host.updatedAt;
     return { ...base, stage: 'idle', label: STAGE_LABELS.idle, since: Math.min(since, now) };
   }
-  if (state === 'built' || state === 'failed') return { ...base, stage: state, label: STAGE_LABELS[state], since: build.finishedAt ?? build.createdAt };
+  if (state === 'built' || state === 'failed')
+    return { ...base, stage: state, label: STAGE_LABELS[state], since: build.finishedAt ?? build.createdAt };
   if (state === 'expired') return { ...base, stage: 'expired', label: STAGE_LABELS.expired, since: build.expiresAt };
   let stage: Stage = 'pending';
   let since = build.createdAt;
@@ -66,8 +89,20 @@ export function chipOf(host: Host, build: Build | undefined, state: HostState, e
     if (e.at < build.createdAt || (e.buildId !== undefined && e.buildId !== build.id)) continue;
     const s = stageOfEvent(e);
     if (!s) continue;
-    if (ORDER.indexOf(s) > ORDER.indexOf(stage)) { stage = s; since = e.at; }
-    if (s === 'installing' && e.type === 'progress' && e.status && e.status !== step && ORDER.indexOf(stage) === ORDER.indexOf('installing')) { step = e.status; since = e.at; }
+    if (ORDER.indexOf(s) > ORDER.indexOf(stage)) {
+      stage = s;
+      since = e.at;
+    }
+    if (
+      s === 'installing' &&
+      e.type === 'progress' &&
+      e.status &&
+      e.status !== step &&
+      ORDER.indexOf(stage) === ORDER.indexOf('installing')
+    ) {
+      step = e.status;
+      since = e.at;
+    }
   }
   const label = stage === 'installing' && step ? `${STAGE_LABELS.installing}: ${step}` : STAGE_LABELS[stage];
   return { ...base, stage, label, since };
@@ -84,9 +119,17 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(h / 24)}d ${h % 24}h`;
 }
 
-export interface BoardFilter { rack?: string; profile?: string; state?: string }
+export interface BoardFilter {
+  rack?: string;
+  profile?: string;
+  state?: string;
+}
 
-export interface RackGroup { rack: string; chips: Chip[]; counts: Record<HostState, number> }
+export interface RackGroup {
+  rack: string;
+  chips: Chip[];
+  counts: Record<HostState, number>;
+}
 
 export interface Board {
   racks: RackGroup[];
@@ -105,17 +148,25 @@ const natural = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
 export function buildBoard(chips: readonly Chip[], filter: BoardFilter): Board {
   const rackNames = [...new Set(chips.map((c) => c.rack))].sort(natural.compare);
   const profileNames = [...new Set(chips.map((c) => c.profile))].sort(natural.compare);
-  const shown = chips.filter((c) => (!filter.rack || c.rack === filter.rack) && (!filter.profile || c.profile === filter.profile) && (!filter.state || c.state === filter.state));
+  const shown = chips.filter(
+    (c) =>
+      (!filter.rack || c.rack === filter.rack) &&
+      (!filter.profile || c.profile === filter.profile) &&
+      (!filter.state || c.state === filter.state),
+  );
   const groups = new Map<string, RackGroup>();
   const counts = zero();
   for (const c of shown) {
     let g = groups.get(c.rack);
-    if (!g) groups.set(c.rack, g = { rack: c.rack, chips: [], counts: zero() });
+    if (!g) groups.set(c.rack, (g = { rack: c.rack, chips: [], counts: zero() }));
     g.chips.push(c);
     g.counts[c.state]++;
     counts[c.state]++;
   }
-  const racks = [...groups.values()].sort((a, b) => (a.rack === '' ? 1 : b.rack === '' ? -1 : natural.compare(a.rack, b.rack)));
-  for (const g of racks) g.chips.sort((a, b) => natural.compare(a.position, b.position) || natural.compare(a.hostname, b.hostname));
+  const racks = [...groups.values()].sort((a, b) =>
+    a.rack === '' ? 1 : b.rack === '' ? -1 : natural.compare(a.rack, b.rack),
+  );
+  for (const g of racks)
+    g.chips.sort((a, b) => natural.compare(a.position, b.position) || natural.compare(a.hostname, b.hostname));
   return { racks, counts, total: shown.length, rackNames, profileNames };
 }

@@ -3,7 +3,8 @@
 // profile with a small edit is diffed too. What stays here is the shape the pages use (numbered lines, hunks, the
 // audit log's text); past a work bound the whole text is shown as replaced rather than spending seconds.
 import { diffArrays } from 'diff';
-export type DiffLine = { kind: 'same' | 'add' | 'del'; text: string; oldNo?: number; newNo?: number } | { kind: 'skip'; count: number };
+export type DiffLine =
+  { kind: 'same' | 'add' | 'del'; text: string; oldNo?: number; newNo?: number } | { kind: 'skip'; count: number };
 
 const MAX_WORK = 1_000_000;
 
@@ -50,8 +51,11 @@ export function diffHunks(oldText: string, newText: string, context = 3): DiffLi
   const out: DiffLine[] = [];
   let skipped = 0;
   all.forEach((l, i) => {
-    if (keep[i]) { if (skipped) out.push({ kind: 'skip', count: skipped }); skipped = 0; out.push(l); }
-    else skipped++;
+    if (keep[i]) {
+      if (skipped) out.push({ kind: 'skip', count: skipped });
+      skipped = 0;
+      out.push(l);
+    } else skipped++;
   });
   if (skipped && out.length) out.push({ kind: 'skip', count: skipped });
   return out;
@@ -61,6 +65,10 @@ export function diffHunks(oldText: string, newText: string, context = 3): DiffLi
 export function unifiedDiff(oldText: string, newText: string, oldName = 'before', newName = 'after'): string {
   const hunks = diffHunks(oldText, newText);
   if (!hunks.length) return '';
-  const body = hunks.map((l) => (l.kind === 'skip' ? `@@ ${l.count} unchanged line(s) @@` : `${l.kind === 'add' ? '+' : l.kind === 'del' ? '-' : ' '}${l.text}`));
+  const body = hunks.map((l) =>
+    l.kind === 'skip'
+      ? `@@ ${l.count} unchanged line(s) @@`
+      : `${l.kind === 'add' ? '+' : l.kind === 'del' ? '-' : ' '}${l.text}`,
+  );
   return [`--- ${oldName}`, `+++ ${newName}`, ...body].join('\n') + '\n';
 }

@@ -18,7 +18,11 @@ export interface LiveDeps {
   maxStreams?: number;
 }
 
-interface Stream { res: Response; alive: () => boolean; session: string | undefined }
+interface Stream {
+  res: Response;
+  alive: () => boolean;
+  session: string | undefined;
+}
 
 export type OpenResult = 'opened' | 'refused';
 
@@ -33,7 +37,9 @@ export class LiveBoard {
 
   constructor(private readonly d: LiveDeps) {}
 
-  get size(): number { return this.streams.size; }
+  get size(): number {
+    return this.streams.size;
+  }
 
   /**
    * Opens an SSE stream on `res`; `alive` says whether its session still holds; `session` (its id hash) bounds
@@ -48,8 +54,13 @@ export class LiveBoard {
       for (const old of [...mine].slice(0, mine.size - maxPerSession + 1)) this.end(old, 'replaced');
     }
     if (this.streams.size >= maxStreams) {
-      res.status(503).set({ 'Retry-After': '30', 'Cache-Control': 'no-store' }).type('text/plain')
-        .send(`live board: ${maxStreams} streams are open (the limit); the board still works, reload it for fresh states\n`);
+      res
+        .status(503)
+        .set({ 'Retry-After': '30', 'Cache-Control': 'no-store' })
+        .type('text/plain')
+        .send(
+          `live board: ${maxStreams} streams are open (the limit); the board still works, reload it for fresh states\n`,
+        );
       return 'refused';
     }
     res.status(200).set({
@@ -64,7 +75,10 @@ export class LiveBoard {
     this.streams.add(s);
     if (session !== undefined) {
       let set = this.bySession.get(session);
-      if (!set) { set = new Set(); this.bySession.set(session, set); }
+      if (!set) {
+        set = new Set();
+        this.bySession.set(session, set);
+      }
       set.add(s);
     }
     res.on('close', () => this.drop(s));
@@ -77,7 +91,9 @@ export class LiveBoard {
   }
 
   /** Streams open now for one session. */
-  sessionStreams(session: string): number { return this.bySession.get(session)?.size ?? 0; }
+  sessionStreams(session: string): number {
+    return this.bySession.get(session)?.size ?? 0;
+  }
 
   /** Ends every stream of a session (logout): it must not keep receiving the board. */
   endSession(session: string): number {
@@ -89,7 +105,12 @@ export class LiveBoard {
   }
 
   private end(s: Stream, why: 'logout' | 'replaced'): void {
-    try { s.res.write(`event: ${why}\ndata: {}\n\n`); s.res.end(); } catch { /* already gone */ }
+    try {
+      s.res.write(`event: ${why}\ndata: {}\n\n`);
+      s.res.end();
+    } catch {
+      /* already gone */
+    }
     this.drop(s);
   }
 
@@ -110,7 +131,10 @@ export class LiveBoard {
       try {
         const chip = this.d.chip(mac);
         msg = `event: chip\ndata: ${JSON.stringify(chip ?? { mac, removed: true })}\n\n`;
-      } catch (err) { this.d.onError?.(err); continue; }
+      } catch (err) {
+        this.d.onError?.(err);
+        continue;
+      }
       for (const s of this.streams) s.res.write(msg);
     }
   }
@@ -143,7 +167,10 @@ export class LiveBoard {
 
   /** Ends every stream (server shutdown: an open stream would keep http.close() waiting forever). */
   close(): void {
-    for (const s of [...this.streams]) { s.res.end(); this.streams.delete(s); }
+    for (const s of [...this.streams]) {
+      s.res.end();
+      this.streams.delete(s);
+    }
     this.bySession.clear();
     this.stop();
   }

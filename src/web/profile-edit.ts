@@ -1,7 +1,18 @@
 // The profile editor's file side: check a proposed text against every other profile on disk (a
 // change to a parent can break its children), and save atomically (temp file, fsync, rename) so the
 // catalog's watcher only ever sees a whole file.
-import { closeSync, existsSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { readProfileDir } from '../profiles/catalog.ts';
@@ -22,12 +33,27 @@ export function profileFile(dir: string, name: string): string {
 
 export function readProfileText(dir: string, name: string): string | undefined {
   if (!PROFILE_NAME.test(name)) return undefined;
-  try { return readFileSync(profileFile(dir, name), 'utf8'); } catch { return undefined; }
+  try {
+    return readFileSync(profileFile(dir, name), 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 export function checkProfileEdit(dir: string, name: string, text: string): EditCheck {
   if (!PROFILE_NAME.test(name)) {
-    return { errors: [{ profile: name, file: `${name}.yaml`, field: 'name', message: 'a profile name must be lower-case letters, digits, ".", "_" or "-" (up to 63), starting with a letter or digit' }], breaks: [] };
+    return {
+      errors: [
+        {
+          profile: name,
+          file: `${name}.yaml`,
+          field: 'name',
+          message:
+            'a profile name must be lower-case letters, digits, ".", "_" or "-" (up to 63), starting with a letter or digit',
+        },
+      ],
+      breaks: [],
+    };
   }
   const current = readProfileDir(dir);
   const file = profileFile(dir, name);
@@ -48,7 +74,11 @@ export function saveProfileAtomic(dir: string, name: string, text: string): stri
   // Profiles hold the root hash and activation keys: never world-readable. Group read stays (0640) when
   // the file had it, so the group that manages profiles in git or config management can still read them.
   let mode = 0o640;
-  try { mode = statSync(file).mode & 0o660; } catch { /* a new profile */ }
+  try {
+    mode = statSync(file).mode & 0o660;
+  } catch {
+    /* a new profile */
+  }
   const fd = openSync(tmp, 'wx', mode);
   try {
     fchmodSync(fd, mode); // the umask must not decide it
@@ -58,13 +88,35 @@ export function saveProfileAtomic(dir: string, name: string, text: string): stri
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
-    try { unlinkSync(tmp); } catch { /* already gone */ }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
     throw err;
   }
   closeSync(fd);
-  try { renameSync(tmp, file); } catch (err) { try { unlinkSync(tmp); } catch { /* already gone */ } throw err; }
+  try {
+    renameSync(tmp, file);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
+    throw err;
+  }
   // The rename itself survives power loss only once the directory is synced.
-  try { const d = openSync(dir, 'r'); try { fsyncSync(d); } finally { closeSync(d); } } catch { /* not every filesystem allows it */ }
+  try {
+    const d = openSync(dir, 'r');
+    try {
+      fsyncSync(d);
+    } finally {
+      closeSync(d);
+    }
+  } catch {
+    /* not every filesystem allows it */
+  }
   return file;
 }
 

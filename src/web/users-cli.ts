@@ -3,9 +3,21 @@ import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import { openDb } from '../store/db.ts';
 import { AuditLog } from '../store/audit.ts';
-import { ApiTokenStore, UserStore, ROLES, checkPassword, checkUserName, hashUserPassword, type Role } from '../store/users.ts';
+import {
+  ApiTokenStore,
+  UserStore,
+  ROLES,
+  checkPassword,
+  checkUserName,
+  hashUserPassword,
+  type Role,
+} from '../store/users.ts';
 
-export interface UsersIo { out: (s: string) => void; err: (s: string) => void; readStdin: () => Promise<string> }
+export interface UsersIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  readStdin: () => Promise<string>;
+}
 
 export const USERS_USAGE = `rackboot users add NAME --role admin|tech --password-stdin
 rackboot users list
@@ -17,19 +29,44 @@ rackboot users tokens NAME           list NAME's tokens (prefix, created, last u
 rackboot users revoke-token NAME PREFIX`;
 
 /** Opens only the database (not the profiles): users can be managed before anything else is set up. */
-export async function usersCommand(config: Pick<Config, 'dataDir'>, io: UsersIo, args: string[], opts: { role?: string; passwordStdin?: boolean }): Promise<number> {
+export async function usersCommand(
+  config: Pick<Config, 'dataDir'>,
+  io: UsersIo,
+  args: string[],
+  opts: { role?: string; passwordStdin?: boolean },
+): Promise<number> {
   const db = openDb(join(config.dataDir, 'rackboot.db'));
-  try { const users = new UserStore(db); return await run(users, new ApiTokenStore(db, users), new AuditLog(db), io, args, opts); } finally { db.close(); }
+  try {
+    const users = new UserStore(db);
+    return await run(users, new ApiTokenStore(db, users), new AuditLog(db), io, args, opts);
+  } finally {
+    db.close();
+  }
 }
 
-async function run(store: UserStore, tokens: ApiTokenStore, audit: AuditLog, io: UsersIo, args: string[], opts: { role?: string; passwordStdin?: boolean }): Promise<number> {
+async function run(
+  store: UserStore,
+  tokens: ApiTokenStore,
+  audit: AuditLog,
+  io: UsersIo,
+  args: string[],
+  opts: { role?: string; passwordStdin?: boolean },
+): Promise<number> {
   const [sub, nameRaw] = args;
   const name = (nameRaw ?? '').trim().toLowerCase();
   const readPassword = async (): Promise<string | undefined> => {
-    if (!opts.passwordStdin) { io.err('rackboot users: pass --password-stdin and type the password on stdin, e.g. `read -rs P; printf %s "$P" | rackboot users add NAME --role admin --password-stdin`'); return undefined; }
+    if (!opts.passwordStdin) {
+      io.err(
+        'rackboot users: pass --password-stdin and type the password on stdin, e.g. `read -rs P; printf %s "$P" | rackboot users add NAME --role admin --password-stdin`',
+      );
+      return undefined;
+    }
     const pw = (await io.readStdin()).replace(/\r?\n$/, '');
     const bad = checkPassword(pw, name);
-    if (bad) { io.err(`rackboot users: ${bad}`); return undefined; }
+    if (bad) {
+      io.err(`rackboot users: ${bad}`);
+      return undefined;
+    }
     return pw;
   };
   const needUser = () => {
@@ -41,14 +78,26 @@ async function run(store: UserStore, tokens: ApiTokenStore, audit: AuditLog, io:
     case 'list': {
       const all = store.list();
       if (!all.length) io.err('no users yet: rackboot users add NAME --role admin --password-stdin');
-      for (const u of all) io.out([u.name, u.role, u.disabled ? 'disabled' : 'active', new Date(u.createdAt).toISOString()].join('\t'));
+      for (const u of all)
+        io.out([u.name, u.role, u.disabled ? 'disabled' : 'active', new Date(u.createdAt).toISOString()].join('\t'));
       return 0;
     }
     case 'add': {
       const bad = checkUserName(name);
-      if (!nameRaw || bad) { io.err(`rackboot users add: ${nameRaw ? bad : 'give a NAME'}\n${USERS_USAGE}`); return 2; }
-      if (!opts.role || !ROLES.includes(opts.role as Role)) { io.err('rackboot users add: --role admin|tech is required'); return 2; }
-      if (store.get(name)) { io.err(`rackboot users add: user ${name} exists already (rackboot users passwd ${name} --password-stdin to set a new password)`); return 1; }
+      if (!nameRaw || bad) {
+        io.err(`rackboot users add: ${nameRaw ? bad : 'give a NAME'}\n${USERS_USAGE}`);
+        return 2;
+      }
+      if (!opts.role || !ROLES.includes(opts.role as Role)) {
+        io.err('rackboot users add: --role admin|tech is required');
+        return 2;
+      }
+      if (store.get(name)) {
+        io.err(
+          `rackboot users add: user ${name} exists already (rackboot users passwd ${name} --password-stdin to set a new password)`,
+        );
+        return 1;
+      }
       const pw = await readPassword();
       if (pw === undefined) return 2;
       store.add(name, opts.role as Role, await hashUserPassword(pw));
@@ -60,7 +109,8 @@ async function run(store: UserStore, tokens: ApiTokenStore, audit: AuditLog, io:
     case 'enable': {
       const u = needUser();
       if (!u) return 1;
-      if (sub === 'disable' && u.role === 'admin' && !u.disabled && store.activeAdmins() <= 1) io.err(`warning: ${name} was the last active admin; add another with rackboot users add`);
+      if (sub === 'disable' && u.role === 'admin' && !u.disabled && store.activeAdmins() <= 1)
+        io.err(`warning: ${name} was the last active admin; add another with rackboot users add`);
       store.setDisabled(name, sub === 'disable');
       audit.record('cli', `user.${sub}`, name);
       io.out(`user ${name} ${sub}d${sub === 'disable' ? ' (its sessions ended)' : ''}`);
@@ -78,7 +128,10 @@ async function run(store: UserStore, tokens: ApiTokenStore, audit: AuditLog, io:
     case 'role': {
       const u = needUser();
       if (!u) return 1;
-      if (!opts.role || !ROLES.includes(opts.role as Role)) { io.err('rackboot users role: --role admin|tech is required'); return 2; }
+      if (!opts.role || !ROLES.includes(opts.role as Role)) {
+        io.err('rackboot users role: --role admin|tech is required');
+        return 2;
+      }
       store.setRole(name, opts.role as Role);
       audit.record('cli', 'user.role', name, { role: { from: u.role, to: opts.role } });
       io.out(`user ${name} is now ${opts.role}`);
@@ -87,11 +140,23 @@ async function run(store: UserStore, tokens: ApiTokenStore, audit: AuditLog, io:
     case 'token': {
       const u = needUser();
       if (!u) return 1;
-      if (u.disabled) { io.err(`rackboot users token: ${name} is disabled; a token of a disabled user does not work (rackboot users enable ${name})`); return 1; }
+      if (u.disabled) {
+        io.err(
+          `rackboot users token: ${name} is disabled; a token of a disabled user does not work (rackboot users enable ${name})`,
+        );
+        return 1;
+      }
       const made = tokens.create(u);
-      if ('error' in made) { io.err(`rackboot users token: ${made.error} (rackboot users tokens ${name}; rackboot users revoke-token ${name} PREFIX)`); return 1; }
+      if ('error' in made) {
+        io.err(
+          `rackboot users token: ${made.error} (rackboot users tokens ${name}; rackboot users revoke-token ${name} PREFIX)`,
+        );
+        return 1;
+      }
       audit.record('cli', 'user.token.create', name, { prefix: made.info.prefix });
-      io.err(`API token for ${name} (${u.role}); shown once, only its hash is kept. Use it as Authorization: Bearer <token>.`);
+      io.err(
+        `API token for ${name} (${u.role}); shown once, only its hash is kept. Use it as Authorization: Bearer <token>.`,
+      );
       io.out(made.token);
       return 0;
     }
@@ -100,15 +165,28 @@ async function run(store: UserStore, tokens: ApiTokenStore, audit: AuditLog, io:
       if (!u) return 1;
       const list = tokens.list(u);
       if (!list.length) io.err(`${name} has no API tokens (rackboot users token ${name})`);
-      for (const t of list) io.out([`rbt_${t.prefix}…`, new Date(t.createdAt).toISOString(), t.lastUsedAt ? new Date(t.lastUsedAt).toISOString() : 'never used'].join('\t'));
+      for (const t of list)
+        io.out(
+          [
+            `rbt_${t.prefix}…`,
+            new Date(t.createdAt).toISOString(),
+            t.lastUsedAt ? new Date(t.lastUsedAt).toISOString() : 'never used',
+          ].join('\t'),
+        );
       return 0;
     }
     case 'revoke-token': {
       const u = needUser();
       if (!u) return 1;
       const prefix = (args[2] ?? '').replace(/^rbt_/, '').replace(/…$/, '');
-      if (!prefix) { io.err(`rackboot users revoke-token ${name} PREFIX: give the prefix shown by rackboot users tokens ${name}`); return 2; }
-      if (!tokens.revoke(u, prefix)) { io.err(`rackboot users revoke-token: ${name} has no token ${prefix} (rackboot users tokens ${name})`); return 1; }
+      if (!prefix) {
+        io.err(`rackboot users revoke-token ${name} PREFIX: give the prefix shown by rackboot users tokens ${name}`);
+        return 2;
+      }
+      if (!tokens.revoke(u, prefix)) {
+        io.err(`rackboot users revoke-token: ${name} has no token ${prefix} (rackboot users tokens ${name})`);
+        return 1;
+      }
       audit.record('cli', 'user.token.revoke', name, { prefix });
       io.out(`token rbt_${prefix}… of ${name} revoked`);
       return 0;

@@ -5,7 +5,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Eta } from 'eta';
 
-export interface Views { render(name: string, data: Record<string, unknown>): string }
+export interface Views {
+  render(name: string, data: Record<string, unknown>): string;
+}
 
 export function createViews(webTemplatesDir: string): Views {
   const eta = new Eta({ autoEscape: true, autoTrim: [false, 'nl'], cache: true, useWith: false });

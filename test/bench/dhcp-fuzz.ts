@@ -16,10 +16,29 @@ try {
   db.pragma('journal_mode = WAL');
   let crashed: unknown;
   let s;
-  try { s = runEngineFuzz(n, seed, db); } catch (err) { crashed = err; }
-  if (crashed || !s) { console.error('CRASH (exception escaped the engine):', crashed); process.exit(1); }
+  try {
+    s = runEngineFuzz(n, seed, db);
+  } catch (err) {
+    crashed = err;
+  }
+  if (crashed || !s) {
+    console.error('CRASH (exception escaped the engine):', crashed);
+    process.exit(1);
+  }
   const rows = (db.prepare('SELECT count(*) AS n FROM dhcp_leases').get() as { n: number }).n;
-  console.log(JSON.stringify({ packets: s.packets, replies: s.replies, byType: s.byType, drops: s.drops, internalErrors: s.internalErrors.length, violations: s.violations.length, leaseRows: rows, seconds: +(s.ms / 1000).toFixed(1), perSecond: Math.round(s.packets / (s.ms / 1000)) }));
+  console.log(
+    JSON.stringify({
+      packets: s.packets,
+      replies: s.replies,
+      byType: s.byType,
+      drops: s.drops,
+      internalErrors: s.internalErrors.length,
+      violations: s.violations.length,
+      leaseRows: rows,
+      seconds: +(s.ms / 1000).toFixed(1),
+      perSecond: Math.round(s.packets / (s.ms / 1000)),
+    }),
+  );
   if (s.internalErrors.length || s.violations.length) {
     console.error(s.internalErrors.slice(0, 5), s.violations.slice(0, 10));
     process.exit(1);

@@ -11,8 +11,17 @@ const core = openCore(config, silentLogger());
 const paths: string[] = [];
 core.db.transaction(() => {
   for (let n = 0; n < Number(count); n++) {
-    const mac = `52:54:00:${((n >> 16) & 255).toString(16).padStart(2, '0')}:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` as Mac;
-    core.hosts.insert({ mac, hostname: `bench${n}`, profile: 'rhvh-stig-satellite', ip: `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`, netmask: '255.0.0.0', nameservers: [], params: {} });
+    const mac =
+      `52:54:00:${((n >> 16) & 255).toString(16).padStart(2, '0')}:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` as Mac;
+    core.hosts.insert({
+      mac,
+      hostname: `bench${n}`,
+      profile: 'rhvh-stig-satellite',
+      ip: `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`,
+      netmask: '255.0.0.0',
+      nameservers: [],
+      params: {},
+    });
   }
 })();
 for (let n = 0; n < Number(count); n++) {

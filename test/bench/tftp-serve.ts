@@ -20,7 +20,9 @@ const { values } = parseArgs({
   },
 });
 if (!values.root) {
-  process.stderr.write('usage: tftp-serve.ts --root DIR [--address A] [--port P] [--timeout S] [--retries N] [--log LEVEL]\n');
+  process.stderr.write(
+    'usage: tftp-serve.ts --root DIR [--address A] [--port P] [--timeout S] [--retries N] [--log LEVEL]\n',
+  );
   process.exit(2);
 }
 const log = values.log ? createLogger({ level: values.log, destination: process.stderr }) : silentLogger();
@@ -35,7 +37,8 @@ const srv = await startTftpServer({
   maxPerClient: Number(values['max-per-client']),
   busyPollUs: Number(values['busy-poll-us']),
   onTransfer: (ev) => {
-    if (ev.type === 'tftp.failed' && ev.error !== 'not found') process.stderr.write(`tftp-serve: ${JSON.stringify(ev)}\n`);
+    if (ev.type === 'tftp.failed' && ev.error !== 'not found')
+      process.stderr.write(`tftp-serve: ${JSON.stringify(ev)}\n`);
   },
 });
 process.stdout.write(JSON.stringify({ port: srv.port, pid: process.pid }) + '\n');

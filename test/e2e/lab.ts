@@ -3,7 +3,17 @@
 // busybox initramfs). rackboot is set up only with the README's commands, from an ISO that carries the stand-in.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync, mkdtempSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  chmodSync,
+  mkdtempSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -24,17 +34,31 @@ const OVMF_SECBOOT_CODE = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
 const OVMF_MS_VARS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 const NEEDED = ['qemu-system-x86_64', 'ip', 'cpio', 'gzip', 'xz', 'dpkg-deb', 'apt-get', 'dnsmasq', 'curl'];
 // What `rackboot loaders sync` copies from (README, Images and loaders) and the firmware the machines run.
-const NEEDED_FILES = ['/usr/lib/PXELINUX/pxelinux.0', '/usr/lib/syslinux/modules/bios/ldlinux.c32', '/usr/lib/ipxe/ipxe.efi', '/usr/lib/ipxe/undionly.kpxe',
-  '/usr/lib/shim/shimx64.efi.signed', '/usr/lib/shim/mmx64.efi.signed', '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed', '/usr/lib/ipxe/qemu/efi-e1000.rom',
-  OVMF_CODE, OVMF_VARS, OVMF_SECBOOT_CODE, OVMF_MS_VARS];
+const NEEDED_FILES = [
+  '/usr/lib/PXELINUX/pxelinux.0',
+  '/usr/lib/syslinux/modules/bios/ldlinux.c32',
+  '/usr/lib/ipxe/ipxe.efi',
+  '/usr/lib/ipxe/undionly.kpxe',
+  '/usr/lib/shim/shimx64.efi.signed',
+  '/usr/lib/shim/mmx64.efi.signed',
+  '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed',
+  '/usr/lib/ipxe/qemu/efi-e1000.rom',
+  OVMF_CODE,
+  OVMF_VARS,
+  OVMF_SECBOOT_CODE,
+  OVMF_MS_VARS,
+];
 
-const sh = (cmd: string, args: string[], opts: { input?: string; cwd?: string } = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...opts });
+const sh = (cmd: string, args: string[], opts: { input?: string; cwd?: string } = {}) =>
+  execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...opts });
 const nsExec = (args: string[], input?: string) => sh('ip', ['netns', 'exec', NS, ...args], { input });
 
 /** Why the e2e suite cannot run here, or undefined when it can. */
 export function skipReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'e2e needs root (network namespaces, taps)';
-  for (const c of NEEDED) if (spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0) return `e2e needs ${c} (.ci/run installs the Debian packages)`;
+  for (const c of NEEDED)
+    if (spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0)
+      return `e2e needs ${c} (.ci/run installs the Debian packages)`;
   for (const f of NEEDED_FILES) if (!existsSync(f)) return `e2e needs ${f} (.ci/run installs the Debian packages)`;
   const iso = isoToolsMissing();
   if (iso) return `e2e builds its RHVH ISO with them: ${iso}`;
@@ -56,7 +80,12 @@ function downloadDeb(pkg: string, into: string): string {
 /** A Debian kernel and the NIC modules, extracted from the package (not installed). */
 function kernel(): { vmlinuz: string; modules: string } {
   const dir = join(CACHE, 'kernel');
-  if (existsSync(join(dir, 'vmlinuz')) && existsSync(join(dir, 'modules/e1000.ko')) && existsSync(join(dir, 'modules/efivarfs.ko'))) return { vmlinuz: join(dir, 'vmlinuz'), modules: join(dir, 'modules') };
+  if (
+    existsSync(join(dir, 'vmlinuz')) &&
+    existsSync(join(dir, 'modules/e1000.ko')) &&
+    existsSync(join(dir, 'modules/efivarfs.ko'))
+  )
+    return { vmlinuz: join(dir, 'vmlinuz'), modules: join(dir, 'modules') };
   const work = mkdtempSync(join(tmpdir(), 'rbe2e-deb-'));
   try {
     const meta = downloadDeb('linux-image-amd64', work);
@@ -65,16 +94,30 @@ function kernel(): { vmlinuz: string; modules: string } {
     sh('dpkg-deb', ['-x', deb, join(work, 'x')]);
     const kv = readdirSync(join(work, 'x/lib/modules'))[0];
     mkdirSync(join(dir, 'modules'), { recursive: true });
-    for (const m of ['drivers/net/ethernet/intel/e1000/e1000.ko', 'drivers/virtio/virtio_ring.ko', 'drivers/virtio/virtio.ko', 'drivers/virtio/virtio_pci_legacy_dev.ko',
-      'drivers/virtio/virtio_pci_modern_dev.ko', 'drivers/virtio/virtio_pci.ko', 'net/core/failover.ko', 'drivers/net/net_failover.ko', 'drivers/net/virtio_net.ko',
+    for (const m of [
+      'drivers/net/ethernet/intel/e1000/e1000.ko',
+      'drivers/virtio/virtio_ring.ko',
+      'drivers/virtio/virtio.ko',
+      'drivers/virtio/virtio_pci_legacy_dev.ko',
+      'drivers/virtio/virtio_pci_modern_dev.ko',
+      'drivers/virtio/virtio_pci.ko',
+      'net/core/failover.ko',
+      'drivers/net/net_failover.ko',
+      'drivers/net/virtio_net.ko',
       // efivarfs is a module in Debian's kernel: the stand-in reads SecureBoot and changes BootOrder through it
-      'fs/efivarfs/efivarfs.ko']) {
+      'fs/efivarfs/efivarfs.ko',
+    ]) {
       const src = join(work, 'x/lib/modules', kv, 'kernel', m);
       if (existsSync(src)) copyFileSync(src, join(dir, 'modules', m.split('/').pop()!));
-      else if (existsSync(src + '.xz')) { copyFileSync(src + '.xz', join(dir, 'modules', m.split('/').pop()! + '.xz')); sh('xz', ['-d', '-f', join(dir, 'modules', m.split('/').pop()! + '.xz')]); }
+      else if (existsSync(src + '.xz')) {
+        copyFileSync(src + '.xz', join(dir, 'modules', m.split('/').pop()! + '.xz'));
+        sh('xz', ['-d', '-f', join(dir, 'modules', m.split('/').pop()! + '.xz')]);
+      }
     }
     copyFileSync(join(work, 'x/boot', `vmlinuz-${kv}`), join(dir, 'vmlinuz'));
-  } finally { rmSync(work, { recursive: true, force: true }); }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
   return { vmlinuz: join(dir, 'vmlinuz'), modules: join(dir, 'modules') };
 }
 
@@ -86,7 +129,9 @@ function busybox(): string {
     sh('dpkg-deb', ['-x', downloadDeb('busybox-static', work), join(work, 'x')]);
     copyFileSync(join(work, 'x/bin/busybox'), file);
     chmodSync(file, 0o755);
-  } finally { rmSync(work, { recursive: true, force: true }); }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
   return file;
 }
 
@@ -100,14 +145,26 @@ function efibootmgr(): string {
   const work = mkdtempSync(join(tmpdir(), 'rbe2e-efi-'));
   try {
     mkdirSync(`${dir}.tmp`, { recursive: true });
-    for (const pkg of ['efibootmgr', 'libefiboot1', 'libefivar1', 'libpopt0']) sh('dpkg-deb', ['-x', downloadDeb(pkg, work), join(work, 'x')]);
+    for (const pkg of ['efibootmgr', 'libefiboot1', 'libefivar1', 'libpopt0'])
+      sh('dpkg-deb', ['-x', downloadDeb(pkg, work), join(work, 'x')]);
     const libs = join(work, 'x/usr/lib/x86_64-linux-gnu');
-    for (const f of readdirSync(libs)) if (/^lib(efiboot|efivar|popt)\.so\.\d+$/.test(f)) copyFileSync(join(libs, f), join(`${dir}.tmp`, f));
-    for (const f of ['/lib/x86_64-linux-gnu/libc.so.6', '/lib/x86_64-linux-gnu/libdl.so.2', '/lib64/ld-linux-x86-64.so.2']) copyFileSync(f, join(`${dir}.tmp`, f.split('/').pop()!));
-    copyFileSync(join(work, existsSync(join(work, 'x/bin/efibootmgr')) ? 'x/bin/efibootmgr' : 'x/usr/bin/efibootmgr'), join(`${dir}.tmp`, 'efibootmgr'));
+    for (const f of readdirSync(libs))
+      if (/^lib(efiboot|efivar|popt)\.so\.\d+$/.test(f)) copyFileSync(join(libs, f), join(`${dir}.tmp`, f));
+    for (const f of [
+      '/lib/x86_64-linux-gnu/libc.so.6',
+      '/lib/x86_64-linux-gnu/libdl.so.2',
+      '/lib64/ld-linux-x86-64.so.2',
+    ])
+      copyFileSync(f, join(`${dir}.tmp`, f.split('/').pop()!));
+    copyFileSync(
+      join(work, existsSync(join(work, 'x/bin/efibootmgr')) ? 'x/bin/efibootmgr' : 'x/usr/bin/efibootmgr'),
+      join(`${dir}.tmp`, 'efibootmgr'),
+    );
     rmSync(dir, { recursive: true, force: true });
     execFileSync('mv', [`${dir}.tmp`, dir]);
-  } finally { rmSync(work, { recursive: true, force: true }); }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
   return dir;
 }
 
@@ -117,13 +174,20 @@ function initrd(modules: string): string {
   const script = readFileSync(join(HERE, 'udhcpc.script'));
   const bb = busybox();
   const efi = efibootmgr();
-  const key = createHash('sha256').update(init).update(script).update(readFileSync(bb)).update(readdirSync(modules).join(','))
-    .update(readdirSync(efi).join(',')).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(init)
+    .update(script)
+    .update(readFileSync(bb))
+    .update(readdirSync(modules).join(','))
+    .update(readdirSync(efi).join(','))
+    .digest('hex')
+    .slice(0, 16);
   const out = join(CACHE, `installer-${key}.img`);
   if (existsSync(out)) return out;
   const root = mkdtempSync(join(tmpdir(), 'rbe2e-root-'));
   try {
-    for (const d of ['bin', 'proc', 'sys', 'dev', 'tmp', 'etc', 'lib/modules']) mkdirSync(join(root, d), { recursive: true });
+    for (const d of ['bin', 'proc', 'sys', 'dev', 'tmp', 'etc', 'lib/modules'])
+      mkdirSync(join(root, d), { recursive: true });
     copyFileSync(bb, join(root, 'bin/busybox'));
     for (const m of readdirSync(modules)) copyFileSync(join(modules, m), join(root, 'lib/modules', m));
     writeFileSync(join(root, 'init'), init, { mode: 0o755 });
@@ -131,11 +195,20 @@ function initrd(modules: string): string {
     mkdirSync(join(root, 'lib/efi'));
     for (const f of readdirSync(efi)) copyFileSync(join(efi, f), join(root, 'lib/efi', f));
     // ld.so run directly: no /lib64 interpreter path or ld.so.cache needed in the initramfs.
-    writeFileSync(join(root, 'bin/efibootmgr'), '#!/bin/sh\nexec /lib/efi/ld-linux-x86-64.so.2 --library-path /lib/efi /lib/efi/efibootmgr "$@"\n', { mode: 0o755 });
+    writeFileSync(
+      join(root, 'bin/efibootmgr'),
+      '#!/bin/sh\nexec /lib/efi/ld-linux-x86-64.so.2 --library-path /lib/efi /lib/efi/efibootmgr "$@"\n',
+      { mode: 0o755 },
+    );
     chmodSync(join(root, 'bin/busybox'), 0o755);
-    const cpio = spawnSync('sh', ['-c', `cd ${root} && find . | cpio -o -H newc --quiet | gzip -6 > ${out}.tmp && mv ${out}.tmp ${out}`]);
+    const cpio = spawnSync('sh', [
+      '-c',
+      `cd ${root} && find . | cpio -o -H newc --quiet | gzip -6 > ${out}.tmp && mv ${out}.tmp ${out}`,
+    ]);
     if (cpio.status !== 0) throw new Error(`initramfs build failed: ${cpio.stderr}`);
-  } finally { rmSync(root, { recursive: true, force: true }); }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
   return out;
 }
 
@@ -150,13 +223,35 @@ export interface Lab {
 }
 
 /** The settings flags every rackboot command takes (README: "each takes serve's --data-dir, --tftp-root, --images-dir"). */
-export const dirFlags = (dir: string): string[] => ['--data-dir', join(dir, 'data'), '--profiles-dir', join(dir, 'profiles'), '--tftp-root', join(dir, 'tftpboot'),
-  '--images-dir', join(dir, 'images'), '--server-ip', SERVER_IP, '--public-url', BASE, '--http-port', String(HTTP_PORT), '--tftp-port', '69'];
+export const dirFlags = (dir: string): string[] => [
+  '--data-dir',
+  join(dir, 'data'),
+  '--profiles-dir',
+  join(dir, 'profiles'),
+  '--tftp-root',
+  join(dir, 'tftpboot'),
+  '--images-dir',
+  join(dir, 'images'),
+  '--server-ip',
+  SERVER_IP,
+  '--public-url',
+  BASE,
+  '--http-port',
+  String(HTTP_PORT),
+  '--tftp-port',
+  '69',
+];
 
 function rackbootCli(dir: string, args: string[]): { code: number; out: string } {
-  const r = spawnSync(process.execPath, [join(REPO, 'bin/rackboot.mjs'), ...args, ...dirFlags(dir)], { encoding: 'utf8', env: { ...process.env, RACKBOOT_ADMIN_TOKEN: API_TOKEN } });
+  const r = spawnSync(process.execPath, [join(REPO, 'bin/rackboot.mjs'), ...args, ...dirFlags(dir)], {
+    encoding: 'utf8',
+    env: { ...process.env, RACKBOOT_ADMIN_TOKEN: API_TOKEN },
+  });
   // Progress lines ("extracting ISO: 40% (...)") are for a terminal, not for the test log.
-  const out = `${r.stdout}${r.stderr}`.split('\n').filter((l) => !/: \d+% \(/.test(l)).join('\n');
+  const out = `${r.stdout}${r.stderr}`
+    .split('\n')
+    .filter((l) => !/: \d+% \(/.test(l))
+    .join('\n');
   return { code: r.status ?? -1, out };
 }
 
@@ -184,12 +279,21 @@ export function setUpAsTheReadmeSays(dir: string): Lab {
   const isoDir = join(dir, 'iso');
   mkdirSync(isoDir, { recursive: true });
   // The stand-in installer goes where a real ISO has Anaconda's kernel and initrd, so `image import` is what puts it in place.
-  const built = buildRhvhIso(isoDir, { kernelBytes: readFileSync(k.vmlinuz), initrdBytes: readFileSync(initrd(k.modules)) });
+  const built = buildRhvhIso(isoDir, {
+    kernelBytes: readFileSync(k.vmlinuz),
+    initrdBytes: readFileSync(initrd(k.modules)),
+  });
   cpSync(join(REPO, 'profiles'), join(dir, 'profiles'));
   const transcript: string[] = [];
   const run = (args: string[]) => {
     const r = rackbootCli(dir, args);
-    transcript.push(`$ rackboot ${args.join(' ')}  (exit ${r.code})`, ...r.out.trimEnd().split('\n').map((l) => `  ${l}`));
+    transcript.push(
+      `$ rackboot ${args.join(' ')}  (exit ${r.code})`,
+      ...r.out
+        .trimEnd()
+        .split('\n')
+        .map((l) => `  ${l}`),
+    );
     if (r.code !== 0) throw new Error(`rackboot ${args.join(' ')} exited ${r.code}:\n${r.out}`);
     return r.out;
   };
@@ -197,15 +301,24 @@ export function setUpAsTheReadmeSays(dir: string): Lab {
   const imported = run(['image', 'import', built.iso]);
   const image = /use it in a profile with: image: (\S+)/.exec(imported)?.[1];
   if (!image) throw new Error(`rackboot image import did not name the image:\n${imported}`);
-  for (const [name, parent, what] of [[PROFILES.base, 'rhvh-base', 'autopart thin'], [PROFILES.customThin, 'rhvh-custom-thin', 'the guide\'s custom thin layout']]) {
-    writeFileSync(join(dir, 'profiles', `${name}.yaml`), `# e2e site profile: ${what} from the imported ISO, serial console for the lab\nextends: ${parent}\n` +
-      `description: e2e ${what}\nimage: ${image}\nboot:\n  kernelArgs: ${SITE_ARGS}\n`);
+  for (const [name, parent, what] of [
+    [PROFILES.base, 'rhvh-base', 'autopart thin'],
+    [PROFILES.customThin, 'rhvh-custom-thin', "the guide's custom thin layout"],
+  ]) {
+    writeFileSync(
+      join(dir, 'profiles', `${name}.yaml`),
+      `# e2e site profile: ${what} from the imported ISO, serial console for the lab\nextends: ${parent}\n` +
+        `description: e2e ${what}\nimage: ${image}\nboot:\n  kernelArgs: ${SITE_ARGS}\n`,
+    );
   }
   const imageShim = findUnder(join(dir, 'tftpboot'), /\/BOOTX64\.EFI$/i).find((p) => p.startsWith(`${image}/`));
   return { dir, image, imageShim, transcript };
 }
 
-function cpSync(from: string, to: string) { mkdirSync(to, { recursive: true }); for (const f of readdirSync(from)) copyFileSync(join(from, f), join(to, f)); }
+function cpSync(from: string, to: string) {
+  mkdirSync(to, { recursive: true });
+  for (const f of readdirSync(from)) copyFileSync(join(from, f), join(to, f));
+}
 
 // ---------------------------------------------------------------- network
 export function netUp(taps: number): void {
@@ -223,9 +336,20 @@ export function netUp(taps: number): void {
 }
 
 export function netDown(): void {
-  if (!sh('ip', ['netns', 'list']).split('\n').some((l) => l.split(' ')[0] === NS)) return;
+  if (
+    !sh('ip', ['netns', 'list'])
+      .split('\n')
+      .some((l) => l.split(' ')[0] === NS)
+  )
+    return;
   const pids = spawnSync('ip', ['netns', 'pids', NS], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-  for (const p of pids) { try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ } }
+  for (const p of pids) {
+    try {
+      process.kill(Number(p), 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
   spawnSync('ip', ['netns', 'del', NS]);
 }
 
@@ -233,9 +357,16 @@ export function netDown(): void {
 export class Background {
   out = '';
   readonly exited: Promise<number | null>;
-  constructor(readonly name: string, readonly proc: ChildProcess) {
-    proc.stdout?.on('data', (d) => { this.out += d; });
-    proc.stderr?.on('data', (d) => { this.out += d; });
+  constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+  ) {
+    proc.stdout?.on('data', (d) => {
+      this.out += d;
+    });
+    proc.stderr?.on('data', (d) => {
+      this.out += d;
+    });
     this.exited = new Promise((r) => proc.on('exit', (code) => r(code)));
   }
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -248,19 +379,37 @@ export class Background {
 }
 
 export function startInNs(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Background {
-  return new Background(name, spawn('ip', ['netns', 'exec', NS, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  return new Background(
+    name,
+    spawn('ip', ['netns', 'exec', NS, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
 }
 
 /** IPv6 router adverts on the bridge: without them iPXE waits ~13 s for autoconfiguration. */
 export function startRouterAdverts(dir: string): Background {
-  return startInNs('ra', ['dnsmasq', '--keep-in-foreground', '--port=0', `--interface=${BRIDGE}`, '--bind-interfaces', '--user=root', '--group=root', '--pid-file=',
-    '--conf-file=/dev/null', '--enable-ra', `--dhcp-range=::,constructor:${BRIDGE},ra-only`, `--dhcp-leasefile=${join(dir, 'ra.leases')}`]);
+  return startInNs('ra', [
+    'dnsmasq',
+    '--keep-in-foreground',
+    '--port=0',
+    `--interface=${BRIDGE}`,
+    '--bind-interfaces',
+    '--user=root',
+    '--group=root',
+    '--pid-file=',
+    '--conf-file=/dev/null',
+    '--enable-ra',
+    `--dhcp-range=::,constructor:${BRIDGE},ra-only`,
+    `--dhcp-leasefile=${join(dir, 'ra.leases')}`,
+  ]);
 }
 
 export async function startRackboot(dir: string, extra: string[]): Promise<Background> {
   // README, Settings: the production flags (TFTP on 69, the server's address and public URL) and the same dirs as the commands above.
-  const rb = startInNs('rackboot', [process.execPath, join(REPO, 'bin/rackboot.mjs'), 'serve', '--listen', '0.0.0.0', ...dirFlags(dir), ...extra],
-  { RACKBOOT_ADMIN_TOKEN: API_TOKEN });
+  const rb = startInNs(
+    'rackboot',
+    [process.execPath, join(REPO, 'bin/rackboot.mjs'), 'serve', '--listen', '0.0.0.0', ...dirFlags(dir), ...extra],
+    { RACKBOOT_ADMIN_TOKEN: API_TOKEN },
+  );
   const end = Date.now() + 30_000;
   while (!rb.out.includes('rackboot serving')) {
     if (rb.proc.exitCode !== null) throw new Error(`rackboot exited: ${rb.out}`);
@@ -272,19 +421,37 @@ export async function startRackboot(dir: string, extra: string[]): Promise<Backg
 
 /** `rackboot doctor` inside the namespace while serve runs (README: the third command); its exit code and what it printed. */
 export function doctor(dir: string): { code: number; out: string } {
-  const r = spawnSync('ip', ['netns', 'exec', NS, process.execPath, join(REPO, 'bin/rackboot.mjs'), 'doctor', ...dirFlags(dir)], { encoding: 'utf8' });
+  const r = spawnSync(
+    'ip',
+    ['netns', 'exec', NS, process.execPath, join(REPO, 'bin/rackboot.mjs'), 'doctor', ...dirFlags(dir)],
+    { encoding: 'utf8' },
+  );
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`.trimEnd() };
 }
 
 /** The rackboot API, called from inside the namespace. */
 export function api(method: string, path: string, body?: unknown): { status: number; json: any } {
-  const args = ['curl', '-sS', '-X', method, '-H', `Authorization: Bearer ${API_TOKEN}`, '-w', '\n%{http_code}', `${BASE}${path}`];
+  const args = [
+    'curl',
+    '-sS',
+    '-X',
+    method,
+    '-H',
+    `Authorization: Bearer ${API_TOKEN}`,
+    '-w',
+    '\n%{http_code}',
+    `${BASE}${path}`,
+  ];
   if (body !== undefined) args.push('-H', 'Content-Type: application/json', '--data-binary', '@-');
   const out = nsExec(args, body === undefined ? undefined : JSON.stringify(body));
   const nl = out.lastIndexOf('\n');
   const text = out.slice(0, nl);
   let json: unknown;
-  try { json = text ? JSON.parse(text) : undefined; } catch { json = text; }
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = text;
+  }
   return { status: Number(out.slice(nl + 1)), json };
 }
 
@@ -297,10 +464,16 @@ export function api(method: string, path: string, body?: unknown): { status: num
  */
 export type Firmware = 'bios' | 'uefi' | 'uefi-sb' | 'uefi-http';
 export const isUefi = (f: Firmware): boolean => f !== 'bios';
-export interface BootResult { console: string; seconds: number; code: number | null; stoppedBy: 'exit' | 'fatal' | 'timeout' }
+export interface BootResult {
+  console: string;
+  seconds: number;
+  code: number | null;
+  stoppedBy: 'exit' | 'fatal' | 'timeout';
+}
 // "failed to load Boot0001 ...: Access Denied" is Secure Boot refusing an image, "No more network devices" iPXE giving up:
 // either way OVMF would go on to PXEv6 and HTTP boot for minutes.
-export const FATAL = /No bootable device|Kernel panic - not syncing|UEFI Interactive Shell|Shell> |Boot Failed|BdsDxe: No bootable option|rackboot: no EFI loader on a local disk|: Access Denied|: Security Violation|No more network devices|Boot Maintenance Manager/;
+export const FATAL =
+  /No bootable device|Kernel panic - not syncing|UEFI Interactive Shell|Shell> |Boot Failed|BdsDxe: No bootable option|rackboot: no EFI loader on a local disk|: Access Denied|: Security Violation|No more network devices|Boot Maintenance Manager/;
 
 const FIRMWARE_FILES: Record<Exclude<Firmware, 'bios'>, { code: string; vars: string }> = {
   uefi: { code: OVMF_CODE, vars: OVMF_VARS },
@@ -317,22 +490,68 @@ export function nvramOf(dir: string, mac: string, firmware: Firmware): string {
  * nvramBootOrder: no bootindex on the NIC, so QEMU passes no boot order and OVMF follows the BootOrder in its NVRAM, as a
  * server does (with a bootindex OVMF puts the NIC first again on every power-on, hiding what the installer changed).
  */
-export async function bootMachine(opts: { dir: string; tap: number; mac: string; firmware: Firmware; timeoutSec?: number; stopOn?: RegExp; nvramBootOrder?: boolean }): Promise<BootResult> {
-  const args = ['qemu-system-x86_64', '-accel', 'tcg', '-m', '512', '-smp', '1', '-nographic', '-no-reboot', '-monitor', 'none', '-serial', 'stdio', '-boot', 'n'];
+export async function bootMachine(opts: {
+  dir: string;
+  tap: number;
+  mac: string;
+  firmware: Firmware;
+  timeoutSec?: number;
+  stopOn?: RegExp;
+  nvramBootOrder?: boolean;
+}): Promise<BootResult> {
+  const args = [
+    'qemu-system-x86_64',
+    '-accel',
+    'tcg',
+    '-m',
+    '512',
+    '-smp',
+    '1',
+    '-nographic',
+    '-no-reboot',
+    '-monitor',
+    'none',
+    '-serial',
+    'stdio',
+    '-boot',
+    'n',
+  ];
   const netdev = ['-netdev', `tap,id=n0,ifname=rbtap${opts.tap},script=no,downscript=no`];
   if (opts.firmware === 'bios') {
-    args.push('-machine', 'pc', ...netdev, '-device', `e1000,netdev=n0,mac=${opts.mac},romfile=/usr/lib/ipxe/qemu/efi-e1000.rom,bootindex=1`);
+    args.push(
+      '-machine',
+      'pc',
+      ...netdev,
+      '-device',
+      `e1000,netdev=n0,mac=${opts.mac},romfile=/usr/lib/ipxe/qemu/efi-e1000.rom,bootindex=1`,
+    );
   } else {
     const fw = FIRMWARE_FILES[opts.firmware];
     const vars = nvramOf(opts.dir, opts.mac, opts.firmware);
     if (!existsSync(vars)) copyFileSync(fw.vars, vars);
     // The secboot build keeps its variables in SMM: without smm=on and a secure pflash it stops before the first line.
-    if (opts.firmware === 'uefi-sb') args.push('-machine', 'q35,smm=on', '-global', 'driver=cfi.pflash01,property=secure,value=on');
+    if (opts.firmware === 'uefi-sb')
+      args.push('-machine', 'q35,smm=on', '-global', 'driver=cfi.pflash01,property=secure,value=on');
     else args.push('-machine', 'pc');
-    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${fw.code}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
+    args.push(
+      '-drive',
+      `if=pflash,format=raw,unit=0,readonly=on,file=${fw.code}`,
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${vars}`,
+    );
     // OVMF reads these fw_cfg knobs (OvmfPkg NetworkPkg PCDs) when it makes the NIC's boot options: no PXE, HTTP first.
-    if (opts.firmware === 'uefi-http') args.push('-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n');
-    args.push(...netdev, '-device', `virtio-net-pci,netdev=n0,mac=${opts.mac},romfile=${opts.nvramBootOrder ? '' : ',bootindex=1'}`);
+    if (opts.firmware === 'uefi-http')
+      args.push(
+        '-fw_cfg',
+        'name=opt/org.tianocore/IPv4PXESupport,string=n',
+        '-fw_cfg',
+        'name=opt/org.tianocore/IPv6PXESupport,string=n',
+      );
+    args.push(
+      ...netdev,
+      '-device',
+      `virtio-net-pci,netdev=n0,mac=${opts.mac},romfile=${opts.nvramBootOrder ? '' : ',bootindex=1'}`,
+    );
   }
   const started = Date.now();
   const vm = startInNs(`vm-${opts.mac}`, args);
@@ -341,10 +560,22 @@ export async function bootMachine(opts: { dir: string; tap: number; mac: string;
   const timeout = (opts.timeoutSec ?? 240) * 1000;
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
-      if (stopOn.test(vm.out)) { stoppedBy = 'fatal'; clearInterval(tick); setTimeout(() => { void vm.stop('SIGKILL').then(resolve); }, 1500); }
-      else if (Date.now() - started > timeout) { stoppedBy = 'timeout'; clearInterval(tick); void vm.stop('SIGKILL').then(resolve); }
+      if (stopOn.test(vm.out)) {
+        stoppedBy = 'fatal';
+        clearInterval(tick);
+        setTimeout(() => {
+          void vm.stop('SIGKILL').then(resolve);
+        }, 1500);
+      } else if (Date.now() - started > timeout) {
+        stoppedBy = 'timeout';
+        clearInterval(tick);
+        void vm.stop('SIGKILL').then(resolve);
+      }
     }, 250);
-    void vm.exited.then(() => { clearInterval(tick); resolve(); });
+    void vm.exited.then(() => {
+      clearInterval(tick);
+      resolve();
+    });
   });
   // eslint-disable-next-line no-control-regex
   const consoleText = vm.out.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1bc|\r/g, '');

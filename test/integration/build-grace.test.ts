@@ -13,14 +13,24 @@ import { parseMac } from '../../src/net/mac.ts';
 const TOKEN = 'test-admin-token';
 const auth = { Authorization: `Bearer ${TOKEN}` };
 let env: TestEnv | undefined;
-afterEach(() => { env?.cleanup(); env = undefined; });
+afterEach(() => {
+  env?.cleanup();
+  env = undefined;
+});
 
 function setup(flags: Record<string, string> = {}) {
   env = makeEnv(flags);
   const e = env;
   const app = createApp({
-    provisioner: e.core.provisioner, hosts: e.core.hosts, audit: e.core.audit, db: e.core.db, profiles: () => e.core.catalog.snapshot,
-    tftpRoot: e.config.tftpRoot, imagesDir: e.config.imagesDir, adminTokenHash: createHash('sha256').update(TOKEN).digest('hex'), log: silentLogger(),
+    provisioner: e.core.provisioner,
+    hosts: e.core.hosts,
+    audit: e.core.audit,
+    db: e.core.db,
+    profiles: () => e.core.catalog.snapshot,
+    tftpRoot: e.config.tftpRoot,
+    imagesDir: e.config.imagesDir,
+    adminTokenHash: createHash('sha256').update(TOKEN).digest('hex'),
+    log: silentLogger(),
   });
   return { app, e };
 }
@@ -34,16 +44,28 @@ async function startBuild(app: ReturnType<typeof createApp>) {
 }
 
 function expire(e: TestEnv, agoMs: number) {
-  e.core.durableDb.prepare('UPDATE builds SET expires_at = ? WHERE id = (SELECT MAX(id) FROM builds)').run(Date.now() - agoMs);
+  e.core.durableDb
+    .prepare('UPDATE builds SET expires_at = ? WHERE id = (SELECT MAX(id) FROM builds)')
+    .run(Date.now() - agoMs);
 }
 
 test('kickstart fetched, token expired an hour ago: progress and built are accepted, the kickstart stays 410', async () => {
   const { app, e } = setup();
   const b = await startBuild(app);
-  assert.equal((await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status, 200);
+  assert.equal(
+    (await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status,
+    200,
+  );
   expire(e, 3600_000);
-  assert.equal((await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status, 410, 'the kickstart itself stays expired');
-  const progress = await request(app).post(`/events/${b.token}`).set('Content-Type', 'application/json').send('{"step":"post-started"}');
+  assert.equal(
+    (await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status,
+    410,
+    'the kickstart itself stays expired',
+  );
+  const progress = await request(app)
+    .post(`/events/${b.token}`)
+    .set('Content-Type', 'application/json')
+    .send('{"step":"post-started"}');
   assert.equal(progress.status, 200, progress.text);
   const built = await request(app).get(path(b.builtUrl));
   assert.equal(built.status, 200, built.text);
@@ -55,9 +77,15 @@ test('kickstart fetched, token expired an hour ago: progress and built are accep
 test('failed within the grace period is recorded too', async () => {
   const { app, e } = setup();
   const b = await startBuild(app);
-  assert.equal((await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status, 200);
+  assert.equal(
+    (await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status,
+    200,
+  );
   expire(e, 23 * 3600_000);
-  assert.equal((await request(app).post(path(b.failedUrl)).set('Content-Type', 'text/plain').send('nodectl init failed')).status, 200);
+  assert.equal(
+    (await request(app).post(path(b.failedUrl)).set('Content-Type', 'text/plain').send('nodectl init failed')).status,
+    200,
+  );
   assert.equal((await request(app).get(`/api/hosts/${SAMPLE_HOST.mac}`).set(auth)).body.state, 'failed');
 });
 
@@ -70,7 +98,10 @@ test('kickstart never fetched: callbacks after expiry get 410 as before, nothing
   const built = await request(app).get(path(b.builtUrl));
   assert.equal(built.status, 410);
   assert.match(built.text, /never fetched/);
-  assert.equal((await request(app).post(`/events/${b.token}`).set('Content-Type', 'application/json').send('{"step":"x"}')).status, 410);
+  assert.equal(
+    (await request(app).post(`/events/${b.token}`).set('Content-Type', 'application/json').send('{"step":"x"}')).status,
+    410,
+  );
   assert.equal((await request(app).get(`/api/hosts/${SAMPLE_HOST.mac}`).set(auth)).body.state, 'expired');
 });
 
@@ -78,7 +109,10 @@ test('after the grace period the callback is refused and names --token-grace', a
   const { app, e } = setup({ 'token-grace': '2h' });
   assert.equal(e.config.tokenGraceMs, 2 * 3600_000);
   const b = await startBuild(app);
-  assert.equal((await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status, 200);
+  assert.equal(
+    (await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status,
+    200,
+  );
   expire(e, 2 * 3600_000 + 1000);
   const built = await request(app).get(path(b.builtUrl));
   assert.equal(built.status, 410);
@@ -91,6 +125,10 @@ test('--token-grace: default 24h, 0 turns it off, bad values name the setting', 
   assert.equal(loadConfig({ 'token-grace': '0' }, {}).tokenGraceMs, 0);
   assert.equal(loadConfig({}, { RACKBOOT_TOKEN_GRACE: '90m' }).tokenGraceMs, 90 * 60_000);
   for (const bad of ['-1', '1y', '24 h', '\r24h', '24h\u2028', '9'.repeat(400)]) {
-    assert.throws(() => loadConfig({ 'token-grace': bad }, {}), (err: Error) => err instanceof ConfigError && /--token-grace/.test(err.message), bad);
+    assert.throws(
+      () => loadConfig({ 'token-grace': bad }, {}),
+      (err: Error) => err instanceof ConfigError && /--token-grace/.test(err.message),
+      bad,
+    );
   }
 });

@@ -117,7 +117,9 @@ test('build: an install of dist/ alone (no src/, no tsx) serves: templates from 
     const b = (await (await api('/api/hosts/52:54:00:00:0b:01/build', { method: 'POST' })).json()) as {
       kickstartUrl: string;
     };
-    const ks = await fetch(b.kickstartUrl.replace(/^http:\/\/[^/]+/, base), { headers: { 'X-RHN-Provisioning-MAC-0': 'eth0 52:54:00:00:0b:01' } });
+    const ks = await fetch(b.kickstartUrl.replace(/^http:\/\/[^/]+/, base), {
+      headers: { 'X-RHN-Provisioning-MAC-0': 'eth0 52:54:00:00:0b:01' },
+    });
     assert.equal(ks.status, 200);
     assert.match(await ks.text(), /^liveimg --url=/m);
   } finally {

@@ -15,7 +15,10 @@ import type { Mac } from '../../src/net/mac.ts';
 import { makeEnv, tempDir, type TestEnv } from '../support/core.ts';
 
 let env: TestEnv | undefined;
-afterEach(() => { env?.cleanup(); env = undefined; });
+afterEach(() => {
+  env?.cleanup();
+  env = undefined;
+});
 
 const A = '52:54:00:aa:00:01' as Mac;
 const B = '52:54:00:aa:00:02' as Mac;
@@ -24,14 +27,26 @@ function freshLog(limits: ConstructorParameters<typeof EventLog>[2] = {}, now: (
   const db = openDb(join(tempDir(), 'events.db'), 'normal');
   return { db, log: new EventLog(db, now, limits) };
 }
-const rows = (db: ReturnType<typeof openDb>, mac: string) => (db.prepare('SELECT COUNT(*) n FROM events WHERE mac = ?').get(mac) as { n: number }).n;
+const rows = (db: ReturnType<typeof openDb>, mac: string) =>
+  (db.prepare('SELECT COUNT(*) n FROM events WHERE mac = ?').get(mac) as { n: number }).n;
 
 test('fields are cut on a character boundary; the worst values are stored bounded and read back as valid JSON', () => {
   const { db, log } = freshLog();
   const huge = 'é'.repeat(50_000) + '\r\n\u2028\u2029\x00\x1b[31m';
-  log.append({ mac: A, type: huge, clientIp: huge, status: huge, detail: { path: huge, range: huge, n: 1e308, nested: { deep: [huge, huge] }, [huge]: 1 } });
+  log.append({
+    mac: A,
+    type: huge,
+    clientIp: huge,
+    status: huge,
+    detail: { path: huge, range: huge, n: 1e308, nested: { deep: [huge, huge] }, [huge]: 1 },
+  });
   log.flush();
-  const r = db.prepare('SELECT type, client_ip, status, detail FROM events').get() as { type: string; client_ip: string; status: string; detail: string };
+  const r = db.prepare('SELECT type, client_ip, status, detail FROM events').get() as {
+    type: string;
+    client_ip: string;
+    status: string;
+    detail: string;
+  };
   assert.ok(Buffer.byteLength(r.type) <= 64, `type ${Buffer.byteLength(r.type)}`);
   assert.ok(Buffer.byteLength(r.client_ip) <= 64);
   assert.ok(Buffer.byteLength(r.status) <= 256);
@@ -52,7 +67,10 @@ test('a failed build keeps the newest lines of its syslog tail within the detail
   assert.ok(kept.length >= 20, `${kept.length} lines kept`);
   assert.match(kept.at(-1)!, /^line 39 /, 'the last line, the one that says why, stays');
   assert.deepEqual(JSON.parse(boundDetail({ a: 1 }, 512)), { a: 1 });
-  assert.deepEqual(JSON.parse(boundDetail(Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`k${i}`, i])), 512)), { truncated: true, bytes: 5281 });
+  assert.deepEqual(
+    JSON.parse(boundDetail(Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`k${i}`, i])), 512)),
+    { truncated: true, bytes: 5281 },
+  );
 });
 
 test('retention: at most maxPerHost per host (pruned while writing, exact after prune), and nothing older than maxAge', () => {
@@ -65,22 +83,38 @@ test('retention: at most maxPerHost per host (pruned while writing, exact after 
   assert.ok(rows(db, A) <= 300 + 100, `pruned in the write batch: ${rows(db, A)}`);
   log.prune();
   assert.equal(rows(db, A), 300);
-  assert.deepEqual(log.timeline(A, 1).map((e) => e.status), ['999'], 'the newest stay');
-  assert.deepEqual(log.timeline(B).map((e) => e.type), ['build.built'], 'the two-day-old event is gone, the new one stays');
+  assert.deepEqual(
+    log.timeline(A, 1).map((e) => e.status),
+    ['999'],
+    'the newest stay',
+  );
+  assert.deepEqual(
+    log.timeline(B).map((e) => e.type),
+    ['build.built'],
+    'the two-day-old event is gone, the new one stays',
+  );
   // Later prunes look only at hosts with events since the last one (below the in-batch threshold here).
   for (let i = 0; i < 50; i++) log.append({ mac: A, type: 'pxelinux.config', status: `late ${i}` });
   log.flush();
   assert.equal(rows(db, A), 350);
   log.prune();
   assert.equal(rows(db, A), 300);
-  assert.deepEqual(log.timeline(A, 1).map((e) => e.status), ['late 49']);
+  assert.deepEqual(
+    log.timeline(A, 1).map((e) => e.status),
+    ['late 49'],
+  );
   clock += 2 * 86_400_000;
   log.prune();
   assert.equal(rows(db, A) + rows(db, B), 0);
   // The prunes use the indexes: no full scan of the table.
   const plan = (sql: string) => JSON.stringify(db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all());
   assert.match(plan('DELETE FROM events WHERE at < 1'), /events_at/);
-  assert.match(plan("DELETE FROM events WHERE mac = 'x' AND id <= (SELECT id FROM events WHERE mac = 'x' ORDER BY id DESC LIMIT 1 OFFSET 5)"), /events_mac/);
+  assert.match(
+    plan(
+      "DELETE FROM events WHERE mac = 'x' AND id <= (SELECT id FROM events WHERE mac = 'x' ORDER BY id DESC LIMIT 1 OFFSET 5)",
+    ),
+    /events_mac/,
+  );
 });
 
 test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amount to the database', async (t) => {
@@ -88,10 +122,26 @@ test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amo
   const e = env;
   mkdirSync(e.config.tftpRoot, { recursive: true });
   writeFileSync(join(e.config.tftpRoot, 'pxelinux.0'), Buffer.alloc(100, 1));
-  e.core.hosts.insert({ mac: A, hostname: 'rhvh-huge', profile: 'rhvh-base', ip: '127.0.0.1', netmask: '255.0.0.0', gateway: '127.0.0.254', nameservers: [], params: {} });
+  e.core.hosts.insert({
+    mac: A,
+    hostname: 'rhvh-huge',
+    profile: 'rhvh-base',
+    ip: '127.0.0.1',
+    netmask: '255.0.0.0',
+    gateway: '127.0.0.254',
+    nameservers: [],
+    params: {},
+  });
   const app = createApp({
-    provisioner: e.core.provisioner, hosts: e.core.hosts, audit: e.core.audit, db: e.core.db, profiles: () => e.core.catalog.snapshot,
-    tftpRoot: e.config.tftpRoot, imagesDir: e.config.imagesDir, adminTokenHash: createHash('sha256').update('x').digest('hex'), log: silentLogger(),
+    provisioner: e.core.provisioner,
+    hosts: e.core.hosts,
+    audit: e.core.audit,
+    db: e.core.db,
+    profiles: () => e.core.catalog.snapshot,
+    tftpRoot: e.config.tftpRoot,
+    imagesDir: e.config.imagesDir,
+    adminTokenHash: createHash('sha256').update('x').digest('hex'),
+    log: silentLogger(),
   });
   const server = createServer({ maxHeaderSize: 64 * 1024 }, app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -104,20 +154,35 @@ test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amo
   assert.ok(range.length > 8000);
   try {
     const agent = new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 8 });
-    const one = () => new Promise<number>((resolve, reject) => {
-      const req = httpRequest({ port, host: '127.0.0.1', path: '/tftp/pxelinux.0', agent, headers: { Range: range } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); });
-      req.on('error', reject);
-      req.end();
-    });
+    const one = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpRequest(
+          { port, host: '127.0.0.1', path: '/tftp/pxelinux.0', agent, headers: { Range: range } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
     for (let i = 0; i < 2000; i += 8) await Promise.all(Array.from({ length: 8 }, one));
     agent.destroy();
-  } finally { await new Promise((r) => server.close(r)); }
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
   e.core.events.flush();
-  const stored = e.core.db.prepare("SELECT COUNT(*) n, SUM(LENGTH(detail) + LENGTH(type) + IFNULL(LENGTH(status), 0)) bytes FROM events WHERE type = 'http.tftpfile'").get() as { n: number; bytes: number };
+  const stored = e.core.db
+    .prepare(
+      "SELECT COUNT(*) n, SUM(LENGTH(detail) + LENGTH(type) + IFNULL(LENGTH(status), 0)) bytes FROM events WHERE type = 'http.tftpfile'",
+    )
+    .get() as { n: number; bytes: number };
   assert.equal(stored.n, 2000, 'every request is on the timeline');
   assert.ok(stored.bytes / stored.n < 600, `bytes per event: ${stored.bytes / stored.n}`);
   checkpoint();
   const grown = databaseBytes(e.config.dataDir) - before;
-  t.diagnostic(`2000 requests: ${Math.round(stored.bytes / stored.n)} bytes per event stored, database +${grown} bytes`);
+  t.diagnostic(
+    `2000 requests: ${Math.round(stored.bytes / stored.n)} bytes per event stored, database +${grown} bytes`,
+  );
   assert.ok(grown < 2 * 1024 * 1024, `database grew ${grown} bytes (was +28 MB before the bounds)`);
 });

@@ -67,11 +67,23 @@ test('garbage on sockets taken from the queue gets 400 and a close; the server g
   const clients = Array.from({ length: 20 }, () => connect(port, '127.0.0.1'));
   await new Promise((r) => process.nextTick(r));
   for (let i = 0; i < 500 && listenQueue(port) < 20; i++) spawnSync('sleep', ['0.01']);
-  const replies = clients.map((c) => new Promise<string>((resolve) => { let b = ''; c.on('data', (d: Buffer) => (b += d.toString())); c.on('close', () => resolve(b)); c.on('error', () => {}); }));
-  clients.forEach((c, i) => c.write(i % 2 ? '\x00\xff GARBAGE / HTTP/9.9\r\n\r\n' : 'GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+  const replies = clients.map(
+    (c) =>
+      new Promise<string>((resolve) => {
+        let b = '';
+        c.on('data', (d: Buffer) => (b += d.toString()));
+        c.on('close', () => resolve(b));
+        c.on('error', () => {});
+      }),
+  );
+  clients.forEach((c, i) =>
+    c.write(i % 2 ? '\x00\xff GARBAGE / HTTP/9.9\r\n\r\n' : 'GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+  );
   const got = await Promise.all(replies);
   assert.equal(stats.adopted, 19);
-  got.forEach((b, i) => assert.match(b, i % 2 ? /^HTTP\/1.1 400 Bad Request/ : /^HTTP\/1.1 200 OK[\s\S]*fine$/, `client ${i}`));
+  got.forEach((b, i) =>
+    assert.match(b, i % 2 ? /^HTTP\/1.1 400 Bad Request/ : /^HTTP\/1.1 200 OK[\s\S]*fine$/, `client ${i}`),
+  );
   const after = await fetch(`http://127.0.0.1:${port}/again`);
   assert.equal(await after.text(), 'fine');
   await new Promise((r) => server.close(r));
@@ -82,7 +94,11 @@ test('maxConnections is honoured for queued connections too: the rest are droppe
   server.maxConnections = 10;
   const stats = acceptBursts(server);
   let dropped = 0;
-  const allDropped = new Promise<void>((r) => server.on('drop', () => { if (++dropped === 20) r(); }));
+  const allDropped = new Promise<void>((r) =>
+    server.on('drop', () => {
+      if (++dropped === 20) r();
+    }),
+  );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
   const clients = Array.from({ length: 30 }, () => connect(port, '127.0.0.1'));

@@ -14,7 +14,13 @@ import { native } from '../../src/native.ts';
 import { REPO, tempDir } from '../support/core.ts';
 import { freePort } from '../support/ports.ts';
 
-const LIMITS: ConnectionLimits = { perAddress: 5, total: 8, headersTimeoutMs: 400, requestTimeoutMs: 500, idleTimeoutMs: 400 };
+const LIMITS: ConnectionLimits = {
+  perAddress: 5,
+  total: 8,
+  headersTimeoutMs: 400,
+  requestTimeoutMs: 500,
+  idleTimeoutMs: 400,
+};
 
 async function serve(handler: Parameters<typeof createServer>[1], limits: Partial<ConnectionLimits> = {}) {
   const server = createServer(handler);
@@ -30,11 +36,17 @@ async function closeServer(server: Server) {
   await new Promise((r) => server.close(r));
 }
 
-interface Conn { sock: Socket; closed: Promise<number>; data: () => string }
+interface Conn {
+  sock: Socket;
+  closed: Promise<number>;
+  data: () => string;
+}
 function open(port: number, localAddress = '127.0.0.1'): Conn {
   const sock = connect({ port, host: '127.0.0.1', localAddress });
   let buf = '';
-  sock.on('data', (d: Buffer) => { buf += d.toString(); });
+  sock.on('data', (d: Buffer) => {
+    buf += d.toString();
+  });
   sock.on('error', () => {});
   const t0 = Date.now();
   const closed = new Promise<number>((r) => sock.on('close', () => r(Date.now() - t0)));
@@ -43,7 +55,10 @@ function open(port: number, localAddress = '127.0.0.1'): Conn {
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function waitFor(cond: () => boolean, ms: number, what: string) {
   const end = Date.now() + ms;
-  while (!cond()) { if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`); await settle(10); }
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await settle(10);
+  }
 }
 function listenQueue(port: number): number {
   const out = spawnSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).stdout.trim();
@@ -55,7 +70,10 @@ test('per-address cap: the 6th and 7th connection from one address are closed at
   try {
     const conns = Array.from({ length: 7 }, () => open(port));
     await waitFor(() => guard.refused['per-address'] === 2, 3000, 'two refused');
-    const closedEarly = await Promise.race([Promise.all(conns.slice(5).map((c) => c.closed)), settle(2000).then(() => 'timeout')]);
+    const closedEarly = await Promise.race([
+      Promise.all(conns.slice(5).map((c) => c.closed)),
+      settle(2000).then(() => 'timeout'),
+    ]);
     assert.notEqual(closedEarly, 'timeout', 'the excess connections were closed');
     assert.equal(guard.open(), 5);
     const other = await fetchFrom(port, '127.0.0.2');
@@ -63,7 +81,9 @@ test('per-address cap: the 6th and 7th connection from one address are closed at
     conns[0]!.sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     await waitFor(() => conns[0]!.data().endsWith('ok'), 2000, 'a held connection is still served');
     for (const c of conns) c.sock.destroy();
-  } finally { await closeServer(server); }
+  } finally {
+    await closeServer(server);
+  }
 });
 
 test('global cap: past `total` connections are dropped at accept and counted', async () => {
@@ -73,30 +93,48 @@ test('global cap: past `total` connections are dropped at accept and counted', a
     await waitFor(() => guard.refused.total === 4, 3000, 'four over the cap of 8');
     assert.ok(guard.open() <= 8);
     for (const c of conns) c.sock.destroy();
-  } finally { await closeServer(server); }
+  } finally {
+    await closeServer(server);
+  }
 });
 
-test('burst path: connections taken from the listen queue in one turn obey the per-address cap', { skip: native ? false : 'native addon not built' }, async () => {
-  const { server, port, guard, bursts } = await serve((_q, res) => res.end('ok'), { headersTimeoutMs: 10_000, perAddress: 5, total: 100 });
-  try {
-    const conns = Array.from({ length: 12 }, () => open(port));
-    await new Promise((r) => process.nextTick(r));
-    // Hold this process (and so the server's loop) until all 12 wait in the listen queue: Node accepts one, the addon the rest.
-    for (let i = 0; i < 500 && listenQueue(port) < 12; i++) spawnSync('sleep', ['0.01']);
-    assert.equal(listenQueue(port), 12);
-    await waitFor(() => guard.refused['per-address'] === 7, 3000, 'seven refused');
-    assert.ok(bursts.adopted >= 10, `taken in a burst: ${bursts.adopted}`);
-    assert.equal(guard.open(), 5);
-    for (const c of conns) c.sock.destroy();
-  } finally { await closeServer(server); }
-});
+test(
+  'burst path: connections taken from the listen queue in one turn obey the per-address cap',
+  { skip: native ? false : 'native addon not built' },
+  async () => {
+    const { server, port, guard, bursts } = await serve((_q, res) => res.end('ok'), {
+      headersTimeoutMs: 10_000,
+      perAddress: 5,
+      total: 100,
+    });
+    try {
+      const conns = Array.from({ length: 12 }, () => open(port));
+      await new Promise((r) => process.nextTick(r));
+      // Hold this process (and so the server's loop) until all 12 wait in the listen queue: Node accepts one, the addon the rest.
+      for (let i = 0; i < 500 && listenQueue(port) < 12; i++) spawnSync('sleep', ['0.01']);
+      assert.equal(listenQueue(port), 12);
+      await waitFor(() => guard.refused['per-address'] === 7, 3000, 'seven refused');
+      assert.ok(bursts.adopted >= 10, `taken in a burst: ${bursts.adopted}`);
+      assert.equal(guard.open(), 5);
+      for (const c of conns) c.sock.destroy();
+    } finally {
+      await closeServer(server);
+    }
+  },
+);
 
 test('deadlines: silent and half-sent headers, a body that never ends, idle keep-alive; a long response is not cut', async () => {
   const { server, port, guard } = await serve((req, res) => {
     if (req.url === '/slow') {
       // 1.5 s of response, far beyond every deadline: answering a request is never cut by them.
       let n = 0;
-      const t = setInterval(() => { res.write('.'); if (++n === 15) { clearInterval(t); res.end('done'); } }, 100);
+      const t = setInterval(() => {
+        res.write('.');
+        if (++n === 15) {
+          clearInterval(t);
+          res.end('done');
+        }
+      }, 100);
       return;
     }
     req.resume();
@@ -113,7 +151,12 @@ test('deadlines: silent and half-sent headers, a body that never ends, idle keep
     const slow = open(port, '127.0.0.6');
     slow.sock.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
     const [a, b, c, d] = await Promise.all([silent.closed, half.closed, body.closed, idle.closed]);
-    for (const [name, ms] of [['silent', a], ['half headers', b], ['unfinished body', c], ['idle keep-alive', d]] as const) {
+    for (const [name, ms] of [
+      ['silent', a],
+      ['half headers', b],
+      ['unfinished body', c],
+      ['idle keep-alive', d],
+    ] as const) {
       assert.ok(ms >= 350 && ms < 3000, `${name} closed after ${ms} ms`);
     }
     assert.match(idle.data(), /\r\n\r\nok$/, 'the idle connection got its answer first');
@@ -124,7 +167,9 @@ test('deadlines: silent and half-sent headers, a body that never ends, idle keep
     assert.equal(guard.refused['request-timeout'], 1);
     assert.equal(guard.refused['idle-timeout'], 1);
     slow.sock.destroy();
-  } finally { await closeServer(server); }
+  } finally {
+    await closeServer(server);
+  }
 });
 
 test('connectionBudget keeps HTTP under the descriptor limit beside TFTP and syslog', () => {
@@ -145,19 +190,48 @@ function fetchFrom(port: number, localAddress: string): Promise<string> {
 }
 
 test('reproduction: 1,100 idle connections from one address under a 1,024-descriptor limit; HTTP and TFTP keep serving', async (t) => {
-  if (spawnSync('prlimit', ['--version']).error || spawnSync('curl', ['--version']).error) return t.skip('prlimit or curl missing');
+  if (spawnSync('prlimit', ['--version']).error || spawnSync('curl', ['--version']).error)
+    return t.skip('prlimit or curl missing');
   const dir = tempDir();
   cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
   mkdirSync(join(dir, 'tftpboot'), { recursive: true });
   writeFileSync(join(dir, 'tftpboot', 'pxelinux.0'), Buffer.alloc(30_000, 7));
   const [http, tftp] = [await freePort('tcp'), await freePort('udp')];
-  const args = ['--nofile=1024', process.execPath, join(REPO, 'bin/rackboot.mjs'), 'serve', '--listen', '127.0.0.1', '--http-port', String(http), '--tftp-port', String(tftp),
-    '--syslog-port', '0', '--data-dir', join(dir, 'data'), '--profiles-dir', join(dir, 'profiles'), '--tftp-root', join(dir, 'tftpboot'), '--images-dir', join(dir, 'images'),
-    '--public-url', `http://127.0.0.1:${http}`];
-  const proc = spawn('prlimit', args, { env: { ...process.env, RACKBOOT_ADMIN_TOKEN: 'bounds-token' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [
+    '--nofile=1024',
+    process.execPath,
+    join(REPO, 'bin/rackboot.mjs'),
+    'serve',
+    '--listen',
+    '127.0.0.1',
+    '--http-port',
+    String(http),
+    '--tftp-port',
+    String(tftp),
+    '--syslog-port',
+    '0',
+    '--data-dir',
+    join(dir, 'data'),
+    '--profiles-dir',
+    join(dir, 'profiles'),
+    '--tftp-root',
+    join(dir, 'tftpboot'),
+    '--images-dir',
+    join(dir, 'images'),
+    '--public-url',
+    `http://127.0.0.1:${http}`,
+  ];
+  const proc = spawn('prlimit', args, {
+    env: { ...process.env, RACKBOOT_ADMIN_TOKEN: 'bounds-token' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
-  proc.stdout!.on('data', (d) => { out += d; });
-  proc.stderr!.on('data', (d) => { out += d; });
+  proc.stdout!.on('data', (d) => {
+    out += d;
+  });
+  proc.stderr!.on('data', (d) => {
+    out += d;
+  });
   const conns: Conn[] = [];
   try {
     await waitFor(() => out.includes('rackboot serving') || proc.exitCode !== null, 30_000, 'rackboot started');
@@ -168,13 +242,34 @@ test('reproduction: 1,100 idle connections from one address under a 1,024-descri
     await waitFor(() => closed >= 1100 - 64, 20_000, 'the excess closed at accept');
     await settle(200);
     assert.equal(closed, 1100 - 64, 'exactly the per-address cap stays open');
-    const ready = spawnSync('curl', ['-sS', '--max-time', '10', '--interface', '127.0.0.2', `http://127.0.0.1:${http}/readyz`], { encoding: 'utf8' });
+    const ready = spawnSync(
+      'curl',
+      ['-sS', '--max-time', '10', '--interface', '127.0.0.2', `http://127.0.0.1:${http}/readyz`],
+      { encoding: 'utf8' },
+    );
     assert.equal(ready.status, 0, ready.stderr);
     assert.match(ready.stdout, /ok/);
-    const boot = spawnSync('curl', ['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{size_download}', `tftp://127.0.0.1:${tftp}/pxelinux.0`], { encoding: 'utf8' });
+    const boot = spawnSync(
+      'curl',
+      ['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{size_download}', `tftp://127.0.0.1:${tftp}/pxelinux.0`],
+      { encoding: 'utf8' },
+    );
     assert.equal(boot.status, 0, boot.stderr);
     assert.equal(boot.stdout, '30000', 'TFTP serves a loader meanwhile');
-    const metrics = spawnSync('curl', ['-sS', '--max-time', '10', '--interface', '127.0.0.2', '-H', 'Authorization: Bearer bounds-token', `http://127.0.0.1:${http}/metrics`], { encoding: 'utf8' });
+    const metrics = spawnSync(
+      'curl',
+      [
+        '-sS',
+        '--max-time',
+        '10',
+        '--interface',
+        '127.0.0.2',
+        '-H',
+        'Authorization: Bearer bounds-token',
+        `http://127.0.0.1:${http}/metrics`,
+      ],
+      { encoding: 'utf8' },
+    );
     assert.match(metrics.stdout, /rackboot_http_connections_refused_total\{reason="per-address"\} 1036/);
     assert.doesNotMatch(out, /EMFILE/);
   } finally {

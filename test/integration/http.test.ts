@@ -17,8 +17,15 @@ const auth = { Authorization: `Bearer ${TOKEN}` };
 
 function makeApp(e: TestEnv) {
   return createApp({
-    provisioner: e.core.provisioner, hosts: e.core.hosts, audit: e.core.audit, db: e.core.db, profiles: () => e.core.catalog.snapshot,
-    tftpRoot: e.config.tftpRoot, imagesDir: e.config.imagesDir, adminTokenHash: createHash('sha256').update(TOKEN).digest('hex'), log: silentLogger(),
+    provisioner: e.core.provisioner,
+    hosts: e.core.hosts,
+    audit: e.core.audit,
+    db: e.core.db,
+    profiles: () => e.core.catalog.snapshot,
+    tftpRoot: e.config.tftpRoot,
+    imagesDir: e.config.imagesDir,
+    adminTokenHash: createHash('sha256').update(TOKEN).digest('hex'),
+    log: silentLogger(),
   });
 }
 
@@ -34,7 +41,9 @@ afterEach(() => env.cleanup());
  * supertest connects from 127.0.0.1: tie that address to the host the way serve.ts does when the DHCP
  * server hands it out (boot configs with a token and callbacks go only to the host's own address).
  */
-function dhcpHandedOut(mac: string, ip = '127.0.0.1') { env.core.provisioner.learnClient(ip, mac as Mac); }
+function dhcpHandedOut(mac: string, ip = '127.0.0.1') {
+  env.core.provisioner.learnClient(ip, mac as Mac);
+}
 
 async function addHostAndBuild(host = SAMPLE_HOST) {
   const created = await request(app).post('/api/hosts').set(auth).send(host);
@@ -55,15 +64,31 @@ test('the whole build lifecycle: build, boot config, kickstart, progress, built,
   const pxe = await request(app).get('/tftp/pxelinux.cfg/01-52-54-00-aa-bb-01');
   assert.equal(pxe.status, 200);
   assert.match(pxe.text, new RegExp(`inst\\.ks=${b.kickstartUrl}`));
-  assert.equal((await request(app).get('/api/hosts/52-54-00-AA-BB-01').set(auth)).body.state, 'build', 'any MAC spelling works');
+  assert.equal(
+    (await request(app).get('/api/hosts/52-54-00-AA-BB-01').set(auth)).body.state,
+    'build',
+    'any MAC spelling works',
+  );
 
   const ks = await request(app).get(path(b.kickstartUrl));
   assert.equal(ks.status, 200);
   assert.deepEqual(checkRhvhKickstart(ks.text), []);
   assert.match(ks.text, new RegExp(`curl .*${b.builtUrl}`));
 
-  assert.equal((await request(app).post(`/events/${b.token}`).set('Content-Type', 'application/json').send('{"step":"post-started"}')).status, 200);
-  assert.equal((await request(app).post(`/events/${b.token}`).send('{"step":"<script>"}').set('Content-Type', 'application/json')).status, 400);
+  assert.equal(
+    (
+      await request(app)
+        .post(`/events/${b.token}`)
+        .set('Content-Type', 'application/json')
+        .send('{"step":"post-started"}')
+    ).status,
+    200,
+  );
+  assert.equal(
+    (await request(app).post(`/events/${b.token}`).send('{"step":"<script>"}').set('Content-Type', 'application/json'))
+      .status,
+    400,
+  );
 
   const built = await request(app).get(path(b.builtUrl));
   assert.equal(built.status, 200);
@@ -73,7 +98,8 @@ test('the whole build lifecycle: build, boot config, kickstart, progress, built,
   const view = (await request(app).get(`/api/hosts/${SAMPLE_HOST.mac}`).set(auth)).body;
   assert.equal(view.state, 'built');
   const types = view.events.map((e: { type: string }) => e.type);
-  for (const t of ['build.start', 'pxelinux.config', 'kickstart.fetched', 'progress', 'build.built']) assert.ok(types.includes(t), `${t} in ${types}`);
+  for (const t of ['build.start', 'pxelinux.config', 'kickstart.fetched', 'progress', 'build.built'])
+    assert.ok(types.includes(t), `${t} in ${types}`);
   assert.equal(types.filter((t: string) => t === 'build.built').length, 1, 'the retry changed nothing');
   assert.equal(view.events.find((e: { type: string }) => e.type === 'kickstart.fetched').clientIp, '127.0.0.1');
 
@@ -98,8 +124,16 @@ test('tokens: unknown 404, expired 410 with the reason on the timeline, supersed
   const view = (await request(app).get(`/api/hosts/${SAMPLE_HOST.mac}`).set(auth)).body;
   assert.equal(view.state, 'expired');
   const refused = view.events.filter((e: { type: string }) => e.type === 'kickstart.refused');
-  assert.ok(refused.some((e: { status: string; detail: { reason: string } }) => e.status === 'expired' && /expired/.test(e.detail.reason)));
-  assert.doesNotMatch((await request(app).get('/tftp/pxelinux.cfg/01-52-54-00-aa-bb-01')).text, /inst\.ks/, 'an expired build boots local');
+  assert.ok(
+    refused.some(
+      (e: { status: string; detail: { reason: string } }) => e.status === 'expired' && /expired/.test(e.detail.reason),
+    ),
+  );
+  assert.doesNotMatch(
+    (await request(app).get('/tftp/pxelinux.cfg/01-52-54-00-aa-bb-01')).text,
+    /inst\.ks/,
+    'an expired build boots local',
+  );
 });
 
 test('failed callback stores a bounded log; state failed', async () => {
@@ -111,7 +145,10 @@ test('failed callback stores a bounded log; state failed', async () => {
   assert.equal(view.build.failureLog.length, 64 * 1024);
   assert.match(view.build.failureLog, /nodectl init failed$/);
   assert.equal((await request(app).get(path(b.builtUrl))).status, 409, 'built after failed is refused');
-  const huge = await request(app).post(path(b.failedUrl)).set('Content-Type', 'text/plain').send('y'.repeat(2 * 1024 * 1024));
+  const huge = await request(app)
+    .post(path(b.failedUrl))
+    .set('Content-Type', 'text/plain')
+    .send('y'.repeat(2 * 1024 * 1024));
   assert.equal(huge.status, 413);
 });
 
@@ -129,22 +166,34 @@ test('unknown machines get local boot; per-MAC misses fall through as 404', asyn
   assert.match(def.text, /LOCALBOOT 0/);
   assert.equal((await request(app).get('/tftp/pxelinux.cfg/01-52-54-00-00-00-99')).status, 404);
   assert.match((await request(app).get('/tftp/boot/grub/grub.cfg')).text, /chainloader/);
-  assert.match((await request(app).get('/boot/ipxe/52:54:00:00:00:99')).text, /^#!ipxe[\s\S]*sanboot --no-describe --drive 0x80 \|\| exit/);
+  assert.match(
+    (await request(app).get('/boot/ipxe/52:54:00:00:00:99')).text,
+    /^#!ipxe[\s\S]*sanboot --no-describe --drive 0x80 \|\| exit/,
+  );
 });
 
 test('iPXE and GRUB configs over HTTP for a host in build', async () => {
-  await request(app).post('/api/hosts').set(auth).send({ ...SAMPLE_HOST, mac: '52:54:00:aa:bb:02', hostname: 'rhvh02', ip: '10.99.0.12' });
+  await request(app)
+    .post('/api/hosts')
+    .set(auth)
+    .send({ ...SAMPLE_HOST, mac: '52:54:00:aa:bb:02', hostname: 'rhvh02', ip: '10.99.0.12' });
   dhcpHandedOut('52:54:00:aa:bb:02');
   const b = await request(app).post('/api/hosts/52:54:00:aa:bb:02/build').set(auth);
   const ipxe = await request(app).get('/boot/ipxe?mac=52:54:00:aa:bb:02');
   assert.match(ipxe.text, new RegExp(`inst\\.ks=${b.body.kickstartUrl}`));
   const grub = await request(app).get('/tftp/boot/grub/grub.cfg-01-52-54-00-aa-bb-02');
-  assert.match(grub.text, /^\s*linux \/rhvh-4\.3\/vmlinuz /m, "no EFI loaders known: the default kernel command, linux");
+  assert.match(
+    grub.text,
+    /^\s*linux \/rhvh-4\.3\/vmlinuz /m,
+    'no EFI loaders known: the default kernel command, linux',
+  );
 });
 
 test('static files: HEAD, Range, streaming, traversal and symlink escapes refused', async () => {
   const big = join(env.config.imagesDir, 'rhvh-4.3', 'big.img');
-  const fd = openSync(big, 'w'); ftruncateSync(fd, 3 * 1024 * 1024 * 1024); closeSync(fd); // sparse 3 GiB: never read whole
+  const fd = openSync(big, 'w');
+  ftruncateSync(fd, 3 * 1024 * 1024 * 1024);
+  closeSync(fd); // sparse 3 GiB: never read whole
   writeFileSync(join(env.config.imagesDir, 'rhvh-4.3', 'small.txt'), '0123456789');
   writeFileSync(join(env.dir, 'secret.txt'), 'secret');
   symlinkSync(join(env.dir, 'secret.txt'), join(env.config.imagesDir, 'escape'));
@@ -152,14 +201,26 @@ test('static files: HEAD, Range, streaming, traversal and symlink escapes refuse
   assert.equal(head.status, 200);
   assert.equal(head.headers['content-length'], String(3 * 1024 * 1024 * 1024));
   assert.equal(head.headers['accept-ranges'], 'bytes');
-  const tail = await request(app).get('/images/rhvh-4.3/big.img').set('Range', `bytes=${3 * 1024 * 1024 * 1024 - 4}-`);
+  const tail = await request(app)
+    .get('/images/rhvh-4.3/big.img')
+    .set('Range', `bytes=${3 * 1024 * 1024 * 1024 - 4}-`);
   assert.equal(tail.status, 206);
-  assert.equal(tail.headers['content-range'], `bytes ${3 * 1024 * 1024 * 1024 - 4}-${3 * 1024 * 1024 * 1024 - 1}/${3 * 1024 * 1024 * 1024}`);
+  assert.equal(
+    tail.headers['content-range'],
+    `bytes ${3 * 1024 * 1024 * 1024 - 4}-${3 * 1024 * 1024 * 1024 - 1}/${3 * 1024 * 1024 * 1024}`,
+  );
   const part = await request(app).get('/images/rhvh-4.3/small.txt').set('Range', 'bytes=2-4');
   assert.equal(part.status, 206);
   assert.equal(part.text, '234');
   assert.equal((await request(app).get('/images/rhvh-4.3/small.txt').set('Range', 'bytes=50-60')).status, 416);
-  for (const p of ['/images/../secret.txt', '/images/%2e%2e/secret.txt', '/images/rhvh-4.3/..%2f..%2fsecret.txt', '/images/escape', '/tftp/..%5c..%5csecret.txt', '/images/rhvh-4.3']) {
+  for (const p of [
+    '/images/../secret.txt',
+    '/images/%2e%2e/secret.txt',
+    '/images/rhvh-4.3/..%2f..%2fsecret.txt',
+    '/images/escape',
+    '/tftp/..%5c..%5csecret.txt',
+    '/images/rhvh-4.3',
+  ]) {
     const r = await request(app).get(p);
     assert.ok(r.status === 403 || r.status === 404 || r.status === 400, `${p} -> ${r.status}`);
     assert.doesNotMatch(r.text ?? '', /^secret$/);
@@ -176,10 +237,21 @@ test('API: auth, validation messages, conflicts, malformed bodies', async () => 
   const junk = await request(app).post('/api/hosts').set(auth).set('Content-Type', 'application/json').send('{"mac": ');
   assert.equal(junk.status, 400);
   assert.match(junk.body.error, /not valid JSON/);
-  assert.equal((await request(app).post('/api/hosts').set(auth).send({ ...SAMPLE_HOST, extra: 1 })).status, 422);
+  assert.equal(
+    (
+      await request(app)
+        .post('/api/hosts')
+        .set(auth)
+        .send({ ...SAMPLE_HOST, extra: 1 })
+    ).status,
+    422,
+  );
   assert.equal((await request(app).post('/api/hosts').set(auth).send(SAMPLE_HOST)).status, 201);
   assert.equal((await request(app).post('/api/hosts').set(auth).send(SAMPLE_HOST)).status, 409);
-  const dupIp = await request(app).post('/api/hosts').set(auth).send({ ...SAMPLE_HOST, mac: '52:54:00:aa:bb:09', hostname: 'other' });
+  const dupIp = await request(app)
+    .post('/api/hosts')
+    .set(auth)
+    .send({ ...SAMPLE_HOST, mac: '52:54:00:aa:bb:09', hostname: 'other' });
   assert.equal(dupIp.status, 409);
   assert.match(dupIp.body.error, /IP 10\.99\.0\.11 already belongs to rhvh01/);
   assert.equal((await request(app).get('/api/hosts/zz').set(auth)).status, 400);
@@ -190,18 +262,27 @@ test('API: auth, validation messages, conflicts, malformed bodies', async () => 
   assert.deepEqual(audit[0].action, 'host.update');
   assert.match(audit[0].diff ?? '', /rhvh-custom-thin/);
   const profiles = (await request(app).get('/api/profiles').set(auth)).body;
-  assert.deepEqual(profiles.profiles.map((p: { name: string }) => p.name).sort(), ['rhvh-base', 'rhvh-custom-thin', 'rhvh-stig-satellite']);
+  assert.deepEqual(profiles.profiles.map((p: { name: string }) => p.name).sort(), [
+    'rhvh-base',
+    'rhvh-custom-thin',
+    'rhvh-stig-satellite',
+  ]);
   assert.equal((await request(app).delete(`/api/hosts/${SAMPLE_HOST.mac}`).set(auth)).status, 204);
   assert.equal((await request(app).get('/no/such/route')).status, 404);
 });
 
 test('rack import: dry run writes nothing; a bad file is refused whole with one line per problem', async () => {
-  const csv = 'mac,hostname,ip,netmask,profile,rack,position\n52:54:00:00:01:01,r1u1,10.99.0.101,255.255.255.0,rhvh-base,R1,U1\n52:54:00:00:01:02,r1u2,10.99.0.102,255.255.255.0,rhvh-base,R1,U2\n';
+  const csv =
+    'mac,hostname,ip,netmask,profile,rack,position\n52:54:00:00:01:01,r1u1,10.99.0.101,255.255.255.0,rhvh-base,R1,U1\n52:54:00:00:01:02,r1u2,10.99.0.102,255.255.255.0,rhvh-base,R1,U2\n';
   const dry = await request(app).post('/api/hosts/import?dryRun=1').set(auth).set('Content-Type', 'text/csv').send(csv);
   assert.equal(dry.status, 200);
   assert.equal(dry.body.hosts.length, 2);
   assert.equal(env.core.hosts.list().length, 0);
-  const bad = await request(app).post('/api/hosts/import').set(auth).set('Content-Type', 'text/csv').send(csv + '52:54:00:00:01:01,r1u3,10.99.0.103,255.255.255.0,nosuch,R1,U3\n');
+  const bad = await request(app)
+    .post('/api/hosts/import')
+    .set(auth)
+    .set('Content-Type', 'text/csv')
+    .send(csv + '52:54:00:00:01:01,r1u3,10.99.0.103,255.255.255.0,nosuch,R1,U3\n');
   assert.equal(bad.status, 422);
   assert.equal(bad.body.problems.length, 2);
   assert.equal(env.core.hosts.list().length, 0, 'nothing written');
@@ -211,7 +292,10 @@ test('rack import: dry run writes nothing; a bad file is refused whole with one 
 });
 
 test('secrets: the kickstart carries them only for a live build; previews mask them', async () => {
-  await request(app).post('/api/hosts').set(auth).send({ ...SAMPLE_HOST, profile: 'rhvh-stig-satellite' });
+  await request(app)
+    .post('/api/hosts')
+    .set(auth)
+    .send({ ...SAMPLE_HOST, profile: 'rhvh-stig-satellite' });
   dhcpHandedOut(SAMPLE_HOST.mac);
   const b = (await request(app).post(`/api/hosts/${SAMPLE_HOST.mac}/build`).set(auth)).body;
   const ks = await request(app).get(path(b.kickstartUrl));
@@ -228,11 +312,32 @@ test('static files: byte-identical across chunk boundaries, ranges inside, an ab
   const { createServer } = await import('node:http');
   const data = randomBytes(3 * 1024 * 1024 + 12345);
   writeFileSync(join(env.config.imagesDir, 'rhvh-4.3', 'rand.img'), data);
-  const whole = await request(app).get('/images/rhvh-4.3/rand.img').buffer(true).parse((res, cb) => { const c: Buffer[] = []; res.on('data', (d: Buffer) => c.push(d)); res.on('end', () => cb(null, Buffer.concat(c))); });
+  const whole = await request(app)
+    .get('/images/rhvh-4.3/rand.img')
+    .buffer(true)
+    .parse((res, cb) => {
+      const c: Buffer[] = [];
+      res.on('data', (d: Buffer) => c.push(d));
+      res.on('end', () => cb(null, Buffer.concat(c)));
+    });
   assert.equal(whole.status, 200);
-  assert.equal(hash('sha256').update(whole.body as Buffer).digest('hex'), hash('sha256').update(data).digest('hex'));
-  const from = 1024 * 1024 - 7, to = 2 * 1024 * 1024 + 9;
-  const part = await request(app).get('/images/rhvh-4.3/rand.img').set('Range', `bytes=${from}-${to}`).buffer(true).parse((res, cb) => { const c: Buffer[] = []; res.on('data', (d: Buffer) => c.push(d)); res.on('end', () => cb(null, Buffer.concat(c))); });
+  assert.equal(
+    hash('sha256')
+      .update(whole.body as Buffer)
+      .digest('hex'),
+    hash('sha256').update(data).digest('hex'),
+  );
+  const from = 1024 * 1024 - 7,
+    to = 2 * 1024 * 1024 + 9;
+  const part = await request(app)
+    .get('/images/rhvh-4.3/rand.img')
+    .set('Range', `bytes=${from}-${to}`)
+    .buffer(true)
+    .parse((res, cb) => {
+      const c: Buffer[] = [];
+      res.on('data', (d: Buffer) => c.push(d));
+      res.on('end', () => cb(null, Buffer.concat(c)));
+    });
   assert.equal(part.status, 206);
   assert.ok((part.body as Buffer).equals(data.subarray(from, to + 1)));
   // a client that goes away mid-file: the server keeps serving others

@@ -7,7 +7,19 @@ import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
-import { copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync, closeSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -32,21 +44,38 @@ before(() => {
   work = tempDir('rackboot-iso-');
   good = buildRhvhIso(work);
 });
-after(() => { if (work) rmSync(work, { recursive: true, force: true }); });
+after(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
 
 function cliIo() {
-  const out: string[] = [], err: string[] = [];
-  return { io: { out: (s: string) => out.push(s), err: (s: string) => err.push(s), readStdin: async () => '', env: {} }, out, err };
+  const out: string[] = [],
+    err: string[] = [];
+  return {
+    io: { out: (s: string) => out.push(s), err: (s: string) => err.push(s), readStdin: async () => '', env: {} },
+    out,
+    err,
+  };
 }
 
 function flags(e: TestEnv): string[] {
-  return ['--data-dir', e.config.dataDir, '--profiles-dir', e.config.profilesDir, '--tftp-root', e.config.tftpRoot, '--images-dir', e.config.imagesDir];
+  return [
+    '--data-dir',
+    e.config.dataDir,
+    '--profiles-dir',
+    e.config.profilesDir,
+    '--tftp-root',
+    e.config.tftpRoot,
+    '--images-dir',
+    e.config.imagesDir,
+  ];
 }
 
 /** Nothing an import writes is left: no rows, and the two roots hold no entries (temp dirs included). */
 function assertNothingImported(store: ImageStore, tftpRoot: string, imagesDir: string) {
   assert.deepEqual(store.list(), []);
-  for (const root of [tftpRoot, imagesDir]) if (existsSync(root)) assert.deepEqual(readdirSync(root), [], `${root} should be empty`);
+  for (const root of [tftpRoot, imagesDir])
+    if (existsSync(root)) assert.deepEqual(readdirSync(root), [], `${root} should be empty`);
 }
 
 async function freeUdpPort(): Promise<number> {
@@ -74,7 +103,10 @@ describe('image import', { skip: missing }, () => {
       assert.equal(rec.version, '4.3.8-20200123.0.el7_7');
       assert.equal(rec.sourceSha256, sha(readFileSync(good.iso)));
       assert.deepEqual(e.core.images.resolve('rhvh-4.3.8'), {
-        kernel: 'rhvh-4.3.8/vmlinuz', initrd: 'rhvh-4.3.8/initrd.img', stage2: 'rhvh-4.3.8', liveimg: `rhvh-4.3.8/${good.liveimgName}`,
+        kernel: 'rhvh-4.3.8/vmlinuz',
+        initrd: 'rhvh-4.3.8/initrd.img',
+        stage2: 'rhvh-4.3.8',
+        liveimg: `rhvh-4.3.8/${good.liveimgName}`,
       });
       // The two squashfs files are never confused: the liveimg is the RPM's payload, stage2 the ISO's LiveOS.
       const byRole = (r: string) => rec.files.find((f) => f.role === r)!;
@@ -92,13 +124,30 @@ describe('image import', { skip: missing }, () => {
       }
 
       // A profile naming the image renders with its URLs.
-      writeFileSync(join(e.config.profilesDir, 'imported.yaml'), 'extends: rhvh-base\ndescription: uses the imported image\nimage: rhvh-4.3.8\n');
+      writeFileSync(
+        join(e.config.profilesDir, 'imported.yaml'),
+        'extends: rhvh-base\ndescription: uses the imported image\nimage: rhvh-4.3.8\n',
+      );
       e.core.catalog.reload();
       assert.ok(e.core.catalog.get('imported'), JSON.stringify(e.core.catalog.snapshot.errors));
-      e.core.hosts.insert({ mac: '52:54:00:aa:bb:07', hostname: 'rhvh07', profile: 'imported', ip: '10.99.0.17', netmask: '255.255.255.0', gateway: '10.99.0.1', nameservers: [], params: {} } as never);
+      e.core.hosts.insert({
+        mac: '52:54:00:aa:bb:07',
+        hostname: 'rhvh07',
+        profile: 'imported',
+        ip: '10.99.0.17',
+        netmask: '255.255.255.0',
+        gateway: '10.99.0.1',
+        nameservers: [],
+        params: {},
+      } as never);
       const ks = e.core.provisioner.preview('52:54:00:aa:bb:07' as never, 'kickstart', { maskSecrets: true });
       assert.ok(ks.ok, ks.ok ? '' : ks.message);
-      assert.match(ks.value, new RegExp(`liveimg --url=http://10\\.99\\.0\\.1:8080/images/rhvh-4\\.3\\.8/${good.liveimgName.replace(/\./g, '\\.')}`));
+      assert.match(
+        ks.value,
+        new RegExp(
+          `liveimg --url=http://10\\.99\\.0\\.1:8080/images/rhvh-4\\.3\\.8/${good.liveimgName.replace(/\./g, '\\.')}`,
+        ),
+      );
       const started = e.core.provisioner.startBuild('52:54:00:aa:bb:07' as never, 'test');
       assert.ok(started.ok, started.ok ? '' : started.message);
       const pxe = e.core.provisioner.preview('52:54:00:aa:bb:07' as never, 'pxelinux', { maskSecrets: true });
@@ -112,14 +161,31 @@ describe('image import', { skip: missing }, () => {
       assert.match(rm1.err.join('\n'), /used by profile\(s\) imported/);
 
       // Serve it for real and fetch every file.
-      e.core.events.flush(); e.core.db.close(); e.core.durableDb.close();
+      e.core.events.flush();
+      e.core.db.close();
+      e.core.durableDb.close();
       // Another process may take a free port between our probe and the bind: try a few.
       let running: Awaited<ReturnType<typeof startRackboot>> | undefined;
       for (let attempt = 0; !running; attempt++) {
         const tftpPort = await freeUdpPort();
-        const config = loadConfig({ 'data-dir': e.config.dataDir, 'profiles-dir': e.config.profilesDir, 'tftp-root': e.config.tftpRoot, 'images-dir': e.config.imagesDir,
-          listen: '127.0.0.1', 'http-port': '0', 'tftp-port': String(tftpPort), 'public-url': 'http://127.0.0.1:1', 'log-level': 'error' }, {}, e.dir);
-        try { running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: TOKEN }); } catch (err) {
+        const config = loadConfig(
+          {
+            'data-dir': e.config.dataDir,
+            'profiles-dir': e.config.profilesDir,
+            'tftp-root': e.config.tftpRoot,
+            'images-dir': e.config.imagesDir,
+            listen: '127.0.0.1',
+            'http-port': '0',
+            'tftp-port': String(tftpPort),
+            'public-url': 'http://127.0.0.1:1',
+            'log-level': 'error',
+          },
+          {},
+          e.dir,
+        );
+        try {
+          running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: TOKEN });
+        } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 4) throw err;
         }
       }
@@ -138,18 +204,38 @@ describe('image import', { skip: missing }, () => {
         for (const f of rec.files.filter((x) => x.root === 'tftp')) {
           const dest = join(e.dir, 'tftp-got');
           // Async: the TFTP server runs in this process, a spawnSync would stall it.
-          await execFileAsync('curl', ['-sS', '--max-time', '20', '-o', dest, `tftp://127.0.0.1:${running.tftpPort}/${f.path}`]);
+          await execFileAsync('curl', [
+            '-sS',
+            '--max-time',
+            '20',
+            '-o',
+            dest,
+            `tftp://127.0.0.1:${running.tftpPort}/${f.path}`,
+          ]);
           assert.equal(sha(readFileSync(dest)), f.sha256, `tftp ${f.path}`);
         }
         const api = await fetch(`${base}/api/images`, { headers: { Authorization: `Bearer ${TOKEN}` } });
         assert.equal(api.status, 200);
-        const list = await api.json() as { name: string; version: string; usedBy: string[]; liveimg: string; files: unknown[] }[];
+        const list = (await api.json()) as {
+          name: string;
+          version: string;
+          usedBy: string[];
+          liveimg: string;
+          files: unknown[];
+        }[];
         assert.equal(list.length, 1);
         assert.equal(list[0].name, 'rhvh-4.3.8');
         assert.equal(list[0].version, '4.3.8-20200123.0.el7_7');
         assert.deepEqual(list[0].usedBy, ['imported']);
         if (good.efi) {
-          const efi = (list[0] as unknown as { efiLoaders: { shim: { path: string; facts: { vendor: string } }; grub: { facts: { grub: { perMac: boolean } } } } }).efiLoaders;
+          const efi = (
+            list[0] as unknown as {
+              efiLoaders: {
+                shim: { path: string; facts: { vendor: string } };
+                grub: { facts: { grub: { perMac: boolean } } };
+              };
+            }
+          ).efiLoaders;
           assert.equal(efi.shim.path, 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI');
           assert.equal(efi.shim.facts.vendor, 'Debian');
           assert.equal(efi.grub.facts.grub.perMac, false);
@@ -181,7 +267,12 @@ describe('image import', { skip: missing }, () => {
       assert.ok(again.ok && again.status === 'unchanged');
       assert.equal(statSync(join(e.config.imagesDir, 'lab', good.liveimgName)).mtimeMs, mtime, 'files untouched');
 
-      const other = buildRhvhIso(work, { seed: 'other', version: '4.3.9', release: '20200324.0.el7_8', payload: 'gzip' });
+      const other = buildRhvhIso(work, {
+        seed: 'other',
+        version: '4.3.9',
+        release: '20200324.0.el7_8',
+        payload: 'gzip',
+      });
       const refused = await importIso(other.iso, { name: 'lab' }, d);
       assert.ok(!refused.ok);
       assert.match(refused.error, /already imported from a different ISO.*--force/);
@@ -191,7 +282,10 @@ describe('image import', { skip: missing }, () => {
       const replaced = await importIso(other.iso, { name: 'lab', replace: true }, d);
       assert.ok(replaced.ok && replaced.status === 'imported', JSON.stringify(replaced));
       assert.equal(e.core.images.get('lab')!.version, '4.3.9-20200324.0.el7_8');
-      assert.deepEqual(readdirSync(join(e.config.imagesDir, 'lab')).filter((n) => n.endsWith('.squashfs.img')), [other.liveimgName]);
+      assert.deepEqual(
+        readdirSync(join(e.config.imagesDir, 'lab')).filter((n) => n.endsWith('.squashfs.img')),
+        [other.liveimgName],
+      );
       assert.equal(sha(readFileSync(join(e.config.tftpRoot, 'lab', 'vmlinuz'))), other.sha.kernel);
       assert.deepEqual(readdirSync(e.config.imagesDir), ['lab'], 'the old tree is gone, no temp dirs left');
       assert.deepEqual(readdirSync(e.config.tftpRoot), ['lab']);
@@ -247,60 +341,109 @@ describe('image import', { skip: missing }, () => {
     }
   });
 
-  test('EFI/BOOT/: shim, GRUB and MokManager copied under the names shim asks, recorded with signer and lookup, shown by import, list and the API', { skip: efiSourcesMissing() ?? false }, async () => {
-    const e = makeEnv();
-    try {
-      const { io, out, err } = cliIo();
-      assert.equal(await runCli(['image', 'import', good.iso, ...flags(e)], io), 0, err.join('\n'));
-      const said = out.join('\n');
-      assert.match(said, /\n  shim +\S+\/rhvh-4\.3\.8\/EFI\/BOOT\/BOOTX64\.EFI: signed by Microsoft [^\n]*; trusts Debian Secure Boot CA\n/);
-      assert.match(said, /\n  grub +\S+\/rhvh-4\.3\.8\/EFI\/BOOT\/grubx64\.efi: signed by Debian Secure Boot Signer [^\n]*; prefix only: \/grub\/x86_64-efi\/grub\.cfg, then \/grub\/grub\.cfg[^\n]*; kernel command linux/);
-      assert.match(said, /\n  mokmgr +\S+\/rhvh-4\.3\.8\/EFI\/BOOT\/mmx64\.efi: signed by Debian/);
-      assert.match(said, /UEFI hosts of profiles using this image boot its shim/);
-      const rec = e.core.images.get('rhvh-4.3.8')!;
-      const efi = imageEfiLoaders(rec)!;
-      assert.equal(efi.shim?.path, 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI');
-      assert.equal(efi.grub?.path, 'rhvh-4.3.8/EFI/BOOT/grubx64.efi');
-      assert.equal(efi.mokmanager?.path, 'rhvh-4.3.8/EFI/BOOT/mmx64.efi');
-      assert.deepEqual({ kind: efi.shim?.facts?.kind, vendor: efi.shim?.facts?.vendor }, { kind: 'shim', vendor: 'Debian' });
-      assert.deepEqual({ perMac: efi.grub?.facts?.grub?.perMac, cmd: efi.grub?.facts?.grub?.kernelCommand, vendor: efi.grub?.facts?.signerVendor }, { perMac: false, cmd: 'linux', vendor: 'Debian' });
-      for (const [name, role] of [['BOOTX64.EFI', 'shim'], ['grubx64.efi', 'grub'], ['mmx64.efi', 'mokmanager']] as const) {
-        const f = rec.files.find((x) => x.role === role)!;
-        assert.equal(f.sha256, good.efi![name], name);
-        assert.equal(sha(readFileSync(join(e.config.tftpRoot, f.path))), good.efi![name]);
+  test(
+    'EFI/BOOT/: shim, GRUB and MokManager copied under the names shim asks, recorded with signer and lookup, shown by import, list and the API',
+    { skip: efiSourcesMissing() ?? false },
+    async () => {
+      const e = makeEnv();
+      try {
+        const { io, out, err } = cliIo();
+        assert.equal(await runCli(['image', 'import', good.iso, ...flags(e)], io), 0, err.join('\n'));
+        const said = out.join('\n');
+        assert.match(
+          said,
+          /\n  shim +\S+\/rhvh-4\.3\.8\/EFI\/BOOT\/BOOTX64\.EFI: signed by Microsoft [^\n]*; trusts Debian Secure Boot CA\n/,
+        );
+        assert.match(
+          said,
+          /\n  grub +\S+\/rhvh-4\.3\.8\/EFI\/BOOT\/grubx64\.efi: signed by Debian Secure Boot Signer [^\n]*; prefix only: \/grub\/x86_64-efi\/grub\.cfg, then \/grub\/grub\.cfg[^\n]*; kernel command linux/,
+        );
+        assert.match(said, /\n  mokmgr +\S+\/rhvh-4\.3\.8\/EFI\/BOOT\/mmx64\.efi: signed by Debian/);
+        assert.match(said, /UEFI hosts of profiles using this image boot its shim/);
+        const rec = e.core.images.get('rhvh-4.3.8')!;
+        const efi = imageEfiLoaders(rec)!;
+        assert.equal(efi.shim?.path, 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI');
+        assert.equal(efi.grub?.path, 'rhvh-4.3.8/EFI/BOOT/grubx64.efi');
+        assert.equal(efi.mokmanager?.path, 'rhvh-4.3.8/EFI/BOOT/mmx64.efi');
+        assert.deepEqual(
+          { kind: efi.shim?.facts?.kind, vendor: efi.shim?.facts?.vendor },
+          { kind: 'shim', vendor: 'Debian' },
+        );
+        assert.deepEqual(
+          {
+            perMac: efi.grub?.facts?.grub?.perMac,
+            cmd: efi.grub?.facts?.grub?.kernelCommand,
+            vendor: efi.grub?.facts?.signerVendor,
+          },
+          { perMac: false, cmd: 'linux', vendor: 'Debian' },
+        );
+        for (const [name, role] of [
+          ['BOOTX64.EFI', 'shim'],
+          ['grubx64.efi', 'grub'],
+          ['mmx64.efi', 'mokmanager'],
+        ] as const) {
+          const f = rec.files.find((x) => x.role === role)!;
+          assert.equal(f.sha256, good.efi![name], name);
+          assert.equal(sha(readFileSync(join(e.config.tftpRoot, f.path))), good.efi![name]);
+        }
+        // Only the loaders: nothing else of EFI/BOOT/ (a real ISO's grub.cfg is its CD menu) is served from the tftp root.
+        assert.deepEqual(readdirSync(join(e.config.tftpRoot, 'rhvh-4.3.8/EFI/BOOT')).sort(), [
+          'BOOTX64.EFI',
+          'grubx64.efi',
+          'mmx64.efi',
+        ]);
+        const list = cliIo();
+        assert.equal(await runCli(['image', 'list', ...flags(e)], list.io), 0);
+        assert.match(list.out.join('\n'), /EFI LOADERS/);
+        assert.match(list.out.join('\n'), /\tshim \+ GRUB \(Debian; GRUB prefix only\)\t/);
+
+        // An image recorded before EFI/BOOT/ was copied: importing the same ISO again says how to get the loaders.
+        e.core.images.replace({
+          ...rec,
+          files: rec.files.filter((f) => f.role !== 'shim' && f.role !== 'grub' && f.role !== 'mokmanager'),
+        });
+        const again = cliIo();
+        assert.equal(await runCli(['image', 'import', good.iso, ...flags(e)], again.io), 0, again.err.join('\n'));
+        assert.match(again.out.join('\n'), /already imported from this ISO/);
+        assert.match(
+          again.err.join('\n'),
+          /warning: rhvh-4\.3\.8 was imported before rackboot copied the ISO's EFI\/BOOT\/ loaders.*run rackboot image remove rhvh-4\.3\.8, then import again/,
+        );
+
+        // Plain ISO 9660 names (GRUBX64.EFI): found without case, written as shim asks for them.
+        const upper = buildRhvhIso(work, { seed: 'upper', efiUpperCase: true });
+        const u = cliIo();
+        assert.equal(
+          await runCli(['image', 'import', upper.iso, '--name', 'upper', ...flags(e)], u.io),
+          0,
+          u.err.join('\n'),
+        );
+        assert.deepEqual(readdirSync(join(e.config.tftpRoot, 'upper/EFI/BOOT')).sort(), [
+          'BOOTX64.EFI',
+          'grubx64.efi',
+          'mmx64.efi',
+        ]);
+        assert.equal(imageEfiLoaders(e.core.images.get('upper')!)?.grub?.facts?.kind, 'grub');
+
+        // No EFI/BOOT/: no loaders recorded, and the output says where UEFI hosts get theirs.
+        const bare = buildRhvhIso(work, { seed: 'noefi', withEfi: false });
+        const b = cliIo();
+        assert.equal(
+          await runCli(['image', 'import', bare.iso, '--name', 'noefi', ...flags(e)], b.io),
+          0,
+          b.err.join('\n'),
+        );
+        assert.match(
+          b.out.join('\n'),
+          /EFI +none in EFI\/BOOT\/: UEFI hosts of this image boot the loaders from rackboot loaders sync/,
+        );
+        assert.equal(imageEfiLoaders(e.core.images.get('noefi')!), undefined);
+        assert.equal(existsSync(join(e.config.tftpRoot, 'noefi/EFI')), false);
+      } finally {
+        e.cleanup();
       }
-      // Only the loaders: nothing else of EFI/BOOT/ (a real ISO's grub.cfg is its CD menu) is served from the tftp root.
-      assert.deepEqual(readdirSync(join(e.config.tftpRoot, 'rhvh-4.3.8/EFI/BOOT')).sort(), ['BOOTX64.EFI', 'grubx64.efi', 'mmx64.efi']);
-      const list = cliIo();
-      assert.equal(await runCli(['image', 'list', ...flags(e)], list.io), 0);
-      assert.match(list.out.join('\n'), /EFI LOADERS/);
-      assert.match(list.out.join('\n'), /\tshim \+ GRUB \(Debian; GRUB prefix only\)\t/);
-
-      // An image recorded before EFI/BOOT/ was copied: importing the same ISO again says how to get the loaders.
-      e.core.images.replace({ ...rec, files: rec.files.filter((f) => f.role !== 'shim' && f.role !== 'grub' && f.role !== 'mokmanager') });
-      const again = cliIo();
-      assert.equal(await runCli(['image', 'import', good.iso, ...flags(e)], again.io), 0, again.err.join('\n'));
-      assert.match(again.out.join('\n'), /already imported from this ISO/);
-      assert.match(again.err.join('\n'), /warning: rhvh-4\.3\.8 was imported before rackboot copied the ISO's EFI\/BOOT\/ loaders.*run rackboot image remove rhvh-4\.3\.8, then import again/);
-
-      // Plain ISO 9660 names (GRUBX64.EFI): found without case, written as shim asks for them.
-      const upper = buildRhvhIso(work, { seed: 'upper', efiUpperCase: true });
-      const u = cliIo();
-      assert.equal(await runCli(['image', 'import', upper.iso, '--name', 'upper', ...flags(e)], u.io), 0, u.err.join('\n'));
-      assert.deepEqual(readdirSync(join(e.config.tftpRoot, 'upper/EFI/BOOT')).sort(), ['BOOTX64.EFI', 'grubx64.efi', 'mmx64.efi']);
-      assert.equal(imageEfiLoaders(e.core.images.get('upper')!)?.grub?.facts?.kind, 'grub');
-
-      // No EFI/BOOT/: no loaders recorded, and the output says where UEFI hosts get theirs.
-      const bare = buildRhvhIso(work, { seed: 'noefi', withEfi: false });
-      const b = cliIo();
-      assert.equal(await runCli(['image', 'import', bare.iso, '--name', 'noefi', ...flags(e)], b.io), 0, b.err.join('\n'));
-      assert.match(b.out.join('\n'), /EFI +none in EFI\/BOOT\/: UEFI hosts of this image boot the loaders from rackboot loaders sync/);
-      assert.equal(imageEfiLoaders(e.core.images.get('noefi')!), undefined);
-      assert.equal(existsSync(join(e.config.tftpRoot, 'noefi/EFI')), false);
-    } finally {
-      e.cleanup();
-    }
-  });
+    },
+  );
 
   test('an ISO without the image-update RPM is refused by name', async () => {
     const e = makeEnv();
@@ -308,7 +451,10 @@ describe('image import', { skip: missing }, () => {
       const noRpm = buildRhvhIso(work, { withRpm: false, seed: 'norpm' });
       const { io, err } = cliIo();
       assert.equal(await runCli(['image', 'import', noRpm.iso, '--name', 'x', ...flags(e)], io), 1);
-      assert.match(err.join('\n'), /has no Packages\/redhat-virtualization-host-image-update-\*\.rpm.*hypervisor image/);
+      assert.match(
+        err.join('\n'),
+        /has no Packages\/redhat-virtualization-host-image-update-\*\.rpm.*hypervisor image/,
+      );
       assertNothingImported(e.core.images, e.config.tftpRoot, e.config.imagesDir);
       const bad = cliIo();
       assert.equal(await runCli(['image', 'import', good.iso, '--name', 'Bad Name', ...flags(e)], bad.io), 1);
@@ -319,26 +465,34 @@ describe('image import', { skip: missing }, () => {
   });
 
   const isRoot = process.getuid?.() === 0;
-  test('a full disk (a small tmpfs): refused before copying, and ENOSPC in the middle of a copy, leave nothing', { skip: isRoot ? false : 'needs root to mount a tmpfs' }, async (t) => {
-    const e = makeEnv();
-    const mnt = join(e.dir, 'small');
-    mkdirSync(mnt);
-    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1500k', 'tmpfs', mnt]);
-    if (m.status !== 0) { t.skip(`cannot mount a tmpfs here: ${m.stderr.toString().trim()}`); e.cleanup(); return; }
-    try {
-      const d = { store: e.core.images, tftpRoot: join(mnt, 'tftpboot'), imagesDir: join(mnt, 'images') };
-      const r1 = await importIso(good.iso, {}, d);
-      assert.ok(!r1.ok);
-      assert.match(r1.error, /not enough space under .*images.*free/);
-      assertNothingImported(e.core.images, d.tftpRoot, d.imagesDir);
+  test(
+    'a full disk (a small tmpfs): refused before copying, and ENOSPC in the middle of a copy, leave nothing',
+    { skip: isRoot ? false : 'needs root to mount a tmpfs' },
+    async (t) => {
+      const e = makeEnv();
+      const mnt = join(e.dir, 'small');
+      mkdirSync(mnt);
+      const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1500k', 'tmpfs', mnt]);
+      if (m.status !== 0) {
+        t.skip(`cannot mount a tmpfs here: ${m.stderr.toString().trim()}`);
+        e.cleanup();
+        return;
+      }
+      try {
+        const d = { store: e.core.images, tftpRoot: join(mnt, 'tftpboot'), imagesDir: join(mnt, 'images') };
+        const r1 = await importIso(good.iso, {}, d);
+        assert.ok(!r1.ok);
+        assert.match(r1.error, /not enough space under .*images.*free/);
+        assertNothingImported(e.core.images, d.tftpRoot, d.imagesDir);
 
-      const r2 = await importIso(good.iso, {}, { ...d, checkSpace: false });
-      assert.ok(!r2.ok);
-      assert.match(r2.error, /no space left on the device while extracting/);
-      assertNothingImported(e.core.images, d.tftpRoot, d.imagesDir);
-    } finally {
-      execFileSync('umount', [mnt]);
-      e.cleanup();
-    }
-  });
+        const r2 = await importIso(good.iso, {}, { ...d, checkSpace: false });
+        assert.ok(!r2.ok);
+        assert.match(r2.error, /no space left on the device while extracting/);
+        assertNothingImported(e.core.images, d.tftpRoot, d.imagesDir);
+      } finally {
+        execFileSync('umount', [mnt]);
+        e.cleanup();
+      }
+    },
+  );
 });

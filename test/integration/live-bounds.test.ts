@@ -25,13 +25,30 @@ beforeEach(async () => {
   env = makeEnv();
   new UserStore(env.core.db).add('tom', 'tech', HASH);
   web = createWebRouter({
-    provisioner: env.core.provisioner, hosts: env.core.hosts, builds: env.core.builds, events: env.core.events, audit: env.core.audit, db: env.core.db,
-    catalog: env.core.catalog, profilesDir: env.config.profilesDir, templatesDir: env.config.templatesDir, publicUrl: 'http://10.99.0.1:8080', log: silentLogger(),
+    provisioner: env.core.provisioner,
+    hosts: env.core.hosts,
+    builds: env.core.builds,
+    events: env.core.events,
+    audit: env.core.audit,
+    db: env.core.db,
+    catalog: env.core.catalog,
+    profilesDir: env.config.profilesDir,
+    templatesDir: env.config.templatesDir,
+    publicUrl: 'http://10.99.0.1:8080',
+    log: silentLogger(),
     liveIntervalMs: 50,
   });
   app = createApp({
-    provisioner: env.core.provisioner, hosts: env.core.hosts, audit: env.core.audit, db: env.core.db, profiles: () => env.core.catalog.snapshot,
-    tftpRoot: env.config.tftpRoot, imagesDir: env.config.imagesDir, adminTokenHash: createHash('sha256').update('t').digest('hex'), log: silentLogger(), routers: [web],
+    provisioner: env.core.provisioner,
+    hosts: env.core.hosts,
+    audit: env.core.audit,
+    db: env.core.db,
+    profiles: () => env.core.catalog.snapshot,
+    tftpRoot: env.config.tftpRoot,
+    imagesDir: env.config.imagesDir,
+    adminTokenHash: createHash('sha256').update('t').digest('hex'),
+    log: silentLogger(),
+    routers: [web],
   });
   server = createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -48,23 +65,41 @@ const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] 
 async function login() {
   const agent = request.agent(app);
   const page = await agent.get('/login');
-  const res = await agent.post('/login').type('form').send({ _csrf: csrfOf(page.text), name: 'tom', password: PW, next: '/' });
+  const res = await agent
+    .post('/login')
+    .type('form')
+    .send({ _csrf: csrfOf(page.text), name: 'tom', password: PW, next: '/' });
   assert.equal(res.status, 303);
   const home = await agent.get('/');
-  return { agent, csrf: csrfOf(home.text), sid: /rackboot_session=([^;]+)/.exec(String(res.headers['set-cookie']))![1]! };
+  return {
+    agent,
+    csrf: csrfOf(home.text),
+    sid: /rackboot_session=([^;]+)/.exec(String(res.headers['set-cookie']))![1]!,
+  };
 }
 
-interface Stream { req: ClientRequest; status: Promise<number>; text: () => string; ended: Promise<string> }
+interface Stream {
+  req: ClientRequest;
+  status: Promise<number>;
+  text: () => string;
+  ended: Promise<string>;
+}
 function openStream(path: string, headers: Record<string, string> = {}): Stream {
   let buf = '';
   let resolveStatus!: (n: number) => void;
   let resolveEnd!: (s: string) => void;
-  const status = new Promise<number>((r) => { resolveStatus = r; });
-  const ended = new Promise<string>((r) => { resolveEnd = r; });
+  const status = new Promise<number>((r) => {
+    resolveStatus = r;
+  });
+  const ended = new Promise<string>((r) => {
+    resolveEnd = r;
+  });
   const req = httpRequest({ host: '127.0.0.1', port, path, headers }, (res) => {
     resolveStatus(res.statusCode!);
     res.setEncoding('utf8');
-    res.on('data', (c: string) => { buf += c; });
+    res.on('data', (c: string) => {
+      buf += c;
+    });
     res.on('end', () => resolveEnd(buf));
     res.on('close', () => resolveEnd(buf));
   });
@@ -74,7 +109,10 @@ function openStream(path: string, headers: Record<string, string> = {}): Stream 
 }
 async function waitFor(cond: () => boolean, ms: number, what: string) {
   const end = Date.now() + ms;
-  while (!cond()) { if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`); await new Promise((r) => setTimeout(r, 10)); }
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 const opened = (s: Stream) => s.text().includes(': live');
 
@@ -90,12 +128,15 @@ test('one session holds at most 4 streams: a 5th and 6th tab end the two oldest'
   const firstTwo = await Promise.all(streams.slice(0, 2).map((s) => s.ended));
   for (const t of firstTwo) assert.match(t, /event: replaced/);
   let stillOpen = 0;
-  for (const s of streams.slice(2)) { const done = await Promise.race([s.ended.then(() => true), new Promise((r) => setTimeout(() => r(false), 100))]); if (!done) stillOpen++; }
+  for (const s of streams.slice(2)) {
+    const done = await Promise.race([s.ended.then(() => true), new Promise((r) => setTimeout(() => r(false), 100))]);
+    if (!done) stillOpen++;
+  }
   assert.equal(stillOpen, 4);
   for (const s of streams) s.req.destroy();
 });
 
-test('logout ends the session\'s streams at once; another session\'s stream keeps going', async () => {
+test("logout ends the session's streams at once; another session's stream keeps going", async () => {
   const a = await login();
   const b = await login();
   const mine = [0, 1].map(() => openStream('/board/stream', { Cookie: `rackboot_session=${a.sid}` }));
@@ -106,7 +147,10 @@ test('logout ends the session\'s streams at once; another session\'s stream keep
   const texts = await Promise.all(mine.map((s) => s.ended));
   assert.ok(Date.now() - t0 < 1000, 'ended by the logout, not by the 20 s heartbeat');
   for (const t of texts) assert.match(t, /event: logout/);
-  const stillOpen = await Promise.race([other.ended.then(() => false), new Promise((r) => setTimeout(() => r(true), 200))]);
+  const stillOpen = await Promise.race([
+    other.ended.then(() => false),
+    new Promise((r) => setTimeout(() => r(true), 200)),
+  ]);
   assert.equal(stillOpen, true);
   other.req.destroy();
 });
@@ -114,13 +158,20 @@ test('logout ends the session\'s streams at once; another session\'s stream keep
 test('global cap: past maxStreams a new stream is refused with 503 and a clear message', async () => {
   const board = new LiveBoard({ subscribe: () => () => {}, chip: () => undefined, maxStreams: 3, maxPerSession: 4 });
   const small = express();
-  small.get('/s', (req, res) => { board.open(res, () => true, String(req.query.session)); });
+  small.get('/s', (req, res) => {
+    board.open(res, () => true, String(req.query.session));
+  });
   const srv = createServer(small);
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const p = (srv.address() as { port: number }).port;
   const get = (session: string) => {
-    const prev = port; port = p;
-    try { return openStream(`/s?session=${session}`); } finally { port = prev; }
+    const prev = port;
+    port = p;
+    try {
+      return openStream(`/s?session=${session}`);
+    } finally {
+      port = prev;
+    }
   };
   try {
     const held = ['a', 'b', 'c'].map(get);

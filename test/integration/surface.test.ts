@@ -31,8 +31,18 @@ function fixture(): string {
 }
 
 function flags(dir: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { listen: '127.0.0.1', 'http-port': '0', 'tftp-port': '0', 'syslog-port': '0', 'data-dir': join(dir, 'data'), 'profiles-dir': join(dir, 'profiles'),
-    'tftp-root': join(dir, 'tftpboot'), 'images-dir': join(dir, 'images'), 'public-url': 'http://127.0.0.1:8080', ...extra };
+  return {
+    listen: '127.0.0.1',
+    'http-port': '0',
+    'tftp-port': '0',
+    'syslog-port': '0',
+    'data-dir': join(dir, 'data'),
+    'profiles-dir': join(dir, 'profiles'),
+    'tftp-root': join(dir, 'tftpboot'),
+    'images-dir': join(dir, 'images'),
+    'public-url': 'http://127.0.0.1:8080',
+    ...extra,
+  };
 }
 
 async function start(dir: string, extra: Record<string, string> = {}): Promise<{ running: Running; config: Config }> {
@@ -47,7 +57,10 @@ async function curl(args: string[]): Promise<{ status: number; headers: Record<s
   const blocks = stdout.split(/\r\n\r\n/);
   const head = blocks[0].split('\r\n');
   const headers: Record<string, string> = {};
-  for (const l of head.slice(1)) { const i = l.indexOf(':'); headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim(); }
+  for (const l of head.slice(1)) {
+    const i = l.indexOf(':');
+    headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+  }
   return { status: Number(head[0].split(' ')[1]), headers, body: blocks.slice(1).join('\r\n\r\n') };
 }
 
@@ -64,7 +77,8 @@ test('under umask 000 the data dir is 0700 and every file rackboot writes there 
     const data = join(dir, 'data');
     assert.equal(modeOf(data), 0o700);
     const files = readdirSync(data);
-    for (const f of ['rackboot.db', 'rackboot.db-wal', 'rackboot.db-shm', 'secret.key', 'serve.pid']) assert.ok(files.includes(f), `${f} in ${files.join(', ')}`);
+    for (const f of ['rackboot.db', 'rackboot.db-wal', 'rackboot.db-shm', 'secret.key', 'serve.pid'])
+      assert.ok(files.includes(f), `${f} in ${files.join(', ')}`);
     for (const f of files) assert.equal(modeOf(join(data, f)), 0o600, `${f} is ${modeOf(join(data, f)).toString(8)}`);
     const backup = join(dir, 'backups', 'copy.db');
     const b = await backupDatabase(data, backup);
@@ -74,7 +88,11 @@ test('under umask 000 the data dir is 0700 and every file rackboot writes there 
     assert.equal(modeOf(join(dir, 'profiles', 'new-one.yaml')), 0o640);
     chmodSync(join(dir, 'profiles', 'rhvh-base.yaml'), 0o666);
     saveProfileAtomic(join(dir, 'profiles'), 'rhvh-base', 'description: x\n');
-    assert.equal(modeOf(join(dir, 'profiles', 'rhvh-base.yaml')), 0o660 & 0o666 & ~0o006, 'an edited world-writable profile loses world access');
+    assert.equal(
+      modeOf(join(dir, 'profiles', 'rhvh-base.yaml')),
+      0o660 & 0o666 & ~0o006,
+      'an edited world-writable profile loses world access',
+    );
   } finally {
     process.umask(old);
     await running?.close();
@@ -89,9 +107,16 @@ test('serve refuses (exit 2, with the chmod fix) and doctor fails on a group- or
   const args = Object.entries(flags(dir)).flatMap(([k, v]) => [`--${k}`, v]);
   for (const mode of [0o644, 0o640, 0o604]) {
     chmodSync(key, mode);
-    const serve = spawnSync(process.execPath, [BIN, 'serve', ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, RACKBOOT_ADMIN_TOKEN: 'x' } });
+    const serve = spawnSync(process.execPath, [BIN, 'serve', ...args], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, RACKBOOT_ADMIN_TOKEN: 'x' },
+    });
     assert.equal(serve.status, 2, `mode ${mode.toString(8)}: ${serve.stderr}`);
-    assert.match(serve.stderr, new RegExp(`refusing to start: ${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is readable by`));
+    assert.match(
+      serve.stderr,
+      new RegExp(`refusing to start: ${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is readable by`),
+    );
     assert.ok(serve.stderr.includes(`chmod 600 ${key}`), serve.stderr);
   }
   const doctor = spawnSync(process.execPath, [BIN, 'doctor', ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -104,7 +129,10 @@ test('serve refuses (exit 2, with the chmod fix) and doctor fails on a group- or
 
 test('surfaces: /metrics needs its token; UI/API refuse a foreign Host, boot paths answer any; nosniff on /ks, /images, /api', async () => {
   const dir = fixture();
-  const { running } = await start(dir, { 'metrics-token': 'metrics-token-0123456789', 'allowed-hosts': 'rackboot.example.com' });
+  const { running } = await start(dir, {
+    'metrics-token': 'metrics-token-0123456789',
+    'allowed-hosts': 'rackboot.example.com',
+  });
   const base = `http://127.0.0.1:${running.httpPort}`;
   try {
     assert.equal((await curl([`${base}/metrics`])).status, 401);
@@ -118,7 +146,10 @@ test('surfaces: /metrics needs its token; UI/API refuse a foreign Host, boot pat
       assert.equal(r.status, 421, path);
       assert.match(r.body, /not a name this server's UI and API answer for.*--allowed-hosts/);
     }
-    assert.ok([400, 421].includes((await curl(['-H', 'Host: \u0007bad', `${base}/login`])).status), 'a control character in Host is refused');
+    assert.ok(
+      [400, 421].includes((await curl(['-H', 'Host: \u0007bad', `${base}/login`])).status),
+      'a control character in Host is refused',
+    );
     for (const host of ['rackboot.example.com', 'RACKBOOT.example.com:8080', 'localhost', '127.0.0.1:1']) {
       assert.equal((await curl(['-H', `Host: ${host}`, `${base}/login`])).status, 200, host);
     }
@@ -147,8 +178,27 @@ test('HTTPS for the UI and API (curl --cacert): HSTS, Secure cookies; plain HTTP
   const dir = fixture();
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { encoding: 'utf8' });
+  const made = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(made.status, 0, made.stderr);
   const { running } = await start(dir, { 'tls-cert': cert, 'tls-key': key, 'https-port': '0' });
   try {
@@ -160,11 +210,24 @@ test('HTTPS for the UI and API (curl --cacert): HSTS, Secure cookies; plain HTTP
     assert.equal(login.headers['strict-transport-security'], 'max-age=31536000');
     assert.match(login.headers['set-cookie'] ?? '', /rackboot_login=.*; Secure/);
     assert.equal(login.headers['x-content-type-options'], 'nosniff');
-    const api = await curl(['--cacert', cert, '-H', 'Authorization: Bearer admin-token-for-tests', `${https}/api/hosts`]);
+    const api = await curl([
+      '--cacert',
+      cert,
+      '-H',
+      'Authorization: Bearer admin-token-for-tests',
+      `${https}/api/hosts`,
+    ]);
     assert.equal(api.status, 200);
     // (async: a spawnSync would block the event loop this server runs on)
-    const untrusted = await run('curl', ['-sS', '--max-time', '10', '-o', '/dev/null', `${https}/login`]).then(() => 0, (e: { code?: number }) => e.code);
-    assert.equal(untrusted, 60, 'without --cacert curl refuses the self-signed certificate (exit 60): it really is TLS');
+    const untrusted = await run('curl', ['-sS', '--max-time', '10', '-o', '/dev/null', `${https}/login`]).then(
+      () => 0,
+      (e: { code?: number }) => e.code,
+    );
+    assert.equal(
+      untrusted,
+      60,
+      'without --cacert curl refuses the self-signed certificate (exit 60): it really is TLS',
+    );
 
     const redirect = await curl([`${http}/login?next=%2Fhosts`]);
     assert.equal(redirect.status, 308);
@@ -177,7 +240,11 @@ test('HTTPS for the UI and API (curl --cacert): HSTS, Secure cookies; plain HTTP
       assert.notEqual(r.status, 308, path);
       assert.equal(r.headers.location, undefined, path);
     }
-    assert.equal((await curl(['-H', 'Host: evil.example', `${http}/login`])).status, 421, 'the Host check comes before the redirect (no open redirect)');
+    assert.equal(
+      (await curl(['-H', 'Host: evil.example', `${http}/login`])).status,
+      421,
+      'the Host check comes before the redirect (no open redirect)',
+    );
   } finally {
     await running.close();
   }
@@ -185,8 +252,25 @@ test('HTTPS for the UI and API (curl --cacert): HSTS, Secure cookies; plain HTTP
 
 function post(port: number, body: string, cookie: string, localAddress = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path: '/login', method: 'POST', localAddress, agent: false,
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': Buffer.byteLength(body), Cookie: cookie } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); });
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/login',
+        method: 'POST',
+        localAddress,
+        agent: false,
+        headers: {
+          'Content-Type': 'application/x-www-form-urlencoded',
+          'Content-Length': Buffer.byteLength(body),
+          Cookie: cookie,
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -207,10 +291,18 @@ test('login throttle: of 200 parallel guesses only 10 are checked; the right pas
     const page = await curl([`http://127.0.0.1:${port}/login`]);
     const token = /rackboot_login=([^;]+)/.exec(page.headers['set-cookie'] ?? '')![1];
     const cookie = `rackboot_login=${token}`;
-    const form = (name: string, password: string) => new URLSearchParams({ _csrf: decodeURIComponent(token), name, password, next: '/' }).toString();
+    const form = (name: string, password: string) =>
+      new URLSearchParams({ _csrf: decodeURIComponent(token), name, password, next: '/' }).toString();
     let firstRefusal!: () => void;
-    const refused = new Promise<void>((r) => { firstRefusal = r; });
-    const burst = Array.from({ length: 199 }, (_, i) => post(port, form('alice', `wrong guess ${i}`), cookie).then((s) => { if (s === 429) firstRefusal(); return s; }));
+    const refused = new Promise<void>((r) => {
+      firstRefusal = r;
+    });
+    const burst = Array.from({ length: 199 }, (_, i) =>
+      post(port, form('alice', `wrong guess ${i}`), cookie).then((s) => {
+        if (s === 429) firstRefusal();
+        return s;
+      }),
+    );
     await refused;
     const right = await post(port, form('alice', PW), cookie);
     const statuses = await Promise.all(burst);
@@ -231,7 +323,10 @@ test('login throttle table: bounded, least recently used goes first, and failure
   const th = new LoginThrottle(3, 60_000, () => t, 100);
   for (let i = 0; i < 3; i++) th.reserve(['ip:10.0.0.1', 'user:alice'])!.fail();
   assert.equal(th.reserve(['ip:10.0.0.9', 'user:alice']), undefined, 'alice is blocked from any address');
-  for (let i = 0; i < 20_000; i++) { t++; th.reserve([`ip:172.16.${i >> 8 & 255}.${i & 255}`, `user:u${i}`])!.fail(); }
+  for (let i = 0; i < 20_000; i++) {
+    t++;
+    th.reserve([`ip:172.16.${(i >> 8) & 255}.${i & 255}`, `user:u${i}`])!.fail();
+  }
   assert.ok(th.size <= 100, `table size ${th.size}`);
   assert.equal(th.blocked('user:alice'), true, 'still blocked after 20,000 failures from other addresses');
   assert.equal(th.blocked('ip:10.0.0.1'), true);

@@ -20,25 +20,47 @@ import { freePort } from '../support/ports.ts';
 
 const MAC = '52:54:00:5e:00:01' as Mac;
 
-async function receiver(resolve: (ip: string) => { mac: Mac; buildId: number; finished?: boolean } | undefined, extra: { maxConnectionsPerSource?: number; maxAgeMs?: number } = {}) {
+async function receiver(
+  resolve: (ip: string) => { mac: Mac; buildId: number; finished?: boolean } | undefined,
+  extra: { maxConnectionsPerSource?: number; maxAgeMs?: number } = {},
+) {
   const db = openDb(join(tempDir(), 's.db'), 'normal');
-  const store = new SyslogStore(db, { ringLines: 1000, maxTotalLines: 100_000, maxQueued: 10_000, maxAgeMs: extra.maxAgeMs }, 0);
+  const store = new SyslogStore(
+    db,
+    { ringLines: 1000, maxTotalLines: 100_000, maxQueued: 10_000, maxAgeMs: extra.maxAgeMs },
+    0,
+  );
   const drops: SyslogDropReason[] = [];
-  const rx = await startSyslogReceiver({ address: '127.0.0.1', port: 0, store, log: silentLogger(), resolve, ratePerSec: 1000, burst: 1000, maxLineBytes: 4096,
-    maxConnectionsPerSource: extra.maxConnectionsPerSource, onDrop: (r) => drops.push(r) });
+  const rx = await startSyslogReceiver({
+    address: '127.0.0.1',
+    port: 0,
+    store,
+    log: silentLogger(),
+    resolve,
+    ratePerSec: 1000,
+    burst: 1000,
+    maxLineBytes: 4096,
+    maxConnectionsPerSource: extra.maxConnectionsPerSource,
+    onDrop: (r) => drops.push(r),
+  });
   return { db, store, rx, drops };
 }
 
 async function waitFor(cond: () => boolean, ms: number, what: string) {
   const end = Date.now() + ms;
-  while (!cond()) { if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`); await new Promise((r) => setTimeout(r, 10)); }
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 function tcp(port: number, from: string) {
   const sock = net.connect({ host: '127.0.0.1', port, localAddress: from });
   let closed = false;
   sock.on('error', () => {});
-  sock.on('close', () => { closed = true; });
+  sock.on('close', () => {
+    closed = true;
+  });
   return { sock, closed: () => closed };
 }
 
@@ -62,7 +84,9 @@ test('one source holds at most 4 TCP connections; others still get theirs; the e
     await waitFor(() => store.count(1) === 2, 3000, 'a freed slot is usable again');
     assert.equal(again.closed(), false);
     for (const c of [...mine, again]) c.sock.destroy();
-  } finally { await rx.close(); }
+  } finally {
+    await rx.close();
+  }
 });
 
 test('lines for a finished build are dropped and counted; lines for a build in progress are kept', async () => {
@@ -78,7 +102,10 @@ test('lines for a finished build are dropped and counted; lines for a build in p
     for (let i = 0; i < 5; i++) s.send('<14>sshd: a login on the installed host', rx.port, '127.0.0.1');
     await waitFor(() => drops.filter((d) => d === 'build-finished').length === 5, 3000, 'five dropped');
     assert.equal(store.count(7), 1);
-  } finally { s.close(); await rx.close(); }
+  } finally {
+    s.close();
+    await rx.close();
+  }
 });
 
 test('retention: lines older than maxAge are pruned (by the syslog_at index)', async () => {
@@ -88,32 +115,84 @@ test('retention: lines older than maxAge are pruned (by the syslog_at index)', a
     store.append({ buildId: 1, mac: MAC, at: now - 2 * 3_600_000, facility: 1, severity: 6, text: 'old' });
     store.append({ buildId: 1, mac: MAC, at: now, facility: 1, severity: 6, text: 'new' });
     assert.equal(store.prune(now), 1);
-    assert.deepEqual(store.search({ buildId: 1 }).map((l) => l.text), ['new']);
+    assert.deepEqual(
+      store.search({ buildId: 1 }).map((l) => l.text),
+      ['new'],
+    );
     assert.match(JSON.stringify(db.prepare('EXPLAIN QUERY PLAN DELETE FROM syslog WHERE at < 1').all()), /syslog_at/);
-  } finally { await rx.close(); }
+  } finally {
+    await rx.close();
+  }
 });
 
-test('whole server: a built host\'s later syslog lines do not join its finished build', async () => {
+test("whole server: a built host's later syslog lines do not join its finished build", async () => {
   const dir = tempDir('rackboot-syslog-');
   cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
   const syslogPort = await freePort('udp');
-  const config = loadConfig({ listen: '127.0.0.1', 'http-port': '0', 'tftp-port': '0', 'syslog-port': String(syslogPort), 'data-dir': join(dir, 'data'),
-    'profiles-dir': join(dir, 'profiles'), 'tftp-root': join(dir, 'tftpboot'), 'images-dir': join(dir, 'images') }, {}, dir);
+  const config = loadConfig(
+    {
+      listen: '127.0.0.1',
+      'http-port': '0',
+      'tftp-port': '0',
+      'syslog-port': String(syslogPort),
+      'data-dir': join(dir, 'data'),
+      'profiles-dir': join(dir, 'profiles'),
+      'tftp-root': join(dir, 'tftpboot'),
+      'images-dir': join(dir, 'images'),
+    },
+    {},
+    dir,
+  );
   const run = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'syslog-bounds-token' });
   const base = `http://127.0.0.1:${run.httpPort}`;
-  const call = (method: string, path: string, body?: unknown, localAddress?: string, extra: Record<string, string> = {}) => new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(base + path, { method, localAddress, agent: false, headers: { Authorization: 'Bearer syslog-bounds-token', ...extra, ...(data ? { 'Content-Type': 'application/json' } : {}) } }, (res) => {
-      let t = ''; res.on('data', (c) => { t += c; }); res.on('end', () => resolve({ status: res.statusCode!, text: t }));
+  const call = (
+    method: string,
+    path: string,
+    body?: unknown,
+    localAddress?: string,
+    extra: Record<string, string> = {},
+  ) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const data = body === undefined ? undefined : JSON.stringify(body);
+      const req = http.request(
+        base + path,
+        {
+          method,
+          localAddress,
+          agent: false,
+          headers: {
+            Authorization: 'Bearer syslog-bounds-token',
+            ...extra,
+            ...(data ? { 'Content-Type': 'application/json' } : {}),
+          },
+        },
+        (res) => {
+          let t = '';
+          res.on('data', (c) => {
+            t += c;
+          });
+          res.on('end', () => resolve({ status: res.statusCode!, text: t }));
+        },
+      );
+      req.on('error', reject);
+      req.end(data);
     });
-    req.on('error', reject);
-    req.end(data);
-  });
   const s = dgram.createSocket('udp4');
   try {
     assert.equal((await call('POST', '/api/hosts', { mac: MAC, hostname: 'sl1', profile: 'rhvh-base' })).status, 201);
-    const b = JSON.parse((await call('POST', `/api/hosts/${MAC}/build`)).text) as { kickstartUrl: string; builtUrl: string; buildId: number };
-    assert.equal((await call('GET', new URL(b.kickstartUrl).pathname, undefined, '127.0.0.2', { 'X-RHN-Provisioning-MAC-0': `eth0 ${MAC}` })).status, 200);
+    const b = JSON.parse((await call('POST', `/api/hosts/${MAC}/build`)).text) as {
+      kickstartUrl: string;
+      builtUrl: string;
+      buildId: number;
+    };
+    assert.equal(
+      (
+        await call('GET', new URL(b.kickstartUrl).pathname, undefined, '127.0.0.2', {
+          'X-RHN-Provisioning-MAC-0': `eth0 ${MAC}`,
+        })
+      ).status,
+      200,
+    );
     await new Promise<void>((r) => s.bind(0, '127.0.0.2', () => r()));
     s.send('<14>anaconda: during the install', syslogPort, '127.0.0.1');
     await waitFor(() => run.core.syslog.count(b.buildId) === 1, 3000, 'install line kept');
@@ -130,7 +209,10 @@ test('whole server: a built host\'s later syslog lines do not join its finished 
     const size = Number(/^rackboot_db_bytes (\d+)$/m.exec(await metrics())?.[1]);
     // The WAL grows between the scrape and this read only by what the server wrote meanwhile.
     assert.ok(size > 4096 && Math.abs(size - databaseBytes(config.dataDir)) < 1024 * 1024, `rackboot_db_bytes ${size}`);
-  } finally { s.close(); await run.close(); }
+  } finally {
+    s.close();
+    await run.close();
+  }
 });
 
 test('doctor: the database size line warns above the threshold and says how to shrink', () => {

@@ -15,7 +15,9 @@ import { have, makeTree, run, sha, tftpGet } from '../fixtures/tftp/harness.ts';
 
 let tree: ReturnType<typeof makeTree>;
 const servers: { close(): Promise<void> }[] = [];
-before(() => { tree = makeTree(); });
+before(() => {
+  tree = makeTree();
+});
 after(async () => {
   for (const s of servers) await s.close();
   rmSync(tree.root, { recursive: true, force: true });
@@ -23,7 +25,14 @@ after(async () => {
 
 async function serve(extra: Partial<TftpServerOptions> = {}) {
   const events: TftpTransferEvent[] = [];
-  const srv = await startTftpServer({ address: '127.0.0.1', port: 0, files: staticFileSource(tree.root), log: silentLogger(), onTransfer: (e) => events.push(e), ...extra });
+  const srv = await startTftpServer({
+    address: '127.0.0.1',
+    port: 0,
+    files: staticFileSource(tree.root),
+    log: silentLogger(),
+    onTransfer: (e) => events.push(e),
+    ...extra,
+  });
   servers.push(srv);
   return { srv, port: srv.port, events };
 }
@@ -36,7 +45,10 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
   }
 }
 
-interface Attacker { sock: dgram.Socket; first?: Buffer }
+interface Attacker {
+  sock: dgram.Socket;
+  first?: Buffer;
+}
 
 /** `n` sockets spread over `addresses` loopback source addresses, each sending one RRQ and never ACKing. */
 async function attack(port: number, n: number, addresses: number, options: TftpOption[]): Promise<Attacker[]> {
@@ -45,14 +57,21 @@ async function attack(port: number, n: number, addresses: number, options: TftpO
     const sock = dgram.createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, `127.0.1.${1 + (i % addresses)}`, r));
     const a: Attacker = { sock };
-    sock.on('message', (m) => { a.first ??= m; });
+    sock.on('message', (m) => {
+      a.first ??= m;
+    });
     out.push(a);
   }
   return out;
 }
 
 /** Sends each attacker's RRQ, again every 200 ms to those not answered yet (as a client does: the kernel drops a burst past the receive buffer). */
-async function sendUntilAnswered(attackers: Attacker[], port: number, options: TftpOption[], ms: number): Promise<void> {
+async function sendUntilAnswered(
+  attackers: Attacker[],
+  port: number,
+  options: TftpOption[],
+  ms: number,
+): Promise<void> {
   const req = encodeRequest('RRQ', 'images/rhvh/vmlinuz', 'octet', options);
   const end = Date.now() + ms;
   for (;;) {
@@ -72,14 +91,23 @@ const optionsOf = (m: Buffer | undefined): TftpOption[] | undefined => {
 test('640 RRQs with timeout=255 from 80 addresses: no OACK grants 255 s, a real client still gets its file, the slots drain', async (t) => {
   // The shipped defaults (src/config.ts): 600 slots, 8 per client address; a short hold cap so the drain is seen quickly.
   const { srv, port, events } = await serve({ maxTransfers: 600, maxPerClient: 8, maxTransferSec: 6 });
-  const options = [{ name: 'timeout', value: '255' }, { name: 'tsize', value: '0' }];
+  const options = [
+    { name: 'timeout', value: '255' },
+    { name: 'tsize', value: '0' },
+  ];
   const attackers = await attack(port, 640, 80, options);
-  t.after(() => { for (const a of attackers) a.sock.close(); });
+  t.after(() => {
+    for (const a of attackers) a.sock.close();
+  });
   await sendUntilAnswered(attackers, port, options, 10_000);
   const oacks = attackers.map((a) => optionsOf(a.first)).filter((o) => o !== undefined);
   assert.ok(oacks.length >= 590, `most attackers got a slot (${oacks.length})`);
   for (const o of oacks) {
-    assert.equal(o.find((x) => x.name === 'timeout'), undefined, 'timeout=255 is left out of the OACK (RFC 2349: it cannot be lowered)');
+    assert.equal(
+      o.find((x) => x.name === 'timeout'),
+      undefined,
+      'timeout=255 is left out of the OACK (RFC 2349: it cannot be lowered)',
+    );
     assert.equal(o.find((x) => x.name === 'tsize')?.value, String(tree.files['images/rhvh/vmlinuz']!.length));
   }
   assert.ok(srv.activeTransfers() <= 600);
@@ -89,9 +117,17 @@ test('640 RRQs with timeout=255 from 80 addresses: no OACK grants 255 s, a real 
   try {
     if (await have('tftp')) {
       const started = Date.now();
-      const r = await run('tftp', ['127.0.0.1', String(port), '-m', 'binary', '-c', 'get', 'images/rhvh/vmlinuz', path.join(out, 'hpa')], { timeoutMs: 30_000 });
+      const r = await run(
+        'tftp',
+        ['127.0.0.1', String(port), '-m', 'binary', '-c', 'get', 'images/rhvh/vmlinuz', path.join(out, 'hpa')],
+        { timeoutMs: 30_000 },
+      );
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.equal(sha(readFileSync(path.join(out, 'hpa'))), sha(tree.files['images/rhvh/vmlinuz']!), 'tftp-hpa got the whole file during the attack');
+      assert.equal(
+        sha(readFileSync(path.join(out, 'hpa'))),
+        sha(tree.files['images/rhvh/vmlinuz']!),
+        'tftp-hpa got the whole file during the attack',
+      );
       t.diagnostic(`tftp-hpa during the attack: ${Date.now() - started} ms`);
     } else t.diagnostic('tftp-hpa missing: the scripted client only');
     const own = await tftpGet(port, 'small.bin', { options: [{ name: 'blksize', value: '1428' }] });
@@ -119,7 +155,12 @@ test('timeout=10 is honoured, timeout=11 falls back to the server default', asyn
   const { port } = await serve();
   const ten = await tftpGet(port, 'small.bin', { options: [{ name: 'timeout', value: '10' }] });
   assert.deepEqual(ten.oack, [{ name: 'timeout', value: '10' }]);
-  const eleven = await tftpGet(port, 'small.bin', { options: [{ name: 'timeout', value: '11' }, { name: 'blksize', value: '1024' }] });
+  const eleven = await tftpGet(port, 'small.bin', {
+    options: [
+      { name: 'timeout', value: '11' },
+      { name: 'blksize', value: '1024' },
+    ],
+  });
   assert.deepEqual(eleven.oack, [{ name: 'blksize', value: '1024' }]);
   assert.deepEqual(eleven.data, tree.files['small.bin']);
 });
@@ -133,7 +174,9 @@ test('a client that ACKs is never evicted: a full table refuses the newcomer ins
     onData: (block) => {
       if (block === 50 && !asked) {
         asked = true;
-        void tftpGet(port, 'small.bin', { host: '127.0.0.1' }).then((x) => { refused = x.error; });
+        void tftpGet(port, 'small.bin', { host: '127.0.0.1' }).then((x) => {
+          refused = x.error;
+        });
       }
     },
   });

@@ -13,9 +13,11 @@ const BIG = 64 * 1024 * 1024;
 const MAC_CFG = 'pxelinux.cfg/01-52-54-00-12-34-56';
 const GRUB_CFG = 'boot/grub/grub.cfg-01-52-54-00-12-34-56';
 const generated = (p: string): string | undefined =>
-  p === MAC_CFG ? 'DEFAULT rhvh\nLABEL rhvh\n  KERNEL images/rhvh/vmlinuz\n  APPEND inst.ks=http://10.0.0.1/ks?token=abc&x=1 BOOTIF=01-52-54-00-12-34-56\n'
-  : p === GRUB_CFG ? 'set timeout=1\nmenuentry rhvh { linuxefi images/rhvh/vmlinuz }\n'.repeat(40) // > 1024 bytes: spans blocks
-  : undefined;
+  p === MAC_CFG
+    ? 'DEFAULT rhvh\nLABEL rhvh\n  KERNEL images/rhvh/vmlinuz\n  APPEND inst.ks=http://10.0.0.1/ks?token=abc&x=1 BOOTIF=01-52-54-00-12-34-56\n'
+    : p === GRUB_CFG
+      ? 'set timeout=1\nmenuentry rhvh { linuxefi images/rhvh/vmlinuz }\n'.repeat(40) // > 1024 bytes: spans blocks
+      : undefined;
 
 let tree: ReturnType<typeof makeTree>;
 let port = 0;
@@ -27,7 +29,12 @@ before(async () => {
   tree = makeTree({ big: BIG });
   tree.files['boot/grub/x86_64-efi/normal.mod'] = Buffer.alloc(0);
   out = path.join(tree.root, '..', path.basename(tree.root) + '-out');
-  await run('mkdir', ['-p', out, path.join(tree.root, 'boot/grub/x86_64-efi'), path.join(tree.root, 'images/rhvh-e2e')]);
+  await run('mkdir', [
+    '-p',
+    out,
+    path.join(tree.root, 'boot/grub/x86_64-efi'),
+    path.join(tree.root, 'images/rhvh-e2e'),
+  ]);
   await run('cp', [path.join(tree.root, 'small.bin'), path.join(tree.root, 'boot/grub/x86_64-efi/normal.mod')]);
   await run('cp', [path.join(tree.root, 'exact512.bin'), path.join(tree.root, 'boot/grub/x86_64-efi/core.efi')]);
   const stat = staticFileSource(tree.root);
@@ -39,7 +46,13 @@ before(async () => {
     }
     return stat(p, client);
   };
-  srv = await startTftpServer({ address: '127.0.0.1', port: 0, files, log: silentLogger(), onTransfer: (e) => events.push(e) });
+  srv = await startTftpServer({
+    address: '127.0.0.1',
+    port: 0,
+    files,
+    log: silentLogger(),
+    onTransfer: (e) => events.push(e),
+  });
   port = srv.port;
 });
 
@@ -102,8 +115,28 @@ test('curl tftp:// fetches them at blksize 512, 1024 and 8', async (t) => {
 test('64 MiB byte-identical: tftp-hpa at 512 (two rollovers), atftp windowsize 8, curl blksize 1468', async (t) => {
   const jobs: [string, string[], string][] = [
     ['tftp', ['127.0.0.1', String(port), '-m', 'binary', '-c', 'get', 'big.bin', path.join(out, 'big-hpa')], 'big-hpa'],
-    ['atftp', ['-g', '-r', 'big.bin', '-l', path.join(out, 'big-atftp'), '--option', 'blksize 1468', '--option', 'windowsize 8', '127.0.0.1', String(port)], 'big-atftp'],
-    ['curl', ['-sS', '--tftp-blksize', '1468', `tftp://127.0.0.1:${port}/big.bin`, '-o', path.join(out, 'big-curl')], 'big-curl'],
+    [
+      'atftp',
+      [
+        '-g',
+        '-r',
+        'big.bin',
+        '-l',
+        path.join(out, 'big-atftp'),
+        '--option',
+        'blksize 1468',
+        '--option',
+        'windowsize 8',
+        '127.0.0.1',
+        String(port),
+      ],
+      'big-atftp',
+    ],
+    [
+      'curl',
+      ['-sS', '--tftp-blksize', '1468', `tftp://127.0.0.1:${port}/big.bin`, '-o', path.join(out, 'big-curl')],
+      'big-curl',
+    ],
   ];
   for (const [cmd, args, local] of jobs) {
     if (!(await have(cmd))) {
@@ -120,11 +153,23 @@ test('64 MiB byte-identical: tftp-hpa at 512 (two rollovers), atftp windowsize 8
 });
 
 test('generated per-host files announce their real tsize and arrive intact at any blksize', async () => {
-  for (const [p, bs] of [[MAC_CFG, '1408'], [GRUB_CFG, '1024'], [GRUB_CFG, '512']] as const) {
+  for (const [p, bs] of [
+    [MAC_CFG, '1408'],
+    [GRUB_CFG, '1024'],
+    [GRUB_CFG, '512'],
+  ] as const) {
     const want = Buffer.from(generated(p)!);
-    const r = await tftpGet(port, p, { options: [{ name: 'tsize', value: '0' }, { name: 'blksize', value: bs }] });
+    const r = await tftpGet(port, p, {
+      options: [
+        { name: 'tsize', value: '0' },
+        { name: 'blksize', value: bs },
+      ],
+    });
     assert.equal(r.error, undefined);
-    assert.deepEqual(r.oack, [{ name: 'tsize', value: String(want.length) }, { name: 'blksize', value: bs }]);
+    assert.deepEqual(r.oack, [
+      { name: 'tsize', value: String(want.length) },
+      { name: 'blksize', value: bs },
+    ]);
     assert.deepEqual(r.data, want);
   }
   await waitFor(() => srv.activeTransfers() === 0);
@@ -145,13 +190,22 @@ test('EDK2: probe with the golden packet, ERROR 8 after OACK is a probe event, t
     sock.send(probe, port, '127.0.0.1');
   });
   const core = tree.files['exact512.bin']!;
-  assert.equal(reply.msg.toString('latin1'), `\x00\x06tsize\x00${core.length}\x00blksize\x001468\x00windowsize\x004\x00`);
+  assert.equal(
+    reply.msg.toString('latin1'),
+    `\x00\x06tsize\x00${core.length}\x00blksize\x001468\x00windowsize\x004\x00`,
+  );
   const before = events.length;
   sock.send(Buffer.from('\x00\x05\x00\x08user abort\x00', 'latin1'), reply.port, '127.0.0.1');
   await waitFor(() => events.length > before);
   assert.equal(events.at(-1)!.type, 'tftp.probe');
   assert.equal(events.at(-1)!.path, 'boot/grub/x86_64-efi/core.efi');
-  const r = await tftpGet(port, 'boot/grub/x86_64-efi/core.efi', { socket: sock, options: [{ name: 'blksize', value: '1468' }, { name: 'windowsize', value: '4' }] });
+  const r = await tftpGet(port, 'boot/grub/x86_64-efi/core.efi', {
+    socket: sock,
+    options: [
+      { name: 'blksize', value: '1468' },
+      { name: 'windowsize', value: '4' },
+    ],
+  });
   sock.close();
   assert.deepEqual(r.data, core);
   await waitFor(() => events.at(-1)!.type === 'tftp.sent');
@@ -166,14 +220,21 @@ test('GRUB golden request with a leading "/" and blksize 1024 is served', async 
   });
   assert.equal(first.msg.toString('latin1'), '\x00\x06blksize\x001024\x00tsize\x001000\x00');
   // End it as a client would that only wanted the size, so the transfer does not linger.
-  await new Promise<void>((r) => sock.send(Buffer.from('\x00\x05\x00\x08done\x00', 'latin1'), first.port, '127.0.0.1', () => r()));
+  await new Promise<void>((r) =>
+    sock.send(Buffer.from('\x00\x05\x00\x08done\x00', 'latin1'), first.port, '127.0.0.1', () => r()),
+  );
   sock.close();
   await waitFor(() => events.at(-1)?.type === 'tftp.probe');
 });
 
 test('block numbers roll over: blksize 8, windowsize 32, 300 kB file (37,500 blocks, 1 rollover at 512 kB+)', async () => {
   const f = tree.files['images/rhvh/vmlinuz']!; // 300,000 bytes at blksize 8 = 37,501 blocks: no rollover; use exact block math below
-  const r = await tftpGet(port, 'images/rhvh/vmlinuz', { options: [{ name: 'blksize', value: '8' }, { name: 'windowsize', value: '32' }] });
+  const r = await tftpGet(port, 'images/rhvh/vmlinuz', {
+    options: [
+      { name: 'blksize', value: '8' },
+      { name: 'windowsize', value: '32' },
+    ],
+  });
   assert.deepEqual(r.data, f);
   // 64 MiB at blksize 512 rolls over twice (131,073 blocks): covered by tftp-hpa above, checked here on the event.
   const big = events.find((e) => e.path === 'big.bin' && e.blksize === 512 && e.type === 'tftp.sent');
@@ -183,7 +244,10 @@ test('block numbers roll over: blksize 8, windowsize 32, 300 kB file (37,500 blo
 test('every transfer is an event with file, bytes, blksize, window, seconds and client', async () => {
   await waitFor(() => srv.activeTransfers() === 0); // the last client's final ACK may still be in flight
   const sent = events.filter((e) => e.type === 'tftp.sent');
-  assert.ok(sent.length >= 39, `only ${sent.length} sent events: ${JSON.stringify(events.filter((e) => e.type !== 'tftp.sent').map((e) => [e.path, e.error]))}`);
+  assert.ok(
+    sent.length >= 39,
+    `only ${sent.length} sent events: ${JSON.stringify(events.filter((e) => e.type !== 'tftp.sent').map((e) => [e.path, e.error]))}`,
+  );
   for (const e of sent) {
     assert.equal(e.bytes, e.size, e.path);
     assert.equal(e.client.address, '127.0.0.1');

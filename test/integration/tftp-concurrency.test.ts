@@ -17,8 +17,13 @@ test(`${N} simultaneous transfers of a 16 MiB file all complete byte-identical`,
   const events: TftpTransferEvent[] = [];
   const rssBefore = process.memoryUsage().rss;
   const srv = await startTftpServer({
-    address: '127.0.0.1', port: 0, files: staticFileSource(tree.root), log: silentLogger(),
-    maxTransfers: N, maxPerClient: N, onTransfer: (e) => events.push(e),
+    address: '127.0.0.1',
+    port: 0,
+    files: staticFileSource(tree.root),
+    log: silentLogger(),
+    maxTransfers: N,
+    maxPerClient: N,
+    onTransfer: (e) => events.push(e),
   });
   let peak = 0;
   let peakRss = 0;
@@ -34,7 +39,9 @@ test(`${N} simultaneous transfers of a 16 MiB file all complete byte-identical`,
     for (let i = 0; i < N; i++) {
       const bs = [8192, 16384, 32768, 65464][i % 4];
       // cmp against the original: a checksum per client would cost more CPU than the transfers.
-      lines.push(`(curl -sS --max-time 170 --tftp-blksize ${bs} tftp://127.0.0.1:${srv.port}/big.bin 2>${script}.${i}.err | cmp -s - ${big} && echo ok > ${script}.${i}) &`);
+      lines.push(
+        `(curl -sS --max-time 170 --tftp-blksize ${bs} tftp://127.0.0.1:${srv.port}/big.bin 2>${script}.${i}.err | cmp -s - ${big} && echo ok > ${script}.${i}) &`,
+      );
     }
     lines.push('wait');
     writeFileSync(script, lines.join('\n') + '\n', { mode: 0o755 });
@@ -47,7 +54,11 @@ test(`${N} simultaneous transfers of a 16 MiB file all complete byte-identical`,
     const curlErrors = new Set<string>();
     for (let i = 0; i < N; i++) {
       let res = '';
-      try { res = readFileSync(`${script}.${i}`, 'utf8').trim(); } catch { /* no ok file: failed */ }
+      try {
+        res = readFileSync(`${script}.${i}`, 'utf8').trim();
+      } catch {
+        /* no ok file: failed */
+      }
       if (res === 'ok') ok++;
       const err = readFileSync(`${script}.${i}.err`, 'utf8').trim();
       if (err) curlErrors.add(err);
@@ -58,8 +69,12 @@ test(`${N} simultaneous transfers of a 16 MiB file all complete byte-identical`,
     rmSync(script, { force: true });
     const sent = events.filter((e) => e.type === 'tftp.sent' && e.bytes === SIZE).length;
     const mb = (n: number): string => (n / 1048576).toFixed(0);
-    t.diagnostic(`${ok}/${N} byte-identical in ${secs.toFixed(1)} s (${((N * SIZE) / 1048576 / secs).toFixed(0)} MB/s aggregate), peak ${peak} concurrent transfers`);
-    t.diagnostic(`peak RSS ${mb(peakRss)} MiB (process before server: ${mb(rssBefore)} MiB, maxRSS ${mb(process.resourceUsage().maxRSS * 1024)} MiB)`);
+    t.diagnostic(
+      `${ok}/${N} byte-identical in ${secs.toFixed(1)} s (${((N * SIZE) / 1048576 / secs).toFixed(0)} MB/s aggregate), peak ${peak} concurrent transfers`,
+    );
+    t.diagnostic(
+      `peak RSS ${mb(peakRss)} MiB (process before server: ${mb(rssBefore)} MiB, maxRSS ${mb(process.resourceUsage().maxRSS * 1024)} MiB)`,
+    );
     for (const e of events.filter((x) => x.type !== 'tftp.sent').slice(0, 5)) t.diagnostic(JSON.stringify(e));
     assert.equal(ok, N);
     assert.equal(sent, N);

@@ -28,11 +28,16 @@ const randomBytes = (n: number): Buffer => {
   return b;
 };
 
-const fixtures = readdirSync(new URL('../fixtures/tftp/', import.meta.url)).filter((f) => f.endsWith('.rrq'))
+const fixtures = readdirSync(new URL('../fixtures/tftp/', import.meta.url))
+  .filter((f) => f.endsWith('.rrq'))
   .map((f) => readFileSync(new URL(`../fixtures/tftp/${f}`, import.meta.url)));
 const seeds: Buffer[] = [
   ...fixtures,
-  encodeRequest('RRQ', 'small.bin', 'octet', [{ name: 'blksize', value: '1468' }, { name: 'windowsize', value: '8' }, { name: 'tsize', value: '0' }]),
+  encodeRequest('RRQ', 'small.bin', 'octet', [
+    { name: 'blksize', value: '1468' },
+    { name: 'windowsize', value: '8' },
+    { name: 'tsize', value: '0' },
+  ]),
   encodeRequest('RRQ', 'images/rhvh/vmlinuz', 'netascii', [{ name: 'tsize', value: '0' }]),
   encodeRequest('WRQ', 'x', 'octet'),
   encodeAck(1),
@@ -57,15 +62,29 @@ function mutate(b: Buffer): Buffer {
     case 2: // replace bytes with NUL or 0xff
       for (let i = rnd(4) + 1; i > 0 && out.length; i--) out[rnd(out.length)] = rnd(2) ? 0 : 0xff;
       return out;
-    case 3: // insert random bytes
-      { const at = rnd(out.length + 1); return Buffer.concat([out.subarray(0, at), randomBytes(rnd(32) + 1), out.subarray(at)]); }
+    case 3: { // insert random bytes
+      const at = rnd(out.length + 1);
+      return Buffer.concat([out.subarray(0, at), randomBytes(rnd(32) + 1), out.subarray(at)]);
+    }
     case 4: // huge option lists
-      return Buffer.concat([out, Buffer.from('opt\x00' + '9'.repeat(rnd(10)) + '\x00', 'latin1').fill(0x61, 0, 3).subarray(0, 0), Buffer.from(Array.from({ length: rnd(400) }, (_, i) => `o${i}\x00${i}\x00`).join(''), 'latin1')]);
+      return Buffer.concat([
+        out,
+        Buffer.from('opt\x00' + '9'.repeat(rnd(10)) + '\x00', 'latin1')
+          .fill(0x61, 0, 3)
+          .subarray(0, 0),
+        Buffer.from(Array.from({ length: rnd(400) }, (_, i) => `o${i}\x00${i}\x00`).join(''), 'latin1'),
+      ]);
     case 5: // opcode swap
       if (out.length >= 2) out[1] = rnd(8);
       return out;
     case 6: // option values out of range
-      return Buffer.concat([out.subarray(0, Math.max(2, out.indexOf(0, 2) + 1)), Buffer.from(`octet\x00blksize\x00${['0', '7', '65465', '99999999999', '-1', '', 'abc'][rnd(7)]}\x00windowsize\x00${rnd(70000)}\x00timeout\x00${TIMEOUTS[rnd(TIMEOUTS.length)]}\x00`, 'latin1')]);
+      return Buffer.concat([
+        out.subarray(0, Math.max(2, out.indexOf(0, 2) + 1)),
+        Buffer.from(
+          `octet\x00blksize\x00${['0', '7', '65465', '99999999999', '-1', '', 'abc'][rnd(7)]}\x00windowsize\x00${rnd(70000)}\x00timeout\x00${TIMEOUTS[rnd(TIMEOUTS.length)]}\x00`,
+          'latin1',
+        ),
+      ]);
     default: // duplicate the packet into itself
       return Buffer.concat([out, out]).subarray(0, 2048 + rnd(2000));
   }
@@ -90,7 +109,10 @@ test('100,000+ random and mutated packets: no crash, no error logs, live transfe
         if (!line) continue;
         const lvl = (JSON.parse(line) as { level: number }).level;
         if (lvl === 20) debugLines++;
-        if (process.env.FUZZ_STATS) { const m = (JSON.parse(line) as { msg: string }).msg; stats.set(m, (stats.get(m) ?? 0) + 1); }
+        if (process.env.FUZZ_STATS) {
+          const m = (JSON.parse(line) as { msg: string }).msg;
+          stats.set(m, (stats.get(m) ?? 0) + 1);
+        }
         if (lvl === 30) infoLines++;
         if (lvl >= 50) errorLines++;
       }
@@ -99,8 +121,15 @@ test('100,000+ random and mutated packets: no crash, no error logs, live transfe
   });
   const events: TftpTransferEvent[] = [];
   const srv = await startTftpServer({
-    address: '127.0.0.1', port: 0, files: staticFileSource(tree.root), log: createLogger({ level: 'debug', destination: sink }),
-    retries: 1, defaultTimeoutSec: 0.1, maxTransfers: 200, maxPerClient: 200, onTransfer: (e) => events.push(e),
+    address: '127.0.0.1',
+    port: 0,
+    files: staticFileSource(tree.root),
+    log: createLogger({ level: 'debug', destination: sink }),
+    retries: 1,
+    defaultTimeoutSec: 0.1,
+    maxTransfers: 200,
+    maxPerClient: 200,
+    onTransfer: (e) => events.push(e),
   });
   const fuzzers: dgram.Socket[] = [];
   try {
@@ -112,7 +141,10 @@ test('100,000+ random and mutated packets: no crash, no error logs, live transfe
     }
     // Live transfer ports: learn them from replies, then aim part of the fuzz at them.
     const livePorts: number[] = [];
-    for (const s of fuzzers) s.on('message', (_m, r) => { if (r.port !== srv.port && !livePorts.includes(r.port)) livePorts.push(r.port); });
+    for (const s of fuzzers)
+      s.on('message', (_m, r) => {
+        if (r.port !== srv.port && !livePorts.includes(r.port)) livePorts.push(r.port);
+      });
 
     // A genuine slow transfer runs throughout; strangers and its own peer port are fuzzed.
     let sent = 0;
@@ -127,12 +159,23 @@ test('100,000+ random and mutated packets: no crash, no error logs, live transfe
     let genuinePort: number | undefined;
     let genuineDone = false;
     const genuine = tftpGet(srv.port, 'images/rhvh/vmlinuz', {
-      options: [{ name: 'blksize', value: '512' }, { name: 'windowsize', value: '4' }, { name: 'timeout', value: '2' }],
+      options: [
+        { name: 'blksize', value: '512' },
+        { name: 'windowsize', value: '4' },
+        { name: 'timeout', value: '2' },
+      ],
       ackDelayMs: 40,
       onData: (block, sock, serverPort) => {
         if (block % 16 === 0) {
           // Garbage from the real peer's own port: must be dropped by the session, not end it.
-          for (const g of [Buffer.alloc(0), Buffer.from([0]), randomBytes(3), Buffer.from([0, 3, 1, 2, 3]), Buffer.from([0, 9, 0, 0]), Buffer.from([0, 1, 0x41, 0])]) {
+          for (const g of [
+            Buffer.alloc(0),
+            Buffer.from([0]),
+            randomBytes(3),
+            Buffer.from([0, 3, 1, 2, 3]),
+            Buffer.from([0, 9, 0, 0]),
+            Buffer.from([0, 1, 0x41, 0]),
+          ]) {
             sock.send(g, serverPort, '127.0.0.1');
             genuinePeerGarbage.push(g);
           }
@@ -141,18 +184,26 @@ test('100,000+ random and mutated packets: no crash, no error logs, live transfe
       },
     });
     const pick = (): dgram.Socket => fuzzers[rnd(fuzzers.length)]!;
-    void genuine.finally(() => { genuineDone = true; });
+    void genuine.finally(() => {
+      genuineDone = true;
+    });
     // Both streams at once, so the genuine transfer and fuzz-started transfers are alive while hit.
     const recentLive = (): number => livePorts[livePorts.length - 1 - rnd(Math.min(8, livePorts.length))]!;
     await Promise.all([
       fire(60000, () => srv.port, pick),
-      fire(45000, () => (genuinePort && !genuineDone && rnd(2) ? genuinePort : livePorts.length ? recentLive() : srv.port), pick),
+      fire(
+        45000,
+        () => (genuinePort && !genuineDone && rnd(2) ? genuinePort : livePorts.length ? recentLive() : srv.port),
+        pick,
+      ),
     ]);
     const g = await genuine;
     assert.equal(sha(g.data), sha(tree.files['images/rhvh/vmlinuz']!), 'genuine transfer under fuzz');
     assert.ok(genuinePeerGarbage.length > 0);
     assert.ok(sent >= 100000);
-    t.diagnostic(`sent ${sent} fuzz packets, ${livePorts.length} live ports seen, ${events.length} transfer events, ${debugLines} debug and ${infoLines} info lines`);
+    t.diagnostic(
+      `sent ${sent} fuzz packets, ${livePorts.length} live ports seen, ${events.length} transfer events, ${debugLines} debug and ${infoLines} info lines`,
+    );
 
     // Transfers the fuzz started die by timeout (retries 1 x 0.1 s); then the server must be idle and serve.
     const end = Date.now() + 10000;
@@ -161,7 +212,12 @@ test('100,000+ random and mutated packets: no crash, no error logs, live transfe
     const after = await tftpGet(srv.port, 'exact512.bin', { options: [{ name: 'tsize', value: '0' }] });
     assert.deepEqual(after.data, tree.files['exact512.bin']);
     if (await have('curl')) {
-      const r = await run('curl', ['-sS', '--tftp-blksize', '1468', `tftp://127.0.0.1:${srv.port}/images/rhvh/vmlinuz`]);
+      const r = await run('curl', [
+        '-sS',
+        '--tftp-blksize',
+        '1468',
+        `tftp://127.0.0.1:${srv.port}/images/rhvh/vmlinuz`,
+      ]);
       assert.equal(r.code, 0);
     }
     if (process.env.FUZZ_STATS) t.diagnostic(JSON.stringify([...stats]));

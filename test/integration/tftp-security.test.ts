@@ -32,13 +32,24 @@ after(async () => {
 
 async function serve(extra: Partial<TftpServerOptions> = {}) {
   const events: TftpTransferEvent[] = [];
-  const srv = await startTftpServer({ address: '127.0.0.1', port: 0, files: staticFileSource(tree.root), log: silentLogger(), onTransfer: (e) => events.push(e), ...extra });
+  const srv = await startTftpServer({
+    address: '127.0.0.1',
+    port: 0,
+    files: staticFileSource(tree.root),
+    log: silentLogger(),
+    onTransfer: (e) => events.push(e),
+    ...extra,
+  });
   servers.push(srv);
   return { srv, port: srv.port, events };
 }
 
 /** Sends one packet from a fresh socket and returns the first reply (or undefined after ms). */
-async function exchange(port: number, pkt: Buffer, ms = 2000): Promise<{ msg: Buffer; port: number; sock: dgram.Socket } | undefined> {
+async function exchange(
+  port: number,
+  pkt: Buffer,
+  ms = 2000,
+): Promise<{ msg: Buffer; port: number; sock: dgram.Socket } | undefined> {
   const sock = dgram.createSocket('udp4');
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
   return new Promise((resolve) => {
@@ -66,7 +77,13 @@ async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
 
 test('path traversal is refused with ERROR 2; symlink escapes, devices and directories are not found', async () => {
   const { port, events } = await serve();
-  for (const p of ['../etc/passwd', '/../../../etc/passwd', '..\\..\\etc\\passwd', 'images/../../etc/passwd', 'images/..']) {
+  for (const p of [
+    '../etc/passwd',
+    '/../../../etc/passwd',
+    '..\\..\\etc\\passwd',
+    'images/../../etc/passwd',
+    'images/..',
+  ]) {
     const r = await tftpGet(port, p);
     assert.equal(r.error?.code, 2, p);
     assert.equal(r.data.length, 0);
@@ -84,7 +101,16 @@ test('real clients cannot leave the root', async (t) => {
   const out = tree.root + '-dl';
   mkdirSync(out, { recursive: true });
   if (await have('tftp')) {
-    await run('tftp', ['127.0.0.1', String(port), '-m', 'binary', '-c', 'get', '../../../../etc/passwd', path.join(out, 'p1')]);
+    await run('tftp', [
+      '127.0.0.1',
+      String(port),
+      '-m',
+      'binary',
+      '-c',
+      'get',
+      '../../../../etc/passwd',
+      path.join(out, 'p1'),
+    ]);
     await run('tftp', ['127.0.0.1', String(port), '-m', 'binary', '-c', 'get', 'escape-abs', path.join(out, 'p2')]);
   } else t.diagnostic('tftp-hpa missing');
   if (await have('curl')) {
@@ -205,7 +231,10 @@ test('after the last retry: ERROR to the client, a failed event, and the transfe
   assert.match(ev.error!, /timeout: no ACK for block 1 after 2 retransmissions/);
   assert.equal(ev.path, 'small.bin');
   await waitFor(() => got.length === 4);
-  assert.deepEqual(got.map((m) => m[1]), [3, 3, 3, 5]); // DATA, 2 retransmits, ERROR
+  assert.deepEqual(
+    got.map((m) => m[1]),
+    [3, 3, 3, 5],
+  ); // DATA, 2 retransmits, ERROR
   assert.equal(srv.activeTransfers(), 0);
   sock.close();
 });

@@ -37,43 +37,100 @@ async function freeUdpPort(): Promise<number> {
 
 let work: string;
 let iso: BuiltIso;
-before(() => { if (skip) return; work = tempDir('rackboot-uefi-'); iso = buildRhvhIso(work); });
-after(() => { if (work) rmSync(work, { recursive: true, force: true }); });
+before(() => {
+  if (skip) return;
+  work = tempDir('rackboot-uefi-');
+  iso = buildRhvhIso(work);
+});
+after(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
 
 describe('UEFI chain', { skip }, () => {
-  test('the image\'s shim per host (PXE and HTTP boot), its GRUB and configs over TFTP and HTTP, boot.uefiLoaders: sync', async () => {
+  test("the image's shim per host (PXE and HTTP boot), its GRUB and configs over TFTP and HTTP, boot.uefiLoaders: sync", async () => {
     const dir = tempDir();
     try {
       cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
-      const dirs = { 'data-dir': join(dir, 'data'), 'profiles-dir': join(dir, 'profiles'), 'tftp-root': join(dir, 'tftpboot'), 'images-dir': join(dir, 'images') };
+      const dirs = {
+        'data-dir': join(dir, 'data'),
+        'profiles-dir': join(dir, 'profiles'),
+        'tftp-root': join(dir, 'tftpboot'),
+        'images-dir': join(dir, 'images'),
+      };
       mkdirSync(dirs['data-dir'], { recursive: true });
       // The synced loaders: Debian's signed GRUB as loaders.uefi (what loaders sync installs).
       mkdirSync(dirs['tftp-root'], { recursive: true });
       copyFileSync('/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed', join(dirs['tftp-root'], 'grubx64.efi'));
       {
         const db = openDb(join(dirs['data-dir'], 'rackboot.db'));
-        const r = await importIso(iso.iso, {}, { store: new ImageStore(db), tftpRoot: dirs['tftp-root'], imagesDir: dirs['images-dir'] });
+        const r = await importIso(
+          iso.iso,
+          {},
+          { store: new ImageStore(db), tftpRoot: dirs['tftp-root'], imagesDir: dirs['images-dir'] },
+        );
         db.close();
         assert.ok(r.ok, r.ok ? '' : r.error);
       }
       writeFileSync(join(dirs['profiles-dir'], 'own.yaml'), 'extends: rhvh-base\nimage: rhvh-4.3.8\n');
-      writeFileSync(join(dirs['profiles-dir'], 'synced.yaml'), 'extends: rhvh-base\nimage: rhvh-4.3.8\nboot:\n  uefiLoaders: sync\n');
+      writeFileSync(
+        join(dirs['profiles-dir'], 'synced.yaml'),
+        'extends: rhvh-base\nimage: rhvh-4.3.8\nboot:\n  uefiLoaders: sync\n',
+      );
       let running: Awaited<ReturnType<typeof startRackboot>> | undefined;
       for (let attempt = 0; !running; attempt++) {
-        const config = loadConfig({ ...dirs, listen: '127.0.0.1', 'http-port': '0', 'tftp-port': String(await freeUdpPort()), 'public-url': 'http://127.0.0.1:1', 'log-level': 'error' }, {}, dir);
-        try { running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'uefi-test' }); } catch (err) {
+        const config = loadConfig(
+          {
+            ...dirs,
+            listen: '127.0.0.1',
+            'http-port': '0',
+            'tftp-port': String(await freeUdpPort()),
+            'public-url': 'http://127.0.0.1:1',
+            'log-level': 'error',
+          },
+          {},
+          dir,
+        );
+        try {
+          running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'uefi-test' });
+        } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 4) throw err;
         }
       }
       try {
         const { core } = running;
         assert.ok(core.catalog.get('own') && core.catalog.get('synced'), JSON.stringify(core.catalog.snapshot.errors));
-        core.hosts.insert({ mac: MAC_IMAGE, hostname: 'uefi01', profile: 'own', ip: '127.0.0.1', netmask: '255.0.0.0', gateway: '127.0.0.1', nameservers: [], params: {} } as never);
-        core.hosts.insert({ mac: MAC_SYNC, hostname: 'uefi02', profile: 'synced', ip: '127.0.0.2', netmask: '255.0.0.0', gateway: '127.0.0.1', nameservers: [], params: {} } as never);
+        core.hosts.insert({
+          mac: MAC_IMAGE,
+          hostname: 'uefi01',
+          profile: 'own',
+          ip: '127.0.0.1',
+          netmask: '255.0.0.0',
+          gateway: '127.0.0.1',
+          nameservers: [],
+          params: {},
+        } as never);
+        core.hosts.insert({
+          mac: MAC_SYNC,
+          hostname: 'uefi02',
+          profile: 'synced',
+          ip: '127.0.0.2',
+          netmask: '255.0.0.0',
+          gateway: '127.0.0.1',
+          nameservers: [],
+          params: {},
+        } as never);
         const p = core.provisioner;
         const loaders = { bios: 'pxelinux.0', uefi: 'grubx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi' };
-        const decide = (mac: Mac, arch: number) => decideBoot({ client: { mac, arch, ipxe: false }, host: p.bootState(mac), loaders, httpBase: 'http://127.0.0.1:1', answerUnknown: true });
-        const fileOf = (d: ReturnType<typeof decide>) => (d.action === 'none' ? 'none' : d.file.kind === 'tftp' ? d.file.path : d.file.url);
+        const decide = (mac: Mac, arch: number) =>
+          decideBoot({
+            client: { mac, arch, ipxe: false },
+            host: p.bootState(mac),
+            loaders,
+            httpBase: 'http://127.0.0.1:1',
+            answerUnknown: true,
+          });
+        const fileOf = (d: ReturnType<typeof decide>) =>
+          d.action === 'none' ? 'none' : d.file.kind === 'tftp' ? d.file.path : d.file.url;
 
         // Not in build: the image's shim all the same (its GRUB then gets the local-boot config).
         assert.equal(fileOf(decide(MAC_IMAGE, 7)), 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI');
@@ -94,18 +151,36 @@ describe('UEFI chain', { skip }, () => {
 
         const tftp = async (path: string) => {
           const dest = join(dir, `got-${Math.random().toString(36).slice(2)}`);
-          await execFileAsync('curl', ['-sS', '--max-time', '20', '-o', dest, `tftp://127.0.0.1:${running!.tftpPort}/${path}`]);
+          await execFileAsync('curl', [
+            '-sS',
+            '--max-time',
+            '20',
+            '-o',
+            dest,
+            `tftp://127.0.0.1:${running!.tftpPort}/${path}`,
+          ]);
           return readFileSync(dest);
         };
         const base = `http://127.0.0.1:${running.httpPort}`;
         // The shim and the GRUB it loads from its own directory, over TFTP and HTTP, byte for byte.
-        for (const [name, path] of [['BOOTX64.EFI', 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI'], ['grubx64.efi', 'rhvh-4.3.8/EFI/BOOT/grubx64.efi']]) {
+        for (const [name, path] of [
+          ['BOOTX64.EFI', 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI'],
+          ['grubx64.efi', 'rhvh-4.3.8/EFI/BOOT/grubx64.efi'],
+        ]) {
           assert.equal(sha(await tftp(path)), iso.efi![name], `tftp ${path}`);
-          assert.equal(sha(Buffer.from(await (await fetch(`${base}/tftp/${path}`)).arrayBuffer())), iso.efi![name], `http ${path}`);
+          assert.equal(
+            sha(Buffer.from(await (await fetch(`${base}/tftp/${path}`)).arrayBuffer())),
+            iso.efi![name],
+            `http ${path}`,
+          );
         }
         // Per-MAC names under the shim's directory (Red Hat's GRUB asks there first) and the fixed prefix: the host's install config.
         const pxeName = `01-${MAC_IMAGE.replace(/:/g, '-')}`;
-        for (const path of [`rhvh-4.3.8/EFI/BOOT/grub.cfg-${pxeName}`, `EFI/BOOT/grub.cfg-${pxeName}`, `/grub/grub.cfg-${pxeName}`]) {
+        for (const path of [
+          `rhvh-4.3.8/EFI/BOOT/grub.cfg-${pxeName}`,
+          `EFI/BOOT/grub.cfg-${pxeName}`,
+          `/grub/grub.cfg-${pxeName}`,
+        ]) {
           const cfg = (await tftp(path)).toString();
           assert.match(cfg, /^\s*linux \/rhvh-4\.3\.8\/vmlinuz inst\.stage2=/m, path);
           assert.match(cfg, /^\s*initrd \/rhvh-4\.3\.8\/initrd\.img$/m, path);

@@ -13,7 +13,9 @@ import type { Mac } from '../../src/net/mac.ts';
 import { REPO, tempDir } from '../support/core.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const SKIP = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it) to run the browser tests`;
+const SKIP = existsSync(CHROMIUM)
+  ? false
+  : `${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it) to run the browser tests`;
 const ARTIFACTS = join(REPO, 'test/artifacts');
 const PW = 'correct horse battery';
 
@@ -31,17 +33,44 @@ before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   dir = tempDir('rackboot-web-');
   cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
-  const config = loadConfig({
-    listen: '127.0.0.1', 'http-port': '0', 'tftp-port': '0', 'data-dir': join(dir, 'data'), 'profiles-dir': join(dir, 'profiles'),
-    'tftp-root': join(dir, 'tftpboot'), 'images-dir': join(dir, 'images'), 'public-url': 'http://127.0.0.1:8080',
-  }, {}, dir);
+  const config = loadConfig(
+    {
+      listen: '127.0.0.1',
+      'http-port': '0',
+      'tftp-port': '0',
+      'data-dir': join(dir, 'data'),
+      'profiles-dir': join(dir, 'profiles'),
+      'tftp-root': join(dir, 'tftpboot'),
+      'images-dir': join(dir, 'images'),
+      'public-url': 'http://127.0.0.1:8080',
+    },
+    {},
+    dir,
+  );
   running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'browser-test' });
   base = `http://127.0.0.1:${running.httpPort}`;
   const { core } = running;
   new UserStore(core.db).add('alice', 'admin', hashUserPasswordSync(PW));
-  const racks: [string, string, string][] = [['R1', 'U1', '01'], ['R1', 'U2', '02'], ['R1', 'U3', '03'], ['R1', 'U4', '04'], ['R2', 'U1', '11'], ['R2', 'U2', '12']];
+  const racks: [string, string, string][] = [
+    ['R1', 'U1', '01'],
+    ['R1', 'U2', '02'],
+    ['R1', 'U3', '03'],
+    ['R1', 'U4', '04'],
+    ['R2', 'U1', '11'],
+    ['R2', 'U2', '12'],
+  ];
   for (const [rack, position, n] of racks) {
-    core.hosts.insert({ mac: `52:54:00:00:00:${n}` as Mac, hostname: `rhvh${n}`, profile: n === '12' ? 'rhvh-stig-satellite' : 'rhvh-base', ip: `10.99.0.${Number(n) + 10}`, netmask: '255.255.255.0', rack, position, nameservers: [], params: {} });
+    core.hosts.insert({
+      mac: `52:54:00:00:00:${n}` as Mac,
+      hostname: `rhvh${n}`,
+      profile: n === '12' ? 'rhvh-stig-satellite' : 'rhvh-base',
+      ip: `10.99.0.${Number(n) + 10}`,
+      netmask: '255.255.255.0',
+      rack,
+      position,
+      nameservers: [],
+      params: {},
+    });
   }
   const p = core.provisioner;
   const s2 = p.startBuild('52:54:00:00:00:02' as Mac, 'seed');
@@ -52,21 +81,45 @@ before(async () => {
   p.event({ mac: '52:54:00:00:00:02' as Mac, type: 'dhcp.ack', clientIp: '10.99.0.12', status: 'ok' });
   p.kickstart(s3.value.token, '10.99.0.13');
   p.progress(s3.value.token, 'nodectl-init', '10.99.0.13');
-  p.callback(s4.value.token, 'failed', '10.99.0.14', 'Traceback: nodectl init failed\n/var/log/imgbased.log: no space left on device\n');
+  p.callback(
+    s4.value.token,
+    'failed',
+    '10.99.0.14',
+    'Traceback: nodectl init failed\n/var/log/imgbased.log: no space left on device\n',
+  );
   p.callback(s11.value.token, 'built', '10.99.0.21');
   // Hostile text, stored behind validation's back: pages must show it, never run it.
-  core.hosts.insert({ mac: '52:54:00:00:00:66' as Mac, hostname: '<script>alert(1)</script>"><img src=x onerror=alert(2)>', profile: 'rhvh-base', rack: 'R2', position: 'U9', nameservers: [], params: {} });
+  core.hosts.insert({
+    mac: '52:54:00:00:00:66' as Mac,
+    hostname: '<script>alert(1)</script>"><img src=x onerror=alert(2)>',
+    profile: 'rhvh-base',
+    rack: 'R2',
+    position: 'U9',
+    nameservers: [],
+    params: {},
+  });
   p.event({ mac: '52:54:00:00:00:66' as Mac, type: 'progress', status: '"><img src=x onerror=alert(3)>' });
 
   ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
     viewport: { width: 1280, height: 800 },
   });
-  page = ctx.pages()[0] ?? await ctx.newPage();
+  page = ctx.pages()[0] ?? (await ctx.newPage());
   page.setDefaultTimeout(5000);
-  page.on('dialog', (d) => { dialogs.push(d.message()); void d.dismiss(); });
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
 });
 
 after(async () => {
@@ -99,9 +152,15 @@ test('board: racks, counts, stages; hostile hostnames stay text', { skip: SKIP }
   assert.equal(await page.textContent('[data-count="built"]'), '1');
   assert.equal(await page.textContent('[data-count="failed"]'), '1');
   assert.equal(await page.textContent('[data-count="build"]'), '2');
-  assert.match(await page.locator('.chip[data-mac="52:54:00:00:00:03"] .stage').textContent() ?? '', /installing: nodectl-init/);
+  assert.match(
+    (await page.locator('.chip[data-mac="52:54:00:00:00:03"] .stage').textContent()) ?? '',
+    /installing: nodectl-init/,
+  );
   assert.equal(await page.locator('img').count(), 0, 'no injected <img>');
-  assert.match(await page.locator('.chip[data-mac="52:54:00:00:00:66"] .name').textContent() ?? '', /<script>alert\(1\)<\/script>/);
+  assert.match(
+    (await page.locator('.chip[data-mac="52:54:00:00:00:66"] .name').textContent()) ?? '',
+    /<script>alert\(1\)<\/script>/,
+  );
   await shot('03-board');
   await page.goto(`${base}/hosts/52:54:00:00:00:66`);
   assert.equal(await page.locator('img').count(), 0);
@@ -111,42 +170,51 @@ test('board: racks, counts, stages; hostile hostnames stay text', { skip: SKIP }
   assert.deepEqual(dialogs, [], 'no script ran');
 });
 
-test('profile edit: a broken one is refused with its line, a good one is saved and served', { skip: SKIP }, async () => {
-  const file = join(dir, 'profiles', 'rhvh-base.yaml');
-  const before = readFileSync(file, 'utf8');
-  await page.goto(`${base}/profiles/rhvh-base/edit`);
-  const text = await page.inputValue('#p-text');
-  assert.equal(text, before);
-  await page.fill('#p-text', text.replace('loader: native', 'loader: floppy'));
-  await page.click('button[value=save]');
-  await page.getByText('Refused: nothing was saved.').waitFor();
-  assert.match(await page.locator('.flash.error ul.errors').textContent() ?? '', /boot\.loader/);
-  assert.ok(await page.locator('.badline').count() >= 1);
-  await shot('05-profile-refused');
-  assert.equal(readFileSync(file, 'utf8'), before);
-  // "line N" selects that line in the editor.
-  await page.locator('a[data-line]').first().click();
-  const selected = await page.$eval('#p-text', (t) => { const ta = t as HTMLTextAreaElement; return ta.value.slice(ta.selectionStart, ta.selectionEnd); });
-  assert.match(selected, /loader: floppy/);
+test(
+  'profile edit: a broken one is refused with its line, a good one is saved and served',
+  { skip: SKIP },
+  async () => {
+    const file = join(dir, 'profiles', 'rhvh-base.yaml');
+    const before = readFileSync(file, 'utf8');
+    await page.goto(`${base}/profiles/rhvh-base/edit`);
+    const text = await page.inputValue('#p-text');
+    assert.equal(text, before);
+    await page.fill('#p-text', text.replace('loader: native', 'loader: floppy'));
+    await page.click('button[value=save]');
+    await page.getByText('Refused: nothing was saved.').waitFor();
+    assert.match((await page.locator('.flash.error ul.errors').textContent()) ?? '', /boot\.loader/);
+    assert.ok((await page.locator('.badline').count()) >= 1);
+    await shot('05-profile-refused');
+    assert.equal(readFileSync(file, 'utf8'), before);
+    // "line N" selects that line in the editor.
+    await page.locator('a[data-line]').first().click();
+    const selected = await page.$eval('#p-text', (t) => {
+      const ta = t as HTMLTextAreaElement;
+      return ta.value.slice(ta.selectionStart, ta.selectionEnd);
+    });
+    assert.match(selected, /loader: floppy/);
 
-  await page.fill('#p-text', before.replace('console=ttyS1,115200n8', 'console=ttyS0,115200n8'));
-  await page.click('button[value=check]');
-  await page.getByText('Valid. Review the diff, then save.').waitFor();
-  assert.match(await page.locator('pre.diff').textContent() ?? '', /console=ttyS0/);
-  await shot('06-profile-diff');
-  await page.click('button[value=save]');
-  await page.waitForURL(`${base}/profiles/rhvh-base`);
-  await page.getByText('Profile rhvh-base saved').waitFor();
-  await shot('07-profile-saved');
-  assert.match(readFileSync(file, 'utf8'), /console=ttyS0,115200n8/);
-  const deadline = Date.now() + 3000;
-  while (!/ttyS0/.test(running.core.catalog.get('rhvh-base')?.profile.boot.kernelArgs ?? '') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  assert.match(running.core.catalog.get('rhvh-base')!.profile.boot.kernelArgs, /ttyS0/);
-});
+    await page.fill('#p-text', before.replace('console=ttyS1,115200n8', 'console=ttyS0,115200n8'));
+    await page.click('button[value=check]');
+    await page.getByText('Valid. Review the diff, then save.').waitFor();
+    assert.match((await page.locator('pre.diff').textContent()) ?? '', /console=ttyS0/);
+    await shot('06-profile-diff');
+    await page.click('button[value=save]');
+    await page.waitForURL(`${base}/profiles/rhvh-base`);
+    await page.getByText('Profile rhvh-base saved').waitFor();
+    await shot('07-profile-saved');
+    assert.match(readFileSync(file, 'utf8'), /console=ttyS0,115200n8/);
+    const deadline = Date.now() + 3000;
+    while (!/ttyS0/.test(running.core.catalog.get('rhvh-base')?.profile.boot.kernelArgs ?? '') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.match(running.core.catalog.get('rhvh-base')!.profile.boot.kernelArgs, /ttyS0/);
+  },
+);
 
 test('rack import: preview with per-row errors, then import', { skip: SKIP }, async () => {
   await page.goto(`${base}/hosts/import`);
-  const bad = 'mac,hostname,profile,ip,rack,position\n52:54:00:00:03:01,r3a,rhvh-base,10.99.0.31,R3,U1\n52:54:00:00:03:02,rhvh01,rhvh-base,,R3,U2\nxx:yy,r3c,rhvh-base,,R3,U3\n';
+  const bad =
+    'mac,hostname,profile,ip,rack,position\n52:54:00:00:03:01,r3a,rhvh-base,10.99.0.31,R3,U1\n52:54:00:00:03:02,rhvh01,rhvh-base,,R3,U2\nxx:yy,r3c,rhvh-base,,R3,U3\n';
   await page.fill('#csv', bad);
   await page.click('button[value=preview]');
   await page.getByText('The import is refused: 2 problem(s)').waitFor();
@@ -169,9 +237,12 @@ test('rebuild a built host from its page', { skip: SKIP }, async () => {
   await page.click('button:has-text("Rebuild")');
   await page.getByText(/Build \d+ started for rhvh11/).waitFor();
   assert.equal(running.core.provisioner.state('52:54:00:00:00:11' as Mac), 'build');
-  assert.match(await page.textContent('#host-state') ?? '', /build/);
+  assert.match((await page.textContent('#host-state')) ?? '', /build/);
   await page.locator('details summary', { hasText: 'pxelinux config' }).click();
-  assert.match(await page.locator('details[open] pre').textContent() ?? '', /inst\.ks=http:\/\/127\.0\.0\.1:8080\/ks\/TOKEN/);
+  assert.match(
+    (await page.locator('details[open] pre').textContent()) ?? '',
+    /inst\.ks=http:\/\/127\.0\.0\.1:8080\/ks\/TOKEN/,
+  );
   await shot('10-host-rebuild');
 });
 
@@ -183,7 +254,7 @@ test('the board updates live when a host calls back built', { skip: SKIP }, asyn
   await page.goto(`${base}/?rack=R1`);
   await page.locator('#live-status.on').waitFor();
   const chip = page.locator('.chip[data-mac="52:54:00:00:00:01"]');
-  assert.match(await chip.getAttribute('class') ?? '', /stage-pending/);
+  assert.match((await chip.getAttribute('class')) ?? '', /stage-pending/);
   const builtBefore = Number(await page.textContent('[data-count="built"]'));
   const t0 = Date.now();
   const res = await fetch(new URL(new URL(started.value.builtUrl).pathname, base));
@@ -197,26 +268,43 @@ test('the board updates live when a host calls back built', { skip: SKIP }, asyn
   assert.deepEqual(dialogs, []);
 });
 
-test('every other page renders: hosts, host form, profiles with a broken file, audit, users', { skip: SKIP }, async () => {
-  const { writeFileSync } = await import('node:fs');
-  writeFileSync(join(dir, 'profiles', 'rhvh-custom-thin.yaml'), readFileSync(join(dir, 'profiles', 'rhvh-custom-thin.yaml'), 'utf8').replace('size: 6000', 'size: 60'));
-  running.core.catalog.reload();
-  const pages: [string, string][] = [['/hosts', '12-hosts'], ['/hosts/new', '13-host-new'], ['/profiles', '14-profiles-broken'], ['/profiles/rhvh-custom-thin/edit', '15-profile-broken-edit'], ['/audit', '16-audit'], ['/users', '17-users']];
-  for (const [path, name] of pages) {
-    const res = await page.goto(`${base}${path}`);
-    assert.equal(res?.status(), 200, path);
-    await shot(name);
-  }
-  await page.goto(`${base}/profiles`);
-  await page.getByText('broken on disk').waitFor();
-  await page.goto(`${base}/audit`);
-  await page.locator('details summary', { hasText: 'diff' }).first().click();
-  assert.match(await page.locator('details[open] pre.diff').textContent() ?? '', /ttyS0/);
-  await shot('16-audit');
-  // Keyboard: the sign-out button is reachable with Tab from the top of the page.
-  await page.goto(`${base}/`);
-  let found = false;
-  for (let i = 0; i < 12 && !found; i++) { await page.keyboard.press('Tab'); found = await page.evaluate(() => document.activeElement?.textContent?.trim() === 'Sign out'); }
-  assert.ok(found, 'Sign out reachable by keyboard');
-  assert.deepEqual(dialogs, []);
-});
+test(
+  'every other page renders: hosts, host form, profiles with a broken file, audit, users',
+  { skip: SKIP },
+  async () => {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(
+      join(dir, 'profiles', 'rhvh-custom-thin.yaml'),
+      readFileSync(join(dir, 'profiles', 'rhvh-custom-thin.yaml'), 'utf8').replace('size: 6000', 'size: 60'),
+    );
+    running.core.catalog.reload();
+    const pages: [string, string][] = [
+      ['/hosts', '12-hosts'],
+      ['/hosts/new', '13-host-new'],
+      ['/profiles', '14-profiles-broken'],
+      ['/profiles/rhvh-custom-thin/edit', '15-profile-broken-edit'],
+      ['/audit', '16-audit'],
+      ['/users', '17-users'],
+    ];
+    for (const [path, name] of pages) {
+      const res = await page.goto(`${base}${path}`);
+      assert.equal(res?.status(), 200, path);
+      await shot(name);
+    }
+    await page.goto(`${base}/profiles`);
+    await page.getByText('broken on disk').waitFor();
+    await page.goto(`${base}/audit`);
+    await page.locator('details summary', { hasText: 'diff' }).first().click();
+    assert.match((await page.locator('details[open] pre.diff').textContent()) ?? '', /ttyS0/);
+    await shot('16-audit');
+    // Keyboard: the sign-out button is reachable with Tab from the top of the page.
+    await page.goto(`${base}/`);
+    let found = false;
+    for (let i = 0; i < 12 && !found; i++) {
+      await page.keyboard.press('Tab');
+      found = await page.evaluate(() => document.activeElement?.textContent?.trim() === 'Sign out');
+    }
+    assert.ok(found, 'Sign out reachable by keyboard');
+    assert.deepEqual(dialogs, []);
+  },
+);

@@ -21,29 +21,60 @@ function setup() {
   env = makeEnv();
   new UserStore(env.core.db).add('tom', 'tech', HASH);
   web = createWebRouter({
-    provisioner: env.core.provisioner, hosts: env.core.hosts, builds: env.core.builds, events: env.core.events, audit: env.core.audit, db: env.core.db,
-    catalog: env.core.catalog, profilesDir: env.config.profilesDir, templatesDir: env.config.templatesDir, publicUrl: 'http://10.99.0.1:8080', log: silentLogger(),
+    provisioner: env.core.provisioner,
+    hosts: env.core.hosts,
+    builds: env.core.builds,
+    events: env.core.events,
+    audit: env.core.audit,
+    db: env.core.db,
+    catalog: env.core.catalog,
+    profilesDir: env.config.profilesDir,
+    templatesDir: env.config.templatesDir,
+    publicUrl: 'http://10.99.0.1:8080',
+    log: silentLogger(),
   });
   app = createApp({
-    provisioner: env.core.provisioner, hosts: env.core.hosts, audit: env.core.audit, db: env.core.db, profiles: () => env.core.catalog.snapshot,
-    tftpRoot: env.config.tftpRoot, imagesDir: env.config.imagesDir, adminTokenHash: createHash('sha256').update('t').digest('hex'), log: silentLogger(), routers: [web],
+    provisioner: env.core.provisioner,
+    hosts: env.core.hosts,
+    audit: env.core.audit,
+    db: env.core.db,
+    profiles: () => env.core.catalog.snapshot,
+    tftpRoot: env.config.tftpRoot,
+    imagesDir: env.config.imagesDir,
+    adminTokenHash: createHash('sha256').update('t').digest('hex'),
+    log: silentLogger(),
+    routers: [web],
   });
 }
 beforeEach(setup);
-afterEach(() => { web.close(); env.cleanup(); });
+afterEach(() => {
+  web.close();
+  env.cleanup();
+});
 
 async function hostPage(): Promise<string> {
   const agent = request.agent(app);
   const login = await agent.get('/login');
   const csrf = /name="_csrf" value="([^"]+)"/.exec(login.text)?.[1] ?? '';
-  assert.equal((await agent.post('/login').type('form').send({ _csrf: csrf, name: 'tom', password: PW, next: '/' })).status, 303);
+  assert.equal(
+    (await agent.post('/login').type('form').send({ _csrf: csrf, name: 'tom', password: PW, next: '/' })).status,
+    303,
+  );
   const page = await agent.get(`/hosts/${MAC}`);
   assert.equal(page.status, 200);
   return page.text;
 }
 
 function installOnce(params: Record<string, string>, kind: 'grub' | 'pxelinux') {
-  env.core.hosts.insert({ mac: MAC, hostname: SAMPLE_HOST.hostname, profile: 'rhvh-base', ip: SAMPLE_HOST.ip, netmask: SAMPLE_HOST.netmask, nameservers: [], params });
+  env.core.hosts.insert({
+    mac: MAC,
+    hostname: SAMPLE_HOST.hostname,
+    profile: 'rhvh-base',
+    ip: SAMPLE_HOST.ip,
+    netmask: SAMPLE_HOST.netmask,
+    nameservers: [],
+    params,
+  });
   const b = env.core.provisioner.startBuild(MAC, 'test');
   assert.ok(b.ok);
   if (!b.ok) return;
@@ -54,7 +85,10 @@ function installOnce(params: Record<string, string>, kind: 'grub' | 'pxelinux') 
 test('a UEFI host whose profile turns boot.keepNetbootFirst off: the page says a rebuild needs a boot-order or BMC change', async () => {
   installOnce({ 'boot.keepNetbootFirst': 'false' }, 'grub');
   const text = await hostPage();
-  assert.match(text, /id="rebuild-note"[^>]*>This UEFI host boots its installed OS first \(profile rhvh-base has boot\.keepNetbootFirst off\)/);
+  assert.match(
+    text,
+    /id="rebuild-note"[^>]*>This UEFI host boots its installed OS first \(profile rhvh-base has boot\.keepNetbootFirst off\)/,
+  );
   assert.match(text, /one-time PXE boot/);
 });
 

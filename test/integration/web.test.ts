@@ -22,13 +22,32 @@ const XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>'];
 
 function makeApp(e: TestEnv, publicUrl = 'http://10.99.0.1:8080') {
   web = createWebRouter({
-    provisioner: e.core.provisioner, hosts: e.core.hosts, builds: e.core.builds, events: e.core.events, audit: e.core.audit, db: e.core.db,
-    catalog: e.core.catalog, profilesDir: e.config.profilesDir, templatesDir: e.config.templatesDir, publicUrl, log: silentLogger(),
-    now: () => clock, sessionPolicy: { idleMs: 3600e3, absoluteMs: 8 * 3600e3 }, liveIntervalMs: 50,
+    provisioner: e.core.provisioner,
+    hosts: e.core.hosts,
+    builds: e.core.builds,
+    events: e.core.events,
+    audit: e.core.audit,
+    db: e.core.db,
+    catalog: e.core.catalog,
+    profilesDir: e.config.profilesDir,
+    templatesDir: e.config.templatesDir,
+    publicUrl,
+    log: silentLogger(),
+    now: () => clock,
+    sessionPolicy: { idleMs: 3600e3, absoluteMs: 8 * 3600e3 },
+    liveIntervalMs: 50,
   });
   return createApp({
-    provisioner: e.core.provisioner, hosts: e.core.hosts, audit: e.core.audit, db: e.core.db, profiles: () => e.core.catalog.snapshot,
-    tftpRoot: e.config.tftpRoot, imagesDir: e.config.imagesDir, adminTokenHash: createHash('sha256').update('t').digest('hex'), log: silentLogger(), routers: [web],
+    provisioner: e.core.provisioner,
+    hosts: e.core.hosts,
+    audit: e.core.audit,
+    db: e.core.db,
+    profiles: () => e.core.catalog.snapshot,
+    tftpRoot: e.config.tftpRoot,
+    imagesDir: e.config.imagesDir,
+    adminTokenHash: createHash('sha256').update('t').digest('hex'),
+    log: silentLogger(),
+    routers: [web],
   });
 }
 
@@ -43,7 +62,10 @@ beforeEach(() => {
   users.add('tom', 'tech', HASH);
   app = makeApp(env);
 });
-afterEach(() => { web.close(); env.cleanup(); });
+afterEach(() => {
+  web.close();
+  env.cleanup();
+});
 
 const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
 
@@ -51,7 +73,10 @@ async function login(name: string, a = app) {
   const agent = request.agent(a);
   const page = await agent.get('/login');
   assert.equal(page.status, 200);
-  const res = await agent.post('/login').type('form').send({ _csrf: csrfOf(page.text), name, password: PW, next: '/' });
+  const res = await agent
+    .post('/login')
+    .type('form')
+    .send({ _csrf: csrfOf(page.text), name, password: PW, next: '/' });
   assert.equal(res.status, 303, res.text);
   const home = await agent.get('/');
   assert.equal(home.status, 200);
@@ -66,7 +91,10 @@ test('pages need a session: GET goes to the login page, POST is refused and chan
   const r = await request(app).get('/hosts?x=1');
   assert.equal(r.status, 303);
   assert.equal(r.headers.location, '/login?next=%2Fhosts%3Fx%3D1');
-  const p = await request(app).post('/hosts').type('form').send({ mac: SAMPLE_HOST.mac, hostname: 'x', profile: 'rhvh-base' });
+  const p = await request(app)
+    .post('/hosts')
+    .type('form')
+    .send({ mac: SAMPLE_HOST.mac, hostname: 'x', profile: 'rhvh-base' });
   assert.equal(p.status, 401);
   assert.equal(env.core.hosts.list().length, 0);
   assert.equal((await request(app).get('/board/stream')).status, 401);
@@ -75,7 +103,10 @@ test('pages need a session: GET goes to the login page, POST is refused and chan
 test('sign-in: wrong password refused; cookies HttpOnly + SameSite=Strict; Secure under https; logout ends the session', async () => {
   const agent = request.agent(app);
   const page = await agent.get('/login');
-  const bad = await agent.post('/login').type('form').send({ _csrf: csrfOf(page.text), name: 'alice', password: 'nope-nope-nope' });
+  const bad = await agent
+    .post('/login')
+    .type('form')
+    .send({ _csrf: csrfOf(page.text), name: 'alice', password: 'nope-nope-nope' });
   assert.equal(bad.status, 401);
   assert.match(bad.text, /Wrong user name or password/);
   const noToken = await agent.post('/login').type('form').send({ name: 'alice', password: PW });
@@ -95,15 +126,26 @@ test('sign-in: wrong password refused; cookies HttpOnly + SameSite=Strict; Secur
   const out = await a.post('/logout').type('form').send({ _csrf: csrf });
   assert.equal(out.status, 303);
   assert.equal((await a.get('/')).status, 303, 'signed out');
-  assert.equal(env.core.db.prepare('SELECT count(*) AS n FROM sessions').get() && (env.core.db.prepare('SELECT count(*) AS n FROM sessions').get() as { n: number }).n, 0);
+  assert.equal(
+    env.core.db.prepare('SELECT count(*) AS n FROM sessions').get() &&
+      (env.core.db.prepare('SELECT count(*) AS n FROM sessions').get() as { n: number }).n,
+    0,
+  );
 
   web.close();
   const httpsApp = makeApp(env, 'https://rackboot.example.com');
   // superagent keeps Secure cookies to itself over http, so the cookies go back by hand here.
   const lp = await request(httpsApp).get('/login');
-  assert.match(String(lp.headers['set-cookie']), /rackboot_login=.*HttpOnly.*Secure.*SameSite=Strict|rackboot_login=.*Secure/);
+  assert.match(
+    String(lp.headers['set-cookie']),
+    /rackboot_login=.*HttpOnly.*Secure.*SameSite=Strict|rackboot_login=.*Secure/,
+  );
   const loginCookie = /rackboot_login=([^;]+)/.exec(String(lp.headers['set-cookie']))![1];
-  const s = await request(httpsApp).post('/login').set('Cookie', `rackboot_login=${loginCookie}`).type('form').send({ _csrf: csrfOf(lp.text), name: 'alice', password: PW });
+  const s = await request(httpsApp)
+    .post('/login')
+    .set('Cookie', `rackboot_login=${loginCookie}`)
+    .type('form')
+    .send({ _csrf: csrfOf(lp.text), name: 'alice', password: PW });
   assert.equal(s.status, 303);
   assert.match(String(s.headers['set-cookie']), /rackboot_session=[^;]+;.*Secure/);
 });
@@ -114,7 +156,10 @@ test('sessions expire after idling, and at the absolute limit however busy', asy
   assert.equal((await agent.get('/')).status, 200, 'still inside the idle window');
   clock += 59 * 60e3;
   assert.equal((await agent.get('/')).status, 200, 'each request slides the idle window');
-  for (let i = 0; i < 7; i++) { clock += 50 * 60e3; assert.equal((await agent.get('/')).status, 200); }
+  for (let i = 0; i < 7; i++) {
+    clock += 50 * 60e3;
+    assert.equal((await agent.get('/')).status, 200);
+  }
   clock += 20 * 60e3;
   const r = await agent.get('/');
   assert.equal(r.status, 303, 'past the 8 h absolute limit');
@@ -137,7 +182,10 @@ test('without the CSRF token (or with a wrong one) a POST changes nothing', asyn
   const before = readFileSync(join(env.config.profilesDir, 'rhvh-base.yaml'), 'utf8');
   for (const [path, body] of cases) {
     for (const token of [undefined, 'x'.repeat(43), csrf.slice(0, -1)]) {
-      const r = await agent.post(path).type('form').send(token === undefined ? body : { ...body, _csrf: token });
+      const r = await agent
+        .post(path)
+        .type('form')
+        .send(token === undefined ? body : { ...body, _csrf: token });
       assert.equal(r.status, 403, `${path} with token ${token}`);
       assert.match(r.text, /Nothing was changed/);
     }
@@ -152,20 +200,54 @@ test('without the CSRF token (or with a wrong one) a POST changes nothing', asyn
 test('a tech views everything, builds, cancels and imports, but cannot edit profiles, hosts or users', async () => {
   const { agent, csrf } = await login('tom');
   addHost();
-  for (const path of ['/', '/hosts', `/hosts/${SAMPLE_HOST.mac}`, '/profiles', '/profiles/rhvh-base', '/audit', '/hosts/import']) {
+  for (const path of [
+    '/',
+    '/hosts',
+    `/hosts/${SAMPLE_HOST.mac}`,
+    '/profiles',
+    '/profiles/rhvh-base',
+    '/audit',
+    '/hosts/import',
+  ]) {
     assert.equal((await agent.get(path)).status, 200, path);
   }
-  for (const path of ['/profiles/rhvh-base/edit', '/profiles/new', '/hosts/new', `/hosts/${SAMPLE_HOST.mac}/edit`, `/hosts/${SAMPLE_HOST.mac}/delete`, '/users']) {
+  for (const path of [
+    '/profiles/rhvh-base/edit',
+    '/profiles/new',
+    '/hosts/new',
+    `/hosts/${SAMPLE_HOST.mac}/edit`,
+    `/hosts/${SAMPLE_HOST.mac}/delete`,
+    '/users',
+  ]) {
     assert.equal((await agent.get(path)).status, 403, path);
   }
   const before = readFileSync(join(env.config.profilesDir, 'rhvh-base.yaml'), 'utf8');
-  const edit = await agent.post('/profiles/rhvh-base').type('form').send({ _csrf: csrf, text: before + '\n# tech was here\n', base: before, action: 'save' });
+  const edit = await agent
+    .post('/profiles/rhvh-base')
+    .type('form')
+    .send({ _csrf: csrf, text: before + '\n# tech was here\n', base: before, action: 'save' });
   assert.equal(edit.status, 403);
   assert.match(edit.text, /needs the admin role/);
   assert.equal(readFileSync(join(env.config.profilesDir, 'rhvh-base.yaml'), 'utf8'), before);
-  assert.equal((await agent.post('/hosts').type('form').send({ _csrf: csrf, mac: '52:54:00:aa:bb:09', hostname: 'n', profile: 'rhvh-base' })).status, 403);
+  assert.equal(
+    (
+      await agent
+        .post('/hosts')
+        .type('form')
+        .send({ _csrf: csrf, mac: '52:54:00:aa:bb:09', hostname: 'n', profile: 'rhvh-base' })
+    ).status,
+    403,
+  );
   assert.equal((await agent.post(`/hosts/${SAMPLE_HOST.mac}/delete`).type('form').send({ _csrf: csrf })).status, 403);
-  assert.equal((await agent.post('/users').type('form').send({ _csrf: csrf, name: 'eve', role: 'admin', password: 'x'.repeat(12), password2: 'x'.repeat(12) })).status, 403);
+  assert.equal(
+    (
+      await agent
+        .post('/users')
+        .type('form')
+        .send({ _csrf: csrf, name: 'eve', role: 'admin', password: 'x'.repeat(12), password2: 'x'.repeat(12) })
+    ).status,
+    403,
+  );
   assert.equal(env.core.hosts.list().length, 1);
 
   const b = await agent.post(`/hosts/${SAMPLE_HOST.mac}/build`).type('form').send({ _csrf: csrf });
@@ -177,9 +259,18 @@ test('a tech views everything, builds, cancels and imports, but cannot edit prof
   assert.equal((await agent.post(`/hosts/${SAMPLE_HOST.mac}/cancel`).type('form').send({ _csrf: csrf })).status, 303);
   assert.equal(env.core.provisioner.state(SAMPLE_HOST.mac as Mac), 'idle');
   const audit = env.core.audit.recent();
-  assert.deepEqual(audit.map((a) => [a.actor, a.action]), [['web:tom', 'build.cancel'], ['web:tom', 'build.start']]);
+  assert.deepEqual(
+    audit.map((a) => [a.actor, a.action]),
+    [
+      ['web:tom', 'build.cancel'],
+      ['web:tom', 'build.start'],
+    ],
+  );
 
-  const imp = await agent.post('/hosts/import').type('form').send({ _csrf: csrf, csv: 'mac,hostname,profile,rack\n52:54:00:aa:bb:0a,new2,rhvh-base,R2\n', action: 'import' });
+  const imp = await agent
+    .post('/hosts/import')
+    .type('form')
+    .send({ _csrf: csrf, csv: 'mac,hostname,profile,rack\n52:54:00:aa:bb:0a,new2,rhvh-base,R2\n', action: 'import' });
   assert.equal(imp.status, 303);
   assert.equal(env.core.hosts.list().length, 2);
 });
@@ -206,7 +297,11 @@ test('host page: details, parameters, timeline, failure log, masked previews; re
   assert.equal(rb.status, 303);
   assert.equal(env.core.provisioner.state(SAMPLE_HOST.mac as Mac), 'build');
   const after = await agent.get(`/hosts/${SAMPLE_HOST.mac}`);
-  assert.match(after.text, /inst\.ks=http:\/\/10\.99\.0\.1:8080\/ks\/TOKEN/, 'boot config preview with the token masked');
+  assert.match(
+    after.text,
+    /inst\.ks=http:\/\/10\.99\.0\.1:8080\/ks\/TOKEN/,
+    'boot config preview with the token masked',
+  );
 });
 
 test('board: grouped by rack, counts per state, filters, stages from events', async () => {
@@ -240,23 +335,59 @@ test('board: grouped by rack, counts per state, filters, stages from events', as
 
 test('hosts: add with validation, edit, delete (admin)', async () => {
   const { agent, csrf } = await login('alice');
-  const bad = await agent.post('/hosts').type('form').send({ _csrf: csrf, mac: 'zz', hostname: 'bad_name', profile: 'nope', ip: '10.0.0.300', params: 'oops' });
+  const bad = await agent
+    .post('/hosts')
+    .type('form')
+    .send({ _csrf: csrf, mac: 'zz', hostname: 'bad_name', profile: 'nope', ip: '10.0.0.300', params: 'oops' });
   assert.equal(bad.status, 422);
-  for (const m of [/mac: &quot;zz&quot; is not a MAC/, /hostname/, /profile: &quot;nope&quot;/, /ip: &quot;10.0.0.300&quot;/]) assert.match(bad.text, m);
+  for (const m of [
+    /mac: &quot;zz&quot; is not a MAC/,
+    /hostname/,
+    /profile: &quot;nope&quot;/,
+    /ip: &quot;10.0.0.300&quot;/,
+  ])
+    assert.match(bad.text, m);
   assert.match(bad.text, /value="bad_name"/, 'the form keeps what was typed');
   assert.equal(env.core.hosts.list().length, 0);
 
-  const ok = await agent.post('/hosts').type('form').send({ _csrf: csrf, mac: '52-54-00-AA-BB-05', hostname: 'rhvh05', profile: 'rhvh-base', ip: '10.99.0.15', netmask: '255.255.255.0', rack: 'R3', params: 'boot.kernelArgs = console=ttyS0\n' });
+  const ok = await agent
+    .post('/hosts')
+    .type('form')
+    .send({
+      _csrf: csrf,
+      mac: '52-54-00-AA-BB-05',
+      hostname: 'rhvh05',
+      profile: 'rhvh-base',
+      ip: '10.99.0.15',
+      netmask: '255.255.255.0',
+      rack: 'R3',
+      params: 'boot.kernelArgs = console=ttyS0\n',
+    });
   assert.equal(ok.status, 303);
   assert.equal(ok.headers.location, '/hosts/52:54:00:aa:bb:05');
   assert.deepEqual(env.core.hosts.get('52:54:00:aa:bb:05' as Mac)?.params, { 'boot.kernelArgs': 'console=ttyS0' });
-  const dup = await agent.post('/hosts').type('form').send({ _csrf: csrf, mac: '52:54:00:aa:bb:06', hostname: 'rhvh05', profile: 'rhvh-base' });
+  const dup = await agent
+    .post('/hosts')
+    .type('form')
+    .send({ _csrf: csrf, mac: '52:54:00:aa:bb:06', hostname: 'rhvh05', profile: 'rhvh-base' });
   assert.equal(dup.status, 422);
   assert.match(dup.text, /hostname: rhvh05 already belongs to 52:54:00:aa:bb:05/);
 
   const form = await agent.get('/hosts/52:54:00:aa:bb:05/edit');
   assert.match(form.text, /boot\.kernelArgs = console=ttyS0/);
-  const upd = await agent.post('/hosts/52:54:00:aa:bb:05').type('form').send({ _csrf: csrf, mac: 'ignored', hostname: 'rhvh05b', profile: 'rhvh-custom-thin', ip: '10.99.0.15', netmask: '255.255.255.0', rack: 'R3', params: '' });
+  const upd = await agent
+    .post('/hosts/52:54:00:aa:bb:05')
+    .type('form')
+    .send({
+      _csrf: csrf,
+      mac: 'ignored',
+      hostname: 'rhvh05b',
+      profile: 'rhvh-custom-thin',
+      ip: '10.99.0.15',
+      netmask: '255.255.255.0',
+      rack: 'R3',
+      params: '',
+    });
   assert.equal(upd.status, 303);
   assert.equal(env.core.hosts.get('52:54:00:aa:bb:05' as Mac)?.hostname, 'rhvh05b');
   const audit = await agent.get('/audit');
@@ -274,7 +405,13 @@ test('hosts: add with validation, edit, delete (admin)', async () => {
 test('rack import: the preview shows every row with its problems and writes nothing; a clean file imports', async () => {
   const { agent, csrf } = await login('tom');
   addHost();
-  const csv = ['mac,hostname,profile,ip,rack,position', '52:54:00:aa:cc:01,r2a,rhvh-base,10.99.0.21,R2,U1', 'not-a-mac,r2b,rhvh-base,,R2,U2', '52:54:00:aa:cc:03,rhvh01,rhvh-base,,R2,U3', '52:54:00:aa:cc:04,r2d,nope,,R2,U4'].join('\n');
+  const csv = [
+    'mac,hostname,profile,ip,rack,position',
+    '52:54:00:aa:cc:01,r2a,rhvh-base,10.99.0.21,R2,U1',
+    'not-a-mac,r2b,rhvh-base,,R2,U2',
+    '52:54:00:aa:cc:03,rhvh01,rhvh-base,,R2,U3',
+    '52:54:00:aa:cc:04,r2d,nope,,R2,U4',
+  ].join('\n');
   const pv = await agent.post('/hosts/import').type('form').send({ _csrf: csrf, csv, action: 'preview' });
   assert.equal(pv.status, 422);
   assert.match(pv.text, /The import is refused: 3 problem/);
@@ -288,7 +425,11 @@ test('rack import: the preview shows every row with its problems and writes noth
   assert.equal(forced.status, 422);
   assert.equal(env.core.hosts.list().length, 1, 'nothing written');
 
-  const good = ['mac,hostname,profile,ip,rack,position', '52:54:00:aa:cc:01,r2a,rhvh-base,10.99.0.21,R2,U1', '52:54:00:aa:cc:02,r2b,rhvh-base,,R2,U2'].join('\r\n');
+  const good = [
+    'mac,hostname,profile,ip,rack,position',
+    '52:54:00:aa:cc:01,r2a,rhvh-base,10.99.0.21,R2,U1',
+    '52:54:00:aa:cc:02,r2b,rhvh-base,,R2,U2',
+  ].join('\r\n');
   const pv2 = await agent.post('/hosts/import').type('form').send({ _csrf: csrf, csv: good, action: 'preview' });
   assert.equal(pv2.status, 200);
   assert.match(pv2.text, /Import 2 host\(s\)/);
@@ -307,7 +448,10 @@ test('profile editor: refuses a broken edit with line numbers and a diff, saves 
   assert.equal(edit.status, 200);
   const broken = before.replace('loader: native', 'loader: floppy');
   const lineNo = broken.split('\n').findIndex((l) => l.includes('floppy')) + 1;
-  const r = await agent.post('/profiles/rhvh-base').type('form').send({ _csrf: csrf, text: broken, base: before, action: 'save' });
+  const r = await agent
+    .post('/profiles/rhvh-base')
+    .type('form')
+    .send({ _csrf: csrf, text: broken, base: before, action: 'save' });
   assert.equal(r.status, 422);
   assert.match(r.text, /Refused: nothing was saved/);
   assert.match(r.text, new RegExp(`line ${lineNo}</a>: <code>rhvh-base\\.yaml:${lineNo}: boot\\.loader`));
@@ -318,34 +462,56 @@ test('profile editor: refuses a broken edit with line numbers and a diff, saves 
 
   // A parent edit that breaks a child is refused too.
   const noImage = before.replace(/^image:\n(  .*\n)+/m, '');
-  const r2 = await agent.post('/profiles/rhvh-base').type('form').send({ _csrf: csrf, text: noImage, base: before, action: 'save' });
+  const r2 = await agent
+    .post('/profiles/rhvh-base')
+    .type('form')
+    .send({ _csrf: csrf, text: noImage, base: before, action: 'save' });
   assert.equal(r2.status, 422);
   assert.match(r2.text, /image/);
   assert.equal(readFileSync(file, 'utf8'), before);
 
   const good = before.replace('console=ttyS1,115200n8', 'console=ttyS0,115200n8');
-  const check = await agent.post('/profiles/rhvh-base').type('form').send({ _csrf: csrf, text: good, base: before, action: 'check' });
+  const check = await agent
+    .post('/profiles/rhvh-base')
+    .type('form')
+    .send({ _csrf: csrf, text: good, base: before, action: 'check' });
   assert.equal(check.status, 200);
   assert.match(check.text, /Valid\. Review the diff/);
   assert.equal(readFileSync(file, 'utf8'), before, 'check does not save');
-  const saved = await agent.post('/profiles/rhvh-base').type('form').send({ _csrf: csrf, text: good.replace(/\n/g, '\r\n'), base: before, action: 'save' });
+  const saved = await agent
+    .post('/profiles/rhvh-base')
+    .type('form')
+    .send({ _csrf: csrf, text: good.replace(/\n/g, '\r\n'), base: before, action: 'save' });
   assert.equal(saved.status, 303);
   assert.equal(readFileSync(file, 'utf8'), good, 'CRLF from the browser is stored as LF');
-  assert.deepEqual(readdirSync(env.config.profilesDir).filter((f) => f.startsWith('.')), [], 'no temp file left');
+  assert.deepEqual(
+    readdirSync(env.config.profilesDir).filter((f) => f.startsWith('.')),
+    [],
+    'no temp file left',
+  );
   assert.match(env.core.catalog.get('rhvh-base')!.profile.boot.kernelArgs, /ttyS0/, 'serving the new version');
   const audit = env.core.audit.recent()[0];
   assert.equal(audit.action, 'profile.update');
   assert.match(audit.diff!, /-.*ttyS1.*\\n\+.*ttyS0/);
 
   // Someone else changed the file meanwhile: refused, diff against what is there now.
-  const stale = await agent.post('/profiles/rhvh-base').type('form').send({ _csrf: csrf, text: good + '# mine\n', base: before, action: 'save' });
+  const stale = await agent
+    .post('/profiles/rhvh-base')
+    .type('form')
+    .send({ _csrf: csrf, text: good + '# mine\n', base: before, action: 'save' });
   assert.equal(stale.status, 409);
   assert.match(stale.text, /changed on disk since you opened it/);
 
-  const created = await agent.post('/profiles').type('form').send({ _csrf: csrf, name: 'rack-r9', text: 'extends: rhvh-base\ndescription: rack 9\n', action: 'save' });
+  const created = await agent
+    .post('/profiles')
+    .type('form')
+    .send({ _csrf: csrf, name: 'rack-r9', text: 'extends: rhvh-base\ndescription: rack 9\n', action: 'save' });
   assert.equal(created.status, 303);
   assert.ok(env.core.catalog.get('rack-r9'));
-  const again = await agent.post('/profiles').type('form').send({ _csrf: csrf, name: 'rack-r9', text: 'extends: rhvh-base\n', action: 'save' });
+  const again = await agent
+    .post('/profiles')
+    .type('form')
+    .send({ _csrf: csrf, name: 'rack-r9', text: 'extends: rhvh-base\n', action: 'save' });
   assert.equal(again.status, 409);
 });
 
@@ -364,10 +530,16 @@ test('a profile broken on disk shows as broken while its last good version serve
 
 test('users page: an admin adds a tech; disabling ends their sessions; the last admin is kept', async () => {
   const { agent, csrf } = await login('alice');
-  const weak = await agent.post('/users').type('form').send({ _csrf: csrf, name: 'bob', role: 'tech', password: 'short', password2: 'short' });
+  const weak = await agent
+    .post('/users')
+    .type('form')
+    .send({ _csrf: csrf, name: 'bob', role: 'tech', password: 'short', password2: 'short' });
   assert.equal(weak.status, 422);
   assert.match(weak.text, /at least 10 characters/);
-  const add = await agent.post('/users').type('form').send({ _csrf: csrf, name: 'bob', role: 'tech', password: 'a long password 1', password2: 'a long password 1' });
+  const add = await agent
+    .post('/users')
+    .type('form')
+    .send({ _csrf: csrf, name: 'bob', role: 'tech', password: 'a long password 1', password2: 'a long password 1' });
   assert.equal(add.status, 303);
   const { agent: tom } = await login('tom');
   assert.equal((await tom.get('/')).status, 200);
@@ -385,27 +557,70 @@ test('user text is inert on every page: hostname, profile name, YAML content, ev
   const { agent, csrf } = await login('alice');
   // Stored directly: validation would refuse these, so this proves the pages, not the validation.
   const mac = '52:54:00:aa:bb:66' as Mac;
-  env.core.hosts.insert({ mac, hostname: XSS.join(''), profile: XSS[1], rack: XSS[0], position: XSS[1], nameservers: [], params: { [XSS[0]]: XSS[1] } });
-  env.core.events.append({ mac, type: 'progress', status: XSS[0], clientIp: XSS[1], detail: { reason: XSS.join(' ') } });
+  env.core.hosts.insert({
+    mac,
+    hostname: XSS.join(''),
+    profile: XSS[1],
+    rack: XSS[0],
+    position: XSS[1],
+    nameservers: [],
+    params: { [XSS[0]]: XSS[1] },
+  });
+  env.core.events.append({
+    mac,
+    type: 'progress',
+    status: XSS[0],
+    clientIp: XSS[1],
+    detail: { reason: XSS.join(' ') },
+  });
   env.core.events.append({ mac, type: XSS[1], status: 'x' });
   env.core.audit.record(XSS[0], XSS[1], XSS[0], { unified: `--- a\n+++ b\n+${XSS[0]}\n-${XSS[1]}\n` });
   env.core.audit.record('x', 'host.update', XSS[1], { hostname: { from: XSS[0], to: XSS[1] } });
   const base = readFileSync(join(env.config.profilesDir, 'rhvh-base.yaml'), 'utf8');
-  writeFileSync(join(env.config.profilesDir, 'rhvh-base.yaml'), base.replace(/^description: .*$/m, `description: '${XSS[1].replace(/'/g, "''")} ${XSS[0]}'`));
-  writeFileSync(join(env.config.profilesDir, 'rhvh-custom-thin.yaml'), `# ${XSS[0]}\nextends: rhvh-base\ndescription: "${XSS[0]}"\nbogus: '${XSS[1]}'\n`);
+  writeFileSync(
+    join(env.config.profilesDir, 'rhvh-base.yaml'),
+    base.replace(/^description: .*$/m, `description: '${XSS[1].replace(/'/g, "''")} ${XSS[0]}'`),
+  );
+  writeFileSync(
+    join(env.config.profilesDir, 'rhvh-custom-thin.yaml'),
+    `# ${XSS[0]}\nextends: rhvh-base\ndescription: "${XSS[0]}"\nbogus: '${XSS[1]}'\n`,
+  );
   writeFileSync(join(env.config.profilesDir, '"><img src=x onerror=alert(1)>.yaml'), 'description: x\n');
   env.core.catalog.reload();
-  const editPost = await agent.post('/profiles/rhvh-base').type('form').send({ _csrf: csrf, text: `${XSS[0]}\n${XSS[1]}: [`, base: 'x', action: 'check' });
-  const newProfile = await agent.post('/profiles').type('form').send({ _csrf: csrf, name: XSS[1], text: XSS[0], action: 'save' });
-  const hostForm = await agent.post('/hosts').type('form').send({ _csrf: csrf, mac: XSS[1], hostname: XSS[0], profile: XSS[1], params: XSS[0] });
-  const imp = await agent.post('/hosts/import').type('form').send({ _csrf: csrf, csv: `mac,hostname,profile\n${JSON.stringify(XSS[1])},${XSS[0]},x\n`, action: 'preview' });
+  const editPost = await agent
+    .post('/profiles/rhvh-base')
+    .type('form')
+    .send({ _csrf: csrf, text: `${XSS[0]}\n${XSS[1]}: [`, base: 'x', action: 'check' });
+  const newProfile = await agent
+    .post('/profiles')
+    .type('form')
+    .send({ _csrf: csrf, name: XSS[1], text: XSS[0], action: 'save' });
+  const hostForm = await agent
+    .post('/hosts')
+    .type('form')
+    .send({ _csrf: csrf, mac: XSS[1], hostname: XSS[0], profile: XSS[1], params: XSS[0] });
+  const imp = await agent
+    .post('/hosts/import')
+    .type('form')
+    .send({ _csrf: csrf, csv: `mac,hostname,profile\n${JSON.stringify(XSS[1])},${XSS[0]},x\n`, action: 'preview' });
   const pages = [
-    ['board', await agent.get('/')], ['board filtered', await agent.get(`/?rack=${encodeURIComponent(XSS[0])}&profile=${encodeURIComponent(XSS[1])}`)],
-    ['hosts', await agent.get('/hosts')], ['host', await agent.get(`/hosts/${mac}`)], ['host edit', await agent.get(`/hosts/${mac}/edit`)],
-    ['host delete', await agent.get(`/hosts/${mac}/delete`)], ['profiles', await agent.get('/profiles')], ['profile', await agent.get('/profiles/rhvh-base')],
-    ['profile edit', await agent.get('/profiles/rhvh-base/edit')], ['broken profile edit', await agent.get('/profiles/rhvh-custom-thin/edit')],
-    ['profile 404', await agent.get(`/profiles/${encodeURIComponent(XSS[1])}`)], ['audit', await agent.get(`/audit?q=${encodeURIComponent(XSS[1])}`)], ['audit all', await agent.get('/audit')],
-    ['editor check', editPost], ['new profile', newProfile], ['host form', hostForm], ['import', imp],
+    ['board', await agent.get('/')],
+    ['board filtered', await agent.get(`/?rack=${encodeURIComponent(XSS[0])}&profile=${encodeURIComponent(XSS[1])}`)],
+    ['hosts', await agent.get('/hosts')],
+    ['host', await agent.get(`/hosts/${mac}`)],
+    ['host edit', await agent.get(`/hosts/${mac}/edit`)],
+    ['host delete', await agent.get(`/hosts/${mac}/delete`)],
+    ['profiles', await agent.get('/profiles')],
+    ['profile', await agent.get('/profiles/rhvh-base')],
+    ['profile edit', await agent.get('/profiles/rhvh-base/edit')],
+    ['broken profile edit', await agent.get('/profiles/rhvh-custom-thin/edit')],
+    ['profile 404', await agent.get(`/profiles/${encodeURIComponent(XSS[1])}`)],
+    ['audit', await agent.get(`/audit?q=${encodeURIComponent(XSS[1])}`)],
+    ['audit all', await agent.get('/audit')],
+    ['editor check', editPost],
+    ['new profile', newProfile],
+    ['host form', hostForm],
+    ['import', imp],
     ['login next', await request(app).get(`/login?next=${encodeURIComponent('/"><script>alert(1)</script>')}`)],
   ] as const;
   for (const [name, res] of pages) {
@@ -432,24 +647,32 @@ test('live board: a built callback reaches an open stream within a second', asyn
   const sid = /rackboot_session=([^;]+)/.exec(cookie)![1];
   try {
     const got = await new Promise<{ data: string; ms: number }>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port, path: '/board/stream', headers: { Cookie: `rackboot_session=${sid}` } }, (res) => {
-        assert.equal(res.statusCode, 200);
-        assert.match(String(res.headers['content-type']), /text\/event-stream/);
-        let buf = '';
-        let t0 = 0;
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          buf += chunk;
-          if (!t0 && buf.includes(': live')) {
-            t0 = Date.now();
-            const r = env.core.provisioner.callback(started.value.token, 'built', '10.99.0.11');
-            assert.ok(r.ok);
-          }
-          const m = /event: chip\ndata: (.*)\n\n/.exec(buf);
-          if (m) { resolve({ data: m[1], ms: Date.now() - t0 }); req.destroy(); }
-        });
+      const req = httpRequest(
+        { host: '127.0.0.1', port, path: '/board/stream', headers: { Cookie: `rackboot_session=${sid}` } },
+        (res) => {
+          assert.equal(res.statusCode, 200);
+          assert.match(String(res.headers['content-type']), /text\/event-stream/);
+          let buf = '';
+          let t0 = 0;
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            buf += chunk;
+            if (!t0 && buf.includes(': live')) {
+              t0 = Date.now();
+              const r = env.core.provisioner.callback(started.value.token, 'built', '10.99.0.11');
+              assert.ok(r.ok);
+            }
+            const m = /event: chip\ndata: (.*)\n\n/.exec(buf);
+            if (m) {
+              resolve({ data: m[1], ms: Date.now() - t0 });
+              req.destroy();
+            }
+          });
+        },
+      );
+      req.on('error', (e) => {
+        if ((e as NodeJS.ErrnoException).code !== 'ECONNRESET') reject(e);
       });
-      req.on('error', (e) => { if ((e as NodeJS.ErrnoException).code !== 'ECONNRESET') reject(e); });
       req.setTimeout(3000, () => reject(new Error('no chip within 3 s')));
       req.end();
     });
@@ -468,11 +691,15 @@ test('login: throttled after repeated failures; next= never leaves the site', as
   const page = await agent.get('/login?next=//evil.example/x');
   assert.match(page.text, /name="next" value="\/"/);
   const token = csrfOf(page.text);
-  for (let i = 0; i < 10; i++) await agent.post('/login').type('form').send({ _csrf: token, name: 'alice', password: 'wrong password' });
+  for (let i = 0; i < 10; i++)
+    await agent.post('/login').type('form').send({ _csrf: token, name: 'alice', password: 'wrong password' });
   const blocked = await agent.post('/login').type('form').send({ _csrf: token, name: 'alice', password: PW });
   assert.equal(blocked.status, 429);
   clock += 11 * 60e3;
-  const ok = await agent.post('/login').type('form').send({ _csrf: token, name: 'alice', password: PW, next: 'https://evil.example/' });
+  const ok = await agent
+    .post('/login')
+    .type('form')
+    .send({ _csrf: token, name: 'alice', password: PW, next: 'https://evil.example/' });
   assert.equal(ok.status, 303);
   assert.equal(ok.headers.location, '/');
 });
@@ -483,14 +710,26 @@ test('rackboot users: add (password on stdin only), list, disable, passwd; never
   const run = async (args: string[], stdin = '') => {
     const out: string[] = [];
     const err: string[] = [];
-    const code = await runCli([...args, '--data-dir', dataDir, '--profiles-dir', env.config.profilesDir], { out: (s) => out.push(s), err: (s) => err.push(s), readStdin: async () => stdin, env: {} });
+    const code = await runCli([...args, '--data-dir', dataDir, '--profiles-dir', env.config.profilesDir], {
+      out: (s) => out.push(s),
+      err: (s) => err.push(s),
+      readStdin: async () => stdin,
+      env: {},
+    });
     return { code, out: out.join('\n'), err: err.join('\n') };
   };
   const none = await run(['users', 'list']);
   assert.equal(none.code, 0);
   assert.match(none.err, /no users yet/);
-  assert.equal((await run(['users', 'add', 'root', '--role', 'admin'])).code, 2, 'no password without --password-stdin');
-  assert.match((await run(['users', 'add', 'root', '--role', 'admin', '--password-stdin'], 'short\n')).err, /at least 10/);
+  assert.equal(
+    (await run(['users', 'add', 'root', '--role', 'admin'])).code,
+    2,
+    'no password without --password-stdin',
+  );
+  assert.match(
+    (await run(['users', 'add', 'root', '--role', 'admin', '--password-stdin'], 'short\n')).err,
+    /at least 10/,
+  );
   assert.equal((await run(['users', 'add', 'root', '--role', 'boss', '--password-stdin'], PW)).code, 2);
   assert.equal((await run(['users', 'add', 'Bad Name', '--role', 'admin', '--password-stdin'], PW)).code, 2);
   const add = await run(['users', 'add', 'root', '--role', 'admin', '--password-stdin'], `${PW}\n`);
@@ -507,7 +746,19 @@ test('rackboot users: add (password on stdin only), list, disable, passwd; never
 test('serve: the UI is mounted, and shutdown ends open live streams instead of hanging', async () => {
   const { startRackboot } = await import('../../src/serve.ts');
   const { loadConfig } = await import('../../src/config.ts');
-  const config = loadConfig({ listen: '127.0.0.1', 'http-port': '0', 'tftp-port': '0', 'data-dir': join(env.dir, 'serve-data'), 'profiles-dir': env.config.profilesDir, 'tftp-root': env.config.tftpRoot, 'images-dir': env.config.imagesDir }, {}, env.dir);
+  const config = loadConfig(
+    {
+      listen: '127.0.0.1',
+      'http-port': '0',
+      'tftp-port': '0',
+      'data-dir': join(env.dir, 'serve-data'),
+      'profiles-dir': env.config.profilesDir,
+      'tftp-root': env.config.tftpRoot,
+      'images-dir': env.config.imagesDir,
+    },
+    {},
+    env.dir,
+  );
   const running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'x' });
   let closed = false;
   try {
@@ -516,7 +767,12 @@ test('serve: the UI is mounted, and shutdown ends open live streams instead of h
     const lp = await fetch(`${base}/login`);
     assert.equal(lp.status, 200);
     const loginCookie = /rackboot_login=([^;]+)/.exec(lp.headers.get('set-cookie') ?? '')![1];
-    const signed = await fetch(`${base}/login`, { method: 'POST', redirect: 'manual', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: `rackboot_login=${loginCookie}` }, body: new URLSearchParams({ _csrf: csrfOf(await lp.text()), name: 'alice', password: PW }) });
+    const signed = await fetch(`${base}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: `rackboot_login=${loginCookie}` },
+      body: new URLSearchParams({ _csrf: csrfOf(await lp.text()), name: 'alice', password: PW }),
+    });
     assert.equal(signed.status, 303);
     const sid = /rackboot_session=([^;]+)/.exec(signed.headers.get('set-cookie') ?? '')![1];
     const stream = await fetch(`${base}/board/stream`, { headers: { Cookie: `rackboot_session=${sid}` } });
@@ -526,16 +782,29 @@ test('serve: the UI is mounted, and shutdown ends open live streams instead of h
     closed = true;
     assert.ok(Date.now() - t0 < 3000, `close took ${Date.now() - t0} ms`);
     await stream.body?.cancel().catch(() => {});
-  } finally { if (!closed) await running.close(); }
+  } finally {
+    if (!closed) await running.close();
+  }
 });
 
 test('account: a tech changes their own password with the current one, and signs in again', async () => {
   const { agent, csrf } = await login('tom');
   assert.equal((await agent.get('/account')).status, 200);
-  const wrong = await agent.post('/account').type('form').send({ _csrf: csrf, current: 'not it at all', password: 'a brand new password', password2: 'a brand new password' });
+  const wrong = await agent
+    .post('/account')
+    .type('form')
+    .send({
+      _csrf: csrf,
+      current: 'not it at all',
+      password: 'a brand new password',
+      password2: 'a brand new password',
+    });
   assert.equal(wrong.status, 422);
   assert.match(wrong.text, /current password is wrong/);
-  const ok = await agent.post('/account').type('form').send({ _csrf: csrf, current: PW, password: 'a brand new password', password2: 'a brand new password' });
+  const ok = await agent
+    .post('/account')
+    .type('form')
+    .send({ _csrf: csrf, current: PW, password: 'a brand new password', password2: 'a brand new password' });
   assert.equal(ok.status, 303);
   assert.equal((await agent.get('/')).status, 303, 'signed out by the change');
   assert.ok(await new UserStore(env.core.db).authenticate('tom', 'a brand new password'));

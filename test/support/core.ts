@@ -9,7 +9,12 @@ import { silentLogger } from '../../src/log.ts';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-export interface TestEnv { dir: string; config: Config; core: Core; cleanup(): void }
+export interface TestEnv {
+  dir: string;
+  config: Config;
+  core: Core;
+  cleanup(): void;
+}
 
 export function tempDir(prefix = 'rackboot-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -19,14 +24,45 @@ export function tempDir(prefix = 'rackboot-test-'): string {
 export function makeEnv(extraFlags: Record<string, string> = {}): TestEnv {
   const dir = tempDir();
   cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
-  const config = loadConfig({
-    'data-dir': join(dir, 'data'), 'profiles-dir': join(dir, 'profiles'), 'tftp-root': join(dir, 'tftpboot'), 'images-dir': join(dir, 'images'),
-    'public-url': 'http://10.99.0.1:8080', 'server-ip': '10.99.0.1', listen: '127.0.0.1', ...extraFlags,
-  }, {}, dir);
+  const config = loadConfig(
+    {
+      'data-dir': join(dir, 'data'),
+      'profiles-dir': join(dir, 'profiles'),
+      'tftp-root': join(dir, 'tftpboot'),
+      'images-dir': join(dir, 'images'),
+      'public-url': 'http://10.99.0.1:8080',
+      'server-ip': '10.99.0.1',
+      listen: '127.0.0.1',
+      ...extraFlags,
+    },
+    {},
+    dir,
+  );
   const core = openCore(config, silentLogger());
-  return { dir, config, core, cleanup: () => { try { core.events.flush(); core.db.close(); core.durableDb.close(); } catch { /* closed already */ } rmSync(dir, { recursive: true, force: true }); } };
+  return {
+    dir,
+    config,
+    core,
+    cleanup: () => {
+      try {
+        core.events.flush();
+        core.db.close();
+        core.durableDb.close();
+      } catch {
+        /* closed already */
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export const SAMPLE_HOST = {
-  mac: '52:54:00:aa:bb:01', hostname: 'rhvh01', profile: 'rhvh-base', ip: '10.99.0.11', netmask: '255.255.255.0', gateway: '10.99.0.1', rack: 'R1', position: 'U1',
+  mac: '52:54:00:aa:bb:01',
+  hostname: 'rhvh01',
+  profile: 'rhvh-base',
+  ip: '10.99.0.11',
+  netmask: '255.255.255.0',
+  gateway: '10.99.0.1',
+  rack: 'R1',
+  position: 'U1',
 };

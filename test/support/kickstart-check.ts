@@ -6,12 +6,22 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { REPO } from './core.ts';
 
-export { checkKickstart, checkRhvhKickstart, verifyKickstart, expectedShape, words } from '../../src/render/kickstart-check.ts';
+export {
+  checkKickstart,
+  checkRhvhKickstart,
+  verifyKickstart,
+  expectedShape,
+  words,
+} from '../../src/render/kickstart-check.ts';
 export type { KsSummary } from '../../src/render/kickstart-check.ts';
 
 // ../shared beside the checkout; a git worktree under /work/wt/NAME has it one level further up.
-export const KSVALIDATOR = [process.env.RACKBOOT_KSVALIDATOR, resolve(REPO, '../shared/tools/ksvalidator'), resolve(REPO, '../../shared/tools/ksvalidator')]
-  .find((p): p is string => !!p && existsSync(p)) ?? resolve(REPO, '../shared/tools/ksvalidator');
+export const KSVALIDATOR =
+  [
+    process.env.RACKBOOT_KSVALIDATOR,
+    resolve(REPO, '../shared/tools/ksvalidator'),
+    resolve(REPO, '../../shared/tools/ksvalidator'),
+  ].find((p): p is string => !!p && existsSync(p)) ?? resolve(REPO, '../shared/tools/ksvalidator');
 let announced = false;
 
 /**
@@ -20,12 +30,19 @@ let announced = false;
  */
 export function ksValidate(texts: string[]): string | undefined | 'skipped' {
   if (!existsSync(KSVALIDATOR)) {
-    if (!announced) { process.stderr.write(`# ksvalidator not found at ${KSVALIDATOR}: pykickstart check skipped\n`); announced = true; }
+    if (!announced) {
+      process.stderr.write(`# ksvalidator not found at ${KSVALIDATOR}: pykickstart check skipped\n`);
+      announced = true;
+    }
     return 'skipped';
   }
   const dir = mkdtempSync(join(tmpdir(), 'rackboot-ks-'));
   try {
-    const files = texts.map((t, i) => { const f = join(dir, `ks${i}.cfg`); writeFileSync(f, t); return f; });
+    const files = texts.map((t, i) => {
+      const f = join(dir, `ks${i}.cfg`);
+      writeFileSync(f, t);
+      return f;
+    });
     const failures: string[] = [];
     // One process per file: ksvalidator stops at the first invalid file otherwise, and says which only in its text.
     for (const f of files) {
@@ -34,5 +51,7 @@ export function ksValidate(texts: string[]): string | undefined | 'skipped' {
       if (r.status !== 0) failures.push(`${f}: exit ${r.status}\n${r.stdout}${r.stderr}`);
     }
     return failures.length ? failures.join('\n') : undefined;
-  } finally { rmSync(dir, { recursive: true, force: true }); }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

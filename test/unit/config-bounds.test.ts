@@ -11,28 +11,46 @@ function withFile(yaml: string) {
   const dir = mkdtempSync(join(tmpdir(), 'rb-cfg-'));
   const file = join(dir, 'rackboot.yaml');
   writeFileSync(file, yaml);
-  try { return loadConfig({ config: file }, {}, dir); } finally { rmSync(dir, { recursive: true, force: true }); }
+  try {
+    return loadConfig({ config: file }, {}, dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 test('defaults: a 200-host rack fits; every bound has a value', () => {
   const c = loadConfig({}, {});
   assert.deepEqual(c.tftp, { maxTransfers: 600, maxPerClient: 8, maxTransferSec: 300, maxTimeoutSec: 10 });
-  assert.deepEqual(c.http, { maxConnections: 4096, maxConnectionsPerAddress: 64, headersTimeoutMs: 15_000, requestTimeoutMs: 120_000, idleTimeoutMs: 65_000 });
+  assert.deepEqual(c.http, {
+    maxConnections: 4096,
+    maxConnectionsPerAddress: 64,
+    headersTimeoutMs: 15_000,
+    requestTimeoutMs: 120_000,
+    idleTimeoutMs: 65_000,
+  });
   assert.deepEqual(c.events, { maxAgeMs: 90 * 86_400_000, maxPerHost: 2000, maxDetailBytes: 4096 });
   assert.equal(c.syslog.maxAgeMs, 30 * 86_400_000);
   assert.equal(c.syslog.maxConnectionsPerSource, 4);
 });
 
 test('the config file sets them', () => {
-  const c = withFile([
-    'tftp: { maxTransferSec: 120, maxTimeoutSec: 5 }',
-    'http: { maxConnections: 1000, maxConnectionsPerAddress: 16, headersTimeout: 5s, requestTimeout: 1m, idleTimeout: 30s }',
-    'events: { maxAge: 14d, maxPerHost: 500, maxDetailBytes: 1024 }',
-    'syslog: { maxAge: 7d, maxConnectionsPerSource: 2 }',
-    'tokenGrace: 12h',
-  ].join('\n'));
+  const c = withFile(
+    [
+      'tftp: { maxTransferSec: 120, maxTimeoutSec: 5 }',
+      'http: { maxConnections: 1000, maxConnectionsPerAddress: 16, headersTimeout: 5s, requestTimeout: 1m, idleTimeout: 30s }',
+      'events: { maxAge: 14d, maxPerHost: 500, maxDetailBytes: 1024 }',
+      'syslog: { maxAge: 7d, maxConnectionsPerSource: 2 }',
+      'tokenGrace: 12h',
+    ].join('\n'),
+  );
   assert.deepEqual(c.tftp, { maxTransfers: 600, maxPerClient: 8, maxTransferSec: 120, maxTimeoutSec: 5 });
-  assert.deepEqual(c.http, { maxConnections: 1000, maxConnectionsPerAddress: 16, headersTimeoutMs: 5000, requestTimeoutMs: 60_000, idleTimeoutMs: 30_000 });
+  assert.deepEqual(c.http, {
+    maxConnections: 1000,
+    maxConnectionsPerAddress: 16,
+    headersTimeoutMs: 5000,
+    requestTimeoutMs: 60_000,
+    idleTimeoutMs: 30_000,
+  });
   assert.deepEqual(c.events, { maxAgeMs: 14 * 86_400_000, maxPerHost: 500, maxDetailBytes: 1024 });
   assert.equal(c.syslog.maxAgeMs, 7 * 86_400_000);
   assert.equal(c.syslog.maxConnectionsPerSource, 2);
@@ -59,6 +77,10 @@ test('worst values are refused, naming the setting; nothing half-applied', () =>
     ['tokenGrace: "\\r24h"', /--token-grace/],
   ];
   for (const [yaml, want] of rows) {
-    assert.throws(() => withFile(yaml), (err: Error) => err instanceof ConfigError && want.test(err.message), yaml);
+    assert.throws(
+      () => withFile(yaml),
+      (err: Error) => err instanceof ConfigError && want.test(err.message),
+      yaml,
+    );
   }
 });

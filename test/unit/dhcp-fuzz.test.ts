@@ -10,6 +10,9 @@ test(`fuzz: ${N} random and mutated packets through the full engine path, no int
   assert.deepEqual(s.internalErrors.slice(0, 3), []);
   assert.deepEqual(s.violations.slice(0, 5), []);
   assert.equal(s.packets, N);
-  assert.ok(s.replies > N / 50, `the fuzzer reaches the answer path (${s.replies} replies: ${JSON.stringify(s.byType)})`);
+  assert.ok(
+    s.replies > N / 50,
+    `the fuzzer reaches the answer path (${s.replies} replies: ${JSON.stringify(s.byType)})`,
+  );
   assert.ok(s.byType[2] && s.byType[5] && s.byType[6], `offers, acks and naks all seen: ${JSON.stringify(s.byType)}`);
 });

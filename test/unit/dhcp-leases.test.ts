@@ -8,12 +8,14 @@ import { LeaseStore } from '../../src/dhcp/leases.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { reqIp, sid, testEngine } from '../fixtures/dhcp/helpers.ts';
 
-const A = '52:54:00:00:01:01' as Mac, B = '52:54:00:00:01:02' as Mac;
+const A = '52:54:00:00:01:01' as Mac,
+  B = '52:54:00:00:01:02' as Mac;
 const SUB = '10.99.0.0/24';
 
 test('tables are created idempotently; every per-packet query is an index seek, never a scan', () => {
   const db = new Database(':memory:');
-  new LeaseStore(db); new LeaseStore(db);
+  new LeaseStore(db);
+  new LeaseStore(db);
   const plans = [
     'SELECT * FROM dhcp_leases WHERE ip = 1',
     "SELECT * FROM dhcp_leases WHERE mac = 'x' AND subnet = 'y' ORDER BY updated_at DESC LIMIT 1",
@@ -21,7 +23,9 @@ test('tables are created idempotently; every per-packet query is an index seek, 
     "UPDATE dhcp_leases SET mac = '' WHERE mac = 'x' AND subnet = 'y' AND ip <> 1",
   ];
   for (const sql of plans) {
-    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join('; ');
+    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[])
+      .map((r) => r.detail)
+      .join('; ');
     assert.doesNotMatch(plan, /^SCAN|; SCAN/, `${sql}: ${plan}`);
     assert.doesNotMatch(plan, /TEMP B-TREE/, `${sql}: ${plan}`);
   }
@@ -31,8 +35,13 @@ test('leases survive a restart (real SQLite file, WAL); offer holds do not need 
   const dir = mkdtempSync(join(tmpdir(), 'rbdhcp-leases-'));
   try {
     const file = join(dir, 'leases.db');
-    const config = { mode: 'authoritative' as const, serverIp: '10.99.0.1', subnets: [{ cidr: SUB, ranges: ['10.99.0.100-10.99.0.110'] }] };
-    let db = new Database(file); db.pragma('journal_mode = WAL');
+    const config = {
+      mode: 'authoritative' as const,
+      serverIp: '10.99.0.1',
+      subnets: [{ cidr: SUB, ranges: ['10.99.0.100-10.99.0.110'] }],
+    };
+    let db = new Database(file);
+    db.pragma('journal_mode = WAL');
     let t = testEngine({ config, db });
     const o = t.send({ type: 1, mac: A }).reply;
     t.send({ type: 3, mac: A, opts: [sid('10.99.0.1'), reqIp(o.p.yiaddr)] });
@@ -76,7 +85,15 @@ test('offer holds expire in order and their addresses are reused before stored l
 
 test('DECLINE quarantine ends: the address returns to the pool after declineHoldSec', () => {
   let now = 10_000_000;
-  const t = testEngine({ config: { mode: 'authoritative', serverIp: '10.99.0.1', declineHoldSec: 60, subnets: [{ cidr: SUB, ranges: ['10.99.0.100-10.99.0.100'] }] }, now: () => now });
+  const t = testEngine({
+    config: {
+      mode: 'authoritative',
+      serverIp: '10.99.0.1',
+      declineHoldSec: 60,
+      subnets: [{ cidr: SUB, ranges: ['10.99.0.100-10.99.0.100'] }],
+    },
+    now: () => now,
+  });
   t.send({ type: 1, mac: A });
   t.send({ type: 3, mac: A, opts: [sid('10.99.0.1'), reqIp('10.99.0.100')] });
   t.send({ type: 4, mac: A, opts: [sid('10.99.0.1'), reqIp('10.99.0.100')] });

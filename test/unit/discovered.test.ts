@@ -8,7 +8,10 @@ import { openDb } from '../../src/store/db.ts';
 import { DiscoveredStore } from '../../src/store/discovered.ts';
 import { parseMac } from '../../src/net/mac.ts';
 
-const mac = (i: number) => parseMac(`52:54:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`)!;
+const mac = (i: number) =>
+  parseMac(
+    `52:54:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
+  )!;
 
 test('discovered: bounded to maxRows, the least recently seen go first; a pruned machine seen again comes back as new', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rb-discovered-'));
@@ -17,7 +20,10 @@ test('discovered: bounded to maxRows, the least recently seen go first; a pruned
     let now = 1_000;
     const store = new DiscoveredStore(db, 50, () => now);
     store.seen({ mac: mac(0), arch: 7, ipxe: false });
-    for (let i = 1; i <= 1000; i++) { now++; store.seen({ mac: mac(i), arch: 0, ipxe: false, uuid: 'u'.repeat(36) }); }
+    for (let i = 1; i <= 1000; i++) {
+      now++;
+      store.seen({ mac: mac(i), arch: 0, ipxe: false, uuid: 'u'.repeat(36) });
+    }
     now++;
     store.seen({ mac: mac(0), arch: 7, ipxe: true, ip: '10.99.0.100' }); // the first machine boots again: newest now
     store.prune();
@@ -32,5 +38,7 @@ test('discovered: bounded to maxRows, the least recently seen go first; a pruned
     const total = (db.prepare('SELECT COUNT(*) AS n FROM discovered').get() as { n: number }).n;
     assert.equal(total, 50);
     db.close();
-  } finally { rmSync(dir, { recursive: true, force: true }); }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

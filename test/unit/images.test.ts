@@ -18,12 +18,17 @@ function rpm(tags: Record<number, string>): Buffer {
     head.writeUInt32BE(entries.length, 8);
     head.writeUInt32BE(data.length, 12);
     let off = 0;
-    const index = Buffer.concat(entries.map(([tag, v]) => {
-      const e = Buffer.alloc(16);
-      e.writeUInt32BE(tag, 0); e.writeUInt32BE(6, 4); e.writeUInt32BE(off, 8); e.writeUInt32BE(1, 12);
-      off += Buffer.byteLength(v) + 1;
-      return e;
-    }));
+    const index = Buffer.concat(
+      entries.map(([tag, v]) => {
+        const e = Buffer.alloc(16);
+        e.writeUInt32BE(tag, 0);
+        e.writeUInt32BE(6, 4);
+        e.writeUInt32BE(off, 8);
+        e.writeUInt32BE(1, 12);
+        off += Buffer.byteLength(v) + 1;
+        return e;
+      }),
+    );
     return Buffer.concat([head, index, data]);
   };
   const sig = header([]);
@@ -32,14 +37,28 @@ function rpm(tags: Record<number, string>): Buffer {
 }
 
 test('RPM header: name, version, release, arch; truncated asks for more; garbage is an error', () => {
-  const b = rpm({ 1000: 'redhat-virtualization-host-image-update', 1001: '4.3.8', 1002: '20200123.0.el7_7', 1022: 'noarch' });
-  assert.deepEqual(parseRpmHeader(b), { ok: true, info: { name: 'redhat-virtualization-host-image-update', version: '4.3.8', release: '20200123.0.el7_7', arch: 'noarch' } });
+  const b = rpm({
+    1000: 'redhat-virtualization-host-image-update',
+    1001: '4.3.8',
+    1002: '20200123.0.el7_7',
+    1022: 'noarch',
+  });
+  assert.deepEqual(parseRpmHeader(b), {
+    ok: true,
+    info: {
+      name: 'redhat-virtualization-host-image-update',
+      version: '4.3.8',
+      release: '20200123.0.el7_7',
+      arch: 'noarch',
+    },
+  });
   const short = parseRpmHeader(b.subarray(0, 120));
   assert.ok(!short.ok && 'needMore' in short && short.needMore > 120);
   assert.deepEqual(parseRpmHeader(Buffer.alloc(200)), { ok: false, error: 'not an RPM package (bad lead magic)' });
   const noVersion = parseRpmHeader(rpm({ 1000: 'x' }));
   assert.ok(!noVersion.ok && 'error' in noVersion && /no name, version or release/.test(noVersion.error));
-  const bad = Buffer.from(b); bad.writeUInt32BE(0xdeadbeef, 96);
+  const bad = Buffer.from(b);
+  bad.writeUInt32BE(0xdeadbeef, 96);
   assert.ok(!parseRpmHeader(bad).ok);
 });
 
@@ -55,12 +74,24 @@ test('bsdtar -tv listings: files, dirs, symlinks, ./ prefixes, names with spaces
   assert.deepEqual(parseListing(text), [
     { path: 'LiveOS', type: 'dir', size: 2048 },
     { path: 'LiveOS/squashfs.img', type: 'file', size: 150000 },
-    { path: 'usr/share/redhat-virtualization-host/image/redhat-virtualization-host-4.3.8.squashfs.img', type: 'file', size: 300000 },
+    {
+      path: 'usr/share/redhat-virtualization-host/image/redhat-virtualization-host-4.3.8.squashfs.img',
+      type: 'file',
+      size: 300000,
+    },
     { path: 'EFI/BOOT/link', type: 'symlink', size: 0, target: '../grub.cfg' },
     { path: 'a name with spaces.txt', type: 'file', size: 12 },
   ]);
-  assert.equal(bsdtarMessage('x .\nx a.img: Write failed: No space left on device\nbsdtar: Error exit delayed from previous errors.\n'), 'x a.img: Write failed: No space left on device');
-  assert.equal(bsdtarMessage('bsdtar: Error opening archive: Unrecognized archive format\n'), 'Error opening archive: Unrecognized archive format');
+  assert.equal(
+    bsdtarMessage(
+      'x .\nx a.img: Write failed: No space left on device\nbsdtar: Error exit delayed from previous errors.\n',
+    ),
+    'x a.img: Write failed: No space left on device',
+  );
+  assert.equal(
+    bsdtarMessage('bsdtar: Error opening archive: Unrecognized archive format\n'),
+    'Error opening archive: Unrecognized archive format',
+  );
 });
 
 test('progress: a bar redrawn with \\r on a terminal, a line every 10 % otherwise', () => {
@@ -81,7 +112,8 @@ test('progress: a bar redrawn with \\r on a terminal, a line every 10 % otherwis
   const q = createProgress({ isTTY: true, write: (s) => tty.push(s) }, () => t);
   const qh = q.phase('copy', 100);
   qh.update(10); // throttled: same instant
-  t += 200; qh.update(40);
+  t += 200;
+  qh.update(40);
   qh.finish();
   assert.ok(tty.every((s) => s.startsWith('\r') || s === '\n'));
   assert.match(tty.join(''), /\rcopy \[#+\.*\]  40%/);
@@ -99,12 +131,43 @@ test('distro family from os-release', () => {
 });
 
 test('loader targets follow config.loaders; shim and GRUB share a directory', () => {
-  const dests = (l: Parameters<typeof loaderItems>[0]) => loaderItems(l).map((i) => `${i.dest}${i.required ? '' : '?'}`);
-  assert.deepEqual(dests({ bios: 'pxelinux.0', uefi: 'grubx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi' }),
-    ['pxelinux.0', 'ldlinux.c32', 'libutil.c32', 'libcom32.c32', 'menu.c32', 'chain.c32', 'shimx64.efi?', 'grubx64.efi', 'undionly.kpxe', 'ipxe.efi']);
-  assert.deepEqual(dests({ bios: 'bios/pxelinux.0', uefi: 'efi/shimx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi' }),
-    ['bios/pxelinux.0', 'bios/ldlinux.c32', 'bios/libutil.c32', 'bios/libcom32.c32', 'bios/menu.c32', 'bios/chain.c32', 'efi/shimx64.efi', 'efi/grubx64.efi', 'undionly.kpxe', 'ipxe.efi']);
-  assert.ok(dests({ bios: 'pxelinux.0', uefi: 'bootx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi' }).includes('bootx64.efi'));
+  const dests = (l: Parameters<typeof loaderItems>[0]) =>
+    loaderItems(l).map((i) => `${i.dest}${i.required ? '' : '?'}`);
+  assert.deepEqual(
+    dests({ bios: 'pxelinux.0', uefi: 'grubx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi' }),
+    [
+      'pxelinux.0',
+      'ldlinux.c32',
+      'libutil.c32',
+      'libcom32.c32',
+      'menu.c32',
+      'chain.c32',
+      'shimx64.efi?',
+      'grubx64.efi',
+      'undionly.kpxe',
+      'ipxe.efi',
+    ],
+  );
+  assert.deepEqual(
+    dests({ bios: 'bios/pxelinux.0', uefi: 'efi/shimx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi' }),
+    [
+      'bios/pxelinux.0',
+      'bios/ldlinux.c32',
+      'bios/libutil.c32',
+      'bios/libcom32.c32',
+      'bios/menu.c32',
+      'bios/chain.c32',
+      'efi/shimx64.efi',
+      'efi/grubx64.efi',
+      'undionly.kpxe',
+      'ipxe.efi',
+    ],
+  );
+  assert.ok(
+    dests({ bios: 'pxelinux.0', uefi: 'bootx64.efi', ipxeBios: 'undionly.kpxe', ipxeUefi: 'ipxe.efi' }).includes(
+      'bootx64.efi',
+    ),
+  );
 });
 
 test('profiles using an image: by name only, sorted', () => {

@@ -8,7 +8,8 @@ import { REPO } from '../support/core.ts';
 import { join } from 'node:path';
 
 const samples = () => readProfileDir(join(REPO, 'profiles'));
-const HASH = '$6$f3jJz.m12KbiZn5A$J/aBsDtbPdTQzyLgQTKIzBoag9bJxlsi5Bw0Rragfj1WYM7/Yknk3JHJbTfixwBu0vJI4k92ooaYW/JwdUjQ2.';
+const HASH =
+  '$6$f3jJz.m12KbiZn5A$J/aBsDtbPdTQzyLgQTKIzBoag9bJxlsi5Bw0Rragfj1WYM7/Yknk3JHJbTfixwBu0vJI4k92ooaYW/JwdUjQ2.';
 const base = `image:\n  kernel: k/vmlinuz\n  initrd: k/initrd.img\n  stage2: http://x/rhvh\n  liveimg: http://x/rhvh.squashfs.img\nrootPassword: '${HASH}'\n`;
 const src = (name: string, text: string): ProfileSource => ({ name, file: `profiles/${name}.yaml`, text });
 
@@ -56,7 +57,10 @@ test('a password in clear text is refused with how to make a hash', () => {
 });
 
 test('errors in inherited fields point at the file that defines them', () => {
-  const set = loadProfiles([src('parent', base + 'keyboard: "us de"\n'), src('child', 'extends: parent\ndescription: c\n')]);
+  const set = loadProfiles([
+    src('parent', base + 'keyboard: "us de"\n'),
+    src('child', 'extends: parent\ndescription: c\n'),
+  ]);
   const childErr = set.errors.find((e) => e.profile === 'child')!;
   assert.equal(childErr.file, 'profiles/parent.yaml');
   assert.equal(childErr.line, 7);
@@ -70,7 +74,10 @@ test('extends: unknown parent and loops are refused', () => {
 });
 
 test('a child overrides nested fields and replaces arrays', () => {
-  const set = loadProfiles([src('parent', base + 'ntpServers: [a.example, b.example]\nboot:\n  loader: ipxe\n'), src('child', 'extends: parent\nntpServers: [c.example]\nboot:\n  kernelArgs: quiet\n')]);
+  const set = loadProfiles([
+    src('parent', base + 'ntpServers: [a.example, b.example]\nboot:\n  loader: ipxe\n'),
+    src('child', 'extends: parent\nntpServers: [c.example]\nboot:\n  kernelArgs: quiet\n'),
+  ]);
   const p = set.profiles.get('child')!.profile;
   assert.deepEqual(p.ntpServers, ['c.example']);
   assert.equal(p.boot.loader, 'ipxe');
@@ -80,9 +87,17 @@ test('a child overrides nested fields and replaces arrays', () => {
 test('host parameters override profile fields and are validated', () => {
   const set = loadProfiles(samples());
   const lp = set.profiles.get('rhvh-base')!;
-  const ok = applyHostParams(lp, { 'boot.kernelArgs': 'console=ttyS0', 'timezone.name': 'Asia/Tokyo', 'stig.enabled': 'true' }, 'h1');
+  const ok = applyHostParams(
+    lp,
+    { 'boot.kernelArgs': 'console=ttyS0', 'timezone.name': 'Asia/Tokyo', 'stig.enabled': 'true' },
+    'h1',
+  );
   assert.ok(ok.ok);
-  if (ok.ok) { assert.equal(ok.profile.boot.kernelArgs, 'console=ttyS0'); assert.equal(ok.profile.timezone.name, 'Asia/Tokyo'); assert.equal(ok.profile.stig.enabled, true); }
+  if (ok.ok) {
+    assert.equal(ok.profile.boot.kernelArgs, 'console=ttyS0');
+    assert.equal(ok.profile.timezone.name, 'Asia/Tokyo');
+    assert.equal(ok.profile.stig.enabled, true);
+  }
   const bad = applyHostParams(lp, { 'stig.enabled': 'maybe' }, 'h1');
   assert.equal(bad.ok, false);
   if (!bad.ok) assert.match(bad.errors[0], /host h1: parameter stig\.enabled/);
@@ -91,46 +106,117 @@ test('host parameters override profile fields and are validated', () => {
 });
 
 test('values that could break out of a kickstart line are refused', () => {
-  for (const [field, value] of [['lang', '"en_US; reboot"'], ['boot:\n  kernelArgs', '"a\\nb"'], ['keyboard', '"us --foo"']]) {
+  for (const [field, value] of [
+    ['lang', '"en_US; reboot"'],
+    ['boot:\n  kernelArgs', '"a\\nb"'],
+    ['keyboard', '"us --foo"'],
+  ]) {
     const set = loadProfiles([src('p', base + `${field}: ${value}\n`)]);
     assert.equal(set.profiles.size, 0, `${field} ${value} should be refused`);
   }
 });
 
 // --- RHVH custom layout rules (RHVH-PXE.md section 4) ---
-const guide = () => customLayoutSchema.parse({
-  layout: 'custom', reservedPercent: 20, thinpool: { size: 40000 },
-  volumes: [['/', 'root', 6000], ['/var', 'var', 15000], ['/var/crash', 'var_crash', 10000], ['/var/log', 'var_log', 8000],
-    ['/var/log/audit', 'var_audit', 2000], ['/home', 'home', 1000], ['/tmp', 'tmp', 1000]].map(([mount, name, size]) => ({ mount, name, size })),
-});
+const guide = () =>
+  customLayoutSchema.parse({
+    layout: 'custom',
+    reservedPercent: 20,
+    thinpool: { size: 40000 },
+    volumes: [
+      ['/', 'root', 6000],
+      ['/var', 'var', 15000],
+      ['/var/crash', 'var_crash', 10000],
+      ['/var/log', 'var_log', 8000],
+      ['/var/log/audit', 'var_audit', 2000],
+      ['/home', 'home', 1000],
+      ['/tmp', 'tmp', 1000],
+    ].map(([mount, name, size]) => ({ mount, name, size })),
+  });
 
 test('the guide layout passes the RHVH rules', () => {
   assert.deepEqual(checkCustomLayout(guide()), []);
 });
 
 const rules: [string, (l: ReturnType<typeof guide>) => void, RegExp][] = [
-  ['a separate /usr', (l) => l.volumes.push({ mount: '/usr', name: 'usr', size: 5000, fstype: 'ext4', grow: false, fsoptions: 'defaults' }), /\/usr makes the RHVH install fail/],
-  ['/boot on a thin volume', (l) => l.volumes.push({ mount: '/boot', name: 'boot', size: 1000, fstype: 'xfs', grow: false, fsoptions: 'defaults' }), /\/boot must be a standard partition/],
-  ['a missing /var/log/audit', (l) => { l.volumes = l.volumes.filter((v) => v.mount !== '/var/log/audit'); }, /needs \/var\/log\/audit on a thin logical volume/],
-  ['btrfs', (l) => { l.volumes[1].fstype = 'btrfs'; }, /"btrfs" is not supported/],
-  ['a too small /var', (l) => { l.volumes[1].size = 10000; }, /\/var needs at least 15000 MiB/],
-  ['a too small /boot', (l) => { l.boot.size = 500; }, /\/boot needs at least 1000 MiB/],
-  ['a growing pool without reserved space', (l) => { l.reservedPercent = undefined; }, /reservedPercent/],
-  ['an over-provisioned fixed pool', (l) => { l.thinpool.grow = false; }, /20 %/],
+  [
+    'a separate /usr',
+    (l) =>
+      l.volumes.push({ mount: '/usr', name: 'usr', size: 5000, fstype: 'ext4', grow: false, fsoptions: 'defaults' }),
+    /\/usr makes the RHVH install fail/,
+  ],
+  [
+    '/boot on a thin volume',
+    (l) =>
+      l.volumes.push({ mount: '/boot', name: 'boot', size: 1000, fstype: 'xfs', grow: false, fsoptions: 'defaults' }),
+    /\/boot must be a standard partition/,
+  ],
+  [
+    'a missing /var/log/audit',
+    (l) => {
+      l.volumes = l.volumes.filter((v) => v.mount !== '/var/log/audit');
+    },
+    /needs \/var\/log\/audit on a thin logical volume/,
+  ],
+  [
+    'btrfs',
+    (l) => {
+      l.volumes[1].fstype = 'btrfs';
+    },
+    /"btrfs" is not supported/,
+  ],
+  [
+    'a too small /var',
+    (l) => {
+      l.volumes[1].size = 10000;
+    },
+    /\/var needs at least 15000 MiB/,
+  ],
+  [
+    'a too small /boot',
+    (l) => {
+      l.boot.size = 500;
+    },
+    /\/boot needs at least 1000 MiB/,
+  ],
+  [
+    'a growing pool without reserved space',
+    (l) => {
+      l.reservedPercent = undefined;
+    },
+    /reservedPercent/,
+  ],
+  [
+    'an over-provisioned fixed pool',
+    (l) => {
+      l.thinpool.grow = false;
+    },
+    /20 %/,
+  ],
   ['a duplicated mount point', (l) => l.volumes.push({ ...l.volumes[0], name: 'root2' }), /declared twice/],
-  ['swap below 1 GB', (l) => { l.swap = { size: 512 }; }, /swap needs at least/],
+  [
+    'swap below 1 GB',
+    (l) => {
+      l.swap = { size: 512 };
+    },
+    /swap needs at least/,
+  ],
 ];
 for (const [what, mutate, expected] of rules) {
   test(`custom layout rule: ${what} is refused`, () => {
     const l = guide();
     mutate(l);
     const v = checkCustomLayout(l);
-    assert.ok(v.some((x) => expected.test(x.message)), `expected ${expected} in ${JSON.stringify(v)}`);
+    assert.ok(
+      v.some((x) => expected.test(x.message)),
+      `expected ${expected} in ${JSON.stringify(v)}`,
+    );
   });
 }
 
 test('a rule violation in a profile file is reported at its line', () => {
-  const text = base + `partitioning:\n  layout: custom\n  reservedPercent: 20\n  thinpool: { size: 40000 }\n  volumes:\n    - { mount: /, name: root, size: 6000 }\n    - { mount: /usr, name: usr, size: 5000 }\n`;
+  const text =
+    base +
+    `partitioning:\n  layout: custom\n  reservedPercent: 20\n  thinpool: { size: 40000 }\n  volumes:\n    - { mount: /, name: root, size: 6000 }\n    - { mount: /usr, name: usr, size: 5000 }\n`;
   const set = loadProfiles([src('p', text)]);
   const usr = set.errors.find((e) => /\/usr/.test(e.message))!;
   assert.equal(usr.line, 13);

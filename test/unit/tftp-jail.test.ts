@@ -32,10 +32,26 @@ before(() => {
 after(() => rmSync(base, { recursive: true, force: true }));
 
 test('regular files inside the root resolve with their size, symlinks inside are followed', async () => {
-  assert.deepEqual(await resolveInRoot(root, 'pxelinux.0'), { ok: true, realPath: path.join(root, 'pxelinux.0'), size: 6 });
-  assert.deepEqual(await resolveInRoot(root, '/boot//grub/grub.cfg'), { ok: true, realPath: path.join(root, 'boot/grub/grub.cfg'), size: 3 });
-  assert.deepEqual(await resolveInRoot(root, 'boot\\grub\\grub.cfg'), { ok: true, realPath: path.join(root, 'boot/grub/grub.cfg'), size: 3 });
-  assert.deepEqual(await resolveInRoot(root, 'alias.0'), { ok: true, realPath: path.join(root, 'pxelinux.0'), size: 6 });
+  assert.deepEqual(await resolveInRoot(root, 'pxelinux.0'), {
+    ok: true,
+    realPath: path.join(root, 'pxelinux.0'),
+    size: 6,
+  });
+  assert.deepEqual(await resolveInRoot(root, '/boot//grub/grub.cfg'), {
+    ok: true,
+    realPath: path.join(root, 'boot/grub/grub.cfg'),
+    size: 3,
+  });
+  assert.deepEqual(await resolveInRoot(root, 'boot\\grub\\grub.cfg'), {
+    ok: true,
+    realPath: path.join(root, 'boot/grub/grub.cfg'),
+    size: 3,
+  });
+  assert.deepEqual(await resolveInRoot(root, 'alias.0'), {
+    ok: true,
+    realPath: path.join(root, 'pxelinux.0'),
+    size: 6,
+  });
 });
 
 test('escapes, traversal, directories, devices and fifos are refused', async () => {

@@ -24,7 +24,11 @@ test('golden firmware requests parse to the options each firmware asked for', ()
     ['pxelinux-ldlinux.rrq', 'ldlinux.c32', [opt('tsize', '0'), opt('blksize', '1408')]],
     ['pxelinux-cfg-mac.rrq', 'pxelinux.cfg/01-52-54-00-12-34-56', [opt('tsize', '0'), opt('blksize', '1408')]],
     ['pxelinux-initrd.rrq', 'images/rhvh-e2e/initrd.img', [opt('tsize', '0'), opt('blksize', '1408')]],
-    ['edk2-probe.rrq', 'boot/grub/x86_64-efi/core.efi', [opt('tsize', '0'), opt('blksize', '1468'), opt('windowsize', '4')]],
+    [
+      'edk2-probe.rrq',
+      'boot/grub/x86_64-efi/core.efi',
+      [opt('tsize', '0'), opt('blksize', '1468'), opt('windowsize', '4')],
+    ],
     ['edk2-retry.rrq', 'boot/grub/x86_64-efi/core.efi', [opt('blksize', '1468'), opt('windowsize', '4')]],
     ['grub-module.rrq', '/boot/grub/x86_64-efi/normal.mod', [opt('blksize', '1024'), opt('tsize', '0')]],
     ['grub-cfg-mac.rrq', '/boot/grub/grub.cfg-01-52-54-00-12-34-56', [opt('blksize', '1024'), opt('tsize', '0')]],
@@ -98,8 +102,14 @@ test('malformed packets give a reason, never an exception', () => {
     ['RRQ mode no NUL', Buffer.from('\x00\x01file\x00octet', 'latin1')],
     ['RRQ empty filename', Buffer.from('\x00\x01\x00octet\x00', 'latin1')],
     ['RRQ empty option name', Buffer.from('\x00\x01f\x00octet\x00\x00x\x00', 'latin1')],
-    ['RRQ huge', Buffer.concat([Buffer.from('\x00\x01f\x00octet\x00', 'latin1'), Buffer.alloc(5000, 0x41), Buffer.from([0])])],
-    ['RRQ too many options', Buffer.concat([Buffer.from('\x00\x01f\x00octet\x00', 'latin1'), Buffer.from('a\x001\x00'.repeat(100), 'latin1')])],
+    [
+      'RRQ huge',
+      Buffer.concat([Buffer.from('\x00\x01f\x00octet\x00', 'latin1'), Buffer.alloc(5000, 0x41), Buffer.from([0])]),
+    ],
+    [
+      'RRQ too many options',
+      Buffer.concat([Buffer.from('\x00\x01f\x00octet\x00', 'latin1'), Buffer.from('a\x001\x00'.repeat(100), 'latin1')]),
+    ],
     ['ACK short', Buffer.from([0, 4, 0])],
     ['DATA short', Buffer.from([0, 3, 0])],
     ['ERROR short', Buffer.from([0, 5, 0])],
@@ -122,36 +132,121 @@ test('random bytes never throw from the parser', () => {
   for (let i = 0; i < 20000; i++) {
     const b = Buffer.alloc(rnd() % 64);
     for (let j = 0; j < b.length; j++) b[j] = rnd();
-    if (b.length >= 2 && i % 2 === 0) b[0] = 0, b[1] = (rnd() % 7);
+    if (b.length >= 2 && i % 2 === 0) ((b[0] = 0), (b[1] = rnd() % 7));
     parsePacket(b);
   }
 });
 
 test('option negotiation table', () => {
   const L = DEFAULT_LIMITS;
-  type Row = [string, TftpOption[], Partial<typeof L>, { blksize: number; windowsize: number; timeoutMs: number; oack: TftpOption[] }];
+  type Row = [
+    string,
+    TftpOption[],
+    Partial<typeof L>,
+    { blksize: number; windowsize: number; timeoutMs: number; oack: TftpOption[] },
+  ];
   const rows: Row[] = [
     ['no options: RFC 1350 defaults, no OACK', [], {}, { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [] }],
-    ['tftp-hpa unknown option ignored', [opt('foo', '1')], {}, { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [] }],
+    [
+      'tftp-hpa unknown option ignored',
+      [opt('foo', '1')],
+      {},
+      { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [] },
+    ],
     ['blksize below 8 ignored', [opt('blksize', '7')], {}, { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [] }],
-    ['blksize 8 accepted', [opt('blksize', '8')], {}, { blksize: 8, windowsize: 1, timeoutMs: 1000, oack: [opt('blksize', '8')] }],
-    ['blksize above 65464 clamped', [opt('blksize', '70000')], {}, { blksize: 65464, windowsize: 1, timeoutMs: 1000, oack: [opt('blksize', '65464')] }],
-    ['blksize clamped to path MTU', [opt('blksize', '9000')], { maxBlksize: 1468 }, { blksize: 1468, windowsize: 1, timeoutMs: 1000, oack: [opt('blksize', '1468')] }],
-    ['blksize non-numeric ignored', [opt('blksize', '1k')], {}, { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [] }],
-    ['tsize answered with the real size', [opt('tsize', '0')], {}, { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [opt('tsize', '4242')] }],
-    ['timeout 1..255 accepted', [opt('timeout', '3')], {}, { blksize: 512, windowsize: 1, timeoutMs: 3000, oack: [opt('timeout', '3')] }],
+    [
+      'blksize 8 accepted',
+      [opt('blksize', '8')],
+      {},
+      { blksize: 8, windowsize: 1, timeoutMs: 1000, oack: [opt('blksize', '8')] },
+    ],
+    [
+      'blksize above 65464 clamped',
+      [opt('blksize', '70000')],
+      {},
+      { blksize: 65464, windowsize: 1, timeoutMs: 1000, oack: [opt('blksize', '65464')] },
+    ],
+    [
+      'blksize clamped to path MTU',
+      [opt('blksize', '9000')],
+      { maxBlksize: 1468 },
+      { blksize: 1468, windowsize: 1, timeoutMs: 1000, oack: [opt('blksize', '1468')] },
+    ],
+    [
+      'blksize non-numeric ignored',
+      [opt('blksize', '1k')],
+      {},
+      { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [] },
+    ],
+    [
+      'tsize answered with the real size',
+      [opt('tsize', '0')],
+      {},
+      { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [opt('tsize', '4242')] },
+    ],
+    [
+      'timeout 1..255 accepted',
+      [opt('timeout', '3')],
+      {},
+      { blksize: 512, windowsize: 1, timeoutMs: 3000, oack: [opt('timeout', '3')] },
+    ],
     ['timeout 0 ignored', [opt('timeout', '0')], {}, { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [] }],
     ['timeout 256 ignored', [opt('timeout', '256')], {}, { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [] }],
-    ['timeout 10 (the cap) accepted', [opt('timeout', '10')], {}, { blksize: 512, windowsize: 1, timeoutMs: 10000, oack: [opt('timeout', '10')] }],
-    ['timeout 11 above the cap ignored, other options kept', [opt('timeout', '11'), opt('tsize', '0')], {}, { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [opt('tsize', '4242')] }],
-    ['timeout 255 ignored (slot exhaustion, issue #13)', [opt('timeout', '255')], {}, { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [] }],
-    ['timeout cap configurable', [opt('timeout', '30')], { maxTimeoutSec: 30 }, { blksize: 512, windowsize: 1, timeoutMs: 30000, oack: [opt('timeout', '30')] }],
-    ['windowsize accepted', [opt('windowsize', '8')], {}, { blksize: 512, windowsize: 8, timeoutMs: 1000, oack: [opt('windowsize', '8')] }],
+    [
+      'timeout 10 (the cap) accepted',
+      [opt('timeout', '10')],
+      {},
+      { blksize: 512, windowsize: 1, timeoutMs: 10000, oack: [opt('timeout', '10')] },
+    ],
+    [
+      'timeout 11 above the cap ignored, other options kept',
+      [opt('timeout', '11'), opt('tsize', '0')],
+      {},
+      { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [opt('tsize', '4242')] },
+    ],
+    [
+      'timeout 255 ignored (slot exhaustion, issue #13)',
+      [opt('timeout', '255')],
+      {},
+      { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [] },
+    ],
+    [
+      'timeout cap configurable',
+      [opt('timeout', '30')],
+      { maxTimeoutSec: 30 },
+      { blksize: 512, windowsize: 1, timeoutMs: 30000, oack: [opt('timeout', '30')] },
+    ],
+    [
+      'windowsize accepted',
+      [opt('windowsize', '8')],
+      {},
+      { blksize: 512, windowsize: 8, timeoutMs: 1000, oack: [opt('windowsize', '8')] },
+    ],
     ['windowsize 0 ignored', [opt('windowsize', '0')], {}, { blksize: 512, windowsize: 1, timeoutMs: 1000, oack: [] }],
-    ['windowsize capped', [opt('windowsize', '65535')], {}, { blksize: 512, windowsize: 64, timeoutMs: 1000, oack: [opt('windowsize', '64')] }],
-    ['window bytes bounded', [opt('blksize', '65464'), opt('windowsize', '64')], {}, { blksize: 65464, windowsize: 16, timeoutMs: 1000, oack: [opt('blksize', '65464'), opt('windowsize', '16')] }],
-    ['first duplicate wins', [opt('blksize', '1024'), opt('blksize', '2048')], {}, { blksize: 1024, windowsize: 1, timeoutMs: 1000, oack: [opt('blksize', '1024')] }],
-    ['default timeout from the server', [], { defaultTimeoutMs: 250 }, { blksize: 512, windowsize: 1, timeoutMs: 250, oack: [] }],
+    [
+      'windowsize capped',
+      [opt('windowsize', '65535')],
+      {},
+      { blksize: 512, windowsize: 64, timeoutMs: 1000, oack: [opt('windowsize', '64')] },
+    ],
+    [
+      'window bytes bounded',
+      [opt('blksize', '65464'), opt('windowsize', '64')],
+      {},
+      { blksize: 65464, windowsize: 16, timeoutMs: 1000, oack: [opt('blksize', '65464'), opt('windowsize', '16')] },
+    ],
+    [
+      'first duplicate wins',
+      [opt('blksize', '1024'), opt('blksize', '2048')],
+      {},
+      { blksize: 1024, windowsize: 1, timeoutMs: 1000, oack: [opt('blksize', '1024')] },
+    ],
+    [
+      'default timeout from the server',
+      [],
+      { defaultTimeoutMs: 250 },
+      { blksize: 512, windowsize: 1, timeoutMs: 250, oack: [] },
+    ],
   ];
   for (const [name, options, limits, want] of rows) {
     assert.deepEqual(negotiateOptions(options, 4242, { ...L, ...limits }), want, name);

@@ -74,13 +74,21 @@ test('no options: lockstep DATA from block 1, a 512-multiple ends with an empty 
 
 test('OACK first, then a window of blocks after ACK 0; payload is byte-identical', () => {
   const data = bytes(5000);
-  const oack = [{ name: 'tsize', value: '5000' }, { name: 'blksize', value: '1000' }, { name: 'windowsize', value: '4' }];
+  const oack = [
+    { name: 'tsize', value: '5000' },
+    { name: 'blksize', value: '1000' },
+    { name: 'windowsize', value: '4' },
+  ];
   const h = harness({ size: 5000, data }, { blksize: 1000, windowsize: 4, oack });
   h.s.start();
   assert.deepEqual(h.take(), [{ op: 'OACK', options: oack }]);
   h.ack(0);
   const got: Buffer[] = [];
-  const grab = () => h.sent.splice(0).map((b) => { got.push(b.subarray(4)); return b.readUInt16BE(2); });
+  const grab = () =>
+    h.sent.splice(0).map((b) => {
+      got.push(b.subarray(4));
+      return b.readUInt16BE(2);
+    });
   assert.deepEqual(grab(), [1, 2, 3, 4]);
   h.ack(4);
   assert.deepEqual(grab(), [5, 6]);
@@ -105,17 +113,29 @@ test("duplicate ACKs never resend (sorcerer's apprentice)", () => {
 });
 
 test('an ACK inside the window restarts the window after it (RFC 7440)', () => {
-  const h = harness({ size: 512 * 20, data: bytes(512 * 20) }, { windowsize: 4, oack: [{ name: 'windowsize', value: '4' }] });
+  const h = harness(
+    { size: 512 * 20, data: bytes(512 * 20) },
+    { windowsize: 4, oack: [{ name: 'windowsize', value: '4' }] },
+  );
   h.s.start();
   h.take();
   h.ack(0);
-  assert.deepEqual(h.take().map((p) => p.block), [1, 2, 3, 4]);
+  assert.deepEqual(
+    h.take().map((p) => p.block),
+    [1, 2, 3, 4],
+  );
   h.ack(2); // client lost block 3
-  assert.deepEqual(h.take().map((p) => p.block), [3, 4, 5, 6]);
+  assert.deepEqual(
+    h.take().map((p) => p.block),
+    [3, 4, 5, 6],
+  );
   h.ack(2); // duplicate: ignored
   assert.deepEqual(h.take(), []);
   h.ack(6);
-  assert.deepEqual(h.take().map((p) => p.block), [7, 8, 9, 10]);
+  assert.deepEqual(
+    h.take().map((p) => p.block),
+    [7, 8, 9, 10],
+  );
 });
 
 test('block numbers roll over past 65535 to 0 and the transfer completes', () => {
@@ -180,7 +200,10 @@ test('OACK is retransmitted, and ERROR 8 after it is a size probe (EDK2)', () =>
   const h = harness({ size: 3, data: bytes(3) }, { oack, timeoutMs: 500 });
   h.s.start();
   h.advance(500);
-  assert.deepEqual(h.take(), [{ op: 'OACK', options: oack }, { op: 'OACK', options: oack }]);
+  assert.deepEqual(h.take(), [
+    { op: 'OACK', options: oack },
+    { op: 'OACK', options: oack },
+  ]);
   h.s.handle(encodeError(8, 'user abort'));
   assert.deepEqual(h.outcomes, [{ kind: 'probe' }]);
   h.advance(10000);
@@ -199,7 +222,13 @@ test('garbage from the peer is dropped with a reason and changes nothing', () =>
   const h = harness({ size: 3000, data: bytes(3000) });
   h.s.start();
   h.take();
-  for (const g of [Buffer.alloc(0), Buffer.from([0]), Buffer.from([0, 3, 0, 1, 9]), Buffer.from([0, 1, 0x41]), Buffer.from([9, 9, 9, 9])]) {
+  for (const g of [
+    Buffer.alloc(0),
+    Buffer.from([0]),
+    Buffer.from([0, 3, 0, 1, 9]),
+    Buffer.from([0, 1, 0x41]),
+    Buffer.from([9, 9, 9, 9]),
+  ]) {
     assert.equal(typeof h.s.handle(g), 'string');
   }
   assert.deepEqual(h.take(), []);
@@ -241,15 +270,28 @@ test('a file shorter than its announced size fails with ERROR to the client', as
 test('a client that ACKs every block but the last (a loader jumping into the kernel) counts as delivered after two retransmits', () => {
   const h = harness({ size: 1500, data: bytes(1500) });
   h.s.start();
-  assert.deepEqual(h.take().map((p) => p.block), [1]);
-  h.ack(1); h.ack(2);
-  assert.deepEqual(h.take().map((p) => p.block), [2, 3]);
+  assert.deepEqual(
+    h.take().map((p) => p.block),
+    [1],
+  );
+  h.ack(1);
+  h.ack(2);
+  assert.deepEqual(
+    h.take().map((p) => p.block),
+    [2, 3],
+  );
   h.advance(1000); // first retransmit of the final block
   h.advance(2000); // second
-  assert.deepEqual(h.take().map((p) => p.block), [3, 3]);
+  assert.deepEqual(
+    h.take().map((p) => p.block),
+    [3, 3],
+  );
   assert.equal(h.outcomes.length, 0);
   h.advance(4000);
-  assert.deepEqual(h.outcomes.map((o) => o.kind), ['sent']);
+  assert.deepEqual(
+    h.outcomes.map((o) => o.kind),
+    ['sent'],
+  );
   assert.deepEqual(h.take(), [], 'no ERROR sent to a client that has everything');
 });
 

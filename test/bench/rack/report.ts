@@ -3,37 +3,78 @@
 import { readFileSync } from 'node:fs';
 
 interface Sim {
-  label: string; hosts: number; initrd: string; wallSec: number; built: number; failures: number; distinctIps: number; bytes: number;
+  label: string;
+  hosts: number;
+  initrd: string;
+  wallSec: number;
+  built: number;
+  failures: number;
+  distinctIps: number;
+  bytes: number;
   retries: { dhcp: number; tftp: number; http: number; busy: number };
   phaseStats: Record<string, { n: number; p50: number; p95: number; max: number }>;
   failed: { mac: string; error?: string }[];
 }
-interface Proc { name: string; cpuSec: number; sysSec?: number; hwmMB: number; startupHwmMB?: number }
-interface Api { built: number; total: number; timelineTypes?: string[] }
+interface Proc {
+  name: string;
+  cpuSec: number;
+  sysSec?: number;
+  hwmMB: number;
+  startupHwmMB?: number;
+}
+interface Api {
+  built: number;
+  total: number;
+  timelineTypes?: string[];
+}
 
-const [refSim, refProc, rbSim, rbProc, rbApi] = process.argv.slice(2).map((p) => (p ? JSON.parse(readFileSync(p, 'utf8')) : undefined)) as [Sim, Proc, Sim, Proc, Api | undefined];
+const [refSim, refProc, rbSim, rbProc, rbApi] = process.argv
+  .slice(2)
+  .map((p) => (p ? JSON.parse(readFileSync(p, 'utf8')) : undefined)) as [Sim, Proc, Sim, Proc, Api | undefined];
 const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
-const row = (name: string, rb: string, ref: string, r = ''): string => `| ${name.padEnd(38)} | ${rb.padStart(14)} | ${ref.padStart(15)} | ${r.padStart(7)} |`;
+const row = (name: string, rb: string, ref: string, r = ''): string =>
+  `| ${name.padEnd(38)} | ${rb.padStart(14)} | ${ref.padStart(15)} | ${r.padStart(7)} |`;
 
 const lines = [
   `Rack simulation: ${rbSim.hosts} PXE hosts at once, kernel+initrd over ${rbSim.initrd}, same run, same machine (${(await import('node:os')).cpus().length} cores)`,
   row('', 'rackboot', 'dnsmasq+nginx', 'ratio'),
   `|${'-'.repeat(40)}|${'-'.repeat(16)}|${'-'.repeat(17)}|${'-'.repeat(9)}|`,
-  row('wall time until all built (s)', rbSim.wallSec.toFixed(2), refSim.wallSec.toFixed(2), ratio(rbSim.wallSec, refSim.wallSec)),
+  row(
+    'wall time until all built (s)',
+    rbSim.wallSec.toFixed(2),
+    refSim.wallSec.toFixed(2),
+    ratio(rbSim.wallSec, refSim.wallSec),
+  ),
   row('built / hosts', `${rbSim.built}/${rbSim.hosts}`, `${refSim.built}/${refSim.hosts}`),
   row('failures', String(rbSim.failures), String(refSim.failures)),
   row('distinct client IPs seen', String(rbSim.distinctIps), String(refSim.distinctIps)),
-  row('retries dhcp/tftp/http', `${rbSim.retries.dhcp}/${rbSim.retries.tftp}/${rbSim.retries.http}`, `${refSim.retries.dhcp}/${refSim.retries.tftp}/${refSim.retries.http}`),
+  row(
+    'retries dhcp/tftp/http',
+    `${rbSim.retries.dhcp}/${rbSim.retries.tftp}/${rbSim.retries.http}`,
+    `${refSim.retries.dhcp}/${refSim.retries.tftp}/${refSim.retries.http}`,
+  ),
   row('TFTP "server busy" errors', String(rbSim.retries.busy), String(refSim.retries.busy)),
   row('boot files delivered (GB)', (rbSim.bytes / 1e9).toFixed(2), (refSim.bytes / 1e9).toFixed(2)),
-  row('server CPU during the run (s)', rbProc.cpuSec.toFixed(2), refProc.cpuSec.toFixed(2), ratio(rbProc.cpuSec, refProc.cpuSec)),
+  row(
+    'server CPU during the run (s)',
+    rbProc.cpuSec.toFixed(2),
+    refProc.cpuSec.toFixed(2),
+    ratio(rbProc.cpuSec, refProc.cpuSec),
+  ),
   row('  of which kernel (stime) (s)', (rbProc.sysSec ?? NaN).toFixed(2), (refProc.sysSec ?? NaN).toFixed(2)),
-  row('server peak RSS, VmHWM (MB)', rbProc.hwmMB.toFixed(1), refProc.hwmMB.toFixed(1), ratio(rbProc.hwmMB, refProc.hwmMB)),
+  row(
+    'server peak RSS, VmHWM (MB)',
+    rbProc.hwmMB.toFixed(1),
+    refProc.hwmMB.toFixed(1),
+    ratio(rbProc.hwmMB, refProc.hwmMB),
+  ),
 ];
-if (rbProc.startupHwmMB !== undefined) lines.push(row('  rackboot VmHWM before the run (MB)', rbProc.startupHwmMB.toFixed(1), ''));
+if (rbProc.startupHwmMB !== undefined)
+  lines.push(row('  rackboot VmHWM before the run (MB)', rbProc.startupHwmMB.toFixed(1), ''));
 lines.push(row('per-phase duration p50 / max (s)', '', ''));
 for (const p of Object.keys(rbSim.phaseStats)) {
-  const a = rbSim.phaseStats[p], b = refSim.phaseStats[p];
+  const a = rbSim.phaseStats[p],
+    b = refSim.phaseStats[p];
   lines.push(row(`  ${p}`, `${a.p50.toFixed(2)} / ${a.max.toFixed(2)}`, `${b.p50.toFixed(2)} / ${b.max.toFixed(2)}`));
 }
 if (rbApi) lines.push(row('rackboot API: hosts in state built', `${rbApi.built}/${rbApi.total}`, ''));

@@ -7,16 +7,26 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const argv = process.argv.slice(2);
-const get = (n: string): string | undefined => { const i = argv.indexOf(`--${n}`); return i >= 0 ? argv[i + 1] : undefined; };
+const get = (n: string): string | undefined => {
+  const i = argv.indexOf(`--${n}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
 const base = get('url') ?? 'http://127.0.0.1:8080';
-const macs = readFileSync(get('macs') ?? '/dev/stdin', 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+const macs = readFileSync(get('macs') ?? '/dev/stdin', 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter(Boolean);
 const capture = get('capture');
 const token = process.env.RACKBOOT_ADMIN_TOKEN;
 if (!token) throw new Error('setup: set RACKBOOT_ADMIN_TOKEN');
 const auth = { authorization: `Bearer ${token}` };
 
 async function call(method: string, path: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${base}${path}`, { method, headers: { ...auth, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { ...auth, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text.slice(0, 200)}`);
   return text ? JSON.parse(text) : undefined;
@@ -31,15 +41,30 @@ async function getText(url: string): Promise<string> {
 /** A few requests in flight, as an operator's script would do. */
 async function each<T>(items: T[], n: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: n }, async () => { while (next < items.length) { const i = next++; await fn(items[i], i); } }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i], i);
+      }
+    }),
+  );
 }
 
 const t0 = performance.now();
-await each(macs, 8, async (mac, i) => { await call('POST', '/api/hosts', { mac, hostname: `rack-${String(i).padStart(3, '0')}`, profile: 'rhvh-base', rack: 'R98' }); });
+await each(macs, 8, async (mac, i) => {
+  await call('POST', '/api/hosts', {
+    mac,
+    hostname: `rack-${String(i).padStart(3, '0')}`,
+    profile: 'rhvh-base',
+    rack: 'R98',
+  });
+});
 const builds = new Map<string, { kickstartUrl: string; builtUrl: string }>();
 await each(macs, 8, async (mac) => {
   const b = (await call('POST', `/api/hosts/${mac}/build`)) as { kickstartUrl?: string; builtUrl?: string };
-  if (!b?.kickstartUrl || !b.builtUrl) throw new Error(`POST /api/hosts/${mac}/build: no kickstartUrl/builtUrl in ${JSON.stringify(b)}`);
+  if (!b?.kickstartUrl || !b.builtUrl)
+    throw new Error(`POST /api/hosts/${mac}/build: no kickstartUrl/builtUrl in ${JSON.stringify(b)}`);
   builds.set(mac, { kickstartUrl: b.kickstartUrl, builtUrl: b.builtUrl });
 });
 console.log(`setup: ${macs.length} hosts added and in build in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
@@ -53,7 +78,8 @@ if (capture) {
     const ks = builds.get(mac)!.kickstartUrl;
     if (!cfg.includes(`inst.ks=${ks}`)) throw new Error(`capture: pxelinux.cfg/${name} does not carry inst.ks=${ks}`);
     const ksText = await getText(ks);
-    if (!ksText.includes(builds.get(mac)!.builtUrl)) throw new Error(`capture: kickstart of ${mac} does not call ${builds.get(mac)!.builtUrl}`);
+    if (!ksText.includes(builds.get(mac)!.builtUrl))
+      throw new Error(`capture: kickstart of ${mac} does not call ${builds.get(mac)!.builtUrl}`);
     writeFileSync(join(capture, 'tftp', 'pxelinux.cfg', name), cfg);
     writeFileSync(join(capture, 'ks', new URL(ks).pathname.split('/').pop()!), ksText);
   });

@@ -16,15 +16,29 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
 // ---------- arguments ----------
-interface Args { macs: string[]; initrd: 'http' | 'tftp'; timeoutSec: number; json?: string; watch: number[]; label: string; jitterMs: number }
+interface Args {
+  macs: string[];
+  initrd: 'http' | 'tftp';
+  timeoutSec: number;
+  json?: string;
+  watch: number[];
+  label: string;
+  jitterMs: number;
+}
 function parseArgs(argv: string[]): Args {
-  const get = (name: string): string | undefined => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : undefined; };
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
   const macsFile = get('macs');
   if (!macsFile) throw new Error('sim: --macs FILE is required (one MAC per line)');
   const initrd = get('initrd') ?? 'http';
   if (initrd !== 'http' && initrd !== 'tftp') throw new Error(`sim: --initrd must be http or tftp, not ${initrd}`);
   return {
-    macs: readFileSync(macsFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean),
+    macs: readFileSync(macsFile, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean),
     initrd,
     timeoutSec: Number(get('timeout') ?? 600),
     json: get('json'),
@@ -40,11 +54,23 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 // ---------- DHCP (RFC 2131/2132), client side ----------
 const DHCP_MAGIC = 0x63825363;
-interface DhcpMsg { op: number; xid: number; flags: number; yiaddr: string; siaddr: string; chaddr: string; file: string; options: Map<number, Buffer> }
+interface DhcpMsg {
+  op: number;
+  xid: number;
+  flags: number;
+  yiaddr: string;
+  siaddr: string;
+  chaddr: string;
+  file: string;
+  options: Map<number, Buffer>;
+}
 const ipText = (b: Buffer, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
 const ipBytes = (ip: string): Buffer => Buffer.from(ip.split('.').map(Number));
 const macBytes = (mac: string): Buffer => Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
-const cstr = (b: Buffer): string => { const z = b.indexOf(0); return b.subarray(0, z < 0 ? b.length : z).toString('latin1'); };
+const cstr = (b: Buffer): string => {
+  const z = b.indexOf(0);
+  return b.subarray(0, z < 0 ? b.length : z).toString('latin1');
+};
 
 function encodeDhcp(m: { xid: number; secs: number; mac: string; type: number; extra: [number, Buffer][] }): Buffer {
   const opts: Buffer[] = [Buffer.from([53, 1, m.type])];
@@ -52,7 +78,9 @@ function encodeDhcp(m: { xid: number; secs: number; mac: string; type: number; e
   opts.push(Buffer.from([255]));
   const body = Buffer.concat(opts);
   const b = Buffer.alloc(Math.max(300, 240 + body.length));
-  b[0] = 1; b[1] = 1; b[2] = 6; // BOOTREQUEST, ethernet, hlen 6
+  b[0] = 1;
+  b[1] = 1;
+  b[2] = 6; // BOOTREQUEST, ethernet, hlen 6
   b.writeUInt32BE(m.xid >>> 0, 4);
   b.writeUInt16BE(Math.min(m.secs, 65535), 8);
   b.writeUInt16BE(0x8000, 10); // broadcast bit: as PXE ROMs do; we cannot take a unicast to an unconfigured MAC
@@ -83,9 +111,14 @@ function decodeDhcp(b: Buffer): DhcpMsg | undefined {
   if (overload & 1) walk(108, 236);
   if (overload & 2) walk(44, 108);
   return {
-    op: b[0], xid: b.readUInt32BE(4), flags: b.readUInt16BE(10), yiaddr: ipText(b, 16), siaddr: ipText(b, 20),
+    op: b[0],
+    xid: b.readUInt32BE(4),
+    flags: b.readUInt16BE(10),
+    yiaddr: ipText(b, 16),
+    siaddr: ipText(b, 20),
     chaddr: [...b.subarray(28, 34)].map((x) => x.toString(16).padStart(2, '0')).join(':'),
-    file: overload & 1 ? '' : cstr(b.subarray(108, 236)), options,
+    file: overload & 1 ? '' : cstr(b.subarray(108, 236)),
+    options,
   };
 }
 
@@ -104,13 +137,25 @@ class DhcpPort {
   }
   static async open(): Promise<DhcpPort> {
     const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: 4 << 20 });
-    await new Promise<void>((res, rej) => { sock.once('error', rej); sock.bind(68, '0.0.0.0', () => { sock.off('error', rej); res(); }); });
+    await new Promise<void>((res, rej) => {
+      sock.once('error', rej);
+      sock.bind(68, '0.0.0.0', () => {
+        sock.off('error', rej);
+        res();
+      });
+    });
     sock.setBroadcast(true);
     return new DhcpPort(sock);
   }
-  register(xid: number, mac: string): void { this.waiters.set(xid, { mac, inbox: [] }); }
-  unregister(xid: number): void { this.waiters.delete(xid); }
-  send(b: Buffer): Promise<void> { return new Promise((res, rej) => this.sock.send(b, 67, '255.255.255.255', (e) => (e ? rej(e) : res()))); }
+  register(xid: number, mac: string): void {
+    this.waiters.set(xid, { mac, inbox: [] });
+  }
+  unregister(xid: number): void {
+    this.waiters.delete(xid);
+  }
+  send(b: Buffer): Promise<void> {
+    return new Promise((res, rej) => this.sock.send(b, 67, '255.255.255.255', (e) => (e ? rej(e) : res())));
+  }
   /** Next reply for xid whose message type is one of `types`, or undefined after ms. */
   async wait(xid: number, types: number[], ms: number): Promise<DhcpMsg | undefined> {
     const w = this.waiters.get(xid);
@@ -122,14 +167,27 @@ class DhcpPort {
       w.inbox.length = 0;
       const left = deadline - performance.now();
       if (left <= 0) return undefined;
-      await new Promise<void>((res) => { const t = setTimeout(res, left); w.wake = () => { clearTimeout(t); res(); }; });
+      await new Promise<void>((res) => {
+        const t = setTimeout(res, left);
+        w.wake = () => {
+          clearTimeout(t);
+          res();
+        };
+      });
       w.wake = undefined;
     }
   }
-  close(): void { this.sock.close(); }
+  close(): void {
+    this.sock.close();
+  }
 }
 
-interface Lease { ip: string; server: string; tftpServer: string; bootFile: string }
+interface Lease {
+  ip: string;
+  server: string;
+  tftpServer: string;
+  bootFile: string;
+}
 
 // PXE client identity: option 60 PXEClient:Arch:00000 (BIOS), 93 arch 0, 94 UNDI 2.1, 97 UUID.
 function pxeOptions(mac: string): [number, Buffer][] {
@@ -139,7 +197,13 @@ function pxeOptions(mac: string): [number, Buffer][] {
     [93, Buffer.from([0, 0])],
     [94, Buffer.from([1, 2, 1])],
     [97, uuid],
-    [55, Buffer.from([1, 2, 3, 4, 5, 6, 12, 13, 15, 17, 18, 22, 23, 28, 40, 41, 42, 43, 50, 51, 54, 58, 59, 60, 66, 67, 97, 128, 129, 130, 131, 132, 133, 134, 135])],
+    [
+      55,
+      Buffer.from([
+        1, 2, 3, 4, 5, 6, 12, 13, 15, 17, 18, 22, 23, 28, 40, 41, 42, 43, 50, 51, 54, 58, 59, 60, 66, 67, 97, 128, 129,
+        130, 131, 132, 133, 134, 135,
+      ]),
+    ],
     [60, Buffer.from('PXEClient:Arch:00000:UNDI:002001')],
   ];
 }
@@ -165,11 +229,23 @@ async function dhcpLease(port: DhcpPort, mac: string, st: HostStats, deadline: n
       let ack: DhcpMsg | undefined;
       for (let i = 0; i < schedule.length && !ack; i++) {
         if (i > 0) st.retries.dhcp++;
-        await port.send(encodeDhcp({ xid, secs: secs(), mac, type: 3, extra: [[50, ipBytes(offer.yiaddr)], [54, serverId], ...pxeOptions(mac)] }));
+        await port.send(
+          encodeDhcp({
+            xid,
+            secs: secs(),
+            mac,
+            type: 3,
+            extra: [[50, ipBytes(offer.yiaddr)], [54, serverId], ...pxeOptions(mac)],
+          }),
+        );
         ack = await port.wait(xid, [5, 6], schedule[i]);
       }
       if (!ack) throw new Error('dhcp: no ACK after 4 REQUESTs');
-      if (ack.options.get(53)?.[0] === 6) { st.retries.dhcp++; st.notes.push(`NAK in round ${round}`); continue; }
+      if (ack.options.get(53)?.[0] === 6) {
+        st.retries.dhcp++;
+        st.notes.push(`NAK in round ${round}`);
+        continue;
+      }
       const opt66 = ack.options.get(66);
       const opt67 = ack.options.get(67);
       const bootFile = opt67 ? cstr(opt67) : ack.file;
@@ -184,9 +260,22 @@ async function dhcpLease(port: DhcpPort, mac: string, st: HostStats, deadline: n
 }
 
 // ---------- TFTP client (RFC 1350, 2347 options, 2348 blksize, 2349 tsize) ----------
-class TftpFail extends Error { constructor(msg: string, readonly busy = false) { super(msg); } }
+class TftpFail extends Error {
+  constructor(
+    msg: string,
+    readonly busy = false,
+  ) {
+    super(msg);
+  }
+}
 
-function tftpGet(localIp: string, server: string, path: string, keep: boolean, st: HostStats): Promise<{ bytes: number; data: Buffer }> {
+function tftpGet(
+  localIp: string,
+  server: string,
+  path: string,
+  keep: boolean,
+  st: HostStats,
+): Promise<{ bytes: number; data: Buffer }> {
   const BLKSIZE = 1468;
   const TIMEOUT_MS = 1000;
   const MAX_RETRIES = 8;
@@ -207,17 +296,31 @@ function tftpGet(localIp: string, server: string, path: string, keep: boolean, s
       if (done) return;
       done = true;
       clearInterval(timer);
-      if (err) { sock.close(); reject(err); return; }
+      if (err) {
+        sock.close();
+        reject(err);
+        return;
+      }
       resolve({ bytes, data: keep ? Buffer.concat(chunks) : Buffer.alloc(0) });
       // Dally (RFC 1350 section 6): the final ACK is still being sent (closing now would drop it), and
       // if it is lost the server resends the last block, which we acknowledge again.
       setTimeout(() => sock.close(), DALLY_MS);
     };
-    const send = (b: Buffer, port: number): void => { last = b; lastTo = port; sock.send(b, port, server); };
-    const ack = (block: number, port: number): void => { const b = Buffer.alloc(4); b.writeUInt16BE(4, 0); b.writeUInt16BE(block & 0xffff, 2); send(b, port); };
+    const send = (b: Buffer, port: number): void => {
+      last = b;
+      lastTo = port;
+      sock.send(b, port, server);
+    };
+    const ack = (block: number, port: number): void => {
+      const b = Buffer.alloc(4);
+      b.writeUInt16BE(4, 0);
+      b.writeUInt16BE(block & 0xffff, 2);
+      send(b, port);
+    };
     const timer = setInterval(() => {
       if (performance.now() - lastProgress < TIMEOUT_MS) return;
-      if (++retries > MAX_RETRIES) return finish(new TftpFail(`tftp ${path}: timed out at block ${expected} after ${MAX_RETRIES} retransmits`));
+      if (++retries > MAX_RETRIES)
+        return finish(new TftpFail(`tftp ${path}: timed out at block ${expected} after ${MAX_RETRIES} retransmits`));
       st.retries.tftp++;
       lastProgress = performance.now();
       sock.send(last, lastTo, server);
@@ -225,11 +328,14 @@ function tftpGet(localIp: string, server: string, path: string, keep: boolean, s
     sock.on('error', (e) => finish(e));
     sock.on('message', (msg, rinfo) => {
       if (rinfo.address !== server || msg.length < 4) return;
-      if (done) { // dallying: re-acknowledge a resent final block
-        if (rinfo.port === tid && msg.readUInt16BE(0) === 3 && msg.readUInt16BE(2) === ((expected - 1) & 0xffff)) ack(expected - 1, tid);
+      if (done) {
+        // dallying: re-acknowledge a resent final block
+        if (rinfo.port === tid && msg.readUInt16BE(0) === 3 && msg.readUInt16BE(2) === ((expected - 1) & 0xffff))
+          ack(expected - 1, tid);
         return;
       }
-      if (tid && rinfo.port !== tid) { // RFC 1350 section 4: a stray TID gets an error, the transfer goes on
+      if (tid && rinfo.port !== tid) {
+        // RFC 1350 section 4: a stray TID gets an error, the transfer goes on
         const e = Buffer.concat([Buffer.from([0, 5, 0, 5]), Buffer.from('unknown transfer ID\0')]);
         sock.send(e, rinfo.port, server);
         return;
@@ -237,14 +343,19 @@ function tftpGet(localIp: string, server: string, path: string, keep: boolean, s
       const op = msg.readUInt16BE(0);
       if (op === 5) {
         const text = cstr(msg.subarray(4));
-        return finish(new TftpFail(`tftp ${path}: ERROR ${msg.readUInt16BE(2)} ${text}`, /busy|retry|too many/i.test(text)));
+        return finish(
+          new TftpFail(`tftp ${path}: ERROR ${msg.readUInt16BE(2)} ${text}`, /busy|retry|too many/i.test(text)),
+        );
       }
-      if (op === 6) { // OACK
+      if (op === 6) {
+        // OACK
         if (expected !== 1) return;
         tid = rinfo.port;
         const parts = msg.subarray(2).toString('latin1').split('\0');
-        for (let i = 0; i + 1 < parts.length; i += 2) if (parts[i].toLowerCase() === 'blksize') blksize = Number(parts[i + 1]);
-        lastProgress = performance.now(); retries = 0;
+        for (let i = 0; i + 1 < parts.length; i += 2)
+          if (parts[i].toLowerCase() === 'blksize') blksize = Number(parts[i + 1]);
+        lastProgress = performance.now();
+        retries = 0;
         ack(0, tid);
         return;
       }
@@ -255,7 +366,8 @@ function tftpGet(localIp: string, server: string, path: string, keep: boolean, s
         const data = msg.subarray(4);
         bytes += data.length;
         if (keep) chunks.push(Buffer.from(data));
-        lastProgress = performance.now(); retries = 0;
+        lastProgress = performance.now();
+        retries = 0;
         ack(block, tid);
         expected++;
         if (data.length < blksize) finish();
@@ -271,7 +383,13 @@ function tftpGet(localIp: string, server: string, path: string, keep: boolean, s
 }
 
 /** Firmware-like: a busy server or a lost transfer means asking again (a few times, with a pause). */
-async function tftpFetch(localIp: string, server: string, path: string, keep: boolean, st: HostStats): Promise<{ bytes: number; data: Buffer }> {
+async function tftpFetch(
+  localIp: string,
+  server: string,
+  path: string,
+  keep: boolean,
+  st: HostStats,
+): Promise<{ bytes: number; data: Buffer }> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await tftpGet(localIp, server, path, keep, st);
@@ -279,7 +397,8 @@ async function tftpFetch(localIp: string, server: string, path: string, keep: bo
       const busy = e instanceof TftpFail && e.busy;
       const timeout = e instanceof TftpFail && /timed out/.test(e.message);
       if (attempt >= 6 || !(busy || timeout)) throw e;
-      if (busy) st.retries.busy++; else st.retries.tftp++;
+      if (busy) st.retries.busy++;
+      else st.retries.tftp++;
       st.notes.push((e as Error).message);
       await sleep(1000 * attempt);
     }
@@ -287,34 +406,63 @@ async function tftpFetch(localIp: string, server: string, path: string, keep: bo
 }
 
 // ---------- HTTP (curl --retry-like) ----------
-interface HttpResult { status: number; bytes: number; text: string }
-function httpOnce(method: string, url: string, localAddress: string, body: string | undefined, keepText: boolean): Promise<HttpResult> {
+interface HttpResult {
+  status: number;
+  bytes: number;
+  text: string;
+}
+function httpOnce(
+  method: string,
+  url: string,
+  localAddress: string,
+  body: string | undefined,
+  keepText: boolean,
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, {
-      method, localAddress, agent: false, timeout: 60000,
-      headers: body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {},
-    }, (res) => {
-      let bytes = 0;
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => { bytes += c.length; if (keepText) parts.push(c); });
-      res.on('end', () => {
-        const want = res.headers['content-length'];
-        if (want !== undefined && Number(want) !== bytes) return reject(new Error(`${method} ${url}: ${bytes} of ${want} bytes`));
-        resolve({ status: res.statusCode ?? 0, bytes, text: keepText ? Buffer.concat(parts).toString('utf8') : '' });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      url,
+      {
+        method,
+        localAddress,
+        agent: false,
+        timeout: 60000,
+        headers:
+          body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {},
+      },
+      (res) => {
+        let bytes = 0;
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (keepText) parts.push(c);
+        });
+        res.on('end', () => {
+          const want = res.headers['content-length'];
+          if (want !== undefined && Number(want) !== bytes)
+            return reject(new Error(`${method} ${url}: ${bytes} of ${want} bytes`));
+          resolve({ status: res.statusCode ?? 0, bytes, text: keepText ? Buffer.concat(parts).toString('utf8') : '' });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timed out (60 s without data)`)));
     req.on('error', reject);
     req.end(body);
   });
 }
-async function httpFetch(method: string, url: string, localAddress: string, st: HostStats, opts: { body?: string; keepText?: boolean } = {}): Promise<HttpResult> {
+async function httpFetch(
+  method: string,
+  url: string,
+  localAddress: string,
+  st: HostStats,
+  opts: { body?: string; keepText?: boolean } = {},
+): Promise<HttpResult> {
   for (let attempt = 1; ; attempt++) {
     try {
       const r = await httpOnce(method, url, localAddress, opts.body, opts.keepText ?? false);
       if (r.status >= 200 && r.status < 300) return r;
-      if (r.status < 500 || attempt >= 5) throw new Error(`${method} ${url}: HTTP ${r.status}${r.text ? ` ${r.text.slice(0, 120)}` : ''}`);
+      if (r.status < 500 || attempt >= 5)
+        throw new Error(`${method} ${url}: HTTP ${r.status}${r.text ? ` ${r.text.slice(0, 120)}` : ''}`);
     } catch (e) {
       if (attempt >= 5 || /HTTP 4\d\d/.test((e as Error).message)) throw e;
       st.notes.push((e as Error).message);
@@ -328,9 +476,16 @@ async function httpFetch(method: string, url: string, localAddress: string, st: 
 const PHASES = ['dhcp', 'loader', 'config', 'kernel', 'initrd', 'kickstart', 'events', 'built'] as const;
 type Phase = (typeof PHASES)[number];
 interface HostStats {
-  mac: string; ip?: string; start: number; end?: number; phase: Phase | 'wait' | 'done' | 'failed';
-  t: Partial<Record<Phase, number>>; bytes: number; error?: string;
-  retries: { dhcp: number; tftp: number; http: number; busy: number }; notes: string[];
+  mac: string;
+  ip?: string;
+  start: number;
+  end?: number;
+  phase: Phase | 'wait' | 'done' | 'failed';
+  t: Partial<Record<Phase, number>>;
+  bytes: number;
+  error?: string;
+  retries: { dhcp: number; tftp: number; http: number; busy: number };
+  notes: string[];
 }
 
 async function runHost(port: DhcpPort, st: HostStats, a: Args, deadline: number): Promise<void> {
@@ -348,14 +503,22 @@ async function runHost(port: DhcpPort, st: HostStats, a: Args, deadline: number)
   const loader = await step('loader', () => tftpFetch(lease.ip, lease.tftpServer, lease.bootFile, false, st));
   if (loader.bytes === 0) throw new Error(`loader ${lease.bootFile} is empty`);
   const cfgPath = `pxelinux.cfg/01-${st.mac.replace(/:/g, '-')}`;
-  const cfg = (await step('config', () => tftpFetch(lease.ip, lease.tftpServer, cfgPath, true, st))).data.toString('utf8');
+  const cfg = (await step('config', () => tftpFetch(lease.ip, lease.tftpServer, cfgPath, true, st))).data.toString(
+    'utf8',
+  );
   const kernel = /^\s*KERNEL\s+(\S+)/im.exec(cfg)?.[1];
   const initrd = /\binitrd=(\S+)/.exec(cfg)?.[1];
   const ks = /\binst\.ks=(\S+)/.exec(cfg)?.[1];
-  if (!kernel || !initrd || !ks) throw new Error(`config ${cfgPath} does not install (KERNEL/initrd=/inst.ks= missing): ${cfg.replace(/\s+/g, ' ').slice(0, 160)}`);
+  if (!kernel || !initrd || !ks)
+    throw new Error(
+      `config ${cfgPath} does not install (KERNEL/initrd=/inst.ks= missing): ${cfg.replace(/\s+/g, ' ').slice(0, 160)}`,
+    );
   const base = new URL(ks).origin;
   const fetchBoot = async (p: string): Promise<void> => {
-    const r = a.initrd === 'http' ? await httpFetch('GET', `${base}/tftp/${p.replace(/^\//, '')}`, lease.ip, st) : await tftpFetch(lease.ip, lease.tftpServer, p, false, st);
+    const r =
+      a.initrd === 'http'
+        ? await httpFetch('GET', `${base}/tftp/${p.replace(/^\//, '')}`, lease.ip, st)
+        : await tftpFetch(lease.ip, lease.tftpServer, p, false, st);
     st.bytes += r.bytes;
   };
   await step('kernel', () => fetchBoot(kernel));
@@ -364,9 +527,13 @@ async function runHost(port: DhcpPort, st: HostStats, a: Args, deadline: number)
   const events = /https?:\/\/[^\s'"]+\/events\/[A-Za-z0-9_-]+/.exec(kickstart)?.[0];
   const builtAll = [...kickstart.matchAll(/curl[^\n]*?(https?:\/\/[^\s'"]+\/built\/[A-Za-z0-9_-]+)/g)];
   const built = builtAll.at(-1)?.[1];
-  if (!events || !built) throw new Error(`kickstart from ${ks} has no ${events ? '' : '/events/ URL '}${built ? '' : 'curl .../built/ URL'}`);
+  if (!events || !built)
+    throw new Error(
+      `kickstart from ${ks} has no ${events ? '' : '/events/ URL '}${built ? '' : 'curl .../built/ URL'}`,
+    );
   await step('events', async () => {
-    for (const s of ['installing', 'nodectl-init']) await httpFetch('POST', events, lease.ip, st, { body: JSON.stringify({ step: s }) });
+    for (const s of ['installing', 'nodectl-init'])
+      await httpFetch('POST', events, lease.ip, st, { body: JSON.stringify({ step: s }) });
   });
   await step('built', () => httpFetch('POST', built, lease.ip, st, { body: '' }));
 }
@@ -377,20 +544,35 @@ function cpuSeconds(pid: number): number {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / 100; // utime, stime (fields 14, 15) in USER_HZ = 100 on Linux
-  } catch { return 0; }
+  } catch {
+    return 0;
+  }
 }
 
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const port = await DhcpPort.open();
   const deadline = a.timeoutSec;
-  const hosts: HostStats[] = a.macs.map((mac) => ({ mac, start: 0, phase: 'wait', t: {}, bytes: 0, retries: { dhcp: 0, tftp: 0, http: 0, busy: 0 }, notes: [] }));
+  const hosts: HostStats[] = a.macs.map((mac) => ({
+    mac,
+    start: 0,
+    phase: 'wait',
+    t: {},
+    bytes: 0,
+    retries: { dhcp: 0, tftp: 0, http: 0, busy: 0 },
+    notes: [],
+  }));
   const samples: { t: number; cpu: number; self: number; phases: Record<string, number> }[] = [];
   const sample = (): void => {
     const phases: Record<string, number> = {};
     for (const h of hosts) phases[h.phase] = (phases[h.phase] ?? 0) + 1;
     const u = process.cpuUsage();
-    samples.push({ t: now(), cpu: a.watch.reduce((s, p) => s + cpuSeconds(p), 0), self: (u.user + u.system) / 1e6, phases });
+    samples.push({
+      t: now(),
+      cpu: a.watch.reduce((s, p) => s + cpuSeconds(p), 0),
+      self: (u.user + u.system) / 1e6,
+      phases,
+    });
   };
   sample();
   const sampler = setInterval(sample, 1000);
@@ -413,30 +595,72 @@ async function main(): Promise<void> {
   sample();
   port.close();
   const wall = Math.max(...hosts.map((h) => h.end ?? now()));
-  for (const h of hosts) if (h.phase !== 'done' && h.phase !== 'failed') { h.error = `${h.phase}: still running at the ${a.timeoutSec} s timeout`; h.phase = 'failed'; }
+  for (const h of hosts)
+    if (h.phase !== 'done' && h.phase !== 'failed') {
+      h.error = `${h.phase}: still running at the ${a.timeoutSec} s timeout`;
+      h.phase = 'failed';
+    }
   const failed = hosts.filter((h) => h.phase === 'failed');
 
   // Report: per-phase duration percentiles (seconds), plus when the last host finished each phase.
-  const pct = (xs: number[], p: number): number => { const s = [...xs].sort((x, y) => x - y); return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN; };
-  const phaseStats = Object.fromEntries(PHASES.map((p) => {
-    const xs = hosts.map((h) => h.t[p]).filter((x): x is number => x !== undefined);
-    return [p, { n: xs.length, p50: pct(xs, 0.5), p95: pct(xs, 0.95), max: pct(xs, 1) }];
-  }));
-  const retries = hosts.reduce((s, h) => ({ dhcp: s.dhcp + h.retries.dhcp, tftp: s.tftp + h.retries.tftp, http: s.http + h.retries.http, busy: s.busy + h.retries.busy }), { dhcp: 0, tftp: 0, http: 0, busy: 0 });
+  const pct = (xs: number[], p: number): number => {
+    const s = [...xs].sort((x, y) => x - y);
+    return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN;
+  };
+  const phaseStats = Object.fromEntries(
+    PHASES.map((p) => {
+      const xs = hosts.map((h) => h.t[p]).filter((x): x is number => x !== undefined);
+      return [p, { n: xs.length, p50: pct(xs, 0.5), p95: pct(xs, 0.95), max: pct(xs, 1) }];
+    }),
+  );
+  const retries = hosts.reduce(
+    (s, h) => ({
+      dhcp: s.dhcp + h.retries.dhcp,
+      tftp: s.tftp + h.retries.tftp,
+      http: s.http + h.retries.http,
+      busy: s.busy + h.retries.busy,
+    }),
+    { dhcp: 0, tftp: 0, http: 0, busy: 0 },
+  );
   const ips = new Set(hosts.map((h) => h.ip).filter(Boolean));
   const bytes = hosts.reduce((s, h) => s + h.bytes, 0);
-  const cpuTimeline = samples.slice(1).map((s, i) => ({ t: Math.round(s.t), serverCpuPct: Math.round(((s.cpu - samples[i].cpu) / (s.t - samples[i].t)) * 100), simCpuPct: Math.round(((s.self - samples[i].self) / (s.t - samples[i].t)) * 100), phases: s.phases }));
+  const cpuTimeline = samples
+    .slice(1)
+    .map((s, i) => ({
+      t: Math.round(s.t),
+      serverCpuPct: Math.round(((s.cpu - samples[i].cpu) / (s.t - samples[i].t)) * 100),
+      simCpuPct: Math.round(((s.self - samples[i].self) / (s.t - samples[i].t)) * 100),
+      phases: s.phases,
+    }));
   const result = {
-    label: a.label, hosts: hosts.length, initrd: a.initrd, outcome, wallSec: wall, built: hosts.length - failed.length, failures: failed.length,
-    distinctIps: ips.size, bytes, retries, phaseStats, cpuTimeline,
+    label: a.label,
+    hosts: hosts.length,
+    initrd: a.initrd,
+    outcome,
+    wallSec: wall,
+    built: hosts.length - failed.length,
+    failures: failed.length,
+    distinctIps: ips.size,
+    bytes,
+    retries,
+    phaseStats,
+    cpuTimeline,
     failed: failed.map((h) => ({ mac: h.mac, ip: h.ip, error: h.error, notes: h.notes.slice(0, 5) })),
-    notes: hosts.filter((h) => h.notes.length).slice(0, 10).map((h) => ({ mac: h.mac, notes: h.notes.slice(0, 5) })),
+    notes: hosts
+      .filter((h) => h.notes.length)
+      .slice(0, 10)
+      .map((h) => ({ mac: h.mac, notes: h.notes.slice(0, 5) })),
   };
   if (a.json) writeFileSync(a.json, JSON.stringify(result, null, 1));
   const f = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
-  console.log(`[${a.label}] ${result.built}/${hosts.length} built in ${wall.toFixed(2)} s, ${failed.length} failed, ${ips.size} distinct IPs, ${(bytes / 1e9).toFixed(2)} GB boot files, retries dhcp ${retries.dhcp} tftp ${retries.tftp} http ${retries.http}, TFTP 'busy' errors ${retries.busy}`);
+  console.log(
+    `[${a.label}] ${result.built}/${hosts.length} built in ${wall.toFixed(2)} s, ${failed.length} failed, ${ips.size} distinct IPs, ${(bytes / 1e9).toFixed(2)} GB boot files, retries dhcp ${retries.dhcp} tftp ${retries.tftp} http ${retries.http}, TFTP 'busy' errors ${retries.busy}`,
+  );
   console.log(`[${a.label}] phase       p50 s   p95 s   max s`);
-  for (const p of PHASES) console.log(`[${a.label}] ${p.padEnd(10)} ${f(phaseStats[p].p50).padStart(7)} ${f(phaseStats[p].p95).padStart(7)} ${f(phaseStats[p].max).padStart(7)}`);
+  for (const p of PHASES)
+    console.log(
+      `[${a.label}] ${p.padEnd(10)} ${f(phaseStats[p].p50).padStart(7)} ${f(phaseStats[p].p95).padStart(7)} ${f(phaseStats[p].max).padStart(7)}`,
+    );
   console.log(`[${a.label}] server CPU % per second: ${cpuTimeline.map((c) => c.serverCpuPct).join(' ')}`);
   for (const h of failed.slice(0, 10)) console.log(`[${a.label}] FAILED ${h.mac} ${h.ip ?? ''}: ${h.error}`);
   process.exit(failed.length ? 1 : 0);
