@@ -236,13 +236,16 @@ export class RedfishDriver implements BmcDriver {
   private async call(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<Reply> {
     const what = `${method} ${path}`;
     let relogged = false;
+    // Logging in has its own retries; outside this loop so that a dead BMC is not retried retries² times.
+    if (this.auth === 'unknown') await this.login();
     return withRetry(this.retries, this.backoffMs, async () => {
       let url = new URL(path, this.base);
       for (let hop = 0; ; hop++) {
         const r = await this.exchange(method, url, body, { ...(await this.authHeaders()), ...extra });
         if (r.status === 401 && typeof this.auth === 'object' && !relogged) {
-          relogged = true;
+          relogged = true; // the session expired or the BMC restarted: one new login
           this.auth = 'unknown';
+          await this.login();
           continue;
         }
         const loc = r.headers.location;
