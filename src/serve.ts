@@ -38,6 +38,10 @@ import type { SurfaceOptions } from './http/surface.ts';
 import { ApiTokenStore, UserStore } from './store/users.ts';
 import { SettingsStore } from './store/settings.ts';
 import { DiscoveredStore } from './store/discovered.ts';
+import { SqliteBmcStore, type BmcStore } from './store/bmc.ts';
+import { loadBmcKey, secretBox } from './bmc/secret-box.ts';
+import { BmcService } from './bmc/index.ts';
+import { PowerService } from './bmc/power.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -56,6 +60,10 @@ export interface Core {
   syslog: SyslogStore;
   /** DHCP leases (src/dhcp), also where a restarted server finds which MAC an address belongs to. */
   leases: LeaseStore;
+  /** Each host's BMC (src/store/bmc.ts; passwords sealed with bmc.key), its drivers, and power actions. */
+  bmc: BmcStore;
+  bmcService: BmcService;
+  power: PowerService;
 }
 
 /** How many of the installer's last log lines go into a build.failed event. */
@@ -126,7 +134,25 @@ export function openCore(
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES),
     uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }),
   });
-  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog, leases };
+  const bmc = new SqliteBmcStore(durableDb, secretBox(loadBmcKey(config.dataDir)));
+  const bmcService = new BmcService({ store: bmc });
+  const power = new PowerService({ bmc: bmcService, events, audit });
+  return {
+    db,
+    durableDb,
+    hosts,
+    builds,
+    events,
+    audit,
+    catalog,
+    provisioner,
+    images,
+    syslog,
+    leases,
+    bmc,
+    bmcService,
+    power,
+  };
 }
 
 /** The renderer as served: install configs name the syslog receiver (inst.syslog=), kickstarts are timed. */
