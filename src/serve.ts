@@ -42,6 +42,7 @@ import { SqliteBmcStore, type BmcStore } from './store/bmc.ts';
 import { loadBmcKey, secretBox } from './bmc/secret-box.ts';
 import { BmcService } from './bmc/index.ts';
 import { PowerService } from './bmc/power.ts';
+import { createBmcApi } from './http/bmc-api.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -309,7 +310,10 @@ export async function startRackboot(
     log,
     routers: [createOpsRouter({ metrics, ready, metricsToken: config.metricsToken }), web],
     middleware: [metrics.httpMiddleware],
-    apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })],
+    apiRouters: [
+      createLogsApi({ hosts, builds: core.builds, syslog: core.syslog }),
+      createBmcApi({ hosts, bmc: core.bmc, power: core.power, audit: core.audit }),
+    ],
     userToken: (t) => apiTokens.authenticate(t),
     settings: new SettingsStore(db),
     surface,
