@@ -18,7 +18,7 @@ export interface ProfileSnapshot {
 export function readProfileDir(dir: string): ProfileSource[] {
   let names: string[];
   try { names = readdirSync(dir); } catch (err) {
-    throw new Error(`cannot read the profiles directory ${dir}: ${(err as Error).message}`);
+    throw new Error(`cannot read the profiles directory ${dir}: ${(err as Error).message}`, { cause: err });
   }
   return names.filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.')).sort().map((n) => ({
     name: n.replace(/\.ya?ml$/, ''),
