@@ -608,7 +608,7 @@ function readTlsFile(flag: string, file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new Error(`${flag} ${file}: ${(err as Error).message} (give a PEM file rackboot can read)`);
+    throw new Error(`${flag} ${file}: ${(err as Error).message} (give a PEM file rackboot can read)`, { cause: err });
   }
 }
 

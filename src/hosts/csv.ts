@@ -2,26 +2,15 @@
 // problem with its line. Nothing is written unless the whole file is clean. Pure (the store comes in as lookups).
 // The CSV grammar is csv-parse's (it replaced a hand-written RFC 4180 parser: one less thing to keep right);
 // what stays here is the line each row starts on, which every problem names.
-import { checkHostInput, type HostInput } from './input.ts';
+import { checkHostInput, HOST_FIELDS, type HostInput } from './input.ts';
 import { parseMac, parseIpv4 } from '../net/mac.ts';
 import type { HostFields } from '../store/hosts.ts';
 import { parse, type CsvError } from 'csv-parse/sync';
 import { checkBmcInput } from './bmc-input.ts';
 import type { BmcSetting } from '../store/bmc.ts';
 
-export const CSV_COLUMNS = [
-  'mac',
-  'hostname',
-  'profile',
-  'ip',
-  'netmask',
-  'gateway',
-  'nameservers',
-  'domain',
-  'rack',
-  'position',
-  'uuid',
-];
+/** A column per host field; the profile's params come as param.<field> columns instead of one "params" cell. */
+export const CSV_COLUMNS: readonly string[] = HOST_FIELDS.filter((f) => f !== 'params');
 /** A host's BMC (admin only): bmc.<field>, lower case in the header as every column is. */
 export const BMC_CSV_COLUMNS: Record<string, string> = {
   'bmc.driver': 'driver',
