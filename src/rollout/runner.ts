@@ -81,14 +81,14 @@ export class RolloutRunner {
     const wave = hosts.filter((h) => h.wave === r.nextWave);
     const last = hosts.reduce((n, h) => Math.max(n, h.wave), 0);
     this.d.log.info({ rollout: r.id, wave: r.nextWave, hosts: wave.length }, `rollout ${r.id}: wave ${r.nextWave + 1}`);
-    const powered = await Promise.all(wave.map((h) => this.runHost(r, h)));
+    await Promise.all(wave.map((h) => this.runHost(r, h)));
     if (r.nextWave >= last) {
       if (await this.d.store.finish(r.id, 'done')) this.d.log.info({ rollout: r.id }, `rollout ${r.id} done`);
       return;
     }
-    // Waves are spaced for power (breakers, a DHCP flood); a wave that powered nothing does not hold the next one.
-    const gap = powered.some(Boolean) ? r.waveIntervalMs : 0;
-    await this.d.store.advance(r.id, r.nextWave + 1, this.now() + gap);
+    // Waves are spaced whether or not they powered anything: power (breakers, a DHCP flood) and, as much, a rack's
+    // installers all pulling the image at once.
+    await this.d.store.advance(r.id, r.nextWave + 1, this.now() + r.waveIntervalMs);
   }
 
   /** Whether the host still belongs to a running rollout (a cancel from the API or CLI lands between steps). */
