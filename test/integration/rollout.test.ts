@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the JSON answers under test are read loosely */
 // Rollouts end to end on loopback: rackboot serving, the real Redfish driver, the real sushy-emulator (fake driver)
 // behind a proxy that counts power actions in flight. Waves never exceed waveSize and are spaced; a cancel stops
 // the rest; stuck detection power-cycles once then marks; a rebuild needs confirm and a cancelled one stays built;
