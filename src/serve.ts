@@ -46,6 +46,10 @@ import { createRolloutApi } from './rollout/api.ts';
 import { firmwareOf, type FirmwareGuess } from './rollout/firmware.ts';
 import type { BmcDriver } from './bmc/driver.ts';
 import type { Mac } from './net/mac.ts';
+import { SqliteBmcStore, type BmcStore } from './store/bmc.ts';
+import { loadBmcKey, secretBox } from './bmc/secret-box.ts';
+import { BmcService } from './bmc/index.ts';
+import { PowerService } from './bmc/power.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -71,6 +75,10 @@ export interface Core {
   bmcFor: (mac: Mac) => Promise<BmcDriver | undefined>;
   /** The host's firmware (UEFI or legacy) from what it was seen doing. */
   firmwareOf: (mac: Mac) => FirmwareGuess;
+  /** Each host's BMC (src/store/bmc.ts; passwords sealed with bmc.key), its drivers, and power actions. */
+  bmc: BmcStore;
+  bmcService: BmcService;
+  power: PowerService;
 }
 
 /** How many of the installer's last log lines go into a build.failed event. */
@@ -157,8 +165,10 @@ export function openCore(
     },
     stuck: (mac) => provisioner.stuck(mac),
   });
-  // No BMC store yet on this branch: hosts have no BMC until src/store/bmc.ts (branch bmc) is wired here.
-  const bmcFor = hooks.bmcFor ?? (() => Promise.resolve(undefined));
+  const bmc = new SqliteBmcStore(durableDb, secretBox(loadBmcKey(config.dataDir)));
+  const bmcService = new BmcService({ store: bmc });
+  const power = new PowerService({ bmc: bmcService, events, audit });
+  const bmcFor = hooks.bmcFor ?? ((mac: Mac) => bmcService.forHost(mac));
   const firmware = (mac: Mac) => firmwareOf(events.timeline(mac, 200));
   return {
     db,
@@ -176,6 +186,9 @@ export function openCore(
     rolloutService,
     bmcFor,
     firmwareOf: firmware,
+    bmc,
+    bmcService,
+    power,
   };
 }
 

@@ -215,10 +215,10 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
     const patch = proxy.patches.find((x) => x.system === uuid(4))!;
     assert.equal(patch.body.Boot.BootSourceOverrideEnabled, 'Once');
     const tl = await events(main, mac(2));
-    assert.ok(tl.some((e) => e.type === 'power.cycle' && e.status === 'rollout' && e.detail.rollout === id));
-    assert.ok(tl.some((e) => e.type === 'bmc.boot' && e.status === 'uefi'));
+    assert.ok(tl.some((e) => e.type === 'bmc.power' && e.detail.action === 'cycle' && e.detail.rollout === id));
+    assert.ok(tl.some((e) => e.type === 'bmc.boot' && e.detail.mode === 'uefi'));
     const boot3 = (await events(main, mac(3))).find((e) => e.type === 'bmc.boot')!;
-    assert.equal(boot3.status, 'legacy');
+    assert.equal(boot3.detail.mode, 'legacy');
     assert.match(boot3.detail.why, /DHCP discover said client architecture 0 \(BIOS\)/);
     const list = (await main.api('GET', '/rollouts')).body;
     assert.equal(list[0].id, id);
@@ -357,11 +357,15 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
       assert.match(stuck.stuck.text, /^stuck: power-on for \d+s$/);
       assert.equal(stuck.stuck.waitingFor, 'dhcp');
       assert.equal(stuck.stuck.autoCycled, true);
-      assert.equal(stuck.stuck.lastSeen.type, 'power.cycle');
-      const tl = stuck.events.map((e: any) => `${e.type}:${e.status ?? ''}`);
+      assert.equal(stuck.stuck.lastSeen.type, 'bmc.power');
+      const tl = stuck.events.map((e: any) =>
+        e.type === 'bmc.power'
+          ? `power:${e.detail.action}:${e.detail.auto ? 'auto' : e.detail.rollout}`
+          : `${e.type}:${e.status ?? ''}`,
+      );
       const at = (t: string) => tl.indexOf(t);
-      assert.ok(at('power.on:rollout') >= 0 && at('power.on:rollout') < at('power.cycle:auto'), tl.join(' '));
-      assert.ok(at('power.cycle:auto') < at('stuck:power-on'), tl.join(' '));
+      assert.ok(at(`power:on:${r.body.id}`) >= 0 && at(`power:on:${r.body.id}`) < at('power:cycle:auto'), tl.join(' '));
+      assert.ok(at('power:cycle:auto') < at('stuck:power-on'), tl.join(' '));
       const mine = () => proxy.resets.filter((x) => x.system === uuid(9) && x.at >= t0);
       assert.deepEqual(
         mine().map((x) => x.resetType),
