@@ -335,6 +335,39 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
     assert.deepEqual(c.body.rollouts, [r.body.id], 'a rollout left with nothing to do ends');
   });
 
+  test('a silent BMC fails its host with the reason and never holds up the others of its wave', async () => {
+    await addHost(main, 11, 'R6', true);
+    await addHost(main, 12, 'R6', true);
+    proxy.silent.add(uuid(11));
+    try {
+      const t0 = Date.now();
+      const r = await main.api('POST', '/racks/R6/build', { power: true, waveSize: 2 });
+      assert.equal(r.status, 202);
+      const other = await until('ro12 powered', async () => {
+        const v = (await main.api('GET', `/rollouts/${r.body.id}`)).body;
+        return v.hosts[1].step === 'powered' && v;
+      });
+      assert.equal(other.hosts[0].step, 'build-started', 'ro11 still waiting on its BMC');
+      const v = await until('rollout done', async () => {
+        const x = (await main.api('GET', `/rollouts/${r.body.id}`)).body;
+        return x.status === 'done' && x;
+      });
+      assert.equal(v.hosts[0].step, 'failed');
+      assert.match(
+        v.hosts[0].reason,
+        /^build started, BMC step failed: BMC redfish https:\/\/127\.0\.0\.1:\d+: .*timeout/,
+      );
+      assert.equal(v.hosts[0].state, 'build', 'the build stays: power it on by hand');
+      const err = (await events(main, mac(11))).find((e) => e.type === 'bmc.error')!;
+      assert.match(err.detail.bmc, /^redfish https:\/\/127\.0\.0\.1/);
+      assert.ok(!JSON.stringify(err).includes('password'), 'no secret on the timeline');
+      const ro12 = proxy.resets.find((x) => x.system === uuid(12) && x.at >= t0)!;
+      assert.ok(ro12.at - t0 < 2500, `ro12 powered ${ro12.at - t0} ms after the request, not after ro11's timeouts`);
+    } finally {
+      proxy.silent.delete(uuid(11));
+    }
+  });
+
   test('stuck: no DHCP after power-on gets one automatic power-cycle, then the host is marked stuck', async () => {
     const s = await startServer('stuck:\n  dhcpAfterPowerOn: 2s\n  kernelAfterLoader: 2s\n  checkEvery: 1s\n');
     try {
