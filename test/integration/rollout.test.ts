@@ -355,7 +355,7 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
       assert.equal(v.hosts[0].step, 'failed');
       assert.match(
         v.hosts[0].reason,
-        /^build started, BMC step failed: BMC redfish https:\/\/127\.0\.0\.1:\d+: .*timeout/,
+        /^build started, BMC step failed: BMC redfish https:\/\/127\.0\.0\.1:\d+: .*no answer within 3000 ms: power it on by hand$/,
       );
       assert.equal(v.hosts[0].state, 'build', 'the build stays: power it on by hand');
       const err = (await events(main, mac(11))).find((e) => e.type === 'bmc.error')!;
