@@ -15,7 +15,7 @@ import { ProfileCatalog } from './profiles/catalog.ts';
 import { createRenderer } from './render/render.ts';
 import { Provisioner } from './provision.ts';
 import { createApp, kickstartFastPath } from './http/app.ts';
-import { createWebRouter } from './web/router.ts';
+import { createWebRouter } from './web/pages/index.ts';
 import { parseConfigPath } from './boot/paths.ts';
 import { decideBoot } from './boot/decide.ts';
 import { macFromArp } from './net/neighbors.ts';
@@ -50,6 +50,7 @@ import { SqliteBmcStore, type BmcStore } from './store/bmc.ts';
 import { loadBmcKey, secretBox } from './bmc/secret-box.ts';
 import { BmcService } from './bmc/index.ts';
 import { PowerService } from './bmc/power.ts';
+import { createBmcApi } from './http/bmc-api.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -351,6 +352,7 @@ export async function startRackboot(
     apiRouters: [
       createLogsApi({ hosts, builds: core.builds, syslog: core.syslog }),
       createRolloutApi({ service: core.rolloutService }),
+      createBmcApi({ hosts, bmc: core.bmc, power: core.power, audit: core.audit }),
     ],
     userToken: (t) => apiTokens.authenticate(t),
     settings: new SettingsStore(db),

@@ -3,10 +3,10 @@
 import { z } from 'zod';
 import type { BmcSetting } from '../store/bmc.ts';
 import { parseIpv4 } from '../net/mac.ts';
+import { noControl } from '../profiles/grammar.ts';
 
 export const BMC_FIELDS = ['driver', 'address', 'username', 'password', 'system', 'verifyTls', 'fingerprint'] as const;
 
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const DNS_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const IPV6 = /^[0-9A-Fa-f:.]{2,45}$/;
@@ -17,7 +17,7 @@ const text = (max: number) =>
   z
     .string({ error: 'must be a string' })
     .max(max, { error: `must be at most ${max} characters` })
-    .refine((s) => !CONTROL.test(s), { error: 'must not contain control characters or line breaks' });
+    .refine((s) => noControl(s) === undefined, { error: 'must not contain control characters or line breaks' });
 
 /** true/false, and in CSV or forms "true"/"false"/"yes"/"no"/"1"/"0"/"on"; empty means true. */
 const flag = z.preprocess(
