@@ -209,19 +209,23 @@ describe('a rack built from one command through its BMCs', { skip: missing ?? fa
         profile: PROFILES.base,
         rack: 'R1',
         position: `U${i + 1}`,
-        bmc:
-          m.kind === 'redfish'
-            ? {
-                driver: 'redfish',
-                address: `https://${m.bmcAddr}`,
-                username: 'admin',
-                password: 'password',
-                system: m.system,
-                verifyTls: false,
-              }
-            : { driver: 'ipmi', address: `${m.bmcAddr}:623`, username: 'admin', password: 'password' },
       });
       assert.equal(r.status, 201, JSON.stringify(r.json));
+      const b = api(
+        'PUT',
+        `/api/hosts/${m.mac}/bmc`,
+        m.kind === 'redfish'
+          ? {
+              driver: 'redfish',
+              address: `https://${m.bmcAddr}`,
+              username: 'admin',
+              password: 'password',
+              system: m.system,
+              verifyTls: false,
+            }
+          : { driver: 'ipmi', address: `${m.bmcAddr}:623`, username: 'admin', password: 'password' },
+      );
+      assert.equal(b.status, 200, JSON.stringify(b.json));
     }
   });
   after(async () => {
