@@ -320,6 +320,7 @@ export async function startRackboot(
     ),
   );
   const web = createWebRouter({
+    rollouts: core.rolloutService,
     provisioner: p,
     hosts,
     builds: core.builds,

@@ -1,5 +1,6 @@
 // What every page group shares: the deps, the stores built over them once, the page renderer and the gate
 // (session, role, CSRF). createWebContext() runs once per web router; the page modules only add routes.
+import type { RolloutService } from '../../rollout/service.ts';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { join } from 'node:path';
 import type { Logger } from '../../log.ts';
@@ -45,6 +46,8 @@ export interface WebDeps {
   sessionPolicy?: SessionPolicy;
   /** How often the live board sends changed chips (ms). */
   liveIntervalMs?: number;
+  /** Rack builds in waves (src/rollout): the pages of ./rollouts.ts. */
+  rollouts?: RolloutService;
 }
 
 export type Flash = { kind: 'ok' | 'error'; text: string };
