@@ -362,6 +362,7 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
         // The shell on the server is an admin's: only the profile-schema check of parameters applies.
         hostProblems: (h) =>
           guardHostParams({ role: 'admin', allowed: [], profile: (n) => core.catalog.get(n) }, {}, h),
+        mayImportBmc: true,
       });
       if (!r.ok) {
         for (const line of r.problems) io.err(`${arg}: ${line}`);

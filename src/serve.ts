@@ -333,6 +333,8 @@ export async function startRackboot(
     publicUrl: config.publicUrl,
     log,
     secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:'),
+    bmc: core.bmc,
+    power: core.power,
   });
   const apiTokens = new ApiTokenStore(db, new UserStore(db));
   // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).
@@ -358,6 +360,7 @@ export async function startRackboot(
     userToken: (t) => apiTokens.authenticate(t),
     settings: new SettingsStore(db),
     surface,
+    bmc: core.bmc,
   });
   const kickstartFirst = kickstartFastPath(p, metrics.httpRequest);
   // nosniff here too: the kickstart fast path answers before express (src/http/surface.ts sets it for the rest).

@@ -76,6 +76,8 @@ export interface ImportLookups {
   hostnameTaken(name: string): boolean;
   /** Role and profile-schema checks of a row's parameters (src/hosts/policy.ts guardHostParams). */
   hostProblems?(host: HostFields): { status: 403 | 400; errors: string[] } | undefined;
+  /** Whether the caller may set BMCs (admins, the server's shell): bmc.* columns are refused (403) otherwise. */
+  mayImportBmc?: boolean;
 }
 
 /** status: 403 when a row sets what the caller's role may not, else 422. */
@@ -104,6 +106,13 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
         `line ${header.line}: unknown column "${c}" (known: ${[...CSV_COLUMNS, ...Object.keys(BMC_CSV_COLUMNS)].join(', ')}, or param.<profile field>)`,
       );
   });
+  if (!lookups.mayImportBmc && columns.some((c) => c in BMC_CSV_COLUMNS)) {
+    return {
+      ok: false,
+      status: 403,
+      problems: [`line ${header.line}: bmc.* columns: only an admin may set a host's BMC; nothing was written`],
+    };
+  }
   for (const need of ['mac', 'hostname', 'profile'])
     if (!columns.includes(need)) problems.push(`line ${header.line}: missing column "${need}"`);
   if (body.length > MAX_CSV_ROWS)

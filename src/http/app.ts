@@ -18,6 +18,7 @@ import type { SettingsStore } from '../store/settings.ts';
 import { surfaceGuard, type SurfaceOptions } from './surface.ts';
 import { HttpError, sendText } from './reply.ts';
 import { createApiRouter } from './api/index.ts';
+import type { BmcStore } from '../store/bmc.ts';
 
 export interface AppDeps {
   provisioner: Provisioner;
@@ -44,6 +45,8 @@ export interface AppDeps {
   settings?: Pick<SettingsStore, 'techParams' | 'setTechParams'>;
   /** Host names the UI/API answer for, HTTPS redirect and HSTS (src/http/surface.ts). */
   surface?: SurfaceOptions;
+  /** Each host's BMC (src/store/bmc.ts): the `bmc` field of POST/PUT /api/hosts, shown (without password) in GETs. */
+  bmc?: BmcStore;
 }
 
 export { callerOf, type ApiCaller } from './api/index.ts';

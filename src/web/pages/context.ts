@@ -26,6 +26,8 @@ import { chipOf, formatDuration, type Chip } from '../board.ts';
 import { cookieOf, LoginThrottle, SESSION_COOKIE, tokensEqual } from '../auth.ts';
 import { createViews } from '../views.ts';
 import { LiveBoard } from '../live.ts';
+import type { BmcStore } from '../../store/bmc.ts';
+import type { PowerService } from '../../bmc/power.ts';
 
 export interface WebDeps {
   provisioner: Provisioner;
@@ -48,6 +50,9 @@ export interface WebDeps {
   liveIntervalMs?: number;
   /** Rack builds in waves (src/rollout): the pages of ./rollouts.ts. */
   rollouts?: RolloutService;
+  /** Hosts' BMCs and power actions (src/bmc): the host page's power buttons, the BMC fields of the form. */
+  bmc?: BmcStore;
+  power?: PowerService;
 }
 
 export type Flash = { kind: 'ok' | 'error'; text: string };
