@@ -38,6 +38,14 @@ import type { SurfaceOptions } from './http/surface.ts';
 import { ApiTokenStore, UserStore } from './store/users.ts';
 import { SettingsStore } from './store/settings.ts';
 import { DiscoveredStore } from './store/discovered.ts';
+import { SqliteRolloutStore, type RolloutStore } from './store/rollouts.ts';
+import { RolloutService } from './rollout/service.ts';
+import { RolloutRunner } from './rollout/runner.ts';
+import { StuckWatch } from './rollout/stuck-watch.ts';
+import { createRolloutApi } from './rollout/api.ts';
+import { firmwareOf, type FirmwareGuess } from './rollout/firmware.ts';
+import type { BmcDriver } from './bmc/driver.ts';
+import type { Mac } from './net/mac.ts';
 import { SqliteBmcStore, type BmcStore } from './store/bmc.ts';
 import { loadBmcKey, secretBox } from './bmc/secret-box.ts';
 import { BmcService } from './bmc/index.ts';
@@ -61,6 +69,13 @@ export interface Core {
   syslog: SyslogStore;
   /** DHCP leases (src/dhcp), also where a restarted server finds which MAC an address belongs to. */
   leases: LeaseStore;
+  /** Rollouts (src/rollout): recorded by the API and the CLI, carried out by serve's runner. */
+  rollouts: RolloutStore;
+  rolloutService: RolloutService;
+  /** The BMC driver of a host (src/bmc), undefined when it has none. */
+  bmcFor: (mac: Mac) => Promise<BmcDriver | undefined>;
+  /** The host's firmware (UEFI or legacy) from what it was seen doing. */
+  firmwareOf: (mac: Mac) => FirmwareGuess;
   /** Each host's BMC (src/store/bmc.ts; passwords sealed with bmc.key), its drivers, and power actions. */
   bmc: BmcStore;
   bmcService: BmcService;
@@ -90,7 +105,11 @@ export function loadSecret(dataDir: string): Buffer {
 export function openCore(
   config: Config,
   log: Logger,
-  hooks: { kickstartRendered?: (seconds: number) => void; syslogTarget?: () => string | undefined } = {},
+  hooks: {
+    kickstartRendered?: (seconds: number) => void;
+    syslogTarget?: () => string | undefined;
+    bmcFor?: (mac: Mac) => Promise<BmcDriver | undefined>;
+  } = {},
 ): Core {
   const file = join(config.dataDir, 'rackboot.db');
   const durableDb = openDb(file, 'full');
@@ -135,9 +154,23 @@ export function openCore(
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES),
     uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }),
   });
+  const rollouts = new SqliteRolloutStore(durableDb);
+  const rolloutService = new RolloutService({
+    store: rollouts,
+    hosts,
+    state: (mac) => provisioner.state(mac),
+    cancelBuild: (mac, actor) => provisioner.cancelBuild(mac, actor),
+    partitioning: (host) => {
+      const r = provisioner.profileFor(host);
+      return r.ok ? r.value.partitioning : undefined;
+    },
+    stuck: (mac) => provisioner.stuck(mac),
+  });
   const bmc = new SqliteBmcStore(durableDb, secretBox(loadBmcKey(config.dataDir)));
   const bmcService = new BmcService({ store: bmc });
   const power = new PowerService({ bmc: bmcService, events, audit });
+  const bmcFor = hooks.bmcFor ?? ((mac: Mac) => bmcService.forHost(mac));
+  const firmware = (mac: Mac) => firmwareOf(events.timeline(mac, 200));
   return {
     db,
     durableDb,
@@ -150,6 +183,10 @@ export function openCore(
     images,
     syslog,
     leases,
+    rollouts,
+    rolloutService,
+    bmcFor,
+    firmwareOf: firmware,
     bmc,
     bmcService,
     power,
@@ -202,6 +239,7 @@ export async function startRackboot(
   config: Config,
   log: Logger,
   env: NodeJS.ProcessEnv = process.env,
+  opts: { bmcFor?: (mac: Mac) => Promise<BmcDriver | undefined> } = {},
 ): Promise<Running> {
   const keyProblem = secretKeyProblem(config.dataDir);
   if (keyProblem) throw new SecretKeyError(keyProblem);
@@ -215,6 +253,7 @@ export async function startRackboot(
   const core = openCore(config, log, {
     kickstartRendered: (s) => observeRender?.(s),
     syslogTarget: () => syslogTarget,
+    bmcFor: opts.bmcFor,
   });
   const { provisioner: p, hosts, db } = core;
   let tftpRef: TftpServer | undefined;
@@ -281,6 +320,7 @@ export async function startRackboot(
     ),
   );
   const web = createWebRouter({
+    rollouts: core.rolloutService,
     provisioner: p,
     hosts,
     builds: core.builds,
@@ -314,6 +354,7 @@ export async function startRackboot(
     middleware: [metrics.httpMiddleware],
     apiRouters: [
       createLogsApi({ hosts, builds: core.builds, syslog: core.syslog }),
+      createRolloutApi({ service: core.rolloutService }),
       createBmcApi({ hosts, bmc: core.bmc, power: core.power, audit: core.audit }),
     ],
     userToken: (t) => apiTokens.authenticate(t),
@@ -384,9 +425,35 @@ export async function startRackboot(
   prune();
   const pruneTimer = setInterval(prune, 10 * 60_000);
   pruneTimer.unref();
+  const runner = new RolloutRunner({
+    store: core.rollouts,
+    startBuild: (mac, actor) => p.startBuild(mac, actor),
+    cancelBuild: (mac, actor) => p.cancelBuild(mac, actor),
+    bmcFor: core.bmcFor,
+    firmwareOf: core.firmwareOf,
+    event: (e) => p.event(e),
+    log,
+  });
+  const stuckWatch = new StuckWatch({
+    inBuild: () => {
+      const now = Date.now();
+      return [...core.builds.latestForAll().values()]
+        .filter((b) => stateOf(b, now) === 'build')
+        .map((b) => ({ mac: b.mac, buildId: b.id, since: b.createdAt }));
+    },
+    timeline: (mac) => core.events.timeline(mac, 500),
+    bmcFor: core.bmcFor,
+    firmwareOf: core.firmwareOf,
+    event: (e) => p.event(e),
+    limits: config.stuck,
+    checkEveryMs: config.stuck.checkEveryMs,
+    log,
+  });
   const stopAll = async () => {
     stopping = true;
     clearInterval(pruneTimer);
+    await runner.stop();
+    await stuckWatch.stop();
     // Stop taking new work everywhere first, then let HTTP finish what it serves (bounded), then the store.
     if (http.listening) http.close();
     http.closeIdleConnections();
@@ -548,6 +615,9 @@ export async function startRackboot(
     } else bound.syslog = true;
     bound.http = true;
     removePid = writePidFile(config.dataDir);
+    // Rollouts recorded before this start (by the CLI, or cut off by a restart) go on from their last step.
+    runner.start();
+    stuckWatch.start();
   } catch (err) {
     await stopAll();
     throw err;

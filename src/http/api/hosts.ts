@@ -22,11 +22,15 @@ export function hostRoutes(c: ApiContext): express.Router {
   r.get('/hosts', async (_req, res) => {
     const bmcs = d.bmc ? await d.bmc.list() : undefined;
     res.json(
-      d.hosts
-        .list()
-        .map((h) =>
-          forCaller(res, h, { ...h, state: p.state(h.mac), ...(bmcs ? { bmc: bmcs.get(h.mac) ?? null } : {}) }),
-        ),
+      d.hosts.list().map((h) =>
+        forCaller(res, h, {
+          ...h,
+          state: p.state(h.mac),
+          // stuck: set by stuck detection (src/rollout/stuck.ts) past a stage's time limit, else null.
+          stuck: p.stuck(h.mac) ?? null,
+          ...(bmcs ? { bmc: bmcs.get(h.mac) ?? null } : {}),
+        }),
+      ),
     );
   });
   r.post('/hosts', async (req, res) => {

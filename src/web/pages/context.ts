@@ -1,5 +1,6 @@
 // What every page group shares: the deps, the stores built over them once, the page renderer and the gate
 // (session, role, CSRF). createWebContext() runs once per web router; the page modules only add routes.
+import type { RolloutService } from '../../rollout/service.ts';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { join } from 'node:path';
 import type { Logger } from '../../log.ts';
@@ -47,6 +48,8 @@ export interface WebDeps {
   sessionPolicy?: SessionPolicy;
   /** How often the live board sends changed chips (ms). */
   liveIntervalMs?: number;
+  /** Rack builds in waves (src/rollout): the pages of ./rollouts.ts. */
+  rollouts?: RolloutService;
   /** Hosts' BMCs and power actions (src/bmc): the host page's power buttons, the BMC fields of the form. */
   bmc?: BmcStore;
   power?: PowerService;

@@ -16,6 +16,7 @@ import { auditPages } from './audit.ts';
 import { userPages } from './users.ts';
 import { settingsPages } from './settings.ts';
 import { accountPages } from './account.ts';
+import { rolloutPages } from './rollouts.ts';
 
 export type { WebDeps } from './context.ts';
 export { auditView } from './audit.ts';
@@ -38,6 +39,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
     userPages,
     settingsPages,
     accountPages,
+    rolloutPages,
   ])
     r.use(pages(c));
 
