@@ -101,6 +101,8 @@ export const profileSchema = z.strictObject({
     activationKey: text(g.checkActivationKey),
     repos: z.array(text(g.checkRepoId)).min(1).max(64).default(DEFAULT_SATELLITE_REPOS),
   }).optional(),
+  /** The kickstart template (a file of templates/kickstart/ or of the operator's templatesDir); unset: rhvh.ks.eta. */
+  kickstart: text(g.checkTemplateName).optional(),
   /** Shell lines run in %post after registration (bash, as root, in the installed system). */
   post: text(g.checkSnippet).default(''),
 });
