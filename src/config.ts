@@ -105,7 +105,10 @@ export interface Config {
   profilesDir: string;
   tftpRoot: string;
   imagesDir: string;
+  /** The shipped templates (boot, kickstart, snippets, web). */
   templatesDir: string;
+  /** The operator's own templates directory (setting templatesDir): its boot/, kickstart/ and snippets/ files overlay the shipped ones. */
+  templatesOverlayDir?: string;
   tokenTtlMs: number;
   /** After the token expired, how long a build whose kickstart was fetched still takes built/failed/progress. */
   tokenGraceMs: number;
@@ -426,7 +429,8 @@ export function loadConfig(
     profilesDir: dir(flags['profiles-dir'], file.profilesDir, 'profiles'),
     tftpRoot: dir(flags['tftp-root'], file.tftpRoot, 'tftpboot'),
     imagesDir: dir(flags['images-dir'], file.imagesDir, 'images'),
-    templatesDir: file.templatesDir ? resolve(base, file.templatesDir) : join(PACKAGE_ROOT, 'templates'),
+    templatesDir: join(PACKAGE_ROOT, 'templates'),
+    ...(file.templatesDir ? { templatesOverlayDir: resolve(base, file.templatesDir) } : {}),
     tokenTtlMs: ttl.data,
     tokenGraceMs: tokenGrace.data,
     logLevel,

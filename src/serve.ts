@@ -13,6 +13,8 @@ import { EventLog } from './store/events.ts';
 import { AuditLog } from './store/audit.ts';
 import { ProfileCatalog } from './profiles/catalog.ts';
 import { createRenderer } from './render/render.ts';
+import { TemplateCatalog } from './render/template-catalog.ts';
+import { templateProbe } from './render/probe.ts';
 import { Provisioner } from './provision.ts';
 import { createApp, kickstartFastPath } from './http/app.ts';
 import { createWebRouter } from './web/router.ts';
@@ -50,6 +52,8 @@ export interface Core {
   events: EventLog;
   audit: AuditLog;
   catalog: ProfileCatalog;
+  /** Boot, kickstart and snippet templates, shipped and the operator's overlay, hot-reloaded (src/render/template-catalog.ts). */
+  templates: TemplateCatalog;
   provisioner: Provisioner;
   images: ImageStore;
   /** Installer log lines per build (src/ops). */
@@ -92,8 +96,9 @@ export function openCore(
   const audit = new AuditLog(db);
   const catalog = new ProfileCatalog(config.profilesDir, log);
   const configured = config.syslog.port ? `${config.serverIp}:${config.syslog.port}` : undefined;
+  const templates = new TemplateCatalog({ shipped: config.templatesDir, overlay: config.templatesOverlayDir }, log);
   const renderer = withOps(
-    createRenderer(config.templatesDir),
+    createRenderer(() => templates.library),
     hooks.syslogTarget ?? (() => configured),
     hooks.kickstartRendered,
   );
@@ -126,7 +131,12 @@ export function openCore(
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES),
     uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }),
   });
-  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog, leases };
+  // Trial renders refuse a template that fails with the profiles that use it; a profile edit re-runs them.
+  templates.setProbe(
+    templateProbe({ profiles: () => catalog.snapshot.profiles.values(), images: (name) => images.resolve(name) }),
+  );
+  catalog.onChange(() => templates.reload());
+  return { db, durableDb, hosts, builds, events, audit, catalog, templates, provisioner, images, syslog, leases };
 }
 
 /** The renderer as served: install configs name the syslog receiver (inst.syslog=), kickstarts are timed. */
@@ -245,6 +255,7 @@ export async function startRackboot(
     return { ok: !stopping && Object.values(checks).every((v) => v.startsWith('ok')), checks };
   };
   await core.catalog.watch();
+  await core.templates.watch();
   mkdirSync(config.tftpRoot, { recursive: true });
   mkdirSync(config.imagesDir, { recursive: true });
 
@@ -366,6 +377,7 @@ export async function startRackboot(
     await drainHttp(http, config.shutdownGraceMs ?? 10_000, log);
     if (https) await drainHttp(https, config.shutdownGraceMs ?? 10_000, log);
     await core.catalog.close();
+    await core.templates.close();
     core.syslog.flush();
     core.events.flush();
     core.db.close();

@@ -223,13 +223,14 @@ export function compileLibrary(
       throw new TemplateFault(item.entry.file, undefined, `rendered more than ${MAX_RENDERED_BYTES} bytes`);
     return out;
   };
-  // A template's include(name, data) calls eta.render(name, data, options): it resolves to snippets only.
+  // A template's include(name, data) calls eta.render(name, data, options): it resolves to a snippet (or boot template).
   eta.render = ((ref: unknown, data: object, meta: Meta) => {
     if (typeof ref !== 'string') throw new Error('include() takes the name of a snippet of templates/snippets/');
     const name = snippetName(ref);
     const problem = checkTemplateName(name);
     if (problem) throw new Error(`include("${ref.slice(0, 120)}"): the snippet name ${problem}`);
-    const item = items.get(keyOf('snippet', name));
+    // Boot templates include each other (grub-default.eta includes grub-local): a snippet first, then a boot template.
+    const item = items.get(keyOf('snippet', name)) ?? items.get(keyOf('boot', name));
     if (!item) {
       const known = [...items.values()]
         .filter((i) => i.entry.kind === 'snippet')
@@ -243,7 +244,7 @@ export function compileLibrary(
       throw new Error(`include("${ref}") loops: ${[...chain, item.entry.file].map(baseName).join(' -> ')}`);
     if (chain.length >= MAX_INCLUDE_DEPTH)
       throw new Error(`include("${ref}"): includes nest deeper than ${MAX_INCLUDE_DEPTH}`);
-    return render('snippet', name, data, meta);
+    return render(item.entry.kind, name, data, meta);
   }) as Eta['render'];
 
   const entries = Object.freeze(

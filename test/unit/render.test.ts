@@ -503,9 +503,10 @@ test('the kickstart check refuses what the template would never emit (a rendered
 });
 
 test('templates splice no raw value: every <%= %> is an escape call, a number, or a value render.ts escaped already', () => {
-  // Numbers (zod int) and render.ts's own precomputed, escaped strings; anything else must go through it.esc.*.
+  // Numbers (zod int) and render.ts's own precomputed, escaped strings (it.reason: oneLine() of a local-boot reason);
+  // anything else must go through it.esc.*.
   const allowed =
-    /^(it\.buildId|it\.installArgs|it\.grub\.(linux|initrd)|it\.layout\.(boot|pv|swap|thinpool)\.size|it\.layout\.reserved(Percent|Space)|v\.size)$/;
+    /^(it\.reason|it\.buildId|it\.installArgs|it\.grub\.(linux|initrd)|it\.layout\.(boot|pv|swap|thinpool)\.size|it\.layout\.reserved(Percent|Space)|v\.size)$/;
   // Every shipped boot, kickstart and snippet template (web pages escape HTML on their own).
   const files = ['boot', 'kickstart', 'snippets'].flatMap((d) =>
     readdirSync(join(REPO, 'templates', d))
