@@ -5,6 +5,8 @@ import { z } from 'zod';
 import * as g from './grammar.ts';
 
 export const DEFAULT_STIG_PROFILE = 'xccdf_org.ssgproject.content_profile_stig';
+/** The shipped kickstart template, used by a profile that names none. */
+export const DEFAULT_KICKSTART_TEMPLATE = 'rhvh.ks.eta';
 export const DEFAULT_SATELLITE_REPOS = ['rhel-7-server-rhvh-4-rpms'];
 
 /** A string field checked by one grammar; the message is the grammar's, zod puts the field path in front. */

@@ -31,7 +31,7 @@ export interface TemplateError {
   message: string;
 }
 
-export const DEFAULT_KICKSTART_TEMPLATE = 'rhvh.ks.eta';
+export { DEFAULT_KICKSTART_TEMPLATE } from '../profiles/schema.ts';
 /** Largest template file read (bytes): a kickstart template is a few KiB. */
 export const MAX_TEMPLATE_BYTES = 256 * 1024;
 /** Templates per kind: a directory of thousands is a mistake, not a library. */

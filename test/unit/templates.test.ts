@@ -316,3 +316,60 @@ test('hot reload: an edit on disk is served at the next render; a broken edit is
     await catalog.close();
   }
 });
+
+test('effective profile: each value and where it comes from (host parameter, the profile, its parent, the default)', async () => {
+  const { effectiveProfile } = await import('../../src/profiles/effective.ts');
+  const loaded = set.profiles.get('rhvh-custom-thin')!;
+  const params = { 'boot.kernelArgs': 'inst.text', ntpServers: '[ntp1.example.com]' };
+  const r = applyHostParams(loaded, params, 'rhvh01');
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  const rows = new Map(effectiveProfile(loaded, r.profile, params, 'rhvh01').map((v) => [v.field, v]));
+  assert.deepEqual(rows.get('boot.kernelArgs'), {
+    field: 'boot.kernelArgs',
+    value: 'inst.text',
+    source: 'host',
+    from: 'rhvh01 parameter boot.kernelArgs',
+  });
+  assert.deepEqual(rows.get('ntpServers')?.value, ['ntp1.example.com']);
+  assert.equal(rows.get('ntpServers')?.source, 'host');
+  assert.equal(rows.get('partitioning.volgroup')?.source, 'profile');
+  assert.equal(rows.get('partitioning.volgroup')?.from, 'rhvh-custom-thin');
+  assert.equal(rows.get('partitioning.volumes')?.source, 'profile', 'a list is one value');
+  assert.equal(rows.get('boot.hostKernelArgs')?.source, 'parent');
+  assert.equal(rows.get('boot.hostKernelArgs')?.from, 'rhvh-base');
+  assert.equal(rows.get('boot.hostKernelArgs')?.file, join(REPO, 'profiles/rhvh-base.yaml'));
+  assert.equal(rows.get('image.kernel')?.source, 'parent');
+  assert.deepEqual(
+    [rows.get('stig.enabled')?.source, rows.get('stig.enabled')?.value],
+    ['default', false],
+    'a field no file sets is the default',
+  );
+  assert.deepEqual([rows.get('kickstart')?.value, rows.get('kickstart')?.source], ['rhvh.ks.eta', 'default']);
+  // Without host parameters nothing is "host".
+  const plain = effectiveProfile(loaded, loaded.profile);
+  assert.ok(plain.every((v) => v.source !== 'host'));
+  assert.equal(plain.find((v) => v.field === 'boot.kernelArgs')?.source, 'parent');
+});
+
+test('templates list: which profile uses which template, and profiles naming a missing one', async () => {
+  const { templateReport, formatTemplateReport } = await import('../../src/render/usage.ts');
+  const overlay = overlayDir({ 'kickstart/site.ks.eta': ownKs, 'snippets/site-motd.eta': motd });
+  const lib = nextLibrary(undefined, readTemplateDirs({ shipped: SHIPPED, overlay }));
+  const profiles = [...set.profiles.values()].map((p) =>
+    p.name === 'rhvh-base' ? { ...p, profile: { ...p.profile, kickstart: 'site.ks.eta' } } : p,
+  );
+  profiles.push({ ...profiles[1]!, name: 'lost', profile: { ...profiles[1]!.profile, kickstart: 'gone.ks.eta' } });
+  const r = templateReport(lib, profiles);
+  const byName = new Map(r.templates.map((t) => [t.name, t]));
+  assert.deepEqual(byName.get('site.ks.eta')?.profiles, ['rhvh-base']);
+  assert.deepEqual(byName.get('rhvh.ks.eta')?.profiles, ['rhvh-custom-thin', 'rhvh-stig-satellite']);
+  assert.equal(byName.get('site-motd.eta')?.kind, 'snippet');
+  assert.deepEqual(r.missing, [{ profile: 'lost', template: 'gone.ks.eta' }]);
+  const text = formatTemplateReport(r);
+  assert.ok(
+    text.out.some((l) => /^kickstart +site\.ks\.eta .*\(overlay\) +used by: rhvh-base$/.test(l)),
+    text.out.join('\n'),
+  );
+  assert.match(text.err.join('\n'), /profile lost names the kickstart template gone\.ks\.eta, which is not loaded/);
+});
