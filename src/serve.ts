@@ -40,6 +40,8 @@ import type { SurfaceOptions } from './http/surface.ts';
 import { ApiTokenStore, UserStore } from './store/users.ts';
 import { SettingsStore } from './store/settings.ts';
 import { DiscoveredStore } from './store/discovered.ts';
+import { SqliteWebhookDeliveryStore, type WebhookDeliveryStore } from './store/webhooks.ts';
+import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -52,6 +54,8 @@ export interface Core {
   events: EventLog;
   audit: AuditLog;
   catalog: ProfileCatalog;
+  /** Webhook deliveries (src/webhooks/): pending ones survive a restart; the delivery log reads them. */
+  webhookDeliveries: WebhookDeliveryStore;
   /** Boot, kickstart and snippet templates, shipped and the operator's overlay, hot-reloaded (src/render/template-catalog.ts). */
   templates: TemplateCatalog;
   provisioner: Provisioner;
@@ -136,7 +140,22 @@ export function openCore(
     templateProbe({ profiles: () => catalog.snapshot.profiles.values(), images: (name) => images.resolve(name) }),
   );
   catalog.onChange(() => templates.reload());
-  return { db, durableDb, hosts, builds, events, audit, catalog, templates, provisioner, images, syslog, leases };
+  const webhookDeliveries = new SqliteWebhookDeliveryStore(durableDb);
+  return {
+    db,
+    durableDb,
+    hosts,
+    builds,
+    events,
+    audit,
+    catalog,
+    templates,
+    provisioner,
+    images,
+    syslog,
+    leases,
+    webhookDeliveries,
+  };
 }
 
 /** The renderer as served: install configs name the syslog receiver (inst.syslog=), kickstarts are timed. */
@@ -360,6 +379,16 @@ export async function startRackboot(
     }
   };
   prune();
+  // Build events to the configured webhooks; only the serving process delivers (CLI commands do not).
+  const webhooks = new WebhookDispatcher({
+    hooks: config.webhooks,
+    store: core.webhookDeliveries,
+    events: core.events,
+    hosts,
+    builds: core.builds,
+    log,
+  });
+  webhooks.start();
   const pruneTimer = setInterval(prune, 10 * 60_000);
   pruneTimer.unref();
   const stopAll = async () => {
@@ -378,6 +407,7 @@ export async function startRackboot(
     if (https) await drainHttp(https, config.shutdownGraceMs ?? 10_000, log);
     await core.catalog.close();
     await core.templates.close();
+    await webhooks.stop(); // attempts in flight are aborted and stay pending for the next start
     core.syslog.flush();
     core.events.flush();
     core.db.close();
