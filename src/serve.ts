@@ -42,6 +42,7 @@ import { SettingsStore } from './store/settings.ts';
 import { DiscoveredStore } from './store/discovered.ts';
 import { SqliteWebhookDeliveryStore, type WebhookDeliveryStore } from './store/webhooks.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
+import { createTemplatesApi } from './http/api/templates.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -313,7 +314,15 @@ export async function startRackboot(
     log,
     routers: [createOpsRouter({ metrics, ready, metricsToken: config.metricsToken }), web],
     middleware: [metrics.httpMiddleware],
-    apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })],
+    apiRouters: [
+      createLogsApi({ hosts, builds: core.builds, syslog: core.syslog }),
+      createTemplatesApi({
+        templates: () => core.templates.library,
+        profiles: () => core.catalog.snapshot,
+        hosts,
+        deliveries: core.webhookDeliveries,
+      }),
+    ],
     userToken: (t) => apiTokens.authenticate(t),
     settings: new SettingsStore(db),
     surface,
