@@ -29,7 +29,7 @@ async function api(method: string, path: string, body?: unknown) {
     headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return { status: r.status, json: (await r.json()) as Record<string, unknown> & unknown[] };
+  return { status: r.status, json: (await r.json()) as Record<string, unknown> };
 }
 
 async function until<T>(what: string, get: () => Promise<T> | T, ms = 15_000): Promise<NonNullable<T>> {
@@ -176,7 +176,7 @@ test('serve: the effective profile shows each value and where it came from; wors
   const e = await api('GET', `/profiles/site/effective?mac=${MAC}`);
   assert.equal(e.status, 200, JSON.stringify(e.json));
   const values = new Map(
-    (e.json.values as { field: string; source: string; from?: string }[]).map((v) => [v.field, v]),
+    (e.json.values as unknown as { field: string; source: string; from?: string }[]).map((v) => [v.field, v]),
   );
   assert.deepEqual(values.get('kickstart'), {
     field: 'kickstart',
@@ -190,7 +190,8 @@ test('serve: the effective profile shows each value and where it came from; wors
   assert.equal(values.get('stig.enabled')?.source, 'default');
   const plain = await api('GET', '/profiles/site/effective');
   assert.equal(
-    (plain.json.values as { field: string; source: string }[]).find((v) => v.field === 'boot.kernelArgs')?.source,
+    (plain.json.values as unknown as { field: string; source: string }[]).find((v) => v.field === 'boot.kernelArgs')
+      ?.source,
     'parent',
   );
   for (const [path, status, message] of [
@@ -215,7 +216,7 @@ test('serve: webhooks from the config file are delivered signed and listed in th
   assert.ok(verifySignature(SECRET, received[0]!.body, received[0]!.signature));
   const log = await until('the log', async () => {
     const r = await api('GET', '/webhooks/deliveries?status=delivered&limit=5');
-    return r.json.length ? r : undefined;
+    return (r.json as unknown as unknown[]).length ? r : undefined;
   });
   const row = (log.json as unknown as { event: string; target: string; mac: string; attempts: number }[])[0]!;
   assert.equal(row.event, 'build.started');
