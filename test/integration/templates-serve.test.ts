@@ -112,7 +112,7 @@ async function kickstart(): Promise<{ status: number; text: string }> {
   const url = (b.json as unknown as { kickstartUrl: string }).kickstartUrl;
   const r = await fetch(`${base}${new URL(url).pathname}`, { headers: { 'X-RHN-Provisioning-MAC-0': `eth0 ${MAC}` } });
   const text = await r.text();
-  await api('POST', `/hosts/${MAC}/cancel`);
+  assert.equal((await api('DELETE', `/hosts/${MAC}/build`)).status, 200);
   return { status: r.status, text };
 }
 

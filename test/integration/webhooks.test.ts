@@ -356,3 +356,23 @@ test('config webhooks: worst values are refused naming the field, and the secret
     );
   }
 });
+
+test('a cancelled build and a stuck event (from the rollout) are delivered too', async () => {
+  const rx = await receiver(['ok']);
+  const { env, app } = setup([{ url: rx.url, events: ['build.cancelled', 'build.stuck'] }]);
+  const b = await startBuild(app);
+  env.core.events.append({
+    mac: SAMPLE_HOST.mac as Mac,
+    buildId: b.buildId,
+    type: 'stuck',
+    status: 'kickstart',
+    detail: { stage: 'kickstart', limitSeconds: 900 },
+  });
+  assert.equal((await request(app).delete(`/api/hosts/${SAMPLE_HOST.mac}/build`).set(auth)).status, 200);
+  await until('two deliveries', () => rx.got.length >= 2);
+  const got = rx.got.map((g) => JSON.parse(g.body) as Payload & { stuck?: unknown });
+  assert.deepEqual(got.map((g) => g.event).sort(), ['build.cancelled', 'build.stuck']);
+  const stuck = got.find((g) => g.event === 'build.stuck')!;
+  assert.deepEqual(stuck.stuck, { stage: 'kickstart', limitSeconds: 900 });
+  assert.equal(got.find((g) => g.event === 'build.cancelled')!.build.status, 'cancelled');
+});
