@@ -71,23 +71,40 @@ test('every shipped snippet renders alone to its golden file, and the kickstarts
   assert.deepEqual(lib.errors, []);
   const snippets = readdirSync(join(SHIPPED, 'snippets')).filter((f) => f.endsWith('.eta'));
   assert.deepEqual(lib.names('snippet'), snippets.sort());
-  const c = ctx('rhvh-custom-thin');
-  const p = c.profile.partitioning;
+  // Each snippet with a profile that uses it, as the kickstart would give it.
+  const withProfile: Record<string, string> = {
+    'custom-layout.eta': 'rhvh-custom-thin',
+    'satellite-register.eta': 'rhvh-stig-satellite',
+  };
   for (const name of snippets) {
-    const text = lib.render('snippet', name, { esc: escapes, layout: p, profile: c.profile, host: c.host });
-    assertGolden(`snippet-${name.replace(/\.eta$/, '')}.txt`, text);
+    const c = ctx(withProfile[name] ?? 'rhvh-base');
+    const data = {
+      esc: escapes,
+      layout: c.profile.partitioning,
+      profile: c.profile,
+      host: c.host,
+      network: { fqdn: 'rhvh01.example.com' },
+    };
+    assertGolden(`snippet-${name.replace(/\.eta$/, '')}.txt`, lib.render('snippet', name, data));
   }
-  // The kickstart and boot templates have their goldens in render.test.ts; each shipped file is covered there or here.
+  // The kickstart and boot templates have their goldens in render.test.ts (grub-default here); each shipped file has one.
+  const renderer = createRenderer(SHIPPED);
+  assertGolden('grub-default.cfg', renderer.defaultConfig('grub', 'unknown machine: booting the local disk'));
   const golden = readdirSync(join(REPO, 'test/golden'));
   for (const f of readdirSync(join(SHIPPED, 'boot'))) {
-    const stem = f.replace(/\.eta$/, '').replace(/-default$/, '-local');
+    const stem = f.replace(/\.eta$/, '');
     assert.ok(
       golden.some((g) => g.startsWith(stem)),
       `boot/${f} has no golden file`,
     );
   }
   assert.ok(golden.some((g) => g.startsWith('kickstart-')));
-  const r = ksValidate([(createRenderer(SHIPPED).kickstart(c) as { text: string }).text]);
+  const texts = ['rhvh-base', 'rhvh-custom-thin', 'rhvh-stig-satellite'].map((p) => {
+    const r = renderer.kickstart(ctx(p));
+    assert.ok(r.ok, r.ok ? '' : r.error);
+    return r.ok ? r.text : '';
+  });
+  const r = ksValidate(texts);
   if (r === 'skipped') t.diagnostic('ksvalidator not found');
   else assert.equal(r, undefined, r);
 });
@@ -198,7 +215,7 @@ test('broken templates are refused with file:line: syntax, JavaScript, a throw, 
   assert.ok(!undef.ok && /snippets\/a\.eta:2: .*(undefined|reading 'here')/.test(undef.error), JSON.stringify(undef));
   const missing = render({ a: "one\n<%~ include('gone', it) %>" });
   assert.ok(!missing.ok && /snippets\/a\.eta:2: include\("gone"\): there is no snippet gone\.eta/.test(missing.error));
-  assert.match(missing.ok ? '' : missing.error, /snippets: custom-layout, a\)/);
+  assert.match(missing.ok ? '' : missing.error, /snippets: custom-layout, netboot-first, satellite-register, a\)/);
   const loop = render({ a: "<%~ include('b', it) %>", b: "\n<%~ include('a', it) %>" });
   assert.ok(
     !loop.ok && /snippets\/b\.eta:2: include\("a"\) loops: k\.ks\.eta -> a\.eta -> b\.eta -> a\.eta/.test(loop.error),
