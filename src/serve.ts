@@ -17,7 +17,7 @@ import { TemplateCatalog } from './render/template-catalog.ts';
 import { templateProbe } from './render/probe.ts';
 import { Provisioner } from './provision.ts';
 import { createApp, kickstartFastPath } from './http/app.ts';
-import { createWebRouter } from './web/router.ts';
+import { createWebRouter } from './web/pages/index.ts';
 import { parseConfigPath } from './boot/paths.ts';
 import { decideBoot } from './boot/decide.ts';
 import { macFromArp } from './net/neighbors.ts';
