@@ -69,7 +69,7 @@ export function createTemplatesApi(d: TemplatesApiDeps): express.Router {
       file: loaded.file,
       extends: loaded.extends,
       host: host && { mac: host.mac, hostname: host.hostname },
-      values: host && mask ? mask(res, host, values) : values,
+      values: mask ? mask(res, host ?? { profile: name, params: {} }, values) : values,
     });
   });
 

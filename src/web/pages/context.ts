@@ -25,6 +25,8 @@ import { chipOf, formatDuration, type Chip } from '../board.ts';
 import { cookieOf, LoginThrottle, SESSION_COOKIE, tokensEqual } from '../auth.ts';
 import { createViews } from '../views.ts';
 import { LiveBoard } from '../live.ts';
+import type { TemplateLibrary } from '../../render/templates.ts';
+import type { WebhookDeliveryStore } from '../../store/webhooks.ts';
 
 export interface WebDeps {
   provisioner: Provisioner;
@@ -45,6 +47,10 @@ export interface WebDeps {
   sessionPolicy?: SessionPolicy;
   /** How often the live board sends changed chips (ms). */
   liveIntervalMs?: number;
+  /** The live template library (the templates page); without it the page says so. */
+  templates?: () => TemplateLibrary;
+  /** The webhook delivery log (the webhooks page). */
+  webhookDeliveries?: Pick<WebhookDeliveryStore, 'list'>;
 }
 
 export type Flash = { kind: 'ok' | 'error'; text: string };

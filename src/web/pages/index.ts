@@ -15,6 +15,7 @@ import { auditPages } from './audit.ts';
 import { userPages } from './users.ts';
 import { settingsPages } from './settings.ts';
 import { accountPages } from './account.ts';
+import { templatePages } from './templates.ts';
 
 export type { WebDeps } from './context.ts';
 export { auditView } from './audit.ts';
@@ -31,6 +32,8 @@ export function createWebRouter(d: WebDeps): WebRouter {
     boardPages,
     importPages,
     hostPages,
+    // /profiles/:name/effective before profilePages' /profiles/:name routes.
+    templatePages,
     profilePages,
     auditPages,
     userPages,
