@@ -17,6 +17,8 @@ import type { ProgressSink } from './images/progress.ts';
 import { usersCommand } from './web/users-cli.ts';
 import type { Mac } from './net/mac.ts';
 import { backupDatabase, restoreDatabase } from './ops/backup.ts';
+import { rackCommand, rolloutCommand } from './rollout/cli.ts';
+import { powerCommand } from './bmc/cli.ts';
 
 export interface Io {
   out: (s: string) => void;
@@ -38,6 +40,15 @@ commands:
   hosts import FILE [--dry-run] add a rack of hosts from CSV (mac,hostname,profile,ip,...)
   hosts build MAC               start a build (prints the kickstart and built URLs)
   hosts cancel MAC              cancel a build
+  rack build RACK [--power] [--wave N] [--interval S] [--confirm]
+                                build every host of a rack; --power: through each host's BMC, network boot once
+                                and power on, N hosts a wave (8), S seconds between waves (20); --confirm to
+                                rebuild built hosts (their disks are wiped). Carried out by the running serve.
+  rack cancel RACK              cancel the rack's builds and rollouts (a cancelled rebuild leaves the host built)
+  rollout list | show ID | cancel ID
+                                rollouts and each host's step (queued, build-started, boot-set, powered, failed)
+  power MAC status|on|off|cycle drive the host's BMC (Redfish or IPMI); prints the power state after
+  bmc facts MAC                 what the host's BMC reports: model, serial, power state, NIC MACs
   profiles                      list profiles and load errors
   templates list                list boot, kickstart and snippet templates (shipped or your templatesDir),
                                 which profile uses which, and template errors (file:line)
@@ -88,6 +99,10 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         name: { type: 'string' },
         force: { type: 'boolean' },
         role: { type: 'string' },
+        power: { type: 'boolean' },
+        wave: { type: 'string' },
+        interval: { type: 'string' },
+        confirm: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -124,6 +139,9 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       return templatesCommand(config, io, positionals);
     case 'hosts':
       return hostsCommand(config, io, positionals, Boolean(values['dry-run']));
+    case 'power':
+    case 'bmc':
+      return withCoreAsync(config, silentLogger(), (core) => powerCommand(core, io, command, positionals));
     case 'image':
       return withCoreAsync(config, silentLogger(), (core) =>
         imageCommand(core, config, io, positionals, { name: values.name, force: Boolean(values.force) }),
@@ -141,6 +159,18 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       const code = await withCoreAsync(config, silentLogger(), (core) => doctorCommand(core, config, io));
       return keyProblem ? 1 : code;
     }
+    case 'rack':
+      return withCoreAsync(config, silentLogger(), (core) =>
+        rackCommand(core, io, positionals, {
+          power: Boolean(values.power),
+          wave: values.wave,
+          interval: values.interval,
+          confirm: Boolean(values.confirm),
+          dataDir: config.dataDir,
+        }),
+      );
+    case 'rollout':
+      return withCoreAsync(config, silentLogger(), (core) => rolloutCommand(core, io, positionals));
     case 'users':
       return usersCommand(config, io, positionals, {
         role: values.role,
@@ -326,9 +356,9 @@ function templatesCommand(config: Config, io: Io, args: string[]): number {
   });
 }
 
-function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): number {
+function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): Promise<number> {
   const [sub, arg] = args;
-  return withCore(config, silentLogger(), (core) => {
+  return withCoreAsync(config, silentLogger(), async (core) => {
     const p = core.provisioner;
     if (sub === 'list') {
       for (const h of core.hosts.list())
@@ -355,6 +385,7 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
         // The shell on the server is an admin's: only the profile-schema check of parameters applies.
         hostProblems: (h) =>
           guardHostParams({ role: 'admin', allowed: [], profile: (n) => core.catalog.get(n) }, {}, h),
+        mayImportBmc: true,
       });
       if (!r.ok) {
         for (const line of r.problems) io.err(`${arg}: ${line}`);
@@ -372,7 +403,8 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
         `${r.hosts.length} hosts`,
         r.hosts.map((h) => h.mac),
       );
-      io.out(`imported ${r.hosts.length} host(s)`);
+      for (const [mac, bmc] of r.bmc) await core.bmc.set(mac, bmc);
+      io.out(`imported ${r.hosts.length} host(s)${r.bmc.size ? `, ${r.bmc.size} with a BMC` : ''}`);
       return 0;
     }
     if (sub === 'build' || sub === 'cancel') {

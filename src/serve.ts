@@ -43,6 +43,19 @@ import { DiscoveredStore } from './store/discovered.ts';
 import { SqliteWebhookDeliveryStore, type WebhookDeliveryStore } from './store/webhooks.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { createTemplatesApi } from './http/api/templates.ts';
+import { SqliteRolloutStore, type RolloutStore } from './store/rollouts.ts';
+import { RolloutService } from './rollout/service.ts';
+import { RolloutRunner } from './rollout/runner.ts';
+import { StuckWatch } from './rollout/stuck-watch.ts';
+import { createRolloutApi } from './rollout/api.ts';
+import { firmwareOf, type FirmwareGuess } from './rollout/firmware.ts';
+import type { BmcDriver } from './bmc/driver.ts';
+import type { Mac } from './net/mac.ts';
+import { SqliteBmcStore, type BmcStore } from './store/bmc.ts';
+import { loadBmcKey, secretBox } from './bmc/secret-box.ts';
+import { BmcService } from './bmc/index.ts';
+import { PowerService } from './bmc/power.ts';
+import { createBmcApi } from './http/bmc-api.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -65,6 +78,17 @@ export interface Core {
   syslog: SyslogStore;
   /** DHCP leases (src/dhcp), also where a restarted server finds which MAC an address belongs to. */
   leases: LeaseStore;
+  /** Rollouts (src/rollout): recorded by the API and the CLI, carried out by serve's runner. */
+  rollouts: RolloutStore;
+  rolloutService: RolloutService;
+  /** The BMC driver of a host (src/bmc), undefined when it has none. */
+  bmcFor: (mac: Mac) => Promise<BmcDriver | undefined>;
+  /** The host's firmware (UEFI or legacy) from what it was seen doing. */
+  firmwareOf: (mac: Mac) => FirmwareGuess;
+  /** Each host's BMC (src/store/bmc.ts; passwords sealed with bmc.key), its drivers, and power actions. */
+  bmc: BmcStore;
+  bmcService: BmcService;
+  power: PowerService;
 }
 
 /** How many of the installer's last log lines go into a build.failed event. */
@@ -90,7 +114,11 @@ export function loadSecret(dataDir: string): Buffer {
 export function openCore(
   config: Config,
   log: Logger,
-  hooks: { kickstartRendered?: (seconds: number) => void; syslogTarget?: () => string | undefined } = {},
+  hooks: {
+    kickstartRendered?: (seconds: number) => void;
+    syslogTarget?: () => string | undefined;
+    bmcFor?: (mac: Mac) => Promise<BmcDriver | undefined>;
+  } = {},
 ): Core {
   const file = join(config.dataDir, 'rackboot.db');
   const durableDb = openDb(file, 'full');
@@ -142,6 +170,23 @@ export function openCore(
   );
   catalog.onChange(() => templates.reload());
   const webhookDeliveries = new SqliteWebhookDeliveryStore(durableDb);
+  const rollouts = new SqliteRolloutStore(durableDb);
+  const rolloutService = new RolloutService({
+    store: rollouts,
+    hosts,
+    state: (mac) => provisioner.state(mac),
+    cancelBuild: (mac, actor) => provisioner.cancelBuild(mac, actor),
+    partitioning: (host) => {
+      const r = provisioner.profileFor(host);
+      return r.ok ? r.value.partitioning : undefined;
+    },
+    stuck: (mac) => provisioner.stuck(mac),
+  });
+  const bmc = new SqliteBmcStore(durableDb, secretBox(loadBmcKey(config.dataDir)));
+  const bmcService = new BmcService({ store: bmc });
+  const power = new PowerService({ bmc: bmcService, events, audit });
+  const bmcFor = hooks.bmcFor ?? ((mac: Mac) => bmcService.forHost(mac));
+  const firmware = (mac: Mac) => firmwareOf(events.timeline(mac, 200));
   return {
     db,
     durableDb,
@@ -156,6 +201,13 @@ export function openCore(
     syslog,
     leases,
     webhookDeliveries,
+    rollouts,
+    rolloutService,
+    bmcFor,
+    firmwareOf: firmware,
+    bmc,
+    bmcService,
+    power,
   };
 }
 
@@ -205,6 +257,7 @@ export async function startRackboot(
   config: Config,
   log: Logger,
   env: NodeJS.ProcessEnv = process.env,
+  opts: { bmcFor?: (mac: Mac) => Promise<BmcDriver | undefined> } = {},
 ): Promise<Running> {
   const keyProblem = secretKeyProblem(config.dataDir);
   if (keyProblem) throw new SecretKeyError(keyProblem);
@@ -218,6 +271,7 @@ export async function startRackboot(
   const core = openCore(config, log, {
     kickstartRendered: (s) => observeRender?.(s),
     syslogTarget: () => syslogTarget,
+    bmcFor: opts.bmcFor,
   });
   const { provisioner: p, hosts, db } = core;
   let tftpRef: TftpServer | undefined;
@@ -285,6 +339,7 @@ export async function startRackboot(
     ),
   );
   const web = createWebRouter({
+    rollouts: core.rolloutService,
     provisioner: p,
     hosts,
     builds: core.builds,
@@ -299,6 +354,8 @@ export async function startRackboot(
     secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:'),
     templates: () => core.templates.library,
     webhookDeliveries: core.webhookDeliveries,
+    bmc: core.bmc,
+    power: core.power,
   });
   const apiTokens = new ApiTokenStore(db, new UserStore(db));
   // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).
@@ -324,10 +381,13 @@ export async function startRackboot(
         hosts,
         deliveries: core.webhookDeliveries,
       }),
+      createRolloutApi({ service: core.rolloutService }),
+      createBmcApi({ hosts, bmc: core.bmc, power: core.power, audit: core.audit }),
     ],
     userToken: (t) => apiTokens.authenticate(t),
     settings: new SettingsStore(db),
     surface,
+    bmc: core.bmc,
   });
   const kickstartFirst = kickstartFastPath(p, metrics.httpRequest);
   // nosniff here too: the kickstart fast path answers before express (src/http/surface.ts sets it for the rest).
@@ -402,9 +462,35 @@ export async function startRackboot(
   webhooks.start();
   const pruneTimer = setInterval(prune, 10 * 60_000);
   pruneTimer.unref();
+  const runner = new RolloutRunner({
+    store: core.rollouts,
+    startBuild: (mac, actor) => p.startBuild(mac, actor),
+    cancelBuild: (mac, actor) => p.cancelBuild(mac, actor),
+    bmcFor: core.bmcFor,
+    firmwareOf: core.firmwareOf,
+    event: (e) => p.event(e),
+    log,
+  });
+  const stuckWatch = new StuckWatch({
+    inBuild: () => {
+      const now = Date.now();
+      return [...core.builds.latestForAll().values()]
+        .filter((b) => stateOf(b, now) === 'build')
+        .map((b) => ({ mac: b.mac, buildId: b.id, since: b.createdAt }));
+    },
+    timeline: (mac) => core.events.timeline(mac, 500),
+    bmcFor: core.bmcFor,
+    firmwareOf: core.firmwareOf,
+    event: (e) => p.event(e),
+    limits: config.stuck,
+    checkEveryMs: config.stuck.checkEveryMs,
+    log,
+  });
   const stopAll = async () => {
     stopping = true;
     clearInterval(pruneTimer);
+    await runner.stop();
+    await stuckWatch.stop();
     // Stop taking new work everywhere first, then let HTTP finish what it serves (bounded), then the store.
     if (http.listening) http.close();
     http.closeIdleConnections();
@@ -568,6 +654,9 @@ export async function startRackboot(
     } else bound.syslog = true;
     bound.http = true;
     removePid = writePidFile(config.dataDir);
+    // Rollouts recorded before this start (by the CLI, or cut off by a restart) go on from their last step.
+    runner.start();
+    stuckWatch.start();
   } catch (err) {
     await stopAll();
     throw err;
@@ -628,7 +717,7 @@ function readTlsFile(flag: string, file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new Error(`${flag} ${file}: ${(err as Error).message} (give a PEM file rackboot can read)`);
+    throw new Error(`${flag} ${file}: ${(err as Error).message} (give a PEM file rackboot can read)`, { cause: err });
   }
 }
 

@@ -21,7 +21,8 @@ import { buildRhvhIso, isoToolsMissing } from '../fixtures/images/rhvh-iso.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = join(HERE, '../..');
-export const NS = 'rbe2e';
+// RACKBOOT_E2E_NS: another name, so a second lab (or another suite) can run beside this one.
+export const NS = process.env.RACKBOOT_E2E_NS ?? 'rbe2e';
 export const BRIDGE = 'rbbr0';
 export const SERVER_IP = '10.99.0.1';
 export const HTTP_PORT = 8080;
@@ -429,8 +430,8 @@ export function doctor(dir: string): { code: number; out: string } {
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`.trimEnd() };
 }
 
-/** The rackboot API, called from inside the namespace. */
-export function api(method: string, path: string, body?: unknown): { status: number; json: any } {
+/** The rackboot API, called from inside the namespace. T is the body's shape as the caller expects it (not checked). */
+export function api<T = unknown>(method: string, path: string, body?: unknown): { status: number; json: T } {
   const args = [
     'curl',
     '-sS',
@@ -452,7 +453,7 @@ export function api(method: string, path: string, body?: unknown): { status: num
   } catch {
     json = text;
   }
-  return { status: Number(out.slice(nl + 1)), json };
+  return { status: Number(out.slice(nl + 1)), json: json as T };
 }
 
 // ---------------------------------------------------------------- machines

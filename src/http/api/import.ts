@@ -5,11 +5,12 @@ import { hostRecord } from '../../hosts/input.ts';
 import { checkRackCsv } from '../../hosts/csv.ts';
 import { guardHostParams } from '../../hosts/policy.ts';
 import type { ApiContext } from './context.ts';
+import { saveBmc } from '../bmc-api.ts';
 
 export function importRoutes(c: ApiContext): express.Router {
   const { d } = c;
   const r = express.Router();
-  r.post('/hosts/import', express.text({ type: () => true, limit: '2mb' }), (req, res) => {
+  r.post('/hosts/import', express.text({ type: () => true, limit: '2mb' }), async (req, res) => {
     const csv = typeof req.body === 'string' ? req.body : '';
     const dryRun = req.query.dryRun === '1' || req.query.dryRun === 'true';
     const g = c.guardFor(res);
@@ -19,6 +20,7 @@ export function importRoutes(c: ApiContext): express.Router {
       ipTaken: (ip) => d.hosts.getByIp(ip) !== undefined,
       hostnameTaken: (n) => d.hosts.getByHostname(n) !== undefined,
       hostProblems: (h) => guardHostParams(g, {}, h),
+      mayImportBmc: !c.isTech(res) && d.bmc !== undefined,
     });
     if (!checked.ok)
       return res.status(checked.status).json({
@@ -34,6 +36,7 @@ export function importRoutes(c: ApiContext): express.Router {
         undefined,
         checked.hosts.map(hostRecord),
       );
+      for (const [mac, bmc] of checked.bmc) await saveBmc({ bmc: d.bmc!, audit: d.audit }, c.actor(res), mac, bmc);
     }
     res.status(dryRun ? 200 : 201).json({
       dryRun,

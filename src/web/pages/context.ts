@@ -1,5 +1,6 @@
 // What every page group shares: the deps, the stores built over them once, the page renderer and the gate
 // (session, role, CSRF). createWebContext() runs once per web router; the page modules only add routes.
+import type { RolloutService } from '../../rollout/service.ts';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { join } from 'node:path';
 import type { Logger } from '../../log.ts';
@@ -27,6 +28,8 @@ import { createViews } from '../views.ts';
 import { LiveBoard } from '../live.ts';
 import type { TemplateLibrary } from '../../render/templates.ts';
 import type { WebhookDeliveryStore } from '../../store/webhooks.ts';
+import type { BmcStore } from '../../store/bmc.ts';
+import type { PowerService } from '../../bmc/power.ts';
 
 export interface WebDeps {
   provisioner: Provisioner;
@@ -51,6 +54,11 @@ export interface WebDeps {
   templates?: () => TemplateLibrary;
   /** The webhook delivery log (the webhooks page). */
   webhookDeliveries?: Pick<WebhookDeliveryStore, 'list'>;
+  /** Rack builds in waves (src/rollout): the pages of ./rollouts.ts. */
+  rollouts?: RolloutService;
+  /** Hosts' BMCs and power actions (src/bmc): the host page's power buttons, the BMC fields of the form. */
+  bmc?: BmcStore;
+  power?: PowerService;
 }
 
 export type Flash = { kind: 'ok' | 'error'; text: string };

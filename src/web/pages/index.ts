@@ -10,12 +10,14 @@ import { sessionPages } from './session.ts';
 import { boardPages } from './board.ts';
 import { importPages } from './import.ts';
 import { hostPages } from './hosts.ts';
+import { bmcPages } from './bmc.ts';
 import { profilePages } from './profiles.ts';
 import { auditPages } from './audit.ts';
 import { userPages } from './users.ts';
 import { settingsPages } from './settings.ts';
 import { accountPages } from './account.ts';
 import { templatePages } from './templates.ts';
+import { rolloutPages } from './rollouts.ts';
 
 export type { WebDeps } from './context.ts';
 export { auditView } from './audit.ts';
@@ -31,6 +33,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
     sessionPages,
     boardPages,
     importPages,
+    bmcPages,
     hostPages,
     // /profiles/:name/effective before profilePages' /profiles/:name routes.
     templatePages,
@@ -39,6 +42,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
     userPages,
     settingsPages,
     accountPages,
+    rolloutPages,
   ])
     r.use(pages(c));
 
