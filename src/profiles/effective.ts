@@ -48,14 +48,17 @@ export function effectiveProfile(
   if (resolved.kickstart === undefined) rows.push([['kickstart'], DEFAULT_KICKSTART_TEMPLATE]);
   for (const [path, value] of rows) {
     const field = path.join('.');
-    const param = Object.keys(params).find((k) => k === field || field.startsWith(`${k}.`) || k.startsWith(`${field}.`));
+    const param = Object.keys(params).find(
+      (k) => k === field || field.startsWith(`${k}.`) || k.startsWith(`${field}.`),
+    );
     if (param !== undefined) {
       out.push({ field, value, source: 'host', from: `${hostLabel} parameter ${param}` });
       continue;
     }
     const i = layers.findIndex((l) => sets(l.data, path));
     if (i < 0) out.push({ field, value, source: 'default' });
-    else out.push({ field, value, source: i === 0 ? 'profile' : 'parent', from: layers[i]!.name, file: layers[i]!.file });
+    else
+      out.push({ field, value, source: i === 0 ? 'profile' : 'parent', from: layers[i]!.name, file: layers[i]!.file });
   }
   return out.sort((a, b) => a.field.localeCompare(b.field));
 }
