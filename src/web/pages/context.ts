@@ -26,6 +26,8 @@ import { chipOf, formatDuration, type Chip } from '../board.ts';
 import { cookieOf, LoginThrottle, SESSION_COOKIE, tokensEqual } from '../auth.ts';
 import { createViews } from '../views.ts';
 import { LiveBoard } from '../live.ts';
+import type { TemplateLibrary } from '../../render/templates.ts';
+import type { WebhookDeliveryStore } from '../../store/webhooks.ts';
 import type { BmcStore } from '../../store/bmc.ts';
 import type { PowerService } from '../../bmc/power.ts';
 
@@ -48,6 +50,10 @@ export interface WebDeps {
   sessionPolicy?: SessionPolicy;
   /** How often the live board sends changed chips (ms). */
   liveIntervalMs?: number;
+  /** The live template library (the templates page); without it the page says so. */
+  templates?: () => TemplateLibrary;
+  /** The webhook delivery log (the webhooks page). */
+  webhookDeliveries?: Pick<WebhookDeliveryStore, 'list'>;
   /** Rack builds in waves (src/rollout): the pages of ./rollouts.ts. */
   rollouts?: RolloutService;
   /** Hosts' BMCs and power actions (src/bmc): the host page's power buttons, the BMC fields of the form. */

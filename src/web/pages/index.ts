@@ -16,6 +16,7 @@ import { auditPages } from './audit.ts';
 import { userPages } from './users.ts';
 import { settingsPages } from './settings.ts';
 import { accountPages } from './account.ts';
+import { templatePages } from './templates.ts';
 import { rolloutPages } from './rollouts.ts';
 
 export type { WebDeps } from './context.ts';
@@ -34,6 +35,8 @@ export function createWebRouter(d: WebDeps): WebRouter {
     importPages,
     bmcPages,
     hostPages,
+    // /profiles/:name/effective before profilePages' /profiles/:name routes.
+    templatePages,
     profilePages,
     auditPages,
     userPages,
