@@ -19,7 +19,7 @@
 // then runs its tests on both stores.
 import { join } from 'node:path';
 import type { Dialect, Sql } from './sql.ts';
-import { SqliteSql } from './sqlite-sql.ts';
+import { SqliteGate, SqliteSql } from './sqlite-sql.ts';
 import { PgSql } from './pg-sql.ts';
 import { openDb } from './db.ts';
 import { migratePostgres } from './pg-migrate.ts';
@@ -76,6 +76,8 @@ export interface StoreOptions {
   syslogLimits?: SyslogLimits;
   sessionPolicy?: SessionPolicy;
   callbackGraceMs?: number;
+  /** Rows kept in the discovered table (default 10,000). */
+  discoveredMaxRows?: number;
   /** PostgreSQL connections per node (default 10). */
   poolSize?: number;
 }
@@ -135,7 +137,7 @@ function openRepos(
     apiTokens: new ApiTokenRepo(sql, users, now),
     audit: new AuditRepo(sql, now),
     images: new ImageRepo(sql, feed),
-    discovered: new DiscoveredRepo(sql, undefined, now),
+    discovered: new DiscoveredRepo(sql, o.discoveredMaxRows, now),
     settings: new SettingsRepo(sql, feed),
     syslog: new SyslogRepo(timeline, o.syslogLimits ?? DEFAULT_SYSLOG_LIMITS),
   };
@@ -151,7 +153,8 @@ export function openSqliteStore(file: string, o: StoreOptions): Store {
   const full = openDb(file, 'full');
   const normal = file === ':memory:' ? full : openDb(file, 'normal');
   const feed = new ChangeFeed();
-  const repos = openRepos(new SqliteSql(full), new SqliteSql(normal), o, feed);
+  const gate = new SqliteGate();
+  const repos = openRepos(new SqliteSql(full, gate), new SqliteSql(normal, gate), o, feed);
   return {
     dialect: 'sqlite',
     location: file,
