@@ -91,7 +91,9 @@ export function parseDatabase(database: string | undefined, dataDir: string): Da
   if (database === undefined || database === '') return { dialect: 'sqlite', file: join(dataDir, 'rackboot.db') };
   if (/^postgres(ql)?:\/\//i.test(database)) {
     try {
-      new URL(database);
+      // libpq's URLs may leave the host empty (postgres://user@/db?host=/run/postgresql): WHATWG URL may not.
+      if (/[\s\0]/.test(database)) throw new Error('space or control character');
+      new URL(database.replace(/^(postgres(?:ql)?:\/\/(?:[^@/]*@)?)(?=[/?]|$)/i, '$1localhost'));
     } catch {
       throw new Error(`--database: "${redactUrl(database)}" is not a valid postgres:// URL`);
     }
