@@ -185,7 +185,7 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
       CHANNEL,
       (payload) => {
         const c = parseChange(payload);
-        if (c && c.node !== node) feed.deliver(c.mac ? { kind: c.kind, mac: c.mac } : { kind: c.kind });
+        if (c && c.node !== node) void feed.deliver(c.mac ? { kind: c.kind, mac: c.mac } : { kind: c.kind });
       },
       () => {
         /* the view's periodic reload covers a lost listener until it is reopened */

@@ -17,6 +17,7 @@ import type { HostFields } from '../../src/store/hosts.ts';
 import { hashUserPassword } from '../../src/store/users.ts';
 import { postgresMissing, startPostgres, type TestPostgres } from '../support/postgres.ts';
 import { MIGRATIONS } from '../../src/store/db.ts';
+import { StoreView } from '../../src/store/view.ts';
 
 const mac = (i: number): Mac =>
   parseMac(`52:54:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`)!;
@@ -354,16 +355,65 @@ for (const b of backends) {
     test('changes: a write is published to this node at once and, on PostgreSQL, to another node', async () => {
       const { store, again } = await b.open();
       const seen: StoreChange[] = [];
-      store.changes.subscribe((c) => seen.push(c));
+      store.changes.subscribe((c) => void seen.push(c));
       await store.hosts.insert(host(1));
       assert.deepEqual(seen, [{ kind: 'host', mac: mac(1) }]);
       if (b.name !== 'postgres') return; // other SQLite processes: src/store/changes.ts feeds changes.deliver()
       const peer = await again();
       const remote: StoreChange[] = [];
-      peer.changes.subscribe((c) => remote.push(c));
+      peer.changes.subscribe((c) => void remote.push(c));
       await store.builds.start(mac(1), 60_000);
       await waitFor('the other node to hear of the build', () => remote.some((c) => c.kind === 'build'), 2000);
       assert.deepEqual(remote, [{ kind: 'build', mac: mac(1) }], 'a node does not hear its own changes twice');
+    });
+
+    test("view: answers from memory, current when a write returns; another node's writes within a second (PostgreSQL)", async () => {
+      const { store, again } = await b.open();
+      await store.hosts.insert(host(1));
+      const view = await StoreView.open(store, { reloadMs: 0 });
+      try {
+        assert.equal(view.host(mac(1))?.hostname, 'rhvh1.lab');
+        assert.equal(view.state(mac(1)), 'idle');
+        await store.hosts.insert(host(2, { uuid: host(1).uuid }));
+        assert.deepEqual(
+          view.hostsByUuid(host(1).uuid!.toUpperCase()).map((h) => h.mac),
+          [mac(1), mac(2)],
+        );
+        await store.builds.start(mac(1), 60_000);
+        assert.equal(view.state(mac(1)), 'build', "this node's write is in the view when it returns");
+        await store.hosts.update({ ...host(1), ip: '10.0.0.99' });
+        assert.equal(view.hostByIp('10.0.0.1'), undefined, 'the old address no longer names the host');
+        assert.equal(view.hostByIp('10.0.0.99')?.mac, mac(1));
+        await store.hosts.delete(mac(2));
+        assert.equal(view.host(mac(2)), undefined);
+        if (b.name !== 'postgres') return;
+        const peer = await again();
+        const { token } = await peer.builds.start(mac(1), 60_000);
+        await peer.builds.close(token, 'built');
+        await peer.hosts.insert(host(3));
+        await waitFor(
+          "the view to see the other node's writes",
+          () => view.state(mac(1)) === 'built' && !!view.host(mac(3)),
+          1000,
+        );
+      } finally {
+        view.close();
+      }
+    });
+
+    test('view: a reload that read before a write does not undo it', async () => {
+      const { store } = await b.open();
+      await store.hosts.insert(host(1));
+      const view = await StoreView.open(store, { reloadMs: 0 });
+      try {
+        const reloading = view.reload();
+        await store.builds.start(mac(1), 60_000);
+        await reloading;
+        assert.equal(view.state(mac(1)), 'build');
+        assert.equal(view.reloads, 2);
+      } finally {
+        view.close();
+      }
     });
 
     test('a database from a newer rackboot is refused with what to do', async () => {
