@@ -42,7 +42,8 @@ export class PgSql extends PgTx {
     readonly url: string,
     poolSize = 10,
   ) {
-    const pool = new pg.Pool({ connectionString: url, max: poolSize, types });
+    // application_name: restore counts the other nodes connected before it replaces their data.
+    const pool = new pg.Pool({ connectionString: url, max: poolSize, types, application_name: 'rackboot' });
     super(pool);
     this.pool = pool;
     // An idle client losing its server (restart, failover) must not crash the process; the pool replaces it.
@@ -66,7 +67,7 @@ export class PgSql extends PgTx {
   }
   /** A dedicated connection for LISTEN (a pooled one would drop its subscriptions when released). */
   async listen(channel: string, onNotify: (payload: string) => void, onError: (e: Error) => void): Promise<pg.Client> {
-    const client = new pg.Client({ connectionString: this.url, types });
+    const client = new pg.Client({ connectionString: this.url, types, application_name: 'rackboot' });
     client.on('error', onError);
     client.on('notification', (n) => {
       if (n.channel === channel) onNotify(n.payload ?? '');
