@@ -165,7 +165,8 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
   feed.remote = async (c) => {
     await sql.run('SELECT pg_notify(?, ?)', [CHANNEL, JSON.stringify({ ...c, node })]);
   };
-  const repos = openRepos(sql, sql, o, feed);
+  const timeline = new PgSql(url, Math.max(2, Math.ceil((o.poolSize ?? 10) / 4)), true);
+  const repos = openRepos(sql, timeline, o, feed);
   return {
     dialect: 'postgres',
     location: redactUrl(url),
@@ -175,6 +176,7 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
       await repos.events.flush();
       await repos.syslog.flush();
       await listener?.end().catch(() => {});
+      await timeline.close();
       await sql.close();
     },
   };

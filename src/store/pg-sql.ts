@@ -38,12 +38,24 @@ class PgTx implements Sql {
 
 export class PgSql extends PgTx {
   readonly pool: pg.Pool;
+  /**
+   * `relaxed`: commits return before the WAL reaches disk (synchronous_commit=off): the timeline's analogue of
+   * SQLite's synchronous=NORMAL, never for the build lifecycle. A crash loses at most the last moment of events,
+   * never consistency.
+   */
   constructor(
     readonly url: string,
     poolSize = 10,
+    relaxed = false,
   ) {
     // application_name: restore counts the other nodes connected before it replaces their data.
-    const pool = new pg.Pool({ connectionString: url, max: poolSize, types, application_name: 'rackboot' });
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: poolSize,
+      types,
+      application_name: 'rackboot',
+      ...(relaxed ? { options: '-c synchronous_commit=off' } : {}),
+    });
     super(pool);
     this.pool = pool;
     // An idle client losing its server (restart, failover) must not crash the process; the pool replaces it.
