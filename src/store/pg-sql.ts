@@ -2,7 +2,7 @@
 // stores is far below 2^53.
 import pg from 'pg';
 import type { Param, Sql } from './sql.ts';
-import { toPostgresPlaceholders } from './sql.ts';
+import { textSafe, toPostgresPlaceholders } from './sql.ts';
 
 const INT8 = 20;
 const types = {
@@ -20,13 +20,13 @@ class PgTx implements Sql {
   readonly dialect = 'postgres' as const;
   constructor(protected readonly q: Queryable) {}
   async all<T>(query: string, params: readonly Param[] = []): Promise<T[]> {
-    return (await this.q.query(toPostgresPlaceholders(query), params as Param[])).rows as T[];
+    return (await this.q.query(toPostgresPlaceholders(query), textSafe(params))).rows as T[];
   }
   async get<T>(query: string, params: readonly Param[] = []): Promise<T | undefined> {
     return (await this.all<T>(query, params))[0];
   }
   async run(query: string, params: readonly Param[] = []): Promise<number> {
-    return (await this.q.query(toPostgresPlaceholders(query), params as Param[])).rowCount ?? 0;
+    return (await this.q.query(toPostgresPlaceholders(query), textSafe(params))).rowCount ?? 0;
   }
   tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     return fn(this);

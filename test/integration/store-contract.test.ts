@@ -416,6 +416,28 @@ for (const b of backends) {
       }
     });
 
+    test('a NUL or other control character from the network is stored on both stores, the same way', async () => {
+      const { store } = await b.open();
+      await store.hosts.insert(host(1));
+      const { token } = await store.builds.start(mac(1), 60_000);
+      const r = await store.builds.close(token, 'failed', 'disk\0error\x01\x7f\u2028end');
+      assert.equal(r.ok, true);
+      assert.equal((await store.builds.latest(mac(1)))?.failureLog, 'disk\ufffderror\x01\x7f\u2028end');
+      store.events.append({
+        mac: mac(1),
+        type: 'http\0',
+        status: '404\0',
+        clientIp: '10.0.0.1\0',
+        detail: { path: '/\0' },
+      });
+      const [e] = await store.events.timeline(mac(1));
+      assert.equal(e.type, 'http\ufffd');
+      assert.equal(e.status, '404\ufffd');
+      assert.equal(e.clientIp, '10.0.0.1\ufffd');
+      assert.deepEqual(e.detail, { path: '/\0' }, 'JSON escapes it: detail keeps it exactly');
+      assert.equal(await store.hosts.getByHostname('rhvh1.lab\0'), undefined);
+    });
+
     test('a database from a newer rackboot is refused with what to do', async () => {
       const { store, again } = await b.open();
       await store.sql.run(
