@@ -416,6 +416,24 @@ for (const b of backends) {
       }
     });
 
+    test('view: a lost LISTEN connection (database restart) is reopened and the view catches up', async () => {
+      if (b.name !== 'postgres') return; // SQLite has no connection to lose
+      const { store, again } = await b.open();
+      const view = await StoreView.open(store, { reloadMs: 0 });
+      try {
+        const peer = await again();
+        const killed = await peer.sql.all<{ ok: boolean }>(
+          "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+        );
+        assert.ok(killed.length >= 1, 'a LISTEN connection was there to kill');
+        await peer.hosts.insert(host(7));
+        await waitFor('the view to catch up after the listener came back', () => !!view.host(mac(7)), 10_000);
+        assert.ok(view.reloads >= 2, 'it reloaded whole: what was said while deaf is not lost');
+      } finally {
+        view.close();
+      }
+    });
+
     test('a NUL or other control character from the network is stored on both stores, the same way', async () => {
       const { store } = await b.open();
       await store.hosts.insert(host(1));
