@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import { randomBytes, createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { databaseBytes, openDb, type Db } from './store/db.ts';
@@ -121,6 +121,13 @@ export function openCore(
   } = {},
 ): Core {
   const file = join(config.dataDir, 'rackboot.db');
+  // The async store (src/store/index.ts) runs on both databases, but serve and the host commands still use the
+  // synchronous SQLite classes: refuse another target rather than quietly serving from the data dir's file.
+  if (config.database.dialect !== 'sqlite' || resolve(config.database.file) !== resolve(file))
+    throw new Error(
+      `--database: serve and the host, build, rack and power commands run on the data dir's SQLite file (${file}) in this version; ` +
+        `another database is used by backup, restore and users only`,
+    );
   const durableDb = openDb(file, 'full');
   const db = openDb(file, 'normal');
   const hosts = new HostStore(durableDb);
