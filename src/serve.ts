@@ -38,6 +38,9 @@ import type { SurfaceOptions } from './http/surface.ts';
 import { ApiTokenStore, UserStore } from './store/users.ts';
 import { SettingsStore } from './store/settings.ts';
 import { DiscoveredStore } from './store/discovered.ts';
+import { sharedBuildSecret } from './store/build-secret.ts';
+import { SqliteNodeRegistry } from './store/nodes.ts';
+import { createNodesApi, rackbootVersion, startHeartbeat, type NodeHeartbeat } from './ops/nodes.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -87,8 +90,10 @@ export function openCore(
   const durableDb = openDb(file, 'full');
   const db = openDb(file, 'normal');
   const hosts = new HostStore(durableDb);
-  const builds = new BuildStore(durableDb, loadSecret(config.dataDir), Date.now, db, config.tokenGraceMs);
-  const events = new EventLog(db, Date.now, config.events);
+  // The token secret is the database's (every node derives the same tokens); secret.key seeds it once.
+  const secret = sharedBuildSecret(durableDb, () => loadSecret(config.dataDir));
+  const builds = new BuildStore(durableDb, secret, Date.now, db, config.tokenGraceMs);
+  const events = new EventLog(db, Date.now, config.events, config.nodeId);
   const audit = new AuditLog(db);
   const catalog = new ProfileCatalog(config.profilesDir, log);
   const configured = config.syslog.port ? `${config.serverIp}:${config.syslog.port}` : undefined;
@@ -125,6 +130,7 @@ export function openCore(
     neighbor: (ip) => macFromArp(ip),
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES),
     uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }),
+    site: config.site,
   });
   return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog, leases };
 }
@@ -268,6 +274,8 @@ export async function startRackboot(
     secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:'),
   });
   const apiTokens = new ApiTokenStore(db, new UserStore(db));
+  const nodeRegistry = new SqliteNodeRegistry(core.durableDb);
+  let heartbeat: NodeHeartbeat | undefined;
   // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).
   const surface: SurfaceOptions = { allowedHosts: config.allowedHosts, httpsPort: config.tls?.port };
   const app = createApp({
@@ -283,7 +291,10 @@ export async function startRackboot(
     log,
     routers: [createOpsRouter({ metrics, ready, metricsToken: config.metricsToken }), web],
     middleware: [metrics.httpMiddleware],
-    apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })],
+    apiRouters: [
+      createLogsApi({ hosts, builds: core.builds, syslog: core.syslog }),
+      createNodesApi({ nodes: nodeRegistry, self: config.nodeId }),
+    ],
     userToken: (t) => apiTokens.authenticate(t),
     settings: new SettingsStore(db),
     surface,
@@ -354,6 +365,7 @@ export async function startRackboot(
   const stopAll = async () => {
     stopping = true;
     clearInterval(pruneTimer);
+    await heartbeat?.stop();
     // Stop taking new work everywhere first, then let HTTP finish what it serves (bounded), then the store.
     if (http.listening) http.close();
     http.closeIdleConnections();
@@ -450,7 +462,7 @@ export async function startRackboot(
             answerUnknown: config.dhcp.mode === 'authoritative',
           }),
         reservation: (mac) => {
-          const h = hosts.get(mac);
+          const h = p.ourHost(mac);
           return h?.ip ? { ip: h.ip, hostname: h.hostname } : undefined;
         },
         reservedBy: (ip) => hosts.getByIp(ip)?.mac,
@@ -515,6 +527,24 @@ export async function startRackboot(
     } else bound.syslog = true;
     bound.http = true;
     removePid = writePidFile(config.dataDir);
+    heartbeat = await startHeartbeat(
+      nodeRegistry,
+      {
+        id: config.nodeId,
+        site: config.site,
+        version: rackbootVersion(),
+        address: config.serverIp,
+        publicUrl: config.publicUrl,
+        ports: {
+          http: (http.address() as { port: number }).port,
+          ...(https ? { https: (https.address() as { port: number }).port } : {}),
+          ...(tftp ? { tftp: tftp.port } : {}),
+          ...(dhcp ? { dhcp: dhcp.ports() } : {}),
+          ...(syslogRx ? { syslog: syslogRx.port } : {}),
+        },
+      },
+      log,
+    );
   } catch (err) {
     await stopAll();
     throw err;
@@ -533,6 +563,8 @@ export async function startRackboot(
       : `DHCP ${config.dhcp.mode} on ${dhcp!.ports().join(', ')}`;
   log.info(
     {
+      node: config.nodeId,
+      site: config.site,
       publicUrl: config.publicUrl,
       httpPort,
       tftpPort: tftp?.port,

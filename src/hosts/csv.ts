@@ -19,6 +19,7 @@ export const CSV_COLUMNS = [
   'rack',
   'position',
   'uuid',
+  'site',
 ];
 export const MAX_CSV_ROWS = 10_000;
 

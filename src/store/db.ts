@@ -98,6 +98,22 @@ const MIGRATIONS: string[] = [
      last_used_at INTEGER
    );
    CREATE INDEX api_tokens_user ON api_tokens(user_id);`,
+  // 6: several nodes and sites (issue #15): the serving nodes and their heartbeats, the node that saw each
+  // event, the site a host belongs to (NULL: every site).
+  `CREATE TABLE nodes (
+     id TEXT PRIMARY KEY,
+     site TEXT,
+     version TEXT NOT NULL,
+     address TEXT NOT NULL,
+     public_url TEXT NOT NULL,
+     ports TEXT NOT NULL DEFAULT '{}',
+     started_at INTEGER NOT NULL,
+     heartbeat_at INTEGER NOT NULL,
+     stopped_at INTEGER
+   );
+   ALTER TABLE events ADD COLUMN node TEXT;
+   ALTER TABLE hosts ADD COLUMN site TEXT;
+   CREATE INDEX hosts_site ON hosts(site);`,
   // Append new migrations here; never edit one that has shipped.
 ];
 

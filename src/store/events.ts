@@ -12,9 +12,11 @@ export interface HostEvent {
   status?: string;
   bytes?: number;
   detail?: Record<string, unknown>;
+  /** The node that saw it (config nodeId); undefined for events written before nodes were recorded. */
+  node?: string;
 }
 
-export type NewEvent = Omit<HostEvent, 'id' | 'at'> & { at?: number };
+export type NewEvent = Omit<HostEvent, 'id' | 'at' | 'node'> & { at?: number };
 
 export interface EventLimits {
   /** Events older than this are deleted by prune(). */
@@ -86,6 +88,7 @@ interface EventRow {
   status: string | null;
   bytes: number | null;
   detail: string | null;
+  node: string | null;
 }
 
 function fromRow(r: EventRow): HostEvent {
@@ -95,6 +98,7 @@ function fromRow(r: EventRow): HostEvent {
   if (r.status !== null) e.status = r.status;
   if (r.bytes !== null) e.bytes = r.bytes;
   if (r.detail !== null) e.detail = JSON.parse(r.detail) as Record<string, unknown>;
+  if (r.node !== null) e.node = r.node;
   return e;
 }
 
@@ -120,6 +124,8 @@ export class EventLog {
     private readonly db: Db,
     private readonly now: () => number = Date.now,
     limits: Partial<EventLimits> = {},
+    /** This node's id, written on every event it appends. */
+    private readonly node?: string,
   ) {
     this.limits = { ...DEFAULT_EVENT_LIMITS, ...limits };
     // Both use an index (events_mac, events_at): a prune costs the rows it deletes, not the table.
@@ -127,8 +133,8 @@ export class EventLog {
       'DELETE FROM events WHERE mac = ? AND id <= (SELECT id FROM events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)',
     );
     this.pruneAgeStmt = db.prepare('DELETE FROM events WHERE at < ?');
-    this.insertStmt = db.prepare(`INSERT INTO events (mac, build_id, at, type, client_ip, status, bytes, detail)
-      VALUES (@mac, @buildId, @at, @type, @clientIp, @status, @bytes, @detail)`);
+    this.insertStmt = db.prepare(`INSERT INTO events (mac, build_id, at, type, client_ip, status, bytes, detail, node)
+      VALUES (@mac, @buildId, @at, @type, @clientIp, @status, @bytes, @detail, @node)`);
     this.forMac = db.prepare<[string, number], EventRow>('SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?');
     this.insertBatch = db.transaction((rows: Record<string, unknown>[]) => {
       for (const r of rows) this.insertStmt.run(r);
@@ -159,12 +165,13 @@ export class EventLog {
       status: e.status === undefined || e.status === null ? null : cutUtf8(String(e.status), STATUS_MAX),
       bytes: e.bytes ?? null,
       detail: e.detail ? boundDetail(e.detail, this.limits.maxDetailBytes) : null,
+      node: this.node ?? null,
     });
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
-    const saved: HostEvent = { ...e, id: 0, at };
+    const saved: HostEvent = { ...e, id: 0, at, ...(this.node !== undefined ? { node: this.node } : {}) };
     for (const l of this.listeners) l(saved);
     return saved;
   }
