@@ -109,7 +109,7 @@ export function openCore(
     maxQueued: 100_000,
     maxAgeMs: config.syslog.maxAgeMs,
   });
-  const leases = new LeaseStore(db);
+  const leases = new LeaseStore(db, config.dhcp.sharedLeases);
   // The in-memory learnt map is empty after a restart: live bound DHCP leases and the kernel's ARP table still say who an address is.
   const lease = (ip: string) => {
     const l = leases.byIp(ip);

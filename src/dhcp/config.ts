@@ -100,6 +100,11 @@ export const dhcpConfigSchema = z
     offerHoldSec: z.number().int().min(1).max(3600).default(30),
     /** How long a DECLINEd address stays out of the pool (RFC 2131 3.1.5: it is in use by someone else). */
     declineHoldSec: z.number().int().min(1).default(3600),
+    /**
+     * Other rackboot nodes answer these subnets from the same database (authoritative mode on several nodes):
+     * offers claim their address in the lease table, so no two nodes offer or ACK one address (src/dhcp/leases.ts).
+     */
+    sharedLeases: z.boolean().default(false),
     /** auto: bind sockets to the interface (SO_BINDTOIFINDEX) when possible; required: fail to start otherwise; off: one wildcard socket. */
     bindToDevice: z.enum(['auto', 'required', 'off']).default('auto'),
   })
