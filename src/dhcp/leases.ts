@@ -33,7 +33,7 @@ export interface Lease {
   updatedAt: number;
 }
 
-interface Row {
+export interface LeaseRow {
   ip: number;
   subnet: string;
   mac: string;
@@ -68,7 +68,7 @@ interface Hold {
   dynamic: boolean;
 }
 
-function toLease(r: Row): Lease {
+export function toLease(r: LeaseRow): Lease {
   return {
     ip: intToIp(r.ip),
     subnet: r.subnet,
@@ -206,7 +206,7 @@ export class LeaseStore {
   byIp(ip: string, now = Date.now()): Lease | undefined {
     const n = ipToInt(ip);
     if (n === undefined) return undefined;
-    const r = this.q.byIp.get(n) as Row | undefined;
+    const r = this.q.byIp.get(n) as LeaseRow | undefined;
     const h = this.activeHold(n, now);
     if (h && (!r || r.expires_at < now || r.mac === h.mac)) return this.holdView(h);
     return r && toLease(r);
@@ -215,7 +215,7 @@ export class LeaseStore {
   byMac(mac: Mac, subnet: string, now = Date.now()): Lease | undefined {
     const h = this.holdOfMac.get(mac + '|' + subnet);
     if (h && this.activeHold(h.ip, now) === h) return this.holdView(h);
-    const r = this.q.byMac.get(mac, subnet) as Row | undefined;
+    const r = this.q.byMac.get(mac, subnet) as LeaseRow | undefined;
     return r && toLease(r);
   }
 
@@ -258,7 +258,7 @@ export class LeaseStore {
     }
     // Stored leases that ran out, longest ago first. Bounded look-ahead past vetoed or held rows.
     for (let skip = 0; skip < 16; skip++) {
-      const row = this.q.oldestReclaimable.get(subnet, now, skip) as Row | undefined;
+      const row = this.q.oldestReclaimable.get(subnet, now, skip) as LeaseRow | undefined;
       if (!row) return undefined;
       if (this.activeHold(row.ip, now)) continue;
       if (!this.inPool(subnet, row.ip) || unavailable?.(intToIp(row.ip))) {
@@ -368,7 +368,7 @@ export class LeaseStore {
       this.pools.get(h.subnet)?.free.push(n);
       done = true;
     }
-    const r = this.q.byIp.get(n) as Row | undefined;
+    const r = this.q.byIp.get(n) as LeaseRow | undefined;
     if (r && r.mac === mac) {
       this.q.setState.run('released', Math.min(r.expires_at, now), now, n);
       done = true;
@@ -400,6 +400,6 @@ export class LeaseStore {
 
   /** For the web UI and tests; not used per packet. */
   list(limit = 10_000): Lease[] {
-    return (this.q.list.all(limit) as Row[]).map(toLease);
+    return (this.q.list.all(limit) as LeaseRow[]).map(toLease);
   }
 }

@@ -65,7 +65,7 @@ export interface ImageRecord extends ImageFiles {
   importedAt: number;
 }
 
-interface Row {
+export interface ImageRow {
   name: string;
   version: string;
   source_sha256: string;
@@ -87,8 +87,8 @@ export class ImageStore {
   private readonly deleteStmt;
   private readonly replaceTx;
   constructor(db: Db) {
-    this.allStmt = db.prepare<[], Row>('SELECT * FROM images ORDER BY name');
-    this.getStmt = db.prepare<[string], Row>('SELECT * FROM images WHERE name = ?');
+    this.allStmt = db.prepare<[], ImageRow>('SELECT * FROM images ORDER BY name');
+    this.getStmt = db.prepare<[string], ImageRow>('SELECT * FROM images WHERE name = ?');
     this.insertStmt =
       db.prepare(`INSERT INTO images (name, version, source_sha256, kernel, initrd, stage2, liveimg, files, imported_at)
       VALUES (@name, @version, @source_sha256, @kernel, @initrd, @stage2, @liveimg, @files, @imported_at)`);
@@ -100,11 +100,11 @@ export class ImageStore {
   }
 
   list(): ImageRecord[] {
-    return this.allStmt.all().map(fromRow);
+    return this.allStmt.all().map(imageFromRow);
   }
   get(name: string): ImageRecord | undefined {
     const r = this.getStmt.get(name);
-    return r && fromRow(r);
+    return r && imageFromRow(r);
   }
   /** What a profile's `image: NAME` turns into (Provisioner deps). */
   resolve(name: string): ImageFiles | undefined {
@@ -137,7 +137,7 @@ export class ImageStore {
   }
 }
 
-function fromRow(r: Row): ImageRecord {
+export function imageFromRow(r: ImageRow): ImageRecord {
   let files: ImageFileRecord[] = [];
   try {
     const v = JSON.parse(r.files) as unknown;

@@ -42,7 +42,7 @@ export interface SyslogSearch {
   beforeId?: number;
 }
 
-interface Row {
+export interface SyslogRow {
   id: number;
   build_id: number;
   mac: string;
@@ -55,7 +55,7 @@ interface Row {
   text: string;
 }
 
-function fromRow(r: Row): SyslogLine {
+export function syslogFromRow(r: SyslogRow): SyslogLine {
   const l: SyslogLine = {
     id: r.id,
     buildId: r.build_id,
@@ -173,11 +173,11 @@ export class SyslogStore {
     }
     const limit = Math.max(1, Math.min(s.limit ?? 500, 5000));
     const rows = this.db
-      .prepare<(string | number)[], Row>(
+      .prepare<(string | number)[], SyslogRow>(
         `SELECT * FROM syslog WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ${limit}`,
       )
       .all(...args);
-    return rows.map(fromRow).reverse();
+    return rows.map(syslogFromRow).reverse();
   }
 
   /** The age retention (syslog_at index: costs the rows deleted); serve runs it at start and every few minutes. */

@@ -4,6 +4,7 @@
 // is as secret as secret.key was (README, "Several nodes").
 import { randomBytes } from 'node:crypto';
 import type { Db } from './db.ts';
+import type { Sql } from './sql.ts';
 
 const KEY = 'build_token_secret';
 
@@ -24,6 +25,23 @@ export function sharedBuildSecret(db: Db, seed: () => Buffer = () => randomBytes
       return value;
     })
     .immediate();
+  return checked(hex);
+}
+
+/**
+ * The same on either store (src/store/sql.ts): the first node's INSERT wins and every later one (or one racing
+ * it) reads the winner's value, since ON CONFLICT DO NOTHING lets the table's key decide.
+ */
+export async function loadBuildSecret(sql: Sql, seed: () => Buffer = () => randomBytes(32)): Promise<Buffer> {
+  await sql.run('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING', [
+    KEY,
+    seed().toString('hex'),
+  ]);
+  const row = await sql.get<{ value: string }>('SELECT value FROM settings WHERE key = ?', [KEY]);
+  return checked(row?.value ?? '');
+}
+
+function checked(hex: string): Buffer {
   if (!/^[0-9a-f]{64}$/.test(hex))
     throw new Error(
       `the database's build token secret (settings.${KEY}) is damaged (expected 64 hex digits): restore a backup, or delete the row to invalidate every build token`,

@@ -22,7 +22,7 @@ export interface Build {
   failureLog?: string;
 }
 
-interface BuildRow {
+export interface BuildRow {
   id: number;
   mac: string;
   token_prefix: string;
@@ -36,7 +36,7 @@ interface BuildRow {
   failure_log: string | null;
 }
 
-function fromRow(r: BuildRow): Build {
+export function buildFromRow(r: BuildRow): Build {
   const b: Build = {
     id: r.id,
     mac: r.mac as Mac,
@@ -128,21 +128,21 @@ export class BuildStore {
 
   latest(mac: Mac): Build | undefined {
     const r = this.latestStmt.get(mac);
-    return r && fromRow(r);
+    return r && buildFromRow(r);
   }
   history(mac: Mac): Build[] {
-    return this.historyStmt.all(mac).map(fromRow);
+    return this.historyStmt.all(mac).map(buildFromRow);
   }
   byId(id: number): Build | undefined {
     const r = this.byIdStmt.get(id);
-    return r && fromRow(r);
+    return r && buildFromRow(r);
   }
   byToken(token: string): Build | undefined {
     const r = this.byHashStmt.get(hashToken(token));
-    return r && fromRow(r);
+    return r && buildFromRow(r);
   }
   latestForAll(): Map<string, Build> {
-    return new Map(this.latestAllStmt.all().map((r) => [r.mac, fromRow(r)]));
+    return new Map(this.latestAllStmt.all().map((r) => [r.mac, buildFromRow(r)]));
   }
 
   state(mac: Mac): HostState {
@@ -237,7 +237,7 @@ export class BuildStore {
   }
 }
 
-function expiredMessage(b: Build, graceMs: number): string {
+export function expiredMessage(b: Build, graceMs: number): string {
   const at = new Date(b.expiresAt).toISOString();
   if (b.ksFetchedAt === undefined) return `build ${b.id} token expired at ${at} and its kickstart was never fetched`;
   return `build ${b.id} token expired at ${at}; its callback grace period (${Math.round(graceMs / 60_000)} min, --token-grace) ended at ${new Date(b.expiresAt + graceMs).toISOString()}`;

@@ -8,7 +8,8 @@ import { ensurePrivateFile, tightenIfPresent } from '../ops/private-files.ts';
 
 export type Db = Database.Database;
 
-const MIGRATIONS: string[] = [
+/** Every migration, in order; the index + 1 is the schema version. Both stores run these (src/store/migrate.ts). */
+export const MIGRATIONS: string[] = [
   `CREATE TABLE hosts (
      mac TEXT PRIMARY KEY,
      hostname TEXT NOT NULL UNIQUE,
@@ -98,7 +99,21 @@ const MIGRATIONS: string[] = [
      last_used_at INTEGER
    );
    CREATE INDEX api_tokens_user ON api_tokens(user_id);`,
-  // 6: several nodes and sites (issue #15): the serving nodes and their heartbeats, the node that saw each
+  // 6: DHCP leases (src/dhcp/leases.ts) in the migrations, so PostgreSQL gets the table too; IF NOT EXISTS because
+  // SQLite files from before this migration already have it (LeaseStore created it on open).
+  `CREATE TABLE IF NOT EXISTS dhcp_leases (
+     ip INTEGER PRIMARY KEY,
+     subnet TEXT NOT NULL,
+     mac TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('offered','bound','released','declined')),
+     expires_at INTEGER NOT NULL,
+     dynamic INTEGER NOT NULL,
+     hostname TEXT,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS dhcp_leases_mac ON dhcp_leases(mac, subnet, updated_at);
+   CREATE INDEX IF NOT EXISTS dhcp_leases_reclaim ON dhcp_leases(subnet, dynamic, expires_at);`,
+  // 7: several nodes and sites (issue #15): the serving nodes and their heartbeats, the node that saw each
   // event, the site a host belongs to (NULL: every site).
   `CREATE TABLE nodes (
      id TEXT PRIMARY KEY,
@@ -114,7 +129,8 @@ const MIGRATIONS: string[] = [
    ALTER TABLE events ADD COLUMN node TEXT;
    ALTER TABLE hosts ADD COLUMN site TEXT;
    CREATE INDEX hosts_site ON hosts(site);`,
-  // Append new migrations here; never edit one that has shipped.
+  // Append new migrations here; never edit one that has shipped. Write them in SQLite's spelling: PostgreSQL
+  // runs the same text through ddlFor() (src/store/sql.ts), so one string serves both stores.
 ];
 
 /** The schema version this rackboot writes (backup/restore checks a file against it). */
@@ -138,19 +154,33 @@ export function openDb(file: string, durability: 'full' | 'normal' = 'full'): Db
   return db;
 }
 
+/**
+ * Runs the missing migrations. Two processes opening one fresh file at once must not both run one: each
+ * migration runs under BEGIN IMMEDIATE (SQLite's write lock) and re-reads the version inside it.
+ */
 function migrate(db: Db): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
-  if (version > MIGRATIONS.length) {
-    throw new Error(
-      `database schema version ${version} is newer than this rackboot (${MIGRATIONS.length}): upgrade rackboot or restore a matching backup`,
-    );
-  }
-  for (let v = version; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
+  const current = () => db.pragma('user_version', { simple: true }) as number;
+  for (;;) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const v = current();
+      if (v > MIGRATIONS.length) throw new Error(newerSchema(v));
+      if (v === MIGRATIONS.length) {
+        db.exec('COMMIT');
+        return;
+      }
       db.exec(MIGRATIONS[v]);
       db.pragma(`user_version = ${v + 1}`);
-    })();
+      db.exec('COMMIT');
+    } catch (e) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      throw e;
+    }
   }
+}
+
+export function newerSchema(version: number): string {
+  return `database schema version ${version} is newer than this rackboot (${MIGRATIONS.length}): upgrade rackboot or restore a matching backup`;
 }
 
 /** The database of a data dir (rackboot.db) plus its WAL and shared-memory index, in bytes (rackboot_db_bytes, doctor). */

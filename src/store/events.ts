@@ -35,7 +35,7 @@ const IP_MAX = 64;
 const STATUS_MAX = 256;
 const DETAIL_STRING_MAX = 256;
 /** A host's count is pruned in the write batch once this many of its events arrived since its last prune. */
-const PRUNE_EVERY = 100;
+export const PRUNE_EVERY = 100;
 
 /** `s` cut to at most `max` bytes of UTF-8 on a character boundary, with a marker saying how long it was. */
 export function cutUtf8(s: string, max: number): string {
@@ -78,7 +78,23 @@ export function boundDetail(detail: Record<string, unknown>, maxBytes: number): 
   return JSON.stringify({ truncated: true, bytes: Buffer.byteLength(JSON.stringify(detail)) });
 }
 
-interface EventRow {
+/** An event as stored: every string cut to its bound (they come from the network). */
+/** `node`: the node that saw it (config nodeId). */
+export function boundEvent(e: NewEvent, at: number, maxDetailBytes: number, node?: string) {
+  return {
+    mac: e.mac as string,
+    buildId: e.buildId ?? null,
+    at,
+    type: cutUtf8(e.type, TYPE_MAX),
+    clientIp: e.clientIp === undefined ? null : cutUtf8(e.clientIp, IP_MAX),
+    status: e.status === undefined || e.status === null ? null : cutUtf8(String(e.status), STATUS_MAX),
+    bytes: e.bytes ?? null,
+    detail: e.detail ? boundDetail(e.detail, maxDetailBytes) : null,
+    node: node ?? null,
+  };
+}
+
+export interface EventRow {
   id: number;
   mac: string;
   build_id: number | null;
@@ -91,7 +107,7 @@ interface EventRow {
   node: string | null;
 }
 
-function fromRow(r: EventRow): HostEvent {
+export function eventFromRow(r: EventRow): HostEvent {
   const e: HostEvent = { id: r.id, mac: r.mac as Mac, at: r.at, type: r.type };
   if (r.build_id !== null) e.buildId = r.build_id;
   if (r.client_ip !== null) e.clientIp = r.client_ip;
@@ -156,17 +172,7 @@ export class EventLog {
 
   append(e: NewEvent): HostEvent {
     const at = e.at ?? this.now();
-    this.queue.push({
-      mac: e.mac,
-      buildId: e.buildId ?? null,
-      at,
-      type: cutUtf8(e.type, TYPE_MAX),
-      clientIp: e.clientIp === undefined ? null : cutUtf8(e.clientIp, IP_MAX),
-      status: e.status === undefined || e.status === null ? null : cutUtf8(String(e.status), STATUS_MAX),
-      bytes: e.bytes ?? null,
-      detail: e.detail ? boundDetail(e.detail, this.limits.maxDetailBytes) : null,
-      node: this.node ?? null,
-    });
+    this.queue.push(boundEvent(e, at, this.limits.maxDetailBytes, this.node));
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -220,7 +226,7 @@ export class EventLog {
   /** Oldest first, the most recent `limit` events. */
   timeline(mac: Mac, limit = 500): HostEvent[] {
     this.flush();
-    return this.forMac.all(mac, limit).map(fromRow).reverse();
+    return this.forMac.all(mac, limit).map(eventFromRow).reverse();
   }
 
   subscribe(listener: (e: HostEvent) => void): () => void {

@@ -23,7 +23,7 @@ export interface Host {
 
 export type HostFields = Omit<Host, 'createdAt' | 'updatedAt'>;
 
-interface HostRow {
+export interface HostRow {
   mac: string;
   hostname: string;
   profile: string;
@@ -41,7 +41,7 @@ interface HostRow {
   updated_at: number;
 }
 
-function fromRow(r: HostRow): Host {
+export function hostFromRow(r: HostRow): Host {
   return {
     mac: r.mac as Mac,
     hostname: r.hostname,
@@ -61,7 +61,7 @@ function fromRow(r: HostRow): Host {
   };
 }
 
-function toRow(h: HostFields, now: number) {
+export function hostToRow(h: HostFields, now: number) {
   return {
     mac: h.mac,
     hostname: h.hostname,
@@ -112,33 +112,33 @@ export class HostStore {
 
   get(mac: Mac): Host | undefined {
     const r = this.byMac.get(mac);
-    return r && fromRow(r);
+    return r && hostFromRow(r);
   }
   getByIp(ip: string): Host | undefined {
     const r = this.byIp.get(ip);
-    return r && fromRow(r);
+    return r && hostFromRow(r);
   }
   getByUuid(uuid: string): Host | undefined {
     const r = this.byUuid.get(uuid.toLowerCase());
-    return r && fromRow(r);
+    return r && hostFromRow(r);
   }
   /** Every host with that SMBIOS UUID (up to 16): UUIDs need not be unique, and a UUID-named config is served only for a unique one. */
   listByUuid(uuid: string): Host[] {
-    return this.allByUuid.all(uuid.toLowerCase()).map(fromRow);
+    return this.allByUuid.all(uuid.toLowerCase()).map(hostFromRow);
   }
   getByHostname(name: string): Host | undefined {
     const r = this.byHostname.get(name);
-    return r && fromRow(r);
+    return r && hostFromRow(r);
   }
   list(): Host[] {
-    return this.all.all().map(fromRow);
+    return this.all.all().map(hostFromRow);
   }
   insert(h: HostFields): Host {
-    this.insertStmt.run(toRow(h, this.now()));
+    this.insertStmt.run(hostToRow(h, this.now()));
     return this.get(h.mac)!;
   }
   update(h: HostFields): Host {
-    this.updateStmt.run(toRow(h, this.now()));
+    this.updateStmt.run(hostToRow(h, this.now()));
     return this.get(h.mac)!;
   }
   delete(mac: Mac): boolean {

@@ -28,7 +28,7 @@ export const DEAD_AFTER_MS = 3 * HEARTBEAT_MS;
 /** A node not heard of for this long is forgotten (ids of retired nodes must not pile up). */
 export const FORGET_AFTER_MS = 7 * 86_400_000;
 
-interface NodeRow {
+export interface NodeRow {
   id: string;
   site: string | null;
   version: string;
@@ -45,7 +45,14 @@ export function isAlive(n: Pick<NodeInfo, 'heartbeatAt' | 'stoppedAt'>, now: num
   return n.stoppedAt === undefined && now - n.heartbeatAt < DEAD_AFTER_MS;
 }
 
-function fromRow(r: NodeRow, now: number): NodeView {
+export function nodeFromRow(r: NodeRow, now: number): NodeView {
+  // PostgreSQL returns BIGINT as a string.
+  r = {
+    ...r,
+    started_at: Number(r.started_at),
+    heartbeat_at: Number(r.heartbeat_at),
+    stopped_at: r.stopped_at === null ? null : Number(r.stopped_at),
+  };
   const n: NodeInfo = {
     id: r.id,
     version: r.version,
@@ -108,6 +115,6 @@ export class SqliteNodeRegistry implements NodeRegistry {
   }
   list(): Promise<NodeView[]> {
     const now = this.now();
-    return Promise.resolve(this.listStmt.all().map((r) => fromRow(r, now)));
+    return Promise.resolve(this.listStmt.all().map((r) => nodeFromRow(r, now)));
   }
 }

@@ -21,7 +21,7 @@ export interface User {
   createdAt: number;
 }
 
-interface UserRow {
+export interface UserRow {
   id: number;
   name: string;
   role: Role;
@@ -30,7 +30,7 @@ interface UserRow {
   created_at: number;
 }
 
-const fromRow = (r: UserRow): User => ({
+export const userFromRow = (r: UserRow): User => ({
   id: r.id,
   name: r.name,
   role: r.role,
@@ -104,7 +104,7 @@ export async function verifyUserPassword(password: string, stored: string): Prom
 
 /** A hash of a random password: verifying against it costs what a real check costs, so a missing user is not told apart by time. */
 let dummyHash: string | undefined;
-function dummy(): string {
+export function dummy(): string {
   return (dummyHash ??= hashUserPasswordSync(randomBytes(18).toString('base64')));
 }
 
@@ -131,14 +131,14 @@ export class UserStore {
 
   get(name: string): User | undefined {
     const r = this.byNameStmt.get(name);
-    return r && fromRow(r);
+    return r && userFromRow(r);
   }
   byId(id: number): User | undefined {
     const r = this.byIdStmt.get(id);
-    return r && fromRow(r);
+    return r && userFromRow(r);
   }
   list(): User[] {
-    return this.listStmt.all().map(fromRow);
+    return this.listStmt.all().map(userFromRow);
   }
   count(): number {
     return this.listStmt.all().length;
@@ -180,7 +180,7 @@ export class UserStore {
     const row = this.byNameStmt.get(name);
     const ok = await verifyUserPassword(password, row?.password_hash ?? dummy());
     if (!row || !ok || row.disabled) return undefined;
-    return fromRow(row);
+    return userFromRow(row);
   }
 }
 
@@ -200,7 +200,7 @@ export interface SessionPolicy {
 
 export const DEFAULT_SESSION_POLICY: SessionPolicy = { idleMs: 4 * 3600e3, absoluteMs: 12 * 3600e3 };
 
-interface SessionRow {
+export interface SessionRow {
   id_hash: string;
   user_id: number;
   csrf: string;
@@ -209,7 +209,7 @@ interface SessionRow {
   last_seen: number;
 }
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 export class SessionStore {
   private readonly getStmt;
@@ -279,7 +279,7 @@ export interface ApiToken {
   createdAt: number;
   lastUsedAt?: number;
 }
-interface ApiTokenRow {
+export interface ApiTokenRow {
   id: number;
   user_id: number;
   prefix: string;
@@ -323,15 +323,13 @@ export class ApiTokenStore {
   }
 
   list(user: User): ApiToken[] {
-    return this.listStmt
-      .all(user.id)
-      .map((r) => ({
-        id: r.id,
-        userName: user.name,
-        prefix: r.prefix,
-        createdAt: r.created_at,
-        lastUsedAt: r.last_used_at ?? undefined,
-      }));
+    return this.listStmt.all(user.id).map((r) => ({
+      id: r.id,
+      userName: user.name,
+      prefix: r.prefix,
+      createdAt: r.created_at,
+      lastUsedAt: r.last_used_at ?? undefined,
+    }));
   }
 
   /** Revokes the user's token with this prefix (or id); false when there is none. */

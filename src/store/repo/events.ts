@@ -1,0 +1,114 @@
+// The host timeline on either store. Events are queued and written in one transaction per turn of the event loop
+// (a rack booting makes thousands a second); append() never waits, flush() does.
+import type { Mac } from '../../net/mac.ts';
+import type { EventLimits, EventRow, HostEvent, NewEvent } from '../events.ts';
+import { boundEvent, DEFAULT_EVENT_LIMITS, eventFromRow, PRUNE_EVERY } from '../events.ts';
+import type { Sql } from '../sql.ts';
+
+type Queued = ReturnType<typeof boundEvent>;
+
+const PRUNE_HOST =
+  'DELETE FROM events WHERE mac = ? AND id <= (SELECT id FROM events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)';
+
+export class EventRepo {
+  private readonly listeners = new Set<(e: HostEvent) => void>();
+  private queue: Queued[] = [];
+  private flushing: Promise<void> | undefined;
+  private scheduled = false;
+  private readonly sincePrune = new Map<string, number>();
+  private prunedAll = false;
+  readonly limits: EventLimits;
+  /** Events deleted by the retention since start. */
+  pruned = 0;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly now: () => number = Date.now,
+    limits: Partial<EventLimits> = {},
+    /** This node's id, written on every event it appends. */
+    private readonly node?: string,
+  ) {
+    this.limits = { ...DEFAULT_EVENT_LIMITS, ...limits };
+  }
+
+  append(e: NewEvent): HostEvent {
+    const at = e.at ?? this.now();
+    this.queue.push(boundEvent(e, at, this.limits.maxDetailBytes, this.node));
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => void this.flush().catch(() => {}));
+    }
+    const saved: HostEvent = { ...e, id: 0, at, ...(this.node !== undefined ? { node: this.node } : {}) };
+    for (const l of this.listeners) l(saved);
+    return saved;
+  }
+
+  /** Writes queued events now; resolves when everything appended before the call is stored. */
+  async flush(): Promise<void> {
+    this.scheduled = false;
+    while (this.flushing) await this.flushing;
+    if (!this.queue.length) return;
+    const rows = this.queue;
+    this.queue = [];
+    this.flushing = this.write(rows);
+    try {
+      await this.flushing;
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async write(rows: Queued[]): Promise<void> {
+    await this.sql.tx(async (sql) => {
+      for (const r of rows)
+        await sql.run(
+          'INSERT INTO events (mac, build_id, at, type, client_ip, status, bytes, detail, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          [r.mac, r.buildId, r.at, r.type, r.clientIp, r.status, r.bytes, r.detail, r.node],
+        );
+      for (const r of rows) {
+        const n = (this.sincePrune.get(r.mac) ?? 0) + 1;
+        if (n < PRUNE_EVERY) {
+          if (this.sincePrune.size < 65536) this.sincePrune.set(r.mac, n);
+          continue;
+        }
+        this.sincePrune.delete(r.mac);
+        this.pruned += await sql.run(PRUNE_HOST, [r.mac, r.mac, this.limits.maxPerHost]);
+      }
+    });
+  }
+
+  /** Retention: by age, and per host all but the newest maxPerHost (see src/store/events.ts prune()). */
+  async prune(macs?: Iterable<string>): Promise<number> {
+    await this.flush();
+    let n = await this.sql.run('DELETE FROM events WHERE at < ?', [this.now() - this.limits.maxAgeMs]);
+    const hosts = macs
+      ? [...macs]
+      : this.prunedAll
+        ? [...this.sincePrune.keys()]
+        : (await this.sql.all<{ mac: string }>('SELECT DISTINCT mac FROM events')).map((r) => r.mac);
+    if (!macs) this.prunedAll = true;
+    n += await this.sql.tx(async (sql) => {
+      let k = 0;
+      for (const mac of hosts) k += await sql.run(PRUNE_HOST, [mac, mac, this.limits.maxPerHost]);
+      return k;
+    });
+    for (const mac of hosts) this.sincePrune.delete(mac);
+    this.pruned += n;
+    return n;
+  }
+
+  /** Oldest first, the most recent `limit` events. */
+  async timeline(mac: Mac, limit = 500): Promise<HostEvent[]> {
+    await this.flush();
+    const rows = await this.sql.all<EventRow>('SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?', [
+      mac,
+      limit,
+    ]);
+    return rows.map(eventFromRow).reverse();
+  }
+
+  subscribe(listener: (e: HostEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
