@@ -27,6 +27,7 @@ const fileSchema = z.strictObject({
   listen: z.string().optional(),
   site: z.string().optional(),
   nodeId: z.string().optional(),
+  nodeHeartbeat: duration.refine((ms) => ms >= 1000 && ms <= 60_000, 'must be from 1s to 60s').optional(),
   httpPort: port.optional(),
   tftpPort: port.optional(),
   publicUrl: z.string().optional(),
@@ -103,6 +104,8 @@ export interface Config {
   site?: string;
   /** This node's name in the nodes table (default <hostname>:<http port>). */
   nodeId: string;
+  /** How often this node heartbeats into the nodes table; a node is dead after 3 missed beats (use one value on every node). */
+  nodeHeartbeatMs: number;
   httpPort: number;
   /** 0 turns the TFTP server off. */
   tftpPort: number;
@@ -452,6 +455,7 @@ export function loadConfig(
   return Object.freeze({
     site,
     nodeId,
+    nodeHeartbeatMs: file.nodeHeartbeat ?? 5_000,
     metricsToken,
     allowedHosts: [...allowedHosts],
     tls,

@@ -274,7 +274,7 @@ export async function startRackboot(
     secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:'),
   });
   const apiTokens = new ApiTokenStore(db, new UserStore(db));
-  const nodeRegistry = new SqliteNodeRegistry(core.durableDb);
+  const nodeRegistry = new SqliteNodeRegistry(core.durableDb, Date.now, config.nodeHeartbeatMs);
   let heartbeat: NodeHeartbeat | undefined;
   // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).
   const surface: SurfaceOptions = { allowedHosts: config.allowedHosts, httpsPort: config.tls?.port };
@@ -544,6 +544,7 @@ export async function startRackboot(
         },
       },
       log,
+      config.nodeHeartbeatMs,
     );
   } catch (err) {
     await stopAll();

@@ -22,9 +22,9 @@ export interface NodeView extends NodeInfo {
   alive: boolean;
 }
 
-/** How often a node heartbeats, and how many missed beats make it dead. */
+/** How often a node heartbeats by default (config nodeHeartbeat); three missed beats make it dead. */
 export const HEARTBEAT_MS = 5_000;
-export const DEAD_AFTER_MS = 3 * HEARTBEAT_MS;
+export const MISSED_BEATS = 3;
 /** A node not heard of for this long is forgotten (ids of retired nodes must not pile up). */
 export const FORGET_AFTER_MS = 7 * 86_400_000;
 
@@ -41,11 +41,15 @@ export interface NodeRow {
 }
 
 /** Pure: whether a node counts as alive at `now`. */
-export function isAlive(n: Pick<NodeInfo, 'heartbeatAt' | 'stoppedAt'>, now: number): boolean {
-  return n.stoppedAt === undefined && now - n.heartbeatAt < DEAD_AFTER_MS;
+export function isAlive(
+  n: Pick<NodeInfo, 'heartbeatAt' | 'stoppedAt'>,
+  now: number,
+  heartbeatMs: number = HEARTBEAT_MS,
+): boolean {
+  return n.stoppedAt === undefined && now - n.heartbeatAt < MISSED_BEATS * heartbeatMs;
 }
 
-export function nodeFromRow(r: NodeRow, now: number): NodeView {
+export function nodeFromRow(r: NodeRow, now: number, heartbeatMs?: number): NodeView {
   // PostgreSQL returns BIGINT as a string.
   r = {
     ...r,
@@ -64,7 +68,7 @@ export function nodeFromRow(r: NodeRow, now: number): NodeView {
   };
   if (r.site !== null) n.site = r.site;
   if (r.stopped_at !== null) n.stoppedAt = r.stopped_at;
-  return { ...n, alive: isAlive(n, now) };
+  return { ...n, alive: isAlive(n, now, heartbeatMs) };
 }
 
 export interface NodeRegistry {
@@ -84,6 +88,7 @@ export class SqliteNodeRegistry implements NodeRegistry {
   constructor(
     db: Db,
     private readonly now: () => number = Date.now,
+    private readonly heartbeatMs = HEARTBEAT_MS,
   ) {
     this.upsertStmt =
       db.prepare(`INSERT INTO nodes (id, site, version, address, public_url, ports, started_at, heartbeat_at)
@@ -115,6 +120,6 @@ export class SqliteNodeRegistry implements NodeRegistry {
   }
   list(): Promise<NodeView[]> {
     const now = this.now();
-    return Promise.resolve(this.listStmt.all().map((r) => nodeFromRow(r, now)));
+    return Promise.resolve(this.listStmt.all().map((r) => nodeFromRow(r, now, this.heartbeatMs)));
   }
 }

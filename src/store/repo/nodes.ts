@@ -2,6 +2,7 @@
 import type { Sql } from '../sql.ts';
 import {
   FORGET_AFTER_MS,
+  HEARTBEAT_MS,
   nodeFromRow,
   type NodeInfo,
   type NodeRegistry,
@@ -13,6 +14,7 @@ export class NodeRepo implements NodeRegistry {
   constructor(
     private readonly sql: Sql,
     private readonly now: () => number = Date.now,
+    private readonly heartbeatMs = HEARTBEAT_MS,
   ) {}
 
   async register(n: Omit<NodeInfo, 'startedAt' | 'heartbeatAt' | 'stoppedAt'>): Promise<void> {
@@ -35,6 +37,8 @@ export class NodeRepo implements NodeRegistry {
   }
   async list(): Promise<NodeView[]> {
     const now = this.now();
-    return (await this.sql.all<NodeRow>('SELECT * FROM nodes ORDER BY site, id')).map((r) => nodeFromRow(r, now));
+    return (await this.sql.all<NodeRow>('SELECT * FROM nodes ORDER BY site, id')).map((r) =>
+      nodeFromRow(r, now, this.heartbeatMs),
+    );
   }
 }
