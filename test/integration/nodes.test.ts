@@ -320,7 +320,12 @@ test(
         });
         relays.push(s);
       }
-      const toAll = (pkt: Buffer) => nodes.forEach((n, i) => relays[i].send(pkt, n.dhcpPort, '127.0.0.1'));
+      // Each node hears each broadcast a random few ms apart, so the two see the clients in different orders
+      // (in one order, both would offer client k the same k-th address and never collide).
+      const toAll = (pkt: Buffer) =>
+        nodes.forEach((n, i) =>
+          setTimeout(() => relays[i].send(pkt, n.dhcpPort, '127.0.0.1'), Math.floor(Math.random() * 40)),
+        );
       /** Sends to both nodes; resolves with the replies of the next `ms`. */
       const exchange = (pkt: Buffer, xid: number, ms: number): Promise<Reply[]> =>
         new Promise((resolve) => {
@@ -339,6 +344,7 @@ test(
       let naks = 0;
       const client = async (n: number) => {
         const mac = `52:54:00:d0:00:${n.toString(16).padStart(2, '0')}`;
+        await new Promise((r) => setTimeout(r, Math.random() * 300));
         for (let attempt = 0; attempt < 10; attempt++) {
           const xid = randomBytes(4).readUInt32BE(0);
           const offers = (await exchange(dhcpPacket(mac, xid, 1), xid, 400)).filter((r) => r.type === 2);
@@ -368,6 +374,9 @@ test(
       await Promise.all(Array.from({ length: CLIENTS }, (_, n) => client(n)));
       assert.deepEqual(twice, [], 'an address was ACKed to two clients');
       assert.equal(acked.size, CLIENTS, `every client got an address (naks ${naks})`);
+      // Offers claim their address in the shared table, so two nodes never offer one address to two clients:
+      // the server a client chose always ACKs (without the claim, the loser of each collision NAKs).
+      assert.equal(naks, 0, 'a REQUEST to the chosen server was NAKed: two nodes offered one address');
       assert.ok(
         ackedBy['a-127.0.0.1'] > 0 && ackedBy['b-127.0.0.3'] > 0,
         `both nodes handed out addresses: ${JSON.stringify(ackedBy)}`,
