@@ -130,8 +130,15 @@ export function checkHostInput(input: HostInput, knownProfiles: (name: string) =
   const uuid = optString(input.uuid);
   if (uuid && !UUID.test(uuid)) errors.push(`uuid: "${uuid}" is not a UUID (8-4-4-4-12 hex digits)`);
 
-  const site = optString(input.site);
-  const siteError = site === undefined ? undefined : siteProblem(site, 'site:');
+  // A site is a name, never a number or a list coerced to one.
+  const siteGiven = input.site !== undefined && input.site !== null;
+  const site = siteGiven && typeof input.site === 'string' ? optString(input.site) : undefined;
+  const siteError =
+    siteGiven && typeof input.site !== 'string'
+      ? `site: must be a string such as "dc1" (got ${Array.isArray(input.site) ? 'a list' : typeof input.site})`
+      : site === undefined
+        ? undefined
+        : siteProblem(site, 'site:');
   if (siteError) errors.push(siteError);
 
   const params: Record<string, string> = {};
