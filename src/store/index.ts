@@ -210,7 +210,7 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
   } catch (e) {
     await listener?.end().catch(() => {});
     await sql.close();
-    throw new Error(`--database ${redactUrl(url)}: ${(e as Error).message}`);
+    throw new Error(`--database ${redactUrl(url)}: ${(e as Error).message}`, { cause: e });
   }
   const repos = openRepos(sql, sql, { ...o, secret }, feed);
   return {
