@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { nodeIdProblem, servesSite, siteProblem } from './hosts/site.ts';
+import { parseDatabase, type DatabaseTarget } from './store/target.ts';
 import { dhcpConfigFromFlags, dhcpConfigSchema, type DhcpConfig, type DhcpFlags } from './dhcp/config.ts';
 
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,6 +34,7 @@ const fileSchema = z.strictObject({
   publicUrl: z.string().optional(),
   serverIp: z.string().optional(),
   dataDir: z.string().optional(),
+  database: z.string().optional(),
   profilesDir: z.string().optional(),
   tftpRoot: z.string().optional(),
   imagesDir: z.string().optional(),
@@ -112,6 +114,8 @@ export interface Config {
   publicUrl: string;
   serverIp: string;
   dataDir: string;
+  /** Where the store is: a postgres:// URL (several nodes) or the SQLite file (default <dataDir>/rackboot.db). */
+  database: DatabaseTarget;
   profilesDir: string;
   tftpRoot: string;
   imagesDir: string;
@@ -171,6 +175,7 @@ export interface Flags {
   'public-url'?: string;
   'server-ip'?: string;
   'data-dir'?: string;
+  database?: string;
   'profiles-dir'?: string;
   'tftp-root'?: string;
   'images-dir'?: string;
@@ -203,6 +208,8 @@ export const SERVE_FLAGS: Record<keyof Flags, string> = {
   'public-url': 'URL   base URL written into boot configs and kickstarts (default http://<server-ip>:<http-port>)',
   'server-ip': "IP     this server's address on the provisioning network (next-server, default URLs)",
   'data-dir': 'DIR     SQLite database and secrets (default ./data)',
+  database:
+    'URL     postgres://user@host/db to share one store between nodes (password: RACKBOOT_DATABASE or ~/.pgpass); default the SQLite file <data-dir>/rackboot.db',
   'profiles-dir': 'DIR host profiles, *.yaml (default ./profiles)',
   'tftp-root': 'DIR    boot loaders and kernels (default ./tftpboot)',
   'images-dir': 'DIR   stage2 trees and squashfs images served at /images/ (default ./images)',
@@ -237,6 +244,7 @@ const ENV: Partial<Record<keyof Flags, string>> = {
   'public-url': 'RACKBOOT_PUBLIC_URL',
   'server-ip': 'RACKBOOT_SERVER_IP',
   'data-dir': 'RACKBOOT_DATA_DIR',
+  database: 'RACKBOOT_DATABASE',
   'profiles-dir': 'RACKBOOT_PROFILES_DIR',
   'tftp-root': 'RACKBOOT_TFTP_ROOT',
   'images-dir': 'RACKBOOT_IMAGES_DIR',
@@ -452,10 +460,21 @@ export function loadConfig(
   const nodeIdError = nodeIdProblem(nodeId, '--node-id');
   if (nodeIdError) throw new ConfigError(nodeIdError);
 
+  const dataDir = dir(flags['data-dir'], file.dataDir, 'data');
+  let database: DatabaseTarget;
+  try {
+    database = parseDatabase(flags.database ?? file.database, dataDir);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  if (database.dialect === 'sqlite')
+    database = { dialect: 'sqlite', file: resolve(flags.database !== undefined ? cwd : base, database.file) };
+
   return Object.freeze({
     site,
     nodeId,
     nodeHeartbeatMs: file.nodeHeartbeat ?? 5_000,
+    database,
     metricsToken,
     allowedHosts: [...allowedHosts],
     tls,
@@ -464,7 +483,7 @@ export function loadConfig(
     tftpPort,
     publicUrl,
     serverIp,
-    dataDir: dir(flags['data-dir'], file.dataDir, 'data'),
+    dataDir,
     profilesDir: dir(flags['profiles-dir'], file.profilesDir, 'profiles'),
     tftpRoot: dir(flags['tftp-root'], file.tftpRoot, 'tftpboot'),
     imagesDir: dir(flags['images-dir'], file.imagesDir, 'images'),

@@ -9,7 +9,8 @@ export interface StoreChange {
   mac?: string;
 }
 
-export type ChangeListener = (c: StoreChange) => void;
+/** A listener may return a Promise (the view re-reading a row): publish() waits for it, so a write is seen on return. */
+export type ChangeListener = (c: StoreChange) => void | Promise<void>;
 
 export class ChangeFeed {
   private readonly listeners = new Set<ChangeListener>();
@@ -20,20 +21,23 @@ export class ChangeFeed {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
-  /** A change made here: local listeners now, other nodes through `remote`. */
+  /** A change made here: local listeners (awaited), then the other nodes through `remote`. */
   async publish(c: StoreChange): Promise<void> {
-    this.deliver(c);
+    await this.deliver(c);
     if (this.remote) await this.remote(c);
   }
-  /** A change made elsewhere (another node or process). A listener that throws does not stop the others. */
-  deliver(c: StoreChange): void {
+  /** A change made elsewhere (another node or process). A listener that fails does not stop the others. */
+  async deliver(c: StoreChange): Promise<void> {
+    const pending: Promise<void>[] = [];
     for (const l of this.listeners) {
       try {
-        l(c);
+        const r = l(c);
+        if (r) pending.push(r.catch(() => {}));
       } catch {
         /* a broken listener must not break the writer */
       }
     }
+    await Promise.all(pending);
   }
 }
 

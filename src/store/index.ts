@@ -19,7 +19,7 @@
 // then runs its tests on both stores.
 import { join } from 'node:path';
 import type { Dialect, Sql } from './sql.ts';
-import { SqliteSql } from './sqlite-sql.ts';
+import { SqliteGate, SqliteSql } from './sqlite-sql.ts';
 import { PgSql } from './pg-sql.ts';
 import { openDb } from './db.ts';
 import { migratePostgres } from './pg-migrate.ts';
@@ -37,6 +37,9 @@ import type { EventLimits } from './events.ts';
 import type { SessionPolicy } from './users.ts';
 import type { SyslogLimits } from '../ops/syslog-store.ts';
 import { randomBytes } from 'node:crypto';
+import { parseDatabase, redactUrl } from './target.ts';
+
+export { parseDatabase, redactUrl, type DatabaseTarget } from './target.ts';
 
 export type { Sql, Dialect } from './sql.ts';
 export type { StoreChange, ChangeKind } from './changes-feed.ts';
@@ -85,44 +88,13 @@ export interface StoreOptions {
   callbackGraceMs?: number;
   /** This node's id (config nodeId), written on the events it records. */
   nodeId?: string;
+  /** Rows kept in the discovered table (default 10,000). */
+  discoveredMaxRows?: number;
   /** PostgreSQL connections per node (default 10). */
   poolSize?: number;
 }
 
 export const DEFAULT_SYSLOG_LIMITS: SyslogLimits = { ringLines: 5000, maxTotalLines: 1_000_000, maxQueued: 10_000 };
-
-export type DatabaseTarget = { dialect: 'sqlite'; file: string } | { dialect: 'postgres'; url: string };
-
-/** What `--database` names. A value that is neither a postgres URL nor a path is refused with the field's name. */
-export function parseDatabase(database: string | undefined, dataDir: string): DatabaseTarget {
-  if (database === undefined || database === '') return { dialect: 'sqlite', file: join(dataDir, 'rackboot.db') };
-  if (/^postgres(ql)?:\/\//i.test(database)) {
-    try {
-      new URL(database);
-    } catch {
-      throw new Error(`--database: "${redactUrl(database)}" is not a valid postgres:// URL`);
-    }
-    return { dialect: 'postgres', url: database };
-  }
-  if (/^sqlite:/i.test(database)) return { dialect: 'sqlite', file: database.replace(/^sqlite:(\/\/)?/i, '') };
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(database))
-    throw new Error(
-      `--database: "${redactUrl(database)}" is neither postgres://user@host/db nor a SQLite file path (or empty for ${join(dataDir, 'rackboot.db')})`,
-    );
-  if (/[\0\r\n]/.test(database)) throw new Error('--database: the path contains a control character');
-  return { dialect: 'sqlite', file: database };
-}
-
-/** A URL fit for a log line: the password replaced. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
-  }
-}
 
 function openRepos(
   sql: Sql,
@@ -144,7 +116,7 @@ function openRepos(
     apiTokens: new ApiTokenRepo(sql, users, now),
     audit: new AuditRepo(sql, now),
     images: new ImageRepo(sql, feed),
-    discovered: new DiscoveredRepo(sql, undefined, now),
+    discovered: new DiscoveredRepo(sql, o.discoveredMaxRows, now),
     settings: new SettingsRepo(sql, feed),
     syslog: new SyslogRepo(timeline, o.syslogLimits ?? DEFAULT_SYSLOG_LIMITS),
     nodes: new NodeRepo(sql, now),
@@ -161,8 +133,9 @@ export function openSqliteStore(file: string, o: StoreOptions): Store {
   const full = openDb(file, 'full');
   const normal = file === ':memory:' ? full : openDb(file, 'normal');
   const feed = new ChangeFeed();
+  const gate = new SqliteGate();
   const secret = sharedBuildSecret(full, () => o.secret);
-  const repos = openRepos(new SqliteSql(full), new SqliteSql(normal), { ...o, secret }, feed);
+  const repos = openRepos(new SqliteSql(full, gate), new SqliteSql(normal, gate), { ...o, secret }, feed);
   return {
     dialect: 'sqlite',
     location: file,
@@ -191,7 +164,7 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
       CHANNEL,
       (payload) => {
         const c = parseChange(payload);
-        if (c && c.node !== node) feed.deliver(c.mac ? { kind: c.kind, mac: c.mac } : { kind: c.kind });
+        if (c && c.node !== node) void feed.deliver(c.mac ? { kind: c.kind, mac: c.mac } : { kind: c.kind });
       },
       () => {
         /* the view's periodic reload covers a lost listener until it is reopened */

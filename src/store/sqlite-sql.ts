@@ -1,6 +1,6 @@
 // Sql over one better-sqlite3 connection. Work is synchronous inside; the Promise is the interface's.
-// One connection is shared by the whole process, so a transaction holds a gate: queries from outside it wait
-// until it ends instead of slipping into it between two of its awaits.
+// A connection is shared by the whole process, so a transaction holds a gate (SqliteGate): queries from outside
+// it wait until it ends instead of slipping into it between two of its awaits.
 import type { Db } from './db.ts';
 import type { Param, Sql } from './sql.ts';
 import type { Statement } from 'better-sqlite3';
@@ -38,30 +38,53 @@ class SqliteTx implements Sql {
   }
 }
 
+/**
+ * Transactions of one process, one at a time, over all its connections to one file: a transaction stays open
+ * across awaits, and a second connection's BEGIN IMMEDIATE (or any write) meanwhile would block the thread in
+ * SQLite's busy handler while the first can never finish.
+ */
+export class SqliteGate {
+  private tail: Promise<void> = Promise.resolve();
+  /** The running transaction's end, while one runs. */
+  open: Promise<void> | undefined;
+  async take(): Promise<() => void> {
+    const prev = this.tail;
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    this.tail = prev.then(() => mine);
+    await prev;
+    this.open = mine;
+    return () => {
+      this.open = undefined;
+      release();
+    };
+  }
+  async pass(): Promise<void> {
+    while (this.open) await this.open;
+  }
+}
+
 export class SqliteSql extends SqliteTx {
-  private gate: Promise<void> | undefined;
-  constructor(readonly db: Db) {
+  constructor(
+    readonly db: Db,
+    private readonly gate: SqliteGate = new SqliteGate(),
+  ) {
     super(new Statements(db));
   }
-  private async pass(): Promise<void> {
-    while (this.gate) await this.gate;
-  }
   override async all<T>(query: string, params: readonly Param[] = []): Promise<T[]> {
-    if (this.gate) await this.pass();
+    if (this.gate.open) await this.gate.pass();
     return this.st.get(query).all(...params) as T[];
   }
   override async get<T>(query: string, params: readonly Param[] = []): Promise<T | undefined> {
-    if (this.gate) await this.pass();
+    if (this.gate.open) await this.gate.pass();
     return this.st.get(query).get(...params) as T | undefined;
   }
   override async run(query: string, params: readonly Param[] = []): Promise<number> {
-    if (this.gate) await this.pass();
+    if (this.gate.open) await this.gate.pass();
     return this.st.get(query).run(...params).changes;
   }
   override async tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    await this.pass();
-    let open!: () => void;
-    this.gate = new Promise<void>((r) => (open = r));
+    const release = await this.gate.take();
     try {
       // IMMEDIATE: the write lock at BEGIN, so another process's transaction waits (busy_timeout) rather than failing at COMMIT.
       this.db.exec('BEGIN IMMEDIATE');
@@ -74,8 +97,7 @@ export class SqliteSql extends SqliteTx {
         throw e;
       }
     } finally {
-      this.gate = undefined;
-      open();
+      release();
     }
   }
 }

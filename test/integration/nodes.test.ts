@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -134,8 +134,13 @@ const sqliteStore: Store = {
   setup: (dir) => Promise.resolve({ dataDir: () => join(dir, 'data'), done: () => {} }),
 };
 
+// Until serve opens its store through openStore (the pg branch makes it so), --database parses but is not used.
+const serveOpensStore = readFileSync(join(REPO, 'src/serve.ts'), 'utf8').includes('openStore(');
 const pgSkip =
-  postgresMissing() ?? ('database' in SERVE_FLAGS ? undefined : 'rackboot serve has no --database flag on this branch');
+  postgresMissing() ??
+  ('database' in SERVE_FLAGS && serveOpensStore
+    ? undefined
+    : 'rackboot serve does not open --database on this branch yet');
 let pg: TestPostgres | undefined;
 const postgresStore: Store = {
   name: 'PostgreSQL',
