@@ -100,7 +100,7 @@ export class SqliteNodeRegistry implements NodeRegistry {
       'UPDATE nodes SET heartbeat_at = ?, ports = COALESCE(?, ports), stopped_at = NULL WHERE id = ?',
     );
     this.stopStmt = db.prepare('UPDATE nodes SET stopped_at = ? WHERE id = ?');
-    this.listStmt = db.prepare<[], NodeRow>('SELECT * FROM nodes ORDER BY site, id');
+    this.listStmt = db.prepare<[], NodeRow>('SELECT * FROM nodes ORDER BY id');
     this.forgetStmt = db.prepare('DELETE FROM nodes WHERE heartbeat_at < ?');
   }
 

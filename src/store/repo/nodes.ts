@@ -37,7 +37,7 @@ export class NodeRepo implements NodeRegistry {
   }
   async list(): Promise<NodeView[]> {
     const now = this.now();
-    return (await this.sql.all<NodeRow>('SELECT * FROM nodes ORDER BY site, id')).map((r) =>
+    return (await this.sql.all<NodeRow>('SELECT * FROM nodes ORDER BY id')).map((r) =>
       nodeFromRow(r, now, this.heartbeatMs),
     );
   }
