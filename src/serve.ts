@@ -259,6 +259,7 @@ export async function startRackboot(
       `\n  rackboot: API token (shown once; set RACKBOOT_ADMIN_TOKEN to choose your own):\n\n    ${t}\n\n`,
     ),
   );
+  const nodeRegistry = new SqliteNodeRegistry(core.durableDb, Date.now, config.nodeHeartbeatMs);
   const web = createWebRouter({
     provisioner: p,
     hosts,
@@ -272,9 +273,10 @@ export async function startRackboot(
     publicUrl: config.publicUrl,
     log,
     secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:'),
+    nodes: nodeRegistry,
+    nodeId: config.nodeId,
   });
   const apiTokens = new ApiTokenStore(db, new UserStore(db));
-  const nodeRegistry = new SqliteNodeRegistry(core.durableDb, Date.now, config.nodeHeartbeatMs);
   let heartbeat: NodeHeartbeat | undefined;
   // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).
   const surface: SurfaceOptions = { allowedHosts: config.allowedHosts, httpsPort: config.tls?.port };

@@ -13,6 +13,8 @@ import { silentLogger } from '../../src/log.ts';
 import { REPO, tempDir } from '../support/core.ts';
 import { freePort } from '../support/ports.ts';
 import type { Mac } from '../../src/net/mac.ts';
+import request from 'supertest';
+import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 
 const run = promisify(execFile);
 const ADMIN = 'sites-test-admin-token';
@@ -180,4 +182,49 @@ test('CSV import: a site column; a bad site names its line and the field, and no
   const hosts = JSON.parse((await api('GET', '/hosts')).text) as { hostname: string; site?: string }[];
   assert.equal(hosts.find((h) => h.hostname === 'csv-a')?.site, 'dc2');
   assert.equal(hosts.find((h) => h.hostname === 'csv-b')?.site, undefined);
+});
+
+test('web: the Nodes page, the site on host pages and forms, the node of each timeline event; a bad site in the form is refused', async () => {
+  new UserStore(node.core.db).add('ops', 'admin', hashUserPasswordSync('correct horse battery'));
+  const agent = request.agent(base);
+  const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+  const loginPage = await agent.get('/login');
+  const signed = await agent
+    .post('/login')
+    .type('form')
+    .send({ _csrf: csrfOf(loginPage.text), name: 'ops', password: 'correct horse battery', next: '/' });
+  assert.equal(signed.status, 303, signed.text);
+
+  const nodes = await agent.get('/nodes');
+  assert.equal(nodes.status, 200);
+  const self = /<td>([^<]+) <small class="muted">\(this node\)<\/small><\/td>\s*<td>dc1<\/td>\s*<td>alive<\/td>/.exec(
+    nodes.text,
+  );
+  assert.ok(self, nodes.text.slice(nodes.text.indexOf('<table'), nodes.text.indexOf('</table>')));
+
+  const hostPage = await agent.get(`/hosts/${DC1}`);
+  assert.match(hostPage.text, /<dt>Site<\/dt><dd>dc1<\/dd>/);
+  assert.ok(hostPage.text.includes(`<td>${self[1]}</td>`), 'the timeline names the node that saw each event');
+  const list = await agent.get('/hosts');
+  assert.match(list.text, /<td>dc2<\/td>/);
+
+  const form = await agent.get(`/hosts/${ANY}/edit`);
+  assert.match(form.text, /name="site" value=""/);
+  const before = (await api('GET', `/hosts/${ANY}`)).text;
+  for (const site of ['<script>', 'DC 1', 'x'.repeat(5000)]) {
+    const r = await agent
+      .post(`/hosts/${ANY}`)
+      .type('form')
+      .send({ _csrf: csrfOf(form.text), ...HOSTS[2], site, params: '' });
+    assert.equal(r.status, 422, r.text.slice(0, 300));
+    assert.match(r.text, /site: /);
+    assert.ok(!r.text.includes('<script>'), 'the value is escaped');
+  }
+  assert.equal((await api('GET', `/hosts/${ANY}`)).text, before, 'nothing changed');
+  const ok = await agent
+    .post(`/hosts/${ANY}`)
+    .type('form')
+    .send({ _csrf: csrfOf(form.text), ...HOSTS[2], site: 'dc2', params: '' });
+  assert.equal(ok.status, 303, ok.text.slice(0, 300));
+  assert.equal((await node.core.hosts.get(ANY))?.site, 'dc2');
 });

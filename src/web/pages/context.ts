@@ -1,5 +1,6 @@
 // What every page group shares: the deps, the stores built over them once, the page renderer and the gate
 // (session, role, CSRF). createWebContext() runs once per web router; the page modules only add routes.
+import type { NodeRegistry } from '../../store/nodes.ts';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { join } from 'node:path';
 import type { Logger } from '../../log.ts';
@@ -45,6 +46,9 @@ export interface WebDeps {
   sessionPolicy?: SessionPolicy;
   /** How often the live board sends changed chips (ms). */
   liveIntervalMs?: number;
+  /** The nodes sharing the database (the Nodes page), and which one this is. */
+  nodes?: Pick<NodeRegistry, 'list'>;
+  nodeId?: string;
 }
 
 export type Flash = { kind: 'ok' | 'error'; text: string };

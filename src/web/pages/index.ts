@@ -15,6 +15,7 @@ import { auditPages } from './audit.ts';
 import { userPages } from './users.ts';
 import { settingsPages } from './settings.ts';
 import { accountPages } from './account.ts';
+import { nodePages } from './nodes.ts';
 
 export type { WebDeps } from './context.ts';
 export { auditView } from './audit.ts';
@@ -36,6 +37,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
     userPages,
     settingsPages,
     accountPages,
+    nodePages,
   ])
     r.use(pages(c));
 
