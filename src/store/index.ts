@@ -17,7 +17,6 @@
 // add it to Store below and to both open functions (one line each, in openRepos), and add the table to BACKUP_TABLES
 // (src/store/dump.ts) so backup/restore carry it. The contract suite (test/integration/store-contract.test.ts)
 // then runs its tests on both stores.
-import { join } from 'node:path';
 import type { Dialect, Sql } from './sql.ts';
 import { SqliteGate, SqliteSql } from './sqlite-sql.ts';
 import { PgSql } from './pg-sql.ts';

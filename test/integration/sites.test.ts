@@ -226,5 +226,5 @@ test('web: the Nodes page, the site on host pages and forms, the node of each ti
     .type('form')
     .send({ _csrf: csrfOf(form.text), ...HOSTS[2], site: 'dc2', params: '' });
   assert.equal(ok.status, 303, ok.text.slice(0, 300));
-  assert.equal((await node.core.hosts.get(ANY))?.site, 'dc2');
+  assert.equal(node.core.hosts.get(ANY)?.site, 'dc2');
 });
