@@ -14,7 +14,7 @@ import { doctorCommand, imageCommand, loadersCommand } from './images/commands.t
 import type { ProgressSink } from './images/progress.ts';
 import { usersCommand } from './web/users-cli.ts';
 import type { Mac } from './net/mac.ts';
-import { backupDatabase, restoreDatabase } from './ops/backup.ts';
+import { backupStore, restoreStoreFile } from './ops/store-backup.ts';
 
 export interface Io {
   out: (s: string) => void;
@@ -44,9 +44,11 @@ commands:
   image list | image remove NAME
   loaders sync                  copy pxelinux, shim+GRUB and iPXE from distro packages into the tftp root
   doctor                        check ports, loaders, images, the public URL; exit 1 on problems
-  backup FILE                   copy the database to FILE while the server runs (SQLite online backup), checked
+  backup FILE                   copy the database to FILE while the server runs (SQLite online backup, checked;
+                                PostgreSQL: a JSON Lines dump from one snapshot)
   restore FILE [--force]        replace the database with FILE (checked first; refused while serve runs;
-                                the replaced one is kept as rackboot.db.before-restore-<time>)
+                                the replaced one is kept as rackboot.db.before-restore-<time>). With
+                                --database postgres://...: a dump or a SQLite backup (moves SQLite to PostgreSQL)
   users add NAME --role admin|tech --password-stdin
                                 add a web UI user (the first admin comes from here); also: users list,
                                 users disable|enable NAME, users passwd NAME --password-stdin, users role NAME --role R
@@ -200,7 +202,7 @@ async function backupCommand(config: Config, io: Io, file: string | undefined): 
     io.err('rackboot backup FILE: name the file to write (e.g. /var/backups/rackboot-$(date +%F).db)');
     return 2;
   }
-  const r = await backupDatabase(config.dataDir, file);
+  const r = await backupStore(config, file);
   if (!r.ok) {
     io.err(`rackboot backup: ${r.message}`);
     return 1;
@@ -209,12 +211,12 @@ async function backupCommand(config: Config, io: Io, file: string | undefined): 
   return 0;
 }
 
-function restoreCommand(config: Config, io: Io, file: string | undefined, force: boolean): number {
+async function restoreCommand(config: Config, io: Io, file: string | undefined, force: boolean): Promise<number> {
   if (!file) {
     io.err('rackboot restore FILE [--force]: name a file written by rackboot backup');
     return 2;
   }
-  const r = restoreDatabase(config.dataDir, file, { force });
+  const r = await restoreStoreFile(config, file, { force });
   if (!r.ok) {
     io.err(`rackboot restore: ${r.message}`);
     return 1;

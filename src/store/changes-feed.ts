@@ -2,7 +2,8 @@
 // after it committed. On PostgreSQL the change also goes to every other node (NOTIFY on one channel; each node
 // ignores its own); on SQLite other processes' writes come in through deliver() (fed by src/store/changes.ts,
 // the change feed the live board watches).
-export type ChangeKind = 'host' | 'build' | 'lease' | 'image' | 'settings' | 'user';
+/** 'resync': changes may have been missed (a lost LISTEN connection): whoever keeps a copy reloads it. */
+export type ChangeKind = 'host' | 'build' | 'lease' | 'image' | 'settings' | 'user' | 'resync';
 
 export interface StoreChange {
   kind: ChangeKind;

@@ -150,6 +150,7 @@ export function openSqliteStore(file: string, o: StoreOptions): Store {
 }
 
 const CHANNEL = 'rackboot_changes';
+const LISTEN_RETRY_MS = 2000;
 
 /** PostgreSQL: migrations under an advisory lock, then a pool, and one LISTEN connection for other nodes' changes. */
 export async function openPostgresStore(url: string, o: StoreOptions): Promise<Store> {
@@ -157,21 +158,34 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
   const node = `${randomBytes(6).toString('hex')}`;
   const feed = new ChangeFeed();
   let listener: Awaited<ReturnType<PgSql['listen']>> | undefined;
+  let closed = false;
+  const onNotify = (payload: string) => {
+    const c = parseChange(payload);
+    if (c && c.node !== node) void feed.deliver(c.mac ? { kind: c.kind, mac: c.mac } : { kind: c.kind });
+  };
+  // A lost LISTEN connection (database restart, failover) is reopened every few seconds; what was said meanwhile
+  // is lost, so the reopened feed says 'resync' and the view reloads whole.
+  const listen = async (): Promise<void> => {
+    listener = await sql.listen(CHANNEL, onNotify, () => {
+      const lost = listener;
+      listener = undefined;
+      void lost?.end().catch(() => {});
+      const retry = () => {
+        if (closed) return;
+        listen().then(
+          () => void feed.deliver({ kind: 'resync' }),
+          () => setTimeout(retry, LISTEN_RETRY_MS).unref(),
+        );
+      };
+      setTimeout(retry, LISTEN_RETRY_MS).unref();
+    });
+  };
   try {
     await migratePostgres(sql.pool);
-    listener = await sql.listen(
-      CHANNEL,
-      (payload) => {
-        const c = parseChange(payload);
-        if (c && c.node !== node) void feed.deliver(c.mac ? { kind: c.kind, mac: c.mac } : { kind: c.kind });
-      },
-      () => {
-        /* the view's periodic reload covers a lost listener until it is reopened */
-      },
-    );
+    await listen();
   } catch (e) {
     await sql.close();
-    throw new Error(`--database ${redactUrl(url)}: ${(e as Error).message}`);
+    throw new Error(`--database ${redactUrl(url)}: ${(e as Error).message}`, { cause: e });
   }
   feed.remote = async (c) => {
     await sql.run('SELECT pg_notify(?, ?)', [CHANNEL, JSON.stringify({ ...c, node })]);
@@ -184,7 +198,8 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
     await sql.close();
     throw new Error(`--database ${redactUrl(url)}: ${(e as Error).message}`, { cause: e });
   }
-  const repos = openRepos(sql, sql, { ...o, secret }, feed);
+  const timeline = new PgSql(url, Math.max(2, Math.ceil((o.poolSize ?? 10) / 4)), true);
+  const repos = openRepos(sql, timeline, { ...o, secret }, feed);
   return {
     dialect: 'postgres',
     location: redactUrl(url),
@@ -193,7 +208,9 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
     async close() {
       await repos.events.flush();
       await repos.syslog.flush();
+      closed = true;
       await listener?.end().catch(() => {});
+      await timeline.close();
       await sql.close();
     },
   };

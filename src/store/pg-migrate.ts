@@ -26,7 +26,7 @@ export async function migratePostgres(pool: pg.Pool): Promise<{ from: number; to
           await client.query('COMMIT');
         } catch (e) {
           await client.query('ROLLBACK');
-          throw new Error(`PostgreSQL migration ${v + 1} failed: ${(e as Error).message}`);
+          throw new Error(`PostgreSQL migration ${v + 1} failed: ${(e as Error).message}`, { cause: e });
         }
       }
       return { from, to: MIGRATIONS.length };

@@ -2,7 +2,7 @@
 // stores is far below 2^53.
 import pg from 'pg';
 import type { Param, Sql } from './sql.ts';
-import { toPostgresPlaceholders } from './sql.ts';
+import { textSafe, toPostgresPlaceholders } from './sql.ts';
 
 const INT8 = 20;
 const types = {
@@ -20,13 +20,13 @@ class PgTx implements Sql {
   readonly dialect = 'postgres' as const;
   constructor(protected readonly q: Queryable) {}
   async all<T>(query: string, params: readonly Param[] = []): Promise<T[]> {
-    return (await this.q.query(toPostgresPlaceholders(query), params as Param[])).rows as T[];
+    return (await this.q.query(toPostgresPlaceholders(query), textSafe(params))).rows as T[];
   }
   async get<T>(query: string, params: readonly Param[] = []): Promise<T | undefined> {
     return (await this.all<T>(query, params))[0];
   }
   async run(query: string, params: readonly Param[] = []): Promise<number> {
-    return (await this.q.query(toPostgresPlaceholders(query), params as Param[])).rowCount ?? 0;
+    return (await this.q.query(toPostgresPlaceholders(query), textSafe(params))).rowCount ?? 0;
   }
   tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     return fn(this);
@@ -38,11 +38,24 @@ class PgTx implements Sql {
 
 export class PgSql extends PgTx {
   readonly pool: pg.Pool;
+  /**
+   * `relaxed`: commits return before the WAL reaches disk (synchronous_commit=off): the timeline's analogue of
+   * SQLite's synchronous=NORMAL, never for the build lifecycle. A crash loses at most the last moment of events,
+   * never consistency.
+   */
   constructor(
     readonly url: string,
     poolSize = 10,
+    relaxed = false,
   ) {
-    const pool = new pg.Pool({ connectionString: url, max: poolSize, types });
+    // application_name: restore counts the other nodes connected before it replaces their data.
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: poolSize,
+      types,
+      application_name: 'rackboot',
+      ...(relaxed ? { options: '-c synchronous_commit=off' } : {}),
+    });
     super(pool);
     this.pool = pool;
     // An idle client losing its server (restart, failover) must not crash the process; the pool replaces it.
@@ -66,7 +79,7 @@ export class PgSql extends PgTx {
   }
   /** A dedicated connection for LISTEN (a pooled one would drop its subscriptions when released). */
   async listen(channel: string, onNotify: (payload: string) => void, onError: (e: Error) => void): Promise<pg.Client> {
-    const client = new pg.Client({ connectionString: this.url, types });
+    const client = new pg.Client({ connectionString: this.url, types, application_name: 'rackboot' });
     client.on('error', onError);
     client.on('notification', (n) => {
       if (n.channel === channel) onNotify(n.payload ?? '');

@@ -3,6 +3,7 @@
 // it wait until it ends instead of slipping into it between two of its awaits.
 import type { Db } from './db.ts';
 import type { Param, Sql } from './sql.ts';
+import { textSafe } from './sql.ts';
 import type { Statement } from 'better-sqlite3';
 
 class Statements {
@@ -22,13 +23,13 @@ class SqliteTx implements Sql {
   readonly dialect = 'sqlite' as const;
   constructor(protected readonly st: Statements) {}
   all<T>(query: string, params: readonly Param[] = []): Promise<T[]> {
-    return Promise.resolve(this.st.get(query).all(...params) as T[]);
+    return Promise.resolve(this.st.get(query).all(...textSafe(params)) as T[]);
   }
   get<T>(query: string, params: readonly Param[] = []): Promise<T | undefined> {
-    return Promise.resolve(this.st.get(query).get(...params) as T | undefined);
+    return Promise.resolve(this.st.get(query).get(...textSafe(params)) as T | undefined);
   }
   run(query: string, params: readonly Param[] = []): Promise<number> {
-    return Promise.resolve(this.st.get(query).run(...params).changes);
+    return Promise.resolve(this.st.get(query).run(...textSafe(params)).changes);
   }
   tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     return fn(this);
@@ -73,15 +74,15 @@ export class SqliteSql extends SqliteTx {
   }
   override async all<T>(query: string, params: readonly Param[] = []): Promise<T[]> {
     if (this.gate.open) await this.gate.pass();
-    return this.st.get(query).all(...params) as T[];
+    return this.st.get(query).all(...textSafe(params)) as T[];
   }
   override async get<T>(query: string, params: readonly Param[] = []): Promise<T | undefined> {
     if (this.gate.open) await this.gate.pass();
-    return this.st.get(query).get(...params) as T | undefined;
+    return this.st.get(query).get(...textSafe(params)) as T | undefined;
   }
   override async run(query: string, params: readonly Param[] = []): Promise<number> {
     if (this.gate.open) await this.gate.pass();
-    return this.st.get(query).run(...params).changes;
+    return this.st.get(query).run(...textSafe(params)).changes;
   }
   override async tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     const release = await this.gate.take();

@@ -124,6 +124,7 @@ export class StoreView {
   private readonly applied = new Map<string, number>();
 
   private async apply(c: StoreChange): Promise<void> {
+    if (c.kind === 'resync') return this.reload().catch((e: Error) => this.o.onError?.(e));
     if (!c.mac || (c.kind !== 'host' && c.kind !== 'build')) return;
     const mac = c.mac as Mac;
     const key = `${c.kind}|${mac}`;

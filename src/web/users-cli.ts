@@ -1,17 +1,9 @@
 // `rackboot users ...`: the first admin comes from here (there is never a default password).
-import { join } from 'node:path';
 import type { Config } from '../config.ts';
-import { openDb } from '../store/db.ts';
-import { AuditLog } from '../store/audit.ts';
-import {
-  ApiTokenStore,
-  UserStore,
-  ROLES,
-  checkPassword,
-  checkUserName,
-  hashUserPassword,
-  type Role,
-} from '../store/users.ts';
+import { openStore } from '../store/index.ts';
+import type { ApiTokenRepo, UserRepo } from '../store/repo/users.ts';
+import type { AuditRepo } from '../store/repo/small.ts';
+import { ROLES, checkPassword, checkUserName, hashUserPassword, type Role } from '../store/users.ts';
 
 export interface UsersIo {
   out: (s: string) => void;
@@ -28,26 +20,31 @@ rackboot users token NAME            make an API token for NAME (printed once; i
 rackboot users tokens NAME           list NAME's tokens (prefix, created, last used)
 rackboot users revoke-token NAME PREFIX`;
 
-/** Opens only the database (not the profiles): users can be managed before anything else is set up. */
+/** Opens only the store (not the profiles): users can be managed before anything else is set up, on either store. */
 export async function usersCommand(
-  config: Pick<Config, 'dataDir'>,
+  config: Pick<Config, 'dataDir'> & Partial<Pick<Config, 'database'>>,
   io: UsersIo,
   args: string[],
   opts: { role?: string; passwordStdin?: boolean },
 ): Promise<number> {
-  const db = openDb(join(config.dataDir, 'rackboot.db'));
+  const store = await openStore({
+    database: config.database?.dialect === 'postgres' ? config.database.url : config.database?.file,
+    dataDir: config.dataDir,
+    // Users and tokens derive no build token: the secret is never used here.
+    secret: Buffer.alloc(32),
+    poolSize: 2,
+  });
   try {
-    const users = new UserStore(db);
-    return await run(users, new ApiTokenStore(db, users), new AuditLog(db), io, args, opts);
+    return await run(store.users, store.apiTokens, store.audit, io, args, opts);
   } finally {
-    db.close();
+    await store.close();
   }
 }
 
 async function run(
-  store: UserStore,
-  tokens: ApiTokenStore,
-  audit: AuditLog,
+  store: UserRepo,
+  tokens: ApiTokenRepo,
+  audit: AuditRepo,
   io: UsersIo,
   args: string[],
   opts: { role?: string; passwordStdin?: boolean },
@@ -69,14 +66,14 @@ async function run(
     }
     return pw;
   };
-  const needUser = () => {
-    const u = store.get(name);
+  const needUser = async () => {
+    const u = await store.get(name);
     if (!u) io.err(`rackboot users: there is no user "${name}" (rackboot users list)`);
     return u;
   };
   switch (sub) {
     case 'list': {
-      const all = store.list();
+      const all = await store.list();
       if (!all.length) io.err('no users yet: rackboot users add NAME --role admin --password-stdin');
       for (const u of all)
         io.out([u.name, u.role, u.disabled ? 'disabled' : 'active', new Date(u.createdAt).toISOString()].join('\t'));
@@ -92,7 +89,7 @@ async function run(
         io.err('rackboot users add: --role admin|tech is required');
         return 2;
       }
-      if (store.get(name)) {
+      if (await store.get(name)) {
         io.err(
           `rackboot users add: user ${name} exists already (rackboot users passwd ${name} --password-stdin to set a new password)`,
         );
@@ -100,45 +97,45 @@ async function run(
       }
       const pw = await readPassword();
       if (pw === undefined) return 2;
-      store.add(name, opts.role as Role, await hashUserPassword(pw));
-      audit.record('cli', 'user.create', name, { role: opts.role });
+      await store.add(name, opts.role as Role, await hashUserPassword(pw));
+      await audit.record('cli', 'user.create', name, { role: opts.role });
       io.out(`user ${name} (${opts.role}) added`);
       return 0;
     }
     case 'disable':
     case 'enable': {
-      const u = needUser();
+      const u = await needUser();
       if (!u) return 1;
-      if (sub === 'disable' && u.role === 'admin' && !u.disabled && store.activeAdmins() <= 1)
+      if (sub === 'disable' && u.role === 'admin' && !u.disabled && (await store.activeAdmins()) <= 1)
         io.err(`warning: ${name} was the last active admin; add another with rackboot users add`);
-      store.setDisabled(name, sub === 'disable');
-      audit.record('cli', `user.${sub}`, name);
+      await store.setDisabled(name, sub === 'disable');
+      await audit.record('cli', `user.${sub}`, name);
       io.out(`user ${name} ${sub}d${sub === 'disable' ? ' (its sessions ended)' : ''}`);
       return 0;
     }
     case 'passwd': {
-      if (!needUser()) return 1;
+      if (!(await needUser())) return 1;
       const pw = await readPassword();
       if (pw === undefined) return 2;
-      store.setPasswordHash(name, await hashUserPassword(pw));
-      audit.record('cli', 'user.password', name);
+      await store.setPasswordHash(name, await hashUserPassword(pw));
+      await audit.record('cli', 'user.password', name);
       io.out(`password of ${name} changed (its sessions ended)`);
       return 0;
     }
     case 'role': {
-      const u = needUser();
+      const u = await needUser();
       if (!u) return 1;
       if (!opts.role || !ROLES.includes(opts.role as Role)) {
         io.err('rackboot users role: --role admin|tech is required');
         return 2;
       }
-      store.setRole(name, opts.role as Role);
-      audit.record('cli', 'user.role', name, { role: { from: u.role, to: opts.role } });
+      await store.setRole(name, opts.role as Role);
+      await audit.record('cli', 'user.role', name, { role: { from: u.role, to: opts.role } });
       io.out(`user ${name} is now ${opts.role}`);
       return 0;
     }
     case 'token': {
-      const u = needUser();
+      const u = await needUser();
       if (!u) return 1;
       if (u.disabled) {
         io.err(
@@ -146,14 +143,14 @@ async function run(
         );
         return 1;
       }
-      const made = tokens.create(u);
+      const made = await tokens.create(u);
       if ('error' in made) {
         io.err(
           `rackboot users token: ${made.error} (rackboot users tokens ${name}; rackboot users revoke-token ${name} PREFIX)`,
         );
         return 1;
       }
-      audit.record('cli', 'user.token.create', name, { prefix: made.info.prefix });
+      await audit.record('cli', 'user.token.create', name, { prefix: made.info.prefix });
       io.err(
         `API token for ${name} (${u.role}); shown once, only its hash is kept. Use it as Authorization: Bearer <token>.`,
       );
@@ -161,9 +158,9 @@ async function run(
       return 0;
     }
     case 'tokens': {
-      const u = needUser();
+      const u = await needUser();
       if (!u) return 1;
-      const list = tokens.list(u);
+      const list = await tokens.list(u);
       if (!list.length) io.err(`${name} has no API tokens (rackboot users token ${name})`);
       for (const t of list)
         io.out(
@@ -176,18 +173,18 @@ async function run(
       return 0;
     }
     case 'revoke-token': {
-      const u = needUser();
+      const u = await needUser();
       if (!u) return 1;
       const prefix = (args[2] ?? '').replace(/^rbt_/, '').replace(/…$/, '');
       if (!prefix) {
         io.err(`rackboot users revoke-token ${name} PREFIX: give the prefix shown by rackboot users tokens ${name}`);
         return 2;
       }
-      if (!tokens.revoke(u, prefix)) {
+      if (!(await tokens.revoke(u, prefix))) {
         io.err(`rackboot users revoke-token: ${name} has no token ${prefix} (rackboot users tokens ${name})`);
         return 1;
       }
-      audit.record('cli', 'user.token.revoke', name, { prefix });
+      await audit.record('cli', 'user.token.revoke', name, { prefix });
       io.out(`token rbt_${prefix}… of ${name} revoked`);
       return 0;
     }

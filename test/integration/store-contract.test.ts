@@ -416,6 +416,46 @@ for (const b of backends) {
       }
     });
 
+    test('view: a lost LISTEN connection (database restart) is reopened and the view catches up', async () => {
+      if (b.name !== 'postgres') return; // SQLite has no connection to lose
+      const { store, again } = await b.open();
+      const view = await StoreView.open(store, { reloadMs: 0 });
+      try {
+        const peer = await again();
+        const killed = await peer.sql.all<{ ok: boolean }>(
+          "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+        );
+        assert.ok(killed.length >= 1, 'a LISTEN connection was there to kill');
+        await peer.hosts.insert(host(7));
+        await waitFor('the view to catch up after the listener came back', () => !!view.host(mac(7)), 10_000);
+        assert.ok(view.reloads >= 2, 'it reloaded whole: what was said while deaf is not lost');
+      } finally {
+        view.close();
+      }
+    });
+
+    test('a NUL or other control character from the network is stored on both stores, the same way', async () => {
+      const { store } = await b.open();
+      await store.hosts.insert(host(1));
+      const { token } = await store.builds.start(mac(1), 60_000);
+      const r = await store.builds.close(token, 'failed', 'disk\0error\x01\x7f\u2028end');
+      assert.equal(r.ok, true);
+      assert.equal((await store.builds.latest(mac(1)))?.failureLog, 'disk\ufffderror\x01\x7f\u2028end');
+      store.events.append({
+        mac: mac(1),
+        type: 'http\0',
+        status: '404\0',
+        clientIp: '10.0.0.1\0',
+        detail: { path: '/\0' },
+      });
+      const [e] = await store.events.timeline(mac(1));
+      assert.equal(e.type, 'http\ufffd');
+      assert.equal(e.status, '404\ufffd');
+      assert.equal(e.clientIp, '10.0.0.1\ufffd');
+      assert.deepEqual(e.detail, { path: '/\0' }, 'JSON escapes it: detail keeps it exactly');
+      assert.equal(await store.hosts.getByHostname('rhvh1.lab\0'), undefined);
+    });
+
     test('a database from a newer rackboot is refused with what to do', async () => {
       const { store, again } = await b.open();
       await store.sql.run(

@@ -36,7 +36,8 @@ export function postgresMissing(): string | undefined {
 
 let counter = 0;
 
-export async function startPostgres(): Promise<TestPostgres> {
+/** `durable`: fsync and synchronous commit on, as in production (benchmarks); tests leave them off. */
+export async function startPostgres(o: { durable?: boolean } = {}): Promise<TestPostgres> {
   const bin = binDir();
   if (!bin) throw new Error(postgresMissing());
   const dir = mkdtempSync(join(tmpdir(), 'rackboot-pg-'));
@@ -51,8 +52,25 @@ export async function startPostgres(): Promise<TestPostgres> {
   const data = join(dir, 'data');
   run('initdb', ['-D', data, '-U', 'rackboot', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--no-instructions']);
   // Tests need no durability: fsync off keeps a loaded CI machine fast. Sockets only, in our directory.
-  const opts = `-k ${dir} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+  const fast = o.durable ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off';
+  const opts = `-k ${dir} -c listen_addresses=''${fast} -c max_connections=200`;
   run('pg_ctl', ['-D', data, '-o', opts, '-l', join(dir, 'log'), '-w', '-t', '120', 'start']);
+  // A test process killed by a timeout must not leave a server behind: stop it on the way out, however we go.
+  const stopNow = () => {
+    try {
+      run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+    } catch {
+      /* already stopped */
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    stopNow();
+    process.kill(process.pid, sig);
+  };
+  process.once('exit', stopNow);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
   const url = (db: string) => `postgres://rackboot@/${db}?host=${encodeURIComponent(dir)}`;
   const admin = new pg.Client({ connectionString: url('postgres') });
   await admin.connect();
@@ -72,11 +90,10 @@ export async function startPostgres(): Promise<TestPostgres> {
       return url(name);
     },
     stop() {
-      try {
-        run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      process.off('exit', stopNow);
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      stopNow();
     },
   };
 }
