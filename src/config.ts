@@ -1,12 +1,13 @@
 // One validated, frozen Config from defaults < config file < environment < flags (flags win).
 // A bad setting is reported once, naming the setting and a valid value; main exits 2 on it.
 import { readFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_STUCK_LIMITS, type StuckLimits } from './rollout/stuck.ts';
+import { nodeIdProblem, servesSite, siteProblem } from './hosts/site.ts';
 import { parseDatabase, type DatabaseTarget } from './store/target.ts';
 import { dhcpConfigFromFlags, dhcpConfigSchema, type DhcpConfig, type DhcpFlags } from './dhcp/config.ts';
 import { WEBHOOK_EVENTS, type WebhookEvent } from './webhooks/payload.ts';
@@ -66,6 +67,9 @@ const webhookSchema = z.strictObject({
 
 const fileSchema = z.strictObject({
   listen: z.string().optional(),
+  site: z.string().optional(),
+  nodeId: z.string().optional(),
+  nodeHeartbeat: duration.refine((ms) => ms >= 1000 && ms <= 60_000, 'must be from 1s to 60s').optional(),
   httpPort: port.optional(),
   tftpPort: port.optional(),
   publicUrl: z.string().optional(),
@@ -162,6 +166,12 @@ export interface WebhookConfig {
 
 export interface Config {
   listen: string;
+  /** The site this node serves (its hosts and subnets, plus those of no site); undefined: every site. */
+  site?: string;
+  /** This node's name in the nodes table (default <hostname>:<http port>). */
+  nodeId: string;
+  /** How often this node heartbeats into the nodes table; a node is dead after 3 missed beats (use one value on every node). */
+  nodeHeartbeatMs: number;
   httpPort: number;
   /** 0 turns the TFTP server off. */
   tftpPort: number;
@@ -229,6 +239,8 @@ export interface Config {
 export interface Flags {
   config?: string;
   listen?: string;
+  site?: string;
+  'node-id'?: string;
   'http-port'?: string;
   'tftp-port'?: string;
   'public-url'?: string;
@@ -260,6 +272,8 @@ export interface Flags {
 export const SERVE_FLAGS: Record<keyof Flags, string> = {
   config: 'FILE      YAML config file (settings below in camelCase; flags win over it)',
   listen: 'ADDR      address to bind HTTP and TFTP (default 0.0.0.0)',
+  site: "NAME        serve only this site's hosts and DHCP subnets (and those without a site); default: every site",
+  'node-id': "ID      this node's name in GET /api/nodes (default <hostname>:<http port>)",
   'http-port': 'N      HTTP port (default 8080)',
   'tftp-port': 'N      TFTP port (default 6969; 69 in production; 0 turns TFTP off)',
   'public-url': 'URL   base URL written into boot configs and kickstarts (default http://<server-ip>:<http-port>)',
@@ -294,6 +308,8 @@ export class ConfigError extends Error {}
 
 const ENV: Partial<Record<keyof Flags, string>> = {
   listen: 'RACKBOOT_LISTEN',
+  site: 'RACKBOOT_SITE',
+  'node-id': 'RACKBOOT_NODE_ID',
   'http-port': 'RACKBOOT_HTTP_PORT',
   'tftp-port': 'RACKBOOT_TFTP_PORT',
   'public-url': 'RACKBOOT_PUBLIC_URL',
@@ -322,6 +338,16 @@ function intSetting(name: string, value: string | undefined): number | undefined
   if (!/^\d+$/.test(value) || Number(value) > 65535)
     throw new ConfigError(`${name} "${value}" must be a port number 0-65535`);
   return Number(value);
+}
+
+/** The machine's host name made a valid node id prefix (a name with odd characters must not stop serve). */
+function defaultNodeName(): string {
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '')
+      .slice(0, 50) || 'node'
+  );
 }
 
 function firstLanAddress(): string | undefined {
@@ -446,6 +472,15 @@ export function loadConfig(
   };
   const dhcp = dhcpConfigFromFlags(dhcpFlags, (file.dhcp ?? {}) as never);
   if (!dhcp.ok) throw new ConfigError(dhcp.error);
+  const site = flags.site ?? file.site;
+  const siteError = site === undefined ? undefined : siteProblem(site, '--site');
+  if (siteError) throw new ConfigError(siteError);
+  // A node answers its own site's subnets and those of no site: one config file can serve every site's nodes.
+  const dhcpConfig = { ...dhcp.config, subnets: dhcp.config.subnets.filter((s) => servesSite(site, s.site)) };
+  if (dhcpConfig.mode === 'authoritative' && dhcpConfig.subnets.length === 0)
+    throw new ConfigError(
+      `setting dhcp.subnets: no subnet for site ${site} (each has another dhcp.subnets[].site): give this site a subnet, or a subnet no site`,
+    );
 
   const metricsToken = flags['metrics-token'] ?? file.metricsToken;
   if (metricsToken !== undefined && !/^[\x21-\x7e]{16,256}$/.test(metricsToken)) {
@@ -492,6 +527,10 @@ export function loadConfig(
   if (tls && tls.port === httpPort && httpPort !== 0)
     throw new ConfigError(`--https-port ${httpsPort} is the HTTP port too: choose another (default 8443)`);
 
+  const nodeId = flags['node-id'] ?? file.nodeId ?? `${defaultNodeName()}:${httpPort}`;
+  const nodeIdError = nodeIdProblem(nodeId, '--node-id');
+  if (nodeIdError) throw new ConfigError(nodeIdError);
+
   const dataDir = dir(flags['data-dir'], file.dataDir, 'data');
   let database: DatabaseTarget;
   try {
@@ -503,6 +542,9 @@ export function loadConfig(
     database = { dialect: 'sqlite', file: resolve(flags.database !== undefined ? cwd : base, database.file) };
 
   return Object.freeze({
+    site,
+    nodeId,
+    nodeHeartbeatMs: file.nodeHeartbeat ?? 5_000,
     database,
     metricsToken,
     allowedHosts: [...allowedHosts],
@@ -536,7 +578,7 @@ export function loadConfig(
     },
     // A rack powers on at once: 200 hosts, each with a transfer or two in flight (dnsmasq caps at 50 by default).
     tftp: { maxTransfers: 600, maxPerClient: 8, maxTransferSec: 300, maxTimeoutSec: 10, ...file.tftp },
-    dhcp: dhcp.config,
+    dhcp: dhcpConfig,
     // A 200-host rack with a few parallel downloads each fits under 64 per address; 4096 in all.
     http: {
       maxConnections: file.http?.maxConnections ?? 4096,

@@ -17,6 +17,7 @@ import { buildUrls } from './render/render.ts';
 import { shellWord } from './render/escape.ts';
 import type { ConfigRequest } from './boot/paths.ts';
 import type { HostBootState } from './boot/decide.ts';
+import { servesSite } from './hosts/site.ts';
 import { ClientIdentifier, describeIdentity, type ClientIdentity } from './boot/identify.ts';
 import type { UefiChainResolver } from './images/uefi-chain.ts';
 import { currentStuck, type StuckView } from './rollout/stuck.ts';
@@ -42,6 +43,8 @@ export interface ProvisionDeps {
   failureTail?: (buildId: number) => string[];
   /** Which UEFI chain (image's own shim/GRUB or the synced ones) a profile's hosts boot (src/images/uefi-chain.ts). */
   uefiChain?: UefiChainResolver;
+  /** This node's site: DHCP, boot configs and kickstarts only for its hosts and hosts of no site (src/hosts/site.ts). */
+  site?: string;
 }
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; status: number; message: string };
@@ -100,7 +103,7 @@ export class Provisioner {
 
   /** For the boot decision (DHCP): is the host known, is it in build, which loader does its profile want. */
   bootState(mac: Mac): HostBootState | undefined {
-    const host = this.d.hosts.get(mac);
+    const host = this.ourHost(mac);
     if (!host) return undefined;
     // The host's own parameters count here too ("boot.loader": "ipxe" on one machine).
     const profile = this.profileFor(host);
@@ -119,6 +122,12 @@ export class Provisioner {
       this.d.log.warn({ err: (err as Error).message }, 'cannot tell the UEFI chain: using loaders.uefi');
       return undefined;
     }
+  }
+
+  /** The host with this MAC when this node's site serves it; a host of another site is a stranger to the boot paths here. */
+  ourHost(mac: Mac): Host | undefined {
+    const host = this.d.hosts.get(mac);
+    return host && servesSite(this.d.site, host.site) ? host : undefined;
   }
 
   event(e: Omit<HostEvent, 'id' | 'at'>): void {
@@ -293,7 +302,7 @@ export class Provisioner {
   ipxeScript(mac: Mac | undefined, clientIp: string, name: string): string {
     const who = this.identify(clientIp);
     const target = mac ?? (who.known ? who.mac : undefined);
-    return this.bootConfig('ipxe', target && this.d.hosts.get(target), clientIp, 'http', {
+    return this.bootConfig('ipxe', target && this.ourHost(target), clientIp, 'http', {
       name,
       generic: mac === undefined,
       who,
@@ -304,7 +313,7 @@ export class Provisioner {
   configFile(req: ConfigRequest, clientIp: string, via: string): string | undefined {
     const key = req.key;
     const who = this.identify(clientIp);
-    const requester = who.known ? this.d.hosts.get(who.mac) : undefined;
+    const requester = who.known ? this.ourHost(who.mac) : undefined;
     const opts = { name: req.name, who };
     if (key.kind === 'default') {
       if (requester) return this.bootConfig(req.loader, requester, clientIp, via, { ...opts, generic: true });
@@ -326,12 +335,12 @@ export class Provisioner {
         : undefined;
     }
     if (key.kind === 'mac') {
-      const host = this.d.hosts.get(key.mac);
+      const host = this.ourHost(key.mac);
       return host && this.bootConfig(req.loader, host, clientIp, via, opts);
     }
     // SMBIOS UUIDs need not be unique (cloned VMs, vendor placeholders): a UUID name is answered only for a
     // unique one whose requester is that host; otherwise pxelinux goes on to its 01-<mac> name.
-    const byUuid = this.d.hosts.listByUuid(key.uuid);
+    const byUuid = this.d.hosts.listByUuid(key.uuid).filter((h) => servesSite(this.d.site, h.site));
     if (byUuid.length === 1 && requester?.mac === byUuid[0].mac)
       return this.bootConfig(req.loader, byUuid[0], clientIp, via, opts);
     const reason =
@@ -398,6 +407,17 @@ export class Provisioner {
     const build = check.build;
     const host = this.d.hosts.get(build.mac);
     if (!host) return { ok: false, status: 410, message: 'the host of this build was deleted' };
+    if (!servesSite(this.d.site, host.site)) {
+      this.d.log.info(
+        { mac: build.mac, buildId: build.id, site: host.site, nodeSite: this.d.site, clientIp },
+        'kickstart refused: the host belongs to another site',
+      );
+      return {
+        ok: false,
+        status: 421,
+        message: `host ${host.hostname} belongs to site ${host.site}; this node serves site ${this.d.site}: fetch the kickstart from a node of site ${host.site}`,
+      };
+    }
     const requester = this.kickstartRequester(build, clientIp, sentMacs);
     if (!requester.ok) {
       this.event({

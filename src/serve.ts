@@ -56,6 +56,9 @@ import { loadBmcKey, secretBox } from './bmc/secret-box.ts';
 import { BmcService } from './bmc/index.ts';
 import { PowerService } from './bmc/power.ts';
 import { createBmcApi } from './http/bmc-api.ts';
+import { sharedBuildSecret } from './store/build-secret.ts';
+import { SqliteNodeRegistry } from './store/nodes.ts';
+import { createNodesApi, rackbootVersion, startHeartbeat, type NodeHeartbeat } from './ops/nodes.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -131,8 +134,10 @@ export function openCore(
   const durableDb = openDb(file, 'full');
   const db = openDb(file, 'normal');
   const hosts = new HostStore(durableDb);
-  const builds = new BuildStore(durableDb, loadSecret(config.dataDir), Date.now, db, config.tokenGraceMs);
-  const events = new EventLog(db, Date.now, config.events);
+  // The token secret is the database's (every node derives the same tokens); secret.key seeds it once.
+  const secret = sharedBuildSecret(durableDb, () => loadSecret(config.dataDir));
+  const builds = new BuildStore(durableDb, secret, Date.now, db, config.tokenGraceMs);
+  const events = new EventLog(db, Date.now, config.events, config.nodeId);
   const audit = new AuditLog(db);
   const catalog = new ProfileCatalog(config.profilesDir, log);
   const configured = config.syslog.port ? `${config.serverIp}:${config.syslog.port}` : undefined;
@@ -149,7 +154,7 @@ export function openCore(
     maxQueued: 100_000,
     maxAgeMs: config.syslog.maxAgeMs,
   });
-  const leases = new LeaseStore(db);
+  const leases = new LeaseStore(db, config.dhcp.sharedLeases);
   // The in-memory learnt map is empty after a restart: live bound DHCP leases and the kernel's ARP table still say who an address is.
   const lease = (ip: string) => {
     const l = leases.byIp(ip);
@@ -170,6 +175,7 @@ export function openCore(
     neighbor: (ip) => macFromArp(ip),
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES),
     uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }),
+    site: config.site,
   });
   // Trial renders refuse a template that fails with the profiles that use it; a profile edit re-runs them.
   templates.setProbe(
@@ -345,6 +351,7 @@ export async function startRackboot(
       `\n  rackboot: API token (shown once; set RACKBOOT_ADMIN_TOKEN to choose your own):\n\n    ${t}\n\n`,
     ),
   );
+  const nodeRegistry = new SqliteNodeRegistry(core.durableDb, Date.now, config.nodeHeartbeatMs);
   const web = createWebRouter({
     rollouts: core.rolloutService,
     provisioner: p,
@@ -363,8 +370,11 @@ export async function startRackboot(
     webhookDeliveries: core.webhookDeliveries,
     bmc: core.bmc,
     power: core.power,
+    nodes: nodeRegistry,
+    nodeId: config.nodeId,
   });
   const apiTokens = new ApiTokenStore(db, new UserStore(db));
+  let heartbeat: NodeHeartbeat | undefined;
   // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).
   const surface: SurfaceOptions = { allowedHosts: config.allowedHosts, httpsPort: config.tls?.port };
   const app = createApp({
@@ -390,6 +400,7 @@ export async function startRackboot(
       }),
       createRolloutApi({ service: core.rolloutService }),
       createBmcApi({ hosts, bmc: core.bmc, power: core.power, audit: core.audit }),
+      createNodesApi({ nodes: nodeRegistry, self: config.nodeId }),
     ],
     userToken: (t) => apiTokens.authenticate(t),
     settings: new SettingsStore(db),
@@ -498,6 +509,7 @@ export async function startRackboot(
     clearInterval(pruneTimer);
     await runner.stop();
     await stuckWatch.stop();
+    await heartbeat?.stop();
     // Stop taking new work everywhere first, then let HTTP finish what it serves (bounded), then the store.
     if (http.listening) http.close();
     http.closeIdleConnections();
@@ -596,7 +608,7 @@ export async function startRackboot(
             answerUnknown: config.dhcp.mode === 'authoritative',
           }),
         reservation: (mac) => {
-          const h = hosts.get(mac);
+          const h = p.ourHost(mac);
           return h?.ip ? { ip: h.ip, hostname: h.hostname } : undefined;
         },
         reservedBy: (ip) => hosts.getByIp(ip)?.mac,
@@ -664,6 +676,25 @@ export async function startRackboot(
     // Rollouts recorded before this start (by the CLI, or cut off by a restart) go on from their last step.
     runner.start();
     stuckWatch.start();
+    heartbeat = await startHeartbeat(
+      nodeRegistry,
+      {
+        id: config.nodeId,
+        site: config.site,
+        version: rackbootVersion(),
+        address: config.serverIp,
+        publicUrl: config.publicUrl,
+        ports: {
+          http: (http.address() as { port: number }).port,
+          ...(https ? { https: (https.address() as { port: number }).port } : {}),
+          ...(tftp ? { tftp: tftp.port } : {}),
+          ...(dhcp ? { dhcp: dhcp.ports() } : {}),
+          ...(syslogRx ? { syslog: syslogRx.port } : {}),
+        },
+      },
+      log,
+      config.nodeHeartbeatMs,
+    );
   } catch (err) {
     await stopAll();
     throw err;
@@ -682,6 +713,8 @@ export async function startRackboot(
       : `DHCP ${config.dhcp.mode} on ${dhcp!.ports().join(', ')}`;
   log.info(
     {
+      node: config.nodeId,
+      site: config.site,
       publicUrl: config.publicUrl,
       httpPort,
       tftpPort: tftp?.port,

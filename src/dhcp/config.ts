@@ -1,6 +1,7 @@
 // DHCP configuration: the `dhcp:` slice of the config file, and the single-subnet flags.
 import { z } from 'zod';
 import { ipToInt, intToIp } from './packet.ts';
+import { siteProblem } from '../hosts/site.ts';
 
 const ipv4 = z
   .string()
@@ -72,6 +73,13 @@ export const subnetSchema = z
     /** Our address as seen from this subnet (server identifier, next-server). Default: our interface address in it, else dhcp.serverIp. */
     serverIp: ipv4.optional(),
     mtu: z.number().int().min(68).max(65535).optional(),
+    /** The site whose nodes answer this subnet (src/hosts/site.ts); unset: every node. */
+    site: z
+      .string()
+      .refine((v) => siteProblem(v, 'site') === undefined, {
+        message: 'must be a site name: 1-32 lower-case letters, digits and dashes, such as dc1',
+      })
+      .optional(),
   })
   .strict();
 
@@ -92,6 +100,11 @@ export const dhcpConfigSchema = z
     offerHoldSec: z.number().int().min(1).max(3600).default(30),
     /** How long a DECLINEd address stays out of the pool (RFC 2131 3.1.5: it is in use by someone else). */
     declineHoldSec: z.number().int().min(1).default(3600),
+    /**
+     * Other rackboot nodes answer these subnets from the same database (authoritative mode on several nodes):
+     * offers claim their address in the lease table, so no two nodes offer or ACK one address (src/dhcp/leases.ts).
+     */
+    sharedLeases: z.boolean().default(false),
     /** auto: bind sockets to the interface (SO_BINDTOIFINDEX) when possible; required: fail to start otherwise; off: one wildcard socket. */
     bindToDevice: z.enum(['auto', 'required', 'off']).default('auto'),
   })

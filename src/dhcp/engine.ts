@@ -182,6 +182,9 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
     }
   }
 
+  /** How many free addresses a DISCOVER tries to claim before it gives up (other nodes racing for each). */
+  const OFFER_ATTEMPTS = 16;
+
   /** An address reserved for another host (never given out from the pool). */
   function reservedToOther(mac: Mac, ip: string): boolean {
     if (!deps.reservedBy) return false;
@@ -195,7 +198,7 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
   }
 
   function bindIp(c: LeaseCtx, ip: string, dynamic: boolean): LeaseOutcome {
-    leases.bind({
+    const written = leases.bind({
       subnet: c.key,
       mac: c.mac,
       ip,
@@ -204,6 +207,8 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
       hostname: c.res?.hostname,
       now: c.t,
     });
+    // Another node sharing the lease database gave it to another client since we looked: the client starts over.
+    if (!written) return { kind: 'nak', message: `${ip} is leased to another client (by another node)` };
     return { kind: 'ack', ip, leaseSec: c.leaseSec, hostname: c.res?.hostname };
   }
 
@@ -261,14 +266,22 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
           const n = ipToInt(reqIp)!;
           if (leases.inPool(key, n) && leases.isAvailableTo(reqIp, mac, t) && !reservedToOther(mac, reqIp)) ip = reqIp;
         }
-        if (!ip) ip = leases.findFree(key, t, deps.reservedBy ? (ip) => reservedToOther(mac, ip) : undefined);
-        if (!ip) return `pool of ${key} is exhausted: no address to offer ${mac}`;
-        const held = leases.byIp(ip, t);
-        // A client that already holds a longer lease on this address keeps it; otherwise hold it for the offer.
-        if (!(held && held.mac === mac && held.state === 'bound' && held.expiresAt > t + config.offerHoldSec * 1000)) {
-          leases.offer({ subnet: key, mac, ip, expiresAt: t + config.offerHoldSec * 1000, dynamic, now: t });
+        const veto = deps.reservedBy ? (ip: string) => reservedToOther(mac, ip) : undefined;
+        // A claim fails only when another node took the address since we looked (shared lease database):
+        // the next free one is tried, a bounded number of times.
+        for (let attempt = 0; attempt < OFFER_ATTEMPTS; attempt++) {
+          if (!ip) ip = leases.findFree(key, t, veto);
+          if (!ip) return `pool of ${key} is exhausted: no address to offer ${mac}`;
+          const held = leases.byIp(ip, t);
+          // A client that already holds a longer lease on this address keeps it; otherwise hold it for the offer.
+          if (held && held.mac === mac && held.state === 'bound' && held.expiresAt > t + config.offerHoldSec * 1000)
+            return { kind: 'offer', ip, leaseSec, hostname: res?.hostname };
+          if (leases.offer({ subnet: key, mac, ip, expiresAt: t + config.offerHoldSec * 1000, dynamic, now: t }))
+            return { kind: 'offer', ip, leaseSec, hostname: res?.hostname };
+          ip = undefined;
+          dynamic = true;
         }
-        return { kind: 'offer', ip, leaseSec, hostname: res?.hostname };
+        return `no address claimed for ${mac} in ${OFFER_ATTEMPTS} tries: other nodes took each one first`;
       }
       case MsgType.Request: {
         if (sidIp !== undefined) {

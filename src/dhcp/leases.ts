@@ -3,6 +3,16 @@
 // (index), and "oldest reclaimable address" (index on subnet, dynamic, expires_at). Fresh addresses
 // come from a cursor that only moves forward over the pool, so a pool is walked once per process,
 // never per packet.
+//
+// Several nodes on one database (issue #15): Kea's shared-lease-database model, not a hash split with
+// takeover (RFC 3074 / Kea HA load balancing). The address is the table's primary key, and a write that would
+// take an address from another client only succeeds when that client's lease ran out (`claimable` below), so
+// the database's own constraint decides a race: two nodes can never ACK one address to two clients, whatever
+// the timing, and any number of nodes may answer (a hash split needs exactly two, a takeover timer, and loses
+// the addresses the dead node's half still holds). With `shared` on, an OFFER claims its address in the
+// database too (a hold in memory would not stop another node offering it), a failed claim moves on to the
+// next free address, and each packet commits before the next is read (the write lock is held for one
+// packet, not one loop turn), because another process waits on it.
 import type { Database, Statement } from 'better-sqlite3';
 import type { Mac } from '../net/mac.ts';
 import { intToIp, ipToInt } from './packet.ts';
@@ -81,6 +91,7 @@ export class LeaseStore {
     byMac: Statement<[string, string]>;
     oldestReclaimable: Statement<[string, number, number]>;
     upsert: Statement<[number, string, string, LeaseState, number, number, string | null, number]>;
+    claim: Statement<[number, string, string, LeaseState, number, number, string | null, number]>;
     evictOtherOfMac: Statement<[number, string, string, number]>;
     setState: Statement<[LeaseState, number, number, number]>;
     exists: Statement<[number]>;
@@ -89,7 +100,14 @@ export class LeaseStore {
     markStatic: Statement<[number]>;
   };
 
-  constructor(db: Database) {
+  /**
+   * `shared`: other rackboot nodes allocate from this database too (dhcp.sharedLeases): OFFERs claim their
+   * address in the table, and the server commits each packet at once.
+   */
+  constructor(
+    db: Database,
+    readonly shared = false,
+  ) {
     this.db = db;
     db.exec(`
       CREATE TABLE IF NOT EXISTS dhcp_leases (
@@ -115,6 +133,13 @@ export class LeaseStore {
         db.prepare(`INSERT INTO dhcp_leases (ip, subnet, mac, state, expires_at, dynamic, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(ip) DO UPDATE SET subnet = excluded.subnet, mac = excluded.mac, state = excluded.state, expires_at = excluded.expires_at,
           dynamic = excluded.dynamic, hostname = COALESCE(excluded.hostname, dhcp_leases.hostname), updated_at = excluded.updated_at`),
+      // The same upsert, but it takes the row only from the same client or a lease that ran out: 0 changes
+      // means another client (another node's offer or lease) holds the address now.
+      claim:
+        db.prepare(`INSERT INTO dhcp_leases (ip, subnet, mac, state, expires_at, dynamic, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(ip) DO UPDATE SET subnet = excluded.subnet, mac = excluded.mac, state = excluded.state, expires_at = excluded.expires_at,
+          dynamic = excluded.dynamic, hostname = COALESCE(excluded.hostname, dhcp_leases.hostname), updated_at = excluded.updated_at
+        WHERE dhcp_leases.mac = excluded.mac OR dhcp_leases.expires_at <= excluded.updated_at`),
       evictOtherOfMac: db.prepare(`UPDATE dhcp_leases SET mac = '', state = 'released', expires_at = MIN(expires_at, ?)
         WHERE mac = ? AND subnet = ? AND ip <> ?`),
       setState: db.prepare('UPDATE dhcp_leases SET state = ?, expires_at = ?, updated_at = ? WHERE ip = ?'),
@@ -274,8 +299,17 @@ export class LeaseStore {
    * OFFER: holds the address for `mac` in memory only (RFC 2131 4.3.1 leaves this to the server).
    * A hold lost in a restart costs nothing: the REQUEST that follows is confirmed from the pool.
    */
-  offer(a: { subnet: string; mac: Mac; ip: string; expiresAt: number; dynamic: boolean; now: number }): void {
+  offer(a: { subnet: string; mac: Mac; ip: string; expiresAt: number; dynamic: boolean; now: number }): boolean {
     const ip = ipToInt(a.ip)!;
+    if (this.shared && a.dynamic) {
+      const claimed = this.q.claim.run(ip, a.subnet, a.mac, 'offered', a.expiresAt, 1, null, a.now).changes > 0;
+      if (!claimed) {
+        // Another node's client has it: this node's cursor must not offer it again either.
+        const pool = this.pools.get(a.subnet);
+        if (pool && pool.cursor === ip) pool.cursor++;
+        return false;
+      }
+    }
     const k = a.mac + '|' + a.subnet;
     const old = this.holdOfMac.get(k);
     if (old) this.dropHold(old);
@@ -290,9 +324,14 @@ export class LeaseStore {
       this.sweep(pool, a.now, 4);
       if (pool.cursor === ip) pool.cursor++;
     }
+    return true;
   }
 
-  /** REQUEST committed: the lease is written; the MAC's other address in this subnet (if any) goes back to the pool. */
+  /**
+   * REQUEST committed: the lease is written; the MAC's other address in this subnet (if any) goes back to the pool.
+   * False (nothing written) when another client's live lease or offer holds a dynamic address: another node
+   * took it since this one looked. A reservation (dynamic false) is the host's own and always written.
+   */
   bind(a: {
     subnet: string;
     mac: Mac;
@@ -301,9 +340,11 @@ export class LeaseStore {
     dynamic: boolean;
     hostname?: string;
     now: number;
-  }): void {
+  }): boolean {
     const ip = ipToInt(a.ip)!;
-    this.q.upsert.run(ip, a.subnet, a.mac, 'bound', a.expiresAt, a.dynamic ? 1 : 0, a.hostname ?? null, a.now);
+    const row = [ip, a.subnet, a.mac, 'bound', a.expiresAt, a.dynamic ? 1 : 0, a.hostname ?? null, a.now] as const;
+    if (!a.dynamic) this.q.upsert.run(...row);
+    else if (this.q.claim.run(...row).changes === 0) return false;
     // A SELECT first: an UPDATE that changes the indexed mac column it searches by costs ~3x even when nothing matches.
     if (this.q.otherOfMac.get(a.mac, a.subnet, ip) !== undefined)
       this.q.evictOtherOfMac.run(a.now, a.mac, a.subnet, ip);
@@ -313,6 +354,7 @@ export class LeaseStore {
     if (hm) this.dropHold(hm);
     const pool = this.pools.get(a.subnet);
     if (pool && pool.cursor === ip) pool.cursor++;
+    return true;
   }
 
   /** RELEASE, or a client that chose another server's offer: the address is free now but stays linked to the MAC. */
@@ -345,7 +387,9 @@ export class LeaseStore {
 
   /** Group commit: the server opens a transaction for the packets of one event-loop turn and commits before replying. */
   begin(): void {
-    if (!this.db.inTransaction) this.db.exec('BEGIN');
+    // Shared: take the write lock first, so what this packet reads is what it writes over (another process
+    // may commit between a deferred transaction's read and its write).
+    if (!this.db.inTransaction) this.db.exec(this.shared ? 'BEGIN IMMEDIATE' : 'BEGIN');
   }
   commit(): void {
     if (this.db.inTransaction) this.db.exec('COMMIT');

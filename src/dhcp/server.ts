@@ -179,18 +179,36 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
     }
   };
 
+  /** Commits the open lease transaction; false (rolled back, nothing to send) when the commit failed. */
+  const commitNow = (): boolean => {
+    try {
+      leases.commit();
+      return true;
+    } catch (err) {
+      log.error({ err }, 'dhcp: lease commit failed; the reply is not sent');
+      try {
+        leases.rollback();
+      } catch {
+        /* already rolled back */
+      }
+      return false;
+    }
+  };
+
   for (const bound of sockets) {
     const { sock, port, iface } = bound;
     sock.on('error', (err) => log.error({ err, port, iface }, 'dhcp socket error'));
     sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
       try {
         if (!pending) {
-          leases.begin();
           pending = [];
           setImmediate(flush);
         }
+        leases.begin();
         const arrival: Arrival = { port, from: { address: rinfo.address, port: rinfo.port }, iface };
         const res = engine.handle(msg, arrival);
+        // A shared lease database: commit this packet now (other nodes wait on the write lock), then begin again.
+        if (leases.shared && !commitNow()) return;
         for (const out of res.replies) pending.push({ sock: sendSocket(bound, out), out });
         if (deps.onPacket) {
           try {

@@ -2,6 +2,7 @@
 import { parseMac, parseIpv4, type Mac } from '../net/mac.ts';
 import type { HostFields } from '../store/hosts.ts';
 import { checkSnippet, noControl } from '../profiles/grammar.ts';
+import { siteProblem } from './site.ts';
 
 export interface HostInput {
   mac?: unknown;
@@ -15,6 +16,7 @@ export interface HostInput {
   rack?: unknown;
   position?: unknown;
   uuid?: unknown;
+  site?: unknown;
   params?: unknown;
 }
 
@@ -30,6 +32,7 @@ export const HOST_FIELDS = [
   'rack',
   'position',
   'uuid',
+  'site',
   'params',
 ] as const;
 
@@ -127,6 +130,17 @@ export function checkHostInput(input: HostInput, knownProfiles: (name: string) =
   const uuid = optString(input.uuid);
   if (uuid && !UUID.test(uuid)) errors.push(`uuid: "${uuid}" is not a UUID (8-4-4-4-12 hex digits)`);
 
+  // A site is a name, never a number or a list coerced to one.
+  const siteGiven = input.site !== undefined && input.site !== null;
+  const site = siteGiven && typeof input.site === 'string' ? optString(input.site) : undefined;
+  const siteError =
+    siteGiven && typeof input.site !== 'string'
+      ? `site: must be a string such as "dc1" (got ${Array.isArray(input.site) ? 'a list' : typeof input.site})`
+      : site === undefined
+        ? undefined
+        : siteProblem(site, 'site:');
+  if (siteError) errors.push(siteError);
+
   const params: Record<string, string> = {};
   if (input.params !== undefined && input.params !== null) {
     if (typeof input.params !== 'object' || Array.isArray(input.params))
@@ -154,6 +168,7 @@ export function checkHostInput(input: HostInput, knownProfiles: (name: string) =
       rack,
       position,
       uuid: uuid?.toLowerCase(),
+      ...(site !== undefined ? { site } : {}),
       params,
     },
   };

@@ -1,6 +1,7 @@
 // One row per install attempt. The token (256 bits) is never stored: the row keeps its SHA-256 for
 // look-ups and a random nonce; the token is HMAC(server secret, nonce), so boot configs rendered later
-// can carry it while a stolen database alone yields no working token.
+// can carry it. The secret is the database's own (src/store/build-secret.ts), so every node sharing the
+// database derives the same tokens: a copy of the database is as secret as the tokens it can mint.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Db } from './db.ts';
 import type { Mac } from '../net/mac.ts';

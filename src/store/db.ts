@@ -171,6 +171,22 @@ export const MIGRATIONS: string[] = [
      last_ms INTEGER
    );
    CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_at);`,
+  // 10: several nodes and sites (issue #15): the serving nodes and their heartbeats, the node that saw each
+  // event, the site a host belongs to (NULL: every site).
+  `CREATE TABLE nodes (
+     id TEXT PRIMARY KEY,
+     site TEXT,
+     version TEXT NOT NULL,
+     address TEXT NOT NULL,
+     public_url TEXT NOT NULL,
+     ports TEXT NOT NULL DEFAULT '{}',
+     started_at INTEGER NOT NULL,
+     heartbeat_at INTEGER NOT NULL,
+     stopped_at INTEGER
+   );
+   ALTER TABLE events ADD COLUMN node TEXT;
+   ALTER TABLE hosts ADD COLUMN site TEXT;
+   CREATE INDEX hosts_site ON hosts(site);`,
   // Append new migrations here; never edit one that has shipped. Write them in SQLite's spelling: PostgreSQL
   // runs the same text through ddlFor() (src/store/sql.ts), so one string serves both stores.
 ];

@@ -28,6 +28,7 @@ export const BACKUP_TABLES: readonly { table: string; key: string; then?: string
   // Keyed by (rollout_id, mac): `then` is the second key column, so a page border inside one rollout loses no row.
   { table: 'rollout_hosts', key: 'rollout_id', then: 'mac' },
   { table: 'webhook_deliveries', key: 'id', identity: true },
+  { table: 'nodes', key: 'id' },
 ];
 
 const HEADER = 'rackboot-store-dump';

@@ -12,9 +12,11 @@ export interface HostEvent {
   status?: string;
   bytes?: number;
   detail?: Record<string, unknown>;
+  /** The node that saw it (config nodeId); undefined for events written before nodes were recorded. */
+  node?: string;
 }
 
-export type NewEvent = Omit<HostEvent, 'id' | 'at'> & { at?: number };
+export type NewEvent = Omit<HostEvent, 'id' | 'at' | 'node'> & { at?: number };
 
 export interface EventLimits {
   /** Events older than this are deleted by prune(). */
@@ -77,7 +79,8 @@ export function boundDetail(detail: Record<string, unknown>, maxBytes: number): 
 }
 
 /** An event as stored: every string cut to its bound (they come from the network). */
-export function boundEvent(e: NewEvent, at: number, maxDetailBytes: number) {
+/** `node`: the node that saw it (config nodeId). */
+export function boundEvent(e: NewEvent, at: number, maxDetailBytes: number, node?: string) {
   return {
     mac: e.mac as string,
     buildId: e.buildId ?? null,
@@ -87,6 +90,7 @@ export function boundEvent(e: NewEvent, at: number, maxDetailBytes: number) {
     status: e.status === undefined || e.status === null ? null : cutUtf8(String(e.status), STATUS_MAX),
     bytes: e.bytes ?? null,
     detail: e.detail ? boundDetail(e.detail, maxDetailBytes) : null,
+    node: node ?? null,
   };
 }
 
@@ -100,6 +104,7 @@ export interface EventRow {
   status: string | null;
   bytes: number | null;
   detail: string | null;
+  node: string | null;
 }
 
 export function eventFromRow(r: EventRow): HostEvent {
@@ -109,6 +114,7 @@ export function eventFromRow(r: EventRow): HostEvent {
   if (r.status !== null) e.status = r.status;
   if (r.bytes !== null) e.bytes = r.bytes;
   if (r.detail !== null) e.detail = JSON.parse(r.detail) as Record<string, unknown>;
+  if (r.node !== null) e.node = r.node;
   return e;
 }
 
@@ -134,6 +140,8 @@ export class EventLog {
     private readonly db: Db,
     private readonly now: () => number = Date.now,
     limits: Partial<EventLimits> = {},
+    /** This node's id, written on every event it appends. */
+    private readonly node?: string,
   ) {
     this.limits = { ...DEFAULT_EVENT_LIMITS, ...limits };
     // Both use an index (events_mac, events_at): a prune costs the rows it deletes, not the table.
@@ -141,8 +149,8 @@ export class EventLog {
       'DELETE FROM events WHERE mac = ? AND id <= (SELECT id FROM events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)',
     );
     this.pruneAgeStmt = db.prepare('DELETE FROM events WHERE at < ?');
-    this.insertStmt = db.prepare(`INSERT INTO events (mac, build_id, at, type, client_ip, status, bytes, detail)
-      VALUES (@mac, @buildId, @at, @type, @clientIp, @status, @bytes, @detail)`);
+    this.insertStmt = db.prepare(`INSERT INTO events (mac, build_id, at, type, client_ip, status, bytes, detail, node)
+      VALUES (@mac, @buildId, @at, @type, @clientIp, @status, @bytes, @detail, @node)`);
     this.forMac = db.prepare<[string, number], EventRow>('SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?');
     this.insertBatch = db.transaction((rows: Record<string, unknown>[]) => {
       for (const r of rows) this.insertStmt.run(r);
@@ -164,12 +172,12 @@ export class EventLog {
 
   append(e: NewEvent): HostEvent {
     const at = e.at ?? this.now();
-    this.queue.push(boundEvent(e, at, this.limits.maxDetailBytes));
+    this.queue.push(boundEvent(e, at, this.limits.maxDetailBytes, this.node));
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
-    const saved: HostEvent = { ...e, id: 0, at };
+    const saved: HostEvent = { ...e, id: 0, at, ...(this.node !== undefined ? { node: this.node } : {}) };
     for (const l of this.listeners) l(saved);
     return saved;
   }

@@ -14,6 +14,8 @@ export interface Host {
   rack?: string;
   position?: string;
   uuid?: string;
+  /** The site whose node serves this host (src/hosts/site.ts); undefined: every node. */
+  site?: string;
   params: Record<string, string>;
   createdAt: number;
   updatedAt: number;
@@ -33,6 +35,7 @@ export interface HostRow {
   rack: string | null;
   position: string | null;
   uuid: string | null;
+  site: string | null;
   params: string;
   created_at: number;
   updated_at: number;
@@ -51,6 +54,7 @@ export function hostFromRow(r: HostRow): Host {
     rack: r.rack ?? undefined,
     position: r.position ?? undefined,
     uuid: r.uuid ?? undefined,
+    ...(r.site !== null ? { site: r.site } : {}),
     params: JSON.parse(r.params) as Record<string, string>,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
@@ -70,6 +74,7 @@ export function hostToRow(h: HostFields, now: number) {
     rack: h.rack ?? null,
     position: h.position ?? null,
     uuid: h.uuid ?? null,
+    site: h.site ?? null,
     params: JSON.stringify(h.params),
     now,
   };
@@ -97,11 +102,11 @@ export class HostStore {
     this.byHostname = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE hostname = ?');
     this.all = db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY rack, position, hostname');
     this.insertStmt =
-      db.prepare(`INSERT INTO hosts (mac, hostname, profile, ip, netmask, gateway, nameservers, domain, rack, position, uuid, params, created_at, updated_at)
-      VALUES (@mac, @hostname, @profile, @ip, @netmask, @gateway, @nameservers, @domain, @rack, @position, @uuid, @params, @now, @now)`);
+      db.prepare(`INSERT INTO hosts (mac, hostname, profile, ip, netmask, gateway, nameservers, domain, rack, position, uuid, site, params, created_at, updated_at)
+      VALUES (@mac, @hostname, @profile, @ip, @netmask, @gateway, @nameservers, @domain, @rack, @position, @uuid, @site, @params, @now, @now)`);
     this.updateStmt =
       db.prepare(`UPDATE hosts SET hostname=@hostname, profile=@profile, ip=@ip, netmask=@netmask, gateway=@gateway,
-      nameservers=@nameservers, domain=@domain, rack=@rack, position=@position, uuid=@uuid, params=@params, updated_at=@now WHERE mac=@mac`);
+      nameservers=@nameservers, domain=@domain, rack=@rack, position=@position, uuid=@uuid, site=@site, params=@params, updated_at=@now WHERE mac=@mac`);
     this.deleteStmt = db.prepare('DELETE FROM hosts WHERE mac = ?');
   }
 

@@ -30,6 +30,8 @@ import { ApiTokenRepo, SessionRepo, UserRepo } from './repo/users.ts';
 import { AuditRepo, DiscoveredRepo, ImageRepo, SettingsRepo } from './repo/small.ts';
 import { SyslogRepo } from './repo/syslog.ts';
 import { LeaseRepo } from './repo/leases.ts';
+import { NodeRepo } from './repo/nodes.ts';
+import { loadBuildSecret, sharedBuildSecret } from './build-secret.ts';
 import type { EventLimits } from './events.ts';
 import type { SessionPolicy } from './users.ts';
 import type { SyslogLimits } from '../ops/syslog-store.ts';
@@ -61,6 +63,8 @@ export interface Store {
   readonly discovered: DiscoveredRepo;
   readonly settings: SettingsRepo;
   readonly syslog: SyslogRepo;
+  /** The serving nodes sharing this database, and their heartbeats. */
+  readonly nodes: NodeRepo;
   /** What changed, here or (PostgreSQL) on any node: feeds src/store/view.ts and live pages. */
   readonly changes: ChangeFeed;
   /** Flushes queued events and log lines, then closes the connections. */
@@ -71,13 +75,18 @@ export interface StoreOptions {
   /** `postgres://user@host/db` (or postgresql://), a file path, or undefined for `<dataDir>/rackboot.db`. */
   database?: string;
   dataDir: string;
-  /** Derives build tokens (see src/store/builds.ts). */
+  /**
+   * The first value of the database's build token secret (src/store/build-secret.ts), used only when the
+   * database has none yet: the data dir's secret.key, so tokens handed out before keep working.
+   */
   secret: Buffer;
   now?: () => number;
   eventLimits?: Partial<EventLimits>;
   syslogLimits?: SyslogLimits;
   sessionPolicy?: SessionPolicy;
   callbackGraceMs?: number;
+  /** This node's id (config nodeId), written on the events it records. */
+  nodeId?: string;
   /** Rows kept in the discovered table (default 10,000). */
   discoveredMaxRows?: number;
   /** PostgreSQL connections per node (default 10). */
@@ -99,7 +108,7 @@ function openRepos(
     changes: feed,
     hosts: new HostRepo(sql, feed, now),
     builds: new BuildRepo(sql, feed, o.secret, now, timeline, o.callbackGraceMs),
-    events: new EventRepo(timeline, now, o.eventLimits),
+    events: new EventRepo(timeline, now, o.eventLimits, o.nodeId),
     leases: new LeaseRepo(sql),
     users,
     sessions: new SessionRepo(sql, users, o.sessionPolicy, now),
@@ -109,6 +118,7 @@ function openRepos(
     discovered: new DiscoveredRepo(sql, o.discoveredMaxRows, now),
     settings: new SettingsRepo(sql, feed),
     syslog: new SyslogRepo(timeline, o.syslogLimits ?? DEFAULT_SYSLOG_LIMITS),
+    nodes: new NodeRepo(sql, now),
   };
 }
 
@@ -123,7 +133,8 @@ export function openSqliteStore(file: string, o: StoreOptions): Store {
   const normal = file === ':memory:' ? full : openDb(file, 'normal');
   const feed = new ChangeFeed();
   const gate = new SqliteGate();
-  const repos = openRepos(new SqliteSql(full, gate), new SqliteSql(normal, gate), o, feed);
+  const secret = sharedBuildSecret(full, () => o.secret);
+  const repos = openRepos(new SqliteSql(full, gate), new SqliteSql(normal, gate), { ...o, secret }, feed);
   return {
     dialect: 'sqlite',
     location: file,
@@ -179,8 +190,16 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
   feed.remote = async (c) => {
     await sql.run('SELECT pg_notify(?, ?)', [CHANNEL, JSON.stringify({ ...c, node })]);
   };
+  let secret: Buffer;
+  try {
+    secret = await loadBuildSecret(sql, () => o.secret);
+  } catch (e) {
+    await listener?.end().catch(() => {});
+    await sql.close();
+    throw new Error(`--database ${redactUrl(url)}: ${(e as Error).message}`, { cause: e });
+  }
   const timeline = new PgSql(url, Math.max(2, Math.ceil((o.poolSize ?? 10) / 4)), true);
-  const repos = openRepos(sql, timeline, o, feed);
+  const repos = openRepos(sql, timeline, { ...o, secret }, feed);
   return {
     dialect: 'postgres',
     location: redactUrl(url),

@@ -28,18 +28,20 @@ export class EventRepo {
     private readonly sql: Sql,
     private readonly now: () => number = Date.now,
     limits: Partial<EventLimits> = {},
+    /** This node's id, written on every event it appends. */
+    private readonly node?: string,
   ) {
     this.limits = { ...DEFAULT_EVENT_LIMITS, ...limits };
   }
 
   append(e: NewEvent): HostEvent {
     const at = e.at ?? this.now();
-    this.queue.push(boundEvent(e, at, this.limits.maxDetailBytes));
+    this.queue.push(boundEvent(e, at, this.limits.maxDetailBytes, this.node));
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => void this.flush().catch(() => {}));
     }
-    const saved: HostEvent = { ...e, id: 0, at };
+    const saved: HostEvent = { ...e, id: 0, at, ...(this.node !== undefined ? { node: this.node } : {}) };
     for (const l of this.listeners) l(saved);
     return saved;
   }
@@ -65,8 +67,8 @@ export class EventRepo {
       for (let i = 0; i < rows.length; i += INSERT_ROWS) {
         const chunk = rows.slice(i, i + INSERT_ROWS);
         await sql.run(
-          `INSERT INTO events (mac, build_id, at, type, client_ip, status, bytes, detail) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
-          chunk.flatMap((r) => [r.mac, r.buildId, r.at, r.type, r.clientIp, r.status, r.bytes, r.detail]),
+          `INSERT INTO events (mac, build_id, at, type, client_ip, status, bytes, detail, node) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+          chunk.flatMap((r) => [r.mac, r.buildId, r.at, r.type, r.clientIp, r.status, r.bytes, r.detail, r.node]),
         );
       }
       for (const r of rows) {

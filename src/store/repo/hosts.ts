@@ -5,7 +5,7 @@ import { hostFromRow, hostToRow } from '../hosts.ts';
 import type { Param, Sql } from '../sql.ts';
 import type { ChangeFeed } from '../changes-feed.ts';
 
-const COLUMNS = 'mac, hostname, profile, ip, netmask, gateway, nameservers, domain, rack, position, uuid, params';
+const COLUMNS = 'mac, hostname, profile, ip, netmask, gateway, nameservers, domain, rack, position, uuid, site, params';
 
 function values(h: HostFields, now: number): Param[] {
   const r = hostToRow(h, now);
@@ -21,6 +21,7 @@ function values(h: HostFields, now: number): Param[] {
     r.rack,
     r.position,
     r.uuid,
+    r.site,
     r.params,
   ];
 }
@@ -66,7 +67,7 @@ export class HostRepo {
   private async insertIn(sql: Sql, h: HostFields): Promise<void> {
     const now = this.now();
     await sql.run(
-      `INSERT INTO hosts (${COLUMNS}, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO hosts (${COLUMNS}, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [...values(h, now), now, now],
     );
   }
@@ -74,7 +75,7 @@ export class HostRepo {
     const [mac, ...rest] = values(h, this.now());
     await this.sql.run(
       `UPDATE hosts SET hostname = ?, profile = ?, ip = ?, netmask = ?, gateway = ?, nameservers = ?, domain = ?,
-       rack = ?, position = ?, uuid = ?, params = ?, updated_at = ? WHERE mac = ?`,
+       rack = ?, position = ?, uuid = ?, site = ?, params = ?, updated_at = ? WHERE mac = ?`,
       [...rest, this.now(), mac],
     );
     await this.feed.publish({ kind: 'host', mac: h.mac });

@@ -1,6 +1,7 @@
 // What every page group shares: the deps, the stores built over them once, the page renderer and the gate
 // (session, role, CSRF). createWebContext() runs once per web router; the page modules only add routes.
 import type { RolloutService } from '../../rollout/service.ts';
+import type { NodeRegistry } from '../../store/nodes.ts';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { join } from 'node:path';
 import type { Logger } from '../../log.ts';
@@ -59,6 +60,9 @@ export interface WebDeps {
   /** Hosts' BMCs and power actions (src/bmc): the host page's power buttons, the BMC fields of the form. */
   bmc?: BmcStore;
   power?: PowerService;
+  /** The nodes sharing the database (the Nodes page), and which one this is. */
+  nodes?: Pick<NodeRegistry, 'list'>;
+  nodeId?: string;
 }
 
 export type Flash = { kind: 'ok' | 'error'; text: string };

@@ -192,6 +192,7 @@ function toForm(h: Host): Record<string, string> {
     rack: h.rack ?? '',
     position: h.position ?? '',
     uuid: h.uuid ?? '',
+    site: h.site ?? '',
     params: Object.entries(h.params)
       .map(([k, v]) => `${k} = ${v}`)
       .join('\n'),
@@ -207,6 +208,7 @@ function eventRow(e: {
   bytes?: number;
   buildId?: number;
   detail?: Record<string, unknown>;
+  node?: string;
 }) {
   const detail = e.detail
     ? Object.entries(e.detail)
@@ -221,6 +223,7 @@ function eventRow(e: {
     status: e.status ?? '',
     bytes: e.bytes,
     buildId: e.buildId,
+    node: e.node ?? '',
     detail: detail.length > 300 ? detail.slice(0, 300) + '…' : detail,
     cls:
       e.type.endsWith('failed') || e.type.endsWith('refused') || e.status === 'error'

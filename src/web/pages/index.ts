@@ -18,6 +18,7 @@ import { settingsPages } from './settings.ts';
 import { accountPages } from './account.ts';
 import { templatePages } from './templates.ts';
 import { rolloutPages } from './rollouts.ts';
+import { nodePages } from './nodes.ts';
 
 export type { WebDeps } from './context.ts';
 export { auditView } from './audit.ts';
@@ -43,6 +44,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
     settingsPages,
     accountPages,
     rolloutPages,
+    nodePages,
   ])
     r.use(pages(c));
 

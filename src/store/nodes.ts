@@ -1,0 +1,125 @@
+// The serving nodes that share this database: each `rackboot serve` registers itself at start and
+// heartbeats; GET /api/nodes and the nodes page read it. A node is alive while its heartbeat is recent.
+import type { Db } from './db.ts';
+
+export interface NodeInfo {
+  id: string;
+  /** undefined: the node serves every site. */
+  site?: string;
+  version: string;
+  /** The provisioning-network address (server IP) and the URL its boot configs and kickstarts name. */
+  address: string;
+  publicUrl: string;
+  /** Ports bound, by service (http, https, tftp, dhcp, syslog). */
+  ports: Record<string, number | number[]>;
+  startedAt: number;
+  heartbeatAt: number;
+  /** Set by a clean shutdown; a node killed with kill -9 only stops heartbeating. */
+  stoppedAt?: number;
+}
+
+export interface NodeView extends NodeInfo {
+  alive: boolean;
+}
+
+/** How often a node heartbeats by default (config nodeHeartbeat); three missed beats make it dead. */
+export const HEARTBEAT_MS = 5_000;
+export const MISSED_BEATS = 3;
+/** A node not heard of for this long is forgotten (ids of retired nodes must not pile up). */
+export const FORGET_AFTER_MS = 7 * 86_400_000;
+
+export interface NodeRow {
+  id: string;
+  site: string | null;
+  version: string;
+  address: string;
+  public_url: string;
+  ports: string;
+  started_at: number;
+  heartbeat_at: number;
+  stopped_at: number | null;
+}
+
+/** Pure: whether a node counts as alive at `now`. */
+export function isAlive(
+  n: Pick<NodeInfo, 'heartbeatAt' | 'stoppedAt'>,
+  now: number,
+  heartbeatMs: number = HEARTBEAT_MS,
+): boolean {
+  return n.stoppedAt === undefined && now - n.heartbeatAt < MISSED_BEATS * heartbeatMs;
+}
+
+export function nodeFromRow(r: NodeRow, now: number, heartbeatMs?: number): NodeView {
+  // PostgreSQL returns BIGINT as a string.
+  r = {
+    ...r,
+    started_at: Number(r.started_at),
+    heartbeat_at: Number(r.heartbeat_at),
+    stopped_at: r.stopped_at === null ? null : Number(r.stopped_at),
+  };
+  const n: NodeInfo = {
+    id: r.id,
+    version: r.version,
+    address: r.address,
+    publicUrl: r.public_url,
+    ports: JSON.parse(r.ports) as NodeInfo['ports'],
+    startedAt: r.started_at,
+    heartbeatAt: r.heartbeat_at,
+  };
+  if (r.site !== null) n.site = r.site;
+  if (r.stopped_at !== null) n.stoppedAt = r.stopped_at;
+  return { ...n, alive: isAlive(n, now, heartbeatMs) };
+}
+
+export interface NodeRegistry {
+  register(n: Omit<NodeInfo, 'startedAt' | 'heartbeatAt' | 'stoppedAt'>): Promise<void>;
+  heartbeat(id: string, ports?: NodeInfo['ports']): Promise<void>;
+  stopped(id: string): Promise<void>;
+  list(): Promise<NodeView[]>;
+}
+
+export class SqliteNodeRegistry implements NodeRegistry {
+  private readonly upsertStmt;
+  private readonly beatStmt;
+  private readonly stopStmt;
+  private readonly listStmt;
+  private readonly forgetStmt;
+
+  constructor(
+    db: Db,
+    private readonly now: () => number = Date.now,
+    private readonly heartbeatMs = HEARTBEAT_MS,
+  ) {
+    this.upsertStmt =
+      db.prepare(`INSERT INTO nodes (id, site, version, address, public_url, ports, started_at, heartbeat_at)
+      VALUES (@id, @site, @version, @address, @publicUrl, @ports, @now, @now)
+      ON CONFLICT(id) DO UPDATE SET site = excluded.site, version = excluded.version, address = excluded.address,
+        public_url = excluded.public_url, ports = excluded.ports, started_at = excluded.started_at,
+        heartbeat_at = excluded.heartbeat_at, stopped_at = NULL`);
+    this.beatStmt = db.prepare(
+      'UPDATE nodes SET heartbeat_at = ?, ports = COALESCE(?, ports), stopped_at = NULL WHERE id = ?',
+    );
+    this.stopStmt = db.prepare('UPDATE nodes SET stopped_at = ? WHERE id = ?');
+    this.listStmt = db.prepare<[], NodeRow>('SELECT * FROM nodes ORDER BY id');
+    this.forgetStmt = db.prepare('DELETE FROM nodes WHERE heartbeat_at < ?');
+  }
+
+  register(n: Omit<NodeInfo, 'startedAt' | 'heartbeatAt' | 'stoppedAt'>): Promise<void> {
+    this.upsertStmt.run({ ...n, site: n.site ?? null, ports: JSON.stringify(n.ports), now: this.now() });
+    return Promise.resolve();
+  }
+  heartbeat(id: string, ports?: NodeInfo['ports']): Promise<void> {
+    const now = this.now();
+    this.beatStmt.run(now, ports ? JSON.stringify(ports) : null, id);
+    this.forgetStmt.run(now - FORGET_AFTER_MS);
+    return Promise.resolve();
+  }
+  stopped(id: string): Promise<void> {
+    this.stopStmt.run(this.now(), id);
+    return Promise.resolve();
+  }
+  list(): Promise<NodeView[]> {
+    const now = this.now();
+    return Promise.resolve(this.listStmt.all().map((r) => nodeFromRow(r, now, this.heartbeatMs)));
+  }
+}

@@ -1,0 +1,44 @@
+// The nodes table on either store (src/store/nodes.ts has the shapes and the alive rule).
+import type { Sql } from '../sql.ts';
+import {
+  FORGET_AFTER_MS,
+  HEARTBEAT_MS,
+  nodeFromRow,
+  type NodeInfo,
+  type NodeRegistry,
+  type NodeRow,
+  type NodeView,
+} from '../nodes.ts';
+
+export class NodeRepo implements NodeRegistry {
+  constructor(
+    private readonly sql: Sql,
+    private readonly now: () => number = Date.now,
+    private readonly heartbeatMs = HEARTBEAT_MS,
+  ) {}
+
+  async register(n: Omit<NodeInfo, 'startedAt' | 'heartbeatAt' | 'stoppedAt'>): Promise<void> {
+    const now = this.now();
+    await this.sql.run(
+      `INSERT INTO nodes (id, site, version, address, public_url, ports, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET site = excluded.site, version = excluded.version, address = excluded.address,
+         public_url = excluded.public_url, ports = excluded.ports, started_at = excluded.started_at,
+         heartbeat_at = excluded.heartbeat_at, stopped_at = NULL`,
+      [n.id, n.site ?? null, n.version, n.address, n.publicUrl, JSON.stringify(n.ports), now, now],
+    );
+  }
+  async heartbeat(id: string): Promise<void> {
+    const now = this.now();
+    await this.sql.run('UPDATE nodes SET heartbeat_at = ?, stopped_at = NULL WHERE id = ?', [now, id]);
+    await this.sql.run('DELETE FROM nodes WHERE heartbeat_at < ?', [now - FORGET_AFTER_MS]);
+  }
+  async stopped(id: string): Promise<void> {
+    await this.sql.run('UPDATE nodes SET stopped_at = ? WHERE id = ?', [this.now(), id]);
+  }
+  async list(): Promise<NodeView[]> {
+    const now = this.now();
+    return (await this.sql.all<NodeRow>('SELECT * FROM nodes ORDER BY id')).map((r) =>
+      nodeFromRow(r, now, this.heartbeatMs),
+    );
+  }
+}
