@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join, resolve } from 'node:path';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
-import { databaseBytes, openDb, type Db } from './store/db.ts';
+import { databaseBytes, openDb, ping, type Db } from './store/db.ts';
 import { HostStore } from './store/hosts.ts';
 import { BuildStore } from './store/builds.ts';
 import { EventLog } from './store/events.ts';
@@ -243,14 +243,18 @@ function withOps(r: Renderer, syslog: () => string | undefined, timed?: (seconds
 }
 
 /** The API token: RACKBOOT_ADMIN_TOKEN, or one made at first start, shown once, stored only as a hash. */
-export function adminTokenHash(db: Db, env: NodeJS.ProcessEnv, announce: (token: string) => void): string {
+export function adminTokenHash(
+  settings: SettingsStore,
+  env: NodeJS.ProcessEnv,
+  announce: (token: string) => void,
+): string {
   const fromEnv = env.RACKBOOT_ADMIN_TOKEN;
   if (fromEnv) return createHash('sha256').update(fromEnv).digest('hex');
-  const row = db.prepare<[], { value: string }>("SELECT value FROM settings WHERE key = 'admin_token_sha256'").get();
-  if (row) return row.value;
+  const stored = settings.adminTokenHash();
+  if (stored) return stored;
   const token = randomBytes(24).toString('base64url');
   const hash = createHash('sha256').update(token).digest('hex');
-  db.prepare("INSERT INTO settings (key, value) VALUES ('admin_token_sha256', ?)").run(hash);
+  settings.addAdminTokenHash(hash);
   announce(token);
   return hash;
 }
@@ -326,8 +330,8 @@ export async function startRackboot(
   const ready = (): Readiness => {
     const checks: Record<string, string> = {};
     try {
-      core.db.prepare('SELECT 1').get();
-      core.durableDb.prepare('SELECT 1').get();
+      ping(core.db);
+      ping(core.durableDb);
       checks.store = 'ok';
     } catch (err) {
       checks.store = `not open: ${(err as Error).message}`;
@@ -346,7 +350,8 @@ export async function startRackboot(
   mkdirSync(config.tftpRoot, { recursive: true });
   mkdirSync(config.imagesDir, { recursive: true });
 
-  const tokenHash = adminTokenHash(db, env, (t) =>
+  const settings = new SettingsStore(db);
+  const tokenHash = adminTokenHash(settings, env, (t) =>
     process.stderr.write(
       `\n  rackboot: API token (shown once; set RACKBOOT_ADMIN_TOKEN to choose your own):\n\n    ${t}\n\n`,
     ),
@@ -403,7 +408,7 @@ export async function startRackboot(
       createNodesApi({ nodes: nodeRegistry, self: config.nodeId }),
     ],
     userToken: (t) => apiTokens.authenticate(t),
-    settings: new SettingsStore(db),
+    settings,
     surface,
     bmc: core.bmc,
   });

@@ -253,3 +253,8 @@ export function databaseBytes(dataDir: string): number {
   }
   return n;
 }
+
+/** Throws when the connection cannot run a statement (readiness). */
+export function ping(db: Db): void {
+  db.prepare('SELECT 1').get();
+}
