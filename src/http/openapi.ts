@@ -39,6 +39,12 @@ const isRaw = (b: Body): b is RawContent => !(b instanceof z.ZodType);
 /** Every API route as declared; the document and the "every route is described" test read it. */
 export class ApiDocs {
   private readonly specs: RouteSpec[] = [];
+  private readonly shared = new Map<z.ZodType, string>();
+
+  /** Schemas several routes share, named once in components.schemas. */
+  name(schemas: Record<string, z.ZodType>): void {
+    for (const [id, schema] of Object.entries(schemas)) this.shared.set(schema, id);
+  }
 
   add(spec: RouteSpec): void {
     if (this.specs.some((s) => s.method === spec.method && s.path === spec.path))
@@ -51,7 +57,7 @@ export class ApiDocs {
   }
 
   document(info: { version: string }): Record<string, unknown> {
-    return buildDocument(this.specs, info);
+    return buildDocument(this.specs, this.shared, info);
   }
 }
 
@@ -74,11 +80,19 @@ function inline(schema: z.ZodType, io: 'input' | 'output'): Record<string, unkno
   return rest;
 }
 
-function buildDocument(specs: readonly RouteSpec[], info: { version: string }): Record<string, unknown> {
+function buildDocument(
+  specs: readonly RouteSpec[],
+  shared: ReadonlyMap<z.ZodType, string>,
+  info: { version: string },
+): Record<string, unknown> {
   // Response schemas go to components (named by operation and status), so shared ones ($ref) resolve in one place.
   const registry = z.registry<{ id: string }>();
   registry.add(ErrorBody, { id: 'Error' });
   const refOf = new Map<z.ZodType, string>([[ErrorBody, 'Error']]);
+  for (const [schema, id] of shared) {
+    registry.add(schema, { id });
+    refOf.set(schema, id);
+  }
   const named = (schema: z.ZodType, id: string) => {
     const known = refOf.get(schema);
     if (known) return known;

@@ -106,6 +106,7 @@ function fromRow(r: EventRow): HostEvent {
 export class EventLog {
   private readonly insertStmt;
   private readonly forMac;
+  private readonly forMacAfter;
   private readonly listeners = new Set<(e: HostEvent) => void>();
   private queue: Record<string, unknown>[] = [];
   private flushScheduled = false;
@@ -130,6 +131,9 @@ export class EventLog {
     this.insertStmt = db.prepare(`INSERT INTO events (mac, build_id, at, type, client_ip, status, bytes, detail)
       VALUES (@mac, @buildId, @at, @type, @clientIp, @status, @bytes, @detail)`);
     this.forMac = db.prepare<[string, number], EventRow>('SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?');
+    this.forMacAfter = db.prepare<[string, number, number], EventRow>(
+      'SELECT * FROM events WHERE mac = ? AND id > ? ORDER BY id LIMIT ?',
+    );
     this.insertBatch = db.transaction((rows: Record<string, unknown>[]) => {
       for (const r of rows) this.insertStmt.run(r);
       for (const r of rows) {
@@ -214,6 +218,12 @@ export class EventLog {
   timeline(mac: Mac, limit = 500): HostEvent[] {
     this.flush();
     return this.forMac.all(mac, limit).map(fromRow).reverse();
+  }
+
+  /** Oldest first, up to `limit` events with an id above `afterId` (0: from the first): the API's pages. */
+  after(mac: Mac, afterId: number, limit: number): HostEvent[] {
+    this.flush();
+    return this.forMacAfter.all(mac, afterId, limit).map(fromRow);
   }
 
   subscribe(listener: (e: HostEvent) => void): () => void {
