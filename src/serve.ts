@@ -15,7 +15,7 @@ import { ProfileCatalog } from './profiles/catalog.ts';
 import { createRenderer } from './render/render.ts';
 import { Provisioner } from './provision.ts';
 import { createApp, kickstartFastPath } from './http/app.ts';
-import { createWebRouter } from './web/router.ts';
+import { createWebRouter } from './web/pages/index.ts';
 import { parseConfigPath } from './boot/paths.ts';
 import { decideBoot } from './boot/decide.ts';
 import { macFromArp } from './net/neighbors.ts';

@@ -1,7 +1,6 @@
 // The HTTP side: kickstarts, callbacks, boot scripts and configs, static tftpboot/ and images/, the API.
 // createApp() never listens, so tests drive it with supertest and main.ts binds it.
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.ts';
 import { parseMac, type Mac } from '../net/mac.ts';
@@ -9,26 +8,16 @@ import type { Provisioner } from '../provision.ts';
 import type { HostStore } from '../store/hosts.ts';
 import type { AuditLog } from '../store/audit.ts';
 import type { ProfileSnapshot } from '../profiles/catalog.ts';
-import { formatProfileError } from '../profiles/load.ts';
 import { parseConfigPath } from '../boot/paths.ts';
 import { resolveInRoot } from '../tftp/jail.ts';
 import { streamFile } from './files.ts';
-import { checkHostInput, hostRecord, HOST_FIELDS, type HostInput } from '../hosts/input.ts';
-import { checkRackCsv } from '../hosts/csv.ts';
 import type { Db } from '../store/db.ts';
-import { DiscoveredStore } from '../store/discovered.ts';
-import { imageEfiLoaders, type ImageStore } from '../images/store.ts';
+import type { ImageStore } from '../images/store.ts';
 import type { Role } from '../store/users.ts';
 import type { SettingsStore } from '../store/settings.ts';
-import {
-  checkTechParamList,
-  guardHostParams,
-  hostSecretValues,
-  maskDeep,
-  maskText,
-  TECH_NEVER,
-} from '../hosts/policy.ts';
 import { surfaceGuard, type SurfaceOptions } from './surface.ts';
+import { HttpError, sendText } from './reply.ts';
+import { createApiRouter } from './api/index.ts';
 
 export interface AppDeps {
   provisioner: Provisioner;
@@ -57,40 +46,12 @@ export interface AppDeps {
   surface?: SurfaceOptions;
 }
 
-/** Who is calling the API: the shared admin token ("api"), or a user's own token ("api:<name>"). */
-export interface ApiCaller {
-  actor: string;
-  role: Role;
-  user?: string;
-}
-export const callerOf = (res: Response): ApiCaller => res.locals.caller as ApiCaller;
+export { callerOf, type ApiCaller } from './api/index.ts';
 
 export const FAILED_LOG_BODY_LIMIT = '1mb';
 
 export function clientIp(req: Request): string {
   return (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-function macParam(req: Request): Mac {
-  const raw = String(req.params.mac ?? '');
-  const mac = parseMac(raw);
-  if (!mac) throw new HttpError(400, `"${raw}" is not a MAC address (use aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff)`);
-  return mac;
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb);
 }
 
 export function createApp(d: AppDeps): express.Express {
@@ -100,12 +61,6 @@ export function createApp(d: AppDeps): express.Express {
   app.use(surfaceGuard(d.surface ?? {}));
   for (const m of d.middleware ?? []) app.use(m);
   const p = d.provisioner;
-  const discovered = new DiscoveredStore(d.db);
-  const text = (res: Response, status: number, body: string) =>
-    res
-      .status(status)
-      .type('text/plain; charset=utf-8')
-      .send(body.endsWith('\n') ? body : body + '\n');
 
   // --- What installing hosts call -------------------------------------------------------------
   app.get('/ks/:token', (req, res) => {
@@ -114,7 +69,7 @@ export function createApp(d: AppDeps): express.Express {
 
   const built = (req: Request, res: Response) => {
     const r = p.callback(String(req.params.token), 'built', clientIp(req));
-    text(res, r.ok ? 200 : r.status, r.ok ? `built: ${r.value.mac}` : r.message);
+    sendText(res, r.ok ? 200 : r.status, r.ok ? `built: ${r.value.mac}` : r.message);
   };
   app.get('/built/:token', built);
   app.post('/built/:token', built);
@@ -122,7 +77,7 @@ export function createApp(d: AppDeps): express.Express {
   app.post('/failed/:token', express.text({ type: () => true, limit: FAILED_LOG_BODY_LIMIT }), (req, res) => {
     const body = typeof req.body === 'string' ? req.body : '';
     const r = p.callback(String(req.params.token), 'failed', clientIp(req), body.replace(/\0/g, ''));
-    text(res, r.ok ? 200 : r.status, r.ok ? `failed recorded: ${r.value.mac}` : r.message);
+    sendText(res, r.ok ? 200 : r.status, r.ok ? `failed recorded: ${r.value.mac}` : r.message);
   });
 
   app.post('/events/:token', express.text({ type: () => true, limit: '16kb' }), (req, res) => {
@@ -133,7 +88,7 @@ export function createApp(d: AppDeps): express.Express {
         'send a step: JSON {"step":"name"}, a form step=name, or ?step=name (letters, digits, . _ -, up to 64)',
       );
     const r = p.progress(String(req.params.token), step, clientIp(req));
-    text(res, r.ok ? 200 : r.status, r.ok ? 'ok' : r.message);
+    sendText(res, r.ok ? 200 : r.status, r.ok ? 'ok' : r.message);
   });
 
   // --- Boot scripts and configs over HTTP (iPXE, UEFI HTTP boot, GRUB over HTTP) -------------
@@ -149,7 +104,7 @@ export function createApp(d: AppDeps): express.Express {
         `mac: "${raw.slice(0, 64)}" is not a MAC address (use aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff)`,
       );
     res.set('Cache-Control', 'no-store');
-    text(res, 200, p.ipxeScript(mac, clientIp(req), req.path));
+    sendText(res, 200, p.ipxeScript(mac, clientIp(req), req.path));
   };
   app.get('/boot/ipxe/:mac', ipxe);
   app.get('/boot/ipxe', ipxe);
@@ -162,7 +117,7 @@ export function createApp(d: AppDeps): express.Express {
       const body = p.configFile(cfg, clientIp(req), 'http');
       if (body !== undefined) {
         res.set('Cache-Control', 'no-store');
-        return text(res, 200, body);
+        return sendText(res, 200, body);
       }
     }
     await sendJailed(req, res, next, d.tftpRoot, path, 'http.tftpfile');
@@ -183,7 +138,7 @@ export function createApp(d: AppDeps): express.Express {
     if (!r.ok) {
       const status = r.reason.startsWith('not found') ? 404 : 403;
       d.log.debug({ path, reason: r.reason, clientIp: clientIp(req) }, 'static file refused');
-      return text(res, status, status === 404 ? `not found: ${path}` : `refused: ${path} (${r.reason})`);
+      return sendText(res, status, status === 404 ? `not found: ${path}` : `refused: ${path} (${r.reason})`);
     }
     const mac = p.macForIp(clientIp(req));
     if (mac) {
@@ -208,253 +163,8 @@ export function createApp(d: AppDeps): express.Express {
     }
   }
 
-  // --- The API (bearer token) ------------------------------------------------------------------
-  const api = express.Router();
-  api.use((req, res, next) => {
-    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
-    const token = m?.[1].trim() ?? '';
-    if (token && safeEqual(createHash('sha256').update(token).digest('hex'), d.adminTokenHash)) {
-      res.locals.caller = { actor: 'api', role: 'admin' } satisfies ApiCaller;
-      return next();
-    }
-    const user = token ? d.userToken?.(token) : undefined;
-    if (!user)
-      throw new HttpError(
-        401,
-        'send Authorization: Bearer <token>: your own (rackboot users token NAME, or Your account in the UI), or the shared admin token (RACKBOOT_ADMIN_TOKEN, or the one printed at first start)',
-      );
-    res.locals.caller = { actor: `api:${user.name}`, role: user.role, user: user.name } satisfies ApiCaller;
-    next();
-  });
-  api.use(express.json({ limit: '256kb' }));
-  const actor = (res: Response) => callerOf(res).actor;
-  const isTech = (res: Response) => callerOf(res).role !== 'admin';
-  const adminOnly = (_req: Request, res: Response, next: NextFunction) => {
-    const c = callerOf(res);
-    if (c.role !== 'admin')
-      throw new HttpError(
-        403,
-        `this needs the admin role; the token of ${c.user ?? c.actor} has the ${c.role} role. Nothing was changed.`,
-      );
-    next();
-  };
-  const profileExists = (n: string) => d.profiles().profiles.has(n);
-  const guardFor = (res: Response) => ({
-    role: callerOf(res).role,
-    allowed: d.settings?.techParams() ?? [],
-    profile: (n: string) => d.profiles().profiles.get(n),
-  });
-  const guard = (
-    res: Response,
-    before: Record<string, string>,
-    host: { profile: string; params: Record<string, string> },
-  ) => {
-    const refused = guardHostParams(guardFor(res), before, host);
-    if (refused) throw new HttpError(refused.status, refused.errors.join('; '));
-  };
-  /** What a tech's token sees of a host: secret parameters masked, and the host's secret values masked in free text. */
-  // Hosts of one profile mostly share their parameters: one schema pass per (profile, parameters) per snapshot.
-  const secretCache = new WeakMap<ProfileSnapshot, Map<string, Set<string>>>();
-  const secretsOf = (host: { profile: string; params: Record<string, string> }): Set<string> => {
-    const snap = d.profiles();
-    let bySnap = secretCache.get(snap);
-    if (!bySnap) {
-      bySnap = new Map();
-      secretCache.set(snap, bySnap);
-    }
-    const key = `${host.profile}\0${JSON.stringify(host.params)}`;
-    let found = bySnap.get(key);
-    if (!found) {
-      found = hostSecretValues(snap.profiles.get(host.profile), host.params);
-      if (bySnap.size > 10_000) bySnap.clear();
-      bySnap.set(key, found);
-    }
-    return found;
-  };
-  const forCaller = <T>(res: Response, host: { profile: string; params: Record<string, string> }, value: T): T => {
-    if (!isTech(res)) return value;
-    const secrets = secretsOf(host);
-    return maskDeep(
-      JSON.parse(
-        maskText(
-          JSON.stringify(value),
-          [...secrets].map((s) => JSON.stringify(s).slice(1, -1)),
-        ),
-      ) as T,
-    );
-  };
-  // Mounted routers (installer logs) mask the same way for a tech's token.
-  api.use((_req, res, next) => {
-    res.locals.maskForCaller = forCaller;
-    next();
-  });
-  api.get('/hosts', (_req, res) => {
-    res.json(d.hosts.list().map((h) => forCaller(res, h, { ...h, state: p.state(h.mac) })));
-  });
-  api.post('/hosts', (req, res) => {
-    const r = checkHostInput(bodyObject(req), profileExists);
-    if (!r.ok) throw new HttpError(422, r.errors.join('; '));
-    guard(res, {}, r.host);
-    conflicts(r.host.mac, r.host, true);
-    d.hosts.insert(r.host);
-    d.audit.recordChange(actor(res), 'host.create', r.host.mac, undefined, r.host);
-    res.status(201).json(forCaller(res, r.host, p.view(r.host.mac)));
-  });
-  api.get('/hosts/:mac', (req, res) => {
-    const mac = macParam(req);
-    const v = p.view(mac);
-    const h = d.hosts.get(mac);
-    if (!v || !h) throw new HttpError(404, `no host with MAC ${req.params.mac}`);
-    res.json(forCaller(res, h, v));
-  });
-  api.put('/hosts/:mac', (req, res) => {
-    const mac = macParam(req);
-    const old = d.hosts.get(mac);
-    if (!old) throw new HttpError(404, `no host with MAC ${mac}`);
-    const body = bodyObject(req);
-    if (body.mac !== undefined && parseMac(String(body.mac)) !== mac)
-      throw new HttpError(422, 'mac: cannot be changed; delete the host and add it again');
-    const merged: HostInput = { ...old, ...body, mac };
-    const r = checkHostInput(merged, profileExists);
-    if (!r.ok) throw new HttpError(422, r.errors.join('; '));
-    // Another profile is another install (STIG, Satellite, image): a tech picks one only when adding a host.
-    if (isTech(res) && r.host.profile !== old.profile)
-      throw new HttpError(
-        403,
-        `profile: the tech role may not move ${old.hostname} from profile ${old.profile} to ${r.host.profile}; ask an admin. Nothing was changed.`,
-      );
-    guard(res, old.params, r.host);
-    conflicts(mac, r.host, false);
-    d.hosts.update(r.host);
-    d.audit.recordChange(actor(res), 'host.update', mac, hostRecord(old), hostRecord(r.host));
-    res.json(forCaller(res, r.host, p.view(mac)));
-  });
-  api.delete('/hosts/:mac', adminOnly, (req, res) => {
-    const mac = macParam(req);
-    const old = d.hosts.get(mac);
-    if (!old || !d.hosts.delete(mac)) throw new HttpError(404, `no host with MAC ${mac}`);
-    d.audit.recordChange(actor(res), 'host.delete', mac, hostRecord(old), undefined);
-    res.status(204).end();
-  });
-  api.post('/hosts/:mac/build', (req, res) => {
-    const r = p.startBuild(macParam(req), actor(res));
-    if (!r.ok) throw new HttpError(r.status, r.message);
-    const { buildId: _id, eventsUrl: _e, ...contract } = r.value;
-    res.status(201).json({ ...contract, buildId: r.value.buildId, eventsUrl: r.value.eventsUrl });
-  });
-  api.delete('/hosts/:mac/build', (req, res) => {
-    const r = p.cancelBuild(macParam(req), actor(res));
-    if (!r.ok) throw new HttpError(r.status, r.message);
-    res.json({ mac: r.value.mac, buildId: r.value.id, status: r.value.status });
-  });
-  api.get('/hosts/:mac/render/:kind', (req, res) => {
-    const kind = String(req.params.kind);
-    if (!['kickstart', 'pxelinux', 'grub', 'ipxe'].includes(kind))
-      throw new HttpError(400, 'kind must be kickstart, pxelinux, grub or ipxe');
-    const mac = macParam(req);
-    const r = p.preview(mac, kind as 'kickstart', { maskSecrets: true });
-    if (!r.ok) throw new HttpError(r.status, r.message);
-    // Also every secret value of the host, however the template quotes it.
-    const host = d.hosts.get(mac);
-    text(res, 200, host ? maskText(r.value, secretsOf(host)) : r.value);
-  });
-  api.post('/hosts/import', express.text({ type: () => true, limit: '2mb' }), (req, res) => {
-    const csv = typeof req.body === 'string' ? req.body : '';
-    const dryRun = req.query.dryRun === '1' || req.query.dryRun === 'true';
-    const g = guardFor(res);
-    const r = checkRackCsv(csv, {
-      profileExists,
-      macTaken: (m) => d.hosts.get(m as Mac) !== undefined,
-      ipTaken: (ip) => d.hosts.getByIp(ip) !== undefined,
-      hostnameTaken: (n) => d.hosts.getByHostname(n) !== undefined,
-      hostProblems: (h) => guardHostParams(g, {}, h),
-    });
-    if (!r.ok)
-      return res
-        .status(r.status)
-        .json({
-          error: `the import was refused: ${r.problems.length} problem(s); nothing was written`,
-          problems: r.problems,
-        });
-    if (!dryRun) {
-      d.hosts.insertMany(r.hosts);
-      d.audit.recordChange(actor(res), 'host.import', `${r.hosts.length} hosts`, undefined, r.hosts.map(hostRecord));
-    }
-    res
-      .status(dryRun ? 200 : 201)
-      .json({ dryRun, imported: dryRun ? 0 : r.hosts.length, hosts: r.hosts.map((h) => forCaller(res, h, h)) });
-  });
-  api.get('/settings/tech-params', (_req, res) => {
-    res.json({ techParams: d.settings?.techParams() ?? [], neverForTechs: TECH_NEVER });
-  });
-  api.put('/settings/tech-params', adminOnly, (req, res) => {
-    if (!d.settings) throw new HttpError(404, 'settings are not kept by this server');
-    const body = req.body as unknown;
-    const list = Array.isArray(body) ? body : (body as { techParams?: unknown } | null)?.techParams;
-    const r = checkTechParamList(list);
-    if (!r.ok) throw new HttpError(400, r.errors.join('; '));
-    const before = d.settings.techParams();
-    d.settings.setTechParams(r.list);
-    d.audit.recordChange(
-      actor(res),
-      'settings.tech-params',
-      'techParams',
-      { techParams: before },
-      { techParams: r.list },
-    );
-    res.json({ techParams: r.list, neverForTechs: TECH_NEVER });
-  });
-  api.get('/profiles', (_req, res) => {
-    const s = d.profiles();
-    res.json({
-      loadedAt: new Date(s.loadedAt).toISOString(),
-      profiles: [...s.profiles.values()].map((lp) => ({
-        name: lp.name,
-        file: lp.file,
-        extends: lp.extends,
-        description: lp.profile.description,
-        stale: s.stale.includes(lp.name),
-      })),
-      errors: s.errors.map((e) => ({ ...e, text: formatProfileError(e) })),
-    });
-  });
-  api.get('/images', (_req, res) => {
-    const profiles = [...d.profiles().profiles.values()];
-    res.json(
-      (d.images?.list() ?? []).map((i) => ({
-        name: i.name,
-        version: i.version,
-        sourceSha256: i.sourceSha256,
-        importedAt: new Date(i.importedAt).toISOString(),
-        kernel: i.kernel,
-        initrd: i.initrd,
-        stage2: i.stage2,
-        liveimg: i.liveimg,
-        usedBy: profiles
-          .filter((lp) => lp.profile.image === i.name)
-          .map((lp) => lp.name)
-          .sort(),
-        efiLoaders: imageEfiLoaders(i) ?? null,
-        files: i.files,
-      })),
-    );
-  });
-  api.get('/discovered', (_req, res) => {
-    res.json(discovered.list());
-  });
-  for (const r of d.apiRouters ?? []) api.use(r);
-  app.use('/api', api);
-
-  function conflicts(mac: Mac, h: { hostname: string; ip?: string }, isNew: boolean) {
-    if (isNew && d.hosts.get(mac))
-      throw new HttpError(409, `a host with MAC ${mac} already exists (PUT /api/hosts/${mac} to change it)`);
-    const byName = d.hosts.getByHostname(h.hostname);
-    if (byName && byName.mac !== mac)
-      throw new HttpError(409, `hostname ${h.hostname} already belongs to ${byName.mac}`);
-    const byIp = h.ip ? d.hosts.getByIp(h.ip) : undefined;
-    if (byIp && byIp.mac !== mac)
-      throw new HttpError(409, `IP ${h.ip} already belongs to ${byIp.hostname} (${byIp.mac})`);
-  }
+  // --- The API (bearer token): src/http/api/ ---------------------------------------------------
+  app.use('/api', createApiRouter(d));
 
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
@@ -471,14 +181,14 @@ export function createApp(d: AppDeps): express.Express {
       const body = p.configFile(cfg, clientIp(req), 'http');
       if (body !== undefined) {
         res.set('Cache-Control', 'no-store');
-        return text(res, 200, body);
+        return sendText(res, 200, body);
       }
     }
     if (!(await resolveInRoot(d.tftpRoot, path)).ok) return next();
     await sendJailed(req, res, next, d.tftpRoot, path, 'http.tftpfile');
   });
 
-  app.use((req, res) => {
+  app.use((req, _res) => {
     throw new HttpError(404, `no route for ${req.method} ${req.path}`);
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -490,19 +200,9 @@ export function createApp(d: AppDeps): express.Express {
     if (status >= 500) d.log.error({ err: (err as Error).stack, path: req.path }, 'request failed');
     if (res.headersSent) return;
     if (req.path.startsWith('/api')) res.status(status).json({ error: message });
-    else text(res, status, message);
+    else sendText(res, status, message);
   });
   return app;
-}
-
-function bodyObject(req: Request): HostInput {
-  const b = req.body as unknown;
-  if (typeof b !== 'object' || b === null || Array.isArray(b))
-    throw new HttpError(400, 'send a JSON object with Content-Type: application/json');
-  const unknown = Object.keys(b).filter((k) => !(HOST_FIELDS as readonly string[]).includes(k));
-  if (unknown.length)
-    throw new HttpError(422, `unknown field(s) ${unknown.join(', ')}; known: ${HOST_FIELDS.join(', ')}`);
-  return b as HostInput;
 }
 
 function serveKickstart(

@@ -1,28 +1,13 @@
 // Cookies, CSRF tokens and login throttling for the web UI. Session rows live in src/store/users.ts.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { CookieOptions, Request } from 'express';
+import { parseCookies } from './cookies.ts';
+
+export { parseCookies };
 
 export const SESSION_COOKIE = 'rackboot_session';
 /** Before login there is no session: the login form's CSRF token is a double-submit cookie. */
 export const LOGIN_COOKIE = 'rackboot_login';
-
-export function parseCookies(header: string | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const part of (header ?? '').split(';')) {
-    const i = part.indexOf('=');
-    if (i <= 0) continue;
-    const k = part.slice(0, i).trim();
-    let v = part.slice(i + 1).trim();
-    if (v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
-    try {
-      v = decodeURIComponent(v);
-    } catch {
-      /* keep it raw */
-    }
-    if (!out.has(k)) out.set(k, v);
-  }
-  return out;
-}
 
 export function cookieOf(req: Request, name: string): string | undefined {
   return parseCookies(req.headers.cookie).get(name);

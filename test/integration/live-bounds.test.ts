@@ -7,7 +7,7 @@ import { request as httpRequest, createServer, type Server, type ClientRequest }
 import express from 'express';
 import request from 'supertest';
 import { createApp } from '../../src/http/app.ts';
-import { createWebRouter, type WebRouter } from '../../src/web/router.ts';
+import { createWebRouter, type WebRouter } from '../../src/web/pages/index.ts';
 import { LiveBoard } from '../../src/web/live.ts';
 import { silentLogger } from '../../src/log.ts';
 import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';

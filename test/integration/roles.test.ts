@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import request from 'supertest';
 import { createApp } from '../../src/http/app.ts';
-import { createWebRouter, type WebRouter } from '../../src/web/router.ts';
+import { createWebRouter, type WebRouter } from '../../src/web/pages/index.ts';
 import { createLogsApi } from '../../src/ops/routes.ts';
 import { silentLogger } from '../../src/log.ts';
 import { ApiTokenStore, UserStore, hashUserPasswordSync } from '../../src/store/users.ts';

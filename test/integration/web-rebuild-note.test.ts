@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import request from 'supertest';
 import { createApp } from '../../src/http/app.ts';
-import { createWebRouter, type WebRouter } from '../../src/web/router.ts';
+import { createWebRouter, type WebRouter } from '../../src/web/pages/index.ts';
 import { silentLogger } from '../../src/log.ts';
 import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';

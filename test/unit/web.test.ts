@@ -9,7 +9,7 @@ import { buildBoard, chipOf, formatDuration, stageOfEvent, type Chip } from '../
 import { diffHunks, diffLines, unifiedDiff } from '../../src/web/diff.ts';
 import { hashUserPassword, verifyUserPassword, checkPassword, checkUserName } from '../../src/store/users.ts';
 import { parseCookies, safeNext, tokensEqual, LoginThrottle } from '../../src/web/auth.ts';
-import { auditView } from '../../src/web/router.ts';
+import { auditView } from '../../src/web/pages/index.ts';
 import { createViews } from '../../src/web/views.ts';
 import { createRenderer } from '../../src/render/render.ts';
 import type { Host } from '../../src/store/hosts.ts';

@@ -1,0 +1,24 @@
+// The rollout board and its live stream (SSE).
+import express from 'express';
+import { cookieOf, SESSION_COOKIE } from '../auth.ts';
+import { buildBoard, STATES } from '../board.ts';
+import { str, type WebContext } from './context.ts';
+
+export function boardPages(c: WebContext): express.Router {
+  const r = express.Router();
+  r.get('/', c.tech, (req, res) => {
+    const filter = {
+      rack: str(req.query.rack) || undefined,
+      profile: str(req.query.profile) || undefined,
+      state: str(req.query.state) || undefined,
+    };
+    const board = buildBoard(c.d.hosts.list().map(c.chipFor), filter);
+    c.page(res, 200, 'board', { title: 'Rollout board', board, filter, states: STATES, live: true });
+  });
+
+  r.get('/board/stream', c.tech, (req, res) => {
+    const cookie = cookieOf(req, SESSION_COOKIE);
+    c.live.open(res, () => c.sessions.lookup(cookie) !== undefined, c.sessionOf(res).idHash);
+  });
+  return r;
+}

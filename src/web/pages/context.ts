@@ -1,0 +1,225 @@
+// What every page group shares: the deps, the stores built over them once, the page renderer and the gate
+// (session, role, CSRF). createWebContext() runs once per web router; the page modules only add routes.
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { join } from 'node:path';
+import type { Logger } from '../../log.ts';
+import type { Provisioner } from '../../provision.ts';
+import type { HostStore, Host } from '../../store/hosts.ts';
+import type { BuildStore } from '../../store/builds.ts';
+import type { EventLog } from '../../store/events.ts';
+import type { AuditLog } from '../../store/audit.ts';
+import type { Db } from '../../store/db.ts';
+import type { ProfileSnapshot } from '../../profiles/catalog.ts';
+import { parseMac, type Mac } from '../../net/mac.ts';
+import { SettingsStore } from '../../store/settings.ts';
+import { hostSecretValues, type ParamGuard } from '../../hosts/policy.ts';
+import {
+  ApiTokenStore,
+  UserStore,
+  SessionStore,
+  type Role,
+  type Session,
+  type SessionPolicy,
+} from '../../store/users.ts';
+import { chipOf, formatDuration, type Chip } from '../board.ts';
+import { cookieOf, LoginThrottle, SESSION_COOKIE, tokensEqual } from '../auth.ts';
+import { createViews } from '../views.ts';
+import { LiveBoard } from '../live.ts';
+
+export interface WebDeps {
+  provisioner: Provisioner;
+  hosts: HostStore;
+  builds: BuildStore;
+  events: EventLog;
+  audit: AuditLog;
+  db: Db;
+  catalog: { readonly snapshot: ProfileSnapshot; reload(): ProfileSnapshot };
+  profilesDir: string;
+  templatesDir: string;
+  /** The public base URL: https there makes the cookies Secure. */
+  publicUrl: string;
+  /** Secure cookies (TLS on for the UI); default: when the public URL is https. */
+  secureCookies?: boolean;
+  log: Logger;
+  now?: () => number;
+  sessionPolicy?: SessionPolicy;
+  /** How often the live board sends changed chips (ms). */
+  liveIntervalMs?: number;
+}
+
+export type Flash = { kind: 'ok' | 'error'; text: string };
+
+// Script and style only from this origin, no inline script at all: even if an escape were missed,
+// an injected <script> or onerror= would not run.
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/** Thrown by a page handler: the router's error handler shows it as an error page. */
+export class Refused extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type WebContext = ReturnType<typeof createWebContext>;
+
+export function createWebContext(d: WebDeps) {
+  const now = d.now ?? Date.now;
+  const p = d.provisioner;
+  const users = new UserStore(d.db, now);
+  const sessions = new SessionStore(d.db, users, d.sessionPolicy, now);
+  const views = createViews(join(d.templatesDir, 'web'));
+  const secure = d.secureCookies ?? d.publicUrl.startsWith('https:');
+  const settings = new SettingsStore(d.db);
+  const apiTokens = new ApiTokenStore(d.db, users, now);
+  const flashes = new Map<string, Flash>();
+  const form = express.urlencoded({ extended: false, limit: '2mb', parameterLimit: 200 });
+
+  const chipFor = (host: Host): Chip => {
+    const build = d.builds.latest(host.mac);
+    const state = p.state(host.mac);
+    const events = build && state === 'build' ? d.events.timeline(host.mac, 300) : [];
+    return chipOf(host, build, state, events, now());
+  };
+  const live = new LiveBoard({
+    subscribe: (l) => d.events.subscribe(l),
+    chip: (mac) => {
+      const h = d.hosts.get(mac as Mac);
+      return h && chipFor(h);
+    },
+    intervalMs: d.liveIntervalMs,
+    onError: (err) => d.log.error({ err: (err as Error).message }, 'live board update failed'),
+  });
+
+  const sessionOf = (res: Response): Session => res.locals.session as Session;
+  const actor = (res: Response) => `web:${sessionOf(res).user.name}`;
+  const isTech = (res: Response) => sessionOf(res).user.role !== 'admin';
+  const guardOf = (res: Response): ParamGuard => ({
+    role: sessionOf(res).user.role,
+    allowed: settings.techParams(),
+    profile: (n) => d.catalog.snapshot.profiles.get(n),
+  });
+  const secretsOf = (host: Host) => hostSecretValues(d.catalog.snapshot.profiles.get(host.profile), host.params);
+  const flash = (res: Response, f: Flash) => {
+    if (flashes.size > 5000) flashes.clear();
+    flashes.set(sessionOf(res).idHash, f);
+  };
+
+  function page(res: Response, status: number, view: string, data: Record<string, unknown>) {
+    const s = res.locals.session as Session | undefined;
+    let f: Flash | undefined;
+    if (s) {
+      f = flashes.get(s.idHash);
+      flashes.delete(s.idHash);
+    }
+    const html = views.render(view, {
+      user: s?.user,
+      csrf: s?.csrf,
+      flash: f,
+      path: res.req.path,
+      fmtTime,
+      fmtDuration: formatDuration,
+      now: now(),
+      ...data,
+    });
+    res
+      .status(status)
+      .set({
+        'Content-Type': 'text/html; charset=utf-8',
+        'Cache-Control': 'no-store',
+        'Content-Security-Policy': CSP,
+        'X-Content-Type-Options': 'nosniff',
+        'Referrer-Policy': 'same-origin',
+        'X-Frame-Options': 'DENY',
+      })
+      .send(html);
+  }
+  const problem = (res: Response, status: number, title: string, message: string) =>
+    page(res, status, 'error', { title, message });
+
+  /** The gate of every page: a live session, the role if one is needed, and the CSRF token on every POST. */
+  const need = (role?: Role) => (req: Request, res: Response, next: NextFunction) => {
+    const s = sessions.lookup(cookieOf(req, SESSION_COOKIE));
+    if (!s) {
+      if (req.method === 'GET' && !req.path.endsWith('/stream'))
+        return res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
+      return problem(
+        res,
+        401,
+        'Signed out',
+        'Your session has ended (or you were never signed in). Nothing was changed. Sign in and try again.',
+      );
+    }
+    res.locals.session = s;
+    if (req.method === 'POST' && !tokensEqual((req.body as Record<string, unknown> | undefined)?._csrf, s.csrf)) {
+      d.log.warn({ user: s.user.name, path: req.path }, 'web: POST without a valid CSRF token refused');
+      return problem(
+        res,
+        403,
+        'Refused',
+        'This form did not carry a valid CSRF token (it is stale, or it came from another site). Nothing was changed. Reload the page and try again.',
+      );
+    }
+    if (role === 'admin' && s.user.role !== 'admin')
+      return problem(
+        res,
+        403,
+        'Not allowed',
+        `This needs the admin role; you are signed in as ${s.user.name} (${s.user.role}). Nothing was changed.`,
+      );
+    next();
+  };
+
+  const macOf = (req: Request): Mac => {
+    const mac = parseMac(String(req.params.mac ?? ''));
+    if (!mac) throw new Refused(404, `"${String(req.params.mac)}" is not a MAC address`);
+    return mac;
+  };
+  const hostOf = (req: Request): Host => {
+    const mac = macOf(req);
+    const h = d.hosts.get(mac);
+    if (!h) throw new Refused(404, `There is no host with MAC ${mac}.`);
+    return h;
+  };
+
+  return {
+    d,
+    p,
+    now,
+    users,
+    sessions,
+    secure,
+    throttle: new LoginThrottle(10, 10 * 60_000, now),
+    settings,
+    apiTokens,
+    form,
+    live,
+    chipFor,
+    sessionOf,
+    actor,
+    isTech,
+    guardOf,
+    secretsOf,
+    flash,
+    page,
+    problem,
+    tech: need(),
+    admin: need('admin'),
+    hostOf,
+  };
+}
+
+export const str = (v: unknown) => (typeof v === 'string' ? v : '');
+
+export function fmtTime(ms: number | string | undefined): string {
+  if (ms === undefined) return '';
+  const t = typeof ms === 'string' ? Date.parse(ms) : ms;
+  if (!Number.isFinite(t)) return '';
+  return new Date(t)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
+}

@@ -1,0 +1,70 @@
+// Import a rack: a CSV pasted in, a preview with each line's problems, then all the hosts or none.
+import express, { type Response } from 'express';
+import type { HostFields } from '../../store/hosts.ts';
+import type { Mac } from '../../net/mac.ts';
+import { checkRackCsv, parseCsv } from '../../hosts/csv.ts';
+import { guardHostParams } from '../../hosts/policy.ts';
+import { normaliseText } from '../profile-edit.ts';
+import { str, type WebContext } from './context.ts';
+
+export function importPages(c: WebContext): express.Router {
+  const { d, page } = c;
+  const r = express.Router();
+
+  r.get('/hosts/import', c.tech, (_req, res) =>
+    page(res, 200, 'import', { title: 'Import a rack', csv: '', preview: undefined }),
+  );
+  r.post('/hosts/import', c.form, c.tech, (req, res) => {
+    const body = req.body as Record<string, unknown>;
+    const csv = normaliseText(str(body.csv));
+    const preview = importPreview(res, csv);
+    if (body.action === 'import' && preview.ok) {
+      const r2 = checkRackCsv(csv, lookups(res));
+      if (r2.ok) {
+        d.hosts.insertMany(r2.hosts);
+        d.audit.recordChange(c.actor(res), 'host.import', `${r2.hosts.length} hosts`, undefined, r2.hosts);
+        c.flash(res, { kind: 'ok', text: `Imported ${r2.hosts.length} host(s).` });
+        return res.redirect(303, '/');
+      }
+    }
+    page(res, preview.ok ? 200 : preview.status, 'import', { title: 'Import a rack', csv, preview });
+  });
+
+  function lookups(res: Response) {
+    const g = c.guardOf(res);
+    return {
+      profileExists: (n: string) => d.catalog.snapshot.profiles.has(n),
+      macTaken: (m: string) => d.hosts.get(m as Mac) !== undefined,
+      ipTaken: (ip: string) => d.hosts.getByIp(ip) !== undefined,
+      hostnameTaken: (n: string) => d.hosts.getByHostname(n) !== undefined,
+      hostProblems: (h: HostFields) => guardHostParams(g, {}, h),
+    };
+  }
+
+  function importPreview(res: Response, csv: string) {
+    const parsed = parseCsv(csv.replace(/^\uFEFF/, ''));
+    const check = checkRackCsv(csv, lookups(res));
+    const problems = check.ok ? [] : check.problems;
+    const byLine = new Map<number, string[]>();
+    const general: string[] = [];
+    for (const pr of problems) {
+      const m = /^line (\d+): (.*)$/s.exec(pr);
+      if (m) byLine.set(Number(m[1]), [...(byLine.get(Number(m[1])) ?? []), m[2]]);
+      else general.push(pr);
+    }
+    const [header, ...rows] = parsed.rows;
+    const headerErrors = header ? (byLine.get(header.line) ?? []) : [];
+    return {
+      ok: check.ok,
+      status: check.ok ? 200 : check.status,
+      count: check.ok ? check.hosts.length : 0,
+      columns: header?.cells.map((cell) => cell.trim()) ?? [],
+      headerErrors,
+      rows: rows.map((row) => ({ line: row.line, cells: row.cells, errors: byLine.get(row.line) ?? [] })),
+      general: parsed.error ? [parsed.error] : general,
+      problems: problems.length,
+    };
+  }
+
+  return r;
+}
