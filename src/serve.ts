@@ -38,6 +38,7 @@ import type { SurfaceOptions } from './http/surface.ts';
 import { ApiTokenStore, UserStore } from './store/users.ts';
 import { SettingsStore } from './store/settings.ts';
 import { DiscoveredStore } from './store/discovered.ts';
+import type { ApiDocs } from './http/openapi.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -283,7 +284,7 @@ export async function startRackboot(
     log,
     routers: [createOpsRouter({ metrics, ready, metricsToken: config.metricsToken }), web],
     middleware: [metrics.httpMiddleware],
-    apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })],
+    apiRouters: [(docs: ApiDocs) => createLogsApi({ hosts, builds: core.builds, syslog: core.syslog, docs })],
     userToken: (t) => apiTokens.authenticate(t),
     settings: new SettingsStore(db),
     surface,

@@ -5,6 +5,15 @@ import type express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
 import { ApiError, ErrorBody } from './errors.ts';
+import { CursorError } from './paging.ts';
+
+/** No JSON at all (another Content-Type, an empty body) is the client's mistake of form: 400, not a field's 422. */
+function jsonBody(schema: z.ZodType, body: unknown): unknown {
+  const wantsObject = schema instanceof z.ZodObject;
+  if (body === undefined || (wantsObject && (typeof body !== 'object' || body === null || Array.isArray(body))))
+    throw new ApiError(400, 'send a JSON object with Content-Type: application/json');
+  return body;
+}
 
 export type Method = 'get' | 'post' | 'put' | 'delete';
 
@@ -251,11 +260,11 @@ export function apiRoute<
       const parsed = {
         params: parse(spec.params, req.params, 400, 'path parameter'),
         query: parse(spec.query ?? z.object({}).strict(), req.query, 400, 'query parameter'),
-        body: spec.body && !isRaw(spec.body) ? parse(spec.body, req.body, 422, 'body') : req.body,
+        body: spec.body && !isRaw(spec.body) ? parse(spec.body, jsonBody(spec.body, req.body), 422, 'body') : req.body,
       } as Parsed<P, Q, B>;
       await handler(req, res, parsed);
     } catch (err) {
-      next(err);
+      next(err instanceof CursorError ? new ApiError(400, err.message, 'cursor') : err);
     }
   };
   router[spec.method](spec.path, ...before, run);

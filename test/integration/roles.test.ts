@@ -15,6 +15,7 @@ import { SettingsStore } from '../../src/store/settings.ts';
 import { usersCommand } from '../../src/web/users-cli.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
 import type { Mac } from '../../src/net/mac.ts';
+import type { ApiDocs } from '../../src/http/openapi.ts';
 
 const PW = 'correct horse battery';
 const HASH = hashUserPasswordSync(PW);
@@ -65,7 +66,10 @@ beforeEach(() => {
     routers: [web],
     userToken: (t) => tokens.authenticate(t),
     settings: new SettingsStore(env.core.db),
-    apiRouters: [createLogsApi({ hosts: env.core.hosts, builds: env.core.builds, syslog: env.core.syslog })],
+    apiRouters: [
+      (docs: ApiDocs) =>
+        createLogsApi({ hosts: env.core.hosts, builds: env.core.builds, syslog: env.core.syslog, docs }),
+    ],
   });
 });
 afterEach(() => {
@@ -333,16 +337,13 @@ test('parameters are checked against the profile when saved: a misspelt or inval
   assert.match(csv.body.problems.join('\n'), /line 2: params\.timezon\.name: not a field of the profile/);
 
   const { agent, csrf } = await login('alice');
-  const form = await agent
-    .post('/hosts')
-    .type('form')
-    .send({
-      _csrf: csrf,
-      mac: '52:54:00:aa:bb:08',
-      hostname: 'rhvh08',
-      profile: 'rhvh-base',
-      params: 'timezon.name = UTC',
-    });
+  const form = await agent.post('/hosts').type('form').send({
+    _csrf: csrf,
+    mac: '52:54:00:aa:bb:08',
+    hostname: 'rhvh08',
+    profile: 'rhvh-base',
+    params: 'timezon.name = UTC',
+  });
   assert.equal(form.status, 400);
   assert.match(form.text, /params\.timezon\.name: not a field of the profile/);
   assert.equal(env.core.hosts.get('52:54:00:aa:bb:08' as Mac), undefined);
@@ -613,14 +614,11 @@ test('Settings page: an admin edits the tech allow-list (bad entries refused nam
   assert.equal(ok.status, 303);
   assert.deepEqual(new SettingsStore(env.core.db).techParams(), ['timezone.name', 'ntpServers']);
   assert.equal(auditRows().at(-1)!.actor, 'web:alice');
-  const imp = await tom
-    .post('/hosts/import')
-    .type('form')
-    .send({
-      _csrf: tc,
-      csv: 'mac,hostname,profile,param.timezone.name\n52:54:00:aa:bb:0a,new2,rhvh-base,America/Phoenix\n',
-      action: 'import',
-    });
+  const imp = await tom.post('/hosts/import').type('form').send({
+    _csrf: tc,
+    csv: 'mac,hostname,profile,param.timezone.name\n52:54:00:aa:bb:0a,new2,rhvh-base,America/Phoenix\n',
+    action: 'import',
+  });
   assert.equal(imp.status, 303, 'an allowed parameter imports for a tech');
   assert.equal(env.core.hosts.get('52:54:00:aa:bb:0a' as Mac)!.params['timezone.name'], 'America/Phoenix');
 });

@@ -1,95 +1,195 @@
-// /api/hosts: list, add, show, change and delete hosts, and a host's rendered kickstart or boot config.
-import express, { type Request } from 'express';
+// /api/hosts: list (paged, filtered), add, show, change and delete hosts, and a host's rendered kickstart or boot config.
+import express from 'express';
+import type { Response } from 'express';
 import { parseMac, type Mac } from '../../net/mac.ts';
-import { checkHostInput, hostRecord, HOST_FIELDS, type HostInput } from '../../hosts/input.ts';
+import type { Host as HostRecord } from '../../store/hosts.ts';
+import type { HostState } from '../../store/builds.ts';
+import { checkHostInput, hostRecord, type HostInput } from '../../hosts/input.ts';
 import { maskText } from '../../hosts/policy.ts';
 import { HttpError, sendText } from '../reply.ts';
+import { apiRoute } from '../openapi.ts';
+import { pageList } from '../paging.ts';
+import { HostBody, HostListQuery, HostPage, HostPatchBody, HostView, MacParams, RenderParams } from '../api-schemas.ts';
 import { macParam, type ApiContext } from './context.ts';
 
-export function hostRoutes(c: ApiContext): express.Router {
-  const { d, p, actor, forCaller } = c;
-  const r = express.Router();
+const iso = (ms: number) => new Date(ms).toISOString();
+/** A host as the API answers it: times in ISO 8601 UTC. */
+export const hostJson = <T extends { createdAt: number; updatedAt: number }>(h: T) => ({
+  ...h,
+  createdAt: iso(h.createdAt),
+  updatedAt: iso(h.updatedAt),
+});
 
-  r.get('/hosts', (_req, res) => {
-    res.json(d.hosts.list().map((h) => forCaller(res, h, { ...h, state: p.state(h.mac) })));
-  });
-  r.post('/hosts', (req, res) => {
-    const checked = checkHostInput(bodyObject(req), c.profileExists);
-    if (!checked.ok) throw new HttpError(422, checked.errors.join('; '));
-    c.guard(res, {}, checked.host);
-    conflicts(checked.host.mac, checked.host, true);
-    d.hosts.insert(checked.host);
-    d.audit.recordChange(actor(res), 'host.create', checked.host.mac, undefined, checked.host);
-    res.status(201).json(forCaller(res, checked.host, p.view(checked.host.mac)));
-  });
-  r.get('/hosts/:mac', (req, res) => {
-    const mac = macParam(req);
-    const v = p.view(mac);
-    const h = d.hosts.get(mac);
-    if (!v || !h) throw new HttpError(404, `no host with MAC ${req.params.mac}`);
-    res.json(forCaller(res, h, v));
-  });
-  r.put('/hosts/:mac', (req, res) => {
-    const mac = macParam(req);
-    const old = d.hosts.get(mac);
-    if (!old) throw new HttpError(404, `no host with MAC ${mac}`);
-    const body = bodyObject(req);
-    if (body.mac !== undefined && parseMac(String(body.mac)) !== mac)
-      throw new HttpError(422, 'mac: cannot be changed; delete the host and add it again');
-    const merged: HostInput = { ...old, ...body, mac };
-    const checked = checkHostInput(merged, c.profileExists);
-    if (!checked.ok) throw new HttpError(422, checked.errors.join('; '));
-    // Another profile is another install (STIG, Satellite, image): a tech picks one only when adding a host.
-    if (c.isTech(res) && checked.host.profile !== old.profile)
-      throw new HttpError(
-        403,
-        `profile: the tech role may not move ${old.hostname} from profile ${old.profile} to ${checked.host.profile}; ask an admin. Nothing was changed.`,
-      );
-    c.guard(res, old.params, checked.host);
-    conflicts(mac, checked.host, false);
-    d.hosts.update(checked.host);
-    d.audit.recordChange(actor(res), 'host.update', mac, hostRecord(old), hostRecord(checked.host));
-    res.json(forCaller(res, checked.host, p.view(mac)));
-  });
-  r.delete('/hosts/:mac', c.adminOnly, (req, res) => {
-    const mac = macParam(req);
-    const old = d.hosts.get(mac);
-    if (!old || !d.hosts.delete(mac)) throw new HttpError(404, `no host with MAC ${mac}`);
-    d.audit.recordChange(actor(res), 'host.delete', mac, hostRecord(old), undefined);
-    res.status(204).end();
-  });
-  r.get('/hosts/:mac/render/:kind', (req, res) => {
-    const kind = String(req.params.kind);
-    if (!['kickstart', 'pxelinux', 'grub', 'ipxe'].includes(kind))
-      throw new HttpError(400, 'kind must be kickstart, pxelinux, grub or ipxe');
-    const mac = macParam(req);
-    const rendered = p.preview(mac, kind as 'kickstart', { maskSecrets: true });
-    if (!rendered.ok) throw new HttpError(rendered.status, rendered.message);
-    // Also every secret value of the host, however the template quotes it.
-    const host = d.hosts.get(mac);
-    sendText(res, 200, host ? maskText(rendered.value, c.secretsOf(host)) : rendered.value);
-  });
+export function hostRoutes(c: ApiContext): express.Router {
+  const { d, p, actor, forCaller, docs } = c;
+  const r = express.Router();
+  const tags = ['hosts'];
+  const viewOf = (res: Response, h: HostRecord) => forCaller(res, h, hostJson(p.view(h.mac)!));
+
+  apiRoute(
+    r,
+    docs,
+    {
+      method: 'get',
+      path: '/hosts',
+      summary: 'hosts and their state, by rack, position and hostname; filters: rack, state, profile',
+      tags,
+      query: HostListQuery,
+      responses: { 200: HostPage },
+    },
+    (_req, res, { query }) => {
+      const rows: { h: HostRecord; state: HostState }[] = [];
+      for (const h of d.hosts.list()) {
+        if (
+          (query.rack !== undefined && h.rack !== query.rack) ||
+          (query.profile !== undefined && h.profile !== query.profile)
+        )
+          continue;
+        const state = p.state(h.mac);
+        if (query.state === undefined || state === query.state) rows.push({ h, state });
+      }
+      const page = pageList('hosts', rows, ({ h }) => [h.rack ?? '', h.position ?? '', h.hostname, h.mac], query, 4);
+      res.json({
+        items: page.items.map(({ h, state }) => forCaller(res, h, { ...hostJson(h), state })),
+        nextCursor: page.nextCursor,
+      });
+    },
+  );
+  apiRoute(
+    r,
+    docs,
+    {
+      method: 'post',
+      path: '/hosts',
+      summary: 'add a host',
+      tags,
+      body: HostBody,
+      responses: { 201: HostView, 409: 'the MAC, hostname or IP belongs to another host', 422: 'a field is refused' },
+    },
+    (req, res) => {
+      const checked = checkHostInput(req.body as HostInput, c.profileExists);
+      if (!checked.ok) throw new HttpError(422, checked.errors.join('; '));
+      c.guard(res, {}, checked.host);
+      conflicts(checked.host.mac, checked.host, true);
+      const h = d.hosts.insert(checked.host);
+      d.audit.recordChange(actor(res), 'host.create', checked.host.mac, undefined, checked.host);
+      res.status(201).json(viewOf(res, h));
+    },
+  );
+  apiRoute(
+    r,
+    docs,
+    {
+      method: 'get',
+      path: '/hosts/:mac',
+      summary: 'a host: its record, state, latest build and timeline',
+      tags,
+      params: MacParams,
+      responses: { 200: HostView, 404: 'no such host' },
+    },
+    (req, res) => {
+      const mac = macParam(req);
+      const h = d.hosts.get(mac);
+      if (!h) throw new HttpError(404, `no host with MAC ${mac}`);
+      res.json(viewOf(res, h));
+    },
+  );
+  apiRoute(
+    r,
+    docs,
+    {
+      method: 'put',
+      path: '/hosts/:mac',
+      summary: 'change a host: the fields sent replace those kept (params as a whole); mac cannot change',
+      tags,
+      params: MacParams,
+      body: HostPatchBody,
+      responses: {
+        200: HostView,
+        404: 'no such host',
+        409: 'the hostname or IP belongs to another host',
+        422: 'a field is refused',
+      },
+    },
+    (req, res) => {
+      const mac = macParam(req);
+      const old = d.hosts.get(mac);
+      if (!old) throw new HttpError(404, `no host with MAC ${mac}`);
+      const body = req.body as HostInput;
+      if (body.mac !== undefined && parseMac(String(body.mac)) !== mac)
+        throw new HttpError(422, 'mac: cannot be changed; delete the host and add it again');
+      const merged: HostInput = { ...old, ...body, mac };
+      const checked = checkHostInput(merged, c.profileExists);
+      if (!checked.ok) throw new HttpError(422, checked.errors.join('; '));
+      // Another profile is another install (STIG, Satellite, image): a tech picks one only when adding a host.
+      if (c.isTech(res) && checked.host.profile !== old.profile)
+        throw new HttpError(
+          403,
+          `profile: the tech role may not move ${old.hostname} from profile ${old.profile} to ${checked.host.profile}; ask an admin. Nothing was changed.`,
+        );
+      c.guard(res, old.params, checked.host);
+      conflicts(mac, checked.host, false);
+      const h = d.hosts.update(checked.host);
+      d.audit.recordChange(actor(res), 'host.update', mac, hostRecord(old), hostRecord(checked.host));
+      res.json(viewOf(res, h));
+    },
+  );
+  apiRoute(
+    r,
+    docs,
+    {
+      method: 'delete',
+      path: '/hosts/:mac',
+      summary: 'delete a host (admin)',
+      tags,
+      admin: true,
+      params: MacParams,
+      responses: { 204: 'deleted', 404: 'no such host' },
+    },
+    c.adminOnly,
+    (req, res) => {
+      const mac = macParam(req);
+      const old = d.hosts.get(mac);
+      if (!old || !d.hosts.delete(mac)) throw new HttpError(404, `no host with MAC ${mac}`);
+      d.audit.recordChange(actor(res), 'host.delete', mac, hostRecord(old), undefined);
+      res.status(204).end();
+    },
+  );
+  apiRoute(
+    r,
+    docs,
+    {
+      method: 'get',
+      path: '/hosts/:mac/render/:kind',
+      summary: "the host's kickstart or boot config as it would be served now, secrets masked",
+      tags,
+      params: RenderParams,
+      responses: {
+        200: { contentType: 'text/plain', description: 'the rendered file' },
+        404: 'no such host',
+        409: 'the profile cannot be rendered',
+      },
+    },
+    (req, res, { params }) => {
+      const mac = macParam(req);
+      const rendered = p.preview(mac, params.kind, { maskSecrets: true });
+      if (!rendered.ok) throw new HttpError(rendered.status, rendered.message);
+      // Also every secret value of the host, however the template quotes it.
+      const host = d.hosts.get(mac);
+      sendText(res, 200, host ? maskText(rendered.value, c.secretsOf(host)) : rendered.value);
+    },
+  );
 
   function conflicts(mac: Mac, h: { hostname: string; ip?: string }, isNew: boolean) {
     if (isNew && d.hosts.get(mac))
-      throw new HttpError(409, `a host with MAC ${mac} already exists (PUT /api/hosts/${mac} to change it)`);
+      throw new HttpError(409, `a host with MAC ${mac} already exists (PUT /api/hosts/${mac} to change it)`, 'mac');
     const byName = d.hosts.getByHostname(h.hostname);
     if (byName && byName.mac !== mac)
-      throw new HttpError(409, `hostname ${h.hostname} already belongs to ${byName.mac}`);
+      throw new HttpError(409, `hostname ${h.hostname} already belongs to ${byName.mac}`, 'hostname');
     const byIp = h.ip ? d.hosts.getByIp(h.ip) : undefined;
     if (byIp && byIp.mac !== mac)
-      throw new HttpError(409, `IP ${h.ip} already belongs to ${byIp.hostname} (${byIp.mac})`);
+      throw new HttpError(409, `IP ${h.ip} already belongs to ${byIp.hostname} (${byIp.mac})`, 'ip');
   }
 
   return r;
-}
-
-function bodyObject(req: Request): HostInput {
-  const b = req.body as unknown;
-  if (typeof b !== 'object' || b === null || Array.isArray(b))
-    throw new HttpError(400, 'send a JSON object with Content-Type: application/json');
-  const unknown = Object.keys(b).filter((k) => !(HOST_FIELDS as readonly string[]).includes(k));
-  if (unknown.length)
-    throw new HttpError(422, `unknown field(s) ${unknown.join(', ')}; known: ${HOST_FIELDS.join(', ')}`);
-  return b as HostInput;
 }
