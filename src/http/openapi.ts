@@ -37,8 +37,8 @@ export interface RouteSpec {
   params?: AnyObject;
   query?: AnyObject;
   body?: Body;
-  /** status -> a JSON schema, raw content, or (no body) its description. */
-  responses: Record<number, Body | string>;
+  /** status -> a JSON schema, raw content, several of those (by content type), or (no body) its description. */
+  responses: Record<number, Body | Body[] | string>;
   /** Refused with 403 to a token without the admin role. */
   admin?: boolean;
 }
@@ -133,17 +133,25 @@ function buildDocument(
     }
     const responses: Record<string, unknown> = {};
     for (const [status, r] of Object.entries(s.responses)) {
-      if (typeof r === 'string') responses[status] = { description: r };
-      else if (isRaw(r))
-        responses[status] = {
-          description: r.description,
-          content: { [r.contentType]: { schema: r.schema ? inline(r.schema, 'output') : { type: 'string' } } },
-        };
-      else
-        responses[status] = {
-          description: r.description ?? `${s.summary}: ${status}`,
-          content: { 'application/json': { schema: ref(named(r, `${cap(opId)}${status}`)) } },
-        };
+      if (typeof r === 'string')
+        responses[status] =
+          Number(status) >= 400
+            ? { description: r, content: { 'application/json': { schema: ref('Error') } } }
+            : { description: r };
+      else {
+        const content: Record<string, unknown> = {};
+        let description = `${s.summary}: ${status}`;
+        for (const b of Array.isArray(r) ? r : [r]) {
+          if (isRaw(b)) {
+            content[b.contentType] = { schema: b.schema ? inline(b.schema, 'output') : { type: 'string' } };
+            description = b.description;
+          } else {
+            content['application/json'] = { schema: ref(named(b, `${cap(opId)}${status}`)) };
+            description = b.description ?? description;
+          }
+        }
+        responses[status] = { description, content };
+      }
     }
     for (const status of ['400', '401', ...(s.admin ? ['403'] : [])])
       responses[status] ??= { description: 'the error', content: { 'application/json': { schema: ref('Error') } } };

@@ -168,7 +168,7 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
       params: MacParams,
       query: LogsQuery,
       responses: {
-        200: HostLogs,
+        200: [HostLogs, { contentType: 'text/plain', description: '?format=text: one line per log line' }],
         404: 'no such host, or no build',
       },
     },
