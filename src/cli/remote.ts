@@ -259,6 +259,7 @@ function macArg(sub: string, mac: string | undefined): string {
   return mac;
 }
 
+/** --param key=value, as the server takes it: a list is written as one ("ntpServers=[10.0.0.1, 10.0.0.2]"). */
 function paramsOf(list: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const p of list ?? []) {

@@ -147,13 +147,13 @@ test('hosts add, list (table and --json, filtered), show, edit, build, timeline,
     'another rack: none',
   );
 
-  const edit = await remote(['hosts', 'edit', MAC, '--rack', 'R8', '--param', 'ntpServers=10.0.0.1']);
+  const edit = await remote(['hosts', 'edit', MAC, '--rack', 'R8', '--param', 'ntpServers=["10.0.0.1"]']);
   assert.equal(edit.code, 0, edit.err);
   const show = await remote(['hosts', 'show', MAC]);
   assert.equal(show.code, 0, show.err);
   assert.match(show.out, /^rack: R8$/m);
   assert.match(show.out, /^param timezone\.name: Europe\/Paris$/m, 'edit kept the other parameter');
-  assert.match(show.out, /^param ntpServers: 10\.0\.0\.1$/m);
+  assert.match(show.out, /^param ntpServers: \["10\.0\.0\.1"\]$/m);
 
   const build = await remote(['hosts', 'build', MAC]);
   assert.equal(build.code, 0, build.err);
