@@ -499,11 +499,11 @@ async function dispatch(c: Client, io: RemoteIo, pos: string[], v: Values, json:
     const action = arg;
     if (arg2 !== undefined || !action || !['status', 'on', 'off', 'cycle'].includes(action))
       throw new RemoteError(EXIT.usage, 'rackboot power MAC status|on|off|cycle');
-    const r =
-      action === 'status'
-        ? await c.get<{ state?: string }>(`api/hosts/${enc(mac)}/power`)
-        : ((await c.call('POST', `api/hosts/${enc(mac)}/power`, { json: { action } })).body as { state?: string });
-    print(r, () => `${mac}: power ${r.state ?? JSON.stringify(r)}`);
+    // The BMC helper's route: POST with the action, status included (it asks the BMC, so it is not a cached GET).
+    const r = (await c.call('POST', `api/hosts/${enc(mac)}/power`, { json: { action } })).body as {
+      powerState?: string;
+    };
+    print(r, () => `${mac}: power ${r.powerState ?? JSON.stringify(r)}`);
     return EXIT.ok;
   }
   if (command === 'discovered' && sub === 'list') {
