@@ -288,6 +288,26 @@ test('a bad token, a bad URL, a server that is down or is not rackboot: a clear 
   const serverOnly = await remote(['serve']);
   assert.equal(serverOnly.code, 2);
   assert.match(serverOnly.err, /"serve" runs only on the server/);
+  for (const args of [
+    ['hosts', 'show', 'x;rm -rf /'],
+    ['hosts', 'add', '--mac', MAC, '--param', 'novalue'],
+    ['power', MAC, 'explode'],
+    ['hosts', 'list', '--no-such-flag'],
+  ]) {
+    const r = await remote(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, /^rackboot: /);
+  }
+  // Without --server it is the server's own CLI, as before: the SQLite file, no token.
+  const local = await cli(
+    ['hosts', 'list', '--data-dir', join(dir, 'data'), '--profiles-dir', join(dir, 'profiles')],
+    {},
+  );
+  assert.equal(local.code, 0, local.err);
+  assert.match(local.out, /^52:54:00:c9:00:01\tr9a\trhvh-base/m);
+  const stray = await cli(['--json', 'hosts', 'list'], {});
+  assert.equal(stray.code, 2);
+  assert.match(stray.err, /--token-file and --json go with --server URL/);
   const usage = await remote(['hosts', 'frobnicate']);
   assert.equal(usage.code, 2);
   assert.match(usage.err, /unknown command "hosts frobnicate"/);
