@@ -253,4 +253,4 @@ export const TechParams = z.object({
 export const TechParamsBody = z.union([z.array(z.unknown()), z.object({ techParams: z.unknown() }).strict()]);
 
 /** Shapes several answers share: named once in the document's components. */
-export const SHARED_SCHEMAS = { Host, HostEvent, Discovered, BuildSummary } as const;
+export const SHARED_SCHEMAS = { Host, HostView, HostEvent, Discovered, BuildSummary, ImportResult } as const;

@@ -86,6 +86,8 @@ const cap = (s: string) => s.replace(/(^|[-_.])([a-z])/g, (_m, _sep: string, c: 
 /** A schema inline, as JSON Schema 2020-12 without the $schema line (OpenAPI 3.1 schema objects). */
 function inline(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
   const { $schema: _s, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' });
+  // A number in a query string is checked as text (^\d+$) and described as the integer it is: the text rule is ours.
+  if (rest.type === 'integer') delete rest.pattern;
   return rest;
 }
 
