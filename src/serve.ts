@@ -39,6 +39,11 @@ import { ApiTokenStore, UserStore } from './store/users.ts';
 import { SettingsStore } from './store/settings.ts';
 import { DiscoveredStore } from './store/discovered.ts';
 import type { ApiDocs } from './http/openapi.ts';
+import { SqliteBmcStore, type BmcStore } from './store/bmc.ts';
+import { loadBmcKey, secretBox } from './bmc/secret-box.ts';
+import { BmcService } from './bmc/index.ts';
+import { PowerService } from './bmc/power.ts';
+import { createBmcApi } from './http/bmc-api.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -57,6 +62,10 @@ export interface Core {
   syslog: SyslogStore;
   /** DHCP leases (src/dhcp), also where a restarted server finds which MAC an address belongs to. */
   leases: LeaseStore;
+  /** Each host's BMC (src/store/bmc.ts; passwords sealed with bmc.key), its drivers, and power actions. */
+  bmc: BmcStore;
+  bmcService: BmcService;
+  power: PowerService;
 }
 
 /** How many of the installer's last log lines go into a build.failed event. */
@@ -127,7 +136,25 @@ export function openCore(
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES),
     uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }),
   });
-  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog, leases };
+  const bmc = new SqliteBmcStore(durableDb, secretBox(loadBmcKey(config.dataDir)));
+  const bmcService = new BmcService({ store: bmc });
+  const power = new PowerService({ bmc: bmcService, events, audit });
+  return {
+    db,
+    durableDb,
+    hosts,
+    builds,
+    events,
+    audit,
+    catalog,
+    provisioner,
+    images,
+    syslog,
+    leases,
+    bmc,
+    bmcService,
+    power,
+  };
 }
 
 /** The renderer as served: install configs name the syslog receiver (inst.syslog=), kickstarts are timed. */
@@ -267,6 +294,8 @@ export async function startRackboot(
     publicUrl: config.publicUrl,
     log,
     secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:'),
+    bmc: core.bmc,
+    power: core.power,
   });
   const apiTokens = new ApiTokenStore(db, new UserStore(db));
   // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).
@@ -284,10 +313,14 @@ export async function startRackboot(
     log,
     routers: [createOpsRouter({ metrics, ready, metricsToken: config.metricsToken }), web],
     middleware: [metrics.httpMiddleware],
-    apiRouters: [(docs: ApiDocs) => createLogsApi({ hosts, builds: core.builds, syslog: core.syslog, docs })],
+    apiRouters: [
+      (docs: ApiDocs) => createLogsApi({ hosts, builds: core.builds, syslog: core.syslog, docs }),
+      (docs: ApiDocs) => createBmcApi({ hosts, bmc: core.bmc, power: core.power, audit: core.audit, docs }),
+    ],
     userToken: (t) => apiTokens.authenticate(t),
     settings: new SettingsStore(db),
     surface,
+    bmc: core.bmc,
   });
   const kickstartFirst = kickstartFastPath(p, metrics.httpRequest);
   // nosniff here too: the kickstart fast path answers before express (src/http/surface.ts sets it for the rest).

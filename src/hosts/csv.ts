@@ -6,6 +6,8 @@ import { checkHostInput, type HostInput } from './input.ts';
 import { parseMac, parseIpv4 } from '../net/mac.ts';
 import type { HostFields } from '../store/hosts.ts';
 import { parse, type CsvError } from 'csv-parse/sync';
+import { checkBmcInput } from './bmc-input.ts';
+import type { BmcSetting } from '../store/bmc.ts';
 
 export const CSV_COLUMNS = [
   'mac',
@@ -20,6 +22,16 @@ export const CSV_COLUMNS = [
   'position',
   'uuid',
 ];
+/** A host's BMC (admin only): bmc.<field>, lower case in the header as every column is. */
+export const BMC_CSV_COLUMNS: Record<string, string> = {
+  'bmc.driver': 'driver',
+  'bmc.address': 'address',
+  'bmc.username': 'username',
+  'bmc.password': 'password',
+  'bmc.system': 'system',
+  'bmc.verifytls': 'verifyTls',
+  'bmc.fingerprint': 'fingerprint',
+};
 export const MAX_CSV_ROWS = 10_000;
 
 /**
@@ -64,10 +76,14 @@ export interface ImportLookups {
   hostnameTaken(name: string): boolean;
   /** Role and profile-schema checks of a row's parameters (src/hosts/policy.ts guardHostParams). */
   hostProblems?(host: HostFields): { status: 403 | 400; errors: string[] } | undefined;
+  /** Whether the caller may set BMCs (admins, the server's shell): bmc.* columns are refused (403) otherwise. */
+  mayImportBmc?: boolean;
 }
 
 /** status: 403 when a row sets what the caller's role may not, else 422. */
-export type ImportCheck = { ok: true; hosts: HostFields[] } | { ok: false; problems: string[]; status: 403 | 422 };
+export type ImportCheck =
+  | { ok: true; hosts: HostFields[]; /** by MAC, for the rows with bmc.* cells */ bmc: Map<string, BmcSetting> }
+  | { ok: false; problems: string[]; status: 403 | 422 };
 
 export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck {
   const parsed = parseCsv(text.replace(/^\uFEFF/, ''));
@@ -85,11 +101,18 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
   });
   const problems: string[] = [];
   columns.forEach((c) => {
-    if (!CSV_COLUMNS.includes(c) && !c.startsWith('param.'))
+    if (!CSV_COLUMNS.includes(c) && !c.startsWith('param.') && !(c in BMC_CSV_COLUMNS))
       problems.push(
-        `line ${header.line}: unknown column "${c}" (known: ${CSV_COLUMNS.join(', ')}, or param.<profile field>)`,
+        `line ${header.line}: unknown column "${c}" (known: ${[...CSV_COLUMNS, ...Object.keys(BMC_CSV_COLUMNS)].join(', ')}, or param.<profile field>)`,
       );
   });
+  if (!lookups.mayImportBmc && columns.some((c) => c in BMC_CSV_COLUMNS)) {
+    return {
+      ok: false,
+      status: 403,
+      problems: [`line ${header.line}: bmc.* columns: only an admin may set a host's BMC; nothing was written`],
+    };
+  }
   for (const need of ['mac', 'hostname', 'profile'])
     if (!columns.includes(need)) problems.push(`line ${header.line}: missing column "${need}"`);
   if (body.length > MAX_CSV_ROWS)
@@ -98,6 +121,7 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
 
   let forbidden = false;
   const hosts: HostFields[] = [];
+  const bmcs = new Map<string, BmcSetting>();
   const seen = { mac: new Map<string, number>(), ip: new Map<string, number>(), hostname: new Map<string, number>() };
   for (const row of body) {
     if (row.cells.length !== columns.length) {
@@ -106,14 +130,21 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     }
     const input: HostInput & Record<string, unknown> = {};
     const params: Record<string, string> = {};
+    const bmc: Record<string, string> = {};
     columns.forEach((c, i) => {
-      if (c.startsWith('param.')) {
+      if (c in BMC_CSV_COLUMNS) {
+        if (row.cells[i] !== '') bmc[BMC_CSV_COLUMNS[c]] = c === 'bmc.password' ? row.cells[i] : row.cells[i].trim();
+      } else if (c.startsWith('param.')) {
         if (row.cells[i].trim()) params[c.slice(6)] = row.cells[i].trim();
       } else input[c] = row.cells[i];
     });
     input.params = params;
     const r = checkHostInput(input, lookups.profileExists);
     if (!r.ok) for (const e of r.errors) problems.push(`line ${row.line}: ${e}`);
+    // Every row is a new host: a BMC on it needs its password here.
+    const b = Object.keys(bmc).length ? checkBmcInput(bmc) : undefined;
+    if (b && !b.ok) for (const e of b.errors) problems.push(`line ${row.line}: ${e}`);
+    if (b?.ok && b.bmc.password === undefined) problems.push(`line ${row.line}: bmc.password: required with a BMC`);
     const dup = (kind: 'mac' | 'ip' | 'hostname', value: string | undefined, taken: (v: string) => boolean) => {
       if (!value) return;
       const key = kind === 'hostname' ? value.toLowerCase() : value;
@@ -128,7 +159,7 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     dup('ip', parseIpv4(ip) ? ip : undefined, lookups.ipTaken);
     const hostname = String(input.hostname ?? '').trim();
     dup('hostname', hostname || undefined, lookups.hostnameTaken);
-    if (!r.ok) continue;
+    if (!r.ok || (b && (!b.ok || b.bmc.password === undefined))) continue;
     const h = r.host;
     const refused = lookups.hostProblems?.(h);
     if (refused) {
@@ -137,7 +168,8 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
       continue;
     }
     hosts.push(h);
+    if (b?.ok) bmcs.set(h.mac, b.bmc);
   }
   if (!body.length) problems.push('the file has a header but no hosts');
-  return problems.length ? { ok: false, problems, status: forbidden ? 403 : 422 } : { ok: true, hosts };
+  return problems.length ? { ok: false, problems, status: forbidden ? 403 : 422 } : { ok: true, hosts, bmc: bmcs };
 }

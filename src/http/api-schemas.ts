@@ -2,6 +2,8 @@
 // hold (the OpenAPI document; the test suite validates real answers against it). Times are ISO 8601 UTC.
 import { z } from 'zod';
 import { pageOf, pageQuery } from './paging.ts';
+import { BMC_INPUT } from '../hosts/bmc-input.ts';
+import { POWER_REQUESTS } from '../bmc/power.ts';
 
 const iso = z.iso.datetime().describe('ISO 8601 UTC');
 /** A query text: one value (not ?x=a&x=b), no control characters, bounded. */
@@ -16,6 +18,37 @@ const queryText = (what: string, max = 64) =>
 export const MacParams = z.object({ mac: z.string().max(64).describe('aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff') });
 
 export const HOST_STATES = ['idle', 'build', 'built', 'failed', 'expired'] as const;
+
+// --- BMCs (src/http/bmc-api.ts) ---------------------------------------------------------------------------------
+const isoTime = z.iso.datetime().describe('ISO 8601 UTC');
+export const BmcJson = z.object({
+  driver: z.enum(['redfish', 'ipmi']),
+  address: z.string(),
+  username: z.string(),
+  system: z.string().optional(),
+  verifyTls: z.boolean(),
+  fingerprint: z.string().optional(),
+  passwordSet: z.boolean().describe('the password is write-only: only whether one is kept'),
+  updatedAt: isoTime,
+});
+export const BmcBody = {
+  contentType: 'application/json',
+  description: 'the BMC; password left out keeps the one stored (required for a first BMC)',
+  schema: BMC_INPUT,
+};
+export const PowerBody = z
+  .object({
+    action: z.enum(POWER_REQUESTS, { error: `must be one of ${POWER_REQUESTS.join(', ')}` }),
+  })
+  .strict();
+export const PowerAnswer = z.object({ powerState: z.enum(['on', 'off', 'unknown']) });
+export const BmcFacts = z.object({
+  model: z.string().optional(),
+  serial: z.string().optional(),
+  powerState: z.enum(['on', 'off', 'unknown']),
+  macs: z.array(z.string()).describe('the NIC MACs the BMC reports'),
+  macReported: z.boolean().optional().describe("whether the host's MAC is among them"),
+});
 
 // --- Hosts ------------------------------------------------------------------------------------------------------
 const hostFields = {
@@ -33,6 +66,7 @@ const hostFields = {
   params: z.record(z.string(), z.string()).describe('profile field path -> value (secret values masked for techs)'),
   createdAt: iso,
   updatedAt: iso,
+  bmc: BmcJson.nullable().optional().describe("when the server keeps BMCs: the host's, or null"),
 };
 
 export const Host = z.object({ ...hostFields, state: z.enum(HOST_STATES) });
@@ -87,6 +121,7 @@ export const HostBody = z
     rack: optionalText('rack label (up to 64 characters)'),
     position: optionalText('position in the rack, e.g. U12'),
     uuid: optionalText('SMBIOS UUID'),
+    bmc: z.unknown().optional().describe('admin only: a BMC (see PUT /api/hosts/{mac}/bmc), or null to remove it'),
     params: z
       .record(
         z.string(),

@@ -19,6 +19,7 @@ import { surfaceGuard, type SurfaceOptions } from './surface.ts';
 import { HttpError, sendText } from './reply.ts';
 import { errorBody } from './errors.ts';
 import { createApiRouters, type ApiRouterFactory } from './api/index.ts';
+import type { BmcStore } from '../store/bmc.ts';
 
 export interface AppDeps {
   provisioner: Provisioner;
@@ -48,6 +49,8 @@ export interface AppDeps {
   settings?: Pick<SettingsStore, 'techParams' | 'setTechParams'>;
   /** Host names the UI/API answer for, HTTPS redirect and HSTS (src/http/surface.ts). */
   surface?: SurfaceOptions;
+  /** Each host's BMC (src/store/bmc.ts): the `bmc` field of POST/PUT /api/hosts, shown (without password) in GETs. */
+  bmc?: BmcStore;
 }
 
 export { callerOf, type ApiCaller } from './api/index.ts';

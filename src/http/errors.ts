@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   422: 'invalid',
   429: 'too_many_requests',
   500: 'internal',
+  502: 'bad_gateway',
   503: 'unavailable',
 } as const satisfies Record<number, string>;
 
@@ -36,6 +37,9 @@ export const ErrorBody = z
         .array(z.unknown())
         .optional()
         .describe('a rack import: every problem found, each with its line and field'),
+      bmc: z.string().optional().describe('a BMC that failed (502): its driver and address'),
+      answer: z.string().optional().describe('what the BMC answered (502)'),
+      retryable: z.boolean().optional().describe('a transient BMC failure: worth trying again later (502)'),
     }),
   })
   .describe('every API error');

@@ -228,7 +228,8 @@ export function validationError(status: number, where: string, issues: readonly 
   let message = issue.message;
   if (issue.code === 'unrecognized_keys') {
     path = [path, issue.keys[0]].filter(Boolean).join('.');
-    message = `unknown ${where} ${issue.keys.length > 1 ? `fields ${issue.keys.join(', ')}` : 'field'}`;
+    const what = where === 'body' ? 'field' : where;
+    message = `unknown ${issue.keys.length > 1 ? `${what}s ${issue.keys.join(', ')}` : what}`;
   }
   return new ApiError(status, path ? `${path}: ${message}` : `${where}: ${message}`, path || undefined);
 }

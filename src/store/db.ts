@@ -98,6 +98,18 @@ const MIGRATIONS: string[] = [
      last_used_at INTEGER
    );
    CREATE INDEX api_tokens_user ON api_tokens(user_id);`,
+  // BMC control (issue 14, src/store/bmc.ts): a host's BMC; the password only AES-256-GCM sealed with bmc.key.
+  `CREATE TABLE host_bmc (
+     mac TEXT PRIMARY KEY REFERENCES hosts(mac) ON DELETE CASCADE,
+     driver TEXT NOT NULL CHECK (driver IN ('redfish','ipmi')),
+     address TEXT NOT NULL,
+     username TEXT NOT NULL,
+     password_enc TEXT NOT NULL,
+     system TEXT,
+     verify_tls INTEGER NOT NULL DEFAULT 1,
+     fingerprint TEXT,
+     updated_at INTEGER NOT NULL
+   );`,
   // Append new migrations here; never edit one that has shipped.
 ];
 

@@ -9,6 +9,7 @@ import request from 'supertest';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { createApp } from '../../src/http/app.ts';
 import { createLogsApi } from '../../src/ops/routes.ts';
+import { createBmcApi } from '../../src/http/bmc-api.ts';
 import { silentLogger } from '../../src/log.ts';
 import { ApiTokenStore, UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import { SettingsStore } from '../../src/store/settings.ts';
@@ -46,8 +47,15 @@ before(() => {
     if (!req.path.startsWith('/api')) return next();
     const path = req.path; // the mounted API router rewrites req.url
     const send = res.send.bind(res);
+    let sent = false;
+    // An answer without a body (204) never passes through send().
+    res.on('finish', () => {
+      if (!sent)
+        seen.push({ method: req.method.toLowerCase(), path, status: res.statusCode, type: '', body: undefined });
+    });
     res.send = (body?: unknown) => {
       const type = String(res.getHeader('content-type') ?? '');
+      sent = true;
       seen.push({
         method: req.method.toLowerCase(),
         path,
@@ -72,7 +80,10 @@ before(() => {
     middleware: [record],
     userToken: (t) => tokens.authenticate(t),
     settings: new SettingsStore(env.core.db),
+    bmc: env.core.bmc,
     apiRouters: [
+      (docs: ApiDocs) =>
+        createBmcApi({ hosts: env.core.hosts, bmc: env.core.bmc, power: env.core.power, audit: env.core.audit, docs }),
       (docs: ApiDocs) =>
         createLogsApi({ hosts: env.core.hosts, builds: env.core.builds, syslog: env.core.syslog, docs }),
     ],
@@ -146,6 +157,18 @@ test('the API answers, successes and errors, on every route', async () => {
   discovered.seen({ mac: '52:54:00:dd:00:02' as Mac, ipxe: true, ip: '10.99.0.200', uuid: 'u' });
   assert.equal((await get('/api/discovered')).status, 200);
   assert.equal((await get('/api/discovered?limit=1')).status, 200);
+  // BMCs: set, shown without the password, removed; power and facts of a host without one: 409.
+  const bmc = { driver: 'redfish', address: 'https://127.0.0.1:9', username: 'admin', password: 'Secret-Pa55' };
+  assert.equal((await request(app).put(`/api/hosts/${MAC2}/bmc`).set(admin).send(bmc)).status, 200);
+  assert.equal((await get(`/api/hosts/${MAC2}/bmc`)).status, 200);
+  assert.equal((await get(`/api/hosts/${MAC2}`)).status, 200, 'a host with its BMC');
+  assert.equal((await get('/api/hosts')).status, 200, 'hosts with their BMCs');
+  assert.equal((await request(app).put(`/api/hosts/${MAC2}/bmc`).set(tech).send(bmc)).status, 403);
+  assert.equal((await request(app).delete(`/api/hosts/${MAC2}/bmc`).set(admin)).status, 204);
+  assert.equal((await get(`/api/hosts/${MAC2}/bmc`)).status, 404);
+  assert.equal((await request(app).post(`/api/hosts/${MAC2}/power`).set(admin).send({ action: 'status' })).status, 409);
+  assert.equal((await request(app).post(`/api/hosts/${MAC2}/power`).set(admin).send({ action: 'reboot' })).status, 422);
+  assert.equal((await request(app).post(`/api/hosts/${MAC2}/bmc/facts`).set(admin)).status, 409);
 
   // Errors: each status the API answers with.
   const errors: [Promise<request.Response>, number, string, string?][] = [

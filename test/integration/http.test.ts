@@ -249,7 +249,7 @@ test('API: auth, validation messages, conflicts, malformed bodies', async () => 
     .set(auth)
     .send({ ...SAMPLE_HOST, extra: 1 });
   assert.equal(extra.status, 422);
-  assert.deepEqual(extra.body.error, { code: 'invalid', message: 'extra: unknown body field', field: 'extra' });
+  assert.deepEqual(extra.body.error, { code: 'invalid', message: 'extra: unknown field', field: 'extra' });
   assert.equal((await request(app).post('/api/hosts').set(auth).send(SAMPLE_HOST)).status, 201);
   assert.equal((await request(app).post('/api/hosts').set(auth).send(SAMPLE_HOST)).status, 409);
   const dupIp = await request(app)

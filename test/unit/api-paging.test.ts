@@ -100,7 +100,8 @@ test('errors: one shape, a stable code per status, the field taken from the mess
     [413, 'too_large'],
     [429, 'too_many_requests'],
     [500, 'internal'],
-    [502, 'internal'],
+    [502, 'bad_gateway'],
+    [504, 'internal'],
     [418, 'bad_request'],
   ] as const)
     assert.equal(codeFor(status), code);

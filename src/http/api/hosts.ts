@@ -10,7 +10,8 @@ import { HttpError, sendText } from '../reply.ts';
 import { apiRoute } from '../openapi.ts';
 import { pageList } from '../paging.ts';
 import { HostBody, HostListQuery, HostPage, HostPatchBody, HostView, MacParams, RenderParams } from '../api-schemas.ts';
-import { macParam, type ApiContext } from './context.ts';
+import { callerOf, macParam, type ApiContext } from './context.ts';
+import { bmcJson, bmcOfBody, saveBmc } from '../bmc-api.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 /** A host as the API answers it: times in ISO 8601 UTC. */
@@ -24,7 +25,24 @@ export function hostRoutes(c: ApiContext): express.Router {
   const { d, p, actor, forCaller, docs } = c;
   const r = express.Router();
   const tags = ['hosts'];
-  const viewOf = (res: Response, h: HostRecord) => forCaller(res, h, hostJson(p.view(h.mac)!));
+  // A host's BMC, checked before anything is written (admin only; src/http/bmc-api.ts), and shown without its password.
+  const checkBmc = async (res: Response, mac: string, raw: unknown) => {
+    if (raw === undefined) return undefined;
+    if (!d.bmc) throw new HttpError(422, 'bmc: this server keeps no BMCs');
+    return bmcOfBody(d.bmc, callerOf(res).role, mac, raw);
+  };
+  const bmcView = async (mac: string) => {
+    if (!d.bmc) return {};
+    const v = await d.bmc.get(mac);
+    return { bmc: v ? bmcJson(v) : null };
+  };
+  const viewOf = async (res: Response, h: HostRecord) =>
+    forCaller(res, h, { ...hostJson(p.view(h.mac)!), ...(await bmcView(h.mac)) });
+  /** The host fields of a body, and its `bmc` apart (checked and stored on its own: the password is write-only). */
+  const split = (body: unknown) => {
+    const { bmc, ...input } = body as Record<string, unknown>;
+    return { input: input as HostInput, bmc };
+  };
 
   apiRoute(
     r,
@@ -37,7 +55,8 @@ export function hostRoutes(c: ApiContext): express.Router {
       query: HostListQuery,
       responses: { 200: HostPage },
     },
-    (_req, res, { query }) => {
+    async (_req, res, { query }) => {
+      const bmcs = d.bmc ? await d.bmc.list() : undefined;
       const rows: { h: HostRecord; state: HostState }[] = [];
       for (const h of d.hosts.list()) {
         if (
@@ -50,7 +69,10 @@ export function hostRoutes(c: ApiContext): express.Router {
       }
       const page = pageList('hosts', rows, ({ h }) => [h.rack ?? '', h.position ?? '', h.hostname, h.mac], query, 4);
       res.json({
-        items: page.items.map(({ h, state }) => forCaller(res, h, { ...hostJson(h), state })),
+        items: page.items.map(({ h, state }) => {
+          const bmc = bmcs?.get(h.mac);
+          return forCaller(res, h, { ...hostJson(h), state, ...(bmcs ? { bmc: bmc ? bmcJson(bmc) : null } : {}) });
+        }),
         nextCursor: page.nextCursor,
       });
     },
@@ -66,14 +88,17 @@ export function hostRoutes(c: ApiContext): express.Router {
       body: HostBody,
       responses: { 201: HostView, 409: 'the MAC, hostname or IP belongs to another host', 422: 'a field is refused' },
     },
-    (req, res) => {
-      const checked = checkHostInput(req.body as HostInput, c.profileExists);
+    async (req, res) => {
+      const { input, bmc: rawBmc } = split(req.body);
+      const checked = checkHostInput(input, c.profileExists);
       if (!checked.ok) throw new HttpError(422, checked.errors.join('; '));
       c.guard(res, {}, checked.host);
       conflicts(checked.host.mac, checked.host, true);
+      const bmc = await checkBmc(res, checked.host.mac, rawBmc);
       const h = d.hosts.insert(checked.host);
       d.audit.recordChange(actor(res), 'host.create', checked.host.mac, undefined, checked.host);
-      res.status(201).json(viewOf(res, h));
+      if (d.bmc) await saveBmc({ bmc: d.bmc, audit: d.audit }, actor(res), checked.host.mac, bmc);
+      res.status(201).json(await viewOf(res, h));
     },
   );
   apiRoute(
@@ -87,11 +112,11 @@ export function hostRoutes(c: ApiContext): express.Router {
       params: MacParams,
       responses: { 200: HostView, 404: 'no such host' },
     },
-    (req, res) => {
+    async (req, res) => {
       const mac = macParam(req);
       const h = d.hosts.get(mac);
       if (!h) throw new HttpError(404, `no host with MAC ${mac}`);
-      res.json(viewOf(res, h));
+      res.json(await viewOf(res, h));
     },
   );
   apiRoute(
@@ -111,11 +136,11 @@ export function hostRoutes(c: ApiContext): express.Router {
         422: 'a field is refused',
       },
     },
-    (req, res) => {
+    async (req, res) => {
       const mac = macParam(req);
       const old = d.hosts.get(mac);
       if (!old) throw new HttpError(404, `no host with MAC ${mac}`);
-      const body = req.body as HostInput;
+      const { input: body, bmc: rawBmc } = split(req.body);
       if (body.mac !== undefined && parseMac(String(body.mac)) !== mac)
         throw new HttpError(422, 'mac: cannot be changed; delete the host and add it again');
       const merged: HostInput = { ...old, ...body, mac };
@@ -129,9 +154,11 @@ export function hostRoutes(c: ApiContext): express.Router {
         );
       c.guard(res, old.params, checked.host);
       conflicts(mac, checked.host, false);
+      const bmc = await checkBmc(res, mac, rawBmc);
       const h = d.hosts.update(checked.host);
       d.audit.recordChange(actor(res), 'host.update', mac, hostRecord(old), hostRecord(checked.host));
-      res.json(viewOf(res, h));
+      if (d.bmc) await saveBmc({ bmc: d.bmc, audit: d.audit }, actor(res), mac, bmc);
+      res.json(await viewOf(res, h));
     },
   );
   apiRoute(

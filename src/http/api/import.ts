@@ -8,6 +8,7 @@ import { HttpError } from '../reply.ts';
 import { apiRoute } from '../openapi.ts';
 import { ImportQuery, ImportResult } from '../api-schemas.ts';
 import type { ApiContext } from './context.ts';
+import { saveBmc } from '../bmc-api.ts';
 
 export function importRoutes(c: ApiContext): express.Router {
   const { d } = c;
@@ -29,7 +30,7 @@ export function importRoutes(c: ApiContext): express.Router {
       },
     },
     express.text({ type: () => true, limit: '2mb' }),
-    (req, res, { query }) => {
+    async (req, res, { query }) => {
       const csv = typeof req.body === 'string' ? req.body : '';
       const dryRun = query.dryRun === '1' || query.dryRun === 'true';
       const g = c.guardFor(res);
@@ -39,6 +40,7 @@ export function importRoutes(c: ApiContext): express.Router {
         ipTaken: (ip) => d.hosts.getByIp(ip) !== undefined,
         hostnameTaken: (n) => d.hosts.getByHostname(n) !== undefined,
         hostProblems: (h) => guardHostParams(g, {}, h),
+        mayImportBmc: !c.isTech(res) && d.bmc !== undefined,
       });
       if (!checked.ok)
         throw new HttpError(
@@ -56,6 +58,7 @@ export function importRoutes(c: ApiContext): express.Router {
           undefined,
           checked.hosts.map(hostRecord),
         );
+        for (const [mac, bmc] of checked.bmc) await saveBmc({ bmc: d.bmc!, audit: d.audit }, c.actor(res), mac, bmc);
       }
       res.status(dryRun ? 200 : 201).json({
         dryRun,

@@ -25,6 +25,8 @@ import { chipOf, formatDuration, type Chip } from '../board.ts';
 import { cookieOf, LoginThrottle, SESSION_COOKIE, tokensEqual } from '../auth.ts';
 import { createViews } from '../views.ts';
 import { LiveBoard } from '../live.ts';
+import type { BmcStore } from '../../store/bmc.ts';
+import type { PowerService } from '../../bmc/power.ts';
 
 export interface WebDeps {
   provisioner: Provisioner;
@@ -45,6 +47,9 @@ export interface WebDeps {
   sessionPolicy?: SessionPolicy;
   /** How often the live board sends changed chips (ms). */
   liveIntervalMs?: number;
+  /** Hosts' BMCs and power actions (src/bmc): the host page's power buttons, the BMC fields of the form. */
+  bmc?: BmcStore;
+  power?: PowerService;
 }
 
 export type Flash = { kind: 'ok' | 'error'; text: string };
