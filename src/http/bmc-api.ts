@@ -5,7 +5,7 @@
 // The `bmc` field of POST/PUT /api/hosts goes through bmcOfBody/saveBmc here too.
 import express, { type Request, type Response } from 'express';
 import { BmcError } from '../bmc/driver.ts';
-import { mayRunPower, NoBmcError, POWER_REQUESTS, type PowerRequest, type PowerService } from '../bmc/power.ts';
+import { mayRunPower, NoBmcError, type PowerRequest, type PowerService } from '../bmc/power.ts';
 import { checkBmcInput } from '../hosts/bmc-input.ts';
 import { parseMac, type Mac } from '../net/mac.ts';
 import type { BmcSetting, BmcStore, BmcView } from '../store/bmc.ts';
@@ -26,8 +26,6 @@ export interface BmcApiDeps {
   /** The API's docs: these routes describe themselves in /api/openapi.json. */
   docs: ApiDocs;
 }
-
-const ApiError = HttpError;
 
 const callerOf = (res: Response) => res.locals.caller as { actor: string; role: Role; user?: string };
 
@@ -50,13 +48,16 @@ export async function bmcOfBody(
 ): Promise<BmcSetting | null | undefined> {
   if (raw === undefined) return undefined;
   if (role !== 'admin') {
-    throw new ApiError(403, `bmc: only an admin may set a host's BMC (the ${role} role may not). Nothing was changed.`);
+    throw new HttpError(
+      403,
+      `bmc: only an admin may set a host's BMC (the ${role} role may not). Nothing was changed.`,
+    );
   }
   if (raw === null) return null;
   const r = checkBmcInput(raw);
-  if (!r.ok) throw new ApiError(422, r.errors.join('; '));
+  if (!r.ok) throw new HttpError(422, r.errors.join('; '));
   if (r.bmc.password === undefined && !(await store.get(mac))?.passwordSet) {
-    throw new ApiError(422, 'bmc.password: required when a host gets its first BMC');
+    throw new HttpError(422, 'bmc.password: required when a host gets its first BMC');
   }
   return r.bmc;
 }
@@ -94,14 +95,15 @@ export function createBmcApi(d: BmcApiDeps): express.Router {
   const hostOf = (req: Request): Mac => {
     const raw = String(req.params.mac ?? '');
     const mac = parseMac(raw);
-    if (!mac) throw new ApiError(400, `mac: "${raw.slice(0, 64)}" is not a MAC address (use aa:bb:cc:dd:ee:ff)`, 'mac');
-    if (!d.hosts.get(mac)) throw new ApiError(404, `no host with MAC ${mac}`);
+    if (!mac)
+      throw new HttpError(400, `mac: "${raw.slice(0, 64)}" is not a MAC address (use aa:bb:cc:dd:ee:ff)`, 'mac');
+    if (!d.hosts.get(mac)) throw new HttpError(404, `no host with MAC ${mac}`);
     return mac;
   };
   const objectBody = (req: Request): Record<string, unknown> => {
     const b = req.body as unknown;
     if (typeof b !== 'object' || b === null || Array.isArray(b)) {
-      throw new ApiError(400, 'send a JSON object with Content-Type: application/json');
+      throw new HttpError(400, 'send a JSON object with Content-Type: application/json');
     }
     return b as Record<string, unknown>;
   };
@@ -122,7 +124,7 @@ export function createBmcApi(d: BmcApiDeps): express.Router {
     async (req, res) => {
       const mac = hostOf(req);
       const v = await d.bmc.get(mac);
-      if (!v) throw new ApiError(404, `host ${mac} has no BMC`);
+      if (!v) throw new HttpError(404, `host ${mac} has no BMC`);
       res.json(bmcJson(v));
     },
   );
@@ -161,7 +163,7 @@ export function createBmcApi(d: BmcApiDeps): express.Router {
     async (req, res) => {
       const mac = hostOf(req);
       await bmcOfBody(d.bmc, callerOf(res).role, mac, null);
-      if (!(await d.bmc.get(mac))) throw new ApiError(404, `host ${mac} has no BMC`);
+      if (!(await d.bmc.get(mac))) throw new HttpError(404, `host ${mac} has no BMC`);
       await saveBmc(d, callerOf(res).actor, mac, null);
       res.status(204).end();
     },
@@ -183,7 +185,7 @@ export function createBmcApi(d: BmcApiDeps): express.Router {
       const action = (req.body as { action: PowerRequest }).action;
       const caller = callerOf(res);
       if (!mayRunPower(caller.role, action)) {
-        throw new ApiError(
+        throw new HttpError(
           403,
           `action: the ${caller.role} role may not power a host off; ask an admin. Nothing was changed.`,
         );
