@@ -17,6 +17,7 @@ import type { ProgressSink } from './images/progress.ts';
 import { usersCommand } from './web/users-cli.ts';
 import type { Mac } from './net/mac.ts';
 import { rackCommand, rolloutCommand } from './rollout/cli.ts';
+import { REMOTE_COMMANDS, REMOTE_USAGE, runRemote } from './cli/remote.ts';
 import { powerCommand } from './bmc/cli.ts';
 import { backupStore, restoreStoreFile } from './ops/store-backup.ts';
 
@@ -70,7 +71,9 @@ commands:
   users token NAME              make a per-user API token (printed once, the user's role); users tokens NAME,
                                 users revoke-token NAME PREFIX
 
-every command takes the settings flags of serve (--config, --data-dir, --profiles-dir, ...); see rackboot serve --help`;
+every command takes the settings flags of serve (--config, --data-dir, --profiles-dir, ...); see rackboot serve --help
+
+from another machine, over the API: rackboot --server URL hosts|rack|power|discovered ... (rackboot --server URL --help)`;
 
 function serveHelp(): string {
   return `usage: rackboot serve [flags]\n\n${Object.entries(SERVE_FLAGS)
@@ -80,7 +83,50 @@ function serveHelp(): string {
     )}\n\nenvironment: RACKBOOT_ADMIN_TOKEN (API token), RACKBOOT_<SETTING> for most flags (e.g. RACKBOOT_HTTP_PORT)`;
 }
 
+/** --server URL, --token-file FILE and --json, wherever they are: they choose the remote CLI. */
+function remoteFlags(argv: string[]): { args: string[]; server?: string; tokenFile?: string; json: boolean } {
+  const args: string[] = [];
+  let server: string | undefined;
+  let tokenFile: string | undefined;
+  let json = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    const name = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
+    const value = () => (eq > 0 && a.startsWith('--') ? a.slice(eq + 1) : argv[++i]);
+    if (name === '--server') server = value() ?? '';
+    else if (name === '--token-file') tokenFile = value() ?? '';
+    else if (a === '--json') json = true;
+    else args.push(a);
+  }
+  return { args, server, tokenFile, json };
+}
+
 export async function runCli(argv: string[], io: Io): Promise<number> {
+  const remote = remoteFlags(argv);
+  const server = remote.server ?? (io.env.RACKBOOT_SERVER || undefined);
+  if (server !== undefined) {
+    const first = remote.args[0];
+    if (
+      first &&
+      first !== '--help' &&
+      first !== '-h' &&
+      first !== 'help' &&
+      !(REMOTE_COMMANDS as readonly string[]).includes(first)
+    ) {
+      io.err(`rackboot: "${first}" runs only on the server (without --server / RACKBOOT_SERVER)\n${REMOTE_USAGE}`);
+      return 2;
+    }
+    return runRemote(first === 'help' ? ['--help'] : remote.args, io, {
+      server,
+      tokenFile: remote.tokenFile,
+      json: remote.json,
+    });
+  }
+  if (remote.tokenFile !== undefined || remote.json) {
+    io.err('rackboot: --token-file and --json go with --server URL (or RACKBOOT_SERVER): the remote CLI');
+    return 2;
+  }
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     io.out(USAGE);

@@ -606,6 +606,11 @@ export class Provisioner {
     return { ok: false, status: 403, message: `refused: ${may.reason}` };
   }
 
+  /** A page of a host's timeline: up to `limit` events after `afterId`, oldest first. */
+  eventsAfter(mac: Mac, afterId: number, limit: number): HostEvent[] {
+    return this.d.events.after(mac, afterId, limit);
+  }
+
   /** What a person or script sees of a host. */
   view(mac: Mac) {
     const host = this.d.hosts.get(mac);

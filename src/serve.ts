@@ -51,6 +51,7 @@ import { createRolloutApi } from './rollout/api.ts';
 import { firmwareOf, type FirmwareGuess } from './rollout/firmware.ts';
 import type { BmcDriver } from './bmc/driver.ts';
 import type { Mac } from './net/mac.ts';
+import type { ApiDocs } from './http/openapi.ts';
 import { SqliteBmcStore, type BmcStore } from './store/bmc.ts';
 import { loadBmcKey, secretBox } from './bmc/secret-box.ts';
 import { BmcService } from './bmc/index.ts';
@@ -396,7 +397,6 @@ export async function startRackboot(
     routers: [createOpsRouter({ metrics, ready, metricsToken: config.metricsToken }), web],
     middleware: [metrics.httpMiddleware],
     apiRouters: [
-      createLogsApi({ hosts, builds: core.builds, syslog: core.syslog }),
       createTemplatesApi({
         templates: () => core.templates.library,
         profiles: () => core.catalog.snapshot,
@@ -404,8 +404,9 @@ export async function startRackboot(
         deliveries: core.webhookDeliveries,
       }),
       createRolloutApi({ service: core.rolloutService }),
-      createBmcApi({ hosts, bmc: core.bmc, power: core.power, audit: core.audit }),
       createNodesApi({ nodes: nodeRegistry, self: config.nodeId }),
+      (docs: ApiDocs) => createLogsApi({ hosts, builds: core.builds, syslog: core.syslog, docs }),
+      (docs: ApiDocs) => createBmcApi({ hosts, bmc: core.bmc, power: core.power, audit: core.audit, docs }),
     ],
     userToken: (t) => apiTokens.authenticate(t),
     settings,

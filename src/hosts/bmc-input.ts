@@ -30,7 +30,8 @@ const flag = z.preprocess(
   z.boolean({ error: 'must be true or false' }),
 );
 
-const schema = z.strictObject(
+/** The grammar of a host's BMC as an admin sends it (also its description in /api/openapi.json). */
+export const BMC_INPUT = z.strictObject(
   {
     driver: z.enum(['redfish', 'ipmi'], { error: 'must be "redfish" or "ipmi"' }),
     address: text(255).refine((s) => s.trim() !== '', { error: 'required' }),
@@ -101,7 +102,7 @@ export function checkBmcInput(raw: unknown): BmcCheck {
           ),
         )
       : raw;
-  const r = schema.safeParse(clean);
+  const r = BMC_INPUT.safeParse(clean);
   if (!r.success) {
     return {
       ok: false,

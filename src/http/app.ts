@@ -17,7 +17,8 @@ import type { Role } from '../store/users.ts';
 import type { SettingsStore } from '../store/settings.ts';
 import { surfaceGuard, type SurfaceOptions } from './surface.ts';
 import { HttpError, sendText } from './reply.ts';
-import { createApiRouter } from './api/index.ts';
+import { errorBody } from './errors.ts';
+import { createApiRouters, type ApiRouterFactory } from './api/index.ts';
 import type { BmcStore } from '../store/bmc.ts';
 
 export interface AppDeps {
@@ -37,8 +38,11 @@ export interface AppDeps {
   routers?: express.Router[];
   /** Run before every route (metrics). */
   middleware?: express.RequestHandler[];
-  /** Extra API routers, mounted under /api after the token check (installer logs, ...); res.locals.caller says who. */
-  apiRouters?: express.Router[];
+  /**
+   * Extra API routers, mounted under /api after the token check (installer logs, ...); res.locals.caller says who.
+   * A factory gets the API's docs, so its routes (apiRoute) appear in /api/openapi.json.
+   */
+  apiRouters?: (express.Router | ApiRouterFactory)[];
   /** Per-user API tokens (src/store/users.ts ApiTokenStore.authenticate): the token's user, acting with its role. */
   userToken?: (token: string) => { name: string; role: Role } | undefined;
   /** Admin-kept settings: the host parameters techs may set. Without it, techs may set none. */
@@ -170,7 +174,11 @@ export function createApp(d: AppDeps): express.Express {
   }
 
   // --- The API (bearer token): src/http/api/ ---------------------------------------------------
-  app.use('/api', createApiRouter(d));
+  const apiRouters = createApiRouters(d);
+  app.use('/api', apiRouters.open, apiRouters.api);
+  // The "every route is described" test walks these.
+  app.locals.apiDocs = apiRouters.docs;
+  app.locals.apiRouters = [apiRouters.open, apiRouters.api];
 
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
@@ -191,15 +199,22 @@ export function createApp(d: AppDeps): express.Express {
     throw new HttpError(404, `no route for ${req.method} ${req.path}`);
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = err as { status?: number; statusCode?: number; type?: string; message?: string };
-    const status = err instanceof HttpError ? err.status : (e.status ?? e.statusCode ?? 500);
+    const e = err as { status?: number; statusCode?: number; type?: string; message?: string; limit?: number };
+    let status = err instanceof HttpError ? err.status : (e.status ?? e.statusCode ?? 500);
+    if (!Number.isInteger(status) || status < 400 || status > 599) status = 500;
     let message = err instanceof HttpError ? err.message : (e.message ?? 'internal error');
     if (e.type === 'entity.parse.failed') message = `the body is not valid JSON: ${message}`;
-    if (e.type === 'entity.too.large') message = 'the body is too large';
-    if (status >= 500) d.log.error({ err: (err as Error).stack, path: req.path }, 'request failed');
+    if (e.type === 'entity.too.large') message = `the body is too large${e.limit ? ` (at most ${e.limit} bytes)` : ''}`;
+    if (status >= 500) {
+      d.log.error({ err: (err as Error).stack, path: req.path }, 'request failed');
+      // What broke inside is for the log, not for whoever asked.
+      if (!(err instanceof HttpError)) message = 'internal error (the server log has the details)';
+    }
     if (res.headersSent) return;
-    if (req.path.startsWith('/api')) res.status(status).json({ error: message });
-    else sendText(res, status, message);
+    if (req.path === '/api' || req.path.startsWith('/api/')) {
+      const h = err instanceof HttpError ? err : undefined;
+      res.status(status).json(errorBody(status, message, h?.field, h?.extra));
+    } else sendText(res, status, message);
   });
   return app;
 }

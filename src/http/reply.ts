@@ -2,14 +2,8 @@
 // text elsewhere), or a plain-text body.
 import type { Response } from 'express';
 
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+// The API's error class (src/http/errors.ts): status, message, and the field at fault when there is one.
+export { ApiError as HttpError } from './errors.ts';
 
 /** A text/plain answer that always ends with a newline (curl and shell scripts read it). */
 export function sendText(res: Response, status: number, body: string) {

@@ -9,6 +9,10 @@ import type { HostStore } from '../store/hosts.ts';
 import type { Metrics } from './metrics.ts';
 import { formatLine, type SyslogStore } from './syslog-store.ts';
 import { SEVERITY_NAMES } from './syslog-parse.ts';
+import { HttpError } from '../http/reply.ts';
+import { apiRoute, type ApiDocs } from '../http/openapi.ts';
+import { CursorError, decodeCursor, encodeCursor } from '../http/paging.ts';
+import { BuildLogParams, BuildLogs, BuildLogsQuery, HostLogs, LogsQuery, MacParams } from '../http/api-schemas.ts';
 
 export interface Readiness {
   ok: boolean;
@@ -58,26 +62,15 @@ export function createOpsRouter(d: {
   return r;
 }
 
-class BadRequest extends Error {
-  status = 400;
-}
-class NotFound extends Error {
-  status = 404;
-}
-
-function intQuery(req: Request, name: string, max: number): number | undefined {
-  const v = req.query[name];
-  if (v === undefined || v === '') return undefined;
-  if (typeof v !== 'string' || !/^\d{1,12}$/.test(v) || Number(v) > max)
-    throw new BadRequest(`${name} must be a whole number up to ${max}`);
-  return Number(v);
-}
-
 export interface LogsApiDeps {
   hosts: Pick<HostStore, 'get'>;
   builds: Pick<BuildStore, 'latest' | 'byId'>;
   syslog: SyslogStore;
+  /** The API's docs: these routes describe themselves in /api/openapi.json. */
+  docs: ApiDocs;
 }
+
+const LOG_LIMIT_MAX = 5000;
 
 /** Mounted under /api (after the token check). */
 export function createLogsApi(d: LogsApiDeps): express.Router {
@@ -86,11 +79,15 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
     const raw = String(req.params.mac ?? '');
     const mac = parseMac(raw);
     if (!mac)
-      throw new BadRequest(`"${raw.slice(0, 64)}" is not a MAC address (use aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff)`);
-    if (!d.hosts.get(mac)) throw new NotFound(`no host with MAC ${mac}`);
+      throw new HttpError(
+        400,
+        `mac: "${raw.slice(0, 64)}" is not a MAC address (use aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff)`,
+        'mac',
+      );
+    if (!d.hosts.get(mac)) throw new HttpError(404, `no host with MAC ${mac}`);
     return mac;
   };
-  // A tech's token sees the host's secrets masked in what the installer logged (src/http/app.ts sets this).
+  // A tech's token sees the host's secrets masked in what the installer logged (src/http/api/index.ts sets this).
   const masked = <T>(res: Response, mac: Mac, value: T): T => {
     const mask = res.locals.maskForCaller as
       (<V>(res: Response, host: { profile: string; params: Record<string, string> }, v: V) => V) | undefined;
@@ -100,31 +97,53 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
   const buildOf = (mac: Mac, id: number | undefined) => {
     const b = id === undefined ? d.builds.latest(mac) : d.builds.byId(id);
     if (!b || b.mac !== mac)
-      throw new NotFound(id === undefined ? `host ${mac} has no build yet` : `host ${mac} has no build ${id}`);
+      throw new HttpError(404, id === undefined ? `host ${mac} has no build yet` : `host ${mac} has no build ${id}`);
     return b;
   };
-  const severityQuery = (req: Request): number | undefined => {
-    const v = req.query.severity;
+  const severityOf = (v: string | undefined): number | undefined => {
     if (v === undefined || v === '') return undefined;
-    if (typeof v === 'string' && /^[0-7]$/.test(v)) return Number(v);
-    const n = typeof v === 'string' ? (SEVERITY_NAMES as readonly string[]).indexOf(v) : -1;
+    if (/^[0-7]$/.test(v)) return Number(v);
+    const n = (SEVERITY_NAMES as readonly string[]).indexOf(v);
     if (n < 0)
-      throw new BadRequest(`severity must be 0-7 or one of ${SEVERITY_NAMES.join(', ')} (that level and worse)`);
+      throw new HttpError(
+        400,
+        `severity: 0-7 or one of ${SEVERITY_NAMES.join(', ')} (that level and worse)`,
+        'severity',
+      );
     return n;
   };
-  const lines = (req: Request, buildId: number) => {
-    const q = req.query.q;
-    if (q !== undefined && (typeof q !== 'string' || q.length > 256))
-      throw new BadRequest('q must be one text of up to 256 characters');
-    return d.syslog
-      .search({
-        buildId,
-        q: q || undefined,
-        maxSeverity: severityQuery(req),
-        limit: intQuery(req, 'limit', 5000),
-        beforeId: intQuery(req, 'before', Number.MAX_SAFE_INTEGER),
-      })
-      .map((l) => ({
+  const limitOf = (v: string | undefined) => {
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (n < 1 || n > LOG_LIMIT_MAX) throw new HttpError(400, `limit: from 1 to ${LOG_LIMIT_MAX}`, 'limit');
+    return n;
+  };
+  const cursorList = (buildId: number) => `logs:${buildId}`;
+  const lines = (
+    q: { q?: string; severity?: string; limit?: string; before?: string; cursor?: string },
+    buildId: number,
+  ) => {
+    let afterId: number | undefined;
+    if (q.cursor !== undefined) {
+      const key = decodeCursor(cursorList(buildId), q.cursor, 1)[0];
+      if (typeof key !== 'number' || !Number.isSafeInteger(key) || key < 0)
+        throw new CursorError('cursor: not a cursor this server gave; start again without a cursor');
+      afterId = key;
+    }
+    if (afterId !== undefined && q.before !== undefined)
+      throw new HttpError(400, 'before: give before (paging back) or cursor (newer lines), not both', 'before');
+    const found = d.syslog.search({
+      buildId,
+      q: q.q || undefined,
+      maxSeverity: severityOf(q.severity),
+      limit: limitOf(q.limit),
+      beforeId: q.before === undefined ? undefined : Number(q.before),
+      afterId,
+    });
+    const last = found.length ? found[found.length - 1]!.id : (afterId ?? 0);
+    return {
+      nextCursor: encodeCursor(cursorList(buildId), [last]),
+      lines: found.map((l) => ({
         id: l.id,
         at: new Date(l.at).toISOString(),
         severity: SEVERITY_NAMES[l.severity],
@@ -133,64 +152,81 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
         app: l.app,
         clientIp: l.clientIp,
         text: l.text,
-      }));
-  };
-  const send = (
-    req: Request,
-    res: Response,
-    body: { lines: { at: string; severity: string; app?: string; text: string }[] } & Record<string, unknown>,
-  ) => {
-    if (req.query.format === 'text') {
-      res.type('text/plain; charset=utf-8').send(
-        body.lines
-          .map((l) =>
-            formatLine({
-              at: Date.parse(l.at),
-              severity: SEVERITY_NAMES.indexOf(l.severity as never),
-              app: l.app,
-              text: l.text,
-            }),
-          )
-          .join('\n') + '\n',
-      );
-    } else res.json(body);
+      })),
+    };
   };
 
-  /** ?build=ID (default: the latest), q= (substring, any case), severity= (err: err and worse), limit=, before= (id, for paging back). */
-  r.get('/hosts/:mac/logs', (req, res) => {
-    const mac = hostOf(req);
-    const build = buildOf(mac, intQuery(req, 'build', Number.MAX_SAFE_INTEGER));
-    send(
-      req,
-      res,
-      masked(res, mac, { mac, buildId: build.id, ringLines: d.syslog.limits.ringLines, lines: lines(req, build.id) }),
-    );
-  });
-  /** One build: its status, the log the failed callback posted, and the installer's syslog, side by side. */
-  r.get('/hosts/:mac/builds/:id/logs', (req, res) => {
-    const mac = hostOf(req);
-    const idText = String(req.params.id);
-    if (!/^\d{1,15}$/.test(idText)) throw new BadRequest('the build id must be a number');
-    const b = buildOf(mac, Number(idText));
-    res.json(
-      masked(res, mac, {
+  apiRoute(
+    r,
+    d.docs,
+    {
+      method: 'get',
+      path: '/hosts/:mac/logs',
+      summary:
+        "the installer's log (syslog) of the latest build (?build=ID another); ?cursor= (nextCursor) gives only newer lines: poll it to follow",
+      tags: ['logs'],
+      params: MacParams,
+      query: LogsQuery,
+      responses: {
+        200: [HostLogs, { contentType: 'text/plain', description: '?format=text: one line per log line' }],
+        404: 'no such host, or no build',
+      },
+    },
+    (req, res, { query }) => {
+      const mac = hostOf(req);
+      const build = buildOf(mac, query.build === undefined ? undefined : Number(query.build));
+      const found = lines(query, build.id);
+      const body = masked(res, mac, {
         mac,
-        buildId: b.id,
-        status: b.status,
-        createdAt: new Date(b.createdAt).toISOString(),
-        finishedAt: b.finishedAt === undefined ? undefined : new Date(b.finishedAt).toISOString(),
-        failureLog: b.failureLog ?? null,
-        syslog: lines(req, b.id),
+        buildId: build.id,
         ringLines: d.syslog.limits.ringLines,
-      }),
-    );
-  });
-  r.use((err: unknown, req: Request, res: Response, next: express.NextFunction) => {
-    if (err instanceof BadRequest || err instanceof NotFound) {
-      res.status(err.status).json({ error: err.message });
-      return;
-    }
-    next(err);
-  });
+        lines: found.lines,
+        nextCursor: found.nextCursor,
+      });
+      if (query.format === 'text')
+        res.type('text/plain; charset=utf-8').send(
+          body.lines
+            .map((l) =>
+              formatLine({
+                at: Date.parse(l.at),
+                severity: SEVERITY_NAMES.indexOf(l.severity as never),
+                app: l.app,
+                text: l.text,
+              }),
+            )
+            .join('\n') + '\n',
+        );
+      else res.json(body);
+    },
+  );
+  apiRoute(
+    r,
+    d.docs,
+    {
+      method: 'get',
+      path: '/hosts/:mac/builds/:id/logs',
+      summary: 'one build: its status, the log the failed callback posted, and the installer syslog, side by side',
+      tags: ['logs'],
+      params: BuildLogParams,
+      query: BuildLogsQuery,
+      responses: { 200: BuildLogs, 404: 'no such host or build' },
+    },
+    (req, res, { params, query }) => {
+      const mac = hostOf(req);
+      const b = buildOf(mac, Number(params.id));
+      res.json(
+        masked(res, mac, {
+          mac,
+          buildId: b.id,
+          status: b.status,
+          createdAt: new Date(b.createdAt).toISOString(),
+          finishedAt: b.finishedAt === undefined ? undefined : new Date(b.finishedAt).toISOString(),
+          failureLog: b.failureLog ?? null,
+          syslog: lines(query, b.id).lines,
+          ringLines: d.syslog.limits.ringLines,
+        }),
+      );
+    },
+  );
   return r;
 }

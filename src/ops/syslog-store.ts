@@ -40,6 +40,8 @@ export interface SyslogSearch {
   maxSeverity?: number;
   limit?: number;
   beforeId?: number;
+  /** Lines after this id, oldest first (how a follower pages forward). */
+  afterId?: number;
 }
 
 export interface SyslogRow {
@@ -171,13 +173,19 @@ export class SyslogStore {
       where.push('id < ?');
       args.push(s.beforeId);
     }
+    if (s.afterId !== undefined) {
+      where.push('id > ?');
+      args.push(s.afterId);
+    }
     const limit = Math.max(1, Math.min(s.limit ?? 500, 5000));
+    // After an id: the oldest lines past it (following a log); otherwise the newest that match.
     const rows = this.db
       .prepare<(string | number)[], SyslogRow>(
-        `SELECT * FROM syslog WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ${limit}`,
+        `SELECT * FROM syslog WHERE ${where.join(' AND ')} ORDER BY id ${s.afterId === undefined ? 'DESC' : 'ASC'} LIMIT ${limit}`,
       )
       .all(...args);
-    return rows.map(syslogFromRow).reverse();
+    const lines = rows.map(syslogFromRow);
+    return s.afterId === undefined ? lines.reverse() : lines;
   }
 
   /** The age retention (syslog_at index: costs the rows deleted); serve runs it at start and every few minutes. */

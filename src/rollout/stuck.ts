@@ -135,7 +135,9 @@ export function currentStuck(events: readonly TimelineEntry[], now: number): Stu
   const d = mark.detail ?? {};
   const stage = typeof d.stage === 'string' ? d.stage : 'unknown';
   const since = typeof d.since === 'number' ? d.since : mark.at;
-  const lastSeen = d.lastSeen as StuckView['lastSeen'];
+  const seen = d.lastSeen as Stuck['lastSeen'];
+  // The API's times are ISO 8601 UTC; the event's detail keeps the number it was recorded with.
+  const lastSeen = seen && { ...seen, at: new Date(seen.at).toISOString() };
   const forSeconds = Math.max(0, Math.round((now - since) / 1000));
   return {
     stage,
@@ -154,7 +156,7 @@ export interface StuckView {
   waitingFor: string;
   since: string;
   forSeconds: number;
-  lastSeen?: { type: string; at: number; status?: string };
+  lastSeen?: { type: string; at: string; status?: string };
   autoCycled: boolean;
   /** One line: "stuck: power-on for 6m". */
   text: string;

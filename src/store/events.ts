@@ -126,6 +126,7 @@ export function eventFromRow(r: EventRow): HostEvent {
 export class EventLog {
   private readonly insertStmt;
   private readonly forMac;
+  private readonly forMacAfter;
   private readonly listeners = new Set<(e: HostEvent) => void>();
   private queue: Record<string, unknown>[] = [];
   private flushScheduled = false;
@@ -152,6 +153,9 @@ export class EventLog {
     this.insertStmt = db.prepare(`INSERT INTO events (mac, build_id, at, type, client_ip, status, bytes, detail, node)
       VALUES (@mac, @buildId, @at, @type, @clientIp, @status, @bytes, @detail, @node)`);
     this.forMac = db.prepare<[string, number], EventRow>('SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?');
+    this.forMacAfter = db.prepare<[string, number, number], EventRow>(
+      'SELECT * FROM events WHERE mac = ? AND id > ? ORDER BY id LIMIT ?',
+    );
     this.insertBatch = db.transaction((rows: Record<string, unknown>[]) => {
       for (const r of rows) this.insertStmt.run(r);
       for (const r of rows) {
@@ -227,6 +231,12 @@ export class EventLog {
   timeline(mac: Mac, limit = 500): HostEvent[] {
     this.flush();
     return this.forMac.all(mac, limit).map(eventFromRow).reverse();
+  }
+
+  /** Oldest first, up to `limit` events with an id above `afterId` (0: from the first): the API's pages. */
+  after(mac: Mac, afterId: number, limit: number): HostEvent[] {
+    this.flush();
+    return this.forMacAfter.all(mac, afterId, limit).map(eventFromRow);
   }
 
   subscribe(listener: (e: HostEvent) => void): () => void {

@@ -632,10 +632,10 @@ describe('PXE boot through rackboot with real firmware', { skip: reason ?? false
       const boot = await bootMachine({ dir, tap: 1, mac: '52:54:00:e2:0f:0f', firmware: 'bios', timeoutSec: 180 });
       assert.ok(!/\[installer\] STARTED/.test(boot.console), 'never an installer');
       assert.notEqual(boot.stoppedBy, 'timeout');
-      const found = api<{ mac: string; arch: number; lastSeen: number }[]>('GET', '/api/discovered').json.find(
-        (d) => d.mac === '52:54:00:e2:0f:0f',
-      );
-      assert.ok(found && found.lastSeen >= since - 1000, 'listed in /api/discovered');
+      const found = (
+        api('GET', '/api/discovered').json as { items: { mac: string; arch: number; lastSeen: string }[] }
+      ).items.find((d) => d.mac === '52:54:00:e2:0f:0f');
+      assert.ok(found && Date.parse(found.lastSeen) >= since - 1000, 'listed in /api/discovered (ISO 8601)');
       assert.equal(found!.arch, 0);
       console.log(
         `== unknown machine: local boot in ${boot.seconds.toFixed(0)}s, discovered as ${JSON.stringify(found)}`,

@@ -11,6 +11,7 @@ import type { Mac } from '../../src/net/mac.ts';
 import { ApiTokenStore, hashUserPasswordSync, UserStore } from '../../src/store/users.ts';
 import { freePort, startSushy, sushyMissing, type Sushy } from '../fixtures/bmc/sushy.ts';
 import { makeEnv, type TestEnv } from '../support/core.ts';
+import type { ApiDocs } from '../../src/http/openapi.ts';
 
 const missing = sushyMissing();
 const ADMIN = 'bmc-admin-token';
@@ -65,7 +66,14 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
       userToken: (t) => tokens.authenticate(t),
       bmc: env.core.bmc,
       apiRouters: [
-        createBmcApi({ hosts: env.core.hosts, bmc: env.core.bmc, power: env.core.power, audit: env.core.audit }),
+        (docs: ApiDocs) =>
+          createBmcApi({
+            hosts: env.core.hosts,
+            bmc: env.core.bmc,
+            power: env.core.power,
+            audit: env.core.audit,
+            docs,
+          }),
       ],
     });
   });
@@ -77,11 +85,11 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
   test('a tech may not set a BMC; a first BMC needs its password; bad values are named; nothing changes', async () => {
     let r = await request(app).put(`/api/hosts/${MAC}/bmc`).set(techAuth()).send(good());
     assert.equal(r.status, 403);
-    assert.match(r.body.error, /bmc: only an admin/);
+    assert.match(r.body.error.message, /bmc: only an admin/);
     const { password: _p, ...noPassword } = good();
     r = await request(app).put(`/api/hosts/${MAC}/bmc`).set(admin).send(noPassword);
     assert.equal(r.status, 422);
-    assert.match(r.body.error, /bmc\.password: required/);
+    assert.match(r.body.error.message, /bmc\.password: required/);
     for (const [body, want] of [
       [{ ...good(), driver: 'idrac' }, /bmc\.driver: must be "redfish" or "ipmi"/],
       [{ ...good(), address: 'http://127.0.0.1:1' }, /bmc\.address: .*https/],
@@ -93,7 +101,7 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
     ] as const) {
       r = await request(app).put(`/api/hosts/${MAC}/bmc`).set(admin).send(body);
       assert.equal(r.status, 422, JSON.stringify(body).slice(0, 80));
-      assert.match(r.body.error, want);
+      assert.match(r.body.error.message, want);
     }
     r = await request(app).put(`/api/hosts/${MAC}/bmc`).set(admin).set('Content-Type', 'application/json').send('[1]');
     assert.equal(r.status, 400);
@@ -127,7 +135,7 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
     assert.deepEqual([r.status, r.body], [200, { powerState: 'off' }]);
     r = await request(app).post(`/api/hosts/${MAC}/power`).set(techAuth()).send({ action: 'off' });
     assert.equal(r.status, 403);
-    assert.match(r.body.error, /tech role may not power a host off/);
+    assert.match(r.body.error.message, /tech role may not power a host off/);
     r = await request(app).post(`/api/hosts/${MAC}/bmc/facts`).set(techAuth());
     assert.equal(r.status, 200);
     assert.deepEqual(r.body.macs, [MAC]);
@@ -149,8 +157,8 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
     ]) {
       const r = await request(app).post(`/api/hosts/${MAC}/power`).set(admin).send(body);
       assert.equal(r.status, 422, JSON.stringify(body).slice(0, 60));
-      assert.match(r.body.error, /action|unknown field/);
-      assert.ok(r.body.error.length < 300);
+      assert.match(r.body.error.message, /action|unknown field/);
+      assert.ok(r.body.error.message.length < 300);
     }
     let r = await request(app).post(`/api/hosts/nope/power`).set(admin).send({ action: 'on' });
     assert.equal(r.status, 400);
@@ -158,7 +166,7 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
     assert.equal(r.status, 404);
     r = await request(app).post(`/api/hosts/${BARE}/power`).set(admin).send({ action: 'status' });
     assert.equal(r.status, 409);
-    assert.match(r.body.error, /has no BMC/);
+    assert.match(r.body.error.message, /has no BMC/);
     r = await request(app).post(`/api/hosts/${MAC}/power`).send({ action: 'status' });
     assert.equal(r.status, 401, 'no token, no power');
   });
@@ -171,9 +179,10 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
       .expect(200);
     let r = await request(app).post(`/api/hosts/${BARE}/power`).set(admin).send({ action: 'status' });
     assert.equal(r.status, 502);
-    assert.equal(r.body.bmc, `redfish ${sushy.url}`);
-    assert.match(r.body.answer, /HTTP 401: Incorrect username or password/);
-    assert.equal(r.body.retryable, false);
+    assert.equal(r.body.error.code, 'bad_gateway');
+    assert.equal(r.body.error.bmc, `redfish ${sushy.url}`);
+    assert.match(r.body.error.answer, /HTTP 401: Incorrect username or password/);
+    assert.equal(r.body.error.retryable, false);
     assert.ok(!JSON.stringify(r.body).includes('Wrong-Pa55'));
     const ev = env.core.events.timeline(BARE).find((e) => e.type === 'bmc.error');
     assert.match(String(ev?.detail?.answer), /401/);
@@ -187,8 +196,9 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
     const t0 = Date.now();
     r = await request(app).post(`/api/hosts/${BARE}/power`).set(admin).send({ action: 'status' });
     assert.equal(r.status, 502);
-    assert.match(r.body.answer, /ECONNREFUSED/);
-    assert.equal(r.body.retryable, true);
+    assert.equal(r.body.error.code, 'bad_gateway');
+    assert.match(r.body.error.answer, /ECONNREFUSED/);
+    assert.equal(r.body.error.retryable, true);
     assert.ok(Date.now() - t0 < 15_000, `took ${Date.now() - t0} ms`);
     r = await request(app).delete(`/api/hosts/${BARE}/bmc`).set(techAuth());
     assert.equal(r.status, 403);
@@ -203,13 +213,13 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
       .set(techAuth())
       .send({ ...host, bmc: good() });
     assert.equal(r.status, 403);
-    assert.match(r.body.error, /bmc: only an admin/);
+    assert.match(r.body.error.message, /bmc: only an admin/);
     r = await request(app)
       .post('/api/hosts')
       .set(admin)
       .send({ ...host, bmc: { ...good(), driver: 'ilo' } });
     assert.equal(r.status, 422);
-    assert.match(r.body.error, /bmc\.driver/);
+    assert.match(r.body.error.message, /bmc\.driver/);
     assert.equal(env.core.hosts.get(host.mac as Mac), undefined, 'no host written when its BMC is refused');
     r = await request(app)
       .post('/api/hosts')
@@ -222,8 +232,8 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
     assert.equal(r.body.bmc.driver, 'redfish');
     r = await request(app).get('/api/hosts').set(admin);
     assert.ok(!JSON.stringify(r.body).includes(SECRET));
-    assert.equal(r.body.find((h: { mac: string }) => h.mac === host.mac).bmc.username, 'admin');
-    assert.equal(r.body.find((h: { mac: string }) => h.mac === BARE).bmc, null);
+    assert.equal(r.body.items.find((h: { mac: string }) => h.mac === host.mac).bmc.username, 'admin');
+    assert.equal(r.body.items.find((h: { mac: string }) => h.mac === BARE).bmc, null);
     r = await request(app).put(`/api/hosts/${host.mac}`).set(admin).send({ rack: 'R9' });
     assert.equal(r.body.bmc.passwordSet, true, 'a PUT without bmc keeps it');
     r = await request(app).put(`/api/hosts/${host.mac}`).set(admin).send({ bmc: null });
@@ -238,7 +248,7 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
       `52:54:00:00:05:04,api-4,rhvh-base,redfish,${sushy.url},admin,password,false\n`;
     let r = await request(app).post('/api/hosts/import').set(techAuth()).set('Content-Type', 'text/csv').send(csv);
     assert.equal(r.status, 403);
-    assert.match(r.body.problems[0], /only an admin/);
+    assert.match(r.body.error.problems[0], /only an admin/);
     r = await request(app).post('/api/hosts/import').set(admin).set('Content-Type', 'text/csv').send(csv);
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.ok(!JSON.stringify(r.body).includes('password,'));

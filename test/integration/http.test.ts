@@ -232,20 +232,24 @@ test('API: auth, validation messages, conflicts, malformed bodies', async () => 
   assert.equal((await request(app).get('/api/hosts').set('Authorization', 'Bearer wrong')).status, 401);
   const bad = await request(app).post('/api/hosts').set(auth).send({ mac: 'nope', hostname: 'h1', profile: 'missing' });
   assert.equal(bad.status, 422);
-  assert.match(bad.body.error, /mac: "nope" is not a MAC address/);
-  assert.match(bad.body.error, /profile: "missing" is not a loaded profile/);
+  // The one error shape: a stable code, the message naming each field, the first field named.
+  assert.equal(bad.body.error.code, 'invalid');
+  assert.equal(bad.body.error.field, 'mac');
+  assert.match(bad.body.error.message, /mac: "nope" is not a MAC address/);
+  assert.match(bad.body.error.message, /profile: "missing" is not a loaded profile/);
+  const unauth = await request(app).get('/api/hosts');
+  assert.equal(unauth.body.error.code, 'unauthorized');
+  assert.match(unauth.body.error.message, /send Authorization: Bearer <token>/);
   const junk = await request(app).post('/api/hosts').set(auth).set('Content-Type', 'application/json').send('{"mac": ');
   assert.equal(junk.status, 400);
-  assert.match(junk.body.error, /not valid JSON/);
-  assert.equal(
-    (
-      await request(app)
-        .post('/api/hosts')
-        .set(auth)
-        .send({ ...SAMPLE_HOST, extra: 1 })
-    ).status,
-    422,
-  );
+  assert.equal(junk.body.error.code, 'bad_request');
+  assert.match(junk.body.error.message, /not valid JSON/);
+  const extra = await request(app)
+    .post('/api/hosts')
+    .set(auth)
+    .send({ ...SAMPLE_HOST, extra: 1 });
+  assert.equal(extra.status, 422);
+  assert.deepEqual(extra.body.error, { code: 'invalid', message: 'extra: unknown field', field: 'extra' });
   assert.equal((await request(app).post('/api/hosts').set(auth).send(SAMPLE_HOST)).status, 201);
   assert.equal((await request(app).post('/api/hosts').set(auth).send(SAMPLE_HOST)).status, 409);
   const dupIp = await request(app)
@@ -253,7 +257,9 @@ test('API: auth, validation messages, conflicts, malformed bodies', async () => 
     .set(auth)
     .send({ ...SAMPLE_HOST, mac: '52:54:00:aa:bb:09', hostname: 'other' });
   assert.equal(dupIp.status, 409);
-  assert.match(dupIp.body.error, /IP 10\.99\.0\.11 already belongs to rhvh01/);
+  assert.equal(dupIp.body.error.code, 'conflict');
+  assert.equal(dupIp.body.error.field, 'ip');
+  assert.match(dupIp.body.error.message, /IP 10\.99\.0\.11 already belongs to rhvh01/);
   assert.equal((await request(app).get('/api/hosts/zz').set(auth)).status, 400);
   const upd = await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(auth).send({ profile: 'rhvh-custom-thin' });
   assert.equal(upd.status, 200);
@@ -284,7 +290,8 @@ test('rack import: dry run writes nothing; a bad file is refused whole with one 
     .set('Content-Type', 'text/csv')
     .send(csv + '52:54:00:00:01:01,r1u3,10.99.0.103,255.255.255.0,nosuch,R1,U3\n');
   assert.equal(bad.status, 422);
-  assert.equal(bad.body.problems.length, 2);
+  assert.equal(bad.body.error.code, 'invalid');
+  assert.equal(bad.body.error.problems.length, 2);
   assert.equal(env.core.hosts.list().length, 0, 'nothing written');
   const good = await request(app).post('/api/hosts/import').set(auth).set('Content-Type', 'text/csv').send(csv);
   assert.equal(good.status, 201);

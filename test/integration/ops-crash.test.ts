@@ -271,7 +271,7 @@ test(
     );
 
     try {
-      const hosts = (await api('GET', '/hosts')).json as { mac: string; state: string }[];
+      const hosts = ((await api('GET', '/hosts')).json as { items: { mac: string; state: string }[] }).items;
       assert.equal(hosts.length, HOSTS);
       for (const mac of ackedBuilt)
         assert.equal(hosts.find((h) => h.mac === mac)!.state, 'built', `${mac} was acknowledged built`);

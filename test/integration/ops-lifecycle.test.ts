@@ -175,7 +175,7 @@ test(
     assert.equal(readdirSync(join(dir, 'data')).filter((f) => f.includes('before-restore')).length, 1);
     s = await start();
     try {
-      const hosts = (await (await api('GET', '/hosts')).json()) as { mac: string; state: string }[];
+      const hosts = ((await (await api('GET', '/hosts')).json()) as { items: { mac: string; state: string }[] }).items;
       assert.deepEqual(
         hosts.map((h) => [h.mac, h.state]),
         [['52:54:00:d0:00:01', 'build']],

@@ -15,6 +15,7 @@ import { SettingsStore } from '../../src/store/settings.ts';
 import { usersCommand } from '../../src/web/users-cli.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
 import type { Mac } from '../../src/net/mac.ts';
+import type { ApiDocs } from '../../src/http/openapi.ts';
 
 const PW = 'correct horse battery';
 const HASH = hashUserPasswordSync(PW);
@@ -65,7 +66,10 @@ beforeEach(() => {
     routers: [web],
     userToken: (t) => tokens.authenticate(t),
     settings: new SettingsStore(env.core.db),
-    apiRouters: [createLogsApi({ hosts: env.core.hosts, builds: env.core.builds, syslog: env.core.syslog })],
+    apiRouters: [
+      (docs: ApiDocs) =>
+        createLogsApi({ hosts: env.core.hosts, builds: env.core.builds, syslog: env.core.syslog, docs }),
+    ],
   });
 });
 afterEach(() => {
@@ -117,8 +121,10 @@ test('a tech token cannot set post, rootPassword, satellite, stig, image or kern
     const r = await request(app).post('/api/hosts').set(as(techToken)).send(hostBody(params));
     const key = Object.keys(params)[0];
     assert.equal(r.status, 403, `${key}: ${r.text}`);
-    assert.ok(r.body.error.includes(`params.${key}:`), r.body.error);
-    assert.match(r.body.error, /tech role/);
+    assert.ok(r.body.error.message.includes(`params.${key}:`), r.body.error.message);
+    assert.match(r.body.error.message, /tech role/);
+    assert.equal(r.body.error.code, 'forbidden');
+    assert.equal(r.body.error.field, `params.${key}`);
   }
   assert.match(
     (
@@ -126,7 +132,7 @@ test('a tech token cannot set post, rootPassword, satellite, stig, image or kern
         .post('/api/hosts')
         .set(as(techToken))
         .send(hostBody({ post: 'x' }))
-    ).body.error,
+    ).body.error.message,
     /can never set/,
   );
   assert.equal(env.core.hosts.list().length, 0);
@@ -138,7 +144,7 @@ test('a tech token cannot set post, rootPassword, satellite, stig, image or kern
   assert.equal((await request(app).delete(`/api/hosts/${SAMPLE_HOST.mac}/build`).set(as(techToken))).status, 200);
   const del = await request(app).delete(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(techToken));
   assert.equal(del.status, 403);
-  assert.match(del.body.error, /admin role/);
+  assert.match(del.body.error.message, /admin role/);
   assert.deepEqual(
     auditRows().map((a) => a.actor),
     ['api:tom', 'api:tom', 'api:tom'],
@@ -157,7 +163,7 @@ test('a tech token cannot set post, rootPassword, satellite, stig, image or kern
   );
   const drop = await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(techToken)).send({ params: {} });
   assert.equal(drop.status, 403);
-  assert.match(drop.body.error, /params\.stig\.enabled/);
+  assert.match(drop.body.error.message, /params\.stig\.enabled/);
   const ka = await request(app)
     .put(`/api/hosts/${SAMPLE_HOST.mac}`)
     .set(as(techToken))
@@ -174,7 +180,7 @@ test('a tech token cannot set post, rootPassword, satellite, stig, image or kern
     .set(as(techToken))
     .send({ profile: 'rhvh-custom-thin' });
   assert.equal(move.status, 403);
-  assert.match(move.body.error, /^profile: the tech role may not move rhvh01/);
+  assert.match(move.body.error.message, /^profile: the tech role may not move rhvh01/);
   assert.equal(env.core.hosts.get(SAMPLE_HOST.mac as Mac)!.profile, 'rhvh-base');
 });
 
@@ -200,7 +206,7 @@ test('the admin allow-list opens harmless parameters to techs, never the forbidd
   ]) {
     const r = await request(app).put('/api/settings/tech-params').set(as(ADMIN)).send({ techParams: bad });
     assert.equal(r.status, 400, JSON.stringify(bad).slice(0, 80));
-    assert.match(r.body.error, /techParams/);
+    assert.match(r.body.error.message, /techParams/);
   }
   assert.match(
     (
@@ -208,7 +214,7 @@ test('the admin allow-list opens harmless parameters to techs, never the forbidd
         .put('/api/settings/tech-params')
         .set(as(ADMIN))
         .send({ techParams: ['post'] })
-    ).body.error,
+    ).body.error.message,
     /can never be opened to techs/,
   );
   assert.deepEqual(new SettingsStore(env.core.db).techParams(), [], 'nothing changed');
@@ -236,7 +242,7 @@ test('the admin allow-list opens harmless parameters to techs, never the forbidd
     .set(as(techToken))
     .send(hostBody({ 'timezone.name': 'UTC', post: 'x' }, '52:54:00:aa:bb:02', 'rhvh02'));
   assert.equal(still.status, 403);
-  assert.match(still.body.error, /params\.post/);
+  assert.match(still.body.error.message, /params\.post/);
   const setting = auditRows().find((a) => a.action === 'settings.tech-params')!;
   assert.deepEqual(JSON.parse(setting.diff!), {
     before: { techParams: [] },
@@ -249,8 +255,8 @@ test("rack CSV: a tech's param.post column is refused 403 naming the field and l
   const r = await request(app).post('/api/hosts/import').set(as(techToken)).type('text/csv').send(csv);
   assert.equal(r.status, 403, r.text);
   assert.ok(
-    r.body.problems.some((p: string) => p.startsWith('line 3: params.post:')),
-    JSON.stringify(r.body.problems),
+    r.body.error.problems.some((p: string) => p.startsWith('line 3: params.post:')),
+    JSON.stringify(r.body.error.problems),
   );
   assert.equal(env.core.hosts.list().length, 0);
 
@@ -304,7 +310,7 @@ test('parameters are checked against the profile when saved: a misspelt or inval
       r.status === 400 || r.status === 422,
       `${JSON.stringify(params).slice(0, 60)}: ${r.status} ${r.text.slice(0, 200)}`,
     );
-    assert.match(r.body.error, want);
+    assert.match(r.body.error.message, want);
   }
   assert.equal(env.core.hosts.list().length, 0);
   assert.equal(
@@ -322,7 +328,7 @@ test('parameters are checked against the profile when saved: a misspelt or inval
     .set(as(ADMIN))
     .send({ params: { 'timezone.name': 'America/Phoenix', 'satellite.org': 'x' } });
   assert.equal(put.status, 400);
-  assert.match(put.body.error, /params\.satellite\.org/);
+  assert.match(put.body.error.message, /params\.satellite\.org/);
 
   const csv = await request(app)
     .post('/api/hosts/import')
@@ -330,7 +336,7 @@ test('parameters are checked against the profile when saved: a misspelt or inval
     .type('text/csv')
     .send('mac,hostname,profile,param.timezon.name\n52:54:00:aa:bb:07,rhvh07,rhvh-base,UTC\n');
   assert.equal(csv.status, 422);
-  assert.match(csv.body.problems.join('\n'), /line 2: params\.timezon\.name: not a field of the profile/);
+  assert.match(csv.body.error.problems.join('\n'), /line 2: params\.timezon\.name: not a field of the profile/);
 
   const { agent, csrf } = await login('alice');
   const form = await agent.post('/hosts').type('form').send({

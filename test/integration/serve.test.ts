@@ -265,7 +265,8 @@ test('kill -9 during a rollout loses no acknowledged build record', async () => 
     i = await start(dir, flags);
   }
   try {
-    const hosts = (await (await api(i.base, '/api/hosts')).json()) as { mac: string; state: string }[];
+    const hosts = ((await (await api(i.base, '/api/hosts')).json()) as { items: { mac: string; state: string }[] })
+      .items;
     assert.equal(hosts.length, N);
     for (const n of acknowledged)
       assert.equal(hosts.find((h) => h.mac === macs[n])!.state, 'built', `${macs[n]} was acknowledged as built`);

@@ -7,6 +7,7 @@ import type { Role } from '../../store/users.ts';
 import { parseMac, type Mac } from '../../net/mac.ts';
 import { guardHostParams, hostSecretValues, maskDeep, maskText } from '../../hosts/policy.ts';
 import { HttpError } from '../reply.ts';
+import type { ApiDocs } from '../openapi.ts';
 
 export type ApiDeps = Pick<
   AppDeps,
@@ -35,7 +36,7 @@ type HostLike = { profile: string; params: Record<string, string> };
 
 export type ApiContext = ReturnType<typeof createApiContext>;
 
-export function createApiContext(d: ApiDeps) {
+export function createApiContext(d: ApiDeps, docs: ApiDocs) {
   const isTech = (res: Response) => callerOf(res).role !== 'admin';
   const guardFor = (res: Response) => ({
     role: callerOf(res).role,
@@ -64,6 +65,8 @@ export function createApiContext(d: ApiDeps) {
 
   return {
     d,
+    /** Where each route describes itself (apiRoute): GET /api/openapi.json. */
+    docs,
     p: d.provisioner,
     actor: (res: Response) => callerOf(res).actor,
     isTech,
@@ -103,6 +106,11 @@ export function createApiContext(d: ApiDeps) {
 export function macParam(req: Request): Mac {
   const raw = String(req.params.mac ?? '');
   const mac = parseMac(raw);
-  if (!mac) throw new HttpError(400, `"${raw}" is not a MAC address (use aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff)`);
+  if (!mac)
+    throw new HttpError(
+      400,
+      `mac: "${raw.slice(0, 64)}" is not a MAC address (use aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff)`,
+      'mac',
+    );
   return mac;
 }

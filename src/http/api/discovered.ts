@@ -1,13 +1,41 @@
-// GET /api/discovered: machines that PXE-booted here without being hosts.
+// GET /api/discovered: machines that PXE-booted here without being hosts, the most recently seen first.
 import express from 'express';
-import { DiscoveredStore } from '../../store/discovered.ts';
+import { DiscoveredStore, DISCOVERED_MAX_ROWS } from '../../store/discovered.ts';
+import { apiRoute } from '../openapi.ts';
+import { pageList } from '../paging.ts';
+import { DiscoveredPage, DiscoveredQuery } from '../api-schemas.ts';
 import type { ApiContext } from './context.ts';
 
 export function discoveredRoutes(c: ApiContext): express.Router {
   const discovered = new DiscoveredStore(c.d.db);
   const r = express.Router();
-  r.get('/discovered', (_req, res) => {
-    res.json(discovered.list());
-  });
+  apiRoute(
+    r,
+    c.docs,
+    {
+      method: 'get',
+      path: '/discovered',
+      summary: 'machines that PXE-booted without being hosts (what DHCP saw), the most recently seen first',
+      tags: ['discovered'],
+      query: DiscoveredQuery,
+      responses: { 200: DiscoveredPage },
+    },
+    (_req, res, { query }) => {
+      // The table is bounded (DISCOVERED_MAX_ROWS): the page is cut from all of it, newest first.
+      const page = pageList('discovered', discovered.list(DISCOVERED_MAX_ROWS), (m) => [-m.lastSeen, m.mac], query, 2);
+      res.json({
+        items: page.items.map((m) => ({
+          mac: m.mac,
+          arch: m.arch,
+          uuid: m.uuid,
+          ipxe: m.ipxe === 1,
+          ip: m.ip,
+          firstSeen: new Date(m.firstSeen).toISOString(),
+          lastSeen: new Date(m.lastSeen).toISOString(),
+        })),
+        nextCursor: page.nextCursor,
+      });
+    },
+  );
   return r;
 }

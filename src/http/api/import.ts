@@ -4,45 +4,68 @@ import type { Mac } from '../../net/mac.ts';
 import { hostRecord } from '../../hosts/input.ts';
 import { checkRackCsv } from '../../hosts/csv.ts';
 import { guardHostParams } from '../../hosts/policy.ts';
+import { HttpError } from '../reply.ts';
+import { apiRoute } from '../openapi.ts';
+import { ImportQuery, ImportResult } from '../api-schemas.ts';
 import type { ApiContext } from './context.ts';
 import { saveBmc } from '../bmc-api.ts';
 
 export function importRoutes(c: ApiContext): express.Router {
   const { d } = c;
   const r = express.Router();
-  r.post('/hosts/import', express.text({ type: () => true, limit: '2mb' }), async (req, res) => {
-    const csv = typeof req.body === 'string' ? req.body : '';
-    const dryRun = req.query.dryRun === '1' || req.query.dryRun === 'true';
-    const g = c.guardFor(res);
-    const checked = checkRackCsv(csv, {
-      profileExists: c.profileExists,
-      macTaken: (m) => d.hosts.get(m as Mac) !== undefined,
-      ipTaken: (ip) => d.hosts.getByIp(ip) !== undefined,
-      hostnameTaken: (n) => d.hosts.getByHostname(n) !== undefined,
-      hostProblems: (h) => guardHostParams(g, {}, h),
-      mayImportBmc: !c.isTech(res) && d.bmc !== undefined,
-    });
-    if (!checked.ok)
-      return res.status(checked.status).json({
-        error: `the import was refused: ${checked.problems.length} problem(s); nothing was written`,
-        problems: checked.problems,
+  apiRoute(
+    r,
+    c.docs,
+    {
+      method: 'post',
+      path: '/hosts/import',
+      summary: 'add a rack of hosts from CSV (mac,hostname,profile,ip,...): all of them or none',
+      tags: ['hosts'],
+      query: ImportQuery,
+      body: { contentType: 'text/csv', description: 'a header line, then one host per line (up to 2 MB)' },
+      responses: {
+        200: ImportResult,
+        201: ImportResult,
+        422: 'refused: error.problems lists every problem, with its line and field',
+      },
+    },
+    express.text({ type: () => true, limit: '2mb' }),
+    async (req, res, { query }) => {
+      const csv = typeof req.body === 'string' ? req.body : '';
+      const dryRun = query.dryRun === '1' || query.dryRun === 'true';
+      const g = c.guardFor(res);
+      const checked = checkRackCsv(csv, {
+        profileExists: c.profileExists,
+        macTaken: (m) => d.hosts.get(m as Mac) !== undefined,
+        ipTaken: (ip) => d.hosts.getByIp(ip) !== undefined,
+        hostnameTaken: (n) => d.hosts.getByHostname(n) !== undefined,
+        hostProblems: (h) => guardHostParams(g, {}, h),
+        mayImportBmc: !c.isTech(res) && d.bmc !== undefined,
       });
-    if (!dryRun) {
-      d.hosts.insertMany(checked.hosts);
-      d.audit.recordChange(
-        c.actor(res),
-        'host.import',
-        `${checked.hosts.length} hosts`,
-        undefined,
-        checked.hosts.map(hostRecord),
-      );
-      for (const [mac, bmc] of checked.bmc) await saveBmc({ bmc: d.bmc!, audit: d.audit }, c.actor(res), mac, bmc);
-    }
-    res.status(dryRun ? 200 : 201).json({
-      dryRun,
-      imported: dryRun ? 0 : checked.hosts.length,
-      hosts: checked.hosts.map((h) => c.forCaller(res, h, h)),
-    });
-  });
+      if (!checked.ok)
+        throw new HttpError(
+          checked.status,
+          `the import was refused: ${checked.problems.length} problem(s); nothing was written`,
+          undefined,
+          { problems: checked.problems },
+        );
+      if (!dryRun) {
+        d.hosts.insertMany(checked.hosts);
+        d.audit.recordChange(
+          c.actor(res),
+          'host.import',
+          `${checked.hosts.length} hosts`,
+          undefined,
+          checked.hosts.map(hostRecord),
+        );
+        for (const [mac, bmc] of checked.bmc) await saveBmc({ bmc: d.bmc!, audit: d.audit }, c.actor(res), mac, bmc);
+      }
+      res.status(dryRun ? 200 : 201).json({
+        dryRun,
+        imported: dryRun ? 0 : checked.hosts.length,
+        hosts: checked.hosts.map((h) => c.forCaller(res, h, h)),
+      });
+    },
+  );
   return r;
 }

@@ -164,10 +164,10 @@ run_rackboot() {
   pcap_stop
   printf '{"name":"rackboot","cpuSec":%s,"sysSec":%s,"hwmMB":%s,"startupHwmMB":%s}\n' "$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b - a}')" "$(awk -v a="$k0" -v b="$k1" 'BEGIN{printf "%.2f", b - a}')" "$(hwm_mb $RB)" "$h0" > "$W/rb-proc.json"
   # What rackboot itself recorded: every host built, and one host's timeline.
-  ip netns exec $S curl -sf -H "Authorization: Bearer $RACKBOOT_ADMIN_TOKEN" "$BASE/api/hosts" > "$W/rb-hosts.json" || echo '[]' > "$W/rb-hosts.json"
+  ip netns exec $S curl -sf -H "Authorization: Bearer $RACKBOOT_ADMIN_TOKEN" "$BASE/api/hosts?limit=1000" > "$W/rb-hosts.json" || echo '{"items":[]}' > "$W/rb-hosts.json"
   ip netns exec $S curl -sf -H "Authorization: Bearer $RACKBOOT_ADMIN_TOKEN" "$BASE/api/hosts/$(head -1 "$W/macs.txt")" > "$W/rb-host0.json" || echo '{}' > "$W/rb-host0.json"
   node -e '
-    const fs = require("fs"); const hosts = JSON.parse(fs.readFileSync(process.argv[1], "utf8")); const h0 = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+    const fs = require("fs"); const hosts = JSON.parse(fs.readFileSync(process.argv[1], "utf8")).items; const h0 = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
     const ev = h0.timeline ?? h0.events ?? [];
     fs.writeFileSync(process.argv[3], JSON.stringify({ built: hosts.filter((h) => h.state === "built").length, total: hosts.length, timelineTypes: [...new Set(ev.map((e) => e.type))] }));
   ' "$W/rb-hosts.json" "$W/rb-host0.json" "$W/rb-api.json"
