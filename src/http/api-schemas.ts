@@ -304,5 +304,151 @@ export const TechParams = z.object({
 });
 export const TechParamsBody = z.union([z.array(z.unknown()), z.object({ techParams: z.unknown() }).strict()]);
 
+// Rollouts (src/rollout/api.ts): waves of builds over a rack or a list of hosts.
+export const RackParams = z.object({
+  rack: z
+    .string()
+    .min(1, 'a rack name (1-64 printable characters)')
+    .max(64, 'at most 64 characters')
+    // eslint-disable-next-line no-control-regex
+    .regex(/^[^\u0000-\u001f\u007f\u2028\u2029]*$/, 'no control characters'),
+});
+export const RolloutParams = z.object({
+  id: z.string().regex(/^[1-9]\d{0,14}$/, 'not a rollout id (a positive whole number)'),
+});
+const rolloutOptions = {
+  power: z.boolean().optional().describe('power-cycle each host through its BMC (default false)'),
+  waveSize: z.number().int().min(1).max(256).optional().describe('hosts per wave (default 8)'),
+  waveIntervalSeconds: z.number().int().min(0).max(3600).optional().describe('between waves (default 20)'),
+  confirm: z.boolean().optional().describe('rebuild built hosts (wipes their disks)'),
+};
+export const RackBuildBody = z.object(rolloutOptions).strict();
+export const HostsBuildBody = z
+  .object({
+    macs: z.array(z.string().max(64)).min(1).max(10_000).describe('the hosts, in wave order'),
+    ...rolloutOptions,
+  })
+  .strict();
+export const HostsCancelBody = z.object({ macs: z.array(z.string().max(64)).min(1).max(10_000) }).strict();
+const ROLLOUT_STEPS = ['queued', 'build-started', 'boot-set', 'powered', 'failed', 'cancelled'] as const;
+export const RolloutSummary = z.object({
+  id: z.number().int(),
+  status: z.enum(['running', 'done', 'cancelled']),
+  scope: z.string().describe('"rack r1" or "hosts"'),
+  actor: z.string(),
+  power: z.boolean(),
+  waveSize: z.number().int(),
+  waveIntervalSeconds: z.number(),
+  waves: z.number().int(),
+  nextWave: z.number().int().nullable().describe('while running: the wave due next'),
+  nextWaveAt: iso.nullable(),
+  createdAt: iso,
+  finishedAt: iso.nullable(),
+  hostCount: z.number().int(),
+  steps: z.partialRecord(z.enum(ROLLOUT_STEPS), z.number().int()).describe('hosts per step'),
+});
+export const RolloutView = RolloutSummary.extend({
+  hosts: z.array(
+    z.object({
+      mac: z.string(),
+      hostname: z.string().nullable().describe('null: the host was deleted since'),
+      wave: z.number().int(),
+      step: z.enum(ROLLOUT_STEPS),
+      reason: z.string().nullable(),
+      buildId: z.number().int().nullable(),
+      updatedAt: iso,
+      state: z.enum([...HOST_STATES, 'deleted']),
+      stuck: Stuck,
+    }),
+  ),
+});
+export const RolloutListQuery = z.object({ ...pageQuery }).strict();
+export const RolloutPage = pageOf(RolloutSummary);
+export const CancelledHosts = z.object({
+  rollouts: z.array(z.number().int()).describe('rollouts this ended (nothing left to do in them)'),
+  builds: z.array(z.string()).describe('hosts whose running build was cancelled'),
+});
+
+// Templates, effective profiles and webhook deliveries (src/http/api/templates.ts).
+export const TemplateUsageReport = z.object({
+  templates: z.array(
+    z.object({
+      kind: z.enum(['boot', 'kickstart', 'snippet']),
+      name: z.string(),
+      file: z.string(),
+      origin: z.enum(['shipped', 'overlay']),
+      overrides: z.string().optional().describe('the shipped file an overlay one replaces'),
+      stale: z.boolean().describe('serving its last good version: the file on disk is broken'),
+      profiles: z.array(z.string()),
+    }),
+  ),
+  missing: z.array(z.object({ profile: z.string(), template: z.string() })),
+  errors: z.array(
+    z.object({ file: z.string(), line: z.number().int().optional(), message: z.string(), text: z.string() }),
+  ),
+});
+export const ProfileParams = z.object({ name: z.string().min(1).max(128) });
+export const EffectiveQuery = z
+  .object({ mac: queryText('a host of this profile: its parameters applied', 64).optional() })
+  .strict();
+export const EffectiveProfile = z.object({
+  profile: z.string(),
+  file: z.string(),
+  extends: z.string().optional(),
+  host: z.object({ mac: z.string(), hostname: z.string() }).optional(),
+  values: z.array(
+    z.object({
+      field: z.string().describe('dotted path, as host parameters name it'),
+      value: z.unknown(),
+      source: z.enum(['host', 'profile', 'parent', 'default']),
+      from: z.string().optional(),
+      file: z.string().optional(),
+    }),
+  ),
+});
+export const DELIVERY_STATUSES = ['pending', 'delivered', 'failed', 'dropped'] as const;
+export const DeliveriesQuery = z
+  .object({
+    ...pageQuery,
+    mac: queryText('only deliveries about this host', 64).optional(),
+    status: z.enum(DELIVERY_STATUSES).optional(),
+  })
+  .strict();
+export const Delivery = z.object({
+  id: z.string(),
+  event: z.string(),
+  target: z.string().describe("the URL's origin only: paths and queries often hold tokens"),
+  mac: z.string().optional(),
+  buildId: z.number().int().optional(),
+  status: z.enum(DELIVERY_STATUSES),
+  attempts: z.number().int(),
+  createdAt: iso,
+  lastAttemptAt: iso.optional(),
+  nextAttemptAt: iso.optional().describe('while pending'),
+  httpStatus: z.number().int().optional(),
+  error: z.string().optional(),
+  ms: z.number().optional(),
+});
+export const DeliveryPage = pageOf(Delivery);
+
+// Nodes sharing the database (src/ops/nodes.ts).
+export const Nodes = z.object({
+  self: z.string().describe("this node's id"),
+  nodes: z.array(
+    z.object({
+      id: z.string(),
+      site: z.string().nullable(),
+      version: z.string(),
+      address: z.string(),
+      publicUrl: z.string(),
+      ports: z.record(z.string(), z.union([z.number().int(), z.array(z.number().int())])).describe('by service'),
+      startedAt: iso,
+      lastHeartbeat: iso,
+      stoppedAt: iso.nullable(),
+      alive: z.boolean().describe('heartbeat seen within three beats'),
+    }),
+  ),
+});
+
 /** Shapes several answers share: named once in the document's components. */
 export const SHARED_SCHEMAS = { Host, HostView, HostEvent, Discovered, BuildSummary, ImportResult } as const;

@@ -40,10 +40,17 @@ export const ErrorBody = z
       bmc: z.string().optional().describe('a BMC that failed (502): its driver and address'),
       answer: z.string().optional().describe('what the BMC answered (502)'),
       retryable: z.boolean().optional().describe('a transient BMC failure: worth trying again later (502)'),
+      rebuild: z
+        .array(z.object({ mac: z.string(), hostname: z.string(), wipes: z.string() }))
+        .optional()
+        .describe('a rollout over built hosts refused (409): what rebuilding each would wipe; resend with confirm'),
     }),
   })
   .describe('every API error');
 export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/** Fields an error carries besides code, message and field (each described in ErrorBody). */
+export type ErrorExtra = Partial<Omit<ErrorBody['error'], 'code' | 'message' | 'field'>>;
 
 /** Thrown by API routes; the app's error handler turns it into the one shape. */
 export class ApiError extends Error {
@@ -51,7 +58,7 @@ export class ApiError extends Error {
     readonly status: number,
     message: string,
     readonly field?: string,
-    readonly extra?: { problems?: unknown[] },
+    readonly extra?: ErrorExtra,
   ) {
     super(message);
   }
@@ -66,12 +73,7 @@ export function fieldOfMessage(message: string): string | undefined {
   return m?.[1];
 }
 
-export function errorBody(
-  status: number,
-  message: string,
-  field?: string,
-  extra?: { problems?: unknown[] },
-): ErrorBody {
+export function errorBody(status: number, message: string, field?: string, extra?: ErrorExtra): ErrorBody {
   const f = field ?? fieldOfMessage(message);
   return { error: { code: codeFor(status), message, ...(f ? { field: f } : {}), ...(extra ?? {}) } };
 }

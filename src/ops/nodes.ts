@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../config.ts';
 import type { Logger } from '../log.ts';
+import { apiRoute, type ApiDocs } from '../http/openapi.ts';
+import { Nodes } from '../http/api-schemas.ts';
 import { HEARTBEAT_MS, type NodeInfo, type NodeRegistry, type NodeView } from '../store/nodes.ts';
 
 export function rackbootVersion(): string {
@@ -70,12 +72,25 @@ export function nodeJson(n: NodeView) {
   };
 }
 
-/** Mounted under /api (after the token check). */
-export function createNodesApi(d: { nodes: NodeRegistry; self: string }): express.Router {
-  const r = express.Router();
-  r.get('/nodes', async (_req, res) => {
-    const nodes = await d.nodes.list();
-    res.json({ self: d.self, nodes: nodes.map(nodeJson) });
-  });
-  return r;
+/** Mounted under /api (after the token check). A handful of nodes share a database: one list, not paged. */
+export function createNodesApi(d: { nodes: NodeRegistry; self: string }): (docs: ApiDocs) => express.Router {
+  return (docs) => {
+    const r = express.Router();
+    apiRoute(
+      r,
+      docs,
+      {
+        method: 'get',
+        path: '/nodes',
+        summary: 'the nodes sharing this database: site, version, ports, last heartbeat, alive',
+        tags: ['nodes'],
+        responses: { 200: Nodes },
+      },
+      async (_req, res) => {
+        const nodes = await d.nodes.list();
+        res.json({ self: d.self, nodes: nodes.map(nodeJson) });
+      },
+    );
+    return r;
+  };
 }

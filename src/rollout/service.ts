@@ -129,9 +129,10 @@ export class RolloutService {
     if (this.d.state(h.mac) === 'build') this.d.cancelBuild(h.mac, actor);
   }
 
-  async list(limit = 50): Promise<ReturnType<RolloutService['summary']>[]> {
+  /** Newest first; `beforeId`: the page after the rollout with that id. */
+  async list(limit = 50, beforeId?: number): Promise<ReturnType<RolloutService['summary']>[]> {
     const out = [];
-    for (const r of await this.d.store.list(limit)) out.push(this.summary(r, await this.d.store.hosts(r.id)));
+    for (const r of await this.d.store.list(limit, beforeId)) out.push(this.summary(r, await this.d.store.hosts(r.id)));
     return out;
   }
 

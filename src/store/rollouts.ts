@@ -46,8 +46,8 @@ export interface RolloutStore {
   create(r: NewRollout): Promise<Rollout>;
   get(id: number): Promise<Rollout | undefined>;
   hosts(id: number): Promise<RolloutHost[]>;
-  /** Newest first, at most `limit`. */
-  list(limit: number): Promise<Rollout[]>;
+  /** Newest first, at most `limit`; with `beforeId` only those older than that rollout (the next page). */
+  list(limit: number, beforeId?: number): Promise<Rollout[]>;
   running(): Promise<Rollout[]>;
   setStep(id: number, mac: Mac, step: RolloutStep, reason?: string, buildId?: number): Promise<void>;
   /** The wave after `wave` is due at `at`; only while the rollout runs. */
@@ -136,7 +136,9 @@ export class SqliteRolloutStore implements RolloutStore {
     this.hostsStmt = db.prepare<[number], HostRow>(
       'SELECT mac, wave, step, reason, build_id, updated_at FROM rollout_hosts WHERE rollout_id = ? ORDER BY wave, rowid',
     );
-    this.listStmt = db.prepare<[number], RolloutRow>('SELECT * FROM rollouts ORDER BY id DESC LIMIT ?');
+    this.listStmt = db.prepare<[number, number], RolloutRow>(
+      'SELECT * FROM rollouts WHERE id < ? ORDER BY id DESC LIMIT ?',
+    );
     this.runningStmt = db.prepare<[], RolloutRow>("SELECT * FROM rollouts WHERE status = 'running' ORDER BY id");
     this.stepStmt = db.prepare(
       `UPDATE rollout_hosts SET step = ?, reason = ?, build_id = COALESCE(?, build_id), updated_at = ?
@@ -173,8 +175,8 @@ export class SqliteRolloutStore implements RolloutStore {
   hosts(id: number): Promise<RolloutHost[]> {
     return Promise.resolve(this.hostsStmt.all(id).map(hostFromRow));
   }
-  list(limit: number): Promise<Rollout[]> {
-    return Promise.resolve(this.listStmt.all(limit).map(fromRow));
+  list(limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<Rollout[]> {
+    return Promise.resolve(this.listStmt.all(beforeId, limit).map(fromRow));
   }
   running(): Promise<Rollout[]> {
     return Promise.resolve(this.runningStmt.all().map(fromRow));

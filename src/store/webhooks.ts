@@ -50,7 +50,8 @@ export interface WebhookDeliveryStore {
   nextDueAt(): Promise<number | undefined>;
   recordAttempt(id: number, r: AttemptResult): Promise<void>;
   /** Newest first. */
-  list(opts?: { limit?: number; mac?: Mac; status?: DeliveryStatus }): Promise<Delivery[]>;
+  /** Newest first; `beforeId`: only older than that delivery (the next page). */
+  list(opts?: { limit?: number; mac?: Mac; status?: DeliveryStatus; beforeId?: number }): Promise<Delivery[]>;
   /** Keeps the newest `keep` finished deliveries (pending ones are never pruned). */
   prune(keep: number): Promise<number>;
 }
@@ -156,9 +157,13 @@ export class SqliteWebhookDeliveryStore implements WebhookDeliveryStore {
     return Promise.resolve();
   }
 
-  list(opts: { limit?: number; mac?: Mac; status?: DeliveryStatus } = {}): Promise<Delivery[]> {
+  list(opts: { limit?: number; mac?: Mac; status?: DeliveryStatus; beforeId?: number } = {}): Promise<Delivery[]> {
     const where: string[] = [];
     const args: unknown[] = [];
+    if (opts.beforeId !== undefined) {
+      where.push('id < ?');
+      args.push(opts.beforeId);
+    }
     if (opts.mac) {
       where.push('mac = ?');
       args.push(opts.mac);
@@ -167,7 +172,8 @@ export class SqliteWebhookDeliveryStore implements WebhookDeliveryStore {
       where.push('status = ?');
       args.push(opts.status);
     }
-    const limit = Math.min(Math.max(1, opts.limit ?? 100), 1000);
+    // 1001: a page of 1000 and one more that tells whether a next page exists.
+    const limit = Math.min(Math.max(1, opts.limit ?? 100), 1001);
     const rows = this.db
       .prepare<unknown[], Row>(
         `SELECT * FROM webhook_deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
