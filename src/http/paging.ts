@@ -109,3 +109,11 @@ export function pageList<T>(
     nextCursor: more ? encodeCursor(list, page[page.length - 1]!.key) : null,
   };
 }
+
+/** The row id a cursor of a newest-first list (rollouts, deliveries) ended on; CursorError for anything else. */
+export function decodeIdCursor(list: string, cursor: string): number {
+  const id = decodeCursor(list, cursor, 1)[0];
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1)
+    throw new CursorError('cursor: not a cursor this server gave; start again without a cursor');
+  return id;
+}

@@ -4,7 +4,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { callerOf } from '../http/app.ts';
 import { HttpError } from '../http/reply.ts';
 import { apiRoute, type ApiDocs } from '../http/openapi.ts';
-import { decodeCursor, encodeCursor, PAGE_LIMIT_DEFAULT } from '../http/paging.ts';
+import { decodeIdCursor, encodeCursor, PAGE_LIMIT_DEFAULT } from '../http/paging.ts';
 import {
   CancelledHosts,
   HostsBuildBody,
@@ -141,7 +141,7 @@ export function createRolloutApi(d: RolloutApiDeps): (docs: ApiDocs) => express.
       },
       async (_req, res, { query }) => {
         const limit = query.limit ?? PAGE_LIMIT_DEFAULT;
-        const before = query.cursor === undefined ? undefined : Number(decodeCursor('rollouts', query.cursor, 1)[0]);
+        const before = query.cursor === undefined ? undefined : decodeIdCursor('rollouts', query.cursor);
         // One more than asked tells whether a next page exists.
         const items = await s.list(limit + 1, before);
         const more = items.length > limit;

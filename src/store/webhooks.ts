@@ -49,7 +49,6 @@ export interface WebhookDeliveryStore {
   due(now: number, limit: number, busy: ReadonlySet<number>): Promise<Delivery[]>;
   nextDueAt(): Promise<number | undefined>;
   recordAttempt(id: number, r: AttemptResult): Promise<void>;
-  /** Newest first. */
   /** Newest first; `beforeId`: only older than that delivery (the next page). */
   list(opts?: { limit?: number; mac?: Mac; status?: DeliveryStatus; beforeId?: number }): Promise<Delivery[]>;
   /** Keeps the newest `keep` finished deliveries (pending ones are never pruned). */

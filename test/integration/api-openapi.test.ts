@@ -10,6 +10,10 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { createApp } from '../../src/http/app.ts';
 import { createLogsApi } from '../../src/ops/routes.ts';
 import { createBmcApi } from '../../src/http/bmc-api.ts';
+import { createRolloutApi } from '../../src/rollout/api.ts';
+import { createTemplatesApi } from '../../src/http/api/templates.ts';
+import { createNodesApi } from '../../src/ops/nodes.ts';
+import { SqliteNodeRegistry } from '../../src/store/nodes.ts';
 import { silentLogger } from '../../src/log.ts';
 import { ApiTokenStore, UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import { SettingsStore } from '../../src/store/settings.ts';
@@ -42,6 +46,14 @@ before(() => {
   const made = tokens.create(users.get('tom')!);
   assert.ok(!('error' in made));
   tech = { Authorization: `Bearer ${made.token}` };
+  const nodes = new SqliteNodeRegistry(env.core.durableDb);
+  void nodes.register({
+    id: 'node-a',
+    version: '0.1.0',
+    address: '10.99.0.1',
+    publicUrl: 'http://10.99.0.1:8080',
+    ports: { http: 8080, dhcp: [67] },
+  });
   // Every /api answer, as sent: what the document must describe.
   const record: express.RequestHandler = (req, res, next) => {
     if (!req.path.startsWith('/api')) return next();
@@ -86,6 +98,14 @@ before(() => {
         createBmcApi({ hosts: env.core.hosts, bmc: env.core.bmc, power: env.core.power, audit: env.core.audit, docs }),
       (docs: ApiDocs) =>
         createLogsApi({ hosts: env.core.hosts, builds: env.core.builds, syslog: env.core.syslog, docs }),
+      createTemplatesApi({
+        templates: () => env.core.templates.library,
+        profiles: () => env.core.catalog.snapshot,
+        hosts: env.core.hosts,
+        deliveries: env.core.webhookDeliveries,
+      }),
+      createRolloutApi({ service: env.core.rolloutService }),
+      createNodesApi({ nodes, self: 'node-a' }),
     ],
   });
 });
@@ -170,6 +190,69 @@ test('the API answers, successes and errors, on every route', async () => {
   assert.equal((await request(app).post(`/api/hosts/${MAC2}/power`).set(admin).send({ action: 'reboot' })).status, 422);
   assert.equal((await request(app).post(`/api/hosts/${MAC2}/bmc/facts`).set(admin)).status, 409);
 
+  // Rollouts, templates, effective profiles, webhook deliveries, nodes.
+  const post = (path: string, body?: object, who = admin) =>
+    body === undefined ? request(app).post(path).set(who) : request(app).post(path).set(who).send(body);
+  const started = await post('/api/racks/R2/build', { waveSize: 1, waveIntervalSeconds: 0 });
+  assert.equal(started.status, 202, started.text);
+  assert.equal(started.headers.location, `/api/rollouts/${started.body.id}`);
+  const cancelled = await post(`/api/rollouts/${started.body.id}/cancel`);
+  assert.equal(cancelled.status, 200, cancelled.text);
+  assert.equal(cancelled.body.status, 'cancelled');
+  const again = await post(`/api/rollouts/${started.body.id}/cancel`);
+  assert.equal(again.status, 409, again.text);
+  assert.equal(again.body.error.code, 'conflict');
+  const byHosts = await post('/api/hosts/build', { macs: [MAC2] });
+  assert.equal(byHosts.status, 202, byHosts.text);
+  assert.equal((await post('/api/hosts/cancel', { macs: [MAC2] })).status, 200);
+  assert.equal((await post('/api/racks/R2/cancel')).status, 200);
+  const rollouts = await get('/api/rollouts?limit=1');
+  assert.equal(rollouts.status, 200);
+  assert.equal(rollouts.body.items[0].id, byHosts.body.id, 'newest first');
+  const older = await get(`/api/rollouts?limit=1&cursor=${rollouts.body.nextCursor as string}`);
+  assert.deepEqual(
+    older.body.items.map((r: { id: number }) => r.id),
+    [started.body.id],
+  );
+  assert.equal(older.body.nextCursor, null);
+  assert.match(older.body.items[0].createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.match(older.body.items[0].finishedAt, /Z$/);
+  assert.equal((await get(`/api/rollouts/${started.body.id}`)).status, 200);
+  assert.equal((await get(`/api/rollouts/${started.body.id}`, tech)).status, 200);
+  assert.equal((await get('/api/templates')).status, 200);
+  assert.equal((await get('/api/profiles/rhvh-base/effective')).status, 200);
+  assert.equal((await get(`/api/profiles/rhvh-base/effective?mac=${MAC2}`, tech)).status, 200);
+  for (const i of [1, 2, 3])
+    await env.core.webhookDeliveries.add({
+      uid: `d${i}`,
+      url: 'https://127.0.0.1:9/hook?token=secret',
+      event: 'build.done',
+      mac: MAC2 as Mac,
+      payload: {},
+      status: i === 3 ? 'pending' : 'failed',
+      nextAt: Date.now() + 60_000,
+      createdAt: Date.now(),
+    });
+  const deliveries = await get('/api/webhooks/deliveries?limit=2');
+  assert.equal(deliveries.status, 200);
+  assert.deepEqual(
+    deliveries.body.items.map((x: { id: string }) => x.id),
+    ['d3', 'd2'],
+  );
+  assert.equal(deliveries.body.items[0].target, 'https://127.0.0.1:9', 'the origin only: no token');
+  assert.match(deliveries.body.items[0].nextAttemptAt, /Z$/);
+  const rest = await get(`/api/webhooks/deliveries?limit=2&cursor=${deliveries.body.nextCursor as string}`);
+  assert.deepEqual(
+    rest.body.items.map((x: { id: string }) => x.id),
+    ['d1'],
+  );
+  assert.equal(rest.body.nextCursor, null);
+  assert.equal((await get(`/api/webhooks/deliveries?status=failed&mac=${MAC2}`)).body.items.length, 2);
+  const nodeList = await get('/api/nodes');
+  assert.equal(nodeList.status, 200);
+  assert.equal(nodeList.body.self, 'node-a');
+  assert.match(nodeList.body.nodes[0].lastHeartbeat, /Z$/);
+
   // Errors: each status the API answers with.
   const errors: [Promise<request.Response>, number, string, string?][] = [
     [request(app).get('/api/hosts'), 401, 'unauthorized'],
@@ -210,8 +293,61 @@ test('the API answers, successes and errors, on every route', async () => {
     [get(`/api/hosts/${SAMPLE_HOST.mac}/render/nosuch`), 400, 'bad_request', 'kind'],
     [get(`/api/hosts/${SAMPLE_HOST.mac}/builds/abc/logs`), 400, 'bad_request', 'id'],
     [get(`/api/hosts/${SAMPLE_HOST.mac}/builds/999999/logs`), 404, 'not_found'],
-    [get(`/api/hosts/${SAMPLE_HOST.mac}/logs?severity=loud`), 400, 'bad_request', 'severity'],
+    // The build was cancelled above: ?build= names it (the latest build leaves cancelled ones out).
+    [get(`/api/hosts/${SAMPLE_HOST.mac}/logs?build=${build.id}&severity=loud`), 400, 'bad_request', 'severity'],
     [request(app).delete(`/api/hosts/${SAMPLE_HOST.mac}/build`).set(admin), 409, 'conflict'],
+    [request(app).post('/api/racks/NOPE/build').set(admin), 404, 'not_found'],
+    [request(app).post('/api/racks/R2/build').set(admin).send({ waveSize: 0 }), 422, 'invalid', 'waveSize'],
+    [request(app).post('/api/racks/R2/build').set(admin).send({ wipe: true }), 422, 'invalid', 'wipe'],
+    [request(app).post('/api/racks/R2/build').set(admin).send([1]), 400, 'bad_request'],
+    [request(app).post('/api/racks/NOPE/cancel').set(admin), 404, 'not_found'],
+    [
+      request(app)
+        .post('/api/hosts/build')
+        .set(admin)
+        .send({ macs: ['zz'] }),
+      422,
+      'invalid',
+      'macs[0]',
+    ],
+    [request(app).post('/api/hosts/build').set(admin).send({ macs: [] }), 422, 'invalid', 'macs'],
+    [
+      request(app)
+        .post('/api/hosts/build')
+        .set(admin)
+        .send({ macs: [MAC2, '52-54-00-AA-BB-02'] }),
+      422,
+      'invalid',
+      'macs[1]',
+    ],
+    [
+      request(app)
+        .post('/api/hosts/build')
+        .set(admin)
+        .send({ macs: ['52:54:00:00:00:99'] }),
+      404,
+      'not_found',
+    ],
+    [
+      request(app)
+        .post('/api/hosts/cancel')
+        .set(admin)
+        .send({ macs: [MAC2], all: true }),
+      422,
+      'invalid',
+      'all',
+    ],
+    [get('/api/rollouts/0'), 400, 'bad_request', 'id'],
+    [get('/api/rollouts/99999999999999999999'), 400, 'bad_request', 'id'],
+    [get('/api/rollouts/999999'), 404, 'not_found'],
+    [request(app).post('/api/rollouts/abc/cancel').set(admin), 400, 'bad_request', 'id'],
+    [request(app).post('/api/rollouts/999999/cancel').set(admin), 404, 'not_found'],
+    [get('/api/profiles/nope/effective'), 404, 'not_found'],
+    [get('/api/profiles/rhvh-base/effective?mac=zz'), 400, 'bad_request', 'mac'],
+    [get('/api/profiles/rhvh-base/effective?mac=52:54:00:00:00:99'), 404, 'not_found', 'mac'],
+    [get('/api/profiles/rhvh-base/effective?host=x'), 400, 'bad_request', 'host'],
+    [get('/api/webhooks/deliveries?status=bogus'), 400, 'bad_request', 'status'],
+    [get('/api/webhooks/deliveries?mac=%00'), 400, 'bad_request', 'mac'],
     [
       request(app)
         .put('/api/settings/tech-params')
@@ -238,6 +374,7 @@ test('paging and filters with the worst values: 400 naming the field, never a 50
   assert.ok(hostsCursor, 'more than one host: a cursor');
   const discoveredCursor = (await get('/api/discovered?limit=1')).body.nextCursor as string;
   const eventsCursor = (await get(`/api/hosts/${SAMPLE_HOST.mac}/events?limit=1`)).body.nextCursor as string;
+  const buildId = env.core.builds.history(SAMPLE_HOST.mac as Mac)[0]!.id;
   const bad: [string, string][] = [
     ['/api/hosts?limit=-1', 'limit'],
     ['/api/hosts?limit=0', 'limit'],
@@ -261,9 +398,20 @@ test('paging and filters with the worst values: 400 naming the field, never a 50
     ['/api/hosts?rak=R1', 'rak'],
     ['/api/hosts?site=' + 'S'.repeat(200), 'site'],
     ['/api/hosts?site=a%0Ab', 'site'],
-    [`/api/hosts/${SAMPLE_HOST.mac}/logs?cursor=${hostsCursor}`, 'cursor'],
-    [`/api/hosts/${SAMPLE_HOST.mac}/logs?limit=0`, 'limit'],
+    [`/api/hosts/${SAMPLE_HOST.mac}/logs?build=${buildId}&cursor=${hostsCursor}`, 'cursor'],
+    [`/api/hosts/${SAMPLE_HOST.mac}/logs?build=${buildId}&limit=0`, 'limit'],
     [`/api/hosts/${SAMPLE_HOST.mac}/logs?build=-1`, 'build'],
+    ['/api/rollouts?limit=0', 'limit'],
+    ['/api/rollouts?limit=1001', 'limit'],
+    [`/api/rollouts?cursor=${hostsCursor}`, 'cursor'],
+    ['/api/rollouts?cursor=garbage!', 'cursor'],
+    [`/api/rollouts?cursor=${encodeCursor('rollouts', ['x'])}`, 'cursor'],
+    [`/api/rollouts?cursor=${encodeCursor('rollouts', [-1])}`, 'cursor'],
+    [`/api/rollouts?cursor=${encodeCursor('rollouts', [1.5])}`, 'cursor'],
+    [`/api/webhooks/deliveries?cursor=${encodeCursor('webhook-deliveries', ['1'])}`, 'cursor'],
+    ['/api/webhooks/deliveries?limit=0', 'limit'],
+    ['/api/webhooks/deliveries?limit=99999999999', 'limit'],
+    [`/api/webhooks/deliveries?cursor=${hostsCursor}`, 'cursor'],
   ];
   for (const [path, field] of bad) {
     const r = await get(path);

@@ -14,7 +14,7 @@ import { formatTemplateError } from '../../render/template-catalog.ts';
 import { webhookTarget } from '../../webhooks/payload.ts';
 import { HttpError } from '../reply.ts';
 import { apiRoute, type ApiDocs } from '../openapi.ts';
-import { decodeCursor, encodeCursor, PAGE_LIMIT_DEFAULT } from '../paging.ts';
+import { decodeIdCursor, encodeCursor, PAGE_LIMIT_DEFAULT } from '../paging.ts';
 import {
   DeliveriesQuery,
   DeliveryPage,
@@ -117,8 +117,7 @@ export function createTemplatesApi(d: TemplatesApiDeps): (docs: ApiDocs) => expr
       },
       async (_req, res, { query }) => {
         const limit = query.limit ?? PAGE_LIMIT_DEFAULT;
-        const beforeId =
-          query.cursor === undefined ? undefined : Number(decodeCursor('webhook-deliveries', query.cursor, 1)[0]);
+        const beforeId = query.cursor === undefined ? undefined : decodeIdCursor('webhook-deliveries', query.cursor);
         // One more than asked tells whether a next page exists.
         const rows = await d.deliveries.list({
           mac: macOf(query.mac),
