@@ -317,20 +317,28 @@ export const RackParams = z.object({
 export const RolloutParams = z.object({
   id: z.string().regex(/^[1-9]\d{0,14}$/, 'not a rollout id (a positive whole number)'),
 });
+/** A whole number in a range, refused with the one message that names the range (not zod's per-rule text). */
+const wholeIn = (min: number, max: number) => {
+  const error = `must be a whole number from ${min} to ${max}`;
+  return z.number({ error }).int(error).min(min, error).max(max, error);
+};
+const flag = () => z.boolean({ error: 'must be true or false' });
+const macList = () =>
+  z
+    .array(z.string({ error: 'a MAC address' }).max(64), { error: 'must be a list of 1 or more MAC addresses' })
+    .min(1, 'must be a list of 1 or more MAC addresses')
+    .max(10_000, 'at most 10000 per request');
 const rolloutOptions = {
-  power: z.boolean().optional().describe('power-cycle each host through its BMC (default false)'),
-  waveSize: z.number().int().min(1).max(256).optional().describe('hosts per wave (default 8)'),
-  waveIntervalSeconds: z.number().int().min(0).max(3600).optional().describe('between waves (default 20)'),
-  confirm: z.boolean().optional().describe('rebuild built hosts (wipes their disks)'),
+  power: flag().optional().describe('power-cycle each host through its BMC (default false)'),
+  waveSize: wholeIn(1, 256).optional().describe('hosts per wave (default 8)'),
+  waveIntervalSeconds: wholeIn(0, 3600).optional().describe('between waves (default 20)'),
+  confirm: flag().optional().describe('rebuild built hosts (wipes their disks)'),
 };
 export const RackBuildBody = z.object(rolloutOptions).strict();
 export const HostsBuildBody = z
-  .object({
-    macs: z.array(z.string().max(64)).min(1).max(10_000).describe('the hosts, in wave order'),
-    ...rolloutOptions,
-  })
+  .object({ macs: macList().describe('the hosts, in wave order'), ...rolloutOptions })
   .strict();
-export const HostsCancelBody = z.object({ macs: z.array(z.string().max(64)).min(1).max(10_000) }).strict();
+export const HostsCancelBody = z.object({ macs: macList() }).strict();
 const ROLLOUT_STEPS = ['queued', 'build-started', 'boot-set', 'powered', 'failed', 'cancelled'] as const;
 export const RolloutSummary = z.object({
   id: z.number().int(),

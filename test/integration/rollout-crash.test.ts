@@ -136,7 +136,7 @@ test('the CLI records a rollout, serve carries it out; kill -9 mid-rollout resum
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
     assert.match(r.stderr, re);
   }
-  assert.equal((await api('GET', '/rollouts')).body.length, 1, 'nothing recorded');
+  assert.equal((await api('GET', '/rollouts')).body.items.length, 1, 'nothing recorded');
   const rebuild = cli('rack', 'cancel', 'R5');
   assert.equal(rebuild.status, 0, rebuild.stderr);
   assert.match(rebuild.stdout, /rack R5: 4 build\(s\) cancelled/);

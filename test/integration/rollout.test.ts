@@ -220,7 +220,7 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
     const boot3 = (await events(main, mac(3))).find((e) => e.type === 'bmc.boot')!;
     assert.equal(boot3.detail.mode, 'legacy');
     assert.match(boot3.detail.why, /DHCP discover said client architecture 0 \(BIOS\)/);
-    const list = (await main.api('GET', '/rollouts')).body;
+    const list = (await main.api('GET', '/rollouts')).body.items;
     assert.equal(list[0].id, id);
     assert.deepEqual(list[0].steps, { powered: 6 });
   });
@@ -260,13 +260,13 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
     const b = p.startBuild(mac(20), 'test');
     assert.ok(b.ok);
     assert.ok(main.run.core.builds.close(b.value.token, 'built').ok);
-    const before = (await main.api('GET', '/rollouts')).body.length;
+    const before = (await main.api('GET', '/rollouts')).body.items.length;
     const r = await main.api('POST', '/racks/R4/build', { power: true });
     assert.equal(r.status, 409);
-    assert.match(r.body.error, /rebuilding wipes their disks.*"confirm": true/);
-    assert.equal(r.body.rebuild[0].hostname, 'ro20');
-    assert.match(r.body.rebuild[0].wipes, /every disk the installer sees, SAN LUNs included, is cleared/);
-    assert.equal((await main.api('GET', '/rollouts')).body.length, before, 'nothing recorded');
+    assert.match(r.body.error.message, /rebuilding wipes their disks.*"confirm": true/);
+    assert.equal(r.body.error.rebuild[0].hostname, 'ro20');
+    assert.match(r.body.error.rebuild[0].wipes, /every disk the installer sees, SAN LUNs included, is cleared/);
+    assert.equal((await main.api('GET', '/rollouts')).body.items.length, before, 'nothing recorded');
     assert.equal(p.state(mac(20)), 'built');
     const ok = await main.api('POST', '/racks/R4/build', { power: true, confirm: true });
     assert.equal(ok.status, 202);
@@ -284,44 +284,50 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
   });
 
   test('worst values at every entry: a 400 naming the field, nothing recorded or started', async () => {
-    const before = (await main.api('GET', '/rollouts')).body.length;
+    const before = (await main.api('GET', '/rollouts')).body.items.length;
     const events0 = (await events(main, mac(1))).length;
-    const cases: [string, string, unknown, RegExp][] = [
-      ['POST', '/racks/R1/build', { waveSize: 0 }, /waveSize: must be a whole number from 1 to 256/],
-      ['POST', '/racks/R1/build', { waveSize: 1e308 }, /waveSize/],
-      ['POST', '/racks/R1/build', { waveIntervalSeconds: 86400 }, /waveIntervalSeconds/],
-      ['POST', '/racks/R1/build', { power: 'true' }, /power: must be true or false/],
-      ['POST', '/racks/R1/build', { confirm: 1 }, /confirm/],
-      ['POST', '/racks/R1/build', { wave: 8 }, /"wave": not a rollout field/],
-      ['POST', '/racks/R1/build', [1, 2], /must be a JSON object/],
-      ['POST', '/racks/R1/build', '{"power": tru', /not valid JSON/],
-      ['POST', '/racks/R1%0Abad/build', {}, /rack: .* is not a rack name/],
-      ['POST', `/racks/${'R'.repeat(65)}/build`, {}, /rack:/],
-      ['POST', '/hosts/build', {}, /macs: must be a list/],
-      ['POST', '/hosts/build', { macs: ['not-a-mac'] }, /macs\[0\]: "not-a-mac" is not a MAC address/],
-      ['POST', '/hosts/build', { macs: [mac(1), mac(1)] }, /listed twice/],
-      ['POST', '/hosts/build', { macs: Array(10_001).fill(mac(1)) }, /at most 10000/],
-      ['POST', '/hosts/cancel', { macs: 'all' }, /macs: must be a list/],
-      ['POST', '/hosts/cancel', { macs: [mac(1)], force: true }, /force: not a field/],
-      ['GET', '/rollouts/abc', undefined, /id: "abc" is not a rollout id/],
-      ['GET', '/rollouts/0', undefined, /id:/],
-      ['GET', '/rollouts/99999999999999999999', undefined, /id:/],
-      ['POST', '/rollouts/-1/cancel', undefined, /id:/],
+    // A path parameter or a body that is no JSON object: 400; a field of the body refused: 422. Each names its field.
+    const cases: [string, string, unknown, number, string | undefined, RegExp][] = [
+      ['POST', '/racks/R1/build', { waveSize: 0 }, 422, 'waveSize', /waveSize: must be a whole number from 1 to 256/],
+      ['POST', '/racks/R1/build', { waveSize: 1e308 }, 422, 'waveSize', /waveSize/],
+      ['POST', '/racks/R1/build', { waveSize: 2.5 }, 422, 'waveSize', /waveSize/],
+      ['POST', '/racks/R1/build', { waveIntervalSeconds: 86400 }, 422, 'waveIntervalSeconds', /from 0 to 3600/],
+      ['POST', '/racks/R1/build', { power: 'true' }, 422, 'power', /power: must be true or false/],
+      ['POST', '/racks/R1/build', { confirm: 1 }, 422, 'confirm', /confirm/],
+      ['POST', '/racks/R1/build', { wave: 8 }, 422, 'wave', /wave: unknown field/],
+      ['POST', '/racks/R1/build', [1, 2], 400, undefined, /send a JSON object/],
+      ['POST', '/racks/R1/build', '{"power": tru', 400, undefined, /not valid JSON/],
+      ['POST', '/racks/R1%0Abad/build', {}, 400, 'rack', /rack: no control characters/],
+      ['POST', `/racks/${'R'.repeat(65)}/build`, {}, 400, 'rack', /rack:/],
+      ['POST', '/hosts/build', {}, 422, 'macs', /macs: must be a list/],
+      ['POST', '/hosts/build', { macs: ['not-a-mac'] }, 422, 'macs[0]', /macs\[0\]: "not-a-mac" is not a MAC address/],
+      ['POST', '/hosts/build', { macs: [mac(1), mac(1)] }, 422, 'macs[1]', /listed twice/],
+      ['POST', '/hosts/build', { macs: Array(10_001).fill(mac(1)) }, 422, 'macs', /at most 10000/],
+      ['POST', '/hosts/cancel', { macs: 'all' }, 422, 'macs', /macs: must be a list/],
+      ['POST', '/hosts/cancel', { macs: [mac(1)], force: true }, 422, 'force', /force: unknown field/],
+      ['GET', '/rollouts/abc', undefined, 400, 'id', /id: not a rollout id/],
+      ['GET', '/rollouts/0', undefined, 400, 'id', /id:/],
+      ['GET', '/rollouts/99999999999999999999', undefined, 400, 'id', /id:/],
+      ['POST', '/rollouts/-1/cancel', undefined, 400, 'id', /id:/],
+      ['GET', '/rollouts?limit=0', undefined, 400, 'limit', /limit:/],
+      ['GET', '/rollouts?cursor=x', undefined, 400, 'cursor', /cursor:/],
     ];
-    for (const [method, path, body, re] of cases) {
+    for (const [method, path, body, status, field, re] of cases) {
       const r = await main.api(method, path, body);
-      assert.equal(r.status, 400, `${method} ${path}: ${JSON.stringify(r.body).slice(0, 200)}`);
-      assert.match(r.body.error, re, path);
+      assert.equal(r.status, status, `${method} ${path}: ${JSON.stringify(r.body).slice(0, 200)}`);
+      assert.deepEqual(Object.keys(r.body), ['error'], path);
+      assert.equal(r.body.error.field, field, `${path}: ${JSON.stringify(r.body)}`);
+      assert.match(r.body.error.message, re, path);
     }
     assert.equal((await main.api('POST', '/racks/NOPE/build', {})).status, 404);
     assert.match(
-      (await main.api('POST', '/hosts/build', { macs: ['52:54:00:ff:ff:ff'] })).body.error,
+      (await main.api('POST', '/hosts/build', { macs: ['52:54:00:ff:ff:ff'] })).body.error.message,
       /no host with MAC 52:54:00:ff:ff:ff/,
     );
     assert.equal((await main.api('GET', '/rollouts/424242')).status, 404);
     const noToken = await fetch(`${main.base}/api/racks/R1/build`, { method: 'POST' });
     assert.equal(noToken.status, 401);
-    assert.equal((await main.api('GET', '/rollouts')).body.length, before, 'nothing recorded');
+    assert.equal((await main.api('GET', '/rollouts')).body.items.length, before, 'nothing recorded');
     assert.equal((await events(main, mac(1))).length, events0, 'nothing started');
   });
 
@@ -330,7 +336,8 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
     assert.equal(r.status, 202);
     const again = await main.api('POST', '/racks/R1/build', {});
     assert.equal(again.status, 409);
-    assert.match(again.body.error, new RegExp(`already in running rollout ${r.body.id}`));
+    assert.equal(again.body.error.code, 'conflict');
+    assert.match(again.body.error.message, new RegExp(`already in running rollout ${r.body.id}`));
     const c = await main.api('POST', '/hosts/cancel', { macs: [mac(5), mac(6)] });
     assert.deepEqual(c.body.rollouts, [r.body.id], 'a rollout left with nothing to do ends');
   });

@@ -77,7 +77,7 @@ after(async () => {
 });
 
 test('the API lists every site with its hosts, and GET /api/nodes names this node with its site', async () => {
-  const hosts = JSON.parse((await api('GET', '/hosts')).text) as { mac: string; site?: string }[];
+  const hosts = (JSON.parse((await api('GET', '/hosts')).text) as { items: { mac: string; site?: string }[] }).items;
   assert.deepEqual(
     hosts.map((h) => [h.mac, h.site ?? null]).sort(),
     [
@@ -173,13 +173,14 @@ test('CSV import: a site column; a bad site names its line and the field, and no
   const before = (await api('GET', '/hosts')).text;
   const r = await api('POST', '/hosts/import', bad, 'text/csv');
   assert.equal(r.status, 422, r.text);
-  assert.deepEqual((JSON.parse(r.text) as { problems: string[] }).problems, [
+  assert.deepEqual((JSON.parse(r.text) as { error: { problems: string[] } }).error.problems, [
     'line 3: site: "DC 2" is not a site name: 1-32 lower-case letters, digits and dashes, such as dc1 or paris-b',
   ]);
   assert.equal((await api('GET', '/hosts')).text, before);
   const ok = await api('POST', '/hosts/import', good, 'text/csv');
   assert.ok(ok.status === 200 || ok.status === 201, ok.text);
-  const hosts = JSON.parse((await api('GET', '/hosts')).text) as { hostname: string; site?: string }[];
+  const hosts = (JSON.parse((await api('GET', '/hosts')).text) as { items: { hostname: string; site?: string }[] })
+    .items;
   assert.equal(hosts.find((h) => h.hostname === 'csv-a')?.site, 'dc2');
   assert.equal(hosts.find((h) => h.hostname === 'csv-b')?.site, undefined);
 });

@@ -194,20 +194,26 @@ test('serve: the effective profile shows each value and where it came from; wors
       ?.source,
     'parent',
   );
-  for (const [path, status, message] of [
-    ['/profiles/nope/effective', 404, /no profile named "nope"/],
-    ['/profiles/..%2F..%2Fetc%2Fpasswd/effective', 404, /no profile named/],
-    ['/profiles/site/effective?mac=zz', 400, /mac: "zz" is not a MAC address/],
-    ['/profiles/site/effective?mac=52:54:00:00:00:99', 404, /no host with MAC/],
-    ['/profiles/rhvh-base/effective?mac=' + MAC, 409, /uses profile site, not rhvh-base/],
-    ['/webhooks/deliveries?limit=0', 400, /limit must be/],
-    ['/webhooks/deliveries?limit=99999999999', 400, /limit must be/],
-    ['/webhooks/deliveries?status=bogus', 400, /status must be one of/],
-    ['/webhooks/deliveries?mac=%00', 400, /not a MAC/],
+  // The one error shape: {error: {code, message, field?}}; a query value refused names its field.
+  for (const [path, status, field, message] of [
+    ['/profiles/nope/effective', 404, undefined, /no profile named "nope"/],
+    ['/profiles/..%2F..%2Fetc%2Fpasswd/effective', 404, undefined, /no profile named/],
+    ['/profiles/site/effective?mac=zz', 400, 'mac', /mac: "zz" is not a MAC address/],
+    ['/profiles/site/effective?mac=52:54:00:00:00:99', 404, 'mac', /no host with MAC/],
+    ['/profiles/rhvh-base/effective?mac=' + MAC, 409, undefined, /uses profile site, not rhvh-base/],
+    ['/profiles/site/effective?mac=a&mac=b', 400, 'mac', /^mac: /],
+    ['/profiles/site/effective?hostname=x', 400, 'hostname', /unknown query parameter/],
+    ['/webhooks/deliveries?limit=0', 400, 'limit', /limit: at least 1/],
+    ['/webhooks/deliveries?limit=99999999999', 400, 'limit', /limit: a whole number from 1 to 1000/],
+    ['/webhooks/deliveries?status=bogus', 400, 'status', /^status: /],
+    ['/webhooks/deliveries?mac=%00', 400, 'mac', /mac: no control characters/],
+    ['/webhooks/deliveries?cursor=nope', 400, 'cursor', /cursor: not a cursor this server gave/],
   ] as const) {
     const r = await api('GET', path);
     assert.equal(r.status, status, `${path}: ${JSON.stringify(r.json)}`);
-    assert.match(String(r.json.error), message);
+    const error = r.json.error as unknown as { code: string; message: string; field?: string };
+    assert.equal(error.field, field, `${path}: ${JSON.stringify(r.json)}`);
+    assert.match(error.message, message, path);
   }
 });
 
@@ -216,11 +222,12 @@ test('serve: webhooks from the config file are delivered signed and listed in th
   assert.ok(verifySignature(SECRET, received[0]!.body, received[0]!.signature));
   const log = await until('the log', async () => {
     const r = await api('GET', '/webhooks/deliveries?status=delivered&limit=5');
-    return (r.json as unknown as unknown[]).length ? r : undefined;
+    return (r.json.items as unknown as unknown[]).length ? r : undefined;
   });
-  const row = (log.json as unknown as { event: string; target: string; mac: string; attempts: number }[])[0]!;
+  const row = (log.json.items as unknown as { event: string; target: string; mac: string; createdAt: string }[])[0]!;
   assert.equal(row.event, 'build.started');
   assert.equal(row.mac, MAC);
   assert.match(row.target, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.match(row.createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'ISO 8601 UTC');
   assert.doesNotMatch(JSON.stringify(log.json), /s3cr3t-path|serve-test-secret/);
 });
