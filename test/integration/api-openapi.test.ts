@@ -366,6 +366,7 @@ test('the API answers, successes and errors, on every route', async () => {
     if (field) assert.equal(r.body.error.field, field, r.text);
     assert.deepEqual(Object.keys(r.body), ['error'], 'nothing but the error');
   }
+  assert.equal((await get('/api/rollouts')).body.items.length, 2, 'no refused request recorded a rollout');
 });
 
 test('paging and filters with the worst values: 400 naming the field, never a 500, never a partial answer', async () => {
