@@ -23,10 +23,10 @@
     var skew = root ? Number(root.getAttribute('data-now')) - Date.now() : 0;
 
     function tick() {
-      var chips = document.querySelectorAll('.chip[data-since]');
+      var chips = document.querySelectorAll('.chip[data-since], .chip-since[data-since]');
       for (var i = 0; i < chips.length; i++) {
         var since = Number(chips[i].getAttribute('data-since'));
-        var el = chips[i].querySelector('.since .dur');
+        var el = chips[i].querySelector('.dur');
         if (el && since) el.textContent = fmtDuration(Date.now() + skew - since);
       }
     }
@@ -35,6 +35,8 @@
     var board = document.querySelector('.board');
     var hostPage = document.querySelector('.host-page');
     if ((board || hostPage) && window.EventSource) startLive(board, hostPage);
+    var log = document.getElementById('installer-log');
+    if (log && window.EventSource) startLog(log);
 
     var fileInput = document.querySelector('input[type=file][data-fill]');
     if (fileInput) {
@@ -272,6 +274,61 @@
         small.appendChild(document.createTextNode(' '));
       });
     });
+  }
+
+  // The installer's log, live: the lines that come, at the chosen severity; the newest stay in view.
+  var LOG_MAX_LINES = 2000;
+  function startLog(section) {
+    var pre = document.getElementById('log-lines');
+    var select = document.getElementById('log-severity');
+    var status = document.getElementById('log-status');
+    var es = null;
+    var heartbeatMs = 5000;
+    var lastHeard = 0;
+    function say(text, on) { if (status) { status.textContent = text; status.className = 'live-status ' + (on ? 'on' : 'off'); } }
+    function heard() { lastHeard = Date.now(); say('Live', true); }
+    function add(lines) {
+      var atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      lines.forEach(function (l) {
+        if (pre.querySelector('[data-id="' + l.id + '"]')) return;
+        var el = document.createElement('span');
+        el.className = 'line sev-' + l.severity;
+        el.setAttribute('data-id', String(l.id));
+        el.textContent = new Date(l.at).toISOString().replace('T', ' ').slice(0, 19) + ' ' + l.severity + (l.app ? ' ' + l.app + ':' : '') + ' ' + l.text;
+        pre.appendChild(el);
+      });
+      while (pre.childNodes.length > LOG_MAX_LINES) pre.removeChild(pre.firstChild);
+      var empty = document.getElementById('log-empty');
+      if (empty && lines.length) empty.remove();
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    }
+    function connect() {
+      if (es) es.close();
+      var sev = select ? select.value : '';
+      es = new EventSource('/hosts/' + encodeURIComponent(section.getAttribute('data-mac')) + '/log/stream?build=' +
+        encodeURIComponent(section.getAttribute('data-build')) + (sev ? '&severity=' + encodeURIComponent(sev) : ''));
+      es.onerror = function () { say('Offline — reconnecting', false); };
+      es.addEventListener('hello', function (ev) {
+        try { heartbeatMs = Number(JSON.parse(ev.data).heartbeatMs) || heartbeatMs; } catch (e) { /* default */ }
+        heard();
+      });
+      es.addEventListener('ping', heard);
+      es.addEventListener('lines', function (ev) {
+        heard();
+        try { add(JSON.parse(ev.data)); } catch (e) { /* a bad message is skipped */ }
+      });
+      es.addEventListener('logout', function () { es.close(); location.reload(); });
+      es.addEventListener('replaced', function () { es.close(); say('Live log stopped: opened in newer tabs', false); });
+    }
+    if (select) select.addEventListener('change', function () {
+      // Another severity: the lines shown are the server's answer for it, from the start.
+      while (pre.firstChild) pre.removeChild(pre.firstChild);
+      connect();
+    });
+    connect();
+    setInterval(function () {
+      if (lastHeard && Date.now() - lastHeard > 3 * heartbeatMs) { lastHeard = Date.now(); say('Offline — reconnecting', false); connect(); }
+    }, 1000);
   }
 
   // The host page: fetch it again and swap the parts that change (the server renders them escaped).
