@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { databaseBytes, openDb, type Db } from './store/db.ts';
+import { SqliteChangeFeed, type ChangeFeed } from './store/changes.ts';
 import { HostStore } from './store/hosts.ts';
 import { BuildStore } from './store/builds.ts';
 import { EventLog } from './store/events.ts';
@@ -56,6 +57,8 @@ export interface Core {
   syslog: SyslogStore;
   /** DHCP leases (src/dhcp), also where a restarted server finds which MAC an address belongs to. */
   leases: LeaseStore;
+  /** What changed, from this process and others (the CLI writes the same file): the live board listens. */
+  changes: ChangeFeed;
 }
 
 /** How many of the installer's last log lines go into a build.failed event. */
@@ -126,7 +129,12 @@ export function openCore(
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES),
     uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }),
   });
-  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog, leases };
+  // Idle until a board subscribes: CLI commands open the core too and never poll.
+  const changes = new SqliteChangeFeed(db, {
+    local: events,
+    onError: (err) => log.error({ err: (err as Error).message }, 'change feed: read failed'),
+  });
+  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog, leases, changes };
 }
 
 /** The renderer as served: install configs name the syslog receiver (inst.syslog=), kickstarts are timed. */
@@ -368,6 +376,7 @@ export async function startRackboot(
     await core.catalog.close();
     core.syslog.flush();
     core.events.flush();
+    core.changes.close();
     core.db.close();
     core.durableDb.close();
     removePid?.();

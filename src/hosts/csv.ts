@@ -64,7 +64,12 @@ export interface ImportLookups {
   hostnameTaken(name: string): boolean;
   /** Role and profile-schema checks of a row's parameters (src/hosts/policy.ts guardHostParams). */
   hostProblems?(host: HostFields): { status: 403 | 400; errors: string[] } | undefined;
+  /** What would only fail at Build, as "<field>: <reason>" (src/hosts/readiness.ts). */
+  buildProblems?(host: HostFields): string[];
 }
+
+/** A problem message names the CSV column: parameters are "param.<field>" columns there, not "params.<field>". */
+const asColumn = (e: string) => e.replace(/^params\./, 'param.');
 
 /** status: 403 when a row sets what the caller's role may not, else 422. */
 export type ImportCheck = { ok: true; hosts: HostFields[] } | { ok: false; problems: string[]; status: 403 | 422 };
@@ -83,18 +88,29 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     const t = c.trim();
     return /^param\./i.test(t) ? 'param.' + t.slice(6) : t.toLowerCase();
   });
+  // Every problem in one pass: a header problem is reported, and the rows are still checked with the columns
+  // that are known, so one misspelt column never hides (or passes as "ok") the errors of every row.
   const problems: string[] = [];
-  columns.forEach((c) => {
-    if (!CSV_COLUMNS.includes(c) && !c.startsWith('param.'))
+  const unknown = new Set<number>();
+  columns.forEach((c, i) => {
+    if (!CSV_COLUMNS.includes(c) && !c.startsWith('param.')) {
+      unknown.add(i);
       problems.push(
         `line ${header.line}: unknown column "${c}" (known: ${CSV_COLUMNS.join(', ')}, or param.<profile field>)`,
       );
+    }
   });
-  for (const need of ['mac', 'hostname', 'profile'])
-    if (!columns.includes(need)) problems.push(`line ${header.line}: missing column "${need}"`);
-  if (body.length > MAX_CSV_ROWS)
+  columns.forEach((c, i) => {
+    if (columns.indexOf(c) !== i) problems.push(`line ${header.line}: column "${c}" appears twice`);
+  });
+  const missing = ['mac', 'hostname', 'profile'].filter((need) => !columns.includes(need));
+  for (const need of missing) problems.push(`line ${header.line}: missing column "${need}"`);
+  if (body.length > MAX_CSV_ROWS) {
     problems.push(`the file has ${body.length} rows; import at most ${MAX_CSV_ROWS} at a time`);
-  if (problems.length) return { ok: false, problems, status: 422 };
+    return { ok: false, problems, status: 422 };
+  }
+  // The header already says a required column is missing; each row repeating "required" would bury the rest.
+  const rowError = (e: string) => !missing.some((m) => e.startsWith(`${m}:`));
 
   let forbidden = false;
   const hosts: HostFields[] = [];
@@ -107,13 +123,14 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     const input: HostInput & Record<string, unknown> = {};
     const params: Record<string, string> = {};
     columns.forEach((c, i) => {
+      if (unknown.has(i)) return;
       if (c.startsWith('param.')) {
         if (row.cells[i].trim()) params[c.slice(6)] = row.cells[i].trim();
       } else input[c] = row.cells[i];
     });
     input.params = params;
     const r = checkHostInput(input, lookups.profileExists);
-    if (!r.ok) for (const e of r.errors) problems.push(`line ${row.line}: ${e}`);
+    if (!r.ok) for (const e of r.errors.filter(rowError)) problems.push(`line ${row.line}: ${asColumn(e)}`);
     const dup = (kind: 'mac' | 'ip' | 'hostname', value: string | undefined, taken: (v: string) => boolean) => {
       if (!value) return;
       const key = kind === 'hostname' ? value.toLowerCase() : value;
@@ -133,10 +150,12 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     const refused = lookups.hostProblems?.(h);
     if (refused) {
       if (refused.status === 403) forbidden = true;
-      for (const e of refused.errors) problems.push(`line ${row.line}: ${e}`);
+      for (const e of refused.errors) problems.push(`line ${row.line}: ${asColumn(e)}`);
       continue;
     }
-    hosts.push(h);
+    const unready = lookups.buildProblems?.(h) ?? [];
+    for (const e of unready) problems.push(`line ${row.line}: ${e}`);
+    if (!unready.length) hosts.push(h);
   }
   if (!body.length) problems.push('the file has a header but no hosts');
   return problems.length ? { ok: false, problems, status: forbidden ? 403 : 422 } : { ok: true, hosts };

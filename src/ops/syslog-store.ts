@@ -40,6 +40,8 @@ export interface SyslogSearch {
   maxSeverity?: number;
   limit?: number;
   beforeId?: number;
+  /** Only lines newer than this id (a live view asking for what came since its last line). */
+  afterId?: number;
 }
 
 interface Row {
@@ -170,6 +172,10 @@ export class SyslogStore {
     if (s.beforeId !== undefined) {
       where.push('id < ?');
       args.push(s.beforeId);
+    }
+    if (s.afterId !== undefined) {
+      where.push('id > ?');
+      args.push(s.afterId);
     }
     const limit = Math.max(1, Math.min(s.limit ?? 500, 5000));
     const rows = this.db

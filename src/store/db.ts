@@ -98,6 +98,31 @@ const MIGRATIONS: string[] = [
      last_used_at INTEGER
    );
    CREATE INDEX api_tokens_user ON api_tokens(user_id);`,
+  // 6: the change feed (src/store/changes.ts): triggers record every host and build write, whichever process made it
+  // (the CLI writes the same file), so open boards learn of it; bounded to the newest 10,000 rows by its own trigger.
+  `CREATE TABLE changes (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     at INTEGER NOT NULL, kind TEXT NOT NULL, mac TEXT NOT NULL
+   );
+   CREATE TRIGGER changes_host_insert AFTER INSERT ON hosts BEGIN
+     INSERT INTO changes (at, kind, mac) VALUES (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), 'host', NEW.mac);
+   END;
+   CREATE TRIGGER changes_host_update AFTER UPDATE ON hosts BEGIN
+     INSERT INTO changes (at, kind, mac) SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), 'host.deleted', OLD.mac WHERE OLD.mac <> NEW.mac;
+     INSERT INTO changes (at, kind, mac) VALUES (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), 'host', NEW.mac);
+   END;
+   CREATE TRIGGER changes_host_delete AFTER DELETE ON hosts BEGIN
+     INSERT INTO changes (at, kind, mac) VALUES (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), 'host.deleted', OLD.mac);
+   END;
+   CREATE TRIGGER changes_build_insert AFTER INSERT ON builds BEGIN
+     INSERT INTO changes (at, kind, mac) VALUES (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), 'build', NEW.mac);
+   END;
+   CREATE TRIGGER changes_build_update AFTER UPDATE OF status, expires_at, finished_at ON builds BEGIN
+     INSERT INTO changes (at, kind, mac) VALUES (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), 'build', NEW.mac);
+   END;
+   CREATE TRIGGER changes_bound AFTER INSERT ON changes BEGIN
+     DELETE FROM changes WHERE id <= NEW.id - 10000;
+   END;`,
   // Append new migrations here; never edit one that has shipped.
 ];
 

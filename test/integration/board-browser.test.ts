@@ -1,0 +1,268 @@
+// A board that never lies (issue #14), in a real browser: Debian's chromium driven by playwright-core against a
+// real `startRackboot`, and the real `rackboot` CLI as a second process on the same data dir. A host imported
+// and built from the CLI appears and flips live; token expiry and stuck show without reload; the page says
+// "Offline" when its stream is down; the installer log is live with a severity filter; a discovered machine
+// becomes a host in one form; the import reports every problem at once. Screenshots go to test/artifacts/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, cpSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { startRackboot, type Running } from '../../src/serve.ts';
+import { silentLogger } from '../../src/log.ts';
+import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
+import { DiscoveredStore } from '../../src/store/discovered.ts';
+import type { Mac } from '../../src/net/mac.ts';
+import { REPO, tempDir } from '../support/core.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SKIP = existsSync(CHROMIUM)
+  ? false
+  : `${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it) to run the browser tests`;
+const ARTIFACTS = join(REPO, 'test/artifacts');
+const BIN = join(REPO, 'bin/rackboot.mjs');
+const PW = 'correct horse battery';
+
+let dir: string;
+let config: Config;
+let running: Running;
+let ctx: BrowserContext;
+let page: Page;
+let base: string;
+const dialogs: string[] = [];
+
+const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+function cli(...args: string[]): Promise<{ code: number; out: string; exitedAt: number }> {
+  const flags = ['--data-dir', config.dataDir, '--profiles-dir', config.profilesDir, '--public-url', config.publicUrl];
+  const proc = spawn(process.execPath, [BIN, ...args, ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d) => (out += d));
+  proc.stderr.on('data', (d) => (out += d));
+  return new Promise((resolve) => proc.on('exit', (code) => resolve({ code: code ?? -1, out, exitedAt: Date.now() })));
+}
+
+before(async () => {
+  if (SKIP) return;
+  mkdirSync(ARTIFACTS, { recursive: true });
+  dir = tempDir('rackboot-board-');
+  cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
+  config = loadConfig(
+    {
+      listen: '127.0.0.1',
+      'http-port': '0',
+      'tftp-port': '0',
+      'data-dir': join(dir, 'data'),
+      'profiles-dir': join(dir, 'profiles'),
+      'tftp-root': join(dir, 'tftpboot'),
+      'images-dir': join(dir, 'images'),
+      'public-url': 'http://127.0.0.1:8080',
+    },
+    {},
+    dir,
+  );
+  running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'board-browser-test' });
+  base = `http://127.0.0.1:${running.httpPort}`;
+  new UserStore(running.core.db).add('alice', 'admin', hashUserPasswordSync(PW));
+  running.core.hosts.insert({
+    mac: '52:54:00:ee:00:01' as Mac,
+    hostname: 'seed01',
+    profile: 'rhvh-base',
+    rack: 'R1',
+    position: 'U1',
+    nameservers: [],
+    params: {},
+  });
+  ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+    viewport: { width: 1280, height: 800 },
+  });
+  page = ctx.pages()[0] ?? (await ctx.newPage());
+  page.setDefaultTimeout(5000);
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+  await page.goto(`${base}/login`);
+  await page.fill('#name', 'alice');
+  await page.fill('#password', PW);
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${base}/`);
+});
+
+after(async () => {
+  if (SKIP) return;
+  await ctx?.close();
+  await running?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test(
+  'a host imported and built from the CLI appears and flips live; its token expiry shows',
+  { skip: SKIP },
+  async () => {
+    await page.goto(`${base}/`);
+    await page.locator('#live-status.on').waitFor();
+    assert.equal(await page.textContent('#live-status'), 'Live');
+    const csv = join(dir, 'r9.csv');
+    writeFileSync(csv, 'mac,hostname,profile,rack,position\n52:54:00:ee:09:01,cli91,rhvh-base,R9,U1\n');
+    const imp = await cli('hosts', 'import', csv);
+    assert.equal(imp.code, 0, imp.out);
+    const chip = page.locator('.chip[data-mac="52:54:00:ee:09:01"]');
+    await chip.waitFor({ timeout: 2000 });
+    const appeared = Date.now() - imp.exitedAt;
+    assert.ok(appeared < 1500, `appeared ${appeared} ms after the CLI exited`);
+    assert.equal(await page.locator('section.rack[data-rack="R9"] .chip').count(), 1, 'in a new rack section');
+    assert.equal(await chip.locator('.name').textContent(), 'cli91');
+    assert.equal(await page.textContent('[data-count="idle"]'), '2');
+
+    const build = await cli('hosts', 'build', '52:54:00:ee:09:01', '--token-ttl', '4s');
+    assert.equal(build.code, 0, build.out);
+    await page.waitForSelector('.chip[data-mac="52:54:00:ee:09:01"][data-state="build"]', { timeout: 2000 });
+    assert.ok(Date.now() - build.exitedAt < 1500);
+    assert.equal(await chip.locator('.stage').textContent(), 'build pending');
+    assert.equal(await page.textContent('[data-count="build"]'), '1');
+    await shot('board-01-cli-build-live');
+
+    const expiresAt = running.core.builds.latest('52:54:00:ee:09:01' as Mac)!.expiresAt;
+    await page.waitForSelector('.chip[data-mac="52:54:00:ee:09:01"][data-state="expired"]', {
+      timeout: expiresAt - Date.now() + 2000,
+    });
+    const late = Date.now() - expiresAt;
+    assert.ok(late < 1500, `expiry shown ${late} ms after expires_at`);
+    assert.equal(await chip.locator('.stage').textContent(), 'token expired');
+    assert.equal(await page.textContent('[data-count="expired"]'), '1');
+    await shot('board-02-token-expired-live');
+    assert.deepEqual(dialogs, []);
+  },
+);
+
+test('a failed build says why on its chip, live', { skip: SKIP }, async () => {
+  const p = running.core.provisioner;
+  const started = p.startBuild('52:54:00:ee:00:01' as Mac, 'test');
+  assert.ok(started.ok);
+  p.learnClient('10.99.0.51', '52:54:00:ee:00:01' as Mac);
+  await page.goto(`${base}/`);
+  await page.locator('#live-status.on').waitFor();
+  p.progress(started.value.token, 'nodectl-init', '10.99.0.51');
+  await page.waitForSelector('.chip[data-mac="52:54:00:ee:00:01"] .stage:text("installing: nodectl-init")');
+  p.callback(started.value.token, 'failed', '10.99.0.51', 'Traceback\nimgbased: no space left on device\n');
+  const chip = page.locator('.chip[data-mac="52:54:00:ee:00:01"][data-state="failed"]');
+  await chip.waitFor({ timeout: 1500 });
+  assert.equal(
+    await chip.locator('.reason').textContent(),
+    'failed at nodectl-init: imgbased: no space left on device',
+  );
+  await page.goto(`${base}/?state=failed`);
+  assert.equal(await page.locator('.chip').count(), 1, 'the failed filter');
+  await shot('board-03-failed-reason');
+});
+
+test('when the stream is down the page says so, never "Live"; it comes back by itself', { skip: SKIP }, async () => {
+  await page.goto(`${base}/`);
+  await page.locator('#live-status.on').waitFor();
+  await ctx.setOffline(true);
+  await page.route('**/board/stream', (route) => route.abort());
+  await page.locator('#live-status.off').waitFor({ timeout: 20_000 });
+  assert.match((await page.textContent('#live-status')) ?? '', /^Offline — reconnecting/);
+  await shot('board-04-offline');
+  await page.unroute('**/board/stream');
+  await ctx.setOffline(false);
+  await page.locator('#live-status.on').waitFor({ timeout: 20_000 });
+  assert.equal(await page.textContent('#live-status'), 'Live');
+});
+
+test('the installer log on the host page is live, with a severity filter', { skip: SKIP }, async () => {
+  const mac = '52:54:00:ee:00:01' as Mac;
+  const started = running.core.provisioner.startBuild(mac, 'test');
+  assert.ok(started.ok);
+  const line = (severity: number, text: string) =>
+    running.core.syslog.append({ buildId: started.value.buildId, mac, at: Date.now(), facility: 1, severity, text });
+  line(6, 'anaconda starting');
+  running.core.syslog.flush();
+  await page.goto(`${base}/hosts/${mac}`);
+  await page.locator('#log-lines .line', { hasText: 'anaconda starting' }).waitFor();
+  line(3, 'disk sda: I/O error <img src=x onerror=alert(1)>');
+  line(6, 'copying image 40%');
+  await page.locator('#log-lines .line', { hasText: 'copying image 40%' }).waitFor({ timeout: 2000 });
+  await page.selectOption('#log-severity', 'err');
+  await page.locator('#log-lines .line', { hasText: 'I/O error' }).waitFor();
+  assert.equal(await page.locator('#log-lines .line', { hasText: 'copying image' }).count(), 0, 'info is filtered');
+  line(6, 'more info');
+  line(2, 'kernel panic');
+  await page.locator('#log-lines .line', { hasText: 'kernel panic' }).waitFor({ timeout: 2000 });
+  assert.equal(await page.locator('#log-lines .line', { hasText: 'more info' }).count(), 0);
+  assert.equal(await page.locator('img').count(), 0, 'log text stays text');
+  await shot('board-05-installer-log');
+  assert.deepEqual(dialogs, []);
+});
+
+test(
+  'a discovered machine becomes a host in one form; a bad value is refused naming its field',
+  { skip: SKIP },
+  async () => {
+    new DiscoveredStore(running.core.db).seen({
+      mac: '52:54:00:ee:0d:01' as Mac,
+      arch: 7,
+      ipxe: false,
+      ip: '10.99.0.77',
+    });
+    await page.goto(`${base}/discovered`);
+    const row = page.locator('tr[data-mac="52:54:00:ee:0d:01"]');
+    assert.match((await row.textContent()) ?? '', /UEFI x64/);
+    await row.locator('summary').click();
+    await row.locator('input[name=hostname]').fill('bad name!');
+    await row.locator('button[type=submit]').click();
+    await page.locator('.flash.error', { hasText: 'hostname:' }).waitFor();
+    assert.equal(running.core.hosts.get('52:54:00:ee:0d:01' as Mac), undefined, 'nothing made');
+    await shot('board-06-discovered-refused');
+    const again = page.locator('tr[data-mac="52:54:00:ee:0d:01"]');
+    await again.locator('input[name=hostname]').fill('disc01');
+    await again.locator('input[name=rack]').fill('R4');
+    await again.locator('button[type=submit]').click();
+    await page.waitForURL(`${base}/hosts/52:54:00:ee:0d:01`);
+    assert.equal(running.core.hosts.get('52:54:00:ee:0d:01' as Mac)?.rack, 'R4');
+    await page.goto(`${base}/discovered`);
+    assert.equal(await page.locator('tr[data-mac="52:54:00:ee:0d:01"]').count(), 0, 'a host is no longer listed');
+  },
+);
+
+test(
+  'rack import: one unknown column and bad rows are all reported at once, no row marked ok',
+  { skip: SKIP },
+  async () => {
+    await page.goto(`${base}/hosts/import`);
+    await page.fill(
+      '#csv',
+      'mac,hostname,profile,rackk,ip\n52:54:00:ee:0c:01,c1,rhvh-stig-satellite,R5,\nnot-a-mac,c2,rhvh-base,R5,\n52:54:00:ee:0c:03,c3,rhvh-base,R5,\n',
+    );
+    await page.click('button[value=preview]');
+    const errors = (await page.locator('.preview').textContent()) ?? '';
+    assert.match(errors, /unknown column "rackk"/);
+    assert.match(errors, /ip: profile rhvh-stig-satellite uses a static network/);
+    assert.match(errors, /mac: "not-a-mac"/);
+    assert.equal(await page.locator('tr.bad').count(), 2);
+    assert.equal(await page.locator('td:text-is("ok")').count(), 0, 'no row is "ok" in a refused file');
+    assert.equal(await page.locator('button[value=import]').count(), 0);
+    await shot('board-07-import-one-pass');
+  },
+);
+
+test(
+  'hosts list: state colours, search and sort, learnt address, last build, time in stage',
+  { skip: SKIP },
+  async () => {
+    await page.goto(`${base}/hosts?q=cli91`);
+    assert.equal(await page.locator('table.hosts tbody tr').count(), 1);
+    await page.goto(`${base}/hosts?sort=state`);
+    const first = page.locator('table.hosts tbody tr').first();
+    assert.match((await first.textContent()) ?? '', /cli91/, 'what needs someone first: the expired token');
+    assert.match((await page.locator('tr[data-mac="52:54:00:ee:00:01"]').textContent()) ?? '', /10\.99\.0\.51/);
+    assert.match((await page.locator('tr[data-mac="52:54:00:ee:00:01"]').textContent()) ?? '', /#\d+ pending/);
+    await shot('board-08-hosts-list');
+  },
+);
