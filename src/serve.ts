@@ -274,6 +274,8 @@ export async function startRackboot(
     publicUrl: config.publicUrl,
     log,
     secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:'),
+    changes: core.changes,
+    syslog: core.syslog,
   });
   const apiTokens = new ApiTokenStore(db, new UserStore(db));
   // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).

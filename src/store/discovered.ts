@@ -28,6 +28,7 @@ export class DiscoveredStore {
   private readonly upsertStmt;
   private readonly pruneStmt;
   private readonly listStmt;
+  private readonly getStmt;
   private sincePrune = 0;
 
   constructor(
@@ -43,6 +44,9 @@ export class DiscoveredStore {
     );
     this.listStmt = db.prepare<[number], DiscoveredRow>(
       'SELECT mac, arch, uuid, ipxe, ip, first_seen AS firstSeen, last_seen AS lastSeen FROM discovered ORDER BY last_seen DESC LIMIT ?',
+    );
+    this.getStmt = db.prepare<[string], DiscoveredRow>(
+      'SELECT mac, arch, uuid, ipxe, ip, first_seen AS firstSeen, last_seen AS lastSeen FROM discovered WHERE mac = ?',
     );
   }
 
@@ -61,6 +65,10 @@ export class DiscoveredStore {
   prune(): void {
     this.sincePrune = 0;
     this.pruneStmt.run(this.maxRows);
+  }
+
+  get(mac: Mac): DiscoveredRow | undefined {
+    return this.getStmt.get(mac);
   }
 
   list(limit = 1000): DiscoveredRow[] {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, cpSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { startRackboot, type Running } from '../../src/serve.ts';
@@ -162,19 +163,72 @@ test('a failed build says why on its chip, live', { skip: SKIP }, async () => {
   await shot('board-03-failed-reason');
 });
 
-test('when the stream is down the page says so, never "Live"; it comes back by itself', { skip: SKIP }, async () => {
-  await page.goto(`${base}/`);
-  await page.locator('#live-status.on').waitFor();
-  await ctx.setOffline(true);
-  await page.route('**/board/stream', (route) => route.abort());
-  await page.locator('#live-status.off').waitFor({ timeout: 20_000 });
-  assert.match((await page.textContent('#live-status')) ?? '', /^Offline — reconnecting/);
-  await shot('board-04-offline');
-  await page.unroute('**/board/stream');
-  await ctx.setOffline(false);
-  await page.locator('#live-status.on').waitFor({ timeout: 20_000 });
-  assert.equal(await page.textContent('#live-status'), 'Live');
-});
+/**
+ * A TCP proxy on loopback in front of the server: "stall" keeps every connection open but passes nothing more
+ * (a proxy or NAT that dropped the stream without a reset: EventSource sees no error), "pass" forwards again.
+ */
+function stallingProxy(port: number) {
+  let mode: 'pass' | 'stall' = 'pass';
+  const pairs = new Set<{ client: Socket; up?: Socket }>();
+  const server = createNetServer((client) => {
+    const pair: { client: Socket; up?: Socket } = { client };
+    pairs.add(pair);
+    client.on('close', () => {
+      pair.up?.destroy();
+      pairs.delete(pair);
+    });
+    client.on('error', () => {});
+    if (mode === 'stall') return; // accepted, never answered
+    const up = connect(port, '127.0.0.1');
+    pair.up = up;
+    up.on('error', () => client.destroy());
+    up.on('close', () => client.destroy());
+    client.pipe(up);
+    up.pipe(client);
+  });
+  return {
+    listen: () =>
+      new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as AddressInfo).port))),
+    stall() {
+      mode = 'stall';
+      for (const p of pairs) p.up?.unpipe(p.client);
+    },
+    pass() {
+      mode = 'pass';
+    },
+    close() {
+      for (const p of pairs) p.client.destroy();
+      return new Promise((r) => server.close(r));
+    },
+  };
+}
+
+test(
+  'a stream that goes silent shows "Offline — reconnecting", never "Live", and comes back by itself',
+  { skip: SKIP },
+  async () => {
+    const proxy = stallingProxy(running.httpPort);
+    const via = `http://127.0.0.1:${await proxy.listen()}`;
+    try {
+      await page.goto(`${via}/`);
+      await page.locator('#live-status.on').waitFor();
+      const t0 = Date.now();
+      proxy.stall();
+      // No error reaches EventSource: only the missed heartbeats (3 x 5 s) tell.
+      await page.locator('#live-status.off').waitFor({ timeout: 25_000 });
+      assert.equal(await page.textContent('#live-status'), 'Offline — reconnecting');
+      assert.ok(Date.now() - t0 < 20_000, 'noticed within 3 heartbeats and a bit');
+      await shot('board-04-offline');
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(await page.textContent('#live-status'), 'Offline — reconnecting', 'still not "Live" while down');
+      proxy.pass();
+      await page.locator('#live-status.on').waitFor({ timeout: 25_000 });
+      assert.equal(await page.textContent('#live-status'), 'Live');
+    } finally {
+      await proxy.close();
+    }
+  },
+);
 
 test('the installer log on the host page is live, with a severity filter', { skip: SKIP }, async () => {
   const mac = '52:54:00:ee:00:01' as Mac;

@@ -4,6 +4,7 @@ import type { Mac } from '../../net/mac.ts';
 import { hostRecord } from '../../hosts/input.ts';
 import { checkRackCsv } from '../../hosts/csv.ts';
 import { guardHostParams } from '../../hosts/policy.ts';
+import { buildReadinessProblems } from '../../hosts/readiness.ts';
 import type { ApiContext } from './context.ts';
 
 export function importRoutes(c: ApiContext): express.Router {
@@ -19,6 +20,7 @@ export function importRoutes(c: ApiContext): express.Router {
       ipTaken: (ip) => d.hosts.getByIp(ip) !== undefined,
       hostnameTaken: (n) => d.hosts.getByHostname(n) !== undefined,
       hostProblems: (h) => guardHostParams(g, {}, h),
+      buildProblems: (h) => buildReadinessProblems(d.profiles().profiles.get(h.profile), h),
     });
     if (!checked.ok)
       return res.status(checked.status).json({

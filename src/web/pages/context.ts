@@ -25,6 +25,9 @@ import { chipOf, formatDuration, type Chip } from '../board.ts';
 import { cookieOf, LoginThrottle, SESSION_COOKIE, tokensEqual } from '../auth.ts';
 import { createViews } from '../views.ts';
 import { LiveBoard } from '../live.ts';
+import { InstallerLogStreams } from '../log-stream.ts';
+import type { ChangeFeed } from '../../store/changes.ts';
+import type { SyslogStore } from '../../ops/syslog-store.ts';
 
 export interface WebDeps {
   provisioner: Provisioner;
@@ -45,6 +48,10 @@ export interface WebDeps {
   sessionPolicy?: SessionPolicy;
   /** How often the live board sends changed chips (ms). */
   liveIntervalMs?: number;
+  /** Changes from this process and others (the CLI): the live board listens; without it, this process's events only. */
+  changes?: ChangeFeed;
+  /** The installer's log lines (the host page shows them live); without it the host page has no log section. */
+  syslog?: Pick<SyslogStore, 'search'>;
 }
 
 export type Flash = { kind: 'ok' | 'error'; text: string };
@@ -81,11 +88,12 @@ export function createWebContext(d: WebDeps) {
   const chipFor = (host: Host): Chip => {
     const build = d.builds.latest(host.mac);
     const state = p.state(host.mac);
-    const events = build && state === 'build' ? d.events.timeline(host.mac, 300) : [];
+    // Failed: its events say the last step it reported, for the one-line reason.
+    const events = build && (state === 'build' || state === 'failed') ? d.events.timeline(host.mac, 300) : [];
     return chipOf(host, build, state, events, now());
   };
   const live = new LiveBoard({
-    subscribe: (l) => d.events.subscribe(l),
+    subscribe: (l) => (d.changes ?? d.events).subscribe(l),
     chip: (mac) => {
       const h = d.hosts.get(mac as Mac);
       return h && chipFor(h);
@@ -93,6 +101,14 @@ export function createWebContext(d: WebDeps) {
     intervalMs: d.liveIntervalMs,
     onError: (err) => d.log.error({ err: (err as Error).message }, 'live board update failed'),
   });
+
+  const syslog = d.syslog;
+  const logs =
+    syslog &&
+    new InstallerLogStreams({
+      search: (q) => syslog.search(q),
+      onError: (err) => d.log.error({ err: (err as Error).message }, 'installer log stream failed'),
+    });
 
   const sessionOf = (res: Response): Session => res.locals.session as Session;
   const actor = (res: Response) => `web:${sessionOf(res).user.name}`;
@@ -197,6 +213,7 @@ export function createWebContext(d: WebDeps) {
     apiTokens,
     form,
     live,
+    logs,
     chipFor,
     sessionOf,
     actor,

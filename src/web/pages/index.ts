@@ -15,6 +15,8 @@ import { auditPages } from './audit.ts';
 import { userPages } from './users.ts';
 import { settingsPages } from './settings.ts';
 import { accountPages } from './account.ts';
+import { discoveredPages } from './discovered.ts';
+import { installerLogPages } from './installer-log.ts';
 
 export type { WebDeps } from './context.ts';
 export { auditView } from './audit.ts';
@@ -36,6 +38,8 @@ export function createWebRouter(d: WebDeps): WebRouter {
     userPages,
     settingsPages,
     accountPages,
+    discoveredPages,
+    installerLogPages,
   ])
     r.use(pages(c));
 
@@ -46,6 +50,9 @@ export function createWebRouter(d: WebDeps): WebRouter {
     next(err);
   });
 
-  r.close = () => c.live.close();
+  r.close = () => {
+    c.live.close();
+    c.logs?.close();
+  };
   return r;
 }

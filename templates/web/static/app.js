@@ -125,6 +125,7 @@
       say('Offline — reconnecting', false);
       connect();
     }
+    say('Connecting…', false);
     connect();
     // Three heartbeats missed: the stream is dead whatever EventSource thinks; say so and open a new one.
     setInterval(function () {
@@ -214,7 +215,7 @@
     if (!el) {
       if ((filterRack && filterRack !== c.rack) || (filterProfile && filterProfile !== c.profile)) return;
       el = newChip(c);
-      var list = rackSection(board, c.rack).querySelector('.chips');
+      var list = rackSection(document.querySelector('.board'), c.rack).querySelector('.chips');
       var next = null;
       var others = list.querySelectorAll('.chip');
       for (var i = 0; i < others.length; i++) {
@@ -225,7 +226,7 @@
       // Moved to another rack: out of this section, into that one.
       el.remove();
       el.setAttribute('data-rack', c.rack);
-      rackSection(board, c.rack).querySelector('.chips').appendChild(el);
+      rackSection(document.querySelector('.board'), c.rack).querySelector('.chips').appendChild(el);
     }
     applyChip(el, c);
     el.hidden = !inView(c, filterState);
