@@ -16,6 +16,7 @@ import type { ProgressSink } from './images/progress.ts';
 import { usersCommand } from './web/users-cli.ts';
 import type { Mac } from './net/mac.ts';
 import { backupDatabase, restoreDatabase } from './ops/backup.ts';
+import { rackCommand, rolloutCommand } from './rollout/cli.ts';
 
 export interface Io {
   out: (s: string) => void;
@@ -37,6 +38,13 @@ commands:
   hosts import FILE [--dry-run] add a rack of hosts from CSV (mac,hostname,profile,ip,...)
   hosts build MAC               start a build (prints the kickstart and built URLs)
   hosts cancel MAC              cancel a build
+  rack build RACK [--power] [--wave N] [--interval S] [--confirm]
+                                build every host of a rack; --power: through each host's BMC, network boot once
+                                and power on, N hosts a wave (8), S seconds between waves (20); --confirm to
+                                rebuild built hosts (their disks are wiped). Carried out by the running serve.
+  rack cancel RACK              cancel the rack's builds and rollouts (a cancelled rebuild leaves the host built)
+  rollout list | show ID | cancel ID
+                                rollouts and each host's step (queued, build-started, boot-set, powered, failed)
   profiles                      list profiles and load errors
   hash-password                 read a password on stdin, print its SHA-512 crypt hash for rootPassword
   image import ISO [--name N] [--force]
@@ -85,6 +93,10 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         name: { type: 'string' },
         force: { type: 'boolean' },
         role: { type: 'string' },
+        power: { type: 'boolean' },
+        wave: { type: 'string' },
+        interval: { type: 'string' },
+        confirm: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -136,6 +148,18 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       const code = await withCoreAsync(config, silentLogger(), (core) => doctorCommand(core, config, io));
       return keyProblem ? 1 : code;
     }
+    case 'rack':
+      return withCoreAsync(config, silentLogger(), (core) =>
+        rackCommand(core, io, positionals, {
+          power: Boolean(values.power),
+          wave: values.wave,
+          interval: values.interval,
+          confirm: Boolean(values.confirm),
+          dataDir: config.dataDir,
+        }),
+      );
+    case 'rollout':
+      return withCoreAsync(config, silentLogger(), (core) => rolloutCommand(core, io, positionals));
     case 'users':
       return usersCommand(config, io, positionals, {
         role: values.role,

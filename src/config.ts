@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_STUCK_LIMITS, type StuckLimits } from './rollout/stuck.ts';
 import { dhcpConfigFromFlags, dhcpConfigSchema, type DhcpConfig, type DhcpFlags } from './dhcp/config.ts';
 
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -20,6 +21,7 @@ const duration = z
       ? v * 1000
       : Number(v.replace(/\D+$/, '')) * { ms: 1, s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[v.replace(/^\d+/, '') as 'ms'],
   );
+const stageLimit = duration.refine((ms) => ms >= 1000 && ms <= 7 * 86_400_000, 'must be from 1s to 7d');
 const port = z.number().int().min(0).max(65535);
 
 const fileSchema = z.strictObject({
@@ -92,6 +94,17 @@ const fileSchema = z.strictObject({
     })
     .partial()
     .optional(),
+  // Stage time limits of stuck detection (src/rollout/stuck.ts); at most a week each.
+  stuck: z
+    .strictObject({
+      dhcpAfterPowerOn: stageLimit,
+      kernelAfterLoader: stageLimit,
+      kickstartAfterKernel: stageLimit,
+      builtAfterKickstart: stageLimit,
+      checkEvery: duration.refine((ms) => ms >= 1000 && ms <= 3_600_000, 'must be from 1s to 1h'),
+    })
+    .partial()
+    .optional(),
 });
 
 export interface Config {
@@ -141,6 +154,8 @@ export interface Config {
   };
   /** Timeline retention and field bounds (src/store/events.ts). */
   events: { maxAgeMs: number; maxPerHost: number; maxDetailBytes: number };
+  /** Stuck detection (src/rollout/stuck.ts): the stage time limits, and how often hosts in build are checked. */
+  stuck: StuckLimits & { checkEveryMs: number };
   /** On SIGTERM, how long HTTP transfers in flight may run before their connections are closed. */
   shutdownGraceMs: number;
   /** When set, GET /metrics needs it as a bearer token. */
@@ -455,6 +470,13 @@ export function loadConfig(
       maxAgeMs: file.events?.maxAge ?? 90 * 86_400_000,
       maxPerHost: file.events?.maxPerHost ?? 2000,
       maxDetailBytes: file.events?.maxDetailBytes ?? 4096,
+    },
+    stuck: {
+      dhcpAfterPowerOnMs: file.stuck?.dhcpAfterPowerOn ?? DEFAULT_STUCK_LIMITS.dhcpAfterPowerOnMs,
+      kernelAfterLoaderMs: file.stuck?.kernelAfterLoader ?? DEFAULT_STUCK_LIMITS.kernelAfterLoaderMs,
+      kickstartAfterKernelMs: file.stuck?.kickstartAfterKernel ?? DEFAULT_STUCK_LIMITS.kickstartAfterKernelMs,
+      builtAfterKickstartMs: file.stuck?.builtAfterKickstart ?? DEFAULT_STUCK_LIMITS.builtAfterKickstartMs,
+      checkEveryMs: file.stuck?.checkEvery ?? 15_000,
     },
   });
 }

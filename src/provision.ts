@@ -19,6 +19,7 @@ import type { ConfigRequest } from './boot/paths.ts';
 import type { HostBootState } from './boot/decide.ts';
 import { ClientIdentifier, describeIdentity, type ClientIdentity } from './boot/identify.ts';
 import type { UefiChainResolver } from './images/uefi-chain.ts';
+import { currentStuck, type StuckView } from './rollout/stuck.ts';
 
 export interface ProvisionDeps {
   hosts: HostStore;
@@ -595,9 +596,12 @@ export class Provisioner {
     if (!host) return undefined;
     const build = this.d.builds.latest(mac);
     const timeline = this.d.events.timeline(mac);
+    const state = stateOf(build, this.now());
     return {
       ...host,
-      state: stateOf(build, this.now()),
+      state,
+      /** Set by stuck detection (src/rollout/stuck-watch.ts) while the host is past a stage's time limit; null otherwise. */
+      stuck: (state === 'build' && build && this.stuckOf(timeline, build)) || null,
       build: build && {
         id: build.id,
         status: build.status,
@@ -612,6 +616,21 @@ export class Provisioner {
       events: timeline.map((e) => ({ ...e, at: iso(e.at) })),
       rebuildNote: this.rebuildNote(host, timeline),
     };
+  }
+
+  /** The stuck mark of the live build (src/rollout/stuck.ts), from its own events. */
+  stuckOf(timeline: readonly HostEvent[], build: Build): StuckView | undefined {
+    return currentStuck(
+      timeline.filter((e) => e.at >= build.createdAt),
+      this.now(),
+    );
+  }
+
+  /** The stuck mark of a host now (its latest events), for lists and rollouts. */
+  stuck(mac: Mac): StuckView | undefined {
+    const build = this.d.builds.latest(mac);
+    if (!build || stateOf(build, this.now()) !== 'build') return undefined;
+    return this.stuckOf(this.d.events.timeline(mac, 200), build);
   }
 
   /**

@@ -39,6 +39,14 @@ import type { SurfaceOptions } from './http/surface.ts';
 import { ApiTokenStore, UserStore } from './store/users.ts';
 import { SettingsStore } from './store/settings.ts';
 import { DiscoveredStore } from './store/discovered.ts';
+import { SqliteRolloutStore, type RolloutStore } from './store/rollouts.ts';
+import { RolloutService } from './rollout/service.ts';
+import { RolloutRunner } from './rollout/runner.ts';
+import { StuckWatch } from './rollout/stuck-watch.ts';
+import { createRolloutApi } from './rollout/api.ts';
+import { firmwareOf, type FirmwareGuess } from './rollout/firmware.ts';
+import type { BmcDriver } from './bmc/driver.ts';
+import type { Mac } from './net/mac.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -59,6 +67,13 @@ export interface Core {
   leases: LeaseStore;
   /** What changed, from this process and others (the CLI writes the same file): the live board listens. */
   changes: ChangeFeed;
+  /** Rollouts (src/rollout): recorded by the API and the CLI, carried out by serve's runner. */
+  rollouts: RolloutStore;
+  rolloutService: RolloutService;
+  /** The BMC driver of a host (src/bmc), undefined when it has none. */
+  bmcFor: (mac: Mac) => Promise<BmcDriver | undefined>;
+  /** The host's firmware (UEFI or legacy) from what it was seen doing. */
+  firmwareOf: (mac: Mac) => FirmwareGuess;
 }
 
 /** How many of the installer's last log lines go into a build.failed event. */
@@ -84,7 +99,11 @@ export function loadSecret(dataDir: string): Buffer {
 export function openCore(
   config: Config,
   log: Logger,
-  hooks: { kickstartRendered?: (seconds: number) => void; syslogTarget?: () => string | undefined } = {},
+  hooks: {
+    kickstartRendered?: (seconds: number) => void;
+    syslogTarget?: () => string | undefined;
+    bmcFor?: (mac: Mac) => Promise<BmcDriver | undefined>;
+  } = {},
 ): Core {
   const file = join(config.dataDir, 'rackboot.db');
   const durableDb = openDb(file, 'full');
@@ -134,7 +153,39 @@ export function openCore(
     local: events,
     onError: (err) => log.error({ err: (err as Error).message }, 'change feed: read failed'),
   });
-  return { db, durableDb, hosts, builds, events, audit, catalog, provisioner, images, syslog, leases, changes };
+  const rollouts = new SqliteRolloutStore(durableDb);
+  const rolloutService = new RolloutService({
+    store: rollouts,
+    hosts,
+    state: (mac) => provisioner.state(mac),
+    cancelBuild: (mac, actor) => provisioner.cancelBuild(mac, actor),
+    partitioning: (host) => {
+      const r = provisioner.profileFor(host);
+      return r.ok ? r.value.partitioning : undefined;
+    },
+    stuck: (mac) => provisioner.stuck(mac),
+  });
+  // No BMC store yet on this branch: hosts have no BMC until src/store/bmc.ts (branch bmc) is wired here.
+  const bmcFor = hooks.bmcFor ?? (() => Promise.resolve(undefined));
+  const firmware = (mac: Mac) => firmwareOf(events.timeline(mac, 200));
+  return {
+    db,
+    durableDb,
+    hosts,
+    builds,
+    events,
+    audit,
+    catalog,
+    provisioner,
+    images,
+    syslog,
+    leases,
+    rollouts,
+    rolloutService,
+    bmcFor,
+    firmwareOf: firmware,
+    changes,
+  };
 }
 
 /** The renderer as served: install configs name the syslog receiver (inst.syslog=), kickstarts are timed. */
@@ -183,6 +234,7 @@ export async function startRackboot(
   config: Config,
   log: Logger,
   env: NodeJS.ProcessEnv = process.env,
+  opts: { bmcFor?: (mac: Mac) => Promise<BmcDriver | undefined> } = {},
 ): Promise<Running> {
   const keyProblem = secretKeyProblem(config.dataDir);
   if (keyProblem) throw new SecretKeyError(keyProblem);
@@ -196,6 +248,7 @@ export async function startRackboot(
   const core = openCore(config, log, {
     kickstartRendered: (s) => observeRender?.(s),
     syslogTarget: () => syslogTarget,
+    bmcFor: opts.bmcFor,
   });
   const { provisioner: p, hosts, db } = core;
   let tftpRef: TftpServer | undefined;
@@ -293,7 +346,10 @@ export async function startRackboot(
     log,
     routers: [createOpsRouter({ metrics, ready, metricsToken: config.metricsToken }), web],
     middleware: [metrics.httpMiddleware],
-    apiRouters: [createLogsApi({ hosts, builds: core.builds, syslog: core.syslog })],
+    apiRouters: [
+      createLogsApi({ hosts, builds: core.builds, syslog: core.syslog }),
+      createRolloutApi({ service: core.rolloutService }),
+    ],
     userToken: (t) => apiTokens.authenticate(t),
     settings: new SettingsStore(db),
     surface,
@@ -361,9 +417,35 @@ export async function startRackboot(
   prune();
   const pruneTimer = setInterval(prune, 10 * 60_000);
   pruneTimer.unref();
+  const runner = new RolloutRunner({
+    store: core.rollouts,
+    startBuild: (mac, actor) => p.startBuild(mac, actor),
+    cancelBuild: (mac, actor) => p.cancelBuild(mac, actor),
+    bmcFor: core.bmcFor,
+    firmwareOf: core.firmwareOf,
+    event: (e) => p.event(e),
+    log,
+  });
+  const stuckWatch = new StuckWatch({
+    inBuild: () => {
+      const now = Date.now();
+      return [...core.builds.latestForAll().values()]
+        .filter((b) => stateOf(b, now) === 'build')
+        .map((b) => ({ mac: b.mac, buildId: b.id, since: b.createdAt }));
+    },
+    timeline: (mac) => core.events.timeline(mac, 500),
+    bmcFor: core.bmcFor,
+    firmwareOf: core.firmwareOf,
+    event: (e) => p.event(e),
+    limits: config.stuck,
+    checkEveryMs: config.stuck.checkEveryMs,
+    log,
+  });
   const stopAll = async () => {
     stopping = true;
     clearInterval(pruneTimer);
+    await runner.stop();
+    await stuckWatch.stop();
     // Stop taking new work everywhere first, then let HTTP finish what it serves (bounded), then the store.
     if (http.listening) http.close();
     http.closeIdleConnections();
@@ -526,6 +608,9 @@ export async function startRackboot(
     } else bound.syslog = true;
     bound.http = true;
     removePid = writePidFile(config.dataDir);
+    // Rollouts recorded before this start (by the CLI, or cut off by a restart) go on from their last step.
+    runner.start();
+    stuckWatch.start();
   } catch (err) {
     await stopAll();
     throw err;

@@ -106,7 +106,10 @@ export class BuildStore {
     timelineDb: Db = db,
     readonly callbackGraceMs: number = DEFAULT_CALLBACK_GRACE_MS,
   ) {
-    this.latestStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE mac = ? ORDER BY id DESC LIMIT 1');
+    // A cancelled build is as if it never started: the host is back where it was (a cancelled rebuild leaves it built).
+    this.latestStmt = db.prepare<[string], BuildRow>(
+      "SELECT * FROM builds WHERE mac = ? AND status != 'cancelled' ORDER BY id DESC LIMIT 1",
+    );
     this.byHashStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE token_hash = ?');
     this.byIdStmt = db.prepare<[number], BuildRow>('SELECT * FROM builds WHERE id = ?');
     this.supersedeStmt = db.prepare(
@@ -122,7 +125,7 @@ export class BuildStore {
     );
     this.historyStmt = db.prepare<[string], BuildRow>('SELECT * FROM builds WHERE mac = ? ORDER BY id DESC LIMIT 50');
     this.latestAllStmt = db.prepare<[], BuildRow>(
-      'SELECT b.* FROM builds b JOIN (SELECT mac, MAX(id) id FROM builds GROUP BY mac) l ON b.id = l.id',
+      "SELECT b.* FROM builds b JOIN (SELECT mac, MAX(id) id FROM builds WHERE status != 'cancelled' GROUP BY mac) l ON b.id = l.id",
     );
   }
 

@@ -98,7 +98,34 @@ const MIGRATIONS: string[] = [
      last_used_at INTEGER
    );
    CREATE INDEX api_tokens_user ON api_tokens(user_id);`,
-  // 6: the change feed (src/store/changes.ts): triggers record every host and build write, whichever process made it
+  // rollouts (src/rollout, src/store/rollouts.ts): builds of many hosts in waves, carried out by the serving
+  // process; each host's step is kept so that a restart (kill -9) resumes the remaining waves.
+  `CREATE TABLE rollouts (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     created_at INTEGER NOT NULL,
+     actor TEXT NOT NULL,
+     scope TEXT NOT NULL,
+     power INTEGER NOT NULL,
+     wave_size INTEGER NOT NULL,
+     wave_interval_ms INTEGER NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('running','done','cancelled')),
+     next_wave INTEGER NOT NULL DEFAULT 0,
+     next_wave_at INTEGER NOT NULL,
+     finished_at INTEGER
+   );
+   CREATE INDEX rollouts_status ON rollouts(status, id);
+   CREATE TABLE rollout_hosts (
+     rollout_id INTEGER NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+     mac TEXT NOT NULL,
+     wave INTEGER NOT NULL,
+     step TEXT NOT NULL CHECK (step IN ('queued','build-started','boot-set','powered','failed','cancelled')),
+     reason TEXT,
+     build_id INTEGER,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (rollout_id, mac)
+   );
+   CREATE INDEX rollout_hosts_mac ON rollout_hosts(mac, rollout_id);`,
+  // 7 (after rollouts): the change feed (src/store/changes.ts): triggers record every host and build write, whichever process made it
   // (the CLI writes the same file), so open boards learn of it; bounded to the newest 10,000 rows by its own trigger.
   `CREATE TABLE changes (
      id INTEGER PRIMARY KEY AUTOINCREMENT,
