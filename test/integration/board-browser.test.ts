@@ -142,6 +142,62 @@ test(
   },
 );
 
+test(
+  'stuck shows without reload: the chip says where and for how long, the stuck count and filter',
+  { skip: SKIP },
+  async () => {
+    const mac = '52:54:00:ee:05:01' as Mac;
+    running.core.hosts.insert({
+      mac,
+      hostname: 'stuck51',
+      profile: 'rhvh-base',
+      rack: 'R5',
+      position: 'U1',
+      nameservers: [],
+      params: {},
+    });
+    const p = running.core.provisioner;
+    assert.ok(p.startBuild(mac, 'test').ok);
+    p.event({ mac, type: 'tftp.sent', clientIp: '10.99.0.55', detail: { path: 'rhvh/vmlinuz' } });
+    await page.goto(`${base}/`);
+    await page.locator('#live-status.on').waitFor();
+    const chip = page.locator(`.chip[data-mac="${mac}"]`);
+    assert.equal(await chip.locator('.stage').textContent(), 'kernel/initrd');
+    // What the rollout's stuck watcher (src/rollout/stuck-watch.ts) records past a stage's time limit.
+    const since = Date.now() - 6 * 60_000;
+    p.event({
+      mac,
+      type: 'stuck',
+      status: 'kernel',
+      detail: {
+        stage: 'kernel',
+        waitingFor: 'kickstart',
+        since,
+        forSeconds: 360,
+        lastSeen: { type: 'tftp.sent', at: since, status: 'ok' },
+      },
+    });
+    await page.waitForSelector(`.chip.stuck[data-mac="${mac}"]`, { timeout: 1500 });
+    assert.match(
+      (await chip.locator('.reason').textContent()) ?? '',
+      /^stuck: kernel for 6m \d\ds; last seen: tftp\.sent ok at /,
+    );
+    assert.equal(await page.textContent('[data-count="stuck"]'), '1');
+    assert.match((await page.locator('section.rack[data-rack="R5"] h2 small').textContent()) ?? '', /1 stuck/);
+    await shot('board-09-stuck-live');
+    await page.goto(`${base}/?state=stuck`);
+    assert.equal(await page.locator('.chip').count(), 1);
+    assert.equal(await page.locator(`.chip[data-mac="${mac}"]`).count(), 1);
+    // The next milestone clears it, live.
+    await page.goto(`${base}/`);
+    await page.locator('#live-status.on').waitFor();
+    p.event({ mac, type: 'kickstart.fetched', clientIp: '10.99.0.55' });
+    await page.waitForSelector(`.chip[data-mac="${mac}"]:not(.stuck)`, { timeout: 1500 });
+    assert.equal(await page.textContent('[data-count="stuck"]'), '0');
+    p.cancelBuild(mac, 'test');
+  },
+);
+
 test('a failed build says why on its chip, live', { skip: SKIP }, async () => {
   const p = running.core.provisioner;
   const started = p.startBuild('52:54:00:ee:00:01' as Mac, 'test');
@@ -251,6 +307,18 @@ test('the installer log on the host page is live, with a severity filter', { ski
   await page.locator('#log-lines .line', { hasText: 'kernel panic' }).waitFor({ timeout: 2000 });
   assert.equal(await page.locator('#log-lines .line', { hasText: 'more info' }).count(), 0);
   assert.equal(await page.locator('img').count(), 0, 'log text stays text');
+  // BMC trouble shows on the same page (src/bmc records it on the timeline).
+  running.core.provisioner.event({
+    mac,
+    type: 'bmc.error',
+    status: '401',
+    detail: { action: 'power cycle', bmc: 'https://10.99.0.250', answer: '401 Unauthorized' },
+  });
+  await page.reload();
+  assert.match(
+    (await page.locator('#power').textContent()) ?? '',
+    /power cycle at https:\/\/10\.99\.0\.250: 401 Unauthorized/,
+  );
   await shot('board-05-installer-log');
   assert.deepEqual(dialogs, []);
 });

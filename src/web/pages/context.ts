@@ -21,7 +21,10 @@ import {
   type Session,
   type SessionPolicy,
 } from '../../store/users.ts';
-import { chipOf, formatDuration, type Chip } from '../board.ts';
+import { chipOf, formatDuration, type Chip, type Stuck } from '../board.ts';
+import { currentStuck } from '../../rollout/stuck.ts';
+import type { HostEvent } from '../../store/events.ts';
+import type { Build } from '../../store/builds.ts';
 import { cookieOf, LoginThrottle, SESSION_COOKIE, tokensEqual } from '../auth.ts';
 import { createViews } from '../views.ts';
 import { LiveBoard } from '../live.ts';
@@ -90,7 +93,21 @@ export function createWebContext(d: WebDeps) {
     const state = p.state(host.mac);
     // Failed: its events say the last step it reported, for the one-line reason.
     const events = build && (state === 'build' || state === 'failed') ? d.events.timeline(host.mac, 300) : [];
-    return chipOf(host, build, state, events, now());
+    return chipOf(host, build, state, events, now(), build && state === 'build' ? stuckOf(events, build) : undefined);
+  };
+  /** The rollout's stuck mark (src/rollout/stuck.ts: its watcher puts a `stuck` event on the timeline), as the chip shows it. */
+  const stuckOf = (events: readonly HostEvent[], build: Build): Stuck | undefined => {
+    const v = currentStuck(
+      events.filter((e) => e.at >= build.createdAt),
+      now(),
+    );
+    if (!v) return undefined;
+    const seen = v.lastSeen;
+    return {
+      stage: v.stage,
+      since: Date.parse(v.since),
+      lastSeen: seen ? `${seen.type}${seen.status ? ` ${seen.status}` : ''} at ${fmtTime(seen.at)}` : undefined,
+    };
   };
   const live = new LiveBoard({
     subscribe: (l) => (d.changes ?? d.events).subscribe(l),

@@ -8,6 +8,7 @@ import { guardHostParams, maskDeep, maskText } from '../../hosts/policy.ts';
 import { fmtTime, type WebContext } from './context.ts';
 import { hostList, parseHostListQuery, type HostListRow } from '../hosts-list.ts';
 import { installerLogView } from './installer-log.ts';
+import { powerView } from '../power-view.ts';
 
 export function hostPages(c: WebContext): express.Router {
   const { d, p, admin, tech, form, page, flash, actor, hostOf } = c;
@@ -115,7 +116,9 @@ export function hostPages(c: WebContext): express.Router {
       .map((e) => (masked ? { ...e, detail: maskText(e.detail, secrets) } : e));
     const params = Object.entries(masked ? maskDeep(host.params) : host.params);
     const log = installerLogView(c, secrets, view.build?.id, severity);
-    return { title: host.hostname, host, view, chip, previews, events, params, log, live: true };
+    const power = powerView(d.events.timeline(host.mac, 500));
+    if (power && masked) for (const e of power.errors) e.answer = maskText(e.answer, secrets);
+    return { title: host.hostname, host, view, chip, previews, events, params, log, power, live: true };
   }
 
   function hostForm(
