@@ -388,3 +388,68 @@ test(
     await shot('board-08-hosts-list');
   },
 );
+
+test(
+  'bulk build of a rack from the board: one confirmation with the count and what it wipes, then live',
+  { skip: SKIP },
+  async () => {
+    const p = running.core.provisioner;
+    const macs = ['52:54:00:ee:08:01', '52:54:00:ee:08:02', '52:54:00:ee:08:03'] as Mac[];
+    macs.forEach((mac, i) =>
+      running.core.hosts.insert({
+        mac,
+        hostname: `r8n${i + 1}`,
+        profile: 'rhvh-base',
+        rack: 'R8',
+        position: `U${i + 1}`,
+        nameservers: [],
+        params: {},
+      }),
+    );
+    const b = p.startBuild(macs[0]!, 'seed');
+    assert.ok(b.ok);
+    p.learnClient('10.99.0.81', macs[0]!);
+    p.callback(b.value.token, 'built', '10.99.0.81');
+    await page.goto(`${base}/`);
+    await page.locator('#live-status.on').waitFor();
+    await page.locator('section.rack[data-rack="R8"] a.rack-build').click();
+    await page.waitForURL(`${base}/racks/R8/build`);
+    assert.match((await page.textContent('.confirm-count')) ?? '', /This builds 3 host\(s\) of rack R8/);
+    assert.match(
+      (await page.locator('.flash.error').textContent()) ?? '',
+      /1 of them are built[\s\S]*r8n1[\s\S]*clearpart --all/,
+    );
+    await shot('board-10-rack-build-confirm');
+    // Worst values past the browser's own checks: refused naming the field, nothing started.
+    await page.$eval('#rb-wave', (el) => el.removeAttribute('min'));
+    await page.$eval('#rb-confirm', (el) => el.removeAttribute('required'));
+    await page.fill('#rb-wave', '0');
+    await page.click('.rack-build-form button[type=submit]');
+    await page.locator('.flash.error', { hasText: 'waveSize: must be a whole number from 1 to 256 (got 0)' }).waitFor();
+    await page.fill('#rb-wave', '2');
+    await page.$eval('#rb-confirm', (el) => el.removeAttribute('required'));
+    await page.click('.rack-build-form button[type=submit]');
+    await page.locator('.flash.error[role=alert]', { hasText: 'rebuilding wipes their disks' }).waitFor();
+    assert.equal(p.state(macs[1]!), 'idle', 'nothing was started');
+    await page.uncheck('#rb-power');
+    await page.fill('#rb-interval', '1');
+    await page.check('#rb-confirm');
+    await page.click('.rack-build-form button[type=submit]');
+    await page.waitForURL(`${base}/?rack=R8`);
+    await page.getByText(/Rollout \d+ started: 3 host\(s\) of rack R8/).waitFor();
+    await page.locator('#live-status.on').waitFor();
+    // serve's runner carries the rollout out; the chips flip without a reload.
+    const deadline = Date.now() + 15_000;
+    for (const mac of macs) {
+      while ((await page.locator(`.chip[data-mac="${mac}"][data-state="build"]`).count()) === 0) {
+        if (Date.now() > deadline)
+          assert.fail(
+            `${mac} not shown in build; the store says ${p.state(mac)}; rollouts ${JSON.stringify(await running.core.rolloutService.list(3))}`,
+          );
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    await shot('board-11-rack-build-live');
+    assert.deepEqual(dialogs, []);
+  },
+);
