@@ -51,7 +51,7 @@ const run = (root: string, ...args: string[]) =>
 
 test('build: dist/ mirrors src/ with .js imports and source maps, and no test or bin file', () => {
   assert.ok(existsSync(join(dist, 'main.js')) && existsSync(join(dist, 'main.js.map')));
-  assert.ok(existsSync(join(dist, 'web/router.js')));
+  assert.ok(existsSync(join(dist, 'web/pages/index.js')));
   assert.ok(!existsSync(join(dist, 'test')) && !existsSync(join(dist, 'src')), 'rootDir is src: dist/ must not nest');
   const r = spawnSync('grep', ['-rlE', String.raw`from ['"]\.\.?/[^'"]*\.ts['"]`, dist], { encoding: 'utf8' });
   assert.equal(r.stdout, '', 'an import still names a .ts file (rewriteRelativeImportExtensions)');
