@@ -329,7 +329,6 @@ export async function startRackboot(
     secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:'),
     changes: core.changes,
     syslog: core.syslog,
-    rollouts: core.rolloutService,
   });
   const apiTokens = new ApiTokenStore(db, new UserStore(db));
   // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).

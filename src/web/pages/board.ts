@@ -20,7 +20,6 @@ export function boardPages(c: WebContext): express.Router {
       filter,
       states: STATES,
       live: true,
-      rackBuild: c.d.rollouts !== undefined,
     });
   });
 

@@ -31,7 +31,6 @@ import { LiveBoard } from '../live.ts';
 import { InstallerLogStreams } from '../log-stream.ts';
 import type { ChangeFeed } from '../../store/changes.ts';
 import type { SyslogStore } from '../../ops/syslog-store.ts';
-import type { RolloutService } from '../../rollout/service.ts';
 
 export interface WebDeps {
   provisioner: Provisioner;
@@ -56,8 +55,6 @@ export interface WebDeps {
   changes?: ChangeFeed;
   /** The installer's log lines (the host page shows them live); without it the host page has no log section. */
   syslog?: Pick<SyslogStore, 'search'>;
-  /** Rollouts (src/rollout): the board's "Build rack" records one; without it the board has no such button. */
-  rollouts?: RolloutService;
 }
 
 export type Flash = { kind: 'ok' | 'error'; text: string };

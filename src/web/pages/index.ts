@@ -17,7 +17,6 @@ import { settingsPages } from './settings.ts';
 import { accountPages } from './account.ts';
 import { discoveredPages } from './discovered.ts';
 import { installerLogPages } from './installer-log.ts';
-import { rackBuildPages } from './rack-build.ts';
 
 export type { WebDeps } from './context.ts';
 export { auditView } from './audit.ts';
@@ -43,7 +42,6 @@ export function createWebRouter(d: WebDeps): WebRouter {
     installerLogPages,
   ])
     r.use(pages(c));
-  r.use(rackBuildPages(c, d.rollouts));
 
   // Refusals thrown by a page become pages; anything else goes on to the app's error handler.
   r.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
