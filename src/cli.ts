@@ -17,6 +17,7 @@ import { usersCommand } from './web/users-cli.ts';
 import type { Mac } from './net/mac.ts';
 import { backupDatabase, restoreDatabase } from './ops/backup.ts';
 import { rackCommand, rolloutCommand } from './rollout/cli.ts';
+import { powerCommand } from './bmc/cli.ts';
 
 export interface Io {
   out: (s: string) => void;
@@ -45,6 +46,8 @@ commands:
   rack cancel RACK              cancel the rack's builds and rollouts (a cancelled rebuild leaves the host built)
   rollout list | show ID | cancel ID
                                 rollouts and each host's step (queued, build-started, boot-set, powered, failed)
+  power MAC status|on|off|cycle drive the host's BMC (Redfish or IPMI); prints the power state after
+  bmc facts MAC                 what the host's BMC reports: model, serial, power state, NIC MACs
   profiles                      list profiles and load errors
   hash-password                 read a password on stdin, print its SHA-512 crypt hash for rootPassword
   image import ISO [--name N] [--force]
@@ -131,6 +134,9 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       return profiles(config, io);
     case 'hosts':
       return hostsCommand(config, io, positionals, Boolean(values['dry-run']));
+    case 'power':
+    case 'bmc':
+      return withCoreAsync(config, silentLogger(), (core) => powerCommand(core, io, command, positionals));
     case 'image':
       return withCoreAsync(config, silentLogger(), (core) =>
         imageCommand(core, config, io, positionals, { name: values.name, force: Boolean(values.force) }),
@@ -328,9 +334,9 @@ function profiles(config: Config, io: Io): number {
   });
 }
 
-function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): number {
+function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): Promise<number> {
   const [sub, arg] = args;
-  return withCore(config, silentLogger(), (core) => {
+  return withCoreAsync(config, silentLogger(), async (core) => {
     const p = core.provisioner;
     if (sub === 'list') {
       for (const h of core.hosts.list())
@@ -375,7 +381,8 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
         `${r.hosts.length} hosts`,
         r.hosts.map((h) => h.mac),
       );
-      io.out(`imported ${r.hosts.length} host(s)`);
+      for (const [mac, bmc] of r.bmc) await core.bmc.set(mac, bmc);
+      io.out(`imported ${r.hosts.length} host(s)${r.bmc.size ? `, ${r.bmc.size} with a BMC` : ''}`);
       return 0;
     }
     if (sub === 'build' || sub === 'cancel') {

@@ -47,6 +47,11 @@ import { createRolloutApi } from './rollout/api.ts';
 import { firmwareOf, type FirmwareGuess } from './rollout/firmware.ts';
 import type { BmcDriver } from './bmc/driver.ts';
 import type { Mac } from './net/mac.ts';
+import { SqliteBmcStore, type BmcStore } from './store/bmc.ts';
+import { loadBmcKey, secretBox } from './bmc/secret-box.ts';
+import { BmcService } from './bmc/index.ts';
+import { PowerService } from './bmc/power.ts';
+import { createBmcApi } from './http/bmc-api.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -74,6 +79,10 @@ export interface Core {
   bmcFor: (mac: Mac) => Promise<BmcDriver | undefined>;
   /** The host's firmware (UEFI or legacy) from what it was seen doing. */
   firmwareOf: (mac: Mac) => FirmwareGuess;
+  /** Each host's BMC (src/store/bmc.ts; passwords sealed with bmc.key), its drivers, and power actions. */
+  bmc: BmcStore;
+  bmcService: BmcService;
+  power: PowerService;
 }
 
 /** How many of the installer's last log lines go into a build.failed event. */
@@ -165,8 +174,10 @@ export function openCore(
     },
     stuck: (mac) => provisioner.stuck(mac),
   });
-  // No BMC store yet on this branch: hosts have no BMC until src/store/bmc.ts (branch bmc) is wired here.
-  const bmcFor = hooks.bmcFor ?? (() => Promise.resolve(undefined));
+  const bmc = new SqliteBmcStore(durableDb, secretBox(loadBmcKey(config.dataDir)));
+  const bmcService = new BmcService({ store: bmc });
+  const power = new PowerService({ bmc: bmcService, events, audit });
+  const bmcFor = hooks.bmcFor ?? ((mac: Mac) => bmcService.forHost(mac));
   const firmware = (mac: Mac) => firmwareOf(events.timeline(mac, 200));
   return {
     db,
@@ -185,6 +196,9 @@ export function openCore(
     bmcFor,
     firmwareOf: firmware,
     changes,
+    bmc,
+    bmcService,
+    power,
   };
 }
 
@@ -315,6 +329,7 @@ export async function startRackboot(
     ),
   );
   const web = createWebRouter({
+    rollouts: core.rolloutService,
     provisioner: p,
     hosts,
     builds: core.builds,
@@ -349,6 +364,7 @@ export async function startRackboot(
     apiRouters: [
       createLogsApi({ hosts, builds: core.builds, syslog: core.syslog }),
       createRolloutApi({ service: core.rolloutService }),
+      createBmcApi({ hosts, bmc: core.bmc, power: core.power, audit: core.audit }),
     ],
     userToken: (t) => apiTokens.authenticate(t),
     settings: new SettingsStore(db),

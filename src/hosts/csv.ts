@@ -6,6 +6,8 @@ import { checkHostInput, type HostInput } from './input.ts';
 import { parseMac, parseIpv4 } from '../net/mac.ts';
 import type { HostFields } from '../store/hosts.ts';
 import { parse, type CsvError } from 'csv-parse/sync';
+import { checkBmcInput } from './bmc-input.ts';
+import type { BmcSetting } from '../store/bmc.ts';
 
 export const CSV_COLUMNS = [
   'mac',
@@ -20,6 +22,16 @@ export const CSV_COLUMNS = [
   'position',
   'uuid',
 ];
+/** A host's BMC (admin only): bmc.<field>, lower case in the header as every column is. */
+export const BMC_CSV_COLUMNS: Record<string, string> = {
+  'bmc.driver': 'driver',
+  'bmc.address': 'address',
+  'bmc.username': 'username',
+  'bmc.password': 'password',
+  'bmc.system': 'system',
+  'bmc.verifytls': 'verifyTls',
+  'bmc.fingerprint': 'fingerprint',
+};
 export const MAX_CSV_ROWS = 10_000;
 
 /**
@@ -72,7 +84,9 @@ export interface ImportLookups {
 const asColumn = (e: string) => e.replace(/^params\./, 'param.');
 
 /** status: 403 when a row sets what the caller's role may not, else 422. */
-export type ImportCheck = { ok: true; hosts: HostFields[] } | { ok: false; problems: string[]; status: 403 | 422 };
+export type ImportCheck =
+  | { ok: true; hosts: HostFields[]; /** by MAC, for the rows with bmc.* cells */ bmc: Map<string, BmcSetting> }
+  | { ok: false; problems: string[]; status: 403 | 422 };
 
 export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck {
   const parsed = parseCsv(text.replace(/^\uFEFF/, ''));
@@ -93,10 +107,10 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
   const problems: string[] = [];
   const unknown = new Set<number>();
   columns.forEach((c, i) => {
-    if (!CSV_COLUMNS.includes(c) && !c.startsWith('param.')) {
+    if (!CSV_COLUMNS.includes(c) && !c.startsWith('param.') && !(c in BMC_CSV_COLUMNS)) {
       unknown.add(i);
       problems.push(
-        `line ${header.line}: unknown column "${c}" (known: ${CSV_COLUMNS.join(', ')}, or param.<profile field>)`,
+        `line ${header.line}: unknown column "${c}" (known: ${[...CSV_COLUMNS, ...Object.keys(BMC_CSV_COLUMNS)].join(', ')}, or param.<profile field>)`,
       );
     }
   });
@@ -114,6 +128,7 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
 
   let forbidden = false;
   const hosts: HostFields[] = [];
+  const bmcs = new Map<string, BmcSetting>();
   const seen = { mac: new Map<string, number>(), ip: new Map<string, number>(), hostname: new Map<string, number>() };
   for (const row of body) {
     if (row.cells.length !== columns.length) {
@@ -122,15 +137,22 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     }
     const input: HostInput & Record<string, unknown> = {};
     const params: Record<string, string> = {};
+    const bmc: Record<string, string> = {};
     columns.forEach((c, i) => {
       if (unknown.has(i)) return;
-      if (c.startsWith('param.')) {
+      if (c in BMC_CSV_COLUMNS) {
+        if (row.cells[i] !== '') bmc[BMC_CSV_COLUMNS[c]] = c === 'bmc.password' ? row.cells[i] : row.cells[i].trim();
+      } else if (c.startsWith('param.')) {
         if (row.cells[i].trim()) params[c.slice(6)] = row.cells[i].trim();
       } else input[c] = row.cells[i];
     });
     input.params = params;
     const r = checkHostInput(input, lookups.profileExists);
     if (!r.ok) for (const e of r.errors.filter(rowError)) problems.push(`line ${row.line}: ${asColumn(e)}`);
+    // Every row is a new host: a BMC on it needs its password here.
+    const b = Object.keys(bmc).length ? checkBmcInput(bmc) : undefined;
+    if (b && !b.ok) for (const e of b.errors) problems.push(`line ${row.line}: ${e}`);
+    if (b?.ok && b.bmc.password === undefined) problems.push(`line ${row.line}: bmc.password: required with a BMC`);
     const dup = (kind: 'mac' | 'ip' | 'hostname', value: string | undefined, taken: (v: string) => boolean) => {
       if (!value) return;
       const key = kind === 'hostname' ? value.toLowerCase() : value;
@@ -145,7 +167,7 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     dup('ip', parseIpv4(ip) ? ip : undefined, lookups.ipTaken);
     const hostname = String(input.hostname ?? '').trim();
     dup('hostname', hostname || undefined, lookups.hostnameTaken);
-    if (!r.ok) continue;
+    if (!r.ok || (b && (!b.ok || b.bmc.password === undefined))) continue;
     const h = r.host;
     const refused = lookups.hostProblems?.(h);
     if (refused) {
@@ -155,8 +177,10 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     }
     const unready = lookups.buildProblems?.(h) ?? [];
     for (const e of unready) problems.push(`line ${row.line}: ${e}`);
-    if (!unready.length) hosts.push(h);
+    if (unready.length) continue;
+    hosts.push(h);
+    if (b?.ok) bmcs.set(h.mac, b.bmc);
   }
   if (!body.length) problems.push('the file has a header but no hosts');
-  return problems.length ? { ok: false, problems, status: forbidden ? 403 : 422 } : { ok: true, hosts };
+  return problems.length ? { ok: false, problems, status: forbidden ? 403 : 422 } : { ok: true, hosts, bmc: bmcs };
 }

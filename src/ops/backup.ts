@@ -93,7 +93,7 @@ export async function backupDatabase(dataDir: string, file: string): Promise<Ops
   renameSync(tmp, target);
   return {
     ok: true,
-    message: `backed up ${src} to ${target} (${check.message}, ${statSync(target).size} bytes). Keep ${join(dataDir, 'secret.key')} and the profiles directory with it.`,
+    message: `backed up ${src} to ${target} (${check.message}, ${statSync(target).size} bytes). Keep ${join(dataDir, 'secret.key')}, ${join(dataDir, 'bmc.key')} (it opens the BMC passwords) and the profiles directory with it.`,
   };
 }
 

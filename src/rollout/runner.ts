@@ -5,7 +5,7 @@
 // Every step is written before the next begins: after a kill -9 the runner of the next start resumes there.
 import type { Logger } from '../log.ts';
 import type { Mac } from '../net/mac.ts';
-import type { BmcDriver } from '../bmc/driver.ts';
+import { BmcError, type BmcDriver } from '../bmc/driver.ts';
 import type { Rollout, RolloutHost, RolloutStore } from '../store/rollouts.ts';
 import type { FirmwareGuess } from './firmware.ts';
 
@@ -148,7 +148,15 @@ export class RolloutRunner {
         `build started, BMC step failed: ${reason}: power it on by hand`,
         buildId,
       );
-      this.d.event({ mac: h.mac, buildId, type: 'bmc.error', status: 'rollout', detail: { rollout: r.id, reason } });
+      // As src/bmc/power.ts records a BMC error: which BMC, what it answered.
+      const b = err instanceof BmcError ? err : undefined;
+      this.d.event({
+        mac: h.mac,
+        buildId,
+        type: 'bmc.error',
+        status: (b?.answer ?? reason).slice(0, 200),
+        detail: { action: 'rollout', bmc: b?.bmc, answer: b?.answer ?? reason, retryable: b?.retryable, by: actor },
+      });
       this.d.log.warn({ rollout: r.id, mac: h.mac, err: reason }, 'rollout: BMC step failed');
       return true;
     } finally {
@@ -167,7 +175,13 @@ export class RolloutRunner {
       const fw = this.d.firmwareOf(h.mac);
       await bmc.bootNetworkOnce(fw.mode);
       await this.d.store.setStep(r.id, h.mac, 'boot-set', `next boot: network once, ${fw.mode} (${fw.why})`, buildId);
-      this.d.event({ mac: h.mac, buildId, type: 'bmc.boot', status: fw.mode, detail: { rollout: r.id, why: fw.why } });
+      this.d.event({
+        mac: h.mac,
+        buildId,
+        type: 'bmc.boot',
+        status: `network once (${fw.mode})`,
+        detail: { mode: fw.mode, by: actor, rollout: r.id, why: fw.why },
+      });
     }
     if (!(await this.live(r.id, h.mac))) return false;
     const action = await powerAction(bmc);
@@ -182,9 +196,9 @@ export class RolloutRunner {
     this.d.event({
       mac: h.mac,
       buildId,
-      type: action === 'on' ? 'power.on' : 'power.cycle',
-      status: 'rollout',
-      detail: { rollout: r.id, actor, powerState: after },
+      type: 'bmc.power',
+      status: after,
+      detail: { action, powerState: after, by: actor, rollout: r.id },
     });
     return true;
   }

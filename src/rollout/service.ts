@@ -46,6 +46,11 @@ export class RolloutService {
     this.now = d.now ?? Date.now;
   }
 
+  /** What rebuilding this host wipes, in one line. */
+  wipesOf(host: Host): string {
+    return wipeText(this.d.partitioning(host));
+  }
+
   /** The hosts of a rack, in rack order (position, then hostname). */
   rackHosts(rack: string): Host[] {
     return this.d.hosts.list().filter((h) => h.rack === rack);

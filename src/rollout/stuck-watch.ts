@@ -78,9 +78,16 @@ export class StuckWatch {
           this.d.event({
             mac,
             buildId,
-            type: 'power.cycle',
-            status: 'auto',
-            detail: { reason: `stuck: ${text}`, firmware: fw.mode, powerState: after },
+            type: 'bmc.power',
+            status: after,
+            detail: {
+              action: 'cycle',
+              powerState: after,
+              by: 'stuck detection',
+              auto: true,
+              reason: `stuck: ${text}`,
+              firmware: fw.mode,
+            },
           });
           this.d.log.warn({ mac, buildId }, `stuck: ${text}: power-cycled through its BMC`);
           return;

@@ -32,12 +32,23 @@ export interface Stuck {
   lastSeen?: { type: string; at: number; status?: string };
 }
 
+/** A power-on or restart through the BMC (src/bmc/power.ts, the rollout runner, this watcher: event bmc.power). */
+export function isPowerOn(e: TimelineEntry): boolean {
+  const action = e.detail?.action;
+  return e.type === 'bmc.power' && (action === 'on' || action === 'cycle');
+}
+
+/** The automatic power-cycle of stuck detection (one per build). */
+export function isAutoCycle(e: TimelineEntry): boolean {
+  return isPowerOn(e) && e.detail?.auto === true;
+}
+
 const KERNEL_PATH = /(^|\/)(vmlinuz|initrd)[^/]*$/i;
 
 /** The milestone an event marks, if any. */
 export function milestoneOf(e: TimelineEntry): Stage | 'built' | undefined {
   if (e.type === 'build.built' || e.type === 'build.failed') return 'built';
-  if (e.type === 'power.on' || e.type === 'power.cycle') return 'power-on';
+  if (isPowerOn(e)) return 'power-on';
   if (e.type === 'kickstart.fetched') return 'kickstart';
   const path = e.detail?.path;
   if ((e.type === 'tftp.sent' || e.type.startsWith('http.')) && typeof path === 'string' && KERNEL_PATH.test(path))
@@ -109,7 +120,7 @@ export function stuckAction(
   const stuck = stuckAt(events, now, limits);
   if (!stuck) return { kind: 'none' };
   if (events.some((e) => e.type === 'stuck' && e.at >= stuck.since)) return { kind: 'none' };
-  const cycled = events.some((e) => e.type === 'power.cycle' && e.status === 'auto');
+  const cycled = events.some(isAutoCycle);
   return hasBmc && !cycled ? { kind: 'cycle', stuck } : { kind: 'mark', stuck };
 }
 
@@ -132,7 +143,7 @@ export function currentStuck(events: readonly TimelineEntry[], now: number): Stu
     since: new Date(since).toISOString(),
     forSeconds,
     lastSeen,
-    autoCycled: events.some((e) => e.type === 'power.cycle' && e.status === 'auto'),
+    autoCycled: events.some(isAutoCycle),
     text: `stuck: ${stage} for ${formatDuration(forSeconds * 1000)}`,
   };
 }

@@ -98,6 +98,18 @@ const MIGRATIONS: string[] = [
      last_used_at INTEGER
    );
    CREATE INDEX api_tokens_user ON api_tokens(user_id);`,
+  // BMC control (issue 14, src/store/bmc.ts): a host's BMC; the password only AES-256-GCM sealed with bmc.key.
+  `CREATE TABLE host_bmc (
+     mac TEXT PRIMARY KEY REFERENCES hosts(mac) ON DELETE CASCADE,
+     driver TEXT NOT NULL CHECK (driver IN ('redfish','ipmi')),
+     address TEXT NOT NULL,
+     username TEXT NOT NULL,
+     password_enc TEXT NOT NULL,
+     system TEXT,
+     verify_tls INTEGER NOT NULL DEFAULT 1,
+     fingerprint TEXT,
+     updated_at INTEGER NOT NULL
+   );`,
   // rollouts (src/rollout, src/store/rollouts.ts): builds of many hosts in waves, carried out by the serving
   // process; each host's step is kept so that a restart (kill -9) resumes the remaining waves.
   `CREATE TABLE rollouts (

@@ -222,6 +222,8 @@ export interface BoardFilter {
 export interface RackGroup {
   rack: string;
   chips: Chip[];
+  /** Hosts in the rack, shown or not (what a rack build builds). */
+  hosts: number;
   counts: Record<BoardView, number>;
 }
 
@@ -260,7 +262,7 @@ export function buildBoard(chips: readonly Chip[], filter: BoardFilter): Board {
   const counts = zero();
   for (const c of shown) {
     let g = groups.get(c.rack);
-    if (!g) groups.set(c.rack, (g = { rack: c.rack, chips: [], counts: zero() }));
+    if (!g) groups.set(c.rack, (g = { rack: c.rack, chips: [], hosts: 0, counts: zero() }));
     g.chips.push(c);
     g.counts[c.state]++;
     counts[c.state]++;
@@ -268,6 +270,10 @@ export function buildBoard(chips: readonly Chip[], filter: BoardFilter): Board {
       g.counts.stuck++;
       counts.stuck++;
     }
+  }
+  for (const c of chips) {
+    const g = groups.get(c.rack);
+    if (g) g.hosts++;
   }
   const racks = [...groups.values()].sort((a, b) =>
     a.rack === '' ? 1 : b.rack === '' ? -1 : natural.compare(a.rack, b.rack),

@@ -21,7 +21,8 @@ import { buildRhvhIso, isoToolsMissing } from '../fixtures/images/rhvh-iso.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = join(HERE, '../..');
-export const NS = 'rbe2e';
+// RACKBOOT_E2E_NS: another name, so a second lab (or another suite) can run beside this one.
+export const NS = process.env.RACKBOOT_E2E_NS ?? 'rbe2e';
 export const BRIDGE = 'rbbr0';
 export const SERVER_IP = '10.99.0.1';
 export const HTTP_PORT = 8080;

@@ -29,7 +29,11 @@ const cfg = (over: Partial<BmcConfig> = {}): BmcConfig => ({
 });
 
 /** The emulator's own view of a system (straight to sushy, not through the driver under test). */
-function sushySystem(s: Sushy, id: string): Promise<Record<string, any>> {
+interface SushyView {
+  PowerState: string;
+  Boot: Record<string, string>;
+}
+function sushySystem(s: Sushy, id: string): Promise<SushyView> {
   return new Promise((resolve, reject) => {
     const auth = Buffer.from('admin:password').toString('base64');
     const req = request(
@@ -38,7 +42,7 @@ function sushySystem(s: Sushy, id: string): Promise<Record<string, any>> {
       (res) => {
         let text = '';
         res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve(JSON.parse(text) as Record<string, any>));
+        res.on('end', () => resolve(JSON.parse(text) as SushyView));
       },
     );
     req.on('error', reject);

@@ -215,10 +215,10 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
     const patch = proxy.patches.find((x) => x.system === uuid(4))!;
     assert.equal(patch.body.Boot.BootSourceOverrideEnabled, 'Once');
     const tl = await events(main, mac(2));
-    assert.ok(tl.some((e) => e.type === 'power.cycle' && e.status === 'rollout' && e.detail.rollout === id));
-    assert.ok(tl.some((e) => e.type === 'bmc.boot' && e.status === 'uefi'));
+    assert.ok(tl.some((e) => e.type === 'bmc.power' && e.detail.action === 'cycle' && e.detail.rollout === id));
+    assert.ok(tl.some((e) => e.type === 'bmc.boot' && e.detail.mode === 'uefi'));
     const boot3 = (await events(main, mac(3))).find((e) => e.type === 'bmc.boot')!;
-    assert.equal(boot3.status, 'legacy');
+    assert.equal(boot3.detail.mode, 'legacy');
     assert.match(boot3.detail.why, /DHCP discover said client architecture 0 \(BIOS\)/);
     const list = (await main.api('GET', '/rollouts')).body;
     assert.equal(list[0].id, id);
@@ -335,6 +335,39 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
     assert.deepEqual(c.body.rollouts, [r.body.id], 'a rollout left with nothing to do ends');
   });
 
+  test('a silent BMC fails its host with the reason and never holds up the others of its wave', async () => {
+    await addHost(main, 11, 'R6', true);
+    await addHost(main, 12, 'R6', true);
+    proxy.silent.add(uuid(11));
+    try {
+      const t0 = Date.now();
+      const r = await main.api('POST', '/racks/R6/build', { power: true, waveSize: 2 });
+      assert.equal(r.status, 202);
+      const other = await until('ro12 powered', async () => {
+        const v = (await main.api('GET', `/rollouts/${r.body.id}`)).body;
+        return v.hosts[1].step === 'powered' && v;
+      });
+      assert.equal(other.hosts[0].step, 'build-started', 'ro11 still waiting on its BMC');
+      const v = await until('rollout done', async () => {
+        const x = (await main.api('GET', `/rollouts/${r.body.id}`)).body;
+        return x.status === 'done' && x;
+      });
+      assert.equal(v.hosts[0].step, 'failed');
+      assert.match(
+        v.hosts[0].reason,
+        /^build started, BMC step failed: BMC redfish https:\/\/127\.0\.0\.1:\d+: .*no answer within 3000 ms: power it on by hand$/,
+      );
+      assert.equal(v.hosts[0].state, 'build', 'the build stays: power it on by hand');
+      const err = (await events(main, mac(11))).find((e) => e.type === 'bmc.error')!;
+      assert.match(err.detail.bmc, /^redfish https:\/\/127\.0\.0\.1/);
+      assert.ok(!JSON.stringify(err).includes('password'), 'no secret on the timeline');
+      const ro12 = proxy.resets.find((x) => x.system === uuid(12) && x.at >= t0)!;
+      assert.ok(ro12.at - t0 < 2500, `ro12 powered ${ro12.at - t0} ms after the request, not after ro11's timeouts`);
+    } finally {
+      proxy.silent.delete(uuid(11));
+    }
+  });
+
   test('stuck: no DHCP after power-on gets one automatic power-cycle, then the host is marked stuck', async () => {
     const s = await startServer('stuck:\n  dhcpAfterPowerOn: 2s\n  kernelAfterLoader: 2s\n  checkEvery: 1s\n');
     try {
@@ -357,11 +390,15 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
       assert.match(stuck.stuck.text, /^stuck: power-on for \d+s$/);
       assert.equal(stuck.stuck.waitingFor, 'dhcp');
       assert.equal(stuck.stuck.autoCycled, true);
-      assert.equal(stuck.stuck.lastSeen.type, 'power.cycle');
-      const tl = stuck.events.map((e: any) => `${e.type}:${e.status ?? ''}`);
+      assert.equal(stuck.stuck.lastSeen.type, 'bmc.power');
+      const tl = stuck.events.map((e: any) =>
+        e.type === 'bmc.power'
+          ? `power:${e.detail.action}:${e.detail.auto ? 'auto' : e.detail.rollout}`
+          : `${e.type}:${e.status ?? ''}`,
+      );
       const at = (t: string) => tl.indexOf(t);
-      assert.ok(at('power.on:rollout') >= 0 && at('power.on:rollout') < at('power.cycle:auto'), tl.join(' '));
-      assert.ok(at('power.cycle:auto') < at('stuck:power-on'), tl.join(' '));
+      assert.ok(at(`power:on:${r.body.id}`) >= 0 && at(`power:on:${r.body.id}`) < at('power:cycle:auto'), tl.join(' '));
+      assert.ok(at('power:cycle:auto') < at('stuck:power-on'), tl.join(' '));
       const mine = () => proxy.resets.filter((x) => x.system === uuid(9) && x.at >= t0);
       assert.deepEqual(
         mine().map((x) => x.resetType),

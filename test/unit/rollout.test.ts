@@ -109,6 +109,10 @@ test('firmware: the newest DHCP architecture, else the loader config, else disco
   );
 });
 
+/** A bmc.power event as src/bmc/power.ts, the runner and the watcher write it. */
+const pw = (at: number, action: 'on' | 'cycle' | 'off', auto = false) =>
+  ev('bmc.power', at, { status: 'on', detail: { action, ...(auto ? { auto: true } : {}) } });
+
 const L: StuckLimits = {
   dhcpAfterPowerOnMs: 100,
   kernelAfterLoaderMs: 200,
@@ -117,13 +121,13 @@ const L: StuckLimits = {
 };
 
 test('stuck: each stage against its own limit, from its latest milestone', () => {
-  const powered = [ev('build.start', 0), ev('power.on', 10, { status: 'rollout' })];
+  const powered = [ev('build.start', 0), pw(10, 'on')];
   assert.equal(stuckAt(powered, 109, L), undefined, 'within the limit');
   const s = stuckAt(powered, 110, L)!;
   assert.equal(s.stage, 'power-on');
   assert.equal(s.waitingFor, 'dhcp');
   assert.equal(s.forMs, 100);
-  assert.equal(s.lastSeen?.type, 'power.on');
+  assert.equal(s.lastSeen?.type, 'bmc.power');
   assert.equal(stuckAt([ev('build.start', 0)], 1e9, L), undefined, 'no milestone: nobody said when it was powered on');
   const loading = [...powered, ev('dhcp.ack', 20), ev('grub.config', 30)];
   assert.equal(stuckAt(loading, 229, L), undefined);
@@ -142,37 +146,38 @@ test('stuck: each stage against its own limit, from its latest milestone', () =>
   // A machine that DHCPs again while loading is still loading (furthest stage counts) ...
   assert.equal(stuckAt([...kernel, ev('dhcp.ack', 45)], 340, L)?.stage, 'kernel');
   // ... but a power-on starts over.
-  assert.equal(stuckAt([...kernel, ev('power.cycle', 300, { status: 'auto' })], 399, L), undefined);
+  assert.equal(stuckAt([...kernel, pw(300, 'cycle', true)], 399, L), undefined);
   assert.equal(DEFAULT_STUCK_LIMITS.builtAfterKickstartMs, 3_600_000);
 });
 
 test('stuck action: one automatic power-cycle with a BMC, then the mark, once per stage; none without a BMC', () => {
-  const powered = [ev('power.on', 0, { status: 'rollout' })];
+  const powered = [pw(0, 'on')];
   assert.equal(stuckAction(powered, 50, L, true).kind, 'none');
   assert.equal(stuckAction(powered, 100, L, true).kind, 'cycle');
   assert.equal(stuckAction(powered, 100, L, false).kind, 'mark');
-  const cycled = [...powered, ev('power.cycle', 100, { status: 'auto' })];
+  const cycled = [...powered, pw(100, 'cycle', true)];
   assert.equal(stuckAction(cycled, 150, L, true).kind, 'none', 'the cycle restarts the clock');
   assert.equal(stuckAction(cycled, 200, L, true).kind, 'mark', 'one automatic cycle per build');
   const marked = [...cycled, ev('stuck', 200, { detail: { stage: 'power-on', since: 100, waitingFor: 'dhcp' } })];
   assert.equal(stuckAction(marked, 5000, L, true).kind, 'none', 'marked once');
-  // A cycle the rollout sent (status rollout) is not the automatic one.
-  assert.equal(stuckAction([ev('power.cycle', 0, { status: 'rollout' })], 100, L, true).kind, 'cycle');
+  // A cycle the rollout or a person sent is not the automatic one; an off is no power-on.
+  assert.equal(stuckAction([pw(0, 'cycle')], 100, L, true).kind, 'cycle');
+  assert.equal(stuckAction([pw(0, 'off')], 1e9, L, true).kind, 'none');
 });
 
 test('stuck view: the mark until a milestone comes after it; one line of text', () => {
   const marked = [
-    ev('power.on', 0),
-    ev('power.cycle', 100, { status: 'auto' }),
+    pw(0, 'on'),
+    pw(100, 'cycle', true),
     ev('stuck', 200, {
-      detail: { stage: 'power-on', since: 100, waitingFor: 'dhcp', lastSeen: { type: 'power.cycle', at: 100 } },
+      detail: { stage: 'power-on', since: 100, waitingFor: 'dhcp', lastSeen: { type: 'bmc.power', at: 100 } },
     }),
   ];
   const v = currentStuck(marked, 100 + 6 * 60_000)!;
   assert.equal(v.text, 'stuck: power-on for 6m');
   assert.equal(v.waitingFor, 'dhcp');
   assert.equal(v.autoCycled, true);
-  assert.equal(v.lastSeen?.type, 'power.cycle');
+  assert.equal(v.lastSeen?.type, 'bmc.power');
   assert.equal(currentStuck([...marked, ev('dhcp.ack', 300)], 1e6), undefined, 'it moved on');
   assert.equal(currentStuck([...marked, ev('bmc.boot', 300)], 1e6)?.stage, 'power-on', 'not a milestone');
   assert.equal(

@@ -11,7 +11,10 @@ export function hostRoutes(c: ApiContext): express.Router {
   const r = express.Router();
 
   r.get('/hosts', (_req, res) => {
-    res.json(d.hosts.list().map((h) => forCaller(res, h, { ...h, state: p.state(h.mac) })));
+    // stuck: set by stuck detection (src/rollout/stuck.ts) while the host is past a stage's time limit, else null.
+    res.json(
+      d.hosts.list().map((h) => forCaller(res, h, { ...h, state: p.state(h.mac), stuck: p.stuck(h.mac) ?? null })),
+    );
   });
   r.post('/hosts', (req, res) => {
     const checked = checkHostInput(bodyObject(req), c.profileExists);

@@ -20,6 +20,7 @@ export function boardPages(c: WebContext): express.Router {
       filter,
       states: STATES,
       live: true,
+      rackBuild: c.d.rollouts !== undefined,
     });
   });
 

@@ -1,5 +1,6 @@
 // What every page group shares: the deps, the stores built over them once, the page renderer and the gate
 // (session, role, CSRF). createWebContext() runs once per web router; the page modules only add routes.
+import type { RolloutService } from '../../rollout/service.ts';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { join } from 'node:path';
 import type { Logger } from '../../log.ts';
@@ -55,6 +56,8 @@ export interface WebDeps {
   changes?: ChangeFeed;
   /** The installer's log lines (the host page shows them live); without it the host page has no log section. */
   syslog?: Pick<SyslogStore, 'search'>;
+  /** Rack builds in waves (src/rollout): the pages of ./rollouts.ts. */
+  rollouts?: RolloutService;
 }
 
 export type Flash = { kind: 'ok' | 'error'; text: string };

@@ -17,6 +17,7 @@ import { settingsPages } from './settings.ts';
 import { accountPages } from './account.ts';
 import { discoveredPages } from './discovered.ts';
 import { installerLogPages } from './installer-log.ts';
+import { rolloutPages } from './rollouts.ts';
 
 export type { WebDeps } from './context.ts';
 export { auditView } from './audit.ts';
@@ -40,6 +41,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
     accountPages,
     discoveredPages,
     installerLogPages,
+    rolloutPages,
   ])
     r.use(pages(c));
 
