@@ -364,6 +364,7 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
         hostProblems: (h) =>
           guardHostParams({ role: 'admin', allowed: [], profile: (n) => core.catalog.get(n) }, {}, h),
         buildProblems: (h) => buildReadinessProblems(core.catalog.get(h.profile), h),
+        mayImportBmc: true,
       });
       if (!r.ok) {
         for (const line of r.problems) io.err(`${arg}: ${line}`);

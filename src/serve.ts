@@ -344,6 +344,8 @@ export async function startRackboot(
     secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:'),
     changes: core.changes,
     syslog: core.syslog,
+    bmc: core.bmc,
+    power: core.power,
   });
   const apiTokens = new ApiTokenStore(db, new UserStore(db));
   // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).
@@ -369,6 +371,7 @@ export async function startRackboot(
     userToken: (t) => apiTokens.authenticate(t),
     settings: new SettingsStore(db),
     surface,
+    bmc: core.bmc,
   });
   const kickstartFirst = kickstartFastPath(p, metrics.httpRequest);
   // nosniff here too: the kickstart fast path answers before express (src/http/surface.ts sets it for the rest).
@@ -687,7 +690,7 @@ function readTlsFile(flag: string, file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new Error(`${flag} ${file}: ${(err as Error).message} (give a PEM file rackboot can read)`);
+    throw new Error(`${flag} ${file}: ${(err as Error).message} (give a PEM file rackboot can read)`, { cause: err });
   }
 }
 

@@ -2,26 +2,15 @@
 // problem with its line. Nothing is written unless the whole file is clean. Pure (the store comes in as lookups).
 // The CSV grammar is csv-parse's (it replaced a hand-written RFC 4180 parser: one less thing to keep right);
 // what stays here is the line each row starts on, which every problem names.
-import { checkHostInput, type HostInput } from './input.ts';
+import { checkHostInput, HOST_FIELDS, type HostInput } from './input.ts';
 import { parseMac, parseIpv4 } from '../net/mac.ts';
 import type { HostFields } from '../store/hosts.ts';
 import { parse, type CsvError } from 'csv-parse/sync';
 import { checkBmcInput } from './bmc-input.ts';
 import type { BmcSetting } from '../store/bmc.ts';
 
-export const CSV_COLUMNS = [
-  'mac',
-  'hostname',
-  'profile',
-  'ip',
-  'netmask',
-  'gateway',
-  'nameservers',
-  'domain',
-  'rack',
-  'position',
-  'uuid',
-];
+/** A column per host field; the profile's params come as param.<field> columns instead of one "params" cell. */
+export const CSV_COLUMNS: readonly string[] = HOST_FIELDS.filter((f) => f !== 'params');
 /** A host's BMC (admin only): bmc.<field>, lower case in the header as every column is. */
 export const BMC_CSV_COLUMNS: Record<string, string> = {
   'bmc.driver': 'driver',
@@ -78,6 +67,8 @@ export interface ImportLookups {
   hostProblems?(host: HostFields): { status: 403 | 400; errors: string[] } | undefined;
   /** What would only fail at Build, as "<field>: <reason>" (src/hosts/readiness.ts). */
   buildProblems?(host: HostFields): string[];
+  /** Whether the caller may set BMCs (admins, the server's shell): bmc.* columns are refused (403) otherwise. */
+  mayImportBmc?: boolean;
 }
 
 /** A problem message names the CSV column: parameters are "param.<field>" columns there, not "params.<field>". */
@@ -114,6 +105,13 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
       );
     }
   });
+  if (!lookups.mayImportBmc && columns.some((c) => c in BMC_CSV_COLUMNS)) {
+    return {
+      ok: false,
+      status: 403,
+      problems: [`line ${header.line}: bmc.* columns: only an admin may set a host's BMC; nothing was written`],
+    };
+  }
   columns.forEach((c, i) => {
     if (columns.indexOf(c) !== i) problems.push(`line ${header.line}: column "${c}" appears twice`);
   });

@@ -18,6 +18,7 @@ import type { SettingsStore } from '../store/settings.ts';
 import { surfaceGuard, type SurfaceOptions } from './surface.ts';
 import { HttpError, sendText } from './reply.ts';
 import { createApiRouter } from './api/index.ts';
+import type { BmcStore } from '../store/bmc.ts';
 
 export interface AppDeps {
   provisioner: Provisioner;
@@ -44,6 +45,8 @@ export interface AppDeps {
   settings?: Pick<SettingsStore, 'techParams' | 'setTechParams'>;
   /** Host names the UI/API answer for, HTTPS redirect and HSTS (src/http/surface.ts). */
   surface?: SurfaceOptions;
+  /** Each host's BMC (src/store/bmc.ts): the `bmc` field of POST/PUT /api/hosts, shown (without password) in GETs. */
+  bmc?: BmcStore;
 }
 
 export { callerOf, type ApiCaller } from './api/index.ts';
@@ -112,19 +115,22 @@ export function createApp(d: AppDeps): express.Express {
   // tftpboot/ over HTTP: generated per-host configs first (same names as over TFTP), then files.
   app.get(/^\/tftp\/(.+)$/, async (req, res, next) => {
     const path = normalise((req.params as unknown as string[])[0]);
-    const cfg = parseConfigPath(path);
-    if (cfg) {
-      const body = p.configFile(cfg, clientIp(req), 'http');
-      if (body !== undefined) {
-        res.set('Cache-Control', 'no-store');
-        return sendText(res, 200, body);
-      }
-    }
+    if (sendConfig(req, res, path)) return;
     await sendJailed(req, res, next, d.tftpRoot, path, 'http.tftpfile');
   });
   app.get(/^\/images\/(.+)$/, async (req, res, next) => {
     await sendJailed(req, res, next, d.imagesDir, normalise((req.params as unknown as string[])[0]), 'http.image');
   });
+
+  /** A per-host boot config by its TFTP name (same names as over TFTP): true when it is one and was sent. */
+  function sendConfig(req: Request, res: Response, path: string): boolean {
+    const cfg = parseConfigPath(path);
+    const body = cfg && p.configFile(cfg, clientIp(req), 'http');
+    if (body === undefined) return false;
+    res.set('Cache-Control', 'no-store');
+    sendText(res, 200, body);
+    return true;
+  }
 
   async function sendJailed(
     req: Request,
@@ -176,14 +182,7 @@ export function createApp(d: AppDeps): express.Express {
   // other route (none is shadowed), from the same jail and with the same per-host configs as /tftp/.
   app.get(/^\/(.+)$/, async (req, res, next) => {
     const path = normalise((req.params as unknown as string[])[0]);
-    const cfg = parseConfigPath(path);
-    if (cfg) {
-      const body = p.configFile(cfg, clientIp(req), 'http');
-      if (body !== undefined) {
-        res.set('Cache-Control', 'no-store');
-        return sendText(res, 200, body);
-      }
-    }
+    if (sendConfig(req, res, path)) return;
     if (!(await resolveInRoot(d.tftpRoot, path)).ok) return next();
     await sendJailed(req, res, next, d.tftpRoot, path, 'http.tftpfile');
   });

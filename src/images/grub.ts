@@ -40,6 +40,7 @@ const le16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
 
 /** Text taken from a binary goes into listings, logs and the API: no control characters, bounded. */
 function clean(s: string, max = 256): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what it removes
   return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '?').slice(0, max);
 }
 

@@ -167,6 +167,7 @@ function parseName(text: string): CertName {
       v = line
         .slice(i + 1)
         .trim()
+        // eslint-disable-next-line no-control-regex -- control characters are what it removes
         .replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ')
         .slice(0, 120);
     if (k === 'CN') out.cn = v;

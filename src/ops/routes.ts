@@ -141,20 +141,18 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
     body: { lines: { at: string; severity: string; app?: string; text: string }[] } & Record<string, unknown>,
   ) => {
     if (req.query.format === 'text') {
-      res
-        .type('text/plain; charset=utf-8')
-        .send(
-          body.lines
-            .map((l) =>
-              formatLine({
-                at: Date.parse(l.at),
-                severity: SEVERITY_NAMES.indexOf(l.severity as never),
-                app: l.app,
-                text: l.text,
-              }),
-            )
-            .join('\n') + '\n',
-        );
+      res.type('text/plain; charset=utf-8').send(
+        body.lines
+          .map((l) =>
+            formatLine({
+              at: Date.parse(l.at),
+              severity: SEVERITY_NAMES.indexOf(l.severity as never),
+              app: l.app,
+              text: l.text,
+            }),
+          )
+          .join('\n') + '\n',
+      );
     } else res.json(body);
   };
 

@@ -8,10 +8,11 @@ export const DEFAULT_STIG_PROFILE = 'xccdf_org.ssgproject.content_profile_stig';
 export const DEFAULT_SATELLITE_REPOS = ['rhel-7-server-rhvh-4-rpms'];
 
 /** A string field checked by one grammar; the message is the grammar's, zod puts the field path in front. */
-const text = (check: g.Check) => z.string().superRefine((v, ctx) => {
-  const bad = check(v);
-  if (bad) ctx.addIssue({ code: 'custom', message: bad });
-});
+const text = (check: g.Check) =>
+  z.string().superRefine((v, ctx) => {
+    const bad = check(v);
+    if (bad) ctx.addIssue({ code: 'custom', message: bad });
+  });
 
 const tftpPath = text(g.checkRelativePath);
 const urlOrPath = text(g.checkUrlOrPath);
@@ -28,7 +29,11 @@ export const imageFilesSchema = z.strictObject({
 export const volumeSchema = z.strictObject({
   mount: text(g.checkMountPoint),
   name: lvmName,
-  size: z.number().int().positive().max(1 << 30),
+  size: z
+    .number()
+    .int()
+    .positive()
+    .max(1 << 30),
   fstype: fsType.default('ext4'),
   grow: z.boolean().default(false),
   fsoptions: text(g.checkMountOptions).default('defaults,discard'),
@@ -36,21 +41,69 @@ export const volumeSchema = z.strictObject({
 
 const diskSpec = text(g.checkDiskSpec);
 /** The install disks (ignoredisk --only-use=, clearpart --drives=): without them Anaconda uses, and clears, every disk it sees. */
-const disksSchema = z.array(diskSpec).min(1).max(64).refine((d) => new Set(d).size === d.length, 'lists a disk twice').optional();
+const disksSchema = z
+  .array(diskSpec)
+  .min(1)
+  .max(64)
+  .refine((d) => new Set(d).size === d.length, 'lists a disk twice')
+  .optional();
 
 export const customLayoutSchema = z.strictObject({
   layout: z.literal('custom'),
   disks: disksSchema,
   /** The disk that holds /boot and the physical volume (part --ondisk=); one of `disks` when both are set. */
   disk: diskSpec.optional(),
-  boot: z.strictObject({ size: z.number().int().positive().max(1 << 20).default(1024), fstype: fsType.default('xfs') }).default({ size: 1024, fstype: 'xfs' }),
+  boot: z
+    .strictObject({
+      size: z
+        .number()
+        .int()
+        .positive()
+        .max(1 << 20)
+        .default(1024),
+      fstype: fsType.default('xfs'),
+    })
+    .default({ size: 1024, fstype: 'xfs' }),
   /** The physical volume: a size in MiB, growing to fill the disk by default. */
-  pv: z.strictObject({ size: z.number().int().positive().max(1 << 30).default(42000), grow: z.boolean().default(true) }).default({ size: 42000, grow: true }),
+  pv: z
+    .strictObject({
+      size: z
+        .number()
+        .int()
+        .positive()
+        .max(1 << 30)
+        .default(42000),
+      grow: z.boolean().default(true),
+    })
+    .default({ size: 42000, grow: true }),
   volgroup: lvmName.default('HostVG'),
   reservedPercent: z.number().int().min(1).max(80).optional(),
-  reservedSpace: z.number().int().positive().max(1 << 30).optional(),
-  thinpool: z.strictObject({ name: lvmName.default('HostPool'), size: z.number().int().positive().max(1 << 30), grow: z.boolean().default(true) }),
-  swap: z.union([z.strictObject({ recommended: z.literal(true) }), z.strictObject({ size: z.number().int().positive().max(1 << 30) })])
+  reservedSpace: z
+    .number()
+    .int()
+    .positive()
+    .max(1 << 30)
+    .optional(),
+  thinpool: z.strictObject({
+    name: lvmName.default('HostPool'),
+    size: z
+      .number()
+      .int()
+      .positive()
+      .max(1 << 30),
+    grow: z.boolean().default(true),
+  }),
+  swap: z
+    .union([
+      z.strictObject({ recommended: z.literal(true) }),
+      z.strictObject({
+        size: z
+          .number()
+          .int()
+          .positive()
+          .max(1 << 30),
+      }),
+    ])
     .default({ recommended: true }),
   volumes: z.array(volumeSchema).min(1).max(64),
 });
@@ -63,44 +116,71 @@ export const partitioningSchema = z.discriminatedUnion('layout', [
 export const profileSchema = z.strictObject({
   description: text(g.checkDescription).default(''),
   /** The name of an imported image (`rackboot image import`), or its four locations spelt out. */
-  image: z.union([text(g.grammar(63, (v) => (/^[a-z0-9][a-z0-9._-]*$/.test(v) ? undefined
-    : 'must be the name of an imported image (rackboot image list) or an object with kernel, initrd, stage2, liveimg'))), imageFilesSchema]),
-  boot: z.strictObject({
-    loader: z.enum(['native', 'ipxe']).default('native'),
-    /** Installer-only kernel arguments (the PXE/GRUB/iPXE install line). */
-    kernelArgs: text(g.checkKernelArgs).default(''),
-    /** Kernel arguments of the installed host (bootloader --append=). */
-    hostKernelArgs: text(g.checkKernelArgs).default(''),
-    /** UEFI: %post puts the network boot entry back first in BootOrder, so a later rebuild is seen (Foreman's efibootmgr_netboot). */
-    keepNetbootFirst: z.boolean().default(true),
-    /** UEFI chain: the image's own signed shim/GRUB (from its EFI/BOOT/), or the ones `loaders sync` installed. Unset: the image's when it has them. */
-    uefiLoaders: z.enum(['image', 'sync'], { message: 'must be image (the image\'s own EFI/BOOT loaders) or sync (the loaders from rackboot loaders sync)' }).optional(),
-  }).default({ loader: 'native', kernelArgs: '', hostKernelArgs: '', keepNetbootFirst: true }),
+  image: z.union([
+    text(
+      g.grammar(63, (v) =>
+        /^[a-z0-9][a-z0-9._-]*$/.test(v)
+          ? undefined
+          : 'must be the name of an imported image (rackboot image list) or an object with kernel, initrd, stage2, liveimg',
+      ),
+    ),
+    imageFilesSchema,
+  ]),
+  boot: z
+    .strictObject({
+      loader: z.enum(['native', 'ipxe']).default('native'),
+      /** Installer-only kernel arguments (the PXE/GRUB/iPXE install line). */
+      kernelArgs: text(g.checkKernelArgs).default(''),
+      /** Kernel arguments of the installed host (bootloader --append=). */
+      hostKernelArgs: text(g.checkKernelArgs).default(''),
+      /** UEFI: %post puts the network boot entry back first in BootOrder, so a later rebuild is seen (Foreman's efibootmgr_netboot). */
+      keepNetbootFirst: z.boolean().default(true),
+      /** UEFI chain: the image's own signed shim/GRUB (from its EFI/BOOT/), or the ones `loaders sync` installed. Unset: the image's when it has them. */
+      uefiLoaders: z
+        .enum(['image', 'sync'], {
+          message: "must be image (the image's own EFI/BOOT loaders) or sync (the loaders from rackboot loaders sync)",
+        })
+        .optional(),
+    })
+    .default({ loader: 'native', kernelArgs: '', hostKernelArgs: '', keepNetbootFirst: true }),
   partitioning: partitioningSchema.default({ layout: 'autopart' }),
-  network: z.strictObject({
-    mode: z.enum(['dhcp', 'static']).default('dhcp'),
-    /** Nameservers and domain used when the host record does not give its own. */
-    nameservers: z.array(text(g.checkIpv4)).max(8).default([]),
-    domain: text(g.checkDnsName).optional(),
-  }).default({ mode: 'dhcp', nameservers: [] }),
-  rootPassword: text(g.grammar(200, (v) => (/^\$6\$(rounds=\d{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}$/.test(v) ? undefined
-    : 'must be a SHA-512 crypt hash ($6$...): make one with `rackboot hash-password`'))),
+  network: z
+    .strictObject({
+      mode: z.enum(['dhcp', 'static']).default('dhcp'),
+      /** Nameservers and domain used when the host record does not give its own. */
+      nameservers: z.array(text(g.checkIpv4)).max(8).default([]),
+      domain: text(g.checkDnsName).optional(),
+    })
+    .default({ mode: 'dhcp', nameservers: [] }),
+  rootPassword: text(
+    g.grammar(200, (v) =>
+      /^\$6\$(rounds=\d{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}$/.test(v)
+        ? undefined
+        : 'must be a SHA-512 crypt hash ($6$...): make one with `rackboot hash-password`',
+    ),
+  ),
   sshKeys: z.array(text(g.checkSshKey)).max(64).default([]),
-  timezone: z.strictObject({ name: text(g.checkTimezone), utc: z.boolean().default(true) }).default({ name: 'UTC', utc: true }),
+  timezone: z
+    .strictObject({ name: text(g.checkTimezone), utc: z.boolean().default(true) })
+    .default({ name: 'UTC', utc: true }),
   ntpServers: z.array(text(g.checkNtpServer)).max(16).default([]),
   keyboard: text(g.checkKeyboard).default('us'),
   lang: text(g.checkLang).default('en_US.UTF-8'),
-  stig: z.strictObject({
-    enabled: z.boolean().default(false),
-    profile: text(g.checkXccdfProfile).default(DEFAULT_STIG_PROFILE),
-  }).default({ enabled: false, profile: DEFAULT_STIG_PROFILE }),
-  satellite: z.strictObject({
-    enabled: z.boolean().default(true),
-    server: text((v) => (g.checkIpv4(v) === undefined ? undefined : g.checkFqdn(v))),
-    org: text(g.checkOrgLabel),
-    activationKey: text(g.checkActivationKey),
-    repos: z.array(text(g.checkRepoId)).min(1).max(64).default(DEFAULT_SATELLITE_REPOS),
-  }).optional(),
+  stig: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      profile: text(g.checkXccdfProfile).default(DEFAULT_STIG_PROFILE),
+    })
+    .default({ enabled: false, profile: DEFAULT_STIG_PROFILE }),
+  satellite: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      server: text((v) => (g.checkIpv4(v) === undefined ? undefined : g.checkFqdn(v))),
+      org: text(g.checkOrgLabel),
+      activationKey: text(g.checkActivationKey),
+      repos: z.array(text(g.checkRepoId)).min(1).max(64).default(DEFAULT_SATELLITE_REPOS),
+    })
+    .optional(),
   /** Shell lines run in %post after registration (bash, as root, in the installed system). */
   post: text(g.checkSnippet).default(''),
 });

@@ -64,6 +64,7 @@ const RHEL7_OPTIONS: Record<string, string[]> = {
 const SECTIONS = ['%pre', '%post', '%addon', '%packages', '%anaconda', '%onerror', '%traceback', '%pre-install'];
 
 /** Everything Python's str.splitlines() breaks at besides "\n", and every other control character but tab. */
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
 const STRAY_CHAR = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /** shlex.split (POSIX, whitespace_split) as pykickstart calls it: quotes group, backslash escapes, "#" may end the line. */

@@ -82,6 +82,7 @@ export function createRenderer(templatesDir: string): Renderer {
 
 /** A reason shown in a local-boot config: control characters and line separators become spaces. */
 function oneLine(s: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what it removes
   return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ');
 }
 

@@ -1,15 +1,11 @@
 // Machines that PXE-booted but are not hosts: what DHCP saw of them. Anyone on the provisioning network can
 // send DISCOVERs with made-up MACs, so the table is bounded: past `maxRows` the least recently seen go first.
-import type { Mac } from '../net/mac.ts';
+import type { DiscoveredMachine } from '../dhcp/engine.ts';
 import type { Db } from './db.ts';
+import type { Mac } from '../net/mac.ts';
 
-export interface DiscoveredMachine {
-  mac: Mac;
-  arch?: number;
-  uuid?: string;
-  ipxe: boolean;
-  ip?: string;
-}
+// What the DHCP engine reports of a machine is what is kept (a type only: the store runs no DHCP code).
+export type { DiscoveredMachine };
 export interface DiscoveredRow {
   mac: string;
   arch: number | null;

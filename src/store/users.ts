@@ -323,15 +323,13 @@ export class ApiTokenStore {
   }
 
   list(user: User): ApiToken[] {
-    return this.listStmt
-      .all(user.id)
-      .map((r) => ({
-        id: r.id,
-        userName: user.name,
-        prefix: r.prefix,
-        createdAt: r.created_at,
-        lastUsedAt: r.last_used_at ?? undefined,
-      }));
+    return this.listStmt.all(user.id).map((r) => ({
+      id: r.id,
+      userName: user.name,
+      prefix: r.prefix,
+      createdAt: r.created_at,
+      lastUsedAt: r.last_used_at ?? undefined,
+    }));
   }
 
   /** Revokes the user's token with this prefix (or id); false when there is none. */

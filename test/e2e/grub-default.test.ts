@@ -50,6 +50,7 @@ async function boot(dir: string, stopOn: RegExp, timeoutSec = 300): Promise<stri
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
+  // eslint-disable-next-line no-control-regex -- ESC starts the terminal sequences it removes
   const clean = () => out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ' ');
   return new Promise((resolve) => {
     const timer = setTimeout(() => qemu.kill('SIGKILL'), timeoutSec * 1000);

@@ -430,8 +430,8 @@ export function doctor(dir: string): { code: number; out: string } {
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`.trimEnd() };
 }
 
-/** The rackboot API, called from inside the namespace. */
-export function api(method: string, path: string, body?: unknown): { status: number; json: any } {
+/** The rackboot API, called from inside the namespace. T is the body's shape as the caller expects it (not checked). */
+export function api<T = unknown>(method: string, path: string, body?: unknown): { status: number; json: T } {
   const args = [
     'curl',
     '-sS',
@@ -453,7 +453,7 @@ export function api(method: string, path: string, body?: unknown): { status: num
   } catch {
     json = text;
   }
-  return { status: Number(out.slice(nl + 1)), json };
+  return { status: Number(out.slice(nl + 1)), json: json as T };
 }
 
 // ---------------------------------------------------------------- machines

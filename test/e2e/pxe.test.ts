@@ -184,8 +184,8 @@ function report(title: string, events: Ev[], consoleText: string, since: number,
   return failures;
 }
 
-const timeline = (mac: string): Ev[] => api('GET', `/api/hosts/${mac}`).json.events as Ev[];
-const stateOf = (mac: string): string => api('GET', `/api/hosts/${mac}`).json.state as string;
+const timeline = (mac: string): Ev[] => api<{ events: Ev[] }>('GET', `/api/hosts/${mac}`).json.events;
+const stateOf = (mac: string): string => api<{ state: string }>('GET', `/api/hosts/${mac}`).json.state;
 
 /** One line per scenario, printed at the end: boot-to-built on UEFI and on BIOS from the same run. */
 interface Summary {
@@ -299,9 +299,9 @@ function addHost(mac: string, hostname: string, profile: string = PROFILES.base,
 }
 
 function startBuild(mac: string): number {
-  const b = api('POST', `/api/hosts/${mac}/build`);
+  const b = api<{ buildId: number }>('POST', `/api/hosts/${mac}/build`);
   assert.equal(b.status, 201, JSON.stringify(b.json));
-  return b.json.buildId as number;
+  return b.json.buildId;
 }
 
 /** Waits for every machine (a failed one must not leave others running on their taps), then fails with all reasons. */
@@ -550,10 +550,12 @@ describe('PXE boot through rackboot with real firmware', { skip: reason ?? false
       // GRUB fetches its config and kernel by HTTP only with an http module. Debian's signed GRUB (the stand-in for
       // Red Hat's here) has none: rackboot then hands HTTP boot iPXE, which goes on with its script over HTTP.
       // Either way the provisioning network needs no TFTP.
-      const images = api('GET', '/api/images').json as {
-        name: string;
-        efiLoaders?: { grub?: { facts?: { grub?: { http?: boolean } } } } | null;
-      }[];
+      const images = api<
+        {
+          name: string;
+          efiLoaders?: { grub?: { facts?: { grub?: { http?: boolean } } } } | null;
+        }[]
+      >('GET', '/api/images').json;
       const grubHttp = images.find((i) => i.name === lab.image)?.efiLoaders?.grub?.facts?.grub?.http === true;
       console.log(
         `== ${t}: the image's GRUB ${grubHttp ? 'has' : 'has no'} http module: ${grubHttp ? 'native chain over HTTP' : 'iPXE over HTTP'}`,
@@ -620,7 +622,7 @@ describe('PXE boot through rackboot with real firmware', { skip: reason ?? false
         { name: 'console: failed posted', console: /\[installer\] FAILED_POSTED/ },
       ]);
       assert.deepEqual(failures, []);
-      const view = api('GET', '/api/hosts/52:54:00:e2:02:01').json;
+      const view = api<{ state: string; build: { failureLog: string } }>('GET', '/api/hosts/52:54:00:e2:02:01').json;
       assert.equal(view.state, 'failed');
       assert.match(view.build.failureLog, /stand-in %post failed for 52:54:00:e2:02:01/);
     });
@@ -630,7 +632,7 @@ describe('PXE boot through rackboot with real firmware', { skip: reason ?? false
       const boot = await bootMachine({ dir, tap: 1, mac: '52:54:00:e2:0f:0f', firmware: 'bios', timeoutSec: 180 });
       assert.ok(!/\[installer\] STARTED/.test(boot.console), 'never an installer');
       assert.notEqual(boot.stoppedBy, 'timeout');
-      const found = (api('GET', '/api/discovered').json as { mac: string; arch: number; lastSeen: number }[]).find(
+      const found = api<{ mac: string; arch: number; lastSeen: number }[]>('GET', '/api/discovered').json.find(
         (d) => d.mac === '52:54:00:e2:0f:0f',
       );
       assert.ok(found && found.lastSeen >= since - 1000, 'listed in /api/discovered');

@@ -63,6 +63,7 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
       adminTokenHash: createHash('sha256').update(ADMIN).digest('hex'),
       log: silentLogger(),
       userToken: (t) => tokens.authenticate(t),
+      bmc: env.core.bmc,
       apiRouters: [
         createBmcApi({ hosts: env.core.hosts, bmc: env.core.bmc, power: env.core.power, audit: env.core.audit }),
       ],
@@ -193,5 +194,56 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
     assert.equal(r.status, 403);
     await request(app).delete(`/api/hosts/${BARE}/bmc`).set(admin).expect(204);
     assert.equal(await env.core.bmc.get(BARE), undefined);
+  });
+
+  test('the bmc field of POST/PUT /api/hosts: admin only, checked before the host is written, shown without password', async () => {
+    const host = { mac: '52:54:00:00:05:03', hostname: 'api-3', profile: 'rhvh-base' };
+    let r = await request(app)
+      .post('/api/hosts')
+      .set(techAuth())
+      .send({ ...host, bmc: good() });
+    assert.equal(r.status, 403);
+    assert.match(r.body.error, /bmc: only an admin/);
+    r = await request(app)
+      .post('/api/hosts')
+      .set(admin)
+      .send({ ...host, bmc: { ...good(), driver: 'ilo' } });
+    assert.equal(r.status, 422);
+    assert.match(r.body.error, /bmc\.driver/);
+    assert.equal(env.core.hosts.get(host.mac as Mac), undefined, 'no host written when its BMC is refused');
+    r = await request(app)
+      .post('/api/hosts')
+      .set(admin)
+      .send({ ...host, bmc: { ...good(), password: SECRET } });
+    assert.equal(r.status, 201);
+    assert.equal(r.body.bmc.passwordSet, true);
+    assert.ok(!JSON.stringify(r.body).includes(SECRET));
+    r = await request(app).get(`/api/hosts/${host.mac}`).set(techAuth());
+    assert.equal(r.body.bmc.driver, 'redfish');
+    r = await request(app).get('/api/hosts').set(admin);
+    assert.ok(!JSON.stringify(r.body).includes(SECRET));
+    assert.equal(r.body.find((h: { mac: string }) => h.mac === host.mac).bmc.username, 'admin');
+    assert.equal(r.body.find((h: { mac: string }) => h.mac === BARE).bmc, null);
+    r = await request(app).put(`/api/hosts/${host.mac}`).set(admin).send({ rack: 'R9' });
+    assert.equal(r.body.bmc.passwordSet, true, 'a PUT without bmc keeps it');
+    r = await request(app).put(`/api/hosts/${host.mac}`).set(admin).send({ bmc: null });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.bmc, null);
+    assert.ok(!auditText().includes(SECRET));
+  });
+
+  test('rack import over the API: bmc columns for an admin, refused to a tech', async () => {
+    const csv =
+      'mac,hostname,profile,bmc.driver,bmc.address,bmc.username,bmc.password,bmc.verifyTls\n' +
+      `52:54:00:00:05:04,api-4,rhvh-base,redfish,${sushy.url},admin,password,false\n`;
+    let r = await request(app).post('/api/hosts/import').set(techAuth()).set('Content-Type', 'text/csv').send(csv);
+    assert.equal(r.status, 403);
+    assert.match(r.body.problems[0], /only an admin/);
+    r = await request(app).post('/api/hosts/import').set(admin).set('Content-Type', 'text/csv').send(csv);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.ok(!JSON.stringify(r.body).includes('password,'));
+    r = await request(app).post('/api/hosts/52:54:00:00:05:04/power').set(techAuth()).send({ action: 'status' });
+    assert.equal(r.status, 200, 'the imported password opens the BMC');
+    assert.equal(r.body.powerState, (await env.core.power.run(MAC, 'status', 'test')).powerState);
   });
 });

@@ -41,7 +41,7 @@ const PXE_UEFI_OPTS: [number, string][] = [
 describe('dhcp in network namespaces', { skip, concurrency: false }, () => {
   let lab: Lab;
   let dir: string;
-  const procs: LineProc[] = [];
+  const procs: Pick<LineProc, 'stop'>[] = [];
   const spec = (name: string, s: object) => {
     const f = join(dir, `${name}.json`);
     writeFileSync(f, JSON.stringify(s));
@@ -429,7 +429,7 @@ describe('dhcp in network namespaces', { skip, concurrency: false }, () => {
       for (const ns of [s, a, b]) spawnSync('ip', ['netns', 'del', ns]);
     };
     clean();
-    const local: LineProc[] = [];
+    const local: Pick<LineProc, 'stop'>[] = [];
     t.after(async () => {
       for (const p of local) await p.stop();
       clean();
@@ -486,7 +486,7 @@ describe('dhcp in network namespaces', { skip, concurrency: false }, () => {
 
   test('proxy mode beside dnsmasq (site DHCP, no PXE options): address from dnsmasq, boot file from us (BIOS on 67, UEFI via 4011)', async (t) => {
     const site = makeLab('p', { site: true });
-    const local: LineProc[] = [];
+    const local: Pick<LineProc, 'stop'>[] = [];
     t.after(async () => {
       for (const p of local) await p.stop();
       site.cleanup();

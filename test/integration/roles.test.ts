@@ -333,16 +333,13 @@ test('parameters are checked against the profile when saved: a misspelt or inval
   assert.match(csv.body.problems.join('\n'), /line 2: param\.timezon\.name: not a field of the profile/);
 
   const { agent, csrf } = await login('alice');
-  const form = await agent
-    .post('/hosts')
-    .type('form')
-    .send({
-      _csrf: csrf,
-      mac: '52:54:00:aa:bb:08',
-      hostname: 'rhvh08',
-      profile: 'rhvh-base',
-      params: 'timezon.name = UTC',
-    });
+  const form = await agent.post('/hosts').type('form').send({
+    _csrf: csrf,
+    mac: '52:54:00:aa:bb:08',
+    hostname: 'rhvh08',
+    profile: 'rhvh-base',
+    params: 'timezon.name = UTC',
+  });
   assert.equal(form.status, 400);
   assert.match(form.text, /params\.timezon\.name: not a field of the profile/);
   assert.equal(env.core.hosts.get('52:54:00:aa:bb:08' as Mac), undefined);
@@ -613,14 +610,11 @@ test('Settings page: an admin edits the tech allow-list (bad entries refused nam
   assert.equal(ok.status, 303);
   assert.deepEqual(new SettingsStore(env.core.db).techParams(), ['timezone.name', 'ntpServers']);
   assert.equal(auditRows().at(-1)!.actor, 'web:alice');
-  const imp = await tom
-    .post('/hosts/import')
-    .type('form')
-    .send({
-      _csrf: tc,
-      csv: 'mac,hostname,profile,param.timezone.name\n52:54:00:aa:bb:0a,new2,rhvh-base,America/Phoenix\n',
-      action: 'import',
-    });
+  const imp = await tom.post('/hosts/import').type('form').send({
+    _csrf: tc,
+    csv: 'mac,hostname,profile,param.timezone.name\n52:54:00:aa:bb:0a,new2,rhvh-base,America/Phoenix\n',
+    action: 'import',
+  });
   assert.equal(imp.status, 303, 'an allowed parameter imports for a tech');
   assert.equal(env.core.hosts.get('52:54:00:aa:bb:0a' as Mac)!.params['timezone.name'], 'America/Phoenix');
 });

@@ -45,11 +45,14 @@ const cli = (...args: string[]) =>
   });
 
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${base}/api${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  const call = () =>
+    fetch(`${base}/api${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  // A kept-alive connection that serve closed while a CLI command ran (idle timeout): one fresh try.
+  const res = await call().catch(() => call());
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }

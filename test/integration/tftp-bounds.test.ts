@@ -50,8 +50,8 @@ interface Attacker {
   first?: Buffer;
 }
 
-/** `n` sockets spread over `addresses` loopback source addresses, each sending one RRQ and never ACKing. */
-async function attack(port: number, n: number, addresses: number, options: TftpOption[]): Promise<Attacker[]> {
+/** `n` sockets spread over `addresses` loopback source addresses, each keeping the first reply it gets (and never ACKing). */
+async function openAttackers(n: number, addresses: number): Promise<Attacker[]> {
   const out: Attacker[] = [];
   for (let i = 0; i < n; i++) {
     const sock = dgram.createSocket('udp4');
@@ -95,12 +95,12 @@ test('640 RRQs with timeout=255 from 80 addresses: no OACK grants 255 s, a real 
     { name: 'timeout', value: '255' },
     { name: 'tsize', value: '0' },
   ];
-  const attackers = await attack(port, 640, 80, options);
+  const attacking = await openAttackers(640, 80);
   t.after(() => {
-    for (const a of attackers) a.sock.close();
+    for (const a of attacking) a.sock.close();
   });
-  await sendUntilAnswered(attackers, port, options, 10_000);
-  const oacks = attackers.map((a) => optionsOf(a.first)).filter((o) => o !== undefined);
+  await sendUntilAnswered(attacking, port, options, 10_000);
+  const oacks = attacking.map((a) => optionsOf(a.first)).filter((o) => o !== undefined);
   assert.ok(oacks.length >= 590, `most attackers got a slot (${oacks.length})`);
   for (const o of oacks) {
     assert.equal(

@@ -62,7 +62,8 @@ function mutate(b: Buffer): Buffer {
     case 2: // replace bytes with NUL or 0xff
       for (let i = rnd(4) + 1; i > 0 && out.length; i--) out[rnd(out.length)] = rnd(2) ? 0 : 0xff;
       return out;
-    case 3: { // insert random bytes
+    case 3: {
+      // insert random bytes
       const at = rnd(out.length + 1);
       return Buffer.concat([out.subarray(0, at), randomBytes(rnd(32) + 1), out.subarray(at)]);
     }

@@ -350,19 +350,16 @@ test('hosts: add with validation, edit, delete (admin)', async () => {
   assert.match(bad.text, /value="bad_name"/, 'the form keeps what was typed');
   assert.equal(env.core.hosts.list().length, 0);
 
-  const ok = await agent
-    .post('/hosts')
-    .type('form')
-    .send({
-      _csrf: csrf,
-      mac: '52-54-00-AA-BB-05',
-      hostname: 'rhvh05',
-      profile: 'rhvh-base',
-      ip: '10.99.0.15',
-      netmask: '255.255.255.0',
-      rack: 'R3',
-      params: 'boot.kernelArgs = console=ttyS0\n',
-    });
+  const ok = await agent.post('/hosts').type('form').send({
+    _csrf: csrf,
+    mac: '52-54-00-AA-BB-05',
+    hostname: 'rhvh05',
+    profile: 'rhvh-base',
+    ip: '10.99.0.15',
+    netmask: '255.255.255.0',
+    rack: 'R3',
+    params: 'boot.kernelArgs = console=ttyS0\n',
+  });
   assert.equal(ok.status, 303);
   assert.equal(ok.headers.location, '/hosts/52:54:00:aa:bb:05');
   assert.deepEqual(env.core.hosts.get('52:54:00:aa:bb:05' as Mac)?.params, { 'boot.kernelArgs': 'console=ttyS0' });
@@ -375,19 +372,16 @@ test('hosts: add with validation, edit, delete (admin)', async () => {
 
   const form = await agent.get('/hosts/52:54:00:aa:bb:05/edit');
   assert.match(form.text, /boot\.kernelArgs = console=ttyS0/);
-  const upd = await agent
-    .post('/hosts/52:54:00:aa:bb:05')
-    .type('form')
-    .send({
-      _csrf: csrf,
-      mac: 'ignored',
-      hostname: 'rhvh05b',
-      profile: 'rhvh-custom-thin',
-      ip: '10.99.0.15',
-      netmask: '255.255.255.0',
-      rack: 'R3',
-      params: '',
-    });
+  const upd = await agent.post('/hosts/52:54:00:aa:bb:05').type('form').send({
+    _csrf: csrf,
+    mac: 'ignored',
+    hostname: 'rhvh05b',
+    profile: 'rhvh-custom-thin',
+    ip: '10.99.0.15',
+    netmask: '255.255.255.0',
+    rack: 'R3',
+    params: '',
+  });
   assert.equal(upd.status, 303);
   assert.equal(env.core.hosts.get('52:54:00:aa:bb:05' as Mac)?.hostname, 'rhvh05b');
   const audit = await agent.get('/audit');
@@ -790,15 +784,12 @@ test('serve: the UI is mounted, and shutdown ends open live streams instead of h
 test('account: a tech changes their own password with the current one, and signs in again', async () => {
   const { agent, csrf } = await login('tom');
   assert.equal((await agent.get('/account')).status, 200);
-  const wrong = await agent
-    .post('/account')
-    .type('form')
-    .send({
-      _csrf: csrf,
-      current: 'not it at all',
-      password: 'a brand new password',
-      password2: 'a brand new password',
-    });
+  const wrong = await agent.post('/account').type('form').send({
+    _csrf: csrf,
+    current: 'not it at all',
+    password: 'a brand new password',
+    password2: 'a brand new password',
+  });
   assert.equal(wrong.status, 422);
   assert.match(wrong.text, /current password is wrong/);
   const ok = await agent

@@ -8,6 +8,7 @@ const lookups: ImportLookups = {
   macTaken: () => false,
   ipTaken: () => false,
   hostnameTaken: () => false,
+  mayImportBmc: true,
 };
 const HEAD = 'mac,hostname,profile,bmc.driver,bmc.address,bmc.username,bmc.password,bmc.system,bmc.verifyTls';
 
@@ -63,4 +64,14 @@ test('an unknown bmc column is named with the known ones', () => {
   const r = checkRackCsv('mac,hostname,profile,bmc.pass\n52:54:00:00:00:01,h1,rhvh-base,x\n', lookups);
   assert.equal(r.ok, false);
   assert.match(!r.ok ? r.problems[0] : '', /unknown column "bmc\.pass" \(known: .*bmc\.password/);
+});
+
+test('bmc columns from a caller who may not set BMCs (a tech): refused whole, 403', () => {
+  const r = checkRackCsv(`${HEAD}\n52:54:00:00:00:01,h1,rhvh-base,redfish,10.0.0.11,root,pw,,\n`, {
+    ...lookups,
+    mayImportBmc: false,
+  });
+  assert.equal(r.ok, false);
+  assert.equal(!r.ok && r.status, 403);
+  assert.match(!r.ok ? r.problems[0] : '', /bmc\.\* columns: only an admin/);
 });

@@ -347,6 +347,7 @@ test(
     const blob = signedBlob('/O=Evil\u2028Corp/CN=Line\u2029Break Signer')!;
     const facts = describeLoader(peFile([{ name: '.text', data: Buffer.alloc(16) }], blob), 'x.efi')!;
     assert.equal(facts.kind, 'efi');
+    // eslint-disable-next-line no-control-regex -- it asserts there are none
     assert.doesNotMatch(facts.signer, /[\u0000-\u001f\u2028\u2029]/);
     assert.match(facts.signer, /Line.Break Signer/);
   },
@@ -357,6 +358,7 @@ test('text from the binary (prefix, sourced paths) has no control characters and
   const config = `source "$prefix/a\rb.cfg"\n${Array.from({ length: 50 }, (_, i) => `source /f${i}.cfg`).join('\n')}\n`;
   const f = grubFlavour(peFile([{ name: 'mods', data: grubMods({ prefix: evil, config }) }]))!;
   for (const s of [f.prefix!, f.lookup, ...f.asks])
+    // eslint-disable-next-line no-control-regex -- it asserts there are none
     assert.doesNotMatch(s, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/, JSON.stringify(s).slice(0, 80));
   assert.ok(f.prefix!.length <= 256);
   assert.ok(f.asks.length <= 8 && f.asks.every((a) => a.length <= 256));

@@ -132,7 +132,10 @@ test('random bytes never throw from the parser', () => {
   for (let i = 0; i < 20000; i++) {
     const b = Buffer.alloc(rnd() % 64);
     for (let j = 0; j < b.length; j++) b[j] = rnd();
-    if (b.length >= 2 && i % 2 === 0) ((b[0] = 0), (b[1] = rnd() % 7));
+    if (b.length >= 2 && i % 2 === 0) {
+      b[0] = 0;
+      b[1] = rnd() % 7;
+    }
     parsePacket(b);
   }
 });

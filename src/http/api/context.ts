@@ -20,6 +20,7 @@ export type ApiDeps = Pick<
   | 'apiRouters'
   | 'userToken'
   | 'settings'
+  | 'bmc'
 >;
 
 /** Who is calling the API: the shared admin token ("api"), or a user's own token ("api:<name>"). */

@@ -1,42 +1,68 @@
 // /api/hosts: list, add, show, change and delete hosts, and a host's rendered kickstart or boot config.
-import express, { type Request } from 'express';
+import express, { type Request, type Response } from 'express';
 import { parseMac, type Mac } from '../../net/mac.ts';
 import { checkHostInput, hostRecord, HOST_FIELDS, type HostInput } from '../../hosts/input.ts';
 import { maskText } from '../../hosts/policy.ts';
 import { HttpError, sendText } from '../reply.ts';
-import { macParam, type ApiContext } from './context.ts';
+import { callerOf, macParam, type ApiContext } from './context.ts';
+import { bmcOfBody, saveBmc } from '../bmc-api.ts';
 
 export function hostRoutes(c: ApiContext): express.Router {
   const { d, p, actor, forCaller } = c;
   const r = express.Router();
 
-  r.get('/hosts', (_req, res) => {
-    // stuck: set by stuck detection (src/rollout/stuck.ts) while the host is past a stage's time limit, else null.
+  // A host's BMC, checked before anything is written (admin only; src/http/bmc-api.ts), and shown without its password.
+  const checkBmc = async (res: Response, mac: string, raw: unknown) => {
+    if (raw === undefined) return undefined;
+    if (!d.bmc) throw new HttpError(422, 'bmc: this server keeps no BMCs');
+    return bmcOfBody(d.bmc, callerOf(res).role, mac, raw);
+  };
+  const bmcView = async (mac: string) => (d.bmc ? ((await d.bmc.get(mac)) ?? null) : undefined);
+
+  r.get('/hosts', async (_req, res) => {
+    const bmcs = d.bmc ? await d.bmc.list() : undefined;
     res.json(
-      d.hosts.list().map((h) => forCaller(res, h, { ...h, state: p.state(h.mac), stuck: p.stuck(h.mac) ?? null })),
+      d.hosts.list().map((h) =>
+        forCaller(res, h, {
+          ...h,
+          state: p.state(h.mac),
+          // stuck: set by stuck detection (src/rollout/stuck.ts) past a stage's time limit, else null.
+          stuck: p.stuck(h.mac) ?? null,
+          ...(bmcs ? { bmc: bmcs.get(h.mac) ?? null } : {}),
+        }),
+      ),
     );
   });
-  r.post('/hosts', (req, res) => {
-    const checked = checkHostInput(bodyObject(req), c.profileExists);
+  r.post('/hosts', async (req, res) => {
+    const { input, bmc: rawBmc } = bodyObject(req);
+    const checked = checkHostInput(input, c.profileExists);
     if (!checked.ok) throw new HttpError(422, checked.errors.join('; '));
     c.guard(res, {}, checked.host);
     conflicts(checked.host.mac, checked.host, true);
+    const bmc = await checkBmc(res, checked.host.mac, rawBmc);
     d.hosts.insert(checked.host);
     d.audit.recordChange(actor(res), 'host.create', checked.host.mac, undefined, checked.host);
-    res.status(201).json(forCaller(res, checked.host, p.view(checked.host.mac)));
+    if (d.bmc) await saveBmc({ bmc: d.bmc, audit: d.audit }, actor(res), checked.host.mac, bmc);
+    const bmcNow = await bmcView(checked.host.mac);
+    res
+      .status(201)
+      .json(
+        forCaller(res, checked.host, { ...p.view(checked.host.mac), ...(bmcNow !== undefined ? { bmc: bmcNow } : {}) }),
+      );
   });
-  r.get('/hosts/:mac', (req, res) => {
+  r.get('/hosts/:mac', async (req, res) => {
     const mac = macParam(req);
     const v = p.view(mac);
     const h = d.hosts.get(mac);
     if (!v || !h) throw new HttpError(404, `no host with MAC ${req.params.mac}`);
-    res.json(forCaller(res, h, v));
+    const bmcNow = await bmcView(mac);
+    res.json(forCaller(res, h, { ...v, ...(bmcNow !== undefined ? { bmc: bmcNow } : {}) }));
   });
-  r.put('/hosts/:mac', (req, res) => {
+  r.put('/hosts/:mac', async (req, res) => {
     const mac = macParam(req);
     const old = d.hosts.get(mac);
     if (!old) throw new HttpError(404, `no host with MAC ${mac}`);
-    const body = bodyObject(req);
+    const { input: body, bmc: rawBmc } = bodyObject(req);
     if (body.mac !== undefined && parseMac(String(body.mac)) !== mac)
       throw new HttpError(422, 'mac: cannot be changed; delete the host and add it again');
     const merged: HostInput = { ...old, ...body, mac };
@@ -50,9 +76,12 @@ export function hostRoutes(c: ApiContext): express.Router {
       );
     c.guard(res, old.params, checked.host);
     conflicts(mac, checked.host, false);
+    const bmc = await checkBmc(res, mac, rawBmc);
     d.hosts.update(checked.host);
     d.audit.recordChange(actor(res), 'host.update', mac, hostRecord(old), hostRecord(checked.host));
-    res.json(forCaller(res, checked.host, p.view(mac)));
+    if (d.bmc) await saveBmc({ bmc: d.bmc, audit: d.audit }, actor(res), mac, bmc);
+    const bmcNow = await bmcView(mac);
+    res.json(forCaller(res, checked.host, { ...p.view(mac), ...(bmcNow !== undefined ? { bmc: bmcNow } : {}) }));
   });
   r.delete('/hosts/:mac', c.adminOnly, (req, res) => {
     const mac = macParam(req);
@@ -87,12 +116,14 @@ export function hostRoutes(c: ApiContext): express.Router {
   return r;
 }
 
-function bodyObject(req: Request): HostInput {
+/** The host fields of a body, and its `bmc` apart (checked and stored on its own: the password is write-only). */
+function bodyObject(req: Request): { input: HostInput; bmc: unknown } {
   const b = req.body as unknown;
   if (typeof b !== 'object' || b === null || Array.isArray(b))
     throw new HttpError(400, 'send a JSON object with Content-Type: application/json');
-  const unknown = Object.keys(b).filter((k) => !(HOST_FIELDS as readonly string[]).includes(k));
+  const { bmc, ...rest } = b as Record<string, unknown>;
+  const unknown = Object.keys(rest).filter((k) => !(HOST_FIELDS as readonly string[]).includes(k));
   if (unknown.length)
-    throw new HttpError(422, `unknown field(s) ${unknown.join(', ')}; known: ${HOST_FIELDS.join(', ')}`);
-  return b as HostInput;
+    throw new HttpError(422, `unknown field(s) ${unknown.join(', ')}; known: ${HOST_FIELDS.join(', ')}, bmc`);
+  return { input: rest as HostInput, bmc };
 }

@@ -6,11 +6,12 @@ import { checkRackCsv } from '../../hosts/csv.ts';
 import { guardHostParams } from '../../hosts/policy.ts';
 import { buildReadinessProblems } from '../../hosts/readiness.ts';
 import type { ApiContext } from './context.ts';
+import { saveBmc } from '../bmc-api.ts';
 
 export function importRoutes(c: ApiContext): express.Router {
   const { d } = c;
   const r = express.Router();
-  r.post('/hosts/import', express.text({ type: () => true, limit: '2mb' }), (req, res) => {
+  r.post('/hosts/import', express.text({ type: () => true, limit: '2mb' }), async (req, res) => {
     const csv = typeof req.body === 'string' ? req.body : '';
     const dryRun = req.query.dryRun === '1' || req.query.dryRun === 'true';
     const g = c.guardFor(res);
@@ -21,6 +22,7 @@ export function importRoutes(c: ApiContext): express.Router {
       hostnameTaken: (n) => d.hosts.getByHostname(n) !== undefined,
       hostProblems: (h) => guardHostParams(g, {}, h),
       buildProblems: (h) => buildReadinessProblems(d.profiles().profiles.get(h.profile), h),
+      mayImportBmc: !c.isTech(res) && d.bmc !== undefined,
     });
     if (!checked.ok)
       return res.status(checked.status).json({
@@ -36,6 +38,7 @@ export function importRoutes(c: ApiContext): express.Router {
         undefined,
         checked.hosts.map(hostRecord),
       );
+      for (const [mac, bmc] of checked.bmc) await saveBmc({ bmc: d.bmc!, audit: d.audit }, c.actor(res), mac, bmc);
     }
     res.status(dryRun ? 200 : 201).json({
       dryRun,

@@ -32,6 +32,8 @@ import { LiveBoard } from '../live.ts';
 import { InstallerLogStreams } from '../log-stream.ts';
 import type { ChangeFeed } from '../../store/changes.ts';
 import type { SyslogStore } from '../../ops/syslog-store.ts';
+import type { BmcStore } from '../../store/bmc.ts';
+import type { PowerService } from '../../bmc/power.ts';
 
 export interface WebDeps {
   provisioner: Provisioner;
@@ -58,6 +60,9 @@ export interface WebDeps {
   syslog?: Pick<SyslogStore, 'search'>;
   /** Rack builds in waves (src/rollout): the pages of ./rollouts.ts. */
   rollouts?: RolloutService;
+  /** Hosts' BMCs and power actions (src/bmc): the host page's power buttons, the BMC fields of the form. */
+  bmc?: BmcStore;
+  power?: PowerService;
 }
 
 export type Flash = { kind: 'ok' | 'error'; text: string };

@@ -7,6 +7,7 @@ import { guardHostParams } from '../../hosts/policy.ts';
 import { buildReadinessProblems } from '../../hosts/readiness.ts';
 import { normaliseText } from '../profile-edit.ts';
 import { str, type WebContext } from './context.ts';
+import { saveBmc } from '../../http/bmc-api.ts';
 
 export function importPages(c: WebContext): express.Router {
   const { d, page } = c;
@@ -15,7 +16,7 @@ export function importPages(c: WebContext): express.Router {
   r.get('/hosts/import', c.tech, (_req, res) =>
     page(res, 200, 'import', { title: 'Import a rack', csv: '', preview: undefined }),
   );
-  r.post('/hosts/import', c.form, c.tech, (req, res) => {
+  r.post('/hosts/import', c.form, c.tech, async (req, res) => {
     const body = req.body as Record<string, unknown>;
     const csv = normaliseText(str(body.csv));
     const preview = importPreview(res, csv);
@@ -24,6 +25,7 @@ export function importPages(c: WebContext): express.Router {
       if (r2.ok) {
         d.hosts.insertMany(r2.hosts);
         d.audit.recordChange(c.actor(res), 'host.import', `${r2.hosts.length} hosts`, undefined, r2.hosts);
+        for (const [mac, bmc] of r2.bmc) await saveBmc({ bmc: d.bmc!, audit: d.audit }, c.actor(res), mac, bmc);
         c.flash(res, { kind: 'ok', text: `Imported ${r2.hosts.length} host(s).` });
         return res.redirect(303, '/');
       }
@@ -40,6 +42,7 @@ export function importPages(c: WebContext): express.Router {
       hostnameTaken: (n: string) => d.hosts.getByHostname(n) !== undefined,
       hostProblems: (h: HostFields) => guardHostParams(g, {}, h),
       buildProblems: (h: HostFields) => buildReadinessProblems(d.catalog.snapshot.profiles.get(h.profile), h),
+      mayImportBmc: !c.isTech(res) && d.bmc !== undefined,
     };
   }
 
@@ -55,6 +58,7 @@ export function importPages(c: WebContext): express.Router {
       else general.push(pr);
     }
     const [header, ...rows] = parsed.rows;
+    const secretColumn = header?.cells.findIndex((cell) => cell.trim().toLowerCase() === 'bmc.password') ?? -1;
     const headerErrors = header ? (byLine.get(header.line) ?? []) : [];
     return {
       ok: check.ok,
@@ -62,7 +66,12 @@ export function importPages(c: WebContext): express.Router {
       count: check.ok ? check.hosts.length : 0,
       columns: header?.cells.map((cell) => cell.trim()) ?? [],
       headerErrors,
-      rows: rows.map((row) => ({ line: row.line, cells: row.cells, errors: byLine.get(row.line) ?? [] })),
+      // A BMC password is never shown back, not even to the admin who pasted it.
+      rows: rows.map((row) => ({
+        line: row.line,
+        cells: row.cells.map((cell, i) => (i === secretColumn && cell !== '' ? '(password set)' : cell)),
+        errors: byLine.get(row.line) ?? [],
+      })),
       general: parsed.error ? [parsed.error] : general,
       problems: problems.length,
     };

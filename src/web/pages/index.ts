@@ -10,6 +10,7 @@ import { sessionPages } from './session.ts';
 import { boardPages } from './board.ts';
 import { importPages } from './import.ts';
 import { hostPages } from './hosts.ts';
+import { bmcPages } from './bmc.ts';
 import { profilePages } from './profiles.ts';
 import { auditPages } from './audit.ts';
 import { userPages } from './users.ts';
@@ -33,6 +34,7 @@ export function createWebRouter(d: WebDeps): WebRouter {
     sessionPages,
     boardPages,
     importPages,
+    bmcPages,
     hostPages,
     profilePages,
     auditPages,

@@ -624,14 +624,12 @@ async function main(): Promise<void> {
   );
   const ips = new Set(hosts.map((h) => h.ip).filter(Boolean));
   const bytes = hosts.reduce((s, h) => s + h.bytes, 0);
-  const cpuTimeline = samples
-    .slice(1)
-    .map((s, i) => ({
-      t: Math.round(s.t),
-      serverCpuPct: Math.round(((s.cpu - samples[i].cpu) / (s.t - samples[i].t)) * 100),
-      simCpuPct: Math.round(((s.self - samples[i].self) / (s.t - samples[i].t)) * 100),
-      phases: s.phases,
-    }));
+  const cpuTimeline = samples.slice(1).map((s, i) => ({
+    t: Math.round(s.t),
+    serverCpuPct: Math.round(((s.cpu - samples[i].cpu) / (s.t - samples[i].t)) * 100),
+    simCpuPct: Math.round(((s.self - samples[i].self) / (s.t - samples[i].t)) * 100),
+    phases: s.phases,
+  }));
   const result = {
     label: a.label,
     hosts: hosts.length,
