@@ -7,6 +7,8 @@ import { openCore, SecretKeyError, startRackboot } from './serve.ts';
 import { secretKeyProblem } from './ops/private-files.ts';
 import { parseMac } from './net/mac.ts';
 import { formatProfileError } from './profiles/load.ts';
+import { formatTemplateReport, templateReport } from './render/usage.ts';
+import { formatTemplateError } from './render/template-catalog.ts';
 import { hashPassword } from './secrets/sha512crypt.ts';
 import { checkRackCsv } from './hosts/csv.ts';
 import { guardHostParams } from './hosts/policy.ts';
@@ -49,6 +51,8 @@ commands:
   power MAC status|on|off|cycle drive the host's BMC (Redfish or IPMI); prints the power state after
   bmc facts MAC                 what the host's BMC reports: model, serial, power state, NIC MACs
   profiles                      list profiles and load errors
+  templates list                list boot, kickstart and snippet templates (shipped or your templatesDir),
+                                which profile uses which, and template errors (file:line)
   hash-password                 read a password on stdin, print its SHA-512 crypt hash for rootPassword
   image import ISO [--name N] [--force]
                                 import an RHVH ISO: kernel+initrd to the tftp root, the ISO tree and the
@@ -132,6 +136,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       return lint(config, io);
     case 'profiles':
       return profiles(config, io);
+    case 'templates':
+      return templatesCommand(config, io, positionals);
     case 'hosts':
       return hostsCommand(config, io, positionals, Boolean(values['dry-run']));
     case 'power':
@@ -304,7 +310,10 @@ function render(config: Config, io: Io, kind: string | undefined, macText: strin
 function lint(config: Config, io: Io): number {
   return withCore(config, silentLogger(), (core) => {
     const snap = core.catalog.snapshot;
-    const problems = snap.errors.map(formatProfileError);
+    const problems = [
+      ...snap.errors.map(formatProfileError),
+      ...core.templates.library.errors.map(formatTemplateError),
+    ];
     for (const host of core.hosts.list()) {
       const r = core.provisioner.profileFor(host);
       if (!r.ok) {
@@ -331,6 +340,20 @@ function profiles(config: Config, io: Io): number {
       io.out(`${p.name}${p.extends ? ` (extends ${p.extends})` : ''}: ${p.profile.description}`);
     for (const e of snap.errors) io.err(`error: ${formatProfileError(e)}`);
     return snap.errors.length ? 1 : 0;
+  });
+}
+
+function templatesCommand(config: Config, io: Io, args: string[]): number {
+  if (args[0] !== 'list') {
+    io.err('rackboot templates: the subcommand is list');
+    return 2;
+  }
+  return withCore(config, silentLogger(), (core) => {
+    const report = templateReport(core.templates.library, core.catalog.snapshot.profiles.values());
+    const { out, err } = formatTemplateReport(report);
+    for (const l of out) io.out(l);
+    for (const l of err) io.err(l);
+    return err.length ? 1 : 0;
   });
 }
 

@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_STUCK_LIMITS, type StuckLimits } from './rollout/stuck.ts';
 import { dhcpConfigFromFlags, dhcpConfigSchema, type DhcpConfig, type DhcpFlags } from './dhcp/config.ts';
+import { WEBHOOK_EVENTS, type WebhookEvent } from './webhooks/payload.ts';
 
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -23,6 +24,44 @@ const duration = z
   );
 const stageLimit = duration.refine((ms) => ms >= 1000 && ms <= 7 * 86_400_000, 'must be from 1s to 7d');
 const port = z.number().int().min(0).max(65535);
+
+/** An http(s) URL without user:password in it (the URL is shown in the delivery log; a secret goes in `secret`). */
+function webhookUrlProblem(v: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return 'must be an http(s) URL such as https://hooks.example.com/rackboot';
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    return 'must be an http(s) URL such as https://hooks.example.com/rackboot';
+  if (u.username || u.password)
+    return 'must not carry user:password: the receiver checks the signature made with `secret`';
+  return undefined;
+}
+
+const webhookSchema = z.strictObject({
+  url: z
+    .string()
+    .max(2048, 'is longer than 2048 characters')
+    .superRefine((v, ctx) => {
+      const bad = webhookUrlProblem(v);
+      if (bad) ctx.addIssue({ code: 'custom', message: bad });
+    }),
+  // The HMAC key: never logged, never shown; printable ASCII so it survives YAML and shell as written.
+  secret: z
+    .string()
+    .min(16, 'must be at least 16 characters (make one with: openssl rand -hex 32)')
+    .max(512, 'must be at most 512 characters')
+    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces (make one with: openssl rand -hex 32)'),
+  events: z
+    .array(z.enum(WEBHOOK_EVENTS, { message: `must be one of ${WEBHOOK_EVENTS.join(', ')}` }))
+    .min(1, 'must list at least one event (leave it out for all of them)')
+    .max(WEBHOOK_EVENTS.length)
+    .optional(),
+  /** How long one delivery attempt may take, headers included. */
+  timeout: duration.optional(),
+});
 
 const fileSchema = z.strictObject({
   listen: z.string().optional(),
@@ -82,6 +121,11 @@ const fileSchema = z.strictObject({
     })
     .partial()
     .optional(),
+  webhooks: z
+    .array(webhookSchema)
+    .max(32, 'at most 32 webhooks')
+    .refine((hooks) => new Set(hooks.map((h) => h.url)).size === hooks.length, 'lists a URL twice')
+    .optional(),
   events: z
     .strictObject({
       maxAge: duration,
@@ -107,6 +151,13 @@ const fileSchema = z.strictObject({
     .optional(),
 });
 
+export interface WebhookConfig {
+  url: string;
+  secret: string;
+  events: readonly WebhookEvent[];
+  timeoutMs: number;
+}
+
 export interface Config {
   listen: string;
   httpPort: number;
@@ -118,7 +169,12 @@ export interface Config {
   profilesDir: string;
   tftpRoot: string;
   imagesDir: string;
+  /** The shipped templates (boot, kickstart, snippets, web). */
   templatesDir: string;
+  /** Build events POSTed, signed, to these URLs (src/webhooks/). */
+  webhooks: readonly WebhookConfig[];
+  /** The operator's own templates directory (setting templatesDir): its boot/, kickstart/ and snippets/ files overlay the shipped ones. */
+  templatesOverlayDir?: string;
   tokenTtlMs: number;
   /** After the token expired, how long a build whose kickstart was fetched still takes built/failed/progress. */
   tokenGraceMs: number;
@@ -441,7 +497,14 @@ export function loadConfig(
     profilesDir: dir(flags['profiles-dir'], file.profilesDir, 'profiles'),
     tftpRoot: dir(flags['tftp-root'], file.tftpRoot, 'tftpboot'),
     imagesDir: dir(flags['images-dir'], file.imagesDir, 'images'),
-    templatesDir: file.templatesDir ? resolve(base, file.templatesDir) : join(PACKAGE_ROOT, 'templates'),
+    templatesDir: join(PACKAGE_ROOT, 'templates'),
+    webhooks: (file.webhooks ?? []).map((h) => ({
+      url: h.url,
+      secret: h.secret,
+      events: h.events ?? [...WEBHOOK_EVENTS],
+      timeoutMs: Math.min(60_000, h.timeout ?? 10_000),
+    })),
+    ...(file.templatesDir ? { templatesOverlayDir: resolve(base, file.templatesDir) } : {}),
     tokenTtlMs: ttl.data,
     tokenGraceMs: tokenGrace.data,
     logLevel,

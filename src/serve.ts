@@ -14,6 +14,8 @@ import { EventLog } from './store/events.ts';
 import { AuditLog } from './store/audit.ts';
 import { ProfileCatalog } from './profiles/catalog.ts';
 import { createRenderer } from './render/render.ts';
+import { TemplateCatalog } from './render/template-catalog.ts';
+import { templateProbe } from './render/probe.ts';
 import { Provisioner } from './provision.ts';
 import { createApp, kickstartFastPath } from './http/app.ts';
 import { createWebRouter } from './web/pages/index.ts';
@@ -39,6 +41,9 @@ import type { SurfaceOptions } from './http/surface.ts';
 import { ApiTokenStore, UserStore } from './store/users.ts';
 import { SettingsStore } from './store/settings.ts';
 import { DiscoveredStore } from './store/discovered.ts';
+import { SqliteWebhookDeliveryStore, type WebhookDeliveryStore } from './store/webhooks.ts';
+import { WebhookDispatcher } from './webhooks/dispatcher.ts';
+import { createTemplatesApi } from './http/api/templates.ts';
 import { SqliteRolloutStore, type RolloutStore } from './store/rollouts.ts';
 import { RolloutService } from './rollout/service.ts';
 import { RolloutRunner } from './rollout/runner.ts';
@@ -64,6 +69,10 @@ export interface Core {
   events: EventLog;
   audit: AuditLog;
   catalog: ProfileCatalog;
+  /** Webhook deliveries (src/webhooks/): pending ones survive a restart; the delivery log reads them. */
+  webhookDeliveries: WebhookDeliveryStore;
+  /** Boot, kickstart and snippet templates, shipped and the operator's overlay, hot-reloaded (src/render/template-catalog.ts). */
+  templates: TemplateCatalog;
   provisioner: Provisioner;
   images: ImageStore;
   /** Installer log lines per build (src/ops). */
@@ -123,8 +132,9 @@ export function openCore(
   const audit = new AuditLog(db);
   const catalog = new ProfileCatalog(config.profilesDir, log);
   const configured = config.syslog.port ? `${config.serverIp}:${config.syslog.port}` : undefined;
+  const templates = new TemplateCatalog({ shipped: config.templatesDir, overlay: config.templatesOverlayDir }, log);
   const renderer = withOps(
-    createRenderer(config.templatesDir),
+    createRenderer(() => templates.library),
     hooks.syslogTarget ?? (() => configured),
     hooks.kickstartRendered,
   );
@@ -162,6 +172,12 @@ export function openCore(
     local: events,
     onError: (err) => log.error({ err: (err as Error).message }, 'change feed: read failed'),
   });
+  // Trial renders refuse a template that fails with the profiles that use it; a profile edit re-runs them.
+  templates.setProbe(
+    templateProbe({ profiles: () => catalog.snapshot.profiles.values(), images: (name) => images.resolve(name) }),
+  );
+  catalog.onChange(() => templates.reload());
+  const webhookDeliveries = new SqliteWebhookDeliveryStore(durableDb);
   const rollouts = new SqliteRolloutStore(durableDb);
   const rolloutService = new RolloutService({
     store: rollouts,
@@ -187,10 +203,12 @@ export function openCore(
     events,
     audit,
     catalog,
+    templates,
     provisioner,
     images,
     syslog,
     leases,
+    webhookDeliveries,
     rollouts,
     rolloutService,
     bmcFor,
@@ -320,6 +338,7 @@ export async function startRackboot(
     return { ok: !stopping && Object.values(checks).every((v) => v.startsWith('ok')), checks };
   };
   await core.catalog.watch();
+  await core.templates.watch();
   mkdirSync(config.tftpRoot, { recursive: true });
   mkdirSync(config.imagesDir, { recursive: true });
 
@@ -344,6 +363,8 @@ export async function startRackboot(
     secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:'),
     changes: core.changes,
     syslog: core.syslog,
+    templates: () => core.templates.library,
+    webhookDeliveries: core.webhookDeliveries,
     bmc: core.bmc,
     power: core.power,
   });
@@ -365,6 +386,12 @@ export async function startRackboot(
     middleware: [metrics.httpMiddleware],
     apiRouters: [
       createLogsApi({ hosts, builds: core.builds, syslog: core.syslog }),
+      createTemplatesApi({
+        templates: () => core.templates.library,
+        profiles: () => core.catalog.snapshot,
+        hosts,
+        deliveries: core.webhookDeliveries,
+      }),
       createRolloutApi({ service: core.rolloutService }),
       createBmcApi({ hosts, bmc: core.bmc, power: core.power, audit: core.audit }),
     ],
@@ -434,6 +461,16 @@ export async function startRackboot(
     }
   };
   prune();
+  // Build events to the configured webhooks; only the serving process delivers (CLI commands do not).
+  const webhooks = new WebhookDispatcher({
+    hooks: config.webhooks,
+    store: core.webhookDeliveries,
+    events: core.events,
+    hosts,
+    builds: core.builds,
+    log,
+  });
+  webhooks.start();
   const pruneTimer = setInterval(prune, 10 * 60_000);
   pruneTimer.unref();
   const runner = new RolloutRunner({
@@ -477,6 +514,8 @@ export async function startRackboot(
     await drainHttp(http, config.shutdownGraceMs ?? 10_000, log);
     if (https) await drainHttp(https, config.shutdownGraceMs ?? 10_000, log);
     await core.catalog.close();
+    await core.templates.close();
+    await webhooks.stop(); // attempts in flight are aborted and stay pending for the next start
     core.syslog.flush();
     core.events.flush();
     core.changes.close();

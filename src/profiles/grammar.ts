@@ -256,3 +256,16 @@ export const checkSnippet: Check = (value) => {
   }
   return undefined;
 };
+
+/** A template file name (profile field `kickstart`, a file of a templates directory): a plain name, never a path. */
+export const checkTemplateName: Check = grammar(
+  100,
+  (v) =>
+    v.includes('/') || v.includes('\\')
+      ? 'is a path: name a file of templates/kickstart/ (or of your templatesDir), such as my-rhvh.ks.eta'
+      : undefined,
+  matches(
+    /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.eta$/,
+    'must be a file name of letters, digits, "-", "_" and "." ending in .eta, such as my-rhvh.ks.eta',
+  ),
+);

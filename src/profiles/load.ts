@@ -25,6 +25,14 @@ export interface LoadedProfile {
   /** The merged YAML data before defaults, so host parameters can be laid on top and validated again. */
   merged: Record<string, unknown>;
   profile: Profile;
+  /** The YAML data of each file of the inheritance chain, this profile first, then its parent, ... (effective.ts). */
+  layers?: readonly ProfileLayer[];
+}
+
+export interface ProfileLayer {
+  name: string;
+  file: string;
+  data: Readonly<Record<string, unknown>>;
 }
 
 export interface ProfileSet {
@@ -218,6 +226,7 @@ export function loadProfiles(sources: ProfileSource[]): ProfileSet & { chains: R
       extends: typeof p.data.extends === 'string' ? p.data.extends : undefined,
       merged,
       profile: result.profile,
+      layers: chain.map((c) => ({ name: c.src.name, file: c.src.file, data: c.data })),
     });
   }
   return { profiles, errors, chains };

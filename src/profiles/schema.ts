@@ -5,6 +5,8 @@ import { z } from 'zod';
 import * as g from './grammar.ts';
 
 export const DEFAULT_STIG_PROFILE = 'xccdf_org.ssgproject.content_profile_stig';
+/** The shipped kickstart template, used by a profile that names none. */
+export const DEFAULT_KICKSTART_TEMPLATE = 'rhvh.ks.eta';
 export const DEFAULT_SATELLITE_REPOS = ['rhel-7-server-rhvh-4-rpms'];
 
 /** A string field checked by one grammar; the message is the grammar's, zod puts the field path in front. */
@@ -181,6 +183,8 @@ export const profileSchema = z.strictObject({
       repos: z.array(text(g.checkRepoId)).min(1).max(64).default(DEFAULT_SATELLITE_REPOS),
     })
     .optional(),
+  /** The kickstart template (a file of templates/kickstart/ or of the operator's templatesDir); unset: rhvh.ks.eta. */
+  kickstart: text(g.checkTemplateName).optional(),
   /** Shell lines run in %post after registration (bash, as root, in the installed system). */
   post: text(g.checkSnippet).default(''),
 });

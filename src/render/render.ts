@@ -1,15 +1,14 @@
-// Kickstart and boot-config rendering: pure functions of (host, profile, build, URLs) over eta templates
-// loaded once into memory. autoEscape is off: these are not HTML, an "&" in a URL must stay "&". Instead every
-// value reaches a template through the escape function of its target syntax (escape.ts), and the kickstart is
-// checked (kickstart-check.ts) before it is handed out.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { Eta } from 'eta';
+// Kickstart and boot-config rendering: pure functions of (host, profile, build, URLs) over a compiled template library
+// (templates.ts). autoEscape is off: these are not HTML, an "&" in a URL must stay "&". Instead every value reaches a
+// template through the escape function of its target syntax (escape.ts), and the kickstart is checked
+// (kickstart-check.ts) before it is handed out.
 import type { Mac } from '../net/mac.ts';
 import type { ResolvedProfile as Profile } from '../profiles/schema.ts';
 import { macToPxeName } from '../net/mac.ts';
 import { EscapeError, escapes, grubWord, ipxeWord, pxelinuxWord, type Escapes } from './escape.ts';
-import { verifyKickstart } from './kickstart-check.ts';
+import { checkRhvhKickstart, verifyKickstart } from './kickstart-check.ts';
+import { DEFAULT_KICKSTART_TEMPLATE, TemplateFault, type TemplateLibrary } from './templates.ts';
+import { nextLibrary, readTemplateDirs } from './template-catalog.ts';
 
 export type BootConfigKind = 'pxelinux' | 'grub' | 'ipxe';
 export type RenderKind = 'kickstart' | BootConfigKind;
@@ -43,7 +42,8 @@ export interface BuildContext {
   grubKernelCommand?: 'linux' | 'linuxefi';
 }
 
-export type Rendered = { ok: true; text: string } | { ok: false; error: string };
+/** A refusal names the template file (and line) when a template caused it. */
+export type Rendered = { ok: true; text: string } | { ok: false; error: string; file?: string; line?: number };
 
 export interface Renderer {
   kickstart(ctx: BuildContext): Rendered;
@@ -53,30 +53,51 @@ export interface Renderer {
   defaultConfig(kind: BootConfigKind, reason: string): string;
 }
 
-/** Reads every template once; rendering afterwards touches no file. */
-export function createRenderer(templatesDir: string): Renderer {
-  const eta = new Eta({ autoEscape: false, autoTrim: false, cache: true });
-  for (const sub of ['boot', 'kickstart']) {
-    for (const f of readdirSync(join(templatesDir, sub))) {
-      if (f.endsWith('.eta'))
-        eta.loadTemplate(`@${f.replace(/\.(ks\.)?eta$/, '')}`, readFileSync(join(templatesDir, sub, f), 'utf8'));
-    }
-  }
+/** The kickstart template a profile names (profile field `kickstart`), or the shipped one. */
+export function kickstartTemplateOf(profile: Pick<Profile, 'kickstart'>): string {
+  return profile.kickstart ?? DEFAULT_KICKSTART_TEMPLATE;
+}
+
+/**
+ * A renderer over a templates directory (read once), or over a live library (the catalog's current one, read at each
+ * render so a reload takes effect at the next request).
+ */
+export function createRenderer(templates: string | (() => TemplateLibrary)): Renderer {
+  let library: () => TemplateLibrary;
+  if (typeof templates === 'string') {
+    const fixed = nextLibrary(undefined, readTemplateDirs({ shipped: templates }));
+    library = () => fixed;
+  } else library = templates;
+  const boot = (name: string, data: object) => library().render('boot', `${name}.eta`, data);
   return {
     kickstart: (ctx) => {
-      const r = withData(ctx, undefined, (data) => eta.render('@rhvh', data));
+      const lib = library();
+      const name = kickstartTemplateOf(ctx.profile);
+      const entry = lib.entries.find((e) => e.kind === 'kickstart' && e.name === name);
+      if (!entry) {
+        return {
+          ok: false,
+          error: `profile ${ctx.profileName} names the kickstart template ${name}, which is not loaded (templates: ${lib.names('kickstart').join(', ') || 'none'}; see rackboot templates list)`,
+        };
+      }
+      const r = withData(ctx, undefined, (data) => lib.render('kickstart', name, data));
       if (!r.ok) return r;
-      const problems = verifyKickstart(r.text, ctx.profile);
+      // The shipped template promises an exact shape; an operator's own template is held to the syntax and RHVH rules.
+      const problems =
+        entry.origin === 'shipped' && name === DEFAULT_KICKSTART_TEMPLATE
+          ? verifyKickstart(r.text, ctx.profile)
+          : checkRhvhKickstart(r.text);
       if (!problems.length) return r;
       return {
         ok: false,
-        error: `the kickstart rendered for ${ctx.host.hostname} (profile ${ctx.profileName}) fails its check: ${problems.join('; ')}`,
+        file: entry.file,
+        error: `the kickstart rendered for ${ctx.host.hostname} (profile ${ctx.profileName}, template ${entry.file}) fails its check: ${problems.join('; ')}`,
       };
     },
-    installConfig: (kind, ctx) => withData(ctx, kind, (data) => eta.render(`@${kind}-install`, data)),
-    localConfig: (kind, reason) => eta.render(`@${kind}-local`, { reason: oneLine(reason), esc: escapes }),
+    installConfig: (kind, ctx) => withData(ctx, kind, (data) => boot(`${kind}-install`, data)),
+    localConfig: (kind, reason) => boot(`${kind}-local`, { reason: oneLine(reason), esc: escapes }),
     defaultConfig: (kind, reason) =>
-      eta.render(kind === 'grub' ? '@grub-default' : `@${kind}-local`, { reason: oneLine(reason), esc: escapes }),
+      boot(kind === 'grub' ? 'grub-default' : `${kind}-local`, { reason: oneLine(reason), esc: escapes }),
   };
 }
 
@@ -225,6 +246,13 @@ function withData(ctx: BuildContext, kind: BootConfigKind | undefined, render: (
   } catch (err) {
     if (err instanceof EscapeError)
       return { ok: false, error: `cannot render the ${kind} install config for ${host.hostname}: ${err.message}` };
+    if (err instanceof TemplateFault)
+      return {
+        ok: false,
+        file: err.file,
+        line: err.line,
+        error: `template error rendering for ${host.hostname} (profile ${ctx.profileName}): ${err.message}`,
+      };
     return { ok: false, error: `template error rendering for ${host.hostname}: ${(err as Error).message}` };
   }
 }

@@ -137,7 +137,26 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (rollout_id, mac)
    );
    CREATE INDEX rollout_hosts_mac ON rollout_hosts(mac, rollout_id);`,
-  // 7 (after rollouts): the change feed (src/store/changes.ts): triggers record every host and build write, whichever process made it
+  // webhooks: deliveries of build events to configured URLs (src/store/webhooks.ts), kept so a restart loses none.
+  `CREATE TABLE webhook_deliveries (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     uid TEXT NOT NULL UNIQUE,
+     url TEXT NOT NULL,
+     event TEXT NOT NULL,
+     mac TEXT,
+     build_id INTEGER,
+     payload TEXT NOT NULL,
+     status TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_at INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     last_at INTEGER,
+     last_status INTEGER,
+     last_error TEXT,
+     last_ms INTEGER
+   );
+   CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_at);`,
+  // the change feed (src/store/changes.ts): triggers record every host and build write, whichever process made it
   // (the CLI writes the same file), so open boards learn of it; bounded to the newest 10,000 rows by its own trigger.
   `CREATE TABLE changes (
      id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- the JSON answers under test are read loosely */
 // A rack built from one command with nobody touching power: 4 QEMU machines behind real BMCs, 2 behind the
 // Redfish emulator (sushy-tools, one UEFI and one BIOS: the mode of the one-time boot picks the firmware) and 2
 // behind OpenIPMI's ipmi_sim (UEFI), as ../shared/bmc-lab runs them, in this suite's own namespace with rackboot
@@ -110,7 +109,26 @@ function byHand(m: Machine): void {
   }
 }
 
-const host = (mac: string) => api('GET', `/api/hosts/${mac}`).json;
+interface EventView {
+  type: string;
+  at: string;
+  status?: string;
+  detail?: { rollout?: number; mode?: string; why?: string };
+}
+interface HostView {
+  mac: string;
+  hostname: string;
+  state: string;
+  build: { id: number };
+  stuck?: { text: string } | null;
+  events: EventView[];
+}
+interface RolloutView {
+  status: string;
+  hosts: { step: string }[];
+}
+
+const host = (mac: string) => api<HostView>('GET', `/api/hosts/${mac}`).json;
 
 /** Seconds until every host has a built build newer than `afterBuild` (its id then), or a failure naming who is not. */
 async function allBuilt(since: number, afterBuild: Record<string, number>, timeoutSec: number): Promise<number> {
@@ -244,7 +262,7 @@ describe('a rack built from one command through its BMCs', { skip: missing ?? fa
   });
 
   test('one `rackboot rack build R1 --power --confirm`: every host rebuilt, the disk-first UEFI one too, nobody touching power', async () => {
-    const firstBuilds = Object.fromEntries(RACK.map((m) => [m.mac, host(m.mac).build.id as number]));
+    const firstBuilds = Object.fromEntries(RACK.map((m) => [m.mac, host(m.mac).build.id]));
     // The installed UEFI host boots its disk first now (what an installed OS does to the boot order).
     const rf1 = RACK[0]!;
     redfish(rf1, 'PATCH', '', {
@@ -273,21 +291,21 @@ describe('a rack built from one command through its BMCs', { skip: missing ?? fa
     console.log(
       `== one command: 4 hosts built in ${oneCommand.toFixed(0)}s (by hand, same run: ${byHandSeconds.toFixed(0)}s of machine time plus the walk)`,
     );
-    const v = api('GET', `/api/rollouts/${id}`).json;
+    const v = api<RolloutView>('GET', `/api/rollouts/${id}`).json;
     assert.equal(v.status, 'done');
     assert.deepEqual(
-      v.hosts.map((h: any) => h.step),
+      v.hosts.map((h) => h.step),
       ['powered', 'powered', 'powered', 'powered'],
       JSON.stringify(v.hosts),
     );
     for (const m of RACK) {
-      const boot = host(m.mac).events.filter((e: any) => e.type === 'bmc.boot' && e.detail?.rollout === id);
+      const boot = host(m.mac).events.filter((e) => e.type === 'bmc.boot' && e.detail?.rollout === id);
       assert.equal(boot.length, 1, `${m.hostname}: one-time network boot set by the rollout`);
-      assert.equal(boot[0].detail.mode, m.firmware, `${m.hostname}: ${boot[0].detail.why}`);
+      assert.equal(boot[0]?.detail?.mode, m.firmware, `${m.hostname}: ${boot[0]?.detail?.why}`);
     }
     assert.equal(JSON.parse(redfish(rf1, 'GET', '')).Boot.BootSourceOverrideTarget, 'Pxe', 'rackboot set PXE once');
     assert.equal(
-      api('GET', `/api/hosts/${RACK[1]!.mac}`).json.events.some((e: any) => e.type === 'pxelinux.config'),
+      host(RACK[1]!.mac).events.some((e) => e.type === 'pxelinux.config'),
       true,
     );
     // Built, they boot local: power-cycled through rackboot with a network boot once (the harness sets it on the IPMI
@@ -301,16 +319,16 @@ describe('a rack built from one command through its BMCs', { skip: missing ?? fa
     const deadline = Date.now() + 600_000;
     for (;;) {
       const seen = RACK.map((m) => {
-        const after = host(m.mac).events.filter((e: any) => Date.parse(e.at) >= t1);
-        const configs = after.filter((e: any) => /\.config$/.test(e.type));
-        assert.ok(!after.some((e: any) => e.type === 'kickstart.fetched'), `${m.hostname}: no second kickstart`);
+        const after = host(m.mac).events.filter((e) => Date.parse(e.at) >= t1);
+        const configs = after.filter((e) => /\.config$/.test(e.type));
+        assert.ok(!after.some((e) => e.type === 'kickstart.fetched'), `${m.hostname}: no second kickstart`);
         return { m, configs };
       });
       if (seen.every((x) => x.configs.length > 0)) {
         for (const x of seen)
           assert.ok(
-            x.configs.every((e: any) => String(e.status).startsWith('local')),
-            `${x.m.hostname}: ${x.configs.map((e: any) => `${e.type}=${e.status}`).join(', ')}`,
+            x.configs.every((e) => String(e.status).startsWith('local')),
+            `${x.m.hostname}: ${x.configs.map((e) => `${e.type}=${e.status}`).join(', ')}`,
           );
         console.log(`== second boot: all 4 got a local-boot config in ${((Date.now() - t1) / 1000).toFixed(0)}s`);
         break;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRenderer, type BuildContext } from '../../src/render/render.ts';
 import { readProfileDir } from '../../src/profiles/catalog.ts';
 import { loadProfiles, applyHostParams } from '../../src/profiles/load.ts';
@@ -503,16 +503,17 @@ test('the kickstart check refuses what the template would never emit (a rendered
 });
 
 test('templates splice no raw value: every <%= %> is an escape call, a number, or a value render.ts escaped already', () => {
-  // Numbers (zod int) and render.ts's own precomputed, escaped strings; anything else must go through it.esc.*.
+  // Numbers (zod int) and render.ts's own precomputed, escaped strings (it.reason: oneLine() of a local-boot reason);
+  // anything else must go through it.esc.*.
   const allowed =
-    /^(it\.buildId|it\.installArgs|it\.grub\.(linux|initrd)|it\.layout\.(boot|pv|swap|thinpool)\.size|it\.layout\.reserved(Percent|Space)|v\.size)$/;
-  const files = [
-    'boot/pxelinux-install.eta',
-    'boot/grub-install.eta',
-    'boot/ipxe-install.eta',
-    'kickstart/rhvh.ks.eta',
-    'kickstart/custom-layout.eta',
-  ];
+    /^(it\.reason|it\.buildId|it\.installArgs|it\.grub\.(linux|initrd)|it\.layout\.(boot|pv|swap|thinpool)\.size|it\.layout\.reserved(Percent|Space)|v\.size)$/;
+  // Every shipped boot, kickstart and snippet template (web pages escape HTML on their own).
+  const files = ['boot', 'kickstart', 'snippets'].flatMap((d) =>
+    readdirSync(join(REPO, 'templates', d))
+      .filter((f) => f.endsWith('.eta'))
+      .map((f) => `${d}/${f}`),
+  );
+  assert.ok(files.includes('snippets/custom-layout.eta') && files.includes('kickstart/rhvh.ks.eta'));
   for (const f of files) {
     const text = readFileSync(join(REPO, 'templates', f), 'utf8');
     for (const m of text.matchAll(/<%=\s*(.*?)\s*%>/g)) {

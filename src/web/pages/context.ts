@@ -32,6 +32,8 @@ import { LiveBoard } from '../live.ts';
 import { InstallerLogStreams } from '../log-stream.ts';
 import type { ChangeFeed } from '../../store/changes.ts';
 import type { SyslogStore } from '../../ops/syslog-store.ts';
+import type { TemplateLibrary } from '../../render/templates.ts';
+import type { WebhookDeliveryStore } from '../../store/webhooks.ts';
 import type { BmcStore } from '../../store/bmc.ts';
 import type { PowerService } from '../../bmc/power.ts';
 
@@ -58,6 +60,10 @@ export interface WebDeps {
   changes?: ChangeFeed;
   /** The installer's log lines (the host page shows them live); without it the host page has no log section. */
   syslog?: Pick<SyslogStore, 'search'>;
+  /** The live template library (the templates page); without it the page says so. */
+  templates?: () => TemplateLibrary;
+  /** The webhook delivery log (the webhooks page). */
+  webhookDeliveries?: Pick<WebhookDeliveryStore, 'list'>;
   /** Rack builds in waves (src/rollout): the pages of ./rollouts.ts. */
   rollouts?: RolloutService;
   /** Hosts' BMCs and power actions (src/bmc): the host page's power buttons, the BMC fields of the form. */

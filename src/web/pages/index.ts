@@ -18,6 +18,7 @@ import { settingsPages } from './settings.ts';
 import { accountPages } from './account.ts';
 import { discoveredPages } from './discovered.ts';
 import { installerLogPages } from './installer-log.ts';
+import { templatePages } from './templates.ts';
 import { rolloutPages } from './rollouts.ts';
 
 export type { WebDeps } from './context.ts';
@@ -36,6 +37,8 @@ export function createWebRouter(d: WebDeps): WebRouter {
     importPages,
     bmcPages,
     hostPages,
+    // /profiles/:name/effective before profilePages' /profiles/:name routes.
+    templatePages,
     profilePages,
     auditPages,
     userPages,
