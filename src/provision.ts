@@ -89,6 +89,10 @@ export class Provisioner {
   learnClient(ip: string, mac: Mac): void {
     this.identity.learn(ip, mac);
   }
+  /** The address each host was last learnt at (DHCP, verified kickstart fetch), for lists. */
+  learntAddresses(): Map<Mac, string> {
+    return this.identity.addresses();
+  }
   identify(ip: string): ClientIdentity {
     return this.identity.resolve(ip);
   }
