@@ -164,6 +164,8 @@ export function openCore(
     const l = leases.byIp(ip);
     return l?.state === 'bound' && l.mac && l.expiresAt > Date.now() ? l.mac : undefined;
   };
+  // TFTP and HTTP sightings (the DHCP server records its own): bounded like every discovered row.
+  const sightings = new DiscoveredStore(db);
   const provisioner = new Provisioner({
     hosts,
     builds,
@@ -180,6 +182,7 @@ export function openCore(
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES),
     uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }),
     site: config.site,
+    discovered: (m) => sightings.seen(m),
   });
   // Idle until a board subscribes: CLI commands open the core too and never poll.
   const changes = new SqliteChangeFeed(db, {

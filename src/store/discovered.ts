@@ -34,7 +34,7 @@ export class DiscoveredStore {
   ) {
     this.upsertStmt =
       db.prepare(`INSERT INTO discovered (mac, arch, uuid, ipxe, ip, first_seen, last_seen) VALUES (@mac, @arch, @uuid, @ipxe, @ip, @now, @now)
-      ON CONFLICT(mac) DO UPDATE SET arch = excluded.arch, uuid = COALESCE(excluded.uuid, uuid), ipxe = excluded.ipxe, ip = COALESCE(excluded.ip, ip), last_seen = excluded.last_seen`);
+      ON CONFLICT(mac) DO UPDATE SET arch = COALESCE(excluded.arch, arch), uuid = COALESCE(excluded.uuid, uuid), ipxe = excluded.ipxe, ip = COALESCE(excluded.ip, ip), last_seen = excluded.last_seen`);
     this.pruneStmt = db.prepare<[number]>(
       'DELETE FROM discovered WHERE mac IN (SELECT mac FROM discovered ORDER BY last_seen DESC, mac LIMIT -1 OFFSET ?)',
     );
