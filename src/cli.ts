@@ -12,6 +12,7 @@ import { formatTemplateError } from './render/template-catalog.ts';
 import { hashPassword } from './secrets/sha512crypt.ts';
 import { checkRackCsv } from './hosts/csv.ts';
 import { guardHostParams } from './hosts/policy.ts';
+import { buildReadinessProblems } from './hosts/readiness.ts';
 import { doctorCommand, imageCommand, loadersCommand } from './images/commands.ts';
 import type { ProgressSink } from './images/progress.ts';
 import { usersCommand } from './web/users-cli.ts';
@@ -433,6 +434,7 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
         // The shell on the server is an admin's: only the profile-schema check of parameters applies.
         hostProblems: (h) =>
           guardHostParams({ role: 'admin', allowed: [], profile: (n) => core.catalog.get(n) }, {}, h),
+        buildProblems: (h) => buildReadinessProblems(core.catalog.get(h.profile), h),
         mayImportBmc: true,
       });
       if (!r.ok) {

@@ -21,6 +21,7 @@ import { servesSite } from './hosts/site.ts';
 import { ClientIdentifier, describeIdentity, type ClientIdentity } from './boot/identify.ts';
 import type { UefiChainResolver } from './images/uefi-chain.ts';
 import { currentStuck, type StuckView } from './rollout/stuck.ts';
+import type { DiscoveredMachine } from './dhcp/engine.ts';
 
 export interface ProvisionDeps {
   hosts: HostStore;
@@ -45,7 +46,12 @@ export interface ProvisionDeps {
   uefiChain?: UefiChainResolver;
   /** This node's site: DHCP, boot configs and kickstarts only for its hosts and hosts of no site (src/hosts/site.ts). */
   site?: string;
+  /** A machine that asked for a boot file by its MAC (or from an address tied to a MAC) and is not a host. */
+  discovered?: (m: DiscoveredMachine) => void;
 }
+
+/** What a loader's request says of the firmware: pxelinux is BIOS (arch 0), our GRUB is x86-64 UEFI (arch 7). */
+const LOADER_ARCH = { pxelinux: 0, grub: 7 } as const;
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; status: number; message: string };
 
@@ -89,6 +95,10 @@ export class Provisioner {
   learnClient(ip: string, mac: Mac): void {
     this.identity.learn(ip, mac);
   }
+  /** The address each host was last learnt at (DHCP, verified kickstart fetch), for lists. */
+  learntAddresses(): Map<Mac, string> {
+    return this.identity.addresses();
+  }
   identify(ip: string): ClientIdentity {
     return this.identity.resolve(ip);
   }
@@ -125,6 +135,11 @@ export class Provisioner {
   }
 
   /** The host with this MAC when this node's site serves it; a host of another site is a stranger to the boot paths here. */
+  /** Machines that PXE-boot through TFTP or HTTP without being hosts (in proxy mode too) join the discovered list. */
+  private sighted(m: DiscoveredMachine): void {
+    if (this.d.discovered && !this.d.hosts.get(m.mac)) this.d.discovered(m);
+  }
+
   ourHost(mac: Mac): Host | undefined {
     const host = this.d.hosts.get(mac);
     return host && servesSite(this.d.site, host.site) ? host : undefined;
@@ -302,6 +317,7 @@ export class Provisioner {
   ipxeScript(mac: Mac | undefined, clientIp: string, name: string): string {
     const who = this.identify(clientIp);
     const target = mac ?? (who.known ? who.mac : undefined);
+    if (target) this.sighted({ mac: target, ip: clientIp, ipxe: true });
     return this.bootConfig('ipxe', target && this.ourHost(target), clientIp, 'http', {
       name,
       generic: mac === undefined,
@@ -315,6 +331,8 @@ export class Provisioner {
     const who = this.identify(clientIp);
     const requester = who.known ? this.ourHost(who.mac) : undefined;
     const opts = { name: req.name, who };
+    const sighted = key.kind === 'mac' ? key.mac : who.known ? who.mac : undefined;
+    if (sighted) this.sighted({ mac: sighted, ip: clientIp, ipxe: false, arch: LOADER_ARCH[req.loader] });
     if (key.kind === 'default') {
       if (requester) return this.bootConfig(req.loader, requester, clientIp, via, { ...opts, generic: true });
       this.d.log.debug(

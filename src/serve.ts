@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { databaseBytes, openDb, ping, type Db } from './store/db.ts';
+import { SqliteChangeFeed, type ChangeFeed } from './store/changes.ts';
 import { HostStore } from './store/hosts.ts';
 import { BuildStore } from './store/builds.ts';
 import { EventLog } from './store/events.ts';
@@ -82,6 +83,8 @@ export interface Core {
   syslog: SyslogStore;
   /** DHCP leases (src/dhcp), also where a restarted server finds which MAC an address belongs to. */
   leases: LeaseStore;
+  /** What changed, from this process and others (the CLI writes the same file): the live board listens. */
+  changes: ChangeFeed;
   /** Rollouts (src/rollout): recorded by the API and the CLI, carried out by serve's runner. */
   rollouts: RolloutStore;
   rolloutService: RolloutService;
@@ -161,6 +164,8 @@ export function openCore(
     const l = leases.byIp(ip);
     return l?.state === 'bound' && l.mac && l.expiresAt > Date.now() ? l.mac : undefined;
   };
+  // TFTP and HTTP sightings (the DHCP server records its own): bounded like every discovered row.
+  const sightings = new DiscoveredStore(db);
   const provisioner = new Provisioner({
     hosts,
     builds,
@@ -177,6 +182,12 @@ export function openCore(
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES),
     uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }),
     site: config.site,
+    discovered: (m) => sightings.seen(m),
+  });
+  // Idle until a board subscribes: CLI commands open the core too and never poll.
+  const changes = new SqliteChangeFeed(db, {
+    local: events,
+    onError: (err) => log.error({ err: (err as Error).message }, 'change feed: read failed'),
   });
   // Trial renders refuse a template that fails with the profiles that use it; a profile edit re-runs them.
   templates.setProbe(
@@ -219,6 +230,7 @@ export function openCore(
     rolloutService,
     bmcFor,
     firmwareOf: firmware,
+    changes,
     bmc,
     bmcService,
     power,
@@ -372,6 +384,8 @@ export async function startRackboot(
     publicUrl: config.publicUrl,
     log,
     secureCookies: config.tls !== undefined || config.publicUrl.startsWith('https:'),
+    changes: core.changes,
+    syslog: core.syslog,
     templates: () => core.templates.library,
     webhookDeliveries: core.webhookDeliveries,
     bmc: core.bmc,
@@ -532,6 +546,7 @@ export async function startRackboot(
     await webhooks.stop(); // attempts in flight are aborted and stay pending for the next start
     core.syslog.flush();
     core.events.flush();
+    core.changes.close();
     core.db.close();
     core.durableDb.close();
     removePid?.();

@@ -77,6 +77,13 @@ export class ClientIdentifier {
     this.learnt.set(ip, mac);
   }
 
+  /** The learnt address of each MAC (the Hosts list shows it); one pass over the bounded map. */
+  addresses(): Map<Mac, string> {
+    const out = new Map<Mac, string>();
+    for (const [ip, mac] of this.learnt) out.set(mac, ip);
+    return out;
+  }
+
   resolve(ip: string): ClientIdentity {
     const claims: AddressClaim[] = [];
     const add = (mac: Mac | undefined, via: IdentifiedBy) => {

@@ -65,9 +65,14 @@ export interface ImportLookups {
   hostnameTaken(name: string): boolean;
   /** Role and profile-schema checks of a row's parameters (src/hosts/policy.ts guardHostParams). */
   hostProblems?(host: HostFields): { status: 403 | 400; errors: string[] } | undefined;
+  /** What would only fail at Build, as "<field>: <reason>" (src/hosts/readiness.ts). */
+  buildProblems?(host: HostFields): string[];
   /** Whether the caller may set BMCs (admins, the server's shell): bmc.* columns are refused (403) otherwise. */
   mayImportBmc?: boolean;
 }
+
+/** A problem message names the CSV column: parameters are "param.<field>" columns there, not "params.<field>". */
+const asColumn = (e: string) => e.replace(/^params\./, 'param.');
 
 /** status: 403 when a row sets what the caller's role may not, else 422. */
 export type ImportCheck =
@@ -88,12 +93,17 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     const t = c.trim();
     return /^param\./i.test(t) ? 'param.' + t.slice(6) : t.toLowerCase();
   });
+  // Every problem in one pass: a header problem is reported, and the rows are still checked with the columns
+  // that are known, so one misspelt column never hides (or passes as "ok") the errors of every row.
   const problems: string[] = [];
-  columns.forEach((c) => {
-    if (!CSV_COLUMNS.includes(c) && !c.startsWith('param.') && !(c in BMC_CSV_COLUMNS))
+  const unknown = new Set<number>();
+  columns.forEach((c, i) => {
+    if (!CSV_COLUMNS.includes(c) && !c.startsWith('param.') && !(c in BMC_CSV_COLUMNS)) {
+      unknown.add(i);
       problems.push(
         `line ${header.line}: unknown column "${c}" (known: ${[...CSV_COLUMNS, ...Object.keys(BMC_CSV_COLUMNS)].join(', ')}, or param.<profile field>)`,
       );
+    }
   });
   if (!lookups.mayImportBmc && columns.some((c) => c in BMC_CSV_COLUMNS)) {
     return {
@@ -102,11 +112,17 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
       problems: [`line ${header.line}: bmc.* columns: only an admin may set a host's BMC; nothing was written`],
     };
   }
-  for (const need of ['mac', 'hostname', 'profile'])
-    if (!columns.includes(need)) problems.push(`line ${header.line}: missing column "${need}"`);
-  if (body.length > MAX_CSV_ROWS)
+  columns.forEach((c, i) => {
+    if (columns.indexOf(c) !== i) problems.push(`line ${header.line}: column "${c}" appears twice`);
+  });
+  const missing = ['mac', 'hostname', 'profile'].filter((need) => !columns.includes(need));
+  for (const need of missing) problems.push(`line ${header.line}: missing column "${need}"`);
+  if (body.length > MAX_CSV_ROWS) {
     problems.push(`the file has ${body.length} rows; import at most ${MAX_CSV_ROWS} at a time`);
-  if (problems.length) return { ok: false, problems, status: 422 };
+    return { ok: false, problems, status: 422 };
+  }
+  // The header already says a required column is missing; each row repeating "required" would bury the rest.
+  const rowError = (e: string) => !missing.some((m) => e.startsWith(`${m}:`));
 
   let forbidden = false;
   const hosts: HostFields[] = [];
@@ -121,6 +137,7 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     const params: Record<string, string> = {};
     const bmc: Record<string, string> = {};
     columns.forEach((c, i) => {
+      if (unknown.has(i)) return;
       if (c in BMC_CSV_COLUMNS) {
         if (row.cells[i] !== '') bmc[BMC_CSV_COLUMNS[c]] = c === 'bmc.password' ? row.cells[i] : row.cells[i].trim();
       } else if (c.startsWith('param.')) {
@@ -129,7 +146,7 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     });
     input.params = params;
     const r = checkHostInput(input, lookups.profileExists);
-    if (!r.ok) for (const e of r.errors) problems.push(`line ${row.line}: ${e}`);
+    if (!r.ok) for (const e of r.errors.filter(rowError)) problems.push(`line ${row.line}: ${asColumn(e)}`);
     // Every row is a new host: a BMC on it needs its password here.
     const b = Object.keys(bmc).length ? checkBmcInput(bmc) : undefined;
     if (b && !b.ok) for (const e of b.errors) problems.push(`line ${row.line}: ${e}`);
@@ -153,9 +170,12 @@ export function checkRackCsv(text: string, lookups: ImportLookups): ImportCheck 
     const refused = lookups.hostProblems?.(h);
     if (refused) {
       if (refused.status === 403) forbidden = true;
-      for (const e of refused.errors) problems.push(`line ${row.line}: ${e}`);
+      for (const e of refused.errors) problems.push(`line ${row.line}: ${asColumn(e)}`);
       continue;
     }
+    const unready = lookups.buildProblems?.(h) ?? [];
+    for (const e of unready) problems.push(`line ${row.line}: ${e}`);
+    if (unready.length) continue;
     hosts.push(h);
     if (b?.ok) bmcs.set(h.mac, b.bmc);
   }

@@ -107,7 +107,7 @@ export const HostEvent = z.object({
   status: z.string().optional(),
   bytes: z.number().optional(),
   detail: z.record(z.string(), z.unknown()).optional(),
-  node: z.string().optional().describe('the node that saw it (absent for events from before nodes were recorded)'),
+  node: z.string().optional().describe('the rackboot node that saw it (several nodes on one database)'),
 });
 
 export const HostView = z.object({

@@ -64,7 +64,7 @@ export function createOpsRouter(d: {
 
 export interface LogsApiDeps {
   hosts: Pick<HostStore, 'get'>;
-  builds: Pick<BuildStore, 'latest' | 'byId'>;
+  builds: Pick<BuildStore, 'history' | 'byId'>;
   syslog: SyslogStore;
   /** The API's docs: these routes describe themselves in /api/openapi.json. */
   docs: ApiDocs;
@@ -95,7 +95,8 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
     return mask && host ? mask(res, host, value) : value;
   };
   const buildOf = (mac: Mac, id: number | undefined) => {
-    const b = id === undefined ? d.builds.latest(mac) : d.builds.byId(id);
+    // The newest build whatever its status: a cancelled build's installer log is still its log.
+    const b = id === undefined ? d.builds.history(mac)[0] : d.builds.byId(id);
     if (!b || b.mac !== mac)
       throw new HttpError(404, id === undefined ? `host ${mac} has no build yet` : `host ${mac} has no build ${id}`);
     return b;

@@ -40,7 +40,7 @@ export interface SyslogSearch {
   maxSeverity?: number;
   limit?: number;
   beforeId?: number;
-  /** Lines after this id, oldest first (how a follower pages forward). */
+  /** Only lines newer than this id, oldest first (a follower or a live view asking for what came since its last line). */
   afterId?: number;
 }
 

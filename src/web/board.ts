@@ -19,6 +19,31 @@ export const STAGE_LABELS: Record<Stage, string> = {
   expired: 'token expired',
 };
 export const STATES: readonly HostState[] = ['idle', 'build', 'built', 'failed', 'expired'];
+/** One wording for a state wherever it shows (board counts, filters, host page, hosts list). */
+export const STATE_LABELS: Record<HostState, string> = {
+  idle: 'idle',
+  build: 'in build',
+  built: 'built',
+  failed: 'failed',
+  expired: 'token expired',
+};
+/** The board's filters: a state, or stuck (a host past its stage's time limit, from the rollout's stuck detection). */
+export type BoardView = HostState | 'stuck';
+export const VIEWS: readonly BoardView[] = ['build', 'stuck', 'failed', 'expired', 'built', 'idle'];
+export const VIEW_LABELS: Record<BoardView, string> = { ...STATE_LABELS, stuck: 'stuck' };
+
+/** A host past its stage's time limit, as the rollout's stuck detection reports it. */
+export interface Stuck {
+  /** The stage it stopped in, as the rollout names it ("dhcp", "kernel", ...). */
+  stage: string;
+  /** Since when it has been there (ms). */
+  since: number;
+  /** The last thing seen of it ("tftp.sent vmlinuz from 10.0.0.12"). */
+  lastSeen?: string;
+}
+
+/** Longest reason line a chip carries: one line on a chip, the host page has the whole log. */
+const REASON_MAX = 160;
 
 export interface Chip {
   mac: string;
@@ -27,11 +52,16 @@ export interface Chip {
   position: string;
   profile: string;
   state: HostState;
+  /** The state in the board's one wording ("in build", "token expired"). */
+  stateLabel: string;
   stage: Stage;
   /** The stage as a person reads it: "installing: nodectl-init". */
   label: string;
   /** When the host entered this stage (ms). */
   since: number;
+  /** Why, in one line, when the host failed or is stuck. */
+  reason?: string;
+  stuck: boolean;
 }
 
 // The order a PXE install goes through; a later event never moves a host back (a retried DHCP
@@ -66,6 +96,22 @@ export function chipOf(
   state: HostState,
   events: readonly HostEvent[],
   now: number,
+  stuck?: Stuck,
+): Chip {
+  const chip = chipOfState(host, build, state, events, now);
+  if (!stuck || state !== 'build') return chip;
+  const reason = oneLine(
+    `stuck: ${stuck.stage} for ${formatDuration(now - stuck.since)}${stuck.lastSeen ? `; last seen: ${stuck.lastSeen}` : ''}`,
+  );
+  return { ...chip, stuck: true, reason };
+}
+
+function chipOfState(
+  host: Host,
+  build: Build | undefined,
+  state: HostState,
+  events: readonly HostEvent[],
+  now: number,
 ): Chip {
   const base = {
     mac: host.mac,
@@ -74,13 +120,23 @@ export function chipOf(
     position: host.position ?? '',
     profile: host.profile,
     state,
+    stateLabel: STATE_LABELS[state],
+    stuck: false,
   };
   if (!build || state === 'idle') {
     const since = build?.finishedAt ?? host.updatedAt;
     return { ...base, stage: 'idle', label: STAGE_LABELS.idle, since: Math.min(since, now) };
   }
-  if (state === 'built' || state === 'failed')
+  if (state === 'built')
     return { ...base, stage: state, label: STAGE_LABELS[state], since: build.finishedAt ?? build.createdAt };
+  if (state === 'failed')
+    return {
+      ...base,
+      stage: state,
+      label: STAGE_LABELS[state],
+      since: build.finishedAt ?? build.createdAt,
+      reason: failureReason(build, events),
+    };
   if (state === 'expired') return { ...base, stage: 'expired', label: STAGE_LABELS.expired, since: build.expiresAt };
   let stage: Stage = 'pending';
   let since = build.createdAt;
@@ -104,8 +160,43 @@ export function chipOf(
       since = e.at;
     }
   }
-  const label = stage === 'installing' && step ? `${STAGE_LABELS.installing}: ${step}` : STAGE_LABELS[stage];
-  return { ...base, stage, label, since };
+  return { ...base, stage, label: stageLabel(stage, step), since };
+}
+
+/** "installing: nodectl-init"; a step that only repeats the stage ("installing") adds nothing. */
+export function stageLabel(stage: Stage, step?: string): string {
+  const s = step === undefined ? '' : oneLine(step);
+  if (stage !== 'installing' || !s || s.toLowerCase() === STAGE_LABELS.installing) return STAGE_LABELS[stage];
+  return oneLine(`${STAGE_LABELS.installing}: ${s}`);
+}
+
+/** One printable line of at most REASON_MAX characters. */
+function oneLine(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  const flat = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
+  return flat.length > REASON_MAX ? `${flat.slice(0, REASON_MAX - 1)}…` : flat;
+}
+
+/**
+ * Why a build failed, in one line: the last line the installer said (its failure log, else the syslog tail
+ * of the build.failed event), after the last step it reported.
+ */
+export function failureReason(build: Build, events: readonly HostEvent[]): string {
+  const mine = events.filter((e) => e.buildId === build.id);
+  const lastLine = (text: string | undefined) =>
+    text
+      ?.split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .pop();
+  const failed = mine.filter((e) => e.type === 'build.failed').pop();
+  const tail = failed?.detail?.syslogTail;
+  const said =
+    lastLine(build.failureLog) ??
+    (Array.isArray(tail) ? lastLine(tail.filter((x) => typeof x === 'string').join('\n')) : undefined);
+  const step = mine.filter((e) => e.type === 'progress' && e.status).pop()?.status;
+  const where = step ? `failed at ${oneLine(step)}` : 'failed';
+  return oneLine(said ? `${where}: ${said}` : `${where} (the installer sent no log)`);
 }
 
 /** "45s", "12m 03s", "3h 20m", "2d 4h". */
@@ -122,25 +213,38 @@ export function formatDuration(ms: number): string {
 export interface BoardFilter {
   rack?: string;
   profile?: string;
+  /** A state, or "stuck". */
   state?: string;
+  /** "time": longest in its stage first; default: by position. */
+  sort?: string;
 }
 
 export interface RackGroup {
   rack: string;
   chips: Chip[];
-  counts: Record<HostState, number>;
+  /** Hosts in the rack, shown or not (what a rack build builds). */
+  hosts: number;
+  counts: Record<BoardView, number>;
 }
 
 export interface Board {
   racks: RackGroup[];
-  counts: Record<HostState, number>;
+  counts: Record<BoardView, number>;
   total: number;
   /** Values for the filter menus, from all hosts (not only the shown ones). */
   rackNames: string[];
   profileNames: string[];
+  /** The filters and counts in the order they show, with their one wording. */
+  views: { view: BoardView; label: string }[];
 }
 
-const zero = (): Record<HostState, number> => ({ idle: 0, build: 0, built: 0, failed: 0, expired: 0 });
+const zero = (): Record<BoardView, number> => ({ idle: 0, build: 0, built: 0, failed: 0, expired: 0, stuck: 0 });
+
+/** Whether a chip shows under a view: stuck hosts are in build too. */
+export function inView(c: Pick<Chip, 'state' | 'stuck'>, view: string | undefined): boolean {
+  if (!view) return true;
+  return view === 'stuck' ? c.stuck : c.state === view;
+}
 
 /** Position "U12" sorts before "U3"? No: numbers inside labels compare as numbers. */
 const natural = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
@@ -152,21 +256,32 @@ export function buildBoard(chips: readonly Chip[], filter: BoardFilter): Board {
     (c) =>
       (!filter.rack || c.rack === filter.rack) &&
       (!filter.profile || c.profile === filter.profile) &&
-      (!filter.state || c.state === filter.state),
+      inView(c, filter.state),
   );
   const groups = new Map<string, RackGroup>();
   const counts = zero();
   for (const c of shown) {
     let g = groups.get(c.rack);
-    if (!g) groups.set(c.rack, (g = { rack: c.rack, chips: [], counts: zero() }));
+    if (!g) groups.set(c.rack, (g = { rack: c.rack, chips: [], hosts: 0, counts: zero() }));
     g.chips.push(c);
     g.counts[c.state]++;
     counts[c.state]++;
+    if (c.stuck) {
+      g.counts.stuck++;
+      counts.stuck++;
+    }
+  }
+  for (const c of chips) {
+    const g = groups.get(c.rack);
+    if (g) g.hosts++;
   }
   const racks = [...groups.values()].sort((a, b) =>
     a.rack === '' ? 1 : b.rack === '' ? -1 : natural.compare(a.rack, b.rack),
   );
+  const byPosition = (a: Chip, b: Chip) =>
+    natural.compare(a.position, b.position) || natural.compare(a.hostname, b.hostname);
   for (const g of racks)
-    g.chips.sort((a, b) => natural.compare(a.position, b.position) || natural.compare(a.hostname, b.hostname));
-  return { racks, counts, total: shown.length, rackNames, profileNames };
+    g.chips.sort(filter.sort === 'time' ? (a, b) => a.since - b.since || byPosition(a, b) : byPosition);
+  const views = VIEWS.map((view) => ({ view, label: VIEW_LABELS[view] }));
+  return { racks, counts, total: shown.length, rackNames, profileNames, views };
 }

@@ -1,11 +1,14 @@
 // Live board updates over Server-Sent Events. One subscription to the event log for all viewers:
 // events mark hosts dirty, and every `intervalMs` the dirty hosts' chips are computed once and sent
 // to every open stream. A rack booting at once makes many events per host; this sends one chip each.
+// A heartbeat event every `heartbeatMs` lets the page tell a dead stream (a proxy that stopped passing
+// it, a half-open TCP connection) from a quiet board: the page says "Offline" after missing a few.
 import type { Response } from 'express';
 import type { Chip } from './board.ts';
 
 export interface LiveDeps {
-  subscribe(listener: (e: { mac: string }) => void): () => void;
+  /** Changes to hosts (the change feed: this process and others); kind "resync": every host may have changed. */
+  subscribe(listener: (e: { mac: string; kind?: string }) => void): () => void;
   /** The chip of a host now; undefined once the host is gone. */
   chip(mac: string): Chip | undefined;
   /** How long dirty hosts wait to be sent together (well under the one second a tech waits). */
@@ -25,6 +28,9 @@ interface Stream {
 }
 
 export type OpenResult = 'opened' | 'refused';
+
+/** Often enough that a page notices a dead stream within seconds; one small write per stream. */
+export const DEFAULT_HEARTBEAT_MS = 5000;
 
 export class LiveBoard {
   private readonly streams = new Set<Stream>();
@@ -70,7 +76,8 @@ export class LiveBoard {
       'X-Accel-Buffering': 'no', // nginx in front: do not buffer the stream
     });
     res.flushHeaders();
-    res.write('retry: 2000\n: live\n\n');
+    const heartbeatMs = this.d.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    res.write(`retry: 2000\n: live\n\nevent: hello\ndata: ${JSON.stringify({ heartbeatMs })}\n\n`);
     const s: Stream = { res, alive, session };
     this.streams.add(s);
     if (session !== undefined) {
@@ -83,8 +90,8 @@ export class LiveBoard {
     }
     res.on('close', () => this.drop(s));
     if (!this.unsubscribe) {
-      this.unsubscribe = this.d.subscribe((e) => this.mark(e.mac));
-      this.heartbeat = setInterval(() => this.beat(), this.d.heartbeatMs ?? 20_000);
+      this.unsubscribe = this.d.subscribe((e) => (e.kind === 'resync' ? this.resync() : this.mark(e.mac)));
+      this.heartbeat = setInterval(() => this.beat(), heartbeatMs);
       this.heartbeat.unref();
     }
     return 'opened';
@@ -142,8 +149,14 @@ export class LiveBoard {
   private beat(): void {
     for (const s of this.streams) {
       if (!s.alive()) this.end(s, 'logout');
-      else s.res.write(': ping\n\n');
+      else s.res.write('event: ping\ndata: {}\n\n');
     }
+  }
+
+  /** Too many changes to tell apart (the feed lost track): every page reads the board again. */
+  private resync(): void {
+    this.dirty.clear();
+    for (const s of this.streams) s.res.write('event: resync\ndata: {}\n\n');
   }
 
   private drop(s: Stream): void {

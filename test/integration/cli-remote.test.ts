@@ -342,3 +342,56 @@ async function fetchFrom(url: string, from: string, mac: string): Promise<number
     req.end();
   });
 }
+
+test('rack build, rollout show and rack cancel over the API; worst flag values refused before any request', async () => {
+  const csv = join(dir, 'rack7.csv');
+  writeFileSync(
+    csv,
+    'mac,hostname,profile,rack,position\n52:54:00:c7:00:01,r7a,rhvh-base,R7,U1\n52:54:00:c7:00:02,r7b,rhvh-base,R7,U2\n',
+  );
+  assert.equal((await remote(['rack', 'import', csv])).code, 0);
+  for (const [flag, value] of [
+    ['--wave', '-1'],
+    ['--wave', '1e3'],
+    ['--interval', 'soon'],
+    ['--wave', '9'.repeat(40)],
+  ]) {
+    const r = await remote(['rack', 'build', 'R7', `${flag}=${value}`]);
+    assert.equal(r.code, 2, `${flag} ${value}: ${r.err}`);
+    assert.match(r.err, new RegExp(`${flag}: .* is not a whole number`));
+  }
+  const tooBig = await remote(['rack', 'build', 'R7', '--wave', '100000']);
+  assert.equal(tooBig.code, 1, 'the server checks the range and names the field');
+  assert.match(tooBig.err, /waveSize/);
+  assert.equal((await remote(['--json', 'rack', 'show', 'R7'])).out.includes('"state": "build"'), false);
+
+  const started = await remote(['--json', 'rack', 'build', 'R7', '--wave', '1', '--interval', '0']);
+  assert.equal(started.code, 0, started.err);
+  const id = (JSON.parse(started.out) as { id: number }).id;
+  assert.ok(Number.isInteger(id), started.out);
+  const deadline = Date.now() + 30_000;
+  let shown: Run;
+  for (;;) {
+    shown = await remote(['rollout', 'show', String(id)]);
+    assert.equal(shown.code, 0, shown.err);
+    if (/^rollout \d+: done/m.test(shown.out) || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.match(shown.out, new RegExp(`^rollout ${id}: done`, 'm'), shown.out);
+  assert.match(shown.out, /^52:54:00:c7:00:01\s+build-started/m);
+  const hosts = JSON.parse((await remote(['--json', 'rack', 'show', 'R7'])).out) as { state: string }[];
+  assert.deepEqual(
+    hosts.map((h) => h.state),
+    ['build', 'build'],
+  );
+  const cancelled = await remote(['rack', 'cancel', 'R7']);
+  assert.equal(cancelled.code, 0, cancelled.err);
+  const after = JSON.parse((await remote(['--json', 'rack', 'show', 'R7'])).out) as { state: string }[];
+  assert.deepEqual(
+    after.map((h) => h.state),
+    ['idle', 'idle'],
+  );
+  const nosuch = await remote(['rollout', 'show', '999999']);
+  assert.equal(nosuch.code, 1);
+  assert.equal((await remote(['rollout', 'show', '../1'])).code, 2);
+});

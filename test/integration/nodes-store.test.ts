@@ -63,9 +63,10 @@ for (const b of backends) {
       const closed = await c.builds.close(token, 'built');
       assert.ok(closed.ok, JSON.stringify(closed));
 
+      // One after the other, as on two nodes: each store writes its buffer on its own connection and schedule.
       a.events.append({ mac, type: 'build.start', buildId: build.id });
-      c.events.append({ mac, type: 'build.built', buildId: build.id });
       await a.events.flush();
+      c.events.append({ mac, type: 'build.built', buildId: build.id });
       await c.events.flush();
       const timeline = await a.events.timeline(mac);
       assert.deepEqual(

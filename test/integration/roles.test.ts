@@ -255,7 +255,7 @@ test("rack CSV: a tech's param.post column is refused 403 naming the field and l
   const r = await request(app).post('/api/hosts/import').set(as(techToken)).type('text/csv').send(csv);
   assert.equal(r.status, 403, r.text);
   assert.ok(
-    r.body.error.problems.some((p: string) => p.startsWith('line 3: params.post:')),
+    r.body.error.problems.some((p: string) => p.startsWith('line 3: param.post:')),
     JSON.stringify(r.body.error.problems),
   );
   assert.equal(env.core.hosts.list().length, 0);
@@ -264,7 +264,7 @@ test("rack CSV: a tech's param.post column is refused 403 naming the field and l
   const { agent, csrf } = await login('tom');
   const page = await agent.post('/hosts/import').type('form').send({ _csrf: csrf, csv, action: 'import' });
   assert.equal(page.status, 403);
-  assert.match(page.text, /params\.post: the tech role can never set this parameter/);
+  assert.match(page.text, /param\.post: the tech role can never set this parameter/);
   assert.equal(env.core.hosts.list().length, 0);
 
   // An admin may import it; a row without params imports for a tech.
@@ -336,7 +336,7 @@ test('parameters are checked against the profile when saved: a misspelt or inval
     .type('text/csv')
     .send('mac,hostname,profile,param.timezon.name\n52:54:00:aa:bb:07,rhvh07,rhvh-base,UTC\n');
   assert.equal(csv.status, 422);
-  assert.match(csv.body.error.problems.join('\n'), /line 2: params\.timezon\.name: not a field of the profile/);
+  assert.match(csv.body.error.problems.join('\n'), /line 2: param\.timezon\.name: not a field of the profile/);
 
   const { agent, csrf } = await login('alice');
   const form = await agent.post('/hosts').type('form').send({
@@ -643,6 +643,6 @@ test('rackboot hosts import (CLI) checks parameters against the profile too', as
     env.config.imagesDir,
   ];
   assert.equal(await runCli(['hosts', 'import', file, ...flags], io), 1);
-  assert.match(err.join('\n'), /line 2: params\.timezon\.name: not a field of the profile/);
+  assert.match(err.join('\n'), /line 2: param\.timezon\.name: not a field of the profile/);
   assert.equal(env.core.hosts.list().length, 0);
 });

@@ -165,7 +165,12 @@ test('board: racks, counts, stages; hostile hostnames stay text', { skip: SKIP }
   await page.goto(`${base}/hosts/52:54:00:00:00:66`);
   assert.equal(await page.locator('img').count(), 0);
   await page.goto(`${base}/hosts/52:54:00:00:00:04`);
-  await page.getByText('no space left on device').waitFor();
+  await page.locator('.failed-log').getByText('no space left on device').waitFor();
+  assert.match(
+    (await page.textContent('#host-state')) ?? '',
+    /failed — failed: \/var\/log\/imgbased.log: no space left/,
+    'the state says why in one line',
+  );
   await shot('04-host-failed');
   assert.deepEqual(dialogs, [], 'no script ran');
 });

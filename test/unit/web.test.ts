@@ -108,6 +108,8 @@ test('board: racks in natural order, positions U2 before U10, counts, filters', 
     position,
     profile,
     state,
+    stuck: false,
+    stateLabel: state,
     stage: 'idle',
     label: '',
     since: 0,
@@ -127,7 +129,7 @@ test('board: racks in natural order, positions U2 before U10, counts, filters', 
     b.racks[0].chips.map((c) => c.position),
     ['U2', 'U10'],
   );
-  assert.deepEqual(b.counts, { idle: 1, build: 1, built: 1, failed: 1, expired: 0 });
+  assert.deepEqual(b.counts, { idle: 1, build: 1, built: 1, failed: 1, expired: 0, stuck: 0 });
   assert.deepEqual(b.racks[0].counts.failed, 1);
   assert.equal(buildBoard(chips, { rack: 'R2' }).total, 2);
   assert.equal(buildBoard(chips, { profile: 'q' }).total, 1);

@@ -1,4 +1,5 @@
 // GET /api/discovered: machines that PXE-booted here without being hosts, the most recently seen first.
+import type { Mac } from '../../net/mac.ts';
 import express from 'express';
 import { DiscoveredStore, DISCOVERED_MAX_ROWS } from '../../store/discovered.ts';
 import { apiRoute } from '../openapi.ts';
@@ -22,7 +23,9 @@ export function discoveredRoutes(c: ApiContext): express.Router {
     },
     (_req, res, { query }) => {
       // The table is bounded (DISCOVERED_MAX_ROWS): the page is cut from all of it, newest first.
-      const page = pageList('discovered', discovered.list(DISCOVERED_MAX_ROWS), (m) => [-m.lastSeen, m.mac], query, 2);
+      // A machine made a host since it was seen is no longer "discovered" (the web page leaves it out too).
+      const machines = discovered.list(DISCOVERED_MAX_ROWS).filter((m) => !c.d.hosts.get(m.mac as Mac));
+      const page = pageList('discovered', machines, (m) => [-m.lastSeen, m.mac], query, 2);
       res.json({
         items: page.items.map((m) => ({
           mac: m.mac,

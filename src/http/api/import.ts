@@ -7,6 +7,7 @@ import { guardHostParams } from '../../hosts/policy.ts';
 import { HttpError } from '../reply.ts';
 import { apiRoute } from '../openapi.ts';
 import { ImportQuery, ImportResult } from '../api-schemas.ts';
+import { buildReadinessProblems } from '../../hosts/readiness.ts';
 import type { ApiContext } from './context.ts';
 import { saveBmc } from '../bmc-api.ts';
 
@@ -40,6 +41,7 @@ export function importRoutes(c: ApiContext): express.Router {
         ipTaken: (ip) => d.hosts.getByIp(ip) !== undefined,
         hostnameTaken: (n) => d.hosts.getByHostname(n) !== undefined,
         hostProblems: (h) => guardHostParams(g, {}, h),
+        buildProblems: (h) => buildReadinessProblems(d.profiles().profiles.get(h.profile), h),
         mayImportBmc: !c.isTech(res) && d.bmc !== undefined,
       });
       if (!checked.ok)

@@ -25,8 +25,12 @@ export class BuildRepo {
     readonly callbackGraceMs: number = DEFAULT_CALLBACK_GRACE_MS,
   ) {}
 
+  /** A cancelled build is as if it never started: the host is back where it was (a cancelled rebuild stays built). */
   async latest(mac: Mac, sql = this.sql): Promise<Build | undefined> {
-    const r = await sql.get<BuildRow>('SELECT * FROM builds WHERE mac = ? ORDER BY id DESC LIMIT 1', [mac]);
+    const r = await sql.get<BuildRow>(
+      "SELECT * FROM builds WHERE mac = ? AND status != 'cancelled' ORDER BY id DESC LIMIT 1",
+      [mac],
+    );
     return r && buildFromRow(r);
   }
   async history(mac: Mac): Promise<Build[]> {
@@ -44,7 +48,7 @@ export class BuildRepo {
   }
   async latestForAll(): Promise<Map<string, Build>> {
     const rows = await this.sql.all<BuildRow>(
-      'SELECT b.* FROM builds b JOIN (SELECT mac, MAX(id) id FROM builds GROUP BY mac) l ON b.id = l.id',
+      "SELECT b.* FROM builds b JOIN (SELECT mac, MAX(id) id FROM builds WHERE status != 'cancelled' GROUP BY mac) l ON b.id = l.id",
     );
     return new Map(rows.map((r) => [r.mac, buildFromRow(r)]));
   }
@@ -85,13 +89,16 @@ export class BuildRepo {
   }
 
   async cancel(mac: Mac): Promise<Build | undefined> {
+    const b = await this.latest(mac);
+    if (!b || b.status !== 'pending') return undefined;
+    // AND status = 'pending': a built callback landing between the read and this write wins.
     const n = await this.sql.run(
-      "UPDATE builds SET status = 'cancelled', finished_at = ? WHERE id = (SELECT MAX(id) FROM builds WHERE mac = ?) AND status = 'pending'",
-      [this.now(), mac],
+      "UPDATE builds SET status = 'cancelled', finished_at = ? WHERE id = ? AND status = 'pending'",
+      [this.now(), b.id],
     );
     if (!n) return undefined;
     await this.feed.publish({ kind: 'build', mac });
-    return this.latest(mac);
+    return this.byId(b.id);
   }
 
   async markKickstartFetched(id: number, from: string): Promise<void> {

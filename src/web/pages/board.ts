@@ -11,9 +11,17 @@ export function boardPages(c: WebContext): express.Router {
       rack: str(req.query.rack) || undefined,
       profile: str(req.query.profile) || undefined,
       state: str(req.query.state) || undefined,
+      sort: str(req.query.sort) === 'time' ? 'time' : undefined,
     };
     const board = buildBoard(c.d.hosts.list().map(c.chipFor), filter);
-    c.page(res, 200, 'board', { title: 'Rollout board', board, filter, states: STATES, live: true });
+    c.page(res, 200, 'board', {
+      title: 'Rollout board',
+      board,
+      filter,
+      states: STATES,
+      live: true,
+      rackBuild: c.d.rollouts !== undefined,
+    });
   });
 
   r.get('/board/stream', c.tech, (req, res) => {

@@ -23,10 +23,16 @@ import {
   type Session,
   type SessionPolicy,
 } from '../../store/users.ts';
-import { chipOf, formatDuration, type Chip } from '../board.ts';
+import { chipOf, formatDuration, type Chip, type Stuck } from '../board.ts';
+import { currentStuck } from '../../rollout/stuck.ts';
+import type { HostEvent } from '../../store/events.ts';
+import type { Build } from '../../store/builds.ts';
 import { cookieOf, LoginThrottle, SESSION_COOKIE, tokensEqual } from '../auth.ts';
 import { createViews } from '../views.ts';
 import { LiveBoard } from '../live.ts';
+import { InstallerLogStreams } from '../log-stream.ts';
+import type { ChangeFeed } from '../../store/changes.ts';
+import type { SyslogStore } from '../../ops/syslog-store.ts';
 import type { TemplateLibrary } from '../../render/templates.ts';
 import type { WebhookDeliveryStore } from '../../store/webhooks.ts';
 import type { BmcStore } from '../../store/bmc.ts';
@@ -51,6 +57,10 @@ export interface WebDeps {
   sessionPolicy?: SessionPolicy;
   /** How often the live board sends changed chips (ms). */
   liveIntervalMs?: number;
+  /** Changes from this process and others (the CLI): the live board listens; without it, this process's events only. */
+  changes?: ChangeFeed;
+  /** The installer's log lines (the host page shows them live); without it the host page has no log section. */
+  syslog?: Pick<SyslogStore, 'search'>;
   /** The live template library (the templates page); without it the page says so. */
   templates?: () => TemplateLibrary;
   /** The webhook delivery log (the webhooks page). */
@@ -99,11 +109,26 @@ export function createWebContext(d: WebDeps) {
   const chipFor = (host: Host): Chip => {
     const build = d.builds.latest(host.mac);
     const state = p.state(host.mac);
-    const events = build && state === 'build' ? d.events.timeline(host.mac, 300) : [];
-    return chipOf(host, build, state, events, now());
+    // Failed: its events say the last step it reported, for the one-line reason.
+    const events = build && (state === 'build' || state === 'failed') ? d.events.timeline(host.mac, 300) : [];
+    return chipOf(host, build, state, events, now(), build && state === 'build' ? stuckOf(events, build) : undefined);
+  };
+  /** The rollout's stuck mark (src/rollout/stuck.ts: its watcher puts a `stuck` event on the timeline), as the chip shows it. */
+  const stuckOf = (events: readonly HostEvent[], build: Build): Stuck | undefined => {
+    const v = currentStuck(
+      events.filter((e) => e.at >= build.createdAt),
+      now(),
+    );
+    if (!v) return undefined;
+    const seen = v.lastSeen;
+    return {
+      stage: v.stage,
+      since: Date.parse(v.since),
+      lastSeen: seen ? `${seen.type}${seen.status ? ` ${seen.status}` : ''} at ${fmtTime(seen.at)}` : undefined,
+    };
   };
   const live = new LiveBoard({
-    subscribe: (l) => d.events.subscribe(l),
+    subscribe: (l) => (d.changes ?? d.events).subscribe(l),
     chip: (mac) => {
       const h = d.hosts.get(mac as Mac);
       return h && chipFor(h);
@@ -111,6 +136,14 @@ export function createWebContext(d: WebDeps) {
     intervalMs: d.liveIntervalMs,
     onError: (err) => d.log.error({ err: (err as Error).message }, 'live board update failed'),
   });
+
+  const syslog = d.syslog;
+  const logs =
+    syslog &&
+    new InstallerLogStreams({
+      search: (q) => syslog.search(q),
+      onError: (err) => d.log.error({ err: (err as Error).message }, 'installer log stream failed'),
+    });
 
   const sessionOf = (res: Response): Session => res.locals.session as Session;
   const actor = (res: Response) => `web:${sessionOf(res).user.name}`;
@@ -215,6 +248,7 @@ export function createWebContext(d: WebDeps) {
     apiTokens,
     form,
     live,
+    logs,
     chipFor,
     sessionOf,
     actor,

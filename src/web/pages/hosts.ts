@@ -6,14 +6,25 @@ import type { Mac } from '../../net/mac.ts';
 import { checkHostInput, hostRecord, HOST_FIELDS, type HostInput } from '../../hosts/input.ts';
 import { guardHostParams, maskDeep, maskText } from '../../hosts/policy.ts';
 import { fmtTime, type WebContext } from './context.ts';
+import { hostList, parseHostListQuery, type HostListRow } from '../hosts-list.ts';
+import { installerLogView } from './installer-log.ts';
+import { powerView } from '../power-view.ts';
 
 export function hostPages(c: WebContext): express.Router {
   const { d, p, admin, tech, form, page, flash, actor, hostOf } = c;
   const r = express.Router();
 
-  r.get('/hosts', tech, (_req, res) => {
-    const list = d.hosts.list().map((h) => ({ host: h, chip: c.chipFor(h) }));
-    page(res, 200, 'hosts', { title: 'Hosts', list });
+  r.get('/hosts', tech, (req, res) => {
+    const query = parseHostListQuery(req.query as Record<string, unknown>);
+    const learnt = p.learntAddresses();
+    const latest = d.builds.latestForAll();
+    const rows: HostListRow[] = d.hosts.list().map((h) => ({
+      host: h,
+      chip: c.chipFor(h),
+      learntIp: learnt.get(h.mac),
+      lastBuild: latest.get(h.mac),
+    }));
+    page(res, 200, 'hosts', { title: 'Hosts', list: hostList(rows, query), total: rows.length, query });
   });
 
   r.get('/hosts/new', admin, (_req, res) => hostForm(res, 200, undefined, emptyForm(), []));
@@ -29,7 +40,7 @@ export function hostPages(c: WebContext): express.Router {
 
   r.get('/hosts/:mac', tech, (req, res) => {
     const host = hostOf(req);
-    page(res, 200, 'host', hostPageData(host, c.isTech(res)));
+    page(res, 200, 'host', hostPageData(host, c.isTech(res), req.query.severity));
   });
 
   r.get('/hosts/:mac/edit', admin, (req, res) => {
@@ -84,7 +95,7 @@ export function hostPages(c: WebContext): express.Router {
     res.redirect(303, backTo(req, `/hosts/${host.mac}`));
   });
 
-  function hostPageData(host: Host, masked: boolean) {
+  function hostPageData(host: Host, masked: boolean, severity?: unknown) {
     const view = p.view(host.mac)!;
     // A tech sees secret parameters masked, and the host's secret values masked in the failure log and the timeline.
     const secrets = masked ? c.secretsOf(host) : new Set<string>();
@@ -104,7 +115,10 @@ export function hostPages(c: WebContext): express.Router {
       .map((e) => eventRow(e as unknown as HostEvent & { at: string }))
       .map((e) => (masked ? { ...e, detail: maskText(e.detail, secrets) } : e));
     const params = Object.entries(masked ? maskDeep(host.params) : host.params);
-    return { title: host.hostname, host, view, chip, previews, events, params, live: true };
+    const log = installerLogView(c, secrets, view.build?.id, severity);
+    const power = powerView(d.events.timeline(host.mac, 500));
+    if (power && masked) for (const e of power.errors) e.answer = maskText(e.answer, secrets);
+    return { title: host.hostname, host, view, chip, previews, events, params, log, power, live: true };
   }
 
   function hostForm(

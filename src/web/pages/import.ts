@@ -4,6 +4,7 @@ import type { HostFields } from '../../store/hosts.ts';
 import type { Mac } from '../../net/mac.ts';
 import { checkRackCsv, parseCsv } from '../../hosts/csv.ts';
 import { guardHostParams } from '../../hosts/policy.ts';
+import { buildReadinessProblems } from '../../hosts/readiness.ts';
 import { normaliseText } from '../profile-edit.ts';
 import { str, type WebContext } from './context.ts';
 import { saveBmc } from '../../http/bmc-api.ts';
@@ -40,6 +41,7 @@ export function importPages(c: WebContext): express.Router {
       ipTaken: (ip: string) => d.hosts.getByIp(ip) !== undefined,
       hostnameTaken: (n: string) => d.hosts.getByHostname(n) !== undefined,
       hostProblems: (h: HostFields) => guardHostParams(g, {}, h),
+      buildProblems: (h: HostFields) => buildReadinessProblems(d.catalog.snapshot.profiles.get(h.profile), h),
       mayImportBmc: !c.isTech(res) && d.bmc !== undefined,
     };
   }

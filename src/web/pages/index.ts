@@ -16,6 +16,8 @@ import { auditPages } from './audit.ts';
 import { userPages } from './users.ts';
 import { settingsPages } from './settings.ts';
 import { accountPages } from './account.ts';
+import { discoveredPages } from './discovered.ts';
+import { installerLogPages } from './installer-log.ts';
 import { templatePages } from './templates.ts';
 import { rolloutPages } from './rollouts.ts';
 import { nodePages } from './nodes.ts';
@@ -43,6 +45,8 @@ export function createWebRouter(d: WebDeps): WebRouter {
     userPages,
     settingsPages,
     accountPages,
+    discoveredPages,
+    installerLogPages,
     rolloutPages,
     nodePages,
   ])
@@ -55,6 +59,9 @@ export function createWebRouter(d: WebDeps): WebRouter {
     next(err);
   });
 
-  r.close = () => c.live.close();
+  r.close = () => {
+    c.live.close();
+    c.logs?.close();
+  };
   return r;
 }

@@ -90,6 +90,7 @@ export function sessionPages(c: WebContext): express.Router {
   r.post('/logout', c.form, c.tech, (_req, res) => {
     sessions.destroy(c.sessionOf(res).idHash);
     c.live.endSession(c.sessionOf(res).idHash);
+    c.logs?.endSession(c.sessionOf(res).idHash);
     res.clearCookie(SESSION_COOKIE, cookieOptions(secure));
     res.redirect(303, '/login');
   });

@@ -23,10 +23,10 @@
     var skew = root ? Number(root.getAttribute('data-now')) - Date.now() : 0;
 
     function tick() {
-      var chips = document.querySelectorAll('.chip[data-since]');
+      var chips = document.querySelectorAll('.chip[data-since], .chip-since[data-since]');
       for (var i = 0; i < chips.length; i++) {
         var since = Number(chips[i].getAttribute('data-since'));
-        var el = chips[i].querySelector('.since .dur');
+        var el = chips[i].querySelector('.dur');
         if (el && since) el.textContent = fmtDuration(Date.now() + skew - since);
       }
     }
@@ -35,6 +35,8 @@
     var board = document.querySelector('.board');
     var hostPage = document.querySelector('.host-page');
     if ((board || hostPage) && window.EventSource) startLive(board, hostPage);
+    var log = document.getElementById('installer-log');
+    if (log && window.EventSource) startLog(log);
 
     var fileInput = document.querySelector('input[type=file][data-fill]');
     if (fileInput) {
@@ -65,29 +67,74 @@
     }
   });
 
+  // The stream says "Live" only while it is heard: EventSource reports some deaths (error, CLOSED) but not a
+  // proxy that stops passing data or a half-open connection, so the server's heartbeat is watched too.
   function startLive(board, hostPage) {
     var status = document.getElementById('live-status');
-    var es = new EventSource('/board/stream');
-    var filterState = new URLSearchParams(location.search).get('state');
-    es.onopen = function () { if (status) { status.textContent = 'Live'; status.className = 'live-status on'; } };
-    es.onerror = function () {
+    var params = new URLSearchParams(location.search);
+    var filterState = params.get('state');
+    var filterRack = params.get('rack');
+    var filterProfile = params.get('profile');
+    var es = null;
+    var heartbeatMs = 5000;
+    var lastHeard = 0;
+    var stopped = false;
+    function say(text, on) {
       if (!status) return;
-      // CLOSED: the server refused the stream (signed out); CONNECTING: the browser retries by itself.
-      status.textContent = es.readyState === EventSource.CLOSED ? 'Live updates stopped: reload the page' : 'Reconnecting…';
-      status.className = 'live-status off';
-    };
-    es.addEventListener('logout', function () { es.close(); location.reload(); });
-    // The session opened more tabs than the server keeps streams for (4): this, the oldest, stops without retrying.
-    es.addEventListener('replaced', function () {
-      es.close();
-      if (status) { status.textContent = 'Live updates stopped: opened in newer tabs (reload to take them back)'; status.className = 'live-status off'; }
-    });
-    es.addEventListener('chip', function (ev) {
-      var c;
-      try { c = JSON.parse(ev.data); } catch (e) { return; }
-      if (board) updateBoardChip(c, filterState);
-      if (hostPage && c.mac === hostPage.getAttribute('data-mac')) refreshHostPage();
-    });
+      status.textContent = text;
+      status.className = 'live-status ' + (on ? 'on' : 'off');
+    }
+    function heard() {
+      lastHeard = Date.now();
+      if (!stopped) say('Live', true);
+    }
+    function connect() {
+      es = new EventSource('/board/stream');
+      es.onopen = heard;
+      es.onerror = function () {
+        // CLOSED: the server refused the stream (signed out, too many streams); CONNECTING: the browser retries.
+        if (es.readyState === EventSource.CLOSED) {
+          say('Offline — reconnecting', false);
+          setTimeout(function () { if (!stopped) reconnect(); }, 3000);
+        } else say('Offline — reconnecting', false);
+      };
+      es.addEventListener('hello', function (ev) {
+        try { heartbeatMs = Number(JSON.parse(ev.data).heartbeatMs) || heartbeatMs; } catch (e) { /* keep the default */ }
+        heard();
+      });
+      es.addEventListener('ping', heard);
+      es.addEventListener('logout', function () { stopped = true; es.close(); location.reload(); });
+      // The session opened more tabs than the server keeps streams for (4): this, the oldest, stops without retrying.
+      es.addEventListener('replaced', function () {
+        stopped = true;
+        es.close();
+        say('Live updates stopped: opened in newer tabs (reload to take them back)', false);
+      });
+      // The server lost track of what changed (a huge import at once): read the whole board again.
+      es.addEventListener('resync', function () { location.reload(); });
+      es.addEventListener('chip', function (ev) {
+        heard();
+        var c;
+        try { c = JSON.parse(ev.data); } catch (e) { return; }
+        if (board) updateBoardChip(c, filterState, filterRack, filterProfile);
+        if (hostPage && c.mac === hostPage.getAttribute('data-mac')) refreshHostPage();
+      });
+    }
+    function reconnect() {
+      if (es) es.close();
+      say('Offline — reconnecting', false);
+      connect();
+    }
+    say('Connecting…', false);
+    connect();
+    // Three heartbeats missed: the stream is dead whatever EventSource thinks; say so and open a new one.
+    setInterval(function () {
+      if (stopped || !lastHeard) return;
+      if (Date.now() - lastHeard > 3 * heartbeatMs) {
+        lastHeard = Date.now();
+        reconnect();
+      }
+    }, 1000);
   }
 
   function chipFor(mac) {
@@ -96,37 +143,106 @@
     return null;
   }
 
+  function inView(c, view) {
+    if (!view) return true;
+    return view === 'stuck' ? Boolean(c.stuck) : c.state === view;
+  }
+
   function applyChip(el, c) {
-    el.className = 'chip stage-' + c.stage + ' flash-update';
+    el.className = 'chip stage-' + c.stage + (c.stuck ? ' stuck' : '') + ' flash-update';
     el.setAttribute('data-state', c.state);
+    el.setAttribute('data-stuck', c.stuck ? '1' : '');
     el.setAttribute('data-since', String(c.since));
     el.querySelector('.stage').textContent = c.label;
     el.querySelector('.name').textContent = c.hostname;
+    el.querySelector('.pos').textContent = c.position;
+    el.querySelector('.reason').textContent = c.reason || '';
+    if (c.reason) el.setAttribute('title', c.reason); else el.removeAttribute('title');
     setTimeout(function () { el.classList.remove('flash-update'); }, 1200);
   }
 
-  function updateBoardChip(c, filterState) {
-    var el = chipFor(c.mac);
-    if (!el) {
-      // A host not on this page: filtered out, or new (added or imported since the page loaded).
-      var note = document.getElementById('live-status');
-      if (note && !c.removed && !filterState && !new URLSearchParams(location.search).get('rack')) note.textContent = 'New hosts: reload to see them';
-      return;
+  function span(cls) { var s = document.createElement('span'); s.className = cls; return s; }
+
+  /** A chip for a host the page has not shown yet (added or imported since it loaded), from the same parts as chip.eta. */
+  function newChip(c) {
+    var a = document.createElement('a');
+    a.href = '/hosts/' + encodeURIComponent(c.mac);
+    a.setAttribute('data-mac', c.mac);
+    a.setAttribute('data-rack', c.rack);
+    a.setAttribute('data-position', c.position);
+    a.appendChild(span('pos'));
+    a.appendChild(span('name'));
+    a.appendChild(span('stage'));
+    a.appendChild(span('reason'));
+    var since = span('since');
+    since.title = 'time in this stage';
+    since.appendChild(document.createTextNode('for '));
+    since.appendChild(span('dur'));
+    a.appendChild(since);
+    return a;
+  }
+
+  var natural = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
+
+  function rackSection(board, rack) {
+    var all = board.querySelectorAll('section.rack');
+    for (var i = 0; i < all.length; i++) if (all[i].getAttribute('data-rack') === rack) return all[i];
+    var sec = document.createElement('section');
+    sec.className = 'rack';
+    sec.setAttribute('data-rack', rack);
+    sec.setAttribute('aria-label', 'Rack ' + (rack || '(none)'));
+    var h = document.createElement('h2');
+    h.textContent = 'Rack ' + (rack || '(none)') + ' ';
+    h.appendChild(document.createElement('small'));
+    sec.appendChild(h);
+    var chips = document.createElement('div');
+    chips.className = 'chips';
+    sec.appendChild(chips);
+    var before = null;
+    for (var j = 0; j < all.length; j++) {
+      var r = all[j].getAttribute('data-rack');
+      if (rack !== '' && (r === '' || natural.compare(rack, r) < 0)) { before = all[j]; break; }
     }
-    if (c.removed) { el.remove(); recount(); return; }
+    board.insertBefore(sec, before);
+    var empty = board.querySelector('.empty');
+    if (empty) empty.remove();
+    return sec;
+  }
+
+  function updateBoardChip(c, filterState, filterRack, filterProfile) {
+    var el = chipFor(c.mac);
+    if (c.removed) { if (el) { el.remove(); recount(); } return; }
+    if (!el) {
+      if ((filterRack && filterRack !== c.rack) || (filterProfile && filterProfile !== c.profile)) return;
+      el = newChip(c);
+      var list = rackSection(document.querySelector('.board'), c.rack).querySelector('.chips');
+      var next = null;
+      var others = list.querySelectorAll('.chip');
+      for (var i = 0; i < others.length; i++) {
+        if (natural.compare(c.position, others[i].getAttribute('data-position') || '') < 0) { next = others[i]; break; }
+      }
+      list.insertBefore(el, next);
+    } else if (el.getAttribute('data-rack') !== c.rack) {
+      // Moved to another rack: out of this section, into that one.
+      el.remove();
+      el.setAttribute('data-rack', c.rack);
+      rackSection(document.querySelector('.board'), c.rack).querySelector('.chips').appendChild(el);
+    }
     applyChip(el, c);
-    el.hidden = Boolean(filterState && c.state !== filterState);
+    el.hidden = !inView(c, filterState);
     recount();
   }
 
+  var VIEWS = [['build', 'in build'], ['stuck', 'stuck'], ['failed', 'failed'], ['expired', 'token expired'], ['built', 'built'], ['idle', 'idle']];
   function recount() {
-    var totals = { idle: 0, build: 0, built: 0, failed: 0, expired: 0 };
+    var totals = { idle: 0, build: 0, built: 0, failed: 0, expired: 0, stuck: 0 };
     var shown = 0;
     var chips = document.querySelectorAll('.board .chip[data-state]');
     for (var i = 0; i < chips.length; i++) {
       if (chips[i].hidden) continue;
       var s = chips[i].getAttribute('data-state');
       if (s in totals) totals[s]++;
+      if (chips[i].getAttribute('data-stuck')) totals.stuck++;
       shown++;
     }
     Object.keys(totals).forEach(function (s) {
@@ -137,19 +253,83 @@
     if (t) t.textContent = String(shown);
     document.querySelectorAll('.rack').forEach(function (rack) {
       var counts = {};
-      rack.querySelectorAll('.chip[data-state]').forEach(function (ch) { if (!ch.hidden) { var st = ch.getAttribute('data-state'); counts[st] = (counts[st] || 0) + 1; } });
+      var any = false;
+      rack.querySelectorAll('.chip[data-state]').forEach(function (ch) {
+        if (ch.hidden) return;
+        any = true;
+        var st = ch.getAttribute('data-state');
+        counts[st] = (counts[st] || 0) + 1;
+        if (ch.getAttribute('data-stuck')) counts.stuck = (counts.stuck || 0) + 1;
+      });
+      if (!rack.querySelector('.chip')) { rack.remove(); return; }
+      rack.hidden = !any;
       var small = rack.querySelector('h2 small');
       if (!small) return;
       while (small.firstChild) small.removeChild(small.firstChild);
-      ['idle', 'build', 'built', 'failed', 'expired'].forEach(function (st) {
-        if (!counts[st]) return;
-        var span = document.createElement('span');
-        span.className = 'mini state-' + st;
-        span.textContent = counts[st] + ' ' + (st === 'build' ? 'in build' : st);
-        small.appendChild(span);
+      VIEWS.forEach(function (v) {
+        if (!counts[v[0]]) return;
+        var sp = document.createElement('span');
+        sp.className = 'mini state-' + v[0];
+        sp.textContent = counts[v[0]] + ' ' + v[1];
+        small.appendChild(sp);
         small.appendChild(document.createTextNode(' '));
       });
     });
+  }
+
+  // The installer's log, live: the lines that come, at the chosen severity; the newest stay in view.
+  var LOG_MAX_LINES = 2000;
+  function startLog(section) {
+    var pre = document.getElementById('log-lines');
+    var select = document.getElementById('log-severity');
+    var status = document.getElementById('log-status');
+    var es = null;
+    var heartbeatMs = 5000;
+    var lastHeard = 0;
+    function say(text, on) { if (status) { status.textContent = text; status.className = 'live-status ' + (on ? 'on' : 'off'); } }
+    function heard() { lastHeard = Date.now(); say('Live', true); }
+    function add(lines) {
+      var atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      lines.forEach(function (l) {
+        if (pre.querySelector('[data-id="' + l.id + '"]')) return;
+        var el = document.createElement('span');
+        el.className = 'line sev-' + l.severity;
+        el.setAttribute('data-id', String(l.id));
+        el.textContent = new Date(l.at).toISOString().replace('T', ' ').slice(0, 19) + ' ' + l.severity + (l.app ? ' ' + l.app + ':' : '') + ' ' + l.text;
+        pre.appendChild(el);
+      });
+      while (pre.childNodes.length > LOG_MAX_LINES) pre.removeChild(pre.firstChild);
+      var empty = document.getElementById('log-empty');
+      if (empty && lines.length) empty.remove();
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    }
+    function connect() {
+      if (es) es.close();
+      var sev = select ? select.value : '';
+      es = new EventSource('/hosts/' + encodeURIComponent(section.getAttribute('data-mac')) + '/log/stream?build=' +
+        encodeURIComponent(section.getAttribute('data-build')) + (sev ? '&severity=' + encodeURIComponent(sev) : ''));
+      es.onerror = function () { say('Offline — reconnecting', false); };
+      es.addEventListener('hello', function (ev) {
+        try { heartbeatMs = Number(JSON.parse(ev.data).heartbeatMs) || heartbeatMs; } catch (e) { /* default */ }
+        heard();
+      });
+      es.addEventListener('ping', heard);
+      es.addEventListener('lines', function (ev) {
+        heard();
+        try { add(JSON.parse(ev.data)); } catch (e) { /* a bad message is skipped */ }
+      });
+      es.addEventListener('logout', function () { es.close(); location.reload(); });
+      es.addEventListener('replaced', function () { es.close(); say('Live log stopped: opened in newer tabs', false); });
+    }
+    if (select) select.addEventListener('change', function () {
+      // Another severity: the lines shown are the server's answer for it, from the start.
+      while (pre.firstChild) pre.removeChild(pre.firstChild);
+      connect();
+    });
+    connect();
+    setInterval(function () {
+      if (lastHeard && Date.now() - lastHeard > 3 * heartbeatMs) { lastHeard = Date.now(); say('Offline — reconnecting', false); connect(); }
+    }, 1000);
   }
 
   // The host page: fetch it again and swap the parts that change (the server renders them escaped).
