@@ -524,8 +524,16 @@ async function dispatch(c: Client, io: RemoteIo, pos: string[], v: Values, json:
   }
   if (command === 'rollout') {
     if (sub === 'list') {
-      const r = (await c.call('GET', 'api/rollouts')).body;
-      print(r, () => JSON.stringify(r, null, 2));
+      const rows = await c.all<{ id: number; status: string; scope: string; hostCount: number; createdAt: string }>(
+        'api/rollouts',
+        new URLSearchParams(),
+      );
+      print(rows, () =>
+        table(
+          rows.map((r) => [r.id, r.status, r.scope, r.hostCount, r.createdAt]),
+          ['ID', 'STATUS', 'SCOPE', 'HOSTS', 'CREATED'],
+        ),
+      );
       return EXIT.ok;
     }
     if ((sub === 'show' || sub === 'cancel') && arg && /^\d{1,15}$/.test(arg)) {

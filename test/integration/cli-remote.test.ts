@@ -391,6 +391,8 @@ test('rack build, rollout show and rack cancel over the API; worst flag values r
     after.map((h) => h.state),
     ['idle', 'idle'],
   );
+  const listed = await remote(['rollout', 'list']);
+  assert.match(listed.out, new RegExp(`^${id}\\s+done\\s+rack R7\\s+2\\s`, 'm'), listed.out);
   const nosuch = await remote(['rollout', 'show', '999999']);
   assert.equal(nosuch.code, 1);
   assert.equal((await remote(['rollout', 'show', '../1'])).code, 2);
