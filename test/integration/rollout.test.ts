@@ -206,7 +206,11 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
     assert.equal(resets.find((x) => x.system === uuid(2))!.resetType, 'ForceRestart', 'ro02 was on: restarted');
     assert.equal(resets.find((x) => x.system === uuid(1))!.resetType, 'On');
     for (let i = 1; i <= 6; i++) {
-      const sys = await sushySystem(uuid(i));
+      // sushy's fake driver applies a power change 1-11 s after it answers the reset: wait for it, bounded.
+      const sys = await until(`ro0${i} on`, async () => {
+        const v = await sushySystem(uuid(i));
+        return v.PowerState === 'On' && v;
+      });
       assert.equal(sys.PowerState, 'On');
       assert.equal(sys.Boot.BootSourceOverrideTarget, 'Pxe');
       assert.equal(sys.Boot.BootSourceOverrideMode, i === 3 ? 'Legacy' : 'UEFI', `ro0${i}`);
