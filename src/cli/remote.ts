@@ -4,6 +4,7 @@
 // reached or is not rackboot, 4 the token was refused.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { HOST_FIELDS } from '../hosts/input.ts';
 
 export interface RemoteIo {
   out: (s: string) => void;
@@ -52,19 +53,8 @@ class RemoteError extends Error {
   }
 }
 
-const HOST_FLAGS = [
-  'mac',
-  'hostname',
-  'profile',
-  'ip',
-  'netmask',
-  'gateway',
-  'nameservers',
-  'domain',
-  'rack',
-  'position',
-  'uuid',
-] as const;
+/** The host fields that are plain string flags: params come as repeated --param k=v; site is only a list filter. */
+const HOST_FLAGS = HOST_FIELDS.filter((f) => f !== 'params' && f !== 'site');
 
 /** The server URL, checked: http(s) only, no credentials in it (they would end up in shell history and logs). */
 export function parseServerUrl(raw: string): URL {

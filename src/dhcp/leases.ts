@@ -101,6 +101,7 @@ export class LeaseStore {
   };
 
   /**
+   * `db` is opened by openDb (src/store/db.ts): migration 6 creates the dhcp_leases table and its indexes.
    * `shared`: other rackboot nodes allocate from this database too (dhcp.sharedLeases): OFFERs claim their
    * address in the table, and the server commits each packet at once.
    */
@@ -109,20 +110,6 @@ export class LeaseStore {
     readonly shared = false,
   ) {
     this.db = db;
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS dhcp_leases (
-        ip INTEGER PRIMARY KEY,
-        subnet TEXT NOT NULL,
-        mac TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('offered','bound','released','declined')),
-        expires_at INTEGER NOT NULL,
-        dynamic INTEGER NOT NULL,
-        hostname TEXT,
-        updated_at INTEGER NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS dhcp_leases_mac ON dhcp_leases(mac, subnet, updated_at);
-      CREATE INDEX IF NOT EXISTS dhcp_leases_reclaim ON dhcp_leases(subnet, dynamic, expires_at);
-    `);
     this.q = {
       byIp: db.prepare('SELECT * FROM dhcp_leases WHERE ip = ?'),
       byMac: db.prepare('SELECT * FROM dhcp_leases WHERE mac = ? AND subnet = ? ORDER BY updated_at DESC LIMIT 1'),

@@ -6,6 +6,16 @@
 import type { Response } from 'express';
 import type { Chip } from './board.ts';
 
+/** Tells an event-stream client why its stream ends (logout, or a newer tab took its place), then closes it. */
+export function endStream(res: Response, why: 'logout' | 'replaced'): void {
+  try {
+    res.write(`event: ${why}\ndata: {}\n\n`);
+    res.end();
+  } catch {
+    /* already gone */
+  }
+}
+
 export interface LiveDeps {
   /** Changes to hosts (the change feed: this process and others); kind "resync": every host may have changed. */
   subscribe(listener: (e: { mac: string; kind?: string }) => void): () => void;
@@ -112,12 +122,7 @@ export class LiveBoard {
   }
 
   private end(s: Stream, why: 'logout' | 'replaced'): void {
-    try {
-      s.res.write(`event: ${why}\ndata: {}\n\n`);
-      s.res.end();
-    } catch {
-      /* already gone */
-    }
+    endStream(s.res, why);
     this.drop(s);
   }
 

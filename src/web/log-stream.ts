@@ -4,6 +4,7 @@
 import type { Response } from 'express';
 import type { SyslogLine, SyslogSearch } from '../ops/syslog-store.ts';
 import { SEVERITY_NAMES } from '../ops/syslog-parse.ts';
+import { endStream } from './live.ts';
 
 export interface LogStreamDeps {
   search(s: SyslogSearch): SyslogLine[];
@@ -137,12 +138,7 @@ export class InstallerLogStreams {
   }
 
   private end(s: Stream, why: 'logout' | 'replaced'): void {
-    try {
-      s.res.write(`event: ${why}\ndata: {}\n\n`);
-      s.res.end();
-    } catch {
-      /* already gone */
-    }
+    endStream(s.res, why);
     this.drop(s);
   }
 

@@ -2,7 +2,7 @@
 // full engine path with leases in a real SQLite file (WAL), then checks the server still answers.
 // Usage: node --import tsx test/bench/dhcp-fuzz.ts [N] [seed]
 // The socket share runs in test/integration/dhcp-netns.test.ts (DHCP_SOCKET_FUZZ=N for more).
-import Database from 'better-sqlite3';
+import { openDb } from '../../src/store/db.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ const n = Number(process.argv[2] ?? 1_000_000);
 const seed = Number(process.argv[3] ?? 1);
 const dir = mkdtempSync(join(tmpdir(), 'rbdhcp-fuzz-'));
 try {
-  const db = new Database(join(dir, 'fuzz.db'));
+  const db = openDb(join(dir, 'fuzz.db'));
   db.pragma('journal_mode = WAL');
   let crashed: unknown;
   let s;

@@ -1,16 +1,15 @@
 // The BMC API (PUT/GET/DELETE /api/hosts/:mac/bmc, POST .../power, POST .../bmc/facts) on the real app,
 // with a real admin token and a tech's token, against the real sushy-emulator.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
-import { createApp } from '../../src/http/app.ts';
 import { createBmcApi } from '../../src/http/bmc-api.ts';
-import { silentLogger } from '../../src/log.ts';
 import type { Mac } from '../../src/net/mac.ts';
-import { ApiTokenStore, hashUserPasswordSync, UserStore } from '../../src/store/users.ts';
+import { hashUserPasswordSync, UserStore } from '../../src/store/users.ts';
 import { freePort, startSushy, sushyMissing, type Sushy } from '../fixtures/bmc/sushy.ts';
 import { makeEnv, type TestEnv } from '../support/core.ts';
+import { apiTokenOf, appFor } from '../support/web-env.ts';
+import type { Express } from 'express';
 import type { ApiDocs } from '../../src/http/openapi.ts';
 
 const missing = sushyMissing();
@@ -22,7 +21,7 @@ const SECRET = 'Sushy-Pa55word';
 describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
   let env: TestEnv;
   let sushy: Sushy;
-  let app: ReturnType<typeof createApp>;
+  let app: Express;
   let tech: string;
   const admin = { Authorization: `Bearer ${ADMIN}` };
   const techAuth = () => ({ Authorization: `Bearer ${tech}` });
@@ -49,20 +48,9 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
       env.core.hosts.insert({ mac, hostname, profile: 'rhvh-base', nameservers: [], params: {} });
     const users = new UserStore(env.core.db);
     users.add('tom', 'tech', hashUserPasswordSync('a long tech password'));
-    const tokens = new ApiTokenStore(env.core.db, users);
-    const made = tokens.create(users.get('tom')!);
-    assert.ok(!('error' in made));
-    tech = made.token;
-    app = createApp({
-      provisioner: env.core.provisioner,
-      hosts: env.core.hosts,
-      audit: env.core.audit,
-      db: env.core.db,
-      profiles: () => env.core.catalog.snapshot,
-      tftpRoot: env.config.tftpRoot,
-      imagesDir: env.config.imagesDir,
-      adminTokenHash: createHash('sha256').update(ADMIN).digest('hex'),
-      log: silentLogger(),
+    const { tokens, token } = apiTokenOf(env, users, 'tom');
+    tech = token;
+    app = appFor(env, ADMIN, {
       userToken: (t) => tokens.authenticate(t),
       bmc: env.core.bmc,
       apiRouters: [

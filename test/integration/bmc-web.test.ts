@@ -1,16 +1,14 @@
 // The host's BMC page: power buttons by role, the admin's BMC form (password never shown), errors named,
 // against the real ipmi_sim.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import request from 'supertest';
-import { createApp } from '../../src/http/app.ts';
-import { silentLogger } from '../../src/log.ts';
+import type { Express } from 'express';
 import type { Mac } from '../../src/net/mac.ts';
 import { hashUserPasswordSync, UserStore } from '../../src/store/users.ts';
-import { createWebRouter, type WebRouter } from '../../src/web/pages/index.ts';
+import type { WebRouter } from '../../src/web/pages/index.ts';
 import { ipmiMissing, startIpmiSim, type IpmiSim } from '../fixtures/bmc/ipmi-sim.ts';
 import { makeEnv, type TestEnv } from '../support/core.ts';
+import { appFor, loginForm, webRouterFor } from '../support/web-env.ts';
 
 const missing = ipmiMissing();
 const PW = 'correct horse battery';
@@ -21,18 +19,8 @@ describe('host BMC page', { skip: missing ? `skipped: ${missing}` : false }, () 
   let env: TestEnv;
   let sim: IpmiSim;
   let web: WebRouter;
-  let app: ReturnType<typeof createApp>;
-  const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
-  async function login(name: string) {
-    const agent = request.agent(app);
-    const page = await agent.get('/login');
-    const res = await agent
-      .post('/login')
-      .type('form')
-      .send({ _csrf: csrfOf(page.text), name, password: PW, next: '/' });
-    assert.equal(res.status, 303, res.text);
-    return { agent, csrf: csrfOf((await agent.get('/')).text) };
-  }
+  let app: Express;
+  const login = (name: string) => loginForm(app, name, PW);
 
   before(async () => {
     env = makeEnv();
@@ -41,33 +29,8 @@ describe('host BMC page', { skip: missing ? `skipped: ${missing}` : false }, () 
     const users = new UserStore(env.core.db);
     users.add('alice', 'admin', hashUserPasswordSync(PW));
     users.add('tom', 'tech', hashUserPasswordSync(PW));
-    web = createWebRouter({
-      provisioner: env.core.provisioner,
-      hosts: env.core.hosts,
-      builds: env.core.builds,
-      events: env.core.events,
-      audit: env.core.audit,
-      db: env.core.db,
-      catalog: env.core.catalog,
-      profilesDir: env.config.profilesDir,
-      templatesDir: env.config.templatesDir,
-      publicUrl: 'http://10.99.0.1:8080',
-      log: silentLogger(),
-      bmc: env.core.bmc,
-      power: env.core.power,
-    });
-    app = createApp({
-      provisioner: env.core.provisioner,
-      hosts: env.core.hosts,
-      audit: env.core.audit,
-      db: env.core.db,
-      profiles: () => env.core.catalog.snapshot,
-      tftpRoot: env.config.tftpRoot,
-      imagesDir: env.config.imagesDir,
-      adminTokenHash: createHash('sha256').update('x').digest('hex'),
-      log: silentLogger(),
-      routers: [web],
-    });
+    web = webRouterFor(env, { bmc: env.core.bmc, power: env.core.power });
+    app = appFor(env, 'x', { routers: [web] });
   });
   after(async () => {
     web?.close();

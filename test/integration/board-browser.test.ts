@@ -6,23 +6,21 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, cpSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { loadConfig, type Config } from '../../src/config.ts';
+import type { BrowserContext, Page } from 'playwright-core';
+import type { Config } from '../../src/config.ts';
 import { startRackboot, type Running } from '../../src/serve.ts';
 import { silentLogger } from '../../src/log.ts';
 import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import { DiscoveredStore } from '../../src/store/discovered.ts';
 import type { Mac } from '../../src/net/mac.ts';
-import { REPO, tempDir } from '../support/core.ts';
+import { REPO } from '../support/core.ts';
+import { loopbackConfig } from '../support/server-env.ts';
+import { ARTIFACTS, BROWSER_MISSING, launchBrowser } from '../support/browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SKIP = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it) to run the browser tests`;
-const ARTIFACTS = join(REPO, 'test/artifacts');
+const SKIP = BROWSER_MISSING;
 const BIN = join(REPO, 'bin/rackboot.mjs');
 const PW = 'correct horse battery';
 
@@ -48,22 +46,7 @@ function cli(...args: string[]): Promise<{ code: number; out: string; exitedAt: 
 before(async () => {
   if (SKIP) return;
   mkdirSync(ARTIFACTS, { recursive: true });
-  dir = tempDir('rackboot-board-');
-  cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
-  config = loadConfig(
-    {
-      listen: '127.0.0.1',
-      'http-port': '0',
-      'tftp-port': '0',
-      'data-dir': join(dir, 'data'),
-      'profiles-dir': join(dir, 'profiles'),
-      'tftp-root': join(dir, 'tftpboot'),
-      'images-dir': join(dir, 'images'),
-      'public-url': 'http://127.0.0.1:8080',
-    },
-    {},
-    dir,
-  );
+  ({ dir, config } = loopbackConfig('rackboot-board-'));
   running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'board-browser-test' });
   base = `http://127.0.0.1:${running.httpPort}`;
   new UserStore(running.core.db).add('alice', 'admin', hashUserPasswordSync(PW));
@@ -76,18 +59,7 @@ before(async () => {
     nameservers: [],
     params: {},
   });
-  ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-    viewport: { width: 1280, height: 800 },
-  });
-  page = ctx.pages()[0] ?? (await ctx.newPage());
-  page.setDefaultTimeout(5000);
-  page.on('dialog', (d) => {
-    dialogs.push(d.message());
-    void d.dismiss();
-  });
+  ({ ctx, page } = await launchBrowser(dir, dialogs));
   await page.goto(`${base}/login`);
   await page.fill('#name', 'alice');
   await page.fill('#password', PW);

@@ -4,16 +4,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { request, type ClientRequest } from 'node:http';
 import { join } from 'node:path';
-import { loadConfig, type Config } from '../../src/config.ts';
+import type { Config } from '../../src/config.ts';
 import { startRackboot, type Running } from '../../src/serve.ts';
 import { silentLogger } from '../../src/log.ts';
 import { SessionStore, UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import { SESSION_COOKIE } from '../../src/web/auth.ts';
 import type { Mac } from '../../src/net/mac.ts';
-import { REPO, tempDir } from '../support/core.ts';
+import { REPO } from '../support/core.ts';
+import { loopbackConfig } from '../support/server-env.ts';
 
 const BIN = join(REPO, 'bin/rackboot.mjs');
 let dir: string;
@@ -22,22 +23,7 @@ let running: Running;
 let cookie: string;
 
 before(async () => {
-  dir = tempDir('rackboot-live-');
-  cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
-  config = loadConfig(
-    {
-      listen: '127.0.0.1',
-      'http-port': '0',
-      'tftp-port': '0',
-      'data-dir': join(dir, 'data'),
-      'profiles-dir': join(dir, 'profiles'),
-      'tftp-root': join(dir, 'tftpboot'),
-      'images-dir': join(dir, 'images'),
-      'public-url': 'http://127.0.0.1:8080',
-    },
-    {},
-    dir,
-  );
+  ({ dir, config } = loopbackConfig('rackboot-live-'));
   running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'live-test' });
   const users = new UserStore(running.core.db);
   const tom = users.add('tom', 'tech', hashUserPasswordSync('correct horse battery'));

@@ -2,12 +2,11 @@
 // period after its token expired; the kickstart itself stays expired. Real SQLite, the real app over HTTP.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import request from 'supertest';
-import { createApp } from '../../src/http/app.ts';
-import { silentLogger } from '../../src/log.ts';
 import { loadConfig, ConfigError } from '../../src/config.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
+import { appFor } from '../support/web-env.ts';
+import type { Express } from 'express';
 import { parseMac } from '../../src/net/mac.ts';
 
 const TOKEN = 'test-admin-token';
@@ -21,22 +20,12 @@ afterEach(() => {
 function setup(flags: Record<string, string> = {}) {
   env = makeEnv(flags);
   const e = env;
-  const app = createApp({
-    provisioner: e.core.provisioner,
-    hosts: e.core.hosts,
-    audit: e.core.audit,
-    db: e.core.db,
-    profiles: () => e.core.catalog.snapshot,
-    tftpRoot: e.config.tftpRoot,
-    imagesDir: e.config.imagesDir,
-    adminTokenHash: createHash('sha256').update(TOKEN).digest('hex'),
-    log: silentLogger(),
-  });
+  const app = appFor(e, TOKEN);
   return { app, e };
 }
 const path = (url: string) => new URL(url).pathname;
 
-async function startBuild(app: ReturnType<typeof createApp>) {
+async function startBuild(app: Express) {
   assert.equal((await request(app).post('/api/hosts').set(auth).send(SAMPLE_HOST)).status, 201);
   const b = await request(app).post(`/api/hosts/${SAMPLE_HOST.mac}/build`).set(auth);
   assert.equal(b.status, 201, JSON.stringify(b.body));

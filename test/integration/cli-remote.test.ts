@@ -9,6 +9,7 @@ import dgram from 'node:dgram';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { REPO, tempDir } from '../support/core.ts';
+import { dirArgsOf } from '../support/server-env.ts';
 import { freePort } from '../support/ports.ts';
 
 const BIN = join(REPO, 'bin/rackboot.mjs');
@@ -72,16 +73,7 @@ before(async () => {
     String(await freePort('udp')),
     '--syslog-port',
     String(syslogPort),
-    '--data-dir',
-    join(dir, 'data'),
-    '--profiles-dir',
-    join(dir, 'profiles'),
-    '--tftp-root',
-    join(dir, 'tftpboot'),
-    '--images-dir',
-    join(dir, 'images'),
-    '--public-url',
-    `http://127.0.0.1:${http}`,
+    ...dirArgsOf(dir, `http://127.0.0.1:${http}`),
   ];
   serve = spawn(process.execPath, [BIN, ...args], {
     env: { ...process.env, RACKBOOT_ADMIN_TOKEN: ADMIN },

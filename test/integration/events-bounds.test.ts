@@ -2,17 +2,15 @@
 // per host. The reproduction sends 2,000 boot-path requests with huge headers through the real app.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
-import { createApp } from '../../src/http/app.ts';
-import { silentLogger } from '../../src/log.ts';
 import { databaseBytes, openDb } from '../../src/store/db.ts';
 import { EventLog, boundDetail, cutUtf8 } from '../../src/store/events.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { makeEnv, tempDir, type TestEnv } from '../support/core.ts';
+import { appFor } from '../support/web-env.ts';
 
 let env: TestEnv | undefined;
 afterEach(() => {
@@ -132,17 +130,7 @@ test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amo
     nameservers: [],
     params: {},
   });
-  const app = createApp({
-    provisioner: e.core.provisioner,
-    hosts: e.core.hosts,
-    audit: e.core.audit,
-    db: e.core.db,
-    profiles: () => e.core.catalog.snapshot,
-    tftpRoot: e.config.tftpRoot,
-    imagesDir: e.config.imagesDir,
-    adminTokenHash: createHash('sha256').update('x').digest('hex'),
-    log: silentLogger(),
-  });
+  const app = appFor(e, 'x');
   const server = createServer({ maxHeaderSize: 64 * 1024 }, app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;

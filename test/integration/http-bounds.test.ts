@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { acceptBursts, connectionBudget, limitConnections, type ConnectionLimits } from '../../src/http/accept.ts';
 import { native } from '../../src/native.ts';
 import { REPO, tempDir } from '../support/core.ts';
+import { dirArgsOf } from '../support/server-env.ts';
 import { freePort } from '../support/ports.ts';
 
 const LIMITS: ConnectionLimits = {
@@ -210,16 +211,7 @@ test('reproduction: 1,100 idle connections from one address under a 1,024-descri
     String(tftp),
     '--syslog-port',
     '0',
-    '--data-dir',
-    join(dir, 'data'),
-    '--profiles-dir',
-    join(dir, 'profiles'),
-    '--tftp-root',
-    join(dir, 'tftpboot'),
-    '--images-dir',
-    join(dir, 'images'),
-    '--public-url',
-    `http://127.0.0.1:${http}`,
+    ...dirArgsOf(dir, `http://127.0.0.1:${http}`),
   ];
   const proc = spawn('prlimit', args, {
     env: { ...process.env, RACKBOOT_ADMIN_TOKEN: 'bounds-token' },

@@ -2,31 +2,20 @@ import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync, symlinkSync, openSync, ftruncateSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import request from 'supertest';
-import { createApp } from '../../src/http/app.ts';
-import { silentLogger } from '../../src/log.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
+import { appFor } from '../support/web-env.ts';
+import type { Express } from 'express';
 import { checkRhvhKickstart } from '../support/kickstart-check.ts';
 import type { Mac } from '../../src/net/mac.ts';
 
 const TOKEN = 'test-admin-token';
 let env: TestEnv;
-let app: ReturnType<typeof createApp>;
+let app: Express;
 const auth = { Authorization: `Bearer ${TOKEN}` };
 
 function makeApp(e: TestEnv) {
-  return createApp({
-    provisioner: e.core.provisioner,
-    hosts: e.core.hosts,
-    audit: e.core.audit,
-    db: e.core.db,
-    profiles: () => e.core.catalog.snapshot,
-    tftpRoot: e.config.tftpRoot,
-    imagesDir: e.config.imagesDir,
-    adminTokenHash: createHash('sha256').update(TOKEN).digest('hex'),
-    log: silentLogger(),
-  });
+  return appFor(e, TOKEN);
 }
 
 beforeEach(() => {

@@ -2,52 +2,29 @@
 // logout ends the session's streams at once. Real HTTP servers on loopback, real sessions in SQLite.
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { request as httpRequest, createServer, type Server, type ClientRequest } from 'node:http';
 import express from 'express';
-import request from 'supertest';
-import { createApp } from '../../src/http/app.ts';
-import { createWebRouter, type WebRouter } from '../../src/web/pages/index.ts';
+import type { WebRouter } from '../../src/web/pages/index.ts';
 import { LiveBoard } from '../../src/web/live.ts';
-import { silentLogger } from '../../src/log.ts';
 import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import { makeEnv, type TestEnv } from '../support/core.ts';
+import { appFor, loginForm, webRouterFor } from '../support/web-env.ts';
 
 const PW = 'correct horse battery';
 const HASH = hashUserPasswordSync(PW);
 let env: TestEnv;
 let web: WebRouter;
-let app: ReturnType<typeof createApp>;
+let app: express.Express;
 let server: Server;
 let port: number;
 
 beforeEach(async () => {
   env = makeEnv();
   new UserStore(env.core.db).add('tom', 'tech', HASH);
-  web = createWebRouter({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    builds: env.core.builds,
-    events: env.core.events,
-    audit: env.core.audit,
-    db: env.core.db,
-    catalog: env.core.catalog,
-    profilesDir: env.config.profilesDir,
-    templatesDir: env.config.templatesDir,
-    publicUrl: 'http://10.99.0.1:8080',
-    log: silentLogger(),
+  web = webRouterFor(env, {
     liveIntervalMs: 50,
   });
-  app = createApp({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    audit: env.core.audit,
-    db: env.core.db,
-    profiles: () => env.core.catalog.snapshot,
-    tftpRoot: env.config.tftpRoot,
-    imagesDir: env.config.imagesDir,
-    adminTokenHash: createHash('sha256').update('t').digest('hex'),
-    log: silentLogger(),
+  app = appFor(env, 't', {
     routers: [web],
   });
   server = createServer(app);
@@ -61,21 +38,9 @@ afterEach(async () => {
   env.cleanup();
 });
 
-const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
 async function login() {
-  const agent = request.agent(app);
-  const page = await agent.get('/login');
-  const res = await agent
-    .post('/login')
-    .type('form')
-    .send({ _csrf: csrfOf(page.text), name: 'tom', password: PW, next: '/' });
-  assert.equal(res.status, 303);
-  const home = await agent.get('/');
-  return {
-    agent,
-    csrf: csrfOf(home.text),
-    sid: /rackboot_session=([^;]+)/.exec(String(res.headers['set-cookie']))![1]!,
-  };
+  const { agent, csrf, cookie } = await loginForm(app, 'tom', PW);
+  return { agent, csrf, sid: /rackboot_session=([^;]+)/.exec(cookie)![1]! };
 }
 
 interface Stream {

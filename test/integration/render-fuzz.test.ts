@@ -6,34 +6,24 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import request from 'supertest';
-import { createApp } from '../../src/http/app.ts';
 import { silentLogger } from '../../src/log.ts';
 import { Provisioner } from '../../src/provision.ts';
 import { createRenderer } from '../../src/render/render.ts';
 import { makeEnv, REPO, tempDir, type TestEnv } from '../support/core.ts';
+import { appFor } from '../support/web-env.ts';
+import type { Express } from 'express';
 import { checkKickstart, expectedShape, ksValidate } from '../support/kickstart-check.ts';
 
 const TOKEN = 'fuzz-admin-token';
 const auth = { Authorization: `Bearer ${TOKEN}` };
 let env: TestEnv;
-let app: ReturnType<typeof createApp>;
+let app: Express;
 
 before(() => {
   env = makeEnv();
   mkdirSync(env.config.tftpRoot, { recursive: true });
-  app = createApp({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    audit: env.core.audit,
-    db: env.core.db,
-    profiles: () => env.core.catalog.snapshot,
-    tftpRoot: env.config.tftpRoot,
-    imagesDir: env.config.imagesDir,
-    adminTokenHash: createHash('sha256').update(TOKEN).digest('hex'),
-    log: silentLogger(),
-  });
+  app = appFor(env, TOKEN);
 });
 after(() => env.cleanup());
 

@@ -6,14 +6,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import request from 'supertest';
-import { createApp } from '../../src/http/app.ts';
-import { createWebRouter, type WebRouter } from '../../src/web/pages/index.ts';
+import type { WebRouter } from '../../src/web/pages/index.ts';
 import { createLogsApi } from '../../src/ops/routes.ts';
-import { silentLogger } from '../../src/log.ts';
-import { ApiTokenStore, UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
+import { type ApiTokenStore, UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import { SettingsStore } from '../../src/store/settings.ts';
 import { usersCommand } from '../../src/web/users-cli.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
+import { apiTokenOf, appFor, loginForm, webRouterFor } from '../support/web-env.ts';
+import type { Express } from 'express';
 import type { Mac } from '../../src/net/mac.ts';
 import type { ApiDocs } from '../../src/http/openapi.ts';
 
@@ -26,7 +26,7 @@ const ACTIVATION = 'ak-secret-7f3a9c';
 
 let env: TestEnv;
 let web: WebRouter;
-let app: ReturnType<typeof createApp>;
+let app: Express;
 let users: UserStore;
 let tokens: ApiTokenStore;
 let techToken: string;
@@ -36,33 +36,9 @@ beforeEach(() => {
   users = new UserStore(env.core.db);
   users.add('alice', 'admin', HASH);
   users.add('tom', 'tech', HASH);
-  tokens = new ApiTokenStore(env.core.db, users);
-  const made = tokens.create(users.get('tom')!);
-  assert.ok(!('error' in made));
-  techToken = made.token;
-  web = createWebRouter({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    builds: env.core.builds,
-    events: env.core.events,
-    audit: env.core.audit,
-    db: env.core.db,
-    catalog: env.core.catalog,
-    profilesDir: env.config.profilesDir,
-    templatesDir: env.config.templatesDir,
-    publicUrl: 'http://10.99.0.1:8080',
-    log: silentLogger(),
-  });
-  app = createApp({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    audit: env.core.audit,
-    db: env.core.db,
-    profiles: () => env.core.catalog.snapshot,
-    tftpRoot: env.config.tftpRoot,
-    imagesDir: env.config.imagesDir,
-    adminTokenHash: createHash('sha256').update(ADMIN).digest('hex'),
-    log: silentLogger(),
+  ({ tokens, token: techToken } = apiTokenOf(env, users, 'tom'));
+  web = webRouterFor(env);
+  app = appFor(env, ADMIN, {
     routers: [web],
     userToken: (t) => tokens.authenticate(t),
     settings: new SettingsStore(env.core.db),
@@ -78,18 +54,7 @@ afterEach(() => {
 });
 
 const as = (token: string) => ({ Authorization: `Bearer ${token}` });
-const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
-async function login(name: string) {
-  const agent = request.agent(app);
-  const page = await agent.get('/login');
-  const res = await agent
-    .post('/login')
-    .type('form')
-    .send({ _csrf: csrfOf(page.text), name, password: PW, next: '/' });
-  assert.equal(res.status, 303, res.text);
-  const home = await agent.get('/');
-  return { agent, csrf: csrfOf(home.text) };
-}
+const login = (name: string) => loginForm(app, name, PW);
 const auditRows = () =>
   env.core.db.prepare('SELECT actor, action, target, diff FROM audit ORDER BY id').all() as {
     actor: string;

@@ -7,6 +7,7 @@ import { writeFileSync, readFileSync, renameSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { REPO, tempDir } from '../support/core.ts';
+import { dirArgsOf } from '../support/server-env.ts';
 import { freePort } from '../support/ports.ts';
 import { cpSync } from 'node:fs';
 
@@ -31,16 +32,7 @@ function flagsFor(dir: string, http: number, tftp: number): string[] {
     String(http),
     '--tftp-port',
     String(tftp),
-    '--data-dir',
-    join(dir, 'data'),
-    '--profiles-dir',
-    join(dir, 'profiles'),
-    '--tftp-root',
-    join(dir, 'tftpboot'),
-    '--images-dir',
-    join(dir, 'images'),
-    '--public-url',
-    `http://127.0.0.1:${http}`,
+    ...dirArgsOf(dir, `http://127.0.0.1:${http}`),
   ];
 }
 

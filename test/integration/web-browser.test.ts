@@ -2,21 +2,17 @@
 // `startRackboot` (HTTP on 127.0.0.1, the profiles watcher on). Screenshots go to test/artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, cpSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { loadConfig } from '../../src/config.ts';
+import type { BrowserContext, Page } from 'playwright-core';
 import { startRackboot, type Running } from '../../src/serve.ts';
 import { silentLogger } from '../../src/log.ts';
 import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import type { Mac } from '../../src/net/mac.ts';
-import { REPO, tempDir } from '../support/core.ts';
+import { loopbackConfig } from '../support/server-env.ts';
+import { ARTIFACTS, BROWSER_MISSING, launchBrowser } from '../support/browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SKIP = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it) to run the browser tests`;
-const ARTIFACTS = join(REPO, 'test/artifacts');
+const SKIP = BROWSER_MISSING;
 const PW = 'correct horse battery';
 
 let dir: string;
@@ -31,22 +27,9 @@ const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.
 before(async () => {
   if (SKIP) return;
   mkdirSync(ARTIFACTS, { recursive: true });
-  dir = tempDir('rackboot-web-');
-  cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
-  const config = loadConfig(
-    {
-      listen: '127.0.0.1',
-      'http-port': '0',
-      'tftp-port': '0',
-      'data-dir': join(dir, 'data'),
-      'profiles-dir': join(dir, 'profiles'),
-      'tftp-root': join(dir, 'tftpboot'),
-      'images-dir': join(dir, 'images'),
-      'public-url': 'http://127.0.0.1:8080',
-    },
-    {},
-    dir,
-  );
+  const made = loopbackConfig('rackboot-web-');
+  dir = made.dir;
+  const config = made.config;
   running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'browser-test' });
   base = `http://127.0.0.1:${running.httpPort}`;
   const { core } = running;
@@ -100,26 +83,7 @@ before(async () => {
   });
   p.event({ mac: '52:54:00:00:00:66' as Mac, type: 'progress', status: '"><img src=x onerror=alert(3)>' });
 
-  ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-    viewport: { width: 1280, height: 800 },
-  });
-  page = ctx.pages()[0] ?? (await ctx.newPage());
-  page.setDefaultTimeout(5000);
-  page.on('dialog', (d) => {
-    dialogs.push(d.message());
-    void d.dismiss();
-  });
+  ({ ctx, page } = await launchBrowser(dir, dialogs));
 });
 
 after(async () => {

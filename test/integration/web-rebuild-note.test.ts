@@ -1,18 +1,16 @@
 // The host page says when a rebuild of a UEFI host cannot be honoured without a boot-order or BMC change.
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import request from 'supertest';
-import { createApp } from '../../src/http/app.ts';
-import { createWebRouter, type WebRouter } from '../../src/web/pages/index.ts';
-import { silentLogger } from '../../src/log.ts';
+import type { WebRouter } from '../../src/web/pages/index.ts';
 import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
+import { appFor, loginForm, webRouterFor } from '../support/web-env.ts';
+import type { Express } from 'express';
 import type { Mac } from '../../src/net/mac.ts';
 
 let env: TestEnv;
 let web: WebRouter;
-let app: ReturnType<typeof createApp>;
+let app: Express;
 const PW = 'correct horse battery';
 const HASH = hashUserPasswordSync(PW);
 const MAC = SAMPLE_HOST.mac as Mac;
@@ -20,29 +18,8 @@ const MAC = SAMPLE_HOST.mac as Mac;
 function setup() {
   env = makeEnv();
   new UserStore(env.core.db).add('tom', 'tech', HASH);
-  web = createWebRouter({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    builds: env.core.builds,
-    events: env.core.events,
-    audit: env.core.audit,
-    db: env.core.db,
-    catalog: env.core.catalog,
-    profilesDir: env.config.profilesDir,
-    templatesDir: env.config.templatesDir,
-    publicUrl: 'http://10.99.0.1:8080',
-    log: silentLogger(),
-  });
-  app = createApp({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    audit: env.core.audit,
-    db: env.core.db,
-    profiles: () => env.core.catalog.snapshot,
-    tftpRoot: env.config.tftpRoot,
-    imagesDir: env.config.imagesDir,
-    adminTokenHash: createHash('sha256').update('t').digest('hex'),
-    log: silentLogger(),
+  web = webRouterFor(env);
+  app = appFor(env, 't', {
     routers: [web],
   });
 }
@@ -53,13 +30,7 @@ afterEach(() => {
 });
 
 async function hostPage(): Promise<string> {
-  const agent = request.agent(app);
-  const login = await agent.get('/login');
-  const csrf = /name="_csrf" value="([^"]+)"/.exec(login.text)?.[1] ?? '';
-  assert.equal(
-    (await agent.post('/login').type('form').send({ _csrf: csrf, name: 'tom', password: PW, next: '/' })).status,
-    303,
-  );
+  const { agent } = await loginForm(app, 'tom', PW);
   const page = await agent.get(`/hosts/${MAC}`);
   assert.equal(page.status, 200);
   return page.text;

@@ -1,20 +1,19 @@
 // The templates page, the effective-profile page and the webhook delivery log, over supertest with real sessions.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import request from 'supertest';
-import { createApp } from '../../src/http/app.ts';
-import { createWebRouter, type WebRouter } from '../../src/web/pages/index.ts';
-import { silentLogger } from '../../src/log.ts';
+import type { WebRouter } from '../../src/web/pages/index.ts';
 import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import { makeEnv, type TestEnv } from '../support/core.ts';
+import { appFor, loginForm, webRouterFor } from '../support/web-env.ts';
+import type { Express } from 'express';
 import type { Mac } from '../../src/net/mac.ts';
 
 const PW = 'correct horse battery';
 const XSS = '<script>alert(1)</script>';
 let env: TestEnv;
 let web: WebRouter;
-let app: ReturnType<typeof createApp>;
+let app: Express;
 
 before(async () => {
   env = makeEnv();
@@ -22,31 +21,11 @@ before(async () => {
   const hash = hashUserPasswordSync(PW);
   users.add('alice', 'admin', hash);
   users.add('tom', 'tech', hash);
-  web = createWebRouter({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    builds: env.core.builds,
-    events: env.core.events,
-    audit: env.core.audit,
-    db: env.core.db,
-    catalog: env.core.catalog,
-    profilesDir: env.config.profilesDir,
-    templatesDir: env.config.templatesDir,
-    publicUrl: 'http://10.99.0.1:8080',
-    log: silentLogger(),
+  web = webRouterFor(env, {
     templates: () => env.core.templates.library,
     webhookDeliveries: env.core.webhookDeliveries,
   });
-  app = createApp({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    audit: env.core.audit,
-    db: env.core.db,
-    profiles: () => env.core.catalog.snapshot,
-    tftpRoot: env.config.tftpRoot,
-    imagesDir: env.config.imagesDir,
-    adminTokenHash: createHash('sha256').update('t').digest('hex'),
-    log: silentLogger(),
+  app = appFor(env, 't', {
     routers: [web],
   });
   env.core.hosts.insert({
@@ -76,17 +55,7 @@ after(() => {
   env.cleanup();
 });
 
-const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
-async function login(name: string) {
-  const agent = request.agent(app);
-  const page = await agent.get('/login');
-  const res = await agent
-    .post('/login')
-    .type('form')
-    .send({ _csrf: csrfOf(page.text), name, password: PW, next: '/' });
-  assert.equal(res.status, 303, res.text);
-  return agent;
-}
+const login = async (name: string) => (await loginForm(app, name, PW)).agent;
 
 test('templates page: every template, where it comes from, which profiles use it; in the navigation', async () => {
   const tom = await login('tom');

@@ -3,50 +3,31 @@ import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import { request as httpRequest, createServer, type Server } from 'node:http';
 import request from 'supertest';
-import { createApp } from '../../src/http/app.ts';
-import { createWebRouter, type WebRouter } from '../../src/web/pages/index.ts';
+import type { WebRouter } from '../../src/web/pages/index.ts';
 import { silentLogger } from '../../src/log.ts';
 import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
+import { appFor, csrfOf, loginForm, webRouterFor } from '../support/web-env.ts';
+import type { Express } from 'express';
 import type { Mac } from '../../src/net/mac.ts';
 
 let env: TestEnv;
 let web: WebRouter;
-let app: ReturnType<typeof createApp>;
+let app: Express;
 let clock: number;
 const PW = 'correct horse battery';
 const XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>'];
 
 function makeApp(e: TestEnv, publicUrl = 'http://10.99.0.1:8080') {
-  web = createWebRouter({
-    provisioner: e.core.provisioner,
-    hosts: e.core.hosts,
-    builds: e.core.builds,
-    events: e.core.events,
-    audit: e.core.audit,
-    db: e.core.db,
-    catalog: e.core.catalog,
-    profilesDir: e.config.profilesDir,
-    templatesDir: e.config.templatesDir,
+  web = webRouterFor(e, {
     publicUrl,
-    log: silentLogger(),
     now: () => clock,
     sessionPolicy: { idleMs: 3600e3, absoluteMs: 8 * 3600e3 },
     liveIntervalMs: 50,
   });
-  return createApp({
-    provisioner: e.core.provisioner,
-    hosts: e.core.hosts,
-    audit: e.core.audit,
-    db: e.core.db,
-    profiles: () => e.core.catalog.snapshot,
-    tftpRoot: e.config.tftpRoot,
-    imagesDir: e.config.imagesDir,
-    adminTokenHash: createHash('sha256').update('t').digest('hex'),
-    log: silentLogger(),
+  return appFor(e, 't', {
     routers: [web],
   });
 }
@@ -67,21 +48,7 @@ afterEach(() => {
   env.cleanup();
 });
 
-const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
-
-async function login(name: string, a = app) {
-  const agent = request.agent(a);
-  const page = await agent.get('/login');
-  assert.equal(page.status, 200);
-  const res = await agent
-    .post('/login')
-    .type('form')
-    .send({ _csrf: csrfOf(page.text), name, password: PW, next: '/' });
-  assert.equal(res.status, 303, res.text);
-  const home = await agent.get('/');
-  assert.equal(home.status, 200);
-  return { agent, csrf: csrfOf(home.text), cookie: String(res.headers['set-cookie']) };
-}
+const login = (name: string, a = app) => loginForm(a, name, PW);
 
 function addHost(h: Partial<typeof SAMPLE_HOST> & { mac: string; hostname: string } = SAMPLE_HOST) {
   return env.core.hosts.insert({ profile: 'rhvh-base', nameservers: [], params: {}, ...h, mac: h.mac as Mac });

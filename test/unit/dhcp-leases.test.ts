@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import Database from 'better-sqlite3';
+import { openDb } from '../../src/store/db.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ const A = '52:54:00:00:01:01' as Mac,
 const SUB = '10.99.0.0/24';
 
 test('tables are created idempotently; every per-packet query is an index seek, never a scan', () => {
-  const db = new Database(':memory:');
+  const db = openDb(':memory:');
   new LeaseStore(db);
   new LeaseStore(db);
   const plans = [
@@ -40,7 +40,7 @@ test('leases survive a restart (real SQLite file, WAL); offer holds do not need 
       serverIp: '10.99.0.1',
       subnets: [{ cidr: SUB, ranges: ['10.99.0.100-10.99.0.110'] }],
     };
-    let db = new Database(file);
+    let db = openDb(file);
     db.pragma('journal_mode = WAL');
     let t = testEngine({ config, db });
     const o = t.send({ type: 1, mac: A }).reply;
@@ -48,7 +48,7 @@ test('leases survive a restart (real SQLite file, WAL); offer holds do not need 
     const offerB = t.send({ type: 1, mac: B }).reply.p.yiaddr;
     assert.equal(offerB, '10.99.0.101');
     db.close();
-    db = new Database(file);
+    db = openDb(file);
     t = testEngine({ config, db });
     assert.equal(t.leases.byIp('10.99.0.100')?.mac, A);
     assert.equal(t.leases.byIp('10.99.0.100')?.state, 'bound');
@@ -64,7 +64,7 @@ test('leases survive a restart (real SQLite file, WAL); offer holds do not need 
 });
 
 test('offer holds expire in order and their addresses are reused before stored leases', () => {
-  const db = new Database(':memory:');
+  const db = openDb(':memory:');
   const s = new LeaseStore(db);
   s.setPools([{ subnet: SUB, ranges: [{ start: '10.99.0.1', end: '10.99.0.3' }] }]);
   const now = 1000;
