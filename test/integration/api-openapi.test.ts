@@ -3,24 +3,22 @@
 // Schema 2020-12 validator (ajv). Also: paging and filters with the worst values, and the one error shape.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import type express from 'express';
 import request from 'supertest';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { createApp } from '../../src/http/app.ts';
 import { createLogsApi } from '../../src/ops/routes.ts';
 import { createBmcApi } from '../../src/http/bmc-api.ts';
 import { createRolloutApi } from '../../src/rollout/api.ts';
 import { createTemplatesApi } from '../../src/http/api/templates.ts';
 import { createNodesApi } from '../../src/ops/nodes.ts';
 import { SqliteNodeRegistry } from '../../src/store/nodes.ts';
-import { silentLogger } from '../../src/log.ts';
 import { ApiTokenStore, UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import { SettingsStore } from '../../src/store/settings.ts';
 import { DiscoveredStore } from '../../src/store/discovered.ts';
 import type { ApiDocs } from '../../src/http/openapi.ts';
 import { encodeCursor } from '../../src/http/paging.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
+import { appFor } from '../support/web-env.ts';
 import type { Mac } from '../../src/net/mac.ts';
 
 const ADMIN = 'openapi-admin-token';
@@ -79,16 +77,7 @@ before(() => {
     };
     next();
   };
-  app = createApp({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    audit: env.core.audit,
-    db: env.core.db,
-    profiles: () => env.core.catalog.snapshot,
-    tftpRoot: env.config.tftpRoot,
-    imagesDir: env.config.imagesDir,
-    adminTokenHash: createHash('sha256').update(ADMIN).digest('hex'),
-    log: silentLogger(),
+  app = appFor(env, ADMIN, {
     middleware: [record],
     userToken: (t) => tokens.authenticate(t),
     settings: new SettingsStore(env.core.db),

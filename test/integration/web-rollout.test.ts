@@ -3,13 +3,12 @@
 // to built. Real web router, real SQLite, HTTP through supertest.
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import request from 'supertest';
-import { createApp } from '../../src/http/app.ts';
-import { createWebRouter, type WebRouter } from '../../src/web/pages/index.ts';
-import { silentLogger } from '../../src/log.ts';
+import type { createApp } from '../../src/http/app.ts';
+import type { WebRouter } from '../../src/web/pages/index.ts';
 import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
 import { makeEnv, type TestEnv } from '../support/core.ts';
+import { appFor, webRouterFor } from '../support/web-env.ts';
 import type { Mac } from '../../src/net/mac.ts';
 
 const PW = 'correct horse battery';
@@ -21,32 +20,8 @@ let app: ReturnType<typeof createApp>;
 beforeEach(() => {
   env = makeEnv();
   new UserStore(env.core.db).add('tom', 'tech', HASH);
-  web = createWebRouter({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    builds: env.core.builds,
-    events: env.core.events,
-    audit: env.core.audit,
-    db: env.core.db,
-    catalog: env.core.catalog,
-    profilesDir: env.config.profilesDir,
-    templatesDir: env.config.templatesDir,
-    publicUrl: 'http://10.99.0.1:8080',
-    log: silentLogger(),
-    rollouts: env.core.rolloutService,
-  });
-  app = createApp({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    audit: env.core.audit,
-    db: env.core.db,
-    profiles: () => env.core.catalog.snapshot,
-    tftpRoot: env.config.tftpRoot,
-    imagesDir: env.config.imagesDir,
-    adminTokenHash: createHash('sha256').update('t').digest('hex'),
-    log: silentLogger(),
-    routers: [web],
-  });
+  web = webRouterFor(env, { rollouts: env.core.rolloutService });
+  app = appFor(env, 't', { routers: [web] });
   for (let i = 1; i <= 3; i++)
     env.core.hosts.insert({
       mac: `52:54:00:72:00:0${i}` as Mac,

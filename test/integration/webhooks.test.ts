@@ -3,18 +3,18 @@
 // nothing. Real SQLite, the real app over HTTP (supertest), real sockets.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
-import { createApp } from '../../src/http/app.ts';
-import { createLogger, silentLogger } from '../../src/log.ts';
+import type { createApp } from '../../src/http/app.ts';
+import { createLogger } from '../../src/log.ts';
 import { ConfigError, loadConfig, type WebhookConfig } from '../../src/config.ts';
 import { WebhookDispatcher, type WebhookLimits } from '../../src/webhooks/dispatcher.ts';
 import { verifySignature, WEBHOOK_EVENTS } from '../../src/webhooks/payload.ts';
 import { makeEnv, SAMPLE_HOST, tempDir, type TestEnv } from '../support/core.ts';
+import { appFor } from '../support/web-env.ts';
 import type { Mac } from '../../src/net/mac.ts';
 
 const TOKEN = 'test-admin-token';
@@ -94,17 +94,7 @@ function setup(hooks: Partial<WebhookConfig>[], limits: Partial<WebhookLimits> =
     });
   const dispatcher = make();
   dispatcher.start();
-  const app = createApp({
-    provisioner: env.core.provisioner,
-    hosts: env.core.hosts,
-    audit: env.core.audit,
-    db: env.core.db,
-    profiles: () => env.core.catalog.snapshot,
-    tftpRoot: env.config.tftpRoot,
-    imagesDir: env.config.imagesDir,
-    adminTokenHash: createHash('sha256').update(TOKEN).digest('hex'),
-    log: silentLogger(),
-  });
+  const app = appFor(env, TOKEN);
   cleanups.push(async () => {
     await dispatcher.stop();
     env.cleanup();
