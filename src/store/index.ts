@@ -37,6 +37,10 @@ import type { SessionPolicy } from './users.ts';
 import type { SyslogLimits } from '../ops/syslog-store.ts';
 import { randomBytes } from 'node:crypto';
 import { parseDatabase, redactUrl } from './target.ts';
+import type { SecretBox } from '../bmc/secret-box.ts';
+import { SqliteRolloutStore, type RolloutStore } from './rollouts.ts';
+import { SqliteBmcStore, type BmcStore } from './bmc.ts';
+import { SqliteWebhookDeliveryStore, type WebhookDeliveryStore } from './webhooks.ts';
 
 export { parseDatabase, redactUrl, type DatabaseTarget } from './target.ts';
 
@@ -67,6 +71,10 @@ export interface Store {
   readonly nodes: NodeRepo;
   /** What changed, here or (PostgreSQL) on any node: feeds src/store/view.ts and live pages. */
   readonly changes: ChangeFeed;
+  readonly rollouts: RolloutStore;
+  /** Each host's BMC; passwords sealed with the data dir's bmc.key (StoreOptions.bmcBox). */
+  readonly bmc: BmcStore;
+  readonly webhookDeliveries: WebhookDeliveryStore;
   /** Flushes queued events and log lines, then closes the connections. */
   close(): Promise<void>;
 }
@@ -91,6 +99,8 @@ export interface StoreOptions {
   discoveredMaxRows?: number;
   /** PostgreSQL connections per node (default 10). */
   poolSize?: number;
+  /** Seals and opens BMC passwords (src/bmc/secret-box.ts). */
+  bmcBox?: SecretBox;
 }
 
 export const DEFAULT_SYSLOG_LIMITS: SyslogLimits = { ringLines: 5000, maxTotalLines: 1_000_000, maxQueued: 10_000 };
@@ -140,6 +150,9 @@ export function openSqliteStore(file: string, o: StoreOptions): Store {
     location: file,
     node: `${process.pid}`,
     ...repos,
+    rollouts: new SqliteRolloutStore(full),
+    bmc: new SqliteBmcStore(full, o.bmcBox ?? noBmcBox),
+    webhookDeliveries: new SqliteWebhookDeliveryStore(full),
     async close() {
       await repos.events.flush();
       await repos.syslog.flush();
@@ -205,6 +218,9 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
     location: redactUrl(url),
     node,
     ...repos,
+    rollouts: undefined as unknown as RolloutStore, // TEMP until stores-async merges
+    bmc: undefined as unknown as BmcStore,
+    webhookDeliveries: undefined as unknown as WebhookDeliveryStore,
     async close() {
       await repos.events.flush();
       await repos.syslog.flush();
@@ -215,3 +231,12 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
     },
   };
 }
+
+const noBmcBox: SecretBox = {
+  seal: () => {
+    throw new Error('no bmc.key: BMC passwords cannot be sealed by this store');
+  },
+  open: () => {
+    throw new Error('no bmc.key: BMC passwords cannot be opened by this store');
+  },
+};

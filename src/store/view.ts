@@ -7,6 +7,8 @@ import type { Host } from './hosts.ts';
 import type { Build, HostState } from './builds.ts';
 import { stateOf } from './builds.ts';
 import type { Store, StoreChange } from './index.ts';
+import type { ImageRecord } from '../images/store.ts';
+import type { ImageFiles } from '../profiles/schema.ts';
 
 export interface ViewOptions {
   /** Whole reload period (default 60 s); 0 turns it off. */
@@ -22,6 +24,9 @@ export class StoreView {
   private byUuid = new Map<string, Host[]>();
   private byHostname = new Map<string, Host>();
   private builds = new Map<string, Build>();
+  /** The token of each pending build (boot configs carry it), by build id. */
+  private tokens = new Map<number, string>();
+  private images = new Map<string, ImageRecord>();
   private timer: NodeJS.Timeout | undefined;
   private readonly unsubscribe: () => void;
   private readonly now: () => number;
@@ -74,11 +79,31 @@ export class StoreView {
   state(mac: Mac): HostState {
     return stateOf(this.builds.get(mac), this.now());
   }
+  /** The token of a pending build (undefined once it is no longer pending). */
+  tokenOf(build: Build): string | undefined {
+    return this.tokens.get(build.id);
+  }
+  image(name: string): ImageRecord | undefined {
+    return this.images.get(name);
+  }
+  imageList(): ImageRecord[] {
+    return [...this.images.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+  /** What a profile's `image: NAME` turns into. */
+  resolveImage(name: string): ImageFiles | undefined {
+    const r = this.images.get(name);
+    return r && { kernel: r.kernel, initrd: r.initrd, stage2: r.stage2, liveimg: r.liveimg };
+  }
 
   /** Everything again from the store (start, and the periodic safety net). */
   async reload(): Promise<void> {
     const started = this.seq;
-    const [hosts, builds] = await Promise.all([this.store.hosts.list(), this.store.builds.latestForAll()]);
+    const [hosts, builds, tokens, images] = await Promise.all([
+      this.store.hosts.list(),
+      this.store.builds.latestForAll(),
+      this.store.builds.pendingTokens(),
+      this.store.images.list(),
+    ]);
     const fresh = new Map(hosts.map((h) => [h.mac as string, h]));
     // A change applied while the reload read keeps its newer value (the reload's rows may predate it).
     for (const [key, n] of this.applied) {
@@ -90,12 +115,18 @@ export class StoreView {
         else fresh.delete(mac);
       } else {
         const b = this.builds.get(mac);
-        if (b) builds.set(mac, b);
-        else builds.delete(mac);
+        if (b) {
+          builds.set(mac, b);
+          const t = this.tokens.get(b.id);
+          if (t) tokens.set(b.id, t);
+          else tokens.delete(b.id);
+        } else builds.delete(mac);
       }
     }
     this.hosts = fresh;
     this.builds = builds;
+    this.tokens = tokens;
+    this.images = new Map(images.map((i) => [i.name, i]));
     this.reindex();
     this.reloads++;
   }
@@ -125,6 +156,11 @@ export class StoreView {
 
   private async apply(c: StoreChange): Promise<void> {
     if (c.kind === 'resync') return this.reload().catch((e: Error) => this.o.onError?.(e));
+    if (c.kind === 'image') {
+      const images = await this.store.images.list();
+      this.images = new Map(images.map((i) => [i.name, i]));
+      return;
+    }
     if (!c.mac || (c.kind !== 'host' && c.kind !== 'build')) return;
     const mac = c.mac as Mac;
     const key = `${c.kind}|${mac}`;
@@ -140,10 +176,15 @@ export class StoreView {
       if (old || h) this.reindex();
     } else {
       const b = await this.store.builds.latest(mac);
+      const token = b?.status === 'pending' ? await this.store.builds.tokenOf(b) : undefined;
       if ((this.applied.get(key) ?? 0) > n) return;
       this.applied.set(key, n);
+      const old = this.builds.get(mac);
+      if (old && old.id !== b?.id) this.tokens.delete(old.id);
       if (b) this.builds.set(mac, b);
       else this.builds.delete(mac);
+      if (b && token) this.tokens.set(b.id, token);
+      else if (b) this.tokens.delete(b.id);
     }
   }
 }
