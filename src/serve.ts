@@ -58,6 +58,7 @@ import { BmcService } from './bmc/index.ts';
 import { PowerService } from './bmc/power.ts';
 import { createBmcApi } from './http/bmc-api.ts';
 import { createNodesApi, rackbootVersion, startHeartbeat, type NodeHeartbeat } from './ops/nodes.ts';
+import { holdDuty, type Duty } from './ops/duty.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -548,9 +549,11 @@ export async function startRackboot(
     checkEveryMs: config.stuck.checkEveryMs,
     log,
   });
+  let rolloutDuty: Duty | undefined;
   const stopAll = async () => {
     stopping = true;
     clearInterval(pruneTimer);
+    await rolloutDuty?.stop();
     await runner.stop();
     await stuckWatch.stop();
     await heartbeat?.stop();
@@ -722,9 +725,23 @@ export async function startRackboot(
     } else bound.syslog = true;
     bound.http = true;
     removePid = writePidFile(config.dataDir);
-    // Rollouts recorded before this start (by the CLI, or cut off by a restart) go on from their last step.
-    runner.start();
-    stuckWatch.start();
+    // Rollouts recorded before this start (by the CLI, or cut off by a restart) go on from their last step, on
+    // the one node that holds the duty (with several nodes on one database, another takes over when it dies).
+    rolloutDuty = await holdDuty({
+      leaders: store.leaders,
+      role: 'rollouts',
+      node: config.nodeId,
+      ttlMs: Math.max(3000, config.nodeHeartbeatMs * 3),
+      start: () => {
+        runner.start();
+        stuckWatch.start();
+      },
+      stop: async () => {
+        await runner.stop();
+        await stuckWatch.stop();
+      },
+      log,
+    });
     heartbeat = await startHeartbeat(
       nodeRegistry,
       {

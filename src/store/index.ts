@@ -31,6 +31,7 @@ import { AuditRepo, DiscoveredRepo, ImageRepo, SettingsRepo } from './repo/small
 import { SyslogRepo } from './repo/syslog.ts';
 import { LeaseRepo } from './repo/leases.ts';
 import { NodeRepo } from './repo/nodes.ts';
+import { LeaderRepo } from './repo/leaders.ts';
 import { loadBuildSecret, sharedBuildSecret } from './build-secret.ts';
 import type { EventLimits } from './events.ts';
 import type { SessionPolicy } from './users.ts';
@@ -69,6 +70,8 @@ export interface Store {
   readonly syslog: SyslogRepo;
   /** The serving nodes sharing this database, and their heartbeats. */
   readonly nodes: NodeRepo;
+  /** Which node carries out the once-per-database duties (src/store/repo/leaders.ts). */
+  readonly leaders: LeaderRepo;
   /** What changed, here or (PostgreSQL) on any node: feeds src/store/view.ts and live pages. */
   readonly changes: ChangeFeed;
   readonly rollouts: RolloutStore;
@@ -129,6 +132,7 @@ function openRepos(
     settings: new SettingsRepo(sql, feed),
     syslog: new SyslogRepo(timeline, o.syslogLimits ?? DEFAULT_SYSLOG_LIMITS),
     nodes: new NodeRepo(sql, now),
+    leaders: new LeaderRepo(sql, now),
   };
 }
 
