@@ -59,6 +59,7 @@ import { PowerService } from './bmc/power.ts';
 import { createBmcApi } from './http/bmc-api.ts';
 import { createNodesApi, rackbootVersion, startHeartbeat, type NodeHeartbeat } from './ops/nodes.ts';
 import { holdDuty, type Duty } from './ops/duty.ts';
+import type { DiscoveredMachine } from './dhcp/engine.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
@@ -95,6 +96,8 @@ export interface Core {
   bmc: BmcStore;
   bmcService: BmcService;
   power: PowerService;
+  /** A machine that PXE-booted and is not a host: recorded in the discovered list (at most once per MAC per 10 s). */
+  sighted(m: DiscoveredMachine): void;
   /** Sets where the boot paths learn which MAC holds a DHCP lease on an address (serve, once DHCP is up). */
   setLeaseLookup(lookup: (ip: string) => Mac | undefined): void;
   /** Closes the view, the feed and the store (after flushing queued events and log lines). */
@@ -159,6 +162,7 @@ export async function openCore(
     throw e;
   }
   const { hosts, builds, events, audit, images, syslog } = store;
+  const sightings = sightingRecorder(store, log);
   const catalog = new ProfileCatalog(config.profilesDir, log);
   const configured = config.syslog.port ? `${config.serverIp}:${config.syslog.port}` : undefined;
   const templates = new TemplateCatalog({ shipped: config.templatesDir, overlay: config.templatesOverlayDir }, log);
@@ -191,10 +195,7 @@ export async function openCore(
     uefiChain: createUefiChainResolver({ images: imageView, tftpRoot: config.tftpRoot, loaders: config.loaders }),
     site: config.site,
     // TFTP and HTTP sightings (the DHCP server records its own): bounded like every discovered row.
-    discovered: (m) =>
-      void store.discovered
-        .seen(m)
-        .catch((err: Error) => log.warn({ mac: m.mac, err: err.message }, 'could not record a discovered machine')),
+    discovered: (m) => sightings(m),
   });
   // Idle until a board subscribes: CLI commands open the core too and never poll. Host and build changes made by
   // other processes (the CLI on the same SQLite file) reach the view through it too.
@@ -243,6 +244,7 @@ export async function openCore(
     bmc: store.bmc,
     bmcService,
     power,
+    sighted: sightings,
     setLeaseLookup: (lookup) => {
       leaseLookup = lookup;
     },
@@ -251,6 +253,30 @@ export async function openCore(
       view.close();
       await store.close();
     },
+  };
+}
+
+const SIGHTING_EVERY_MS = 1000;
+const SIGHTINGS_IN_FLIGHT = 64;
+
+/**
+ * Discovered machines are written in the background, at most once per MAC a second and 64 writes at a time: a
+ * machine looping on PXE or a stranger's flood of MACs costs bounded writes and memory, and no packet waits.
+ */
+function sightingRecorder(store: Store, log: Logger): (m: DiscoveredMachine) => void {
+  const last = new Map<string, number>();
+  let inFlight = 0;
+  return (m) => {
+    const now = Date.now();
+    const at = last.get(m.mac);
+    if ((at !== undefined && now - at < SIGHTING_EVERY_MS) || inFlight >= SIGHTINGS_IN_FLIGHT) return;
+    if (last.size >= 4096) last.clear();
+    last.set(m.mac, now);
+    inFlight++;
+    store.discovered
+      .seen(m)
+      .catch((err: Error) => log.warn({ mac: m.mac, err: err.message }, 'could not record a discovered machine'))
+      .finally(() => inFlight--);
   };
 }
 
@@ -676,9 +702,7 @@ export async function startRackboot(
         },
         onDiscovered: (m) => {
           if (view.host(m.mac)) return;
-          void store.discovered
-            .seen(m)
-            .catch((err: Error) => log.warn({ mac: m.mac, err: err.message }, 'could not record a discovered machine'));
+          core.sighted(m);
         },
         onPacket: (bytes, res) =>
           metrics.dhcpPacket(
