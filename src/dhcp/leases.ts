@@ -432,7 +432,7 @@ export class LeaseStore {
         updated_at: a.now,
       };
       this.put(ip, row);
-      this.pending.push({ kind: 'claim', row, evict: false });
+      this.pending.push({ kind: 'offer', row, evict: false });
       const hm = this.holdOfMac.get(a.mac + '|' + a.subnet);
       if (hm) this.dropHold(hm);
       if (pool && pool.cursor === ip) pool.cursor++;
@@ -498,8 +498,11 @@ export class LeaseStore {
     return true;
   }
 
-  /** RELEASE, or a client that chose another server's offer: the address is free now but stays linked to the MAC. */
-  release(ip: string, mac: Mac, now: number): boolean {
+  /**
+   * RELEASE, or a client that chose another server's offer (`offeredOnly`: only an offer is released, never a
+   * bound lease): the address is free now but stays linked to the MAC.
+   */
+  release(ip: string, mac: Mac, now: number, o: { offeredOnly?: boolean } = {}): boolean {
     const n = ipToInt(ip);
     if (n === undefined) return false;
     const h = this.activeHold(n, now);
@@ -510,9 +513,9 @@ export class LeaseStore {
       done = true;
     }
     const r = this.rows.get(n);
-    if (r && r.mac === mac) {
+    if (r && r.mac === mac && (!o.offeredOnly || r.state === 'offered')) {
       this.put(n, { ...r, state: 'released', expires_at: Math.min(r.expires_at, now), updated_at: now });
-      this.pending.push({ kind: 'release', ip: n, mac, now });
+      this.pending.push({ kind: 'release', ip: n, mac, now, offeredOnly: !!o.offeredOnly });
       done = true;
     }
     return done;

@@ -16,6 +16,12 @@ const UPSERT = INSERT;
 // key decides a race between nodes. 0 rows changed: another client holds the address now.
 const CLAIM = `${INSERT}
   WHERE dhcp_leases.mac = excluded.mac OR dhcp_leases.expires_at <= excluded.updated_at`;
+// An OFFER's claim never turns a client's live bound lease back into an offer (another node may have ACKed this
+// client this address after this node's offer was decided, and the release of that offer would then free it).
+// 0 rows changed and that lease is the client's own: the offer stands, nothing to write.
+const OFFER_CLAIM = `${INSERT}
+  WHERE (dhcp_leases.mac = excluded.mac AND dhcp_leases.state <> 'bound') OR dhcp_leases.expires_at <= excluded.updated_at`;
+const OWN_BOUND = "SELECT 1 AS x FROM dhcp_leases WHERE ip = ? AND mac = ? AND state = 'bound'";
 // A SELECT first: an UPDATE that changes the indexed mac column it searches by costs ~3x even when nothing matches.
 const OTHER_OF_MAC = 'SELECT 1 AS x FROM dhcp_leases WHERE mac = ? AND subnet = ? AND ip <> ? LIMIT 1';
 const EVICT_OTHER_OF_MAC = `UPDATE dhcp_leases SET mac = '', state = 'released',
@@ -23,6 +29,7 @@ const EVICT_OTHER_OF_MAC = `UPDATE dhcp_leases SET mac = '', state = 'released',
   WHERE mac = ? AND subnet = ? AND ip <> ?`;
 const RELEASE = `UPDATE dhcp_leases SET state = 'released', expires_at = CASE WHEN expires_at < ? THEN expires_at ELSE ? END,
     updated_at = ? WHERE ip = ? AND mac = ?`;
+const RELEASE_OFFER = `${RELEASE} AND state = 'offered'`;
 const MARK_STATIC = 'UPDATE dhcp_leases SET dynamic = 0 WHERE ip = ?';
 const BY_IP = 'SELECT * FROM dhcp_leases WHERE ip = ?';
 const BY_MAC_ALL = 'SELECT * FROM dhcp_leases WHERE mac = ? AND subnet = ?';
@@ -40,12 +47,12 @@ export interface LeaseWrite {
 
 /**
  * One write the DHCP engine decided on (src/dhcp/leases.ts records them, the server commits them per loop turn).
- * claim: conditional upsert (Kea's rule), and with `evict` the MAC's other addresses in the subnet go back to the
+ * claim: conditional upsert (Kea's rule, for a bind), offer: the same for an OFFER (shared leases), and with `evict` the MAC's other addresses in the subnet go back to the
  * pool when it wins (`evicted`: the addresses memory already took from it, to re-read if the write fails). upsert: unconditional (reservations, DECLINE). release: only by the holder.
  */
 export type LeaseIntent =
-  | { kind: 'claim' | 'upsert'; row: LeaseRow; evict: boolean; evicted?: number[] }
-  | { kind: 'release'; ip: number; mac: string; now: number }
+  | { kind: 'claim' | 'offer' | 'upsert'; row: LeaseRow; evict: boolean; evicted?: number[] }
+  | { kind: 'release'; ip: number; mac: string; now: number; offeredOnly: boolean }
   | { kind: 'static'; ip: number };
 
 /** What LeaseStore needs from a store: load everything once, then commit batches of intents. */
@@ -92,12 +99,16 @@ export class LeaseRepo implements LeaseWriter {
           const won = new Array<boolean>(intents.length).fill(true);
           for (const i of order) {
             const w = intents[i];
-            if (w.kind === 'release') await sql.run(RELEASE, [w.now, w.now, w.now, w.ip, w.mac]);
+            // A release that changed nothing (another node bound the offer meanwhile) counts as lost: memory re-reads it.
+            if (w.kind === 'release')
+              won[i] = (await sql.run(w.offeredOnly ? RELEASE_OFFER : RELEASE, [w.now, w.now, w.now, w.ip, w.mac])) > 0;
             else if (w.kind === 'static') await sql.run(MARK_STATIC, [w.ip]);
             else {
               const r = w.row;
-              const changed = await sql.run(w.kind === 'claim' ? CLAIM : UPSERT, rowParams(r));
-              if (changed === 0) won[i] = false;
+              const q = w.kind === 'claim' ? CLAIM : w.kind === 'offer' ? OFFER_CLAIM : UPSERT;
+              const changed = await sql.run(q, rowParams(r));
+              if (changed === 0)
+                won[i] = w.kind === 'offer' && (await sql.get(OWN_BOUND, [r.ip, r.mac])) !== undefined;
               else if (w.evict && r.mac && (await sql.get(OTHER_OF_MAC, [r.mac, r.subnet, r.ip])) !== undefined)
                 await sql.run(EVICT_OTHER_OF_MAC, [r.updated_at, r.updated_at, r.mac, r.subnet, r.ip]);
             }
