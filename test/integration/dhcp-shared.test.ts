@@ -108,21 +108,26 @@ async function node(store: Store, n: number, deliver: (r: Reply) => void) {
     log: silentLogger(),
     leases,
     localAddresses: [{ name: 'eth0', address: serverIp, prefix: 24 }],
-    decide: (client) => decideBoot({ client, host: undefined, loaders: LOADERS, httpBase: 'http://x', answerUnknown: false }),
+    decide: (client) =>
+      decideBoot({ client, host: undefined, loaders: LOADERS, httpBase: 'http://x', answerUnknown: false }),
     reservation: () => undefined,
   });
-  const commits = createGroupCommit<Outgoing>(leases, process.env.DHCP_TEST_LOG ? createLogger({ level: 'info', destination: process.stderr }) : silentLogger(), (out) => {
-    const d = decodePacket(out.bytes);
-    if (!d.ok) throw new Error(d.reason);
-    const sidOpt = d.packet.options.get(54)!;
-    deliver({
-      node: n,
-      type: d.packet.options.get(53)![0],
-      xid: d.packet.xid,
-      yiaddr: d.packet.yiaddr,
-      serverId: [...sidOpt].join('.'),
-    });
-  });
+  const commits = createGroupCommit<Outgoing>(
+    leases,
+    process.env.DHCP_TEST_LOG ? createLogger({ level: 'info', destination: process.stderr }) : silentLogger(),
+    (out) => {
+      const d = decodePacket(out.bytes);
+      if (!d.ok) throw new Error(d.reason);
+      const sidOpt = d.packet.options.get(54)!;
+      deliver({
+        node: n,
+        type: d.packet.options.get(53)![0],
+        xid: d.packet.xid,
+        yiaddr: d.packet.yiaddr,
+        serverId: [...sidOpt].join('.'),
+      });
+    },
+  );
   const receive = (bytes: Buffer) =>
     commits.add(() => engine.handle(bytes, { port: 67, from: { address: '0.0.0.0', port: 68 } }).replies);
   return { leases, engine, commits, receive, serverIp };
@@ -182,7 +187,11 @@ function network(nodes: Node[]) {
 }
 
 /** A client's DORA with retries; the address it was ACKed, and how many DISCOVERs it took. */
-async function dora(net: ReturnType<typeof network>, i: number, m: Mac = mac(i)): Promise<{ ip: string; tries: number }> {
+async function dora(
+  net: ReturnType<typeof network>,
+  i: number,
+  m: Mac = mac(i),
+): Promise<{ ip: string; tries: number }> {
   for (let attempt = 1; attempt <= 40; attempt++) {
     const xid = (i << 8) | attempt;
     const offer = await net.exchange(mkBytes({ type: 1, mac: m, xid }), xid, [2]);
@@ -229,7 +238,10 @@ for (const b of backends) {
       const tries = got.reduce((n, g) => n + g.tries, 0);
       const [fromA, fromB] = net.offers;
       console.log(`# ${b.name}: ${CLIENTS} ACKs after ${tries} DISCOVERs; OFFERs from the nodes: ${fromA}, ${fromB}`);
-      assert.ok(fromA + fromB < 2 * tries, `claims lost: ${fromA} + ${fromB} OFFERs for ${tries} DISCOVERs to two nodes`);
+      assert.ok(
+        fromA + fromB < 2 * tries,
+        `claims lost: ${fromA} + ${fromB} OFFERs for ${tries} DISCOVERs to two nodes`,
+      );
 
       // Restart: a new node on the same database knows every lease; a returning client gets its address back.
       const fresh = await node(await again(), 0, net.deliver);
@@ -256,7 +268,12 @@ for (const b of backends) {
       const lost = await net.exchange(mkBytes({ type: 1, mac: mac(2), xid }), xid, [2, 5, 6], 1500);
       assert.equal(lost, undefined, 'no OFFER left: its claim never reached the table');
       await nd.commits.idle();
-      const renew = await net.exchange(mkBytes({ type: 3, mac: mac(1), xid: 0x7002, ciaddr: first.ip }), 0x7002, [5, 6], 1500);
+      const renew = await net.exchange(
+        mkBytes({ type: 3, mac: mac(1), xid: 0x7002, ciaddr: first.ip }),
+        0x7002,
+        [5, 6],
+        1500,
+      );
       assert.equal(renew, undefined, 'no ACK for a renewal that is not durable');
       await nd.commits.idle();
       await a.sql.run('ALTER TABLE dhcp_leases_away RENAME TO dhcp_leases');

@@ -94,7 +94,11 @@ test('run-out rows are reused longest-expired first; one reserved for a host tur
     s.bind({ subnet: SUB, mac, ip: `10.99.0.${i + 1}`, expiresAt: expiry[i], dynamic: true, now: 10 });
   assert.equal(s.findFree(SUB, 50), undefined, 'nothing ran out yet');
   assert.equal(s.findFree(SUB, 250), '10.99.0.2');
-  assert.equal(s.findFree(SUB, 250, (ip) => ip === '10.99.0.2'), '10.99.0.3', 'vetoed: the next one');
+  assert.equal(
+    s.findFree(SUB, 250, (ip) => ip === '10.99.0.2'),
+    '10.99.0.3',
+    'vetoed: the next one',
+  );
   assert.equal(s.findFree(SUB, 1000), '10.99.0.3', '.2 is static now, .3 ran out before .1');
   assert.equal(s.byIp('10.99.0.2', 1000)?.dynamic, false);
   assert.deepEqual(await s.commit(), [true, true, true, true]);

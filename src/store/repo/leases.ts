@@ -107,8 +107,7 @@ export class LeaseRepo implements LeaseWriter {
               const r = w.row;
               const q = w.kind === 'claim' ? CLAIM : w.kind === 'offer' ? OFFER_CLAIM : UPSERT;
               const changed = await sql.run(q, rowParams(r));
-              if (changed === 0)
-                won[i] = w.kind === 'offer' && (await sql.get(OWN_BOUND, [r.ip, r.mac])) !== undefined;
+              if (changed === 0) won[i] = w.kind === 'offer' && (await sql.get(OWN_BOUND, [r.ip, r.mac])) !== undefined;
               else if (w.evict && r.mac && (await sql.get(OTHER_OF_MAC, [r.mac, r.subnet, r.ip])) !== undefined)
                 await sql.run(EVICT_OTHER_OF_MAC, [r.updated_at, r.updated_at, r.mac, r.subnet, r.ip]);
             }
