@@ -16,7 +16,11 @@ import { decodePacket, intToIp } from '../../src/dhcp/packet.ts';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { openPostgresStore, openSqliteStore, type Store } from '../../src/store/index.ts';
+import { startDhcpServer } from '../../src/dhcp/server.ts';
+import dgram from 'node:dgram';
+import { Writable } from 'node:stream';
 import { LOADERS, mkBytes, reqIp, sid } from '../fixtures/dhcp/helpers.ts';
+import { freePort } from '../support/ports.ts';
 import { postgresMissing, startPostgres, type TestPostgres } from '../support/postgres.ts';
 
 const SUBNET = '10.99.0.0/24';
@@ -283,6 +287,88 @@ for (const b of backends) {
       assert.equal(intToIp(Number(row!.ip)), second.ip);
       assert.equal((await dora(net, 1)).ip, first.ip, 'client 1 keeps its address');
       assert.equal(nd.leases.pendingWrites(), 0);
+    });
+
+    test('the real server on loopback: a failed commit sends no ACK, and the next commit serves the client', async () => {
+      const { a } = await b.open();
+      const leases = new LeaseStore(a.leases);
+      await leases.load();
+      const port = await freePort('udp');
+      const lines: string[] = [];
+      const waiters: (() => void)[] = [];
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          lines.push(chunk.toString());
+          for (const w of waiters.splice(0)) w();
+          cb();
+        },
+      });
+      const logged = async (re: RegExp) => {
+        while (!lines.some((l) => re.test(l))) await new Promise<void>((r) => waiters.push(r));
+      };
+      // A relay on 127.0.0.2 (giaddr): the server answers it unicast on the server port, all on loopback.
+      const server = await startDhcpServer({
+        config: dhcpConfigSchema.parse({
+          mode: 'authoritative',
+          port,
+          serverIp: '127.0.0.1',
+          bindToDevice: 'off',
+          subnets: [{ cidr: '127.0.0.0/24', ranges: ['127.0.0.100-127.0.0.120'] }],
+        }),
+        log: createLogger({ level: 'info', destination: sink }),
+        leases,
+        decide: (client) =>
+          decideBoot({ client, host: undefined, loaders: LOADERS, httpBase: 'http://x', answerUnknown: false }),
+        reservation: () => undefined,
+      });
+      const relay = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+      await new Promise<void>((r) => relay.bind(port, '127.0.0.2', () => r()));
+      const got: Reply[] = [];
+      const gotWaiters: (() => void)[] = [];
+      relay.on('message', (m) => {
+        const d = decodePacket(m);
+        if (!d.ok) return;
+        got.push({
+          node: 0,
+          type: d.packet.options.get(53)![0],
+          xid: d.packet.xid,
+          yiaddr: d.packet.yiaddr,
+          serverId: '',
+        });
+        for (const w of gotWaiters.splice(0)) w();
+      });
+      const reply = async (xid: number) => {
+        for (;;) {
+          const r = got.find((x) => x.xid === xid);
+          if (r) return r;
+          await new Promise<void>((res) => gotWaiters.push(res));
+        }
+      };
+      const send = (spec: Parameters<typeof mkBytes>[0]) =>
+        relay.send(mkBytes({ giaddr: '127.0.0.2', ...spec }), port, '127.0.0.1');
+      try {
+        const m = mac(9);
+        send({ type: 1, mac: m, xid: 1 });
+        const offer = await reply(1);
+        assert.equal(offer.type, 2);
+        await a.sql.run('ALTER TABLE dhcp_leases RENAME TO dhcp_leases_away');
+        send({ type: 3, mac: m, xid: 2, opts: [sid('127.0.0.1'), reqIp(offer.yiaddr)] });
+        await logged(/lease commit failed/);
+        // Nothing was sent for it; an INFORM (no lease write) round trip shows the socket is quiet and served in order.
+        send({ type: 8, mac: m, xid: 3, ciaddr: '127.0.0.50' });
+        assert.equal((await reply(3)).type, 5);
+        assert.equal(got.filter((x) => x.xid === 2).length, 0, 'no ACK for a lease that is not in the table');
+        await a.sql.run('ALTER TABLE dhcp_leases_away RENAME TO dhcp_leases');
+        send({ type: 3, mac: m, xid: 4, opts: [sid('127.0.0.1'), reqIp(offer.yiaddr)] });
+        const ack = await reply(4);
+        assert.equal(ack.type, 5);
+        assert.equal(ack.yiaddr, offer.yiaddr);
+        const row = await a.sql.get<Row>('SELECT ip, mac, state FROM dhcp_leases WHERE mac = ?', [m]);
+        assert.equal(row?.state, 'bound', 'the ACK left after its lease was committed');
+      } finally {
+        relay.close();
+        await server.close();
+      }
     });
   });
 }
