@@ -488,7 +488,9 @@ export class LeaseStore {
       const r = this.rows.get(o)!;
       this.put(o, { ...r, mac: '', state: 'released', expires_at: Math.min(r.expires_at, a.now) });
     }
-    this.pending.push({ kind: a.dynamic ? 'claim' : 'upsert', row, evict: true, evicted });
+    // One node alone knows every row of this MAC: no other, nothing to evict (a query saved per ACK). Shared:
+    // another node may have given this MAC an address, so the database is asked.
+    this.pending.push({ kind: a.dynamic ? 'claim' : 'upsert', row, evict: this.shared || !!evicted, evicted });
     const h = this.holds.get(ip);
     if (h) this.dropHold(h);
     const hm = this.holdOfMac.get(a.mac + '|' + a.subnet);
@@ -550,7 +552,7 @@ export class LeaseStore {
    * Commits the writes recorded so far in one transaction. Per write, in order, whether it took effect: false
    * where a claim lost to another client (another node); those rows are re-read into memory. Throws when the
    * transaction failed (nothing written): the rows it touched are re-read, or, if the database cannot be read
-   * either, after the next commit that succeeds.
+   * either, after the next commit that succeeds. One commit at a time (the group commit awaits each).
    */
   async commit(): Promise<boolean[]> {
     const batch = this.pending;

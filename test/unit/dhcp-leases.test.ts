@@ -127,3 +127,22 @@ test('DECLINE quarantine ends: the address returns to the pool after declineHold
   now += 61_000;
   assert.equal(t.send({ type: 1, mac: B }).reply.p.yiaddr, '10.99.0.100');
 });
+
+test('a MAC bound to a second address gives the first back, in memory and in the table; a reload agrees', async () => {
+  const store = openTestStore();
+  const s = new LeaseStore(store.leases);
+  s.setPools([{ subnet: SUB, ranges: [{ start: '10.99.0.1', end: '10.99.0.9' }] }]);
+  s.bind({ subnet: SUB, mac: A, ip: '10.99.0.1', expiresAt: 5000, dynamic: true, now: 10 });
+  assert.deepEqual(await s.commit(), [true]);
+  s.bind({ subnet: SUB, mac: A, ip: '10.99.0.2', expiresAt: 6000, dynamic: true, now: 20 });
+  assert.equal(s.byIp('10.99.0.1', 30)?.mac, '');
+  assert.equal(s.byMac(A, SUB, 30)?.ip, '10.99.0.2');
+  assert.deepEqual(await s.commit(), [true]);
+  const row = await store.leases.byIp('10.99.0.1');
+  assert.equal(row?.mac, '');
+  assert.equal(row?.expiresAt, 20, 'free from the moment A moved');
+  const again = new LeaseStore(store.leases);
+  await again.load();
+  assert.equal(again.byMac(A, SUB, 30)?.ip, '10.99.0.2');
+  assert.equal(again.byIp('10.99.0.1', 30)?.state, 'released');
+});
