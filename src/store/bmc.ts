@@ -37,7 +37,7 @@ export interface BmcStore {
   bmcConfig(mac: string): Promise<BmcConfig | undefined>;
 }
 
-interface Row {
+export interface BmcRow {
   mac: string;
   driver: BmcDriverName;
   address: string;
@@ -49,7 +49,7 @@ interface Row {
   updated_at: number;
 }
 
-const view = (r: Row): BmcView => ({
+export const bmcView = (r: BmcRow): BmcView => ({
   driver: r.driver,
   address: r.address,
   username: r.username,
@@ -73,8 +73,8 @@ export class SqliteBmcStore implements BmcStore {
     private readonly box: SecretBox,
     private readonly now: () => number = Date.now,
   ) {
-    this.one = db.prepare<[string], Row>('SELECT * FROM host_bmc WHERE mac = ?');
-    this.all = db.prepare<[], Row>('SELECT * FROM host_bmc');
+    this.one = db.prepare<[string], BmcRow>('SELECT * FROM host_bmc WHERE mac = ?');
+    this.all = db.prepare<[], BmcRow>('SELECT * FROM host_bmc');
     this.upsert =
       db.prepare(`INSERT INTO host_bmc (mac, driver, address, username, password_enc, system, verify_tls, fingerprint, updated_at)
       VALUES (@mac, @driver, @address, @username, @password_enc, @system, @verify_tls, @fingerprint, @now)
@@ -85,11 +85,11 @@ export class SqliteBmcStore implements BmcStore {
 
   get(mac: string): Promise<BmcView | undefined> {
     const r = this.one.get(mac);
-    return Promise.resolve(r && view(r));
+    return Promise.resolve(r && bmcView(r));
   }
 
   list(): Promise<Map<string, BmcView>> {
-    return Promise.resolve(new Map(this.all.all().map((r) => [r.mac, view(r)])));
+    return Promise.resolve(new Map(this.all.all().map((r) => [r.mac, bmcView(r)])));
   }
 
   set(mac: string, s: BmcSetting): Promise<BmcView> {
@@ -109,7 +109,7 @@ export class SqliteBmcStore implements BmcStore {
       fingerprint: s.fingerprint ?? null,
       now: this.now(),
     });
-    return Promise.resolve(view(this.one.get(mac)!));
+    return Promise.resolve(bmcView(this.one.get(mac)!));
   }
 
   remove(mac: string): Promise<boolean> {

@@ -2,7 +2,8 @@
 // SQLite file as `serve`, so an in-process subscription alone would leave open boards stale. Triggers
 // (migration 6) append a row to `changes` on every host and build write; this polls it, which costs one
 // primary-key range read per poll. Token expiry writes nothing, so the feed also watches the next
-// expires_at of the pending builds. A PostgreSQL store backs the same interface with LISTEN/NOTIFY.
+// expires_at of the pending builds. TableChangeFeed (src/store/repo/changes.ts) is the same feed over Sql, on either
+// store; this synchronous SQLite one goes once serve.ts uses that.
 import type { Db } from './db.ts';
 
 export type ChangeKind =

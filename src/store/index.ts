@@ -32,16 +32,16 @@ import { SyslogRepo } from './repo/syslog.ts';
 import { LeaseRepo } from './repo/leases.ts';
 import { NodeRepo } from './repo/nodes.ts';
 import { LeaderRepo } from './repo/leaders.ts';
+import { RolloutRepo } from './repo/rollouts.ts';
+import { WebhookDeliveryRepo } from './repo/webhooks.ts';
+import { BmcRepo } from './repo/bmc.ts';
+import type { SecretBox } from '../bmc/secret-box.ts';
 import { loadBuildSecret, sharedBuildSecret } from './build-secret.ts';
 import type { EventLimits } from './events.ts';
 import type { SessionPolicy } from './users.ts';
 import type { SyslogLimits } from '../ops/syslog-store.ts';
 import { randomBytes } from 'node:crypto';
 import { parseDatabase, redactUrl } from './target.ts';
-import type { SecretBox } from '../bmc/secret-box.ts';
-import { SqliteRolloutStore, type RolloutStore } from './rollouts.ts';
-import { SqliteBmcStore, type BmcStore } from './bmc.ts';
-import { SqliteWebhookDeliveryStore, type WebhookDeliveryStore } from './webhooks.ts';
 
 export { parseDatabase, redactUrl, type DatabaseTarget } from './target.ts';
 
@@ -72,12 +72,12 @@ export interface Store {
   readonly nodes: NodeRepo;
   /** Which node carries out the once-per-database duties (src/store/repo/leaders.ts). */
   readonly leaders: LeaderRepo;
+  readonly rollouts: RolloutRepo;
+  readonly webhookDeliveries: WebhookDeliveryRepo;
+  /** Hosts' BMCs; passwords sealed with StoreOptions.bmcBox. */
+  readonly bmc: BmcRepo;
   /** What changed, here or (PostgreSQL) on any node: feeds src/store/view.ts and live pages. */
   readonly changes: ChangeFeed;
-  readonly rollouts: RolloutStore;
-  /** Each host's BMC; passwords sealed with the data dir's bmc.key (StoreOptions.bmcBox). */
-  readonly bmc: BmcStore;
-  readonly webhookDeliveries: WebhookDeliveryStore;
   /** Flushes queued events and log lines, then closes the connections. */
   close(): Promise<void>;
 }
@@ -102,7 +102,10 @@ export interface StoreOptions {
   discoveredMaxRows?: number;
   /** PostgreSQL connections per node (default 10). */
   poolSize?: number;
-  /** Seals and opens BMC passwords (src/bmc/secret-box.ts). */
+  /**
+   * Seals and opens BMC passwords (src/bmc/secret-box.ts, from the data dir's bmc.key). Without it the BMC
+   * repository still lists and removes BMCs, but refuses to store a password or open one (bmcConfig).
+   */
   bmcBox?: SecretBox;
 }
 
@@ -133,6 +136,9 @@ function openRepos(
     syslog: new SyslogRepo(timeline, o.syslogLimits ?? DEFAULT_SYSLOG_LIMITS),
     nodes: new NodeRepo(sql, now),
     leaders: new LeaderRepo(sql, now),
+    rollouts: new RolloutRepo(sql, now),
+    webhookDeliveries: new WebhookDeliveryRepo(sql),
+    bmc: new BmcRepo(sql, o.bmcBox, now),
   };
 }
 
@@ -154,9 +160,6 @@ export function openSqliteStore(file: string, o: StoreOptions): Store {
     location: file,
     node: `${process.pid}`,
     ...repos,
-    rollouts: new SqliteRolloutStore(full),
-    bmc: new SqliteBmcStore(full, o.bmcBox ?? noBmcBox),
-    webhookDeliveries: new SqliteWebhookDeliveryStore(full),
     async close() {
       await repos.events.flush();
       await repos.syslog.flush();
@@ -222,9 +225,6 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
     location: redactUrl(url),
     node,
     ...repos,
-    rollouts: undefined as unknown as RolloutStore, // TEMP until stores-async merges
-    bmc: undefined as unknown as BmcStore,
-    webhookDeliveries: undefined as unknown as WebhookDeliveryStore,
     async close() {
       await repos.events.flush();
       await repos.syslog.flush();
@@ -235,12 +235,3 @@ export async function openPostgresStore(url: string, o: StoreOptions): Promise<S
     },
   };
 }
-
-const noBmcBox: SecretBox = {
-  seal: () => {
-    throw new Error('no bmc.key: BMC passwords cannot be sealed by this store');
-  },
-  open: () => {
-    throw new Error('no bmc.key: BMC passwords cannot be opened by this store');
-  },
-};

@@ -61,7 +61,7 @@ export interface RolloutStore {
 /** Finished rollouts kept (the newest); a running one is never pruned. */
 export const ROLLOUTS_KEPT = 1000;
 
-interface RolloutRow {
+export interface RolloutRow {
   id: number;
   created_at: number;
   actor: string;
@@ -75,7 +75,7 @@ interface RolloutRow {
   finished_at: number | null;
 }
 
-interface HostRow {
+export interface RolloutHostRow {
   mac: string;
   wave: number;
   step: RolloutStep;
@@ -84,7 +84,7 @@ interface HostRow {
   updated_at: number;
 }
 
-function fromRow(r: RolloutRow): Rollout {
+export function rolloutFromRow(r: RolloutRow): Rollout {
   const out: Rollout = {
     id: r.id,
     createdAt: r.created_at,
@@ -101,7 +101,7 @@ function fromRow(r: RolloutRow): Rollout {
   return out;
 }
 
-function hostFromRow(r: HostRow): RolloutHost {
+export function rolloutHostFromRow(r: RolloutHostRow): RolloutHost {
   const h: RolloutHost = { mac: r.mac as Mac, wave: r.wave, step: r.step, updatedAt: r.updated_at };
   if (r.reason !== null) h.reason = r.reason;
   if (r.build_id !== null) h.buildId = r.build_id;
@@ -133,7 +133,7 @@ export class SqliteRolloutStore implements RolloutStore {
       `INSERT INTO rollout_hosts (rollout_id, mac, wave, step, updated_at) VALUES (?, ?, ?, 'queued', ?)`,
     );
     this.byIdStmt = db.prepare<[number], RolloutRow>('SELECT * FROM rollouts WHERE id = ?');
-    this.hostsStmt = db.prepare<[number], HostRow>(
+    this.hostsStmt = db.prepare<[number], RolloutHostRow>(
       'SELECT mac, wave, step, reason, build_id, updated_at FROM rollout_hosts WHERE rollout_id = ? ORDER BY wave, rowid',
     );
     this.listStmt = db.prepare<[number, number], RolloutRow>(
@@ -166,20 +166,20 @@ export class SqliteRolloutStore implements RolloutStore {
       this.pruneStmt.run();
       return rid;
     })();
-    return Promise.resolve(fromRow(this.byIdStmt.get(id)!));
+    return Promise.resolve(rolloutFromRow(this.byIdStmt.get(id)!));
   }
   get(id: number): Promise<Rollout | undefined> {
     const r = this.byIdStmt.get(id);
-    return Promise.resolve(r && fromRow(r));
+    return Promise.resolve(r && rolloutFromRow(r));
   }
   hosts(id: number): Promise<RolloutHost[]> {
-    return Promise.resolve(this.hostsStmt.all(id).map(hostFromRow));
+    return Promise.resolve(this.hostsStmt.all(id).map(rolloutHostFromRow));
   }
   list(limit: number, beforeId = Number.MAX_SAFE_INTEGER): Promise<Rollout[]> {
-    return Promise.resolve(this.listStmt.all(beforeId, limit).map(fromRow));
+    return Promise.resolve(this.listStmt.all(beforeId, limit).map(rolloutFromRow));
   }
   running(): Promise<Rollout[]> {
-    return Promise.resolve(this.runningStmt.all().map(fromRow));
+    return Promise.resolve(this.runningStmt.all().map(rolloutFromRow));
   }
   setStep(id: number, mac: Mac, step: RolloutStep, reason?: string, buildId?: number): Promise<void> {
     this.stepStmt.run(step, reason ?? null, buildId ?? null, this.now(), id, mac);
@@ -202,7 +202,7 @@ export class SqliteRolloutStore implements RolloutStore {
     const want = new Set<string>(macs);
     const out = this.runningStmt
       .all()
-      .map(fromRow)
+      .map(rolloutFromRow)
       .filter((r) => this.hostsStmt.all(r.id).some((h) => want.has(h.mac)));
     return Promise.resolve(out);
   }

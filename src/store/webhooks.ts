@@ -55,7 +55,7 @@ export interface WebhookDeliveryStore {
   prune(keep: number): Promise<number>;
 }
 
-interface Row {
+export interface DeliveryRow {
   id: number;
   uid: string;
   url: string;
@@ -73,7 +73,7 @@ interface Row {
   last_ms: number | null;
 }
 
-function fromRow(r: Row): Delivery {
+export function deliveryFromRow(r: DeliveryRow): Delivery {
   const d: Delivery = {
     id: r.id,
     uid: r.uid,
@@ -99,7 +99,7 @@ export class SqliteWebhookDeliveryStore implements WebhookDeliveryStore {
 
   add(d: NewDelivery): Promise<Delivery> {
     const r = this.db
-      .prepare<unknown[], Row>(
+      .prepare<unknown[], DeliveryRow>(
         `INSERT INTO webhook_deliveries (uid, url, event, mac, build_id, payload, status, next_at, created_at, last_error)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
       )
@@ -115,7 +115,7 @@ export class SqliteWebhookDeliveryStore implements WebhookDeliveryStore {
         d.createdAt,
         d.lastError ?? null,
       )!;
-    return Promise.resolve(fromRow(r));
+    return Promise.resolve(deliveryFromRow(r));
   }
 
   pendingCount(): Promise<number> {
@@ -127,7 +127,7 @@ export class SqliteWebhookDeliveryStore implements WebhookDeliveryStore {
 
   due(now: number, limit: number, busy: ReadonlySet<number>): Promise<Delivery[]> {
     const rows = this.db
-      .prepare<[number, number], Row>(
+      .prepare<[number, number], DeliveryRow>(
         "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?",
       )
       .all(now, limit + busy.size);
@@ -135,7 +135,7 @@ export class SqliteWebhookDeliveryStore implements WebhookDeliveryStore {
       rows
         .filter((r) => !busy.has(r.id))
         .slice(0, limit)
-        .map(fromRow),
+        .map(deliveryFromRow),
     );
   }
 
@@ -174,11 +174,11 @@ export class SqliteWebhookDeliveryStore implements WebhookDeliveryStore {
     // 1001: a page of 1000 and one more that tells whether a next page exists.
     const limit = Math.min(Math.max(1, opts.limit ?? 100), 1001);
     const rows = this.db
-      .prepare<unknown[], Row>(
+      .prepare<unknown[], DeliveryRow>(
         `SELECT * FROM webhook_deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
       )
       .all(...args, limit);
-    return Promise.resolve(rows.map(fromRow));
+    return Promise.resolve(rows.map(deliveryFromRow));
   }
 
   prune(keep: number): Promise<number> {

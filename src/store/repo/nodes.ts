@@ -27,9 +27,13 @@ export class NodeRepo implements NodeRegistry {
       [n.id, n.site ?? null, n.version, n.address, n.publicUrl, JSON.stringify(n.ports), now, now],
     );
   }
-  async heartbeat(id: string): Promise<void> {
+  /** `ports` absent keeps the stored ones. */
+  async heartbeat(id: string, ports?: NodeInfo['ports']): Promise<void> {
     const now = this.now();
-    await this.sql.run('UPDATE nodes SET heartbeat_at = ?, stopped_at = NULL WHERE id = ?', [now, id]);
+    await this.sql.run(
+      'UPDATE nodes SET heartbeat_at = ?, ports = COALESCE(?, ports), stopped_at = NULL WHERE id = ?',
+      [now, ports ? JSON.stringify(ports) : null, id],
+    );
     await this.sql.run('DELETE FROM nodes WHERE heartbeat_at < ?', [now - FORGET_AFTER_MS]);
   }
   async stopped(id: string): Promise<void> {
