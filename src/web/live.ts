@@ -106,7 +106,7 @@ export class LiveBoard {
     res.on('close', () => this.drop(s));
     if (!this.unsubscribe) {
       this.unsubscribe = this.d.subscribe((e) => (e.kind === 'resync' ? this.resync() : this.mark(e.mac)));
-      this.heartbeat = setInterval(() => void this.beat(), heartbeatMs);
+      this.heartbeat = setInterval(() => void this.beat().catch((e) => this.d.onError?.(e)), heartbeatMs);
       this.heartbeat.unref();
     }
     return 'opened';
@@ -144,7 +144,7 @@ export class LiveBoard {
     this.timer = undefined;
     const macs = [...this.dirty];
     this.dirty.clear();
-    this.flushing = this.flushing.then(() => this.send(macs));
+    this.flushing = this.flushing.then(() => this.send(macs)).catch((e) => this.d.onError?.(e));
     return this.flushing;
   }
 

@@ -97,11 +97,11 @@ export class InstallerLogStreams {
     const s: Stream = { ...req, res, lastId: 0, ready: false };
     this.streams.add(s);
     res.on('close', () => this.drop(s));
-    void this.backlog(s);
+    void this.backlog(s).catch((e) => this.d.onError?.(e));
     if (!this.timer) {
-      this.timer = setInterval(() => void this.poll(), this.d.intervalMs ?? 500);
+      this.timer = setInterval(() => void this.poll().catch((e) => this.d.onError?.(e)), this.d.intervalMs ?? 500);
       this.timer.unref();
-      this.beat = setInterval(() => void this.heartbeat(), heartbeatMs);
+      this.beat = setInterval(() => void this.heartbeat().catch((e) => this.d.onError?.(e)), heartbeatMs);
       this.beat.unref();
     }
     return 'opened';

@@ -40,7 +40,7 @@ export interface WebDeps {
   builds: BuildRepo;
   events: EventRepo;
   audit: AuditRepo;
-  /** Users, sessions, API tokens, settings and discovered machines (the `sql` builds sessions on `now`). */
+  /** Users, sessions, API tokens, settings and discovered machines; `sql` only with a clock or policy of the web's own. */
   store: Pick<Store, 'sql' | 'users' | 'sessions' | 'apiTokens' | 'settings' | 'discovered'>;
   /** Hosts and their latest builds in memory: what pages listing many hosts read (no query per host). */
   view: StoreView;
@@ -97,7 +97,7 @@ export type WebContext = ReturnType<typeof createWebContext>;
 export function createWebContext(d: WebDeps) {
   const now = d.now ?? Date.now;
   const p = d.provisioner;
-  // The store's own users and sessions run on the store's clock and policy; a web with its own builds its own.
+  // The store's users and sessions run on its clock and session policy; a web given its own (tests) builds its own.
   const own = d.now !== undefined || d.sessionPolicy !== undefined;
   const users = own ? new UserRepo(d.store.sql, now) : d.store.users;
   const sessions = own ? new SessionRepo(d.store.sql, users, d.sessionPolicy, now) : d.store.sessions;
