@@ -5,10 +5,9 @@ import { str, type WebContext } from './context.ts';
 
 export function auditPages(c: WebContext): express.Router {
   const r = express.Router();
-  r.get('/audit', c.tech, (req, res) => {
+  r.get('/audit', c.tech, async (req, res) => {
     const q = str(req.query.q).trim().toLowerCase();
-    const entries = c.d.audit
-      .recent(500)
+    const entries = (await c.d.audit.recent(500))
       .filter((e) => !q || `${e.actor} ${e.action} ${e.target}`.toLowerCase().includes(q))
       .map((e) => ({ ...e, view: auditView(e.diff) }));
     c.page(res, 200, 'audit', { title: 'Audit log', entries, q });
