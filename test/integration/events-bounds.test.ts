@@ -13,8 +13,8 @@ import { makeEnv, tempDir, type TestEnv } from '../support/core.ts';
 import { appFor } from '../support/web-env.ts';
 
 let env: TestEnv | undefined;
-afterEach(() => {
-  env?.cleanup();
+afterEach(async () => {
+  await env?.cleanup();
   env = undefined;
 });
 
@@ -116,11 +116,11 @@ test('retention: at most maxPerHost per host (pruned while writing, exact after 
 });
 
 test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amount to the database', async (t) => {
-  env = makeEnv();
+  env = await makeEnv();
   const e = env;
   mkdirSync(e.config.tftpRoot, { recursive: true });
   writeFileSync(join(e.config.tftpRoot, 'pxelinux.0'), Buffer.alloc(100, 1));
-  e.core.hosts.insert({
+  await e.core.hosts.insert({
     mac: A,
     hostname: 'rhvh-huge',
     profile: 'rhvh-base',
@@ -134,9 +134,9 @@ test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amo
   const server = createServer({ maxHeaderSize: 64 * 1024 }, app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  const checkpoint = () => e.core.db.pragma('wal_checkpoint(TRUNCATE)');
-  e.core.events.flush();
-  checkpoint();
+  const checkpoint = () => e.core.store.sql.all('PRAGMA wal_checkpoint(TRUNCATE)');
+  await e.core.events.flush();
+  await checkpoint();
   const before = databaseBytes(e.config.dataDir);
   const range = 'bytes=' + Array.from({ length: 1200 }, (_, i) => `${i}-${i}`).join(',');
   assert.ok(range.length > 8000);
@@ -159,15 +159,13 @@ test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amo
   } finally {
     await new Promise((r) => server.close(r));
   }
-  e.core.events.flush();
-  const stored = e.core.db
-    .prepare(
-      "SELECT COUNT(*) n, SUM(LENGTH(detail) + LENGTH(type) + IFNULL(LENGTH(status), 0)) bytes FROM events WHERE type = 'http.tftpfile'",
-    )
-    .get() as { n: number; bytes: number };
+  await e.core.events.flush();
+  const stored = (await e.core.store.sql.get<{ n: number; bytes: number }>(
+    "SELECT COUNT(*) n, SUM(LENGTH(detail) + LENGTH(type) + IFNULL(LENGTH(status), 0)) bytes FROM events WHERE type = 'http.tftpfile'",
+  ))!;
   assert.equal(stored.n, 2000, 'every request is on the timeline');
   assert.ok(stored.bytes / stored.n < 600, `bytes per event: ${stored.bytes / stored.n}`);
-  checkpoint();
+  await checkpoint();
   const grown = databaseBytes(e.config.dataDir) - before;
   t.diagnostic(
     `2000 requests: ${Math.round(stored.bytes / stored.n)} bytes per event stored, database +${grown} bytes`,
