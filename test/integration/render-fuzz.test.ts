@@ -20,8 +20,8 @@ const auth = { Authorization: `Bearer ${TOKEN}` };
 let env: TestEnv;
 let app: Express;
 
-before(async () => {
-  env = await makeEnv();
+before(() => {
+  env = makeEnv();
   mkdirSync(env.config.tftpRoot, { recursive: true });
   app = appFor(env, TOKEN);
 });
@@ -221,7 +221,7 @@ test("fuzz: 150 hosts with random hostile parameters through the API: refused na
       const named = chosen.some((k) => refusal!.includes(k));
       assert.ok(named, `${where}: the refusal must name the field: ${refusal}`);
       assert.ok(hostile.size > 0, `${where}: only valid values, yet refused: ${refusal}`);
-      const stored = await env.core.hosts.get(mac as never);
+      const stored = env.core.hosts.get(mac as never);
       if (stored)
         assert.notEqual(
           env.core.provisioner.state(mac as never),
@@ -249,25 +249,25 @@ test('startBuild refuses (409, with the reason) a build whose kickstart fails th
   );
   const c = env.core;
   const p = new Provisioner({
-    view: c.view,
+    hosts: c.hosts,
     builds: c.builds,
     events: c.events,
     audit: c.audit,
     profiles: c.catalog,
-    images: { resolve: (name) => c.view.resolveImage(name) },
+    images: c.images,
     renderer: createRenderer(join(dir, 'templates')),
     log: silentLogger(),
     baseUrl: 'http://10.99.0.1:8080',
     tokenTtlMs: 3600_000,
   });
-  await c.hosts.insert({
+  c.hosts.insert({
     mac: '52:54:00:f1:00:01' as never,
     hostname: 'broken1',
     profile: 'rhvh-base',
     nameservers: [],
     params: {},
   });
-  const r = await p.startBuild('52:54:00:f1:00:01' as never, 'test');
+  const r = p.startBuild('52:54:00:f1:00:01' as never, 'test');
   assert.equal(r.ok, false);
   if (!r.ok) {
     assert.equal(r.status, 409);
