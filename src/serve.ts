@@ -476,7 +476,7 @@ export async function startRackboot(
     surface,
     bmc: core.bmc,
   });
-  const kickstartFirst = kickstartFastPath(p, metrics.httpRequest);
+  const kickstartFirst = kickstartFastPath(p, metrics.httpRequest, log);
   // nosniff here too: the kickstart fast path answers before express (src/http/surface.ts sets it for the rest).
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('X-Content-Type-Options', 'nosniff');

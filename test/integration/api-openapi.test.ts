@@ -131,7 +131,25 @@ test('the API answers, successes and errors, on every route', async () => {
     clientIp: '127.0.0.1',
     text: 'Running pre-installation scripts',
   });
-  assert.equal((await get(`/api/hosts/${SAMPLE_HOST.mac}/logs`)).status, 200);
+  const first = await get(`/api/hosts/${SAMPLE_HOST.mac}/logs`);
+  assert.equal(first.status, 200);
+  // Following a log: the cursor gives only the lines after the last one seen.
+  env.core.syslog.append({
+    buildId: build.id,
+    mac: SAMPLE_HOST.mac as Mac,
+    at: Date.now(),
+    severity: 6,
+    facility: 1,
+    app: 'anaconda',
+    clientIp: '127.0.0.1',
+    text: 'Running post-installation scripts',
+  });
+  const newer = await get(`/api/hosts/${SAMPLE_HOST.mac}/logs?cursor=${first.body.nextCursor as string}`);
+  assert.equal(newer.status, 200);
+  assert.deepEqual(
+    newer.body.lines.map((l: { text: string }) => l.text),
+    ['Running post-installation scripts'],
+  );
   assert.equal((await get(`/api/hosts/${SAMPLE_HOST.mac}/logs?severity=err&q=pre`)).status, 200);
   assert.equal((await get(`/api/hosts/${SAMPLE_HOST.mac}/logs?format=text`)).status, 200);
   assert.equal((await get(`/api/hosts/${SAMPLE_HOST.mac}/builds/${build.id}/logs`)).status, 200);
