@@ -9,6 +9,7 @@ import type { Build, HostState } from './store/builds.ts';
 import { stateOf } from './store/builds.ts';
 import type { HostEvent } from './store/events.ts';
 import type { BuildRepo } from './store/repo/builds.ts';
+import type { HostRepo } from './store/repo/hosts.ts';
 import type { EventRepo } from './store/repo/events.ts';
 import type { AuditRepo } from './store/repo/small.ts';
 import type { StoreView } from './store/view.ts';
@@ -29,6 +30,8 @@ import type { DiscoveredMachine } from './dhcp/engine.ts';
 export interface ProvisionDeps {
   /** Hosts and their latest builds in memory (src/store/view.ts): the boot paths read these, never the database. */
   view: StoreView;
+  /** The database's hosts, for what the view may not have heard of yet (a host just created on another node). */
+  hosts: Pick<HostRepo, 'get'>;
   builds: BuildRepo;
   events: EventRepo;
   audit: AuditRepo;
@@ -157,6 +160,11 @@ export class Provisioner {
     }
   }
 
+  /** The view's host, or the database's when the view has not heard of it yet (just created on another node). */
+  private async freshHost(mac: Mac): Promise<Host | undefined> {
+    return this.d.view.host(mac) ?? (await this.d.hosts.get(mac));
+  }
+
   profileFor(host: Host): Outcome<Profile> {
     const loaded = this.d.profiles.get(host.profile);
     if (!loaded)
@@ -180,7 +188,7 @@ export class Provisioner {
   }
 
   async startBuild(mac: Mac, actor: string): Promise<Outcome<BuildStarted>> {
-    const host = this.d.view.host(mac);
+    const host = await this.freshHost(mac);
     if (!host) return { ok: false, status: 404, message: `no host with MAC ${mac}: add it first (POST /api/hosts)` };
     const profile = this.profileFor(host);
     if (!profile.ok) return profile;
@@ -430,7 +438,7 @@ export class Provisioner {
       return { ok: false, status: 404, message: 'unknown token' };
     }
     const build = check.build;
-    const host = this.d.view.host(build.mac);
+    const host = await this.freshHost(build.mac);
     if (!host) return { ok: false, status: 410, message: 'the host of this build was deleted' };
     if (!servesSite(this.d.site, host.site)) {
       this.d.log.info(
@@ -638,7 +646,7 @@ export class Provisioner {
 
   /** What a person or script sees of a host. */
   async view(mac: Mac) {
-    const host = this.d.view.host(mac);
+    const host = await this.freshHost(mac);
     if (!host) return undefined;
     const build = this.d.view.latestBuild(mac);
     const timeline = await this.d.events.timeline(mac);
@@ -694,8 +702,12 @@ export class Provisioner {
   }
 
   /** The files as they would be served right now, for `rackboot render` and the host page. */
-  async preview(mac: Mac, kind: 'kickstart' | BootConfigKind, opts: { maskSecrets: boolean }): Promise<Outcome<string>> {
-    const host = this.d.view.host(mac);
+  async preview(
+    mac: Mac,
+    kind: 'kickstart' | BootConfigKind,
+    opts: { maskSecrets: boolean },
+  ): Promise<Outcome<string>> {
+    const host = await this.freshHost(mac);
     if (!host) return { ok: false, status: 404, message: `no host with MAC ${mac}` };
     const build = this.d.view.latestBuild(mac);
     const live = build && stateOf(build, this.now()) === 'build' ? build : undefined;

@@ -142,6 +142,7 @@ export async function openCore(
     secret: loadSecret(config.dataDir),
     eventLimits: config.events,
     nodeId: config.nodeId,
+    nodeHeartbeatMs: config.nodeHeartbeatMs,
     callbackGraceMs: config.tokenGraceMs,
     syslogLimits: {
       ringLines: config.syslog.ringLines,
@@ -180,6 +181,7 @@ export async function openCore(
   };
   const provisioner = new Provisioner({
     view,
+    hosts,
     builds,
     events,
     audit,

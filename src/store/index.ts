@@ -100,6 +100,8 @@ export interface StoreOptions {
   nodeId?: string;
   /** Rows kept in the discovered table (default 10,000). */
   discoveredMaxRows?: number;
+  /** How often nodes heartbeat (config nodeHeartbeat): a node is dead after three missed. */
+  nodeHeartbeatMs?: number;
   /** PostgreSQL connections per node (default 10). */
   poolSize?: number;
   /**
@@ -134,7 +136,7 @@ function openRepos(
     discovered: new DiscoveredRepo(sql, o.discoveredMaxRows, now),
     settings: new SettingsRepo(sql, feed),
     syslog: new SyslogRepo(timeline, o.syslogLimits ?? DEFAULT_SYSLOG_LIMITS),
-    nodes: new NodeRepo(sql, now),
+    nodes: new NodeRepo(sql, now, o.nodeHeartbeatMs),
     leaders: new LeaderRepo(sql, now),
     rollouts: new RolloutRepo(sql, now),
     webhookDeliveries: new WebhookDeliveryRepo(sql),
