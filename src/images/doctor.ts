@@ -10,7 +10,7 @@ import { formatProfileError } from '../profiles/load.ts';
 import { Bsdtar, BSDTAR_HINT } from './archive.ts';
 import { verifyImage, STAGE2_IN_ISO } from './import.ts';
 import { inspectLoader, loaderItems } from './loaders.ts';
-import { imageEfiLoaders, imageKernelVendor, type ImageStore } from './store.ts';
+import { imageEfiLoaders, imageKernelVendor, type ImageView } from './store.ts';
 import { createUefiChainResolver, type UefiChainResolver } from './uefi-chain.ts';
 import { posix } from 'node:path';
 import { nativeState } from '../native.ts';
@@ -31,7 +31,7 @@ export interface DoctorDeps {
     dhcp: { mode: string };
     dataDir?: string;
   };
-  images: ImageStore;
+  images: Pick<ImageView, 'get' | 'list'>;
   profiles: ProfileSnapshot;
   fetch?: typeof fetch;
   bsdtar?: Bsdtar;

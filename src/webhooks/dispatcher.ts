@@ -49,8 +49,8 @@ export interface WebhookDeps {
   hooks: readonly WebhookConfig[];
   store: WebhookDeliveryStore;
   events: { subscribe(l: (e: HostEvent) => void): () => void; append(e: NewEvent): unknown };
-  hosts: { get(mac: Mac): Host | undefined };
-  builds: { byId(id: number): Build | undefined };
+  hosts: { get(mac: Mac): Promise<Host | undefined> };
+  builds: { byId(id: number): Promise<Build | undefined> };
   log: Logger;
   limits?: Partial<WebhookLimits>;
   now?: () => number;
@@ -127,8 +127,14 @@ export class WebhookDispatcher {
     const batch = this.intake;
     this.intake = [];
     for (const { event, e } of batch) {
-      const build = e.buildId === undefined ? undefined : this.d.builds.byId(e.buildId);
-      const payload = webhookPayload(event, e, this.d.hosts.get(e.mac), build);
+      let payload: ReturnType<typeof webhookPayload>;
+      try {
+        const build = e.buildId === undefined ? undefined : await this.d.builds.byId(e.buildId);
+        payload = webhookPayload(event, e, await this.d.hosts.get(e.mac as Mac), build);
+      } catch (err) {
+        this.d.log.error({ event, err: (err as Error).message }, 'could not read the host or build of a webhook event');
+        continue;
+      }
       for (const hook of this.d.hooks.filter((h) => h.events.includes(event))) {
         try {
           const full = (await this.d.store.pendingCount()) >= this.limits.maxPending;
