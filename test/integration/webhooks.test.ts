@@ -64,8 +64,8 @@ async function refusedUrl(): Promise<string> {
   return `http://127.0.0.1:${port}/hook`;
 }
 
-function setup(hooks: Partial<WebhookConfig>[], limits: Partial<WebhookLimits> = {}) {
-  const env: TestEnv = makeEnv();
+async function setup(hooks: Partial<WebhookConfig>[], limits: Partial<WebhookLimits> = {}) {
+  const env: TestEnv = await makeEnv();
   const lines: string[] = [];
   const log = createLogger({
     level: 'debug',
@@ -97,7 +97,7 @@ function setup(hooks: Partial<WebhookConfig>[], limits: Partial<WebhookLimits> =
   const app = appFor(env, TOKEN);
   cleanups.push(async () => {
     await dispatcher.stop();
-    env.cleanup();
+    await env.cleanup();
   });
   return { env, app, dispatcher, lines, make };
 }
@@ -147,7 +147,7 @@ async function until<T>(what: string, get: () => T | Promise<T>, ms = 10_000): P
 
 test('build started and built reach the receiver signed (HMAC-SHA256 over the body, timestamp inside it), recorded on the timeline', async () => {
   const rx = await receiver(['ok']);
-  const { env, app, lines } = setup([{ url: rx.url }]);
+  const { env, app, lines } = await setup([{ url: rx.url }]);
   const b = await startBuild(app);
   await fetchKickstart(app, b);
   assert.equal((await request(app).post(path(b.builtUrl))).status, 200);
@@ -176,9 +176,11 @@ test('build started and built reach the receiver signed (HMAC-SHA256 over the bo
   assert.equal(typeof built!.json.build.seconds, 'number');
   await until(
     'the timeline',
-    () => env.core.events.timeline(SAMPLE_HOST.mac as Mac).filter((e) => e.type === 'webhook.delivered').length === 2,
+    async () =>
+      (await env.core.events.timeline(SAMPLE_HOST.mac as Mac)).filter((e) => e.type === 'webhook.delivered').length ===
+      2,
   );
-  const tl = env.core.events.timeline(SAMPLE_HOST.mac as Mac).find((e) => e.type === 'webhook.delivered')!;
+  const tl = (await env.core.events.timeline(SAMPLE_HOST.mac as Mac)).find((e) => e.type === 'webhook.delivered')!;
   assert.equal(tl.status, '200');
   assert.equal(tl.detail?.target, new URL(rx.url).origin, 'the timeline shows the origin, not the path and its token');
   const log = await env.core.webhookDeliveries.list();
@@ -197,7 +199,7 @@ test('build started and built reach the receiver signed (HMAC-SHA256 over the bo
 
 test('a receiver that answers 500 then 200 gets the same delivery again after a backoff', async () => {
   const rx = await receiver(['500', 'ok']);
-  const { env, app } = setup([{ url: rx.url, events: ['build.started'] }]);
+  const { env, app } = await setup([{ url: rx.url, events: ['build.started'] }]);
   await startBuild(app);
   await until('the retry', () => rx.got.length >= 2);
   const [a, b] = rx.got.map((g) => JSON.parse(g.body) as { id: string; timestamp: number });
@@ -208,14 +210,14 @@ test('a receiver that answers 500 then 200 gets the same delivery again after a 
     return l[0]?.status === 'delivered' ? l : undefined;
   });
   assert.equal(d!.attempts, 2);
-  const types = env.core.events.timeline(SAMPLE_HOST.mac as Mac).map((e) => e.type);
+  const types = (await env.core.events.timeline(SAMPLE_HOST.mac as Mac)).map((e) => e.type);
   assert.ok(types.indexOf('webhook.retrying') < types.indexOf('webhook.delivered'), types.join(' '));
 });
 
 test("a slow receiver and a refused connection never delay the build's answers; they time out, retry, fail", async () => {
   const slow = await receiver([{ delayMs: 5000 }]);
   const refused = await refusedUrl();
-  const { env, app } = setup([{ url: slow.url, timeoutMs: 300 }, { url: refused }], { maxAttempts: 2 });
+  const { env, app } = await setup([{ url: slow.url, timeoutMs: 300 }, { url: refused }], { maxAttempts: 2 });
   const t0 = Date.now();
   const b = await startBuild(app);
   await fetchKickstart(app, b);
@@ -238,7 +240,7 @@ test("a slow receiver and a refused connection never delay the build's answers; 
   for (const d of byUrl(slow.url)) assert.equal(d.lastError, 'no answer within 300 ms');
   for (const d of byUrl(refused)) assert.equal(d.lastError, 'ECONNREFUSED');
   assert.ok(done.every((d) => d.attempts === 2));
-  const failedTl = env.core.events.timeline(SAMPLE_HOST.mac as Mac).filter((e) => e.type === 'webhook.failed');
+  const failedTl = (await env.core.events.timeline(SAMPLE_HOST.mac as Mac)).filter((e) => e.type === 'webhook.failed');
   assert.equal(failedTl.length, 4);
   // The failure carries the installer's last words.
   const failure = JSON.parse(slow.got.find((g) => g.body.includes('"build.failed"'))!.body) as {
@@ -249,7 +251,7 @@ test("a slow receiver and a refused connection never delay the build's answers; 
 
 test('the queue is bounded: beyond maxPending a delivery is recorded as dropped, not kept', async () => {
   const refused = await refusedUrl();
-  const { env, app } = setup([{ url: refused }], { maxPending: 2, backoffBaseMs: 60_000, backoffMaxMs: 60_000 });
+  const { env, app } = await setup([{ url: refused }], { maxPending: 2, backoffBaseMs: 60_000, backoffMaxMs: 60_000 });
   for (let i = 0; i < 5; i++) await startBuild(app, `52:54:00:aa:cc:0${i}`, `rhvh-q${i}`);
   const l = await until('five rows', async () => {
     const rows = await env.core.webhookDeliveries.list();
@@ -262,7 +264,7 @@ test('the queue is bounded: beyond maxPending a delivery is recorded as dropped,
 
 test('a restart loses no delivery: pending ones are sent by the next dispatcher', async () => {
   const refused = await refusedUrl();
-  const { env, app, dispatcher, make } = setup([{ url: refused }], { backoffBaseMs: 20, backoffMaxMs: 20 });
+  const { env, app, dispatcher, make } = await setup([{ url: refused }], { backoffBaseMs: 20, backoffMaxMs: 20 });
   await startBuild(app);
   await until('one failed attempt', async () => (await env.core.webhookDeliveries.list())[0]?.attempts === 1);
   await dispatcher.stop();
@@ -349,7 +351,7 @@ test('config webhooks: worst values are refused naming the field, and the secret
 
 test('a cancelled build and a stuck event (from the rollout) are delivered too', async () => {
   const rx = await receiver(['ok']);
-  const { env, app } = setup([{ url: rx.url, events: ['build.cancelled', 'build.stuck'] }]);
+  const { env, app } = await setup([{ url: rx.url, events: ['build.cancelled', 'build.stuck'] }]);
   const b = await startBuild(app);
   env.core.events.append({
     mac: SAMPLE_HOST.mac as Mac,
