@@ -13,6 +13,7 @@ import { createLogger } from '../../src/log.ts';
 import { ConfigError, loadConfig, type WebhookConfig } from '../../src/config.ts';
 import { WebhookDispatcher, type WebhookLimits } from '../../src/webhooks/dispatcher.ts';
 import { verifySignature, WEBHOOK_EVENTS } from '../../src/webhooks/payload.ts';
+import { runCli } from '../../src/cli.ts';
 import { makeEnv, SAMPLE_HOST, tempDir, type TestEnv } from '../support/core.ts';
 import { appFor } from '../support/web-env.ts';
 import type { Mac } from '../../src/net/mac.ts';
@@ -87,6 +88,8 @@ async function setup(hooks: Partial<WebhookConfig>[], limits: Partial<WebhookLim
       hooks: full,
       store: env.core.webhookDeliveries,
       events: env.core.events,
+      changes: env.core.changes,
+      node: env.config.nodeId,
       hosts: env.core.hosts,
       builds: env.core.builds,
       log,
@@ -94,12 +97,21 @@ async function setup(hooks: Partial<WebhookConfig>[], limits: Partial<WebhookLim
     });
   const dispatcher = make();
   dispatcher.start();
-  const app = appFor(env, TOKEN);
   cleanups.push(async () => {
     await dispatcher.stop();
     await env.cleanup();
   });
-  return { env, app, dispatcher, lines, make };
+  // Made when a test asks for it (the CLI test needs no app).
+  let app: ReturnType<typeof appFor> | undefined;
+  return {
+    env,
+    get app() {
+      return (app ??= appFor(env, TOKEN));
+    },
+    dispatcher,
+    lines,
+    make,
+  };
 }
 
 async function startBuild(app: ReturnType<typeof createApp>, mac = SAMPLE_HOST.mac, hostname = SAMPLE_HOST.hostname) {
@@ -367,4 +379,44 @@ test('a cancelled build and a stuck event (from the rollout) are delivered too',
   const stuck = got.find((g) => g.event === 'build.stuck')!;
   assert.deepEqual(stuck.stuck, { stage: 'kickstart', limitSeconds: 900 });
   assert.equal(got.find((g) => g.event === 'build.cancelled')!.build.status, 'cancelled');
+});
+
+test('a build started by another process (the CLI on the same database) is delivered once, by serve', async () => {
+  const rx = await receiver(['ok']);
+  const { env, dispatcher } = await setup([{ url: rx.url, events: ['build.started', 'build.cancelled'] }]);
+  await env.core.hosts.insert({ ...SAMPLE_HOST, mac: SAMPLE_HOST.mac as Mac, nameservers: [], params: {} });
+  const flags = ['--data-dir', env.config.dataDir, '--profiles-dir', env.config.profilesDir];
+  const cli = async (...args: string[]) => {
+    const err: string[] = [];
+    const io = { out: () => {}, err: (s: string) => err.push(s), readStdin: async () => '', env: {} };
+    const code = await runCli([...args, ...flags, '--node-id', env.config.nodeId], io);
+    assert.equal(code, 0, err.join('\n'));
+  };
+  await cli('hosts', 'build', SAMPLE_HOST.mac);
+  await until('the delivery', () => rx.got.length >= 1);
+  const first = JSON.parse(rx.got[0]!.body) as Payload;
+  assert.equal(first.event, 'build.started');
+  assert.equal(first.host.hostname, SAMPLE_HOST.hostname);
+  assert.equal(first.build.status, 'pending');
+  // Each build change is read twice (at once, and after the other process surely flushed): still one delivery.
+  await until('both reads', () => dispatcher.timelinesRead >= 2);
+  await dispatcher.idle();
+  assert.equal(rx.got.length, 1);
+
+  // Another node's build events are that node's to deliver: a CLI with another --node-id is not sent from here.
+  const other = async (...args: string[]) => {
+    const io = { out: () => {}, err: () => {}, readStdin: async () => '', env: {} };
+    assert.equal(await runCli([...args, ...flags, '--node-id', 'elsewhere:1'], io), 0);
+  };
+  const reads = dispatcher.timelinesRead;
+  await other('hosts', 'cancel', SAMPLE_HOST.mac);
+  await until('the reads of the cancel', () => dispatcher.timelinesRead >= reads + 2);
+  await dispatcher.idle();
+  assert.equal(rx.got.length, 1);
+  // While this node's own cancel is (the same host, a new build from this process's CLI, cancelled by it).
+  await cli('hosts', 'build', SAMPLE_HOST.mac);
+  await cli('hosts', 'cancel', SAMPLE_HOST.mac);
+  await until('two more deliveries', () => rx.got.length >= 3);
+  const events = rx.got.map((g) => (JSON.parse(g.body) as Payload).event);
+  assert.deepEqual(events, ['build.started', 'build.started', 'build.cancelled']);
 });
