@@ -280,12 +280,12 @@ describe('image import', { skip: missing }, () => {
       const refused = await importIso(other.iso, { name: 'lab' }, d);
       assert.ok(!refused.ok);
       assert.match(refused.error, /already imported from a different ISO.*--force/);
-      assert.equal((await await e.core.images.get('lab'))!.version, '4.3.8-20200123.0.el7_7');
+      assert.equal((await e.core.images.get('lab'))!.version, '4.3.8-20200123.0.el7_7');
       assert.deepEqual(readdirSync(e.config.imagesDir), ['lab']);
 
       const replaced = await importIso(other.iso, { name: 'lab', replace: true }, d);
       assert.ok(replaced.ok && replaced.status === 'imported', JSON.stringify(replaced));
-      assert.equal((await await e.core.images.get('lab'))!.version, '4.3.9-20200324.0.el7_8');
+      assert.equal((await e.core.images.get('lab'))!.version, '4.3.9-20200324.0.el7_8');
       assert.deepEqual(
         readdirSync(join(e.config.imagesDir, 'lab')).filter((n) => n.endsWith('.squashfs.img')),
         [other.liveimgName],
@@ -364,7 +364,7 @@ describe('image import', { skip: missing }, () => {
         );
         assert.match(said, /\n  mokmgr +\S+\/rhvh-4\.3\.8\/EFI\/BOOT\/mmx64\.efi: signed by Debian/);
         assert.match(said, /UEFI hosts of profiles using this image boot its shim/);
-        const rec = (await await e.core.images.get('rhvh-4.3.8'))!;
+        const rec = (await e.core.images.get('rhvh-4.3.8'))!;
         const efi = imageEfiLoaders(rec)!;
         assert.equal(efi.shim?.path, 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI');
         assert.equal(efi.grub?.path, 'rhvh-4.3.8/EFI/BOOT/grubx64.efi');
@@ -427,7 +427,7 @@ describe('image import', { skip: missing }, () => {
           'grubx64.efi',
           'mmx64.efi',
         ]);
-        assert.equal(imageEfiLoaders((await await e.core.images.get('upper'))!)?.grub?.facts?.kind, 'grub');
+        assert.equal(imageEfiLoaders((await e.core.images.get('upper'))!)?.grub?.facts?.kind, 'grub');
 
         // No EFI/BOOT/: no loaders recorded, and the output says where UEFI hosts get theirs.
         const bare = buildRhvhIso(work, { seed: 'noefi', withEfi: false });
@@ -441,7 +441,7 @@ describe('image import', { skip: missing }, () => {
           b.out.join('\n'),
           /EFI +none in EFI\/BOOT\/: UEFI hosts of this image boot the loaders from rackboot loaders sync/,
         );
-        assert.equal(imageEfiLoaders((await await e.core.images.get('noefi'))!), undefined);
+        assert.equal(imageEfiLoaders((await e.core.images.get('noefi'))!), undefined);
         assert.equal(existsSync(join(e.config.tftpRoot, 'noefi/EFI')), false);
       } finally {
         await e.cleanup();

@@ -98,7 +98,7 @@ describe('UEFI chain', { skip }, () => {
       try {
         const { core } = running;
         assert.ok(core.catalog.get('own') && core.catalog.get('synced'), JSON.stringify(core.catalog.snapshot.errors));
-        core.hosts.insert({
+        await core.hosts.insert({
           mac: MAC_IMAGE,
           hostname: 'uefi01',
           profile: 'own',
@@ -108,7 +108,7 @@ describe('UEFI chain', { skip }, () => {
           nameservers: [],
           params: {},
         } as never);
-        core.hosts.insert({
+        await core.hosts.insert({
           mac: MAC_SYNC,
           hostname: 'uefi02',
           profile: 'synced',
