@@ -3,6 +3,8 @@
 import type { Db } from '../store/db.ts';
 import type { ImageFiles } from '../profiles/schema.ts';
 import type { LoaderFacts } from './efi.ts';
+import type { ImageRepo } from '../store/repo/small.ts';
+import type { StoreView } from '../store/view.ts';
 
 /** One file of an image: `root` says which directory `path` is under (the ISO itself is `source`, an absolute path). */
 export interface ImageFileRecord {
@@ -76,6 +78,25 @@ export interface ImageRow {
   files: string;
   imported_at: number;
 }
+
+/** What readers of images see without a query: the in-memory view's images (see openCore's imageView). */
+export interface ImageView {
+  get(name: string): ImageRecord | undefined;
+  list(): ImageRecord[];
+  resolve(name: string): ImageFiles | undefined;
+}
+
+/** The view's images as an ImageView (what openCore hands the boot paths). */
+export function imageViewOf(view: Pick<StoreView, 'image' | 'imageList' | 'resolveImage'>): ImageView {
+  return {
+    get: (name) => view.image(name),
+    list: () => view.imageList(),
+    resolve: (name) => view.resolveImage(name),
+  };
+}
+
+/** Where imports and removals write (store.images): the view hears of each through the change feed. */
+export type ImageWrites = Pick<ImageRepo, 'get' | 'findBySource' | 'insert' | 'replace' | 'remove'>;
 
 /** Image names: the same rule profiles use for `image: NAME`, and safe as one directory name. */
 export const IMAGE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
