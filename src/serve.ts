@@ -547,6 +547,9 @@ export async function startRackboot(
     hosts,
     builds: core.builds,
     log,
+    // Builds started or finished by the CLI on this database reach the hooks too (each event once).
+    changes: core.changes,
+    node: config.nodeId,
   });
   webhooks.start();
   const pruneTimer = setInterval(() => void prune(), 10 * 60_000);

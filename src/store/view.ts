@@ -13,6 +13,11 @@ import type { ImageFiles } from '../profiles/schema.ts';
 export interface ViewOptions {
   /** Whole reload period (default 60 s); 0 turns it off. */
   reloadMs?: number;
+  /**
+   * How often the images table is checked for a change another process made (default 2 s; 0: off). Images
+   * change rarely and no trigger reports them across SQLite processes: `rackboot image import` beside a running serve.
+   */
+  imagesCheckMs?: number;
   now?: () => number;
   /** A refresh that failed (the database away): the view keeps answering from what it has. */
   onError?: (e: Error) => void;
@@ -28,6 +33,8 @@ export class StoreView {
   private tokens = new Map<number, string>();
   private images = new Map<string, ImageRecord>();
   private timer: NodeJS.Timeout | undefined;
+  private imagesTimer: NodeJS.Timeout | undefined;
+  private imagesStamp = '';
   private readonly unsubscribe: () => void;
   private readonly now: () => number;
   /** Whole reloads done (doctor, tests). */
@@ -49,11 +56,17 @@ export class StoreView {
       v.timer = setInterval(() => void v.reload().catch((e: Error) => o.onError?.(e)), every);
       v.timer.unref();
     }
+    const imagesEvery = o.imagesCheckMs ?? 2000;
+    if (imagesEvery > 0) {
+      v.imagesTimer = setInterval(() => void v.checkImages().catch((e: Error) => o.onError?.(e)), imagesEvery);
+      v.imagesTimer.unref();
+    }
     return v;
   }
 
   close(): void {
     clearInterval(this.timer);
+    clearInterval(this.imagesTimer);
     this.unsubscribe();
   }
 
@@ -95,14 +108,33 @@ export class StoreView {
     return r && { kernel: r.kernel, initrd: r.initrd, stage2: r.stage2, liveimg: r.liveimg };
   }
 
+  /** Reloads the images when the table's count or newest import differs from what was loaded. */
+  async checkImages(): Promise<void> {
+    if ((await this.imageStamp()) !== this.imagesStamp) await this.loadImages();
+  }
+
+  private async imageStamp(): Promise<string> {
+    const r = await this.store.sql.get<{ n: number; at: number | null }>(
+      'SELECT COUNT(*) AS n, MAX(imported_at) AS at FROM images',
+    );
+    return `${Number(r?.n ?? 0)}|${Number(r?.at ?? 0)}`;
+  }
+
+  private async loadImages(): Promise<void> {
+    const stamp = await this.imageStamp();
+    const images = await this.store.images.list();
+    this.images = new Map(images.map((i) => [i.name, i]));
+    this.imagesStamp = stamp;
+  }
+
   /** Everything again from the store (start, and the periodic safety net). */
   async reload(): Promise<void> {
     const started = this.seq;
-    const [hosts, builds, tokens, images] = await Promise.all([
+    const [hosts, builds, tokens] = await Promise.all([
       this.store.hosts.list(),
       this.store.builds.latestForAll(),
       this.store.builds.pendingTokens(),
-      this.store.images.list(),
+      this.loadImages(),
     ]);
     const fresh = new Map(hosts.map((h) => [h.mac as string, h]));
     // A change applied while the reload read keeps its newer value (the reload's rows may predate it).
@@ -126,7 +158,6 @@ export class StoreView {
     this.hosts = fresh;
     this.builds = builds;
     this.tokens = tokens;
-    this.images = new Map(images.map((i) => [i.name, i]));
     this.reindex();
     this.reloads++;
   }
@@ -156,11 +187,7 @@ export class StoreView {
 
   private async apply(c: StoreChange): Promise<void> {
     if (c.kind === 'resync') return this.reload().catch((e: Error) => this.o.onError?.(e));
-    if (c.kind === 'image') {
-      const images = await this.store.images.list();
-      this.images = new Map(images.map((i) => [i.name, i]));
-      return;
-    }
+    if (c.kind === 'image') return this.loadImages();
     if (!c.mac || (c.kind !== 'host' && c.kind !== 'build')) return;
     const mac = c.mac as Mac;
     const key = `${c.kind}|${mac}`;

@@ -130,8 +130,9 @@ describe('image import', { skip: missing }, () => {
       );
       e.core.catalog.reload();
       assert.ok(e.core.catalog.get('imported'), JSON.stringify(e.core.catalog.snapshot.errors));
-      // The image came from another core (the CLI's): this one's view has it after a reload (serve's does too).
-      await e.core.view.reload();
+      // The image came from another core (the CLI's): this one's view sees the images table change (every 2 s in serve).
+      await e.core.view.checkImages();
+      assert.ok(e.core.view.image('rhvh-4.3.8'), 'the view has the image imported by another process');
       await e.core.hosts.insert({
         mac: '52:54:00:aa:bb:07',
         hostname: 'rhvh07',

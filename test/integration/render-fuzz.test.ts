@@ -251,6 +251,7 @@ test('startBuild refuses (409, with the reason) a build whose kickstart fails th
   const c = env.core;
   const p = new Provisioner({
     view: c.view,
+    hosts: c.hosts,
     builds: c.builds,
     events: c.events,
     audit: c.audit,
