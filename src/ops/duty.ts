@@ -28,7 +28,7 @@ export async function holdDuty(o: DutyOptions): Promise<Duty> {
   let since = 0;
   const step = async () => {
     const tried = Date.now();
-    let ok = false;
+    let ok: boolean;
     try {
       ok = await o.leaders.claim(o.role, o.node, o.ttlMs);
     } catch (err) {

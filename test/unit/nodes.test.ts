@@ -10,7 +10,7 @@ import { LeaseStore } from '../../src/dhcp/leases.ts';
 import { sharedBuildSecret, loadBuildSecret } from '../../src/store/build-secret.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
 import { SqliteSql } from '../../src/store/sqlite-sql.ts';
-import { isAlive, SqliteNodeRegistry, FORGET_AFTER_MS } from '../../src/store/nodes.ts';
+import { isAlive, FORGET_AFTER_MS } from '../../src/store/nodes.ts';
 import { NodeRepo } from '../../src/store/repo/nodes.ts';
 import { nodeIdProblem, servesSite, siteProblem } from '../../src/hosts/site.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
@@ -119,12 +119,12 @@ test('build token secret: one per database, seeded once (from secret.key), the s
   }
 });
 
-test('nodes table: register, heartbeat, stop, alive by the heartbeat age, forgotten after a week (both implementations)', async () => {
+test('nodes table: register, heartbeat, stop, alive by the heartbeat age, forgotten after a week', async () => {
   const file = join(tempDir('rackboot-nodes-reg-'), 'rackboot.db');
   const db = openDb(file, 'full');
   let now = 10_000_000;
-  for (const reg of [new SqliteNodeRegistry(db, () => now, 1000), new NodeRepo(new SqliteSql(db), () => now, 1000)]) {
-    db.exec('DELETE FROM nodes');
+  {
+    const reg = new NodeRepo(new SqliteSql(db), () => now, 1000);
     const self = { version: '0.1.0', address: '10.99.0.1', publicUrl: 'http://10.99.0.1:8080', ports: { http: 8080 } };
     await reg.register({ ...self, id: 'a', site: 'dc1' });
     await reg.register({ ...self, id: 'b' });

@@ -7,9 +7,9 @@
 // the one holding id 8 was read. So an id skipped in a read is a gap, re-read for a while (GAP_WAIT_MS) before it
 // is taken for a rolled-back insert. SQLite commits one writer at a time, so it has no gaps and the rule costs nothing.
 import type { Sql } from '../sql.ts';
-import type { Change, ChangeFeed, ChangeKind, SqliteChangeFeedOptions } from '../changes.ts';
+import type { Change, ChangeFeed, ChangeFeedOptions, ChangeKind } from '../changes.ts';
 
-export type TableChangeFeedOptions = SqliteChangeFeedOptions;
+export type TableChangeFeedOptions = ChangeFeedOptions;
 
 /** Rows read per query; a bigger backlog is read in several. */
 const PAGE = 1000;

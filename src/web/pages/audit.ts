@@ -37,7 +37,7 @@ function flatRecord(r: unknown): Record<string, unknown> {
 /**
  * How an audit entry's diff is shown: a unified text diff, field from -> to (with the whole records
  * before and after), or the JSON as recorded. Secrets are masked again here, for entries recorded
- * before AuditLog masked them.
+ * before the audit repository masked them.
  */
 export function auditView(diff: string | null | undefined): AuditView {
   if (!diff) return { kind: 'none' };
