@@ -19,6 +19,8 @@ export interface NodeInfo {
 
 export interface NodeView extends NodeInfo {
   alive: boolean;
+  /** The once-per-database duties this node holds now (src/store/repo/leaders.ts), e.g. 'rollouts'. */
+  duties: string[];
 }
 
 /** How often a node heartbeats by default (config nodeHeartbeat); three missed beats make it dead. */
@@ -48,7 +50,7 @@ export function isAlive(
   return n.stoppedAt === undefined && now - n.heartbeatAt < MISSED_BEATS * heartbeatMs;
 }
 
-export function nodeFromRow(r: NodeRow, now: number, heartbeatMs?: number): NodeView {
+export function nodeFromRow(r: NodeRow, now: number, heartbeatMs?: number): Omit<NodeView, 'duties'> {
   // PostgreSQL returns BIGINT as a string.
   r = {
     ...r,

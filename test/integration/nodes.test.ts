@@ -8,14 +8,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { REPO, tempDir } from '../support/core.ts';
 import { freePort } from '../support/ports.ts';
 import { postgresMissing, startPostgres, type TestPostgres } from '../support/postgres.ts';
-import { SERVE_FLAGS } from '../../src/config.ts';
 
 const BIN = join(REPO, 'bin/rackboot.mjs');
 const TOKEN = 'nodes-test-admin-token';
@@ -134,13 +133,7 @@ const sqliteStore: Store = {
   setup: (dir) => Promise.resolve({ dataDir: () => join(dir, 'data'), done: () => {} }),
 };
 
-// Until serve opens its store through openStore (the pg branch makes it so), --database parses but is not used.
-const serveOpensStore = readFileSync(join(REPO, 'src/serve.ts'), 'utf8').includes('openStore(');
-const pgSkip =
-  postgresMissing() ??
-  ('database' in SERVE_FLAGS && serveOpensStore
-    ? undefined
-    : 'rackboot serve does not open --database on this branch yet');
+const pgSkip = postgresMissing();
 let pg: TestPostgres | undefined;
 const postgresStore: Store = {
   name: 'PostgreSQL',
@@ -213,6 +206,13 @@ for (const store of [sqliteStore, postgresStore]) {
           ],
         );
         assert.equal(listed.nodes[0].ports.http, Number(new URL(a.base).port));
+        // The rollout runner and stuck detection run on exactly one of them.
+        const holders = await until('one node holds the rollouts duty', 5_000, async () => {
+          const l = (await api(b!, 'GET', '/nodes')).json as { nodes: { id: string; duties: string[] }[] };
+          const h = l.nodes.filter((n) => n.duties.includes('rollouts')).map((n) => n.id);
+          return h.length ? h : undefined;
+        });
+        assert.equal(holders.length, 1, `one holder: ${holders.join(', ')}`);
 
         // kill -9 A: B goes on alone, and says A is dead within three missed heartbeats.
         a.proc.kill('SIGKILL');
@@ -234,6 +234,10 @@ for (const store of [sqliteStore, postgresStore]) {
           const l = (await api(b!, 'GET', '/nodes')).json as { nodes: { id: string; alive: boolean }[] };
           const dead = l.nodes.find((n) => n.id === 'node-a');
           return dead && !dead.alive && l.nodes.find((n) => n.id === 'node-b')?.alive ? true : undefined;
+        });
+        await until('B carries out the rollouts once A is gone', 10_000, async () => {
+          const l = (await api(b!, 'GET', '/nodes')).json as { nodes: { id: string; duties: string[] }[] };
+          return l.nodes.find((n) => n.id === 'node-b')?.duties.includes('rollouts') ? true : undefined;
         });
       } finally {
         await stopNode(a);

@@ -41,8 +41,16 @@ export class NodeRepo implements NodeRegistry {
   }
   async list(): Promise<NodeView[]> {
     const now = this.now();
-    return (await this.sql.all<NodeRow>('SELECT * FROM nodes ORDER BY id')).map((r) =>
-      nodeFromRow(r, now, this.heartbeatMs),
-    );
+    const [rows, held] = await Promise.all([
+      this.sql.all<NodeRow>('SELECT * FROM nodes ORDER BY id'),
+      this.sql.all<{ role: string; node: string }>(
+        'SELECT role, node FROM leaders WHERE expires_at > ? ORDER BY role',
+        [now],
+      ),
+    ]);
+    return rows.map((r) => ({
+      ...nodeFromRow(r, now, this.heartbeatMs),
+      duties: held.filter((l) => l.node === r.id).map((l) => l.role),
+    }));
   }
 }
