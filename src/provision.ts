@@ -646,9 +646,11 @@ export class Provisioner {
 
   /** What a person or script sees of a host. */
   async view(mac: Mac) {
-    const host = await this.freshHost(mac);
+    // From the database, not the view: what a person or script reads right after a change made elsewhere (the
+    // CLI, another node) must already show it; the view may be a poll behind.
+    const host = await this.d.hosts.get(mac);
     if (!host) return undefined;
-    const build = this.d.view.latestBuild(mac);
+    const build = await this.d.builds.latest(mac);
     const timeline = await this.d.events.timeline(mac);
     const state = stateOf(build, this.now());
     return {
