@@ -14,6 +14,7 @@
 // its address in the database too (a hold in memory would not stop another node offering it). This node's memory
 // does not see other nodes' writes as they happen: a claim that loses in the database is how it learns of them.
 // That packet's reply is dropped and the row is re-read, so the client's next DISCOVER gets another address.
+// Shared pools allocate fresh addresses at random (randomFresh), so the nodes rarely reach for the same one.
 import type { Mac } from '../net/mac.ts';
 import { intentIp, type LeaseIntent, type LeaseWriter } from '../store/repo/leases.ts';
 import { intToIp, ipToInt } from './packet.ts';
@@ -135,6 +136,9 @@ export interface LeaseStoreOptions {
    */
   shared?: boolean;
 }
+
+/** Random picks tried before the cursor, with several nodes on one pool. */
+const RANDOM_PROBES = 8;
 
 export class LeaseStore {
   readonly shared: boolean;
@@ -307,6 +311,10 @@ export class LeaseStore {
   findFree(subnet: string, now: number, unavailable?: (ip: string) => boolean): string | undefined {
     const p = this.pools.get(subnet);
     if (!p) return undefined;
+    if (this.shared) {
+      const picked = this.randomFresh(p, now, unavailable);
+      if (picked !== undefined) return intToIp(picked);
+    }
     // Fresh addresses: each pool address is looked at once per process by this cursor.
     while (p.rangeIdx < p.ranges.length) {
       const r = p.ranges[p.rangeIdx];
@@ -332,6 +340,30 @@ export class LeaseStore {
       }
     }
     return this.oldestReclaimable(subnet, now, unavailable);
+  }
+
+  /**
+   * Several nodes on one pool: a fresh address at random (Kea's random allocator, made for shared lease
+   * databases). Cursors that walk the pool in the same order meet and then collide on every address: each claim
+   * one node wins is a reply the other drops, in lockstep. Random picks collide only as often as the other
+   * nodes' offers in flight are a share of the free addresses. A few probes, then the cursor as on one node.
+   */
+  private randomFresh(p: PoolState, now: number, unavailable?: (ip: string) => boolean): number | undefined {
+    let size = 0;
+    for (const r of p.ranges) size += r.end - r.start + 1;
+    for (let probe = 0; probe < RANDOM_PROBES && size > 0; probe++) {
+      let k = Math.floor(Math.random() * size);
+      for (const r of p.ranges) {
+        const n = r.end - r.start + 1;
+        if (k < n) {
+          const ip = r.start + k;
+          if (this.isFresh(ip, now) && !unavailable?.(intToIp(ip))) return ip;
+          break;
+        }
+        k -= n;
+      }
+    }
+    return undefined;
   }
 
   /** Rows that ran out, longest ago first. Bounded look-ahead past held addresses. */
