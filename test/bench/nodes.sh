@@ -4,7 +4,8 @@
 # network namespaces made here: the nodes and wrk in a server namespace (its loopback for HTTP, one veth per node
 # for DHCP), one perfdhcp relay per node in its own client namespace. Cleans up every process and namespace.
 # Usage (root): bash test/bench/nodes.sh; env BENCH_SECONDS (10), BENCH_HOSTS (500), BENCH_CONCURRENCY (32),
-# DORA_RATES ("1000 2000 3000 4000 6000 8000", total over the nodes), CONFIGS ("sqlite pg pg2"). Run it quiet.
+# DORA_RATES ("2000 4000 8000 12000 16000 24000", total over the nodes), CONFIGS ("sqlite pg pg2"),
+# RACKBOOT_CHECKOUT (another checkout to measure; default this one). Run it on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)"; exit 1; }
@@ -29,7 +30,7 @@ cleanup() {
     [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
     ip netns del $ns 2>/dev/null || true
   done
-  rm -rf "$W"
+  [ -n "${KEEP:-}" ] && echo "kept $W" >&2 || rm -rf "$W"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -7,17 +7,21 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pgClient from 'pg';
 import { startPostgres, type TestPostgres } from '../support/postgres.ts';
 
 const env = process.env;
 const SECONDS = Number(env.BENCH_SECONDS ?? 10);
 const HOSTS = Number(env.BENCH_HOSTS ?? 500);
 const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 32);
-const RATES = (env.DORA_RATES ?? '1000 2000 3000 4000 6000 8000').split(/\s+/).filter(Boolean).map(Number);
+const RATES = (env.DORA_RATES ?? '2000 4000 8000 12000 16000 24000').split(/\s+/).filter(Boolean).map(Number);
 const ONLY = (env.CONFIGS ?? 'sqlite pg pg2').split(/\s+/);
 const WORK = env.BENCH_WORK!;
 const CLIENT_NS = [env.BENCH_NS_C0!, env.BENCH_NS_C1!];
 const TOKEN = 'bench';
+// The rackboot to measure: this checkout, or another one (RACKBOOT_CHECKOUT=/path, e.g. an older version).
+const CHECKOUT = env.RACKBOOT_CHECKOUT ?? '.';
 const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 
 // Node n: its HTTP port, its DHCP interface and address, and the relay (giaddr) its perfdhcp plays.
@@ -36,6 +40,8 @@ const CONFIGS: Config[] = [
   { key: 'sqlite', label: '1 node SQLite', nodes: 1, postgres: false },
   { key: 'pg', label: '1 node PostgreSQL', nodes: 1, postgres: true },
   { key: 'pg2', label: '2 nodes PostgreSQL', nodes: 2, postgres: true },
+  // Not in the default set: two nodes on one machine sharing one SQLite file (the same --data-dir).
+  { key: 'sqlite2', label: '2 nodes one SQLite', nodes: 2, postgres: false },
 ].filter((c) => ONLY.includes(c.key));
 
 const children = new Set<ChildProcess>();
@@ -81,7 +87,10 @@ async function loadGen(ns: string | undefined, cmd: string): Promise<{ out: stri
 function procCpu(pid: number, withChildren = false): number {
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const v = f.slice(f.lastIndexOf(')') + 2).split(' ').map(Number);
+    const v = f
+      .slice(f.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
     return (v[11] + v[12] + (withChildren ? v[13] + v[14] : 0)) / TICK;
   } catch {
     return 0;
@@ -144,7 +153,7 @@ async function startNode(cfg: Config, n: number, database: string | undefined): 
   );
   const url = `http://127.0.0.1:${net.port}`;
   const args = [
-    'bin/rackboot.mjs',
+    join(CHECKOUT, 'bin/rackboot.mjs'),
     'serve',
     '--config',
     join(dir, 'rackboot.yaml'),
@@ -163,9 +172,9 @@ async function startNode(cfg: Config, n: number, database: string | undefined): 
     '--node-id',
     `bench-${n}`,
     '--data-dir',
-    join(dir, 'data'),
+    database || cfg.nodes === 1 ? join(dir, 'data') : join(WORK, cfg.key, 'data'),
     '--profiles-dir',
-    'profiles',
+    join(CHECKOUT, 'profiles'),
     '--tftp-root',
     join(dir, 'tftpboot'),
     '--images-dir',
@@ -189,7 +198,9 @@ async function startNode(cfg: Config, n: number, database: string | undefined): 
     await sleep(200);
   }
   proc.kill('SIGKILL');
-  throw new Error(`${cfg.label} node ${n} did not get ready:\n${readFileSync(join(dir, 'serve.log'), 'utf8').slice(-3000)}`);
+  throw new Error(
+    `${cfg.label} node ${n} did not get ready:\n${readFileSync(join(dir, 'serve.log'), 'utf8').slice(-3000)}`,
+  );
 }
 
 async function stopNode(node: Node): Promise<void> {
@@ -273,12 +284,16 @@ async function kickstarts(
   const lua = join(WORK, 'ks.lua');
   writeFileSync(
     lua,
+    // Requests are built in init(): wrk sets the Host header only then (wrk.init), and HTTP/1.1 needs it.
     `local reqs = {}
-for line in io.lines("${paths}") do
-  local p, m = line:match("(%S+) (%S+)")
-  reqs[#reqs + 1] = wrk.format("GET", p, { ["X-RHN-Provisioning-MAC-0"] = "eth0 " .. m })
+local i = 0
+function init(args)
+  for line in io.lines("${paths}") do
+    local p, m = line:match("(%S+) (%S+)")
+    reqs[#reqs + 1] = wrk.format("GET", p, { ["X-RHN-Provisioning-MAC-0"] = "eth0 " .. m })
+  end
+  i = math.random(#reqs)
 end
-local i = math.random(#reqs)
 request = function() i = i % #reqs + 1; return reqs[i] end
 `,
   );
@@ -300,28 +315,58 @@ request = function() i = i % #reqs + 1; return reqs[i] end
   return { rate, bad, p99: p99.join('/'), cpu };
 }
 
+// perfdhcp draws its MACs from a seeded generator: the same seed would replay the MACs of the run before (renewals
+// of leases it already has, not new clients), so every run gets its own.
+let seed = Math.floor(Math.random() * 1e6);
+
 /** One DORA run at a total target rate split over the nodes -> leases/s (sum), worst drop ratio. */
-async function dora(nodes: Node[], rate: number): Promise<{ rate: number; drops: number; cpu: number }> {
+async function dora(
+  nodes: Node[],
+  rate: number,
+  dir: string,
+): Promise<{ rate: number; acks: number; drops: number; cpu: number }> {
   const per = Math.max(1, Math.round(rate / nodes.length));
   const outs = await Promise.all(
     nodes.map((n, i) =>
       loadGen(
         CLIENT_NS[i],
-        `perfdhcp -4 -l ${n.net.relay} -r ${per} -R 4000000 -b mac=${n.net.macBase} -p ${SECONDS} -W 1000000 ${n.net.serverIp} 2>&1`,
+        `perfdhcp -4 -l ${n.net.relay} -r ${per} -R 4000000 -s ${++seed} -b mac=${n.net.macBase} -p ${SECONDS} -W 1000000 ${n.net.serverIp} 2>&1 || true`, // exits 3 when packets were dropped
       ),
     ),
   );
-  let got = 0;
+  let acks = 0;
   let drops = 0;
   let cpu = 0;
-  for (const { out, cpu: c } of outs) {
-    got += Number(/Rate: ([\d.]+)/.exec(out)?.[1] ?? 0);
-    // "drops ratio: X %" of the REQUEST-ACK statistics block.
+  for (const [i, { out, cpu: c }] of outs.entries()) {
+    writeFileSync(join(dir, `perfdhcp-${rate}-${i}.txt`), out);
+    // ACKs received over the sending time: perfdhcp's own "Rate:" also divides by the -W wait at the end.
     const ra = out.slice(out.indexOf('Statistics for: REQUEST-ACK'));
+    acks += Number(/received packets: (\d+)/.exec(ra)?.[1] ?? 0);
     drops = Math.max(drops, Number(/drops ratio: ([\d.]+)/.exec(ra)?.[1] ?? 100));
     cpu += c;
   }
-  return { rate: got, drops, cpu };
+  return { rate: acks / SECONDS, acks, drops, cpu };
+}
+
+/** Bound leases in the table: every ACK perfdhcp counted must be one (a NAK would be counted as an answer too). */
+async function boundLeases(cfg: Config, database: string | undefined): Promise<number> {
+  const q = "SELECT count(*) AS n FROM dhcp_leases WHERE state = 'bound'";
+  if (database) {
+    const c = new pgClient.Client({ connectionString: database });
+    await c.connect();
+    try {
+      return Number((await c.query<{ n: string }>(q)).rows[0].n);
+    } finally {
+      await c.end();
+    }
+  }
+  const dir = cfg.nodes === 1 ? join(WORK, cfg.key, 'node0', 'data') : join(WORK, cfg.key, 'data');
+  const db = new Database(join(dir, 'rackboot.db'), { readonly: true });
+  try {
+    return (db.prepare(q).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
 }
 
 interface Row {
@@ -334,6 +379,8 @@ interface Row {
   doraAt: number;
   drops: number;
   doraUse?: Usage;
+  acks: number;
+  bound: number;
 }
 
 async function bench(cfg: Config, pg: TestPostgres | undefined): Promise<Row> {
@@ -345,21 +392,27 @@ async function bench(cfg: Config, pg: TestPostgres | undefined): Promise<Row> {
     const paths = join(WORK, cfg.key, 'paths.txt');
     const t0 = Date.now();
     await addHosts(nodes[0].url, paths);
-    console.error(`${cfg.label}: ${HOSTS} hosts and builds through the API in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.error(
+      `${cfg.label}: ${HOSTS} hosts and builds through the API in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
     const ks = await profiled(nodes, pg, async () => {
       const result = await kickstarts(nodes, paths);
       return { result, loadCpu: result.cpu };
     });
-    console.error(`${cfg.label}: kickstarts ${ks.result.rate.toFixed(0)}/s (non-2xx ${ks.result.bad}, p99 ${ks.result.p99})`);
+    console.error(
+      `${cfg.label}: kickstarts ${ks.result.rate.toFixed(0)}/s (non-2xx ${ks.result.bad}, p99 ${ks.result.p99})`,
+    );
+    let acks = 0;
     let best = { rate: 0, drops: 100, at: 0, usage: undefined as Usage | undefined };
     for (const target of RATES) {
       const d = await profiled(nodes, pg, async () => {
-        const result = await dora(nodes, target);
+        const result = await dora(nodes, target, join(WORK, cfg.key));
         return { result, loadCpu: result.cpu };
       });
       console.error(
         `${cfg.label}: DORA @${target}/s -> ${d.result.rate.toFixed(0)}/s, drops ${d.result.drops}%, CPU nodes ${d.usage.nodes.toFixed(2)} pg ${d.usage.postgres.toFixed(2)} perfdhcp ${d.usage.load.toFixed(2)} machine ${d.usage.busy.toFixed(2)}`,
       );
+      acks += d.result.acks;
       if (d.result.rate > best.rate) best = { rate: d.result.rate, drops: d.result.drops, at: target, usage: d.usage };
       // Fell clearly behind the target: a higher one only measures the backlog.
       if (d.result.rate < 0.85 * target) break;
@@ -374,6 +427,8 @@ async function bench(cfg: Config, pg: TestPostgres | undefined): Promise<Row> {
       doraAt: best.at,
       drops: best.drops,
       doraUse: best.usage,
+      acks,
+      bound: await boundLeases(cfg, database),
     };
   } finally {
     for (const n of nodes) await stopNode(n);
@@ -392,16 +447,19 @@ const endLoad = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).joi
 
 const base = rows.find((r) => r.cfg.key === 'sqlite');
 const one = rows.find((r) => r.cfg.key === 'pg');
+const single = (r: Row) => rows.find((o) => o.cfg.nodes === 1 && o.cfg.postgres === r.cfg.postgres);
 const x = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}x` : 'n/a');
 const cpu = (u: Usage | undefined) =>
-  u ? `${u.nodes.toFixed(2)}/${u.postgres.toFixed(2)}/${u.load.toFixed(2)}/${(u.busy - u.nodes - u.postgres - u.load).toFixed(2)}` : '-';
+  u
+    ? `${u.nodes.toFixed(2)}/${u.postgres.toFixed(2)}/${u.load.toFixed(2)}/${Math.max(0, u.busy - u.nodes - u.postgres - u.load).toFixed(2)}`
+    : '-';
 console.log(
   `\nrackboot serve, ${SECONDS}s per measure, ${HOSTS} hosts, wrk -c${CONCURRENCY} over the nodes, perfdhcp DORA (relay, distinct MACs) ` +
     `best of total rates [${RATES.join(' ')}]; PostgreSQL ${pg ? 'fsync on' : '-'}; ${execFileSync('nproc').toString().trim()} cores; ` +
     `load at start ${startLoad}, at end ${endLoad}`,
 );
-const head = ['configuration', 'kickstarts/s', 'vs SQLite', 'vs 1 PG', 'DORA leases/s', 'vs SQLite', 'vs 1 PG'];
-const w = [20, 13, 10, 8, 14, 10, 8];
+const head = ['configuration', 'kickstarts/s', 'vs SQLite', 'vs 1 node', 'DORA leases/s', 'vs SQLite', 'vs 1 node'];
+const w = [20, 13, 10, 10, 14, 10, 10];
 const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ');
 console.log(line(head));
 for (const r of rows)
@@ -410,17 +468,19 @@ for (const r of rows)
       r.cfg.label,
       r.ks.toFixed(0),
       x(r.ks, base?.ks),
-      r.cfg.nodes > 1 ? x(r.ks, one?.ks) : '',
+      r.cfg.nodes > 1 ? x(r.ks, single(r)?.ks) : '',
       r.dora.toFixed(0),
       x(r.dora, base?.dora),
-      r.cfg.nodes > 1 ? x(r.dora, one?.dora) : '',
+      r.cfg.nodes > 1 ? x(r.dora, single(r)?.dora) : '',
     ]),
   );
-console.log('\nCPU cores busy during the measure, rackboot nodes/PostgreSQL/load generator/everything else on the machine');
+console.log(
+  '\nCPU cores busy during the measure, rackboot nodes/PostgreSQL/load generator/everything else on the machine',
+);
 for (const r of rows)
   console.log(
     `${r.cfg.label.padEnd(20)}  kickstarts ${cpu(r.ksUse)} (non-2xx ${r.ksBad}, p99 ${r.ksP99})` +
-      `  DORA @${r.doraAt}/s ${cpu(r.doraUse)} (drops ${r.drops}%)`,
+      `  DORA @${r.doraAt}/s ${cpu(r.doraUse)} (drops ${r.drops}%; ACKs ${r.acks}, bound leases ${r.bound})`,
   );
 if (one && base)
   console.log(
@@ -428,4 +488,6 @@ if (one && base)
   );
 const two = rows.find((r) => r.cfg.key === 'pg2');
 if (two && one)
-  console.log(`       2 nodes/1 node PostgreSQL >= 1.5x: kickstarts ${x(two.ks, one.ks)}, DORA ${x(two.dora, one.dora)}`);
+  console.log(
+    `       2 nodes/1 node PostgreSQL >= 1.5x: kickstarts ${x(two.ks, one.ks)}, DORA ${x(two.dora, one.dora)}`,
+  );
