@@ -26,8 +26,8 @@ const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 
 // Node n: its HTTP port, its DHCP interface and address, and the relay (giaddr) its perfdhcp plays.
 const NODE_NET = [
-  { port: 18180, iface: 'rbn0s', serverIp: '10.99.0.1', relay: '10.68.0.1', macBase: '00:0c:01:00:00:00' },
-  { port: 18181, iface: 'rbn1s', serverIp: '10.99.1.1', relay: '10.69.0.1', macBase: '00:0c:02:00:00:00' },
+  { port: 18180, iface: 'rbn0s', serverIp: '10.99.0.1', relay: '10.68.0.1' },
+  { port: 18181, iface: 'rbn1s', serverIp: '10.99.1.1', relay: '10.69.0.1' },
 ];
 
 interface Config {
@@ -315,9 +315,9 @@ request = function() i = i % #reqs + 1; return reqs[i] end
   return { rate, bad, p99: p99.join('/'), cpu };
 }
 
-// perfdhcp draws its MACs from a seeded generator: the same seed would replay the MACs of the run before (renewals
-// of leases it already has, not new clients), so every run gets its own.
-let seed = Math.floor(Math.random() * 1e6);
+// perfdhcp numbers its clients up from the base MAC (-b), the same in every run: a second run with that base would
+// only renew the leases of the first. So each run (and each node's perfdhcp) starts from its own base, 2^24 apart.
+let runNo = 0;
 
 /** One DORA run at a total target rate split over the nodes -> leases/s (sum), worst drop ratio. */
 async function dora(
@@ -326,11 +326,14 @@ async function dora(
   dir: string,
 ): Promise<{ rate: number; acks: number; drops: number; cpu: number }> {
   const per = Math.max(1, Math.round(rate / nodes.length));
+  runNo++;
+  const base = (i: number) =>
+    `00:${(i + 1).toString(16).padStart(2, '0')}:${(runNo & 255).toString(16).padStart(2, '0')}:00:00:00`;
   const outs = await Promise.all(
     nodes.map((n, i) =>
       loadGen(
         CLIENT_NS[i],
-        `perfdhcp -4 -l ${n.net.relay} -r ${per} -R 4000000 -s ${++seed} -b mac=${n.net.macBase} -p ${SECONDS} -W 1000000 ${n.net.serverIp} 2>&1 || true`, // exits 3 when packets were dropped
+        `perfdhcp -4 -l ${n.net.relay} -r ${per} -R 4000000 -b mac=${base(i)} -p ${SECONDS} -W 1000000 ${n.net.serverIp} 2>&1 || true`, // exits 3 when packets were dropped
       ),
     ),
   );
