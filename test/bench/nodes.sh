@@ -35,7 +35,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 for ns in $S $C0 $C1; do ip netns del $ns 2>/dev/null || true; ip netns add $ns; ip -n $ns link set lo up; done
-# Node n answers DHCP on rbn<n>s (10.99.<n>.1); its perfdhcp relays from 10.6<8+n>.0.1 (giaddr, in 10.68.0.0/14).
+# Node n answers DHCP on rbn<n>s (10.99.<n>.1); its perfdhcp relays from 10.6<8+n>.0.1 (giaddr, in 10.64.0.0/12:
+# a million addresses, so the rising rates of one configuration never run the pool dry).
 for n in 0 1; do
   c=$([ $n = 0 ] && echo $C0 || echo $C1)
   ip link add rbn${n}s netns $S type veth peer name rbn${n}c netns $c
