@@ -442,7 +442,7 @@ const startLoad = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).j
 const pg = CONFIGS.some((c) => c.postgres) ? await startPostgres({ durable: true }) : undefined;
 const rows: Row[] = [];
 try {
-  for (const cfg of CONFIGS) rows.push(await bench(cfg, pg));
+  for (const cfg of CONFIGS) rows.push(await bench(cfg, cfg.postgres ? pg : undefined));
 } finally {
   pg?.stop();
 }
