@@ -5,7 +5,7 @@
 # for DHCP), one perfdhcp relay per node in its own client namespace. Cleans up every process and namespace.
 # Usage (root): bash test/bench/nodes.sh; env BENCH_SECONDS (10), BENCH_HOSTS (500), BENCH_CONCURRENCY (32),
 # DORA_RATES ("2000 4000 8000 12000 16000 24000", total over the nodes), CONFIGS ("sqlite pg pg2"),
-# RACKBOOT_CHECKOUT (another checkout to measure; default this one). Run it on a quiet machine.
+# RACKBOOT_CHECKOUT (another checkout to measure; default this one), BENCH_LOG_LEVEL (warn), KEEP=1 (keep logs). Run it on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)"; exit 1; }

@@ -180,7 +180,7 @@ async function startNode(cfg: Config, n: number, database: string | undefined): 
     '--images-dir',
     join(dir, 'images'),
     '--log-level',
-    'warn',
+    env.BENCH_LOG_LEVEL ?? 'warn',
     ...(database ? ['--database', database] : []),
   ];
   const log = openSync(join(dir, 'serve.log'), 'a');
