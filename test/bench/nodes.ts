@@ -324,7 +324,7 @@ async function dora(
   nodes: Node[],
   rate: number,
   dir: string,
-): Promise<{ rate: number; acks: number; drops: number; cpu: number }> {
+): Promise<{ rate: number; acks: number; perNode: number[]; drops: number; cpu: number }> {
   const per = Math.max(1, Math.round(rate / nodes.length));
   runNo++;
   const base = (i: number) =>
@@ -338,17 +338,20 @@ async function dora(
     ),
   );
   let acks = 0;
+  const perNode: number[] = [];
   let drops = 0;
   let cpu = 0;
   for (const [i, { out, cpu: c }] of outs.entries()) {
     writeFileSync(join(dir, `perfdhcp-${rate}-${i}.txt`), out);
     // ACKs received over the sending time: perfdhcp's own "Rate:" also divides by the -W wait at the end.
     const ra = out.slice(out.indexOf('Statistics for: REQUEST-ACK'));
-    acks += Number(/received packets: (\d+)/.exec(ra)?.[1] ?? 0);
+    const got = Number(/received packets: (\d+)/.exec(ra)?.[1] ?? 0);
+    acks += got;
+    perNode.push(Math.round(got / SECONDS));
     drops = Math.max(drops, Number(/drops ratio: ([\d.]+)/.exec(ra)?.[1] ?? 100));
     cpu += c;
   }
-  return { rate: acks / SECONDS, acks, drops, cpu };
+  return { rate: acks / SECONDS, acks, perNode, drops, cpu };
 }
 
 /** Bound leases in the table: every ACK perfdhcp counted must be one (a NAK would be counted as an answer too). */
@@ -413,7 +416,7 @@ async function bench(cfg: Config, pg: TestPostgres | undefined): Promise<Row> {
         return { result, loadCpu: result.cpu };
       });
       console.error(
-        `${cfg.label}: DORA @${target}/s -> ${d.result.rate.toFixed(0)}/s, drops ${d.result.drops}%, CPU nodes ${d.usage.nodes.toFixed(2)} pg ${d.usage.postgres.toFixed(2)} perfdhcp ${d.usage.load.toFixed(2)} machine ${d.usage.busy.toFixed(2)}`,
+        `${cfg.label}: DORA @${target}/s -> ${d.result.rate.toFixed(0)}/s (per node ${d.result.perNode.join(' + ')}), drops ${d.result.drops}%, CPU nodes ${d.usage.nodes.toFixed(2)} pg ${d.usage.postgres.toFixed(2)} perfdhcp ${d.usage.load.toFixed(2)} machine ${d.usage.busy.toFixed(2)}`,
       );
       acks += d.result.acks;
       if (d.result.rate > best.rate) best = { rate: d.result.rate, drops: d.result.drops, at: target, usage: d.usage };
