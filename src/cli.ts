@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, SERVE_FLAGS, type Config, type Flags } from './config.ts';
 import { createLogger, silentLogger, type Logger } from './log.ts';
-import { openCore, SecretKeyError, startRackboot } from './serve.ts';
+import { openCore, SecretKeyError, startRackboot, type Core } from './serve.ts';
 import { secretKeyProblem } from './ops/private-files.ts';
 import { parseMac } from './net/mac.ts';
 import { formatProfileError } from './profiles/load.ts';
@@ -190,13 +190,13 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       return hostsCommand(config, io, positionals, Boolean(values['dry-run']));
     case 'power':
     case 'bmc':
-      return withCoreAsync(config, silentLogger(), (core) => powerCommand(core, io, command, positionals));
+      return withCore(config, silentLogger(), (core) => powerCommand(core, io, command, positionals));
     case 'image':
-      return withCoreAsync(config, silentLogger(), (core) =>
+      return withCore(config, silentLogger(), (core) =>
         imageCommand(core, config, io, positionals, { name: values.name, force: Boolean(values.force) }),
       );
     case 'loaders':
-      return withCoreAsync(config, silentLogger(), (core) => loadersCommand(config, io, positionals, core));
+      return withCore(config, silentLogger(), (core) => loadersCommand(config, io, positionals, core));
     case 'backup':
       return backupCommand(config, io, positionals[0]);
     case 'restore':
@@ -205,11 +205,11 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       // Before openCore: it reads secret.key. A readable key is a failure doctor reports with its fix.
       const keyProblem = secretKeyProblem(config.dataDir);
       if (keyProblem) io.out(`FAIL ${keyProblem.replace(' Fix: ', '\n     fix: ')}`);
-      const code = await withCoreAsync(config, silentLogger(), (core) => doctorCommand(core, config, io));
+      const code = await withCore(config, silentLogger(), (core) => doctorCommand(core, config, io));
       return keyProblem ? 1 : code;
     }
     case 'rack':
-      return withCoreAsync(config, silentLogger(), (core) =>
+      return withCore(config, silentLogger(), (core) =>
         rackCommand(core, io, positionals, {
           power: Boolean(values.power),
           wave: values.wave,
@@ -219,7 +219,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         }),
       );
     case 'rollout':
-      return withCoreAsync(config, silentLogger(), (core) => rolloutCommand(core, io, positionals));
+      return withCore(config, silentLogger(), (core) => rolloutCommand(core, io, positionals));
     case 'users':
       return usersCommand(config, io, positionals, {
         role: values.role,
@@ -308,33 +308,17 @@ async function restoreCommand(config: Config, io: Io, file: string | undefined, 
   return 0;
 }
 
-function withCore<T>(config: Config, log: Logger, fn: (core: ReturnType<typeof openCore>) => T): T {
-  const core = openCore(config, log);
-  try {
-    return fn(core);
-  } finally {
-    core.events.flush();
-    core.db.close();
-    core.durableDb.close();
-  }
-}
-
-async function withCoreAsync<T>(
-  config: Config,
-  log: Logger,
-  fn: (core: ReturnType<typeof openCore>) => Promise<T>,
-): Promise<T> {
-  const core = openCore(config, log);
+/** Opens the core on --database (the data dir's SQLite file, or PostgreSQL), runs fn, then closes it (queued events flushed). */
+async function withCore<T>(config: Config, log: Logger, fn: (core: Core) => T | Promise<T>): Promise<T> {
+  const core = await openCore(config, log);
   try {
     return await fn(core);
   } finally {
-    core.events.flush();
-    core.db.close();
-    core.durableDb.close();
+    await core.close();
   }
 }
 
-function render(config: Config, io: Io, kind: string | undefined, macText: string | undefined): number {
+async function render(config: Config, io: Io, kind: string | undefined, macText: string | undefined): Promise<number> {
   if (!kind || !['kickstart', 'pxelinux', 'grub', 'ipxe'].includes(kind)) {
     io.err('rackboot render: KIND must be kickstart, pxelinux, grub or ipxe');
     return 2;
@@ -344,8 +328,8 @@ function render(config: Config, io: Io, kind: string | undefined, macText: strin
     io.err(`rackboot render: --mac ${macText ?? '(missing)'} is not a MAC address`);
     return 2;
   }
-  return withCore(config, silentLogger(), (core) => {
-    const r = core.provisioner.preview(mac, kind as 'kickstart', { maskSecrets: false });
+  return withCore(config, silentLogger(), async (core) => {
+    const r = await core.provisioner.preview(mac, kind as 'kickstart', { maskSecrets: false });
     if (!r.ok) {
       io.err(`rackboot render: ${r.message}`);
       return 1;
@@ -355,14 +339,15 @@ function render(config: Config, io: Io, kind: string | undefined, macText: strin
   });
 }
 
-function lint(config: Config, io: Io): number {
-  return withCore(config, silentLogger(), (core) => {
+function lint(config: Config, io: Io): Promise<number> {
+  return withCore(config, silentLogger(), async (core) => {
     const snap = core.catalog.snapshot;
     const problems = [
       ...snap.errors.map(formatProfileError),
       ...core.templates.library.errors.map(formatTemplateError),
     ];
-    for (const host of core.hosts.list()) {
+    const hosts = await core.hosts.list();
+    for (const host of hosts) {
       const r = core.provisioner.profileFor(host);
       if (!r.ok) {
         problems.push(`host ${host.hostname} (${host.mac}): ${r.message}`);
@@ -375,13 +360,13 @@ function lint(config: Config, io: Io): number {
     }
     for (const p of problems) io.err(p);
     io.out(
-      `${snap.profiles.size} profile(s), ${core.hosts.list().length} host(s): ${problems.length ? `${problems.length} problem(s)` : 'ok'}`,
+      `${snap.profiles.size} profile(s), ${hosts.length} host(s): ${problems.length ? `${problems.length} problem(s)` : 'ok'}`,
     );
     return problems.length ? 1 : 0;
   });
 }
 
-function profiles(config: Config, io: Io): number {
+function profiles(config: Config, io: Io): Promise<number> {
   return withCore(config, silentLogger(), (core) => {
     const snap = core.catalog.snapshot;
     for (const p of snap.profiles.values())
@@ -391,7 +376,7 @@ function profiles(config: Config, io: Io): number {
   });
 }
 
-function templatesCommand(config: Config, io: Io, args: string[]): number {
+async function templatesCommand(config: Config, io: Io, args: string[]): Promise<number> {
   if (args[0] !== 'list') {
     io.err('rackboot templates: the subcommand is list');
     return 2;
@@ -407,10 +392,10 @@ function templatesCommand(config: Config, io: Io, args: string[]): number {
 
 function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): Promise<number> {
   const [sub, arg] = args;
-  return withCoreAsync(config, silentLogger(), async (core) => {
+  return withCore(config, silentLogger(), async (core) => {
     const p = core.provisioner;
     if (sub === 'list') {
-      for (const h of core.hosts.list())
+      for (const h of await core.hosts.list())
         io.out([h.mac, h.hostname, h.profile, h.ip ?? '-', h.rack ?? '-', p.state(h.mac)].join('\t'));
       return 0;
     }
@@ -428,9 +413,10 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
       }
       const r = checkRackCsv(text, {
         profileExists: (n) => core.catalog.get(n) !== undefined,
-        macTaken: (m) => core.hosts.get(m as Mac) !== undefined,
-        ipTaken: (ip) => core.hosts.getByIp(ip) !== undefined,
-        hostnameTaken: (n) => core.hosts.getByHostname(n) !== undefined,
+        // The view, just loaded from the store: the checks are synchronous, and insertMany refuses a late duplicate.
+        macTaken: (m) => core.view.host(m as Mac) !== undefined,
+        ipTaken: (ip) => core.view.hostByIp(ip) !== undefined,
+        hostnameTaken: (n) => core.view.hostByHostname(n) !== undefined,
         // The shell on the server is an admin's: only the profile-schema check of parameters applies.
         hostProblems: (h) =>
           guardHostParams({ role: 'admin', allowed: [], profile: (n) => core.catalog.get(n) }, {}, h),
@@ -446,8 +432,8 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
         io.out(`dry run: ${r.hosts.length} host(s) would be imported`);
         return 0;
       }
-      core.hosts.insertMany(r.hosts);
-      core.audit.record(
+      await core.hosts.insertMany(r.hosts);
+      await core.audit.record(
         'cli',
         'host.import',
         `${r.hosts.length} hosts`,
@@ -464,7 +450,7 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
         return 2;
       }
       if (sub === 'cancel') {
-        const r = p.cancelBuild(mac, 'cli');
+        const r = await p.cancelBuild(mac, 'cli');
         if (!r.ok) {
           io.err(r.message);
           return 1;
@@ -472,7 +458,7 @@ function hostsCommand(config: Config, io: Io, args: string[], dryRun: boolean): 
         io.out(`build ${r.value.id} cancelled`);
         return 0;
       }
-      const r = p.startBuild(mac, 'cli');
+      const r = await p.startBuild(mac, 'cli');
       if (!r.ok) {
         io.err(r.message);
         return 1;

@@ -4,11 +4,15 @@ import type { Logger } from './log.ts';
 import { tokenHint } from './log.ts';
 import type { Mac } from './net/mac.ts';
 import { ipToHex } from './net/mac.ts';
-import type { HostStore, Host } from './store/hosts.ts';
-import type { Build, BuildStore, HostState } from './store/builds.ts';
+import type { Host } from './store/hosts.ts';
+import type { Build, HostState } from './store/builds.ts';
 import { stateOf } from './store/builds.ts';
-import type { EventLog, HostEvent } from './store/events.ts';
-import type { AuditLog } from './store/audit.ts';
+import type { HostEvent } from './store/events.ts';
+import type { BuildRepo } from './store/repo/builds.ts';
+import type { HostRepo } from './store/repo/hosts.ts';
+import type { EventRepo } from './store/repo/events.ts';
+import type { AuditRepo } from './store/repo/small.ts';
+import type { StoreView } from './store/view.ts';
 import type { LoadedProfile } from './profiles/load.ts';
 import { applyHostParams } from './profiles/load.ts';
 import type { ImageFiles, ResolvedProfile as Profile } from './profiles/schema.ts';
@@ -24,10 +28,13 @@ import { currentStuck, type StuckView } from './rollout/stuck.ts';
 import type { DiscoveredMachine } from './dhcp/engine.ts';
 
 export interface ProvisionDeps {
-  hosts: HostStore;
-  builds: BuildStore;
-  events: EventLog;
-  audit: AuditLog;
+  /** Hosts and their latest builds in memory (src/store/view.ts): the boot paths read these, never the database. */
+  view: StoreView;
+  /** The database's hosts, for what the view may not have heard of yet (a host just created on another node). */
+  hosts: Pick<HostRepo, 'get'>;
+  builds: BuildRepo;
+  events: EventRepo;
+  audit: AuditRepo;
   profiles: { get(name: string): LoadedProfile | undefined };
   renderer: Renderer;
   /** Imported images by name (src/images); a profile may say `image: NAME`. */
@@ -41,7 +48,7 @@ export interface ProvisionDeps {
   tokenTtlMs: number;
   now?: () => number;
   /** The installer's last log lines (syslog) of a build, put into its build.failed event. */
-  failureTail?: (buildId: number) => string[];
+  failureTail?: (buildId: number) => Promise<string[]>;
   /** Which UEFI chain (image's own shim/GRUB or the synced ones) a profile's hosts boot (src/images/uefi-chain.ts). */
   uefiChain?: UefiChainResolver;
   /** This node's site: DHCP, boot configs and kickstarts only for its hosts and hosts of no site (src/hosts/site.ts). */
@@ -82,7 +89,7 @@ export class Provisioner {
   constructor(private readonly d: ProvisionDeps) {
     this.now = d.now ?? Date.now;
     this.identity = new ClientIdentifier(
-      { lease: d.lease, neighbour: d.neighbor, staticHost: (ip) => d.hosts.getByIp(ip)?.mac },
+      { lease: d.lease, neighbour: d.neighbor, staticHost: (ip) => d.view.hostByIp(ip)?.mac },
       this.now,
     );
   }
@@ -108,7 +115,7 @@ export class Provisioner {
   }
 
   state(mac: Mac): HostState {
-    return stateOf(this.d.builds.latest(mac), this.now());
+    return stateOf(this.d.view.latestBuild(mac), this.now());
   }
 
   /** For the boot decision (DHCP): is the host known, is it in build, which loader does its profile want. */
@@ -137,11 +144,11 @@ export class Provisioner {
   /** The host with this MAC when this node's site serves it; a host of another site is a stranger to the boot paths here. */
   /** Machines that PXE-boot through TFTP or HTTP without being hosts (in proxy mode too) join the discovered list. */
   private sighted(m: DiscoveredMachine): void {
-    if (this.d.discovered && !this.d.hosts.get(m.mac)) this.d.discovered(m);
+    if (this.d.discovered && !this.d.view.host(m.mac)) this.d.discovered(m);
   }
 
   ourHost(mac: Mac): Host | undefined {
-    const host = this.d.hosts.get(mac);
+    const host = this.d.view.host(mac);
     return host && servesSite(this.d.site, host.site) ? host : undefined;
   }
 
@@ -151,6 +158,11 @@ export class Provisioner {
     } catch (err) {
       this.d.log.error({ mac: e.mac, err: (err as Error).message }, 'could not record event');
     }
+  }
+
+  /** The view's host, or the database's when the view has not heard of it yet (just created on another node). */
+  private async freshHost(mac: Mac): Promise<Host | undefined> {
+    return this.d.view.host(mac) ?? (await this.d.hosts.get(mac));
   }
 
   profileFor(host: Host): Outcome<Profile> {
@@ -175,20 +187,20 @@ export class Provisioner {
     return { ok: true, value: { ...rest, image: files, imageName: image } };
   }
 
-  startBuild(mac: Mac, actor: string): Outcome<BuildStarted> {
-    const host = this.d.hosts.get(mac);
+  async startBuild(mac: Mac, actor: string): Promise<Outcome<BuildStarted>> {
+    const host = await this.freshHost(mac);
     if (!host) return { ok: false, status: 404, message: `no host with MAC ${mac}: add it first (POST /api/hosts)` };
     const profile = this.profileFor(host);
     if (!profile.ok) return profile;
     // Render once now so a host whose kickstart cannot be rendered never enters build.
-    const { build, token } = this.d.builds.start(mac, this.d.tokenTtlMs);
+    const { build, token } = await this.d.builds.start(mac, this.d.tokenTtlMs);
     const ctx = this.context(host, profile.value, build, token);
     const probe = this.d.renderer.kickstart(ctx);
     if (!probe.ok) {
-      this.d.builds.cancel(mac);
+      await this.d.builds.cancel(mac);
       return { ok: false, status: 409, message: probe.error };
     }
-    this.d.audit.record(actor, 'build.start', mac, { buildId: build.id, profile: host.profile });
+    await this.d.audit.record(actor, 'build.start', mac, { buildId: build.id, profile: host.profile });
     this.event({
       mac,
       buildId: build.id,
@@ -211,10 +223,10 @@ export class Provisioner {
     };
   }
 
-  cancelBuild(mac: Mac, actor: string): Outcome<Build> {
-    const b = this.d.builds.cancel(mac);
+  async cancelBuild(mac: Mac, actor: string): Promise<Outcome<Build>> {
+    const b = await this.d.builds.cancel(mac);
     if (!b) return { ok: false, status: 409, message: `host ${mac} has no build in progress` };
-    this.d.audit.record(actor, 'build.cancel', mac, { buildId: b.id });
+    await this.d.audit.record(actor, 'build.cancel', mac, { buildId: b.id });
     this.event({ mac, buildId: b.id, type: 'build.cancel', detail: { actor } });
     return { ok: true, value: b };
   }
@@ -247,7 +259,7 @@ export class Provisioner {
     const who = opts.who ?? this.identify(clientIp);
     const name = shortName(opts.name);
     if (!host) return this.d.renderer.defaultConfig(kind, 'unknown machine: booting the local disk');
-    const build = this.d.builds.latest(host.mac);
+    const build = this.d.view.latestBuild(host.mac);
     const state = stateOf(build, this.now());
     const resolvedBy = who.known && who.mac === host.mac ? who.via : undefined;
     let text: string;
@@ -275,11 +287,14 @@ export class Provisioner {
       }
       return text;
     }
+    const token = build && this.d.view.tokenOf(build);
     if (state === 'build' && build) {
       const profile = this.profileFor(host);
-      const rendered = profile.ok
-        ? this.d.renderer.installConfig(kind, this.context(host, profile.value, build, this.d.builds.tokenOf(build)))
-        : { ok: false as const, error: profile.message };
+      const rendered = !token
+        ? { ok: false as const, error: `build ${build.id}'s token is not in this node's view yet` }
+        : profile.ok
+          ? this.d.renderer.installConfig(kind, this.context(host, profile.value, build, token))
+          : { ok: false as const, error: profile.message };
       if (rendered.ok) {
         text = rendered.text;
         status = 'install';
@@ -358,7 +373,7 @@ export class Provisioner {
     }
     // SMBIOS UUIDs need not be unique (cloned VMs, vendor placeholders): a UUID name is answered only for a
     // unique one whose requester is that host; otherwise pxelinux goes on to its 01-<mac> name.
-    const byUuid = this.d.hosts.listByUuid(key.uuid).filter((h) => servesSite(this.d.site, h.site));
+    const byUuid = this.d.view.hostsByUuid(key.uuid).filter((h) => servesSite(this.d.site, h.site));
     if (byUuid.length === 1 && requester?.mac === byUuid[0].mac)
       return this.bootConfig(req.loader, byUuid[0], clientIp, via, opts);
     const reason =
@@ -366,7 +381,7 @@ export class Provisioner {
         ? `UUID ${key.uuid} belongs to ${byUuid.length} hosts (${byUuid.map((h) => h.hostname).join(', ')}): set unique UUIDs`
         : describeIdentity(clientIp, who);
     for (const h of byUuid) {
-      const b = this.d.builds.latest(h.mac);
+      const b = this.d.view.latestBuild(h.mac);
       if (b && stateOf(b, this.now()) === 'build' && this.firstRefusal(`${h.mac}|${clientIp}|uuid|${key.uuid}`))
         this.event({
           mac: h.mac,
@@ -394,8 +409,8 @@ export class Provisioner {
    * The request must come from the host: one of those MACs is the build's, or the address resolves to it;
    * once fetched, only the address that fetched it may fetch it again.
    */
-  kickstart(token: string, clientIp: string, sentMacs: readonly Mac[] = []): Outcome<string> {
-    const check = this.d.builds.checkLive(token);
+  async kickstart(token: string, clientIp: string, sentMacs: readonly Mac[] = []): Promise<Outcome<string>> {
+    const check = await this.d.builds.checkLive(token);
     if (!check.ok) {
       if (check.build) {
         this.event({
@@ -423,7 +438,7 @@ export class Provisioner {
       return { ok: false, status: 404, message: 'unknown token' };
     }
     const build = check.build;
-    const host = this.d.hosts.get(build.mac);
+    const host = await this.freshHost(build.mac);
     if (!host) return { ok: false, status: 410, message: 'the host of this build was deleted' };
     if (!servesSite(this.d.site, host.site)) {
       this.d.log.info(
@@ -464,7 +479,7 @@ export class Provisioner {
       });
       return { ok: false, status: 500, message: `cannot render the kickstart: ${rendered.error}` };
     }
-    if (build.ksFetchedAt === undefined) this.d.builds.markKickstartFetched(build.id, clientIp);
+    if (build.ksFetchedAt === undefined) await this.d.builds.markKickstartFetched(build.id, clientIp, build.mac);
     this.learnClient(clientIp, build.mac);
     this.event({
       mac: build.mac,
@@ -525,7 +540,7 @@ export class Provisioner {
   /** The build a syslog line from `ip` belongs to: the host's latest build, only when `ip` speaks for it. */
   syslogSource(ip: string): { mac: Mac; buildId: number } | undefined {
     const mac = this.macForIp(ip);
-    const b = mac && this.d.builds.latest(mac);
+    const b = mac && this.d.view.latestBuild(mac);
     return mac && b && this.speaksForBuild(b, ip).ok ? { mac, buildId: b.id } : undefined;
   }
 
@@ -553,11 +568,11 @@ export class Provisioner {
     return rendered;
   }
 
-  callback(token: string, outcome: 'built' | 'failed', clientIp: string, log?: string): Outcome<Build> {
-    const known = this.d.builds.byToken(token);
+  async callback(token: string, outcome: 'built' | 'failed', clientIp: string, log?: string): Promise<Outcome<Build>> {
+    const known = await this.d.builds.byToken(token);
     const refused = known && this.refuseStranger(known, `${outcome}.refused`, clientIp);
     if (refused) return refused;
-    const r = this.d.builds.close(token, outcome, log);
+    const r = await this.d.builds.close(token, outcome, log);
     if (!r.ok) {
       if (r.build)
         this.event({
@@ -572,7 +587,7 @@ export class Provisioner {
       return { ok: false, status, message: r.message };
     }
     if (r.changed) {
-      const tail = outcome === 'failed' ? this.failureTail(r.build.id) : undefined;
+      const tail = outcome === 'failed' ? await this.failureTail(r.build.id) : undefined;
       this.event({
         mac: r.build.mac,
         buildId: r.build.id,
@@ -587,17 +602,17 @@ export class Provisioner {
     return { ok: true, value: r.build };
   }
 
-  private failureTail(buildId: number): string[] | undefined {
+  private async failureTail(buildId: number): Promise<string[] | undefined> {
     try {
-      return this.d.failureTail?.(buildId);
+      return await this.d.failureTail?.(buildId);
     } catch (err) {
       this.d.log.warn({ buildId, err: (err as Error).message }, 'could not read the installer log tail');
       return undefined;
     }
   }
 
-  progress(token: string, step: string, clientIp: string): Outcome<Build> {
-    const r = this.d.builds.checkCallback(token);
+  async progress(token: string, step: string, clientIp: string): Promise<Outcome<Build>> {
+    const r = await this.d.builds.checkCallback(token);
     if (!r.ok) return { ok: false, status: r.code === 'unknown' ? 404 : 410, message: r.message };
     const refused = this.refuseStranger(r.build, 'progress.refused', clientIp);
     if (refused) return refused;
@@ -625,16 +640,18 @@ export class Provisioner {
   }
 
   /** A page of a host's timeline: up to `limit` events after `afterId`, oldest first. */
-  eventsAfter(mac: Mac, afterId: number, limit: number): HostEvent[] {
+  eventsAfter(mac: Mac, afterId: number, limit: number): Promise<HostEvent[]> {
     return this.d.events.after(mac, afterId, limit);
   }
 
   /** What a person or script sees of a host. */
-  view(mac: Mac) {
-    const host = this.d.hosts.get(mac);
+  async view(mac: Mac) {
+    // From the database, not the view: what a person or script reads right after a change made elsewhere (the
+    // CLI, another node) must already show it; the view may be a poll behind.
+    const host = await this.d.hosts.get(mac);
     if (!host) return undefined;
-    const build = this.d.builds.latest(mac);
-    const timeline = this.d.events.timeline(mac);
+    const build = await this.d.builds.latest(mac);
+    const timeline = await this.d.events.timeline(mac);
     const state = stateOf(build, this.now());
     return {
       ...host,
@@ -666,10 +683,10 @@ export class Provisioner {
   }
 
   /** The stuck mark of a host now (its latest events), for lists and rollouts. */
-  stuck(mac: Mac): StuckView | undefined {
-    const build = this.d.builds.latest(mac);
+  async stuck(mac: Mac): Promise<StuckView | undefined> {
+    const build = this.d.view.latestBuild(mac);
     if (!build || stateOf(build, this.now()) !== 'build') return undefined;
-    return this.stuckOf(this.d.events.timeline(mac, 200), build);
+    return this.stuckOf(await this.d.events.timeline(mac, 200), build);
   }
 
   /**
@@ -687,10 +704,14 @@ export class Provisioner {
   }
 
   /** The files as they would be served right now, for `rackboot render` and the host page. */
-  preview(mac: Mac, kind: 'kickstart' | BootConfigKind, opts: { maskSecrets: boolean }): Outcome<string> {
-    const host = this.d.hosts.get(mac);
+  async preview(
+    mac: Mac,
+    kind: 'kickstart' | BootConfigKind,
+    opts: { maskSecrets: boolean },
+  ): Promise<Outcome<string>> {
+    const host = await this.freshHost(mac);
     if (!host) return { ok: false, status: 404, message: `no host with MAC ${mac}` };
-    const build = this.d.builds.latest(mac);
+    const build = this.d.view.latestBuild(mac);
     const live = build && stateOf(build, this.now()) === 'build' ? build : undefined;
     if (kind !== 'kickstart' && !live)
       return {
@@ -699,7 +720,7 @@ export class Provisioner {
       };
     const profile = this.profileFor(host);
     if (!profile.ok) return profile;
-    const token = live ? this.d.builds.tokenOf(live) : 'NO-BUILD-IN-PROGRESS';
+    const token = live ? await this.d.builds.tokenOf(live) : 'NO-BUILD-IN-PROGRESS';
     const ctx = this.context(host, profile.value, live ?? ({ id: 0 } as Build), opts.maskSecrets ? 'TOKEN' : token);
     const r = kind === 'kickstart' ? this.d.renderer.kickstart(ctx) : this.d.renderer.installConfig(kind, ctx);
     if (!r.ok) return { ok: false, status: 409, message: r.error };

@@ -3,15 +3,19 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import { randomBytes, createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
-import { databaseBytes, openDb, ping, type Db } from './store/db.ts';
-import { SqliteChangeFeed, type ChangeFeed } from './store/changes.ts';
-import { HostStore } from './store/hosts.ts';
-import { BuildStore } from './store/builds.ts';
-import { EventLog } from './store/events.ts';
-import { AuditLog } from './store/audit.ts';
+import { databaseBytes } from './store/db.ts';
+import type { ChangeFeed } from './store/changes.ts';
+import { TableChangeFeed } from './store/repo/changes.ts';
+import { openStore, type Store } from './store/index.ts';
+import { StoreView } from './store/view.ts';
+import type { HostRepo } from './store/repo/hosts.ts';
+import type { BuildRepo } from './store/repo/builds.ts';
+import type { EventRepo } from './store/repo/events.ts';
+import type { AuditRepo, ImageRepo, SettingsRepo } from './store/repo/small.ts';
+import type { SyslogRepo } from './store/repo/syslog.ts';
 import { ProfileCatalog } from './profiles/catalog.ts';
 import { createRenderer } from './render/render.ts';
 import { TemplateCatalog } from './render/template-catalog.ts';
@@ -26,9 +30,7 @@ import { startTftpServer, type TftpFileSource, type TftpServer } from './tftp/se
 import { staticFileSource } from './tftp/static.ts';
 import { startDhcpServer, type DhcpServerHandle } from './dhcp/server.ts';
 import { LeaseStore } from './dhcp/leases.ts';
-import { ImageStore } from './images/store.ts';
 import { createUefiChainResolver } from './images/uefi-chain.ts';
-import { SyslogStore } from './ops/syslog-store.ts';
 import { startSyslogReceiver, type SyslogReceiver } from './ops/syslog-server.ts';
 import { createMetrics, dhcpMessageType } from './ops/metrics.ts';
 import { createLogsApi, createOpsRouter, type Readiness } from './ops/routes.ts';
@@ -38,13 +40,10 @@ import type { Renderer } from './render/render.ts';
 import { acceptBursts, connectionBudget, limitConnections, type ConnectionGuard } from './http/accept.ts';
 import { ensurePrivateDir, secretKeyProblem } from './ops/private-files.ts';
 import type { SurfaceOptions } from './http/surface.ts';
-import { ApiTokenStore, UserStore } from './store/users.ts';
-import { SettingsStore } from './store/settings.ts';
-import { DiscoveredStore } from './store/discovered.ts';
-import { SqliteWebhookDeliveryStore, type WebhookDeliveryStore } from './store/webhooks.ts';
+import type { WebhookDeliveryStore } from './store/webhooks.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { createTemplatesApi } from './http/api/templates.ts';
-import { SqliteRolloutStore, type RolloutStore } from './store/rollouts.ts';
+import type { RolloutStore } from './store/rollouts.ts';
 import { RolloutService } from './rollout/service.ts';
 import { RolloutRunner } from './rollout/runner.ts';
 import { StuckWatch } from './rollout/stuck-watch.ts';
@@ -53,37 +52,38 @@ import { firmwareOf, type FirmwareGuess } from './rollout/firmware.ts';
 import type { BmcDriver } from './bmc/driver.ts';
 import type { Mac } from './net/mac.ts';
 import type { ApiDocs } from './http/openapi.ts';
-import { SqliteBmcStore, type BmcStore } from './store/bmc.ts';
+import type { BmcStore } from './store/bmc.ts';
 import { loadBmcKey, secretBox } from './bmc/secret-box.ts';
 import { BmcService } from './bmc/index.ts';
 import { PowerService } from './bmc/power.ts';
 import { createBmcApi } from './http/bmc-api.ts';
-import { sharedBuildSecret } from './store/build-secret.ts';
-import { SqliteNodeRegistry } from './store/nodes.ts';
 import { createNodesApi, rackbootVersion, startHeartbeat, type NodeHeartbeat } from './ops/nodes.ts';
+import { holdDuty, type Duty } from './ops/duty.ts';
+import type { DiscoveredMachine } from './dhcp/engine.ts';
 
 /** serve refuses to start on a secret.key others can read (the CLI exits 2 on it). */
 export class SecretKeyError extends Error {}
 
 export interface Core {
-  db: Db;
-  durableDb: Db;
-  hosts: HostStore;
-  builds: BuildStore;
-  events: EventLog;
-  audit: AuditLog;
+  /** Every table, on SQLite (the data dir's file, the default) or PostgreSQL (--database postgres://...). */
+  store: Store;
+  /** Hosts, their latest builds and the images in memory, kept current from the store: what the boot paths read. */
+  view: StoreView;
+  hosts: HostRepo;
+  builds: BuildRepo;
+  events: EventRepo;
+  audit: AuditRepo;
   catalog: ProfileCatalog;
   /** Webhook deliveries (src/webhooks/): pending ones survive a restart; the delivery log reads them. */
   webhookDeliveries: WebhookDeliveryStore;
   /** Boot, kickstart and snippet templates, shipped and the operator's overlay, hot-reloaded (src/render/template-catalog.ts). */
   templates: TemplateCatalog;
   provisioner: Provisioner;
-  images: ImageStore;
+  /** Imported images: writes and lists here; the boot paths read view.image(). */
+  images: ImageRepo;
   /** Installer log lines per build (src/ops). */
-  syslog: SyslogStore;
-  /** DHCP leases (src/dhcp), also where a restarted server finds which MAC an address belongs to. */
-  leases: LeaseStore;
-  /** What changed, from this process and others (the CLI writes the same file): the live board listens. */
+  syslog: SyslogRepo;
+  /** What changed about which host, from this node, other nodes and CLI processes alike: the live board listens. */
   changes: ChangeFeed;
   /** Rollouts (src/rollout): recorded by the API and the CLI, carried out by serve's runner. */
   rollouts: RolloutStore;
@@ -91,11 +91,17 @@ export interface Core {
   /** The BMC driver of a host (src/bmc), undefined when it has none. */
   bmcFor: (mac: Mac) => Promise<BmcDriver | undefined>;
   /** The host's firmware (UEFI or legacy) from what it was seen doing. */
-  firmwareOf: (mac: Mac) => FirmwareGuess;
+  firmwareOf: (mac: Mac) => Promise<FirmwareGuess>;
   /** Each host's BMC (src/store/bmc.ts; passwords sealed with bmc.key), its drivers, and power actions. */
   bmc: BmcStore;
   bmcService: BmcService;
   power: PowerService;
+  /** A machine that PXE-booted and is not a host: recorded in the discovered list (at most once per MAC per 10 s). */
+  sighted(m: DiscoveredMachine): void;
+  /** Sets where the boot paths learn which MAC holds a DHCP lease on an address (serve, once DHCP is up). */
+  setLeaseLookup(lookup: (ip: string) => Mac | undefined): void;
+  /** Closes the view, the feed and the store (after flushing queued events and log lines). */
+  close(): Promise<void>;
 }
 
 /** How many of the installer's last log lines go into a build.failed event. */
@@ -118,31 +124,46 @@ export function loadSecret(dataDir: string): Buffer {
 }
 
 /** Store, profiles, renderer and the build lifecycle: what both `serve` and the CLI commands use. */
-export function openCore(
+export async function openCore(
   config: Config,
   log: Logger,
   hooks: {
     kickstartRendered?: (seconds: number) => void;
     syslogTarget?: () => string | undefined;
     bmcFor?: (mac: Mac) => Promise<BmcDriver | undefined>;
+    /** Whole reload period of the in-memory view (default 60 s). */
+    viewReloadMs?: number;
   } = {},
-): Core {
-  const file = join(config.dataDir, 'rackboot.db');
-  // The async store (src/store/index.ts) runs on both databases, but serve and the host commands still use the
-  // synchronous SQLite classes: refuse another target rather than quietly serving from the data dir's file.
-  if (config.database.dialect !== 'sqlite' || resolve(config.database.file) !== resolve(file))
-    throw new Error(
-      `--database: serve and the host, build, rack and power commands run on the data dir's SQLite file (${file}) in this version; ` +
-        `another database is used by backup, restore and users only`,
-    );
-  const durableDb = openDb(file, 'full');
-  const db = openDb(file, 'normal');
-  const hosts = new HostStore(durableDb);
-  // The token secret is the database's (every node derives the same tokens); secret.key seeds it once.
-  const secret = sharedBuildSecret(durableDb, () => loadSecret(config.dataDir));
-  const builds = new BuildStore(durableDb, secret, Date.now, db, config.tokenGraceMs);
-  const events = new EventLog(db, Date.now, config.events, config.nodeId);
-  const audit = new AuditLog(db);
+): Promise<Core> {
+  ensurePrivateDir(config.dataDir);
+  const store = await openStore({
+    database: config.database.dialect === 'postgres' ? config.database.url : config.database.file,
+    dataDir: config.dataDir,
+    secret: loadSecret(config.dataDir),
+    eventLimits: config.events,
+    nodeId: config.nodeId,
+    nodeHeartbeatMs: config.nodeHeartbeatMs,
+    callbackGraceMs: config.tokenGraceMs,
+    syslogLimits: {
+      ringLines: config.syslog.ringLines,
+      maxTotalLines: config.syslog.maxTotalLines,
+      maxQueued: 100_000,
+      maxAgeMs: config.syslog.maxAgeMs,
+    },
+    bmcBox: secretBox(loadBmcKey(config.dataDir)),
+  });
+  let view: StoreView;
+  try {
+    view = await StoreView.open(store, {
+      reloadMs: hooks.viewReloadMs,
+      onError: (e) => log.error({ err: e.message }, 'store view: refresh failed; answering from what it has'),
+    });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const { hosts, builds, events, audit, images, syslog } = store;
+  const sightings = sightingRecorder(store, log);
   const catalog = new ProfileCatalog(config.profilesDir, log);
   const configured = config.syslog.port ? `${config.serverIp}:${config.syslog.port}` : undefined;
   const templates = new TemplateCatalog({ shipped: config.templatesDir, overlay: config.templatesOverlayDir }, log);
@@ -151,53 +172,46 @@ export function openCore(
     hooks.syslogTarget ?? (() => configured),
     hooks.kickstartRendered,
   );
-  const images = new ImageStore(durableDb);
-  const syslog = new SyslogStore(db, {
-    ringLines: config.syslog.ringLines,
-    maxTotalLines: config.syslog.maxTotalLines,
-    maxQueued: 100_000,
-    maxAgeMs: config.syslog.maxAgeMs,
-  });
-  const leases = new LeaseStore(db, config.dhcp.sharedLeases);
   // The in-memory learnt map is empty after a restart: live bound DHCP leases and the kernel's ARP table still say who an address is.
-  const lease = (ip: string) => {
-    const l = leases.byIp(ip);
-    return l?.state === 'bound' && l.mac && l.expiresAt > Date.now() ? l.mac : undefined;
+  let leaseLookup: (ip: string) => Mac | undefined = () => undefined;
+  const imageView = {
+    resolve: (name: string) => view.resolveImage(name),
+    get: (name: string) => view.image(name),
+    list: () => view.imageList(),
   };
-  // TFTP and HTTP sightings (the DHCP server records its own): bounded like every discovered row.
-  const sightings = new DiscoveredStore(db);
   const provisioner = new Provisioner({
+    view,
     hosts,
     builds,
     events,
     audit,
     profiles: catalog,
-    images,
+    images: imageView,
     renderer,
     log,
     baseUrl: config.publicUrl,
     tokenTtlMs: config.tokenTtlMs,
-    lease,
+    lease: (ip) => leaseLookup(ip),
     neighbor: (ip) => macFromArp(ip),
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES),
-    uefiChain: createUefiChainResolver({ images, tftpRoot: config.tftpRoot, loaders: config.loaders }),
+    uefiChain: createUefiChainResolver({ images: imageView, tftpRoot: config.tftpRoot, loaders: config.loaders }),
     site: config.site,
-    discovered: (m) => sightings.seen(m),
+    // TFTP and HTTP sightings (the DHCP server records its own): bounded like every discovered row.
+    discovered: (m) => sightings(m),
   });
-  // Idle until a board subscribes: CLI commands open the core too and never poll.
-  const changes = new SqliteChangeFeed(db, {
+  // Idle until a board subscribes: CLI commands open the core too and never poll. Host and build changes made by
+  // other processes (the CLI on the same SQLite file) reach the view through it too.
+  const changes = new TableChangeFeed(store.sql, {
     local: events,
     onError: (err) => log.error({ err: (err as Error).message }, 'change feed: read failed'),
   });
   // Trial renders refuse a template that fails with the profiles that use it; a profile edit re-runs them.
   templates.setProbe(
-    templateProbe({ profiles: () => catalog.snapshot.profiles.values(), images: (name) => images.resolve(name) }),
+    templateProbe({ profiles: () => catalog.snapshot.profiles.values(), images: (name) => view.resolveImage(name) }),
   );
   catalog.onChange(() => templates.reload());
-  const webhookDeliveries = new SqliteWebhookDeliveryStore(durableDb);
-  const rollouts = new SqliteRolloutStore(durableDb);
   const rolloutService = new RolloutService({
-    store: rollouts,
+    store: store.rollouts,
     hosts,
     state: (mac) => provisioner.state(mac),
     cancelBuild: (mac, actor) => provisioner.cancelBuild(mac, actor),
@@ -207,14 +221,13 @@ export function openCore(
     },
     stuck: (mac) => provisioner.stuck(mac),
   });
-  const bmc = new SqliteBmcStore(durableDb, secretBox(loadBmcKey(config.dataDir)));
-  const bmcService = new BmcService({ store: bmc });
+  const bmcService = new BmcService({ store: store.bmc });
   const power = new PowerService({ bmc: bmcService, events, audit });
   const bmcFor = hooks.bmcFor ?? ((mac: Mac) => bmcService.forHost(mac));
-  const firmware = (mac: Mac) => firmwareOf(events.timeline(mac, 200));
+  const firmware = async (mac: Mac) => firmwareOf(await events.timeline(mac, 200));
   return {
-    db,
-    durableDb,
+    store,
+    view,
     hosts,
     builds,
     events,
@@ -224,16 +237,48 @@ export function openCore(
     provisioner,
     images,
     syslog,
-    leases,
-    webhookDeliveries,
-    rollouts,
+    webhookDeliveries: store.webhookDeliveries,
+    rollouts: store.rollouts,
     rolloutService,
     bmcFor,
     firmwareOf: firmware,
     changes,
-    bmc,
+    bmc: store.bmc,
     bmcService,
     power,
+    sighted: sightings,
+    setLeaseLookup: (lookup) => {
+      leaseLookup = lookup;
+    },
+    async close() {
+      changes.close();
+      view.close();
+      await store.close();
+    },
+  };
+}
+
+const SIGHTING_EVERY_MS = 1000;
+const SIGHTINGS_IN_FLIGHT = 64;
+
+/**
+ * Discovered machines are written in the background, at most once per MAC a second and 64 writes at a time: a
+ * machine looping on PXE or a stranger's flood of MACs costs bounded writes and memory, and no packet waits.
+ */
+function sightingRecorder(store: Store, log: Logger): (m: DiscoveredMachine) => void {
+  const last = new Map<string, number>();
+  let inFlight = 0;
+  return (m) => {
+    const now = Date.now();
+    const at = last.get(m.mac);
+    if ((at !== undefined && now - at < SIGHTING_EVERY_MS) || inFlight >= SIGHTINGS_IN_FLIGHT) return;
+    if (last.size >= 4096) last.clear();
+    last.set(m.mac, now);
+    inFlight++;
+    store.discovered
+      .seen(m)
+      .catch((err: Error) => log.warn({ mac: m.mac, err: err.message }, 'could not record a discovered machine'))
+      .finally(() => inFlight--);
   };
 }
 
@@ -256,21 +301,22 @@ function withOps(r: Renderer, syslog: () => string | undefined, timed?: (seconds
 }
 
 /** The API token: RACKBOOT_ADMIN_TOKEN, or one made at first start, shown once, stored only as a hash. */
-export function adminTokenHash(
-  settings: SettingsStore,
+export async function adminTokenHash(
+  settings: SettingsRepo,
   env: NodeJS.ProcessEnv,
   announce: (token: string) => void,
-): string {
+): Promise<string> {
   const fromEnv = env.RACKBOOT_ADMIN_TOKEN;
   if (fromEnv) return createHash('sha256').update(fromEnv).digest('hex');
-  const stored = settings.adminTokenHash();
-  if (stored) return stored;
   const token = randomBytes(24).toString('base64url');
   const hash = createHash('sha256').update(token).digest('hex');
-  settings.addAdminTokenHash(hash);
-  announce(token);
-  return hash;
+  // First writer wins across nodes: a node that did not write it does not announce a token no one can use.
+  const held = await settings.putIfAbsent(ADMIN_TOKEN_KEY, hash);
+  if (held === hash) announce(token);
+  return held;
 }
+
+const ADMIN_TOKEN_KEY = 'admin_token_sha256';
 
 export interface Running {
   core: Core;
@@ -298,12 +344,18 @@ export async function startRackboot(
   };
   let observeRender: ((s: number) => void) | undefined;
   let syslogTarget: string | undefined; // set once the receiver is bound: configs never point Anaconda at a port we do not hold
-  const core = openCore(config, log, {
+  const core = await openCore(config, log, {
     kickstartRendered: (s) => observeRender?.(s),
     syslogTarget: () => syslogTarget,
     bmcFor: opts.bmcFor,
   });
-  const { provisioner: p, hosts, db } = core;
+  const { provisioner: p, hosts, view, store } = core;
+  // Other processes' host and build writes (the CLI on the same SQLite file; on PostgreSQL NOTIFY brings them too).
+  const forward = core.changes.subscribe((c) => {
+    if (c.kind === 'resync') void store.changes.deliver({ kind: 'resync' });
+    else if (c.kind === 'host' || c.kind === 'host.deleted') void store.changes.deliver({ kind: 'host', mac: c.mac });
+    else if (c.kind === 'build') void store.changes.deliver({ kind: 'build', mac: c.mac });
+  });
   let tftpRef: TftpServer | undefined;
   let httpGuard: ConnectionGuard | undefined;
   const metrics = createMetrics({
@@ -312,22 +364,21 @@ export async function startRackboot(
     tftpEvictions: () => tftpRef?.evictions() ?? 0,
     buildStates: () => {
       const counts: Record<string, number> = {};
-      const latest = core.builds.latestForAll();
       const now = Date.now();
-      for (const h of hosts.list()) {
-        const st = stateOf(latest.get(h.mac), now);
+      for (const h of view.hostList()) {
+        const st = stateOf(view.latestBuild(h.mac), now);
         counts[st] = (counts[st] ?? 0) + 1;
       }
       return counts;
     },
     syslogQueued: () => core.syslog.stats.queued,
-    dbBytes: () => databaseBytes(config.dataDir),
+    dbBytes: () => (store.dialect === 'sqlite' ? databaseBytes(config.dataDir) : undefined),
   });
   observeRender = (s) => metrics.kickstartRendered(s);
   core.events.subscribe((e) => {
     if ((e.type !== 'build.built' && e.type !== 'build.failed') || e.buildId === undefined) return;
-    const b = core.builds.byId(e.buildId);
-    if (b)
+    const b = view.latestBuild(e.mac as Mac);
+    if (b && b.id === e.buildId)
       metrics.buildFinished(
         e.type === 'build.built' ? 'built' : 'failed',
         ((b.finishedAt ?? Date.now()) - b.createdAt) / 1000,
@@ -340,11 +391,10 @@ export async function startRackboot(
     syslog: config.syslog.port === 0,
   };
   let stopping = false;
-  const ready = (): Readiness => {
+  const ready = async (): Promise<Readiness> => {
     const checks: Record<string, string> = {};
     try {
-      ping(core.db);
-      ping(core.durableDb);
+      await store.sql.get('SELECT 1 AS one');
       checks.store = 'ok';
     } catch (err) {
       checks.store = `not open: ${(err as Error).message}`;
@@ -363,13 +413,13 @@ export async function startRackboot(
   mkdirSync(config.tftpRoot, { recursive: true });
   mkdirSync(config.imagesDir, { recursive: true });
 
-  const settings = new SettingsStore(db);
-  const tokenHash = adminTokenHash(settings, env, (t) =>
+  const settings = store.settings;
+  const tokenHash = await adminTokenHash(settings, env, (t) =>
     process.stderr.write(
       `\n  rackboot: API token (shown once; set RACKBOOT_ADMIN_TOKEN to choose your own):\n\n    ${t}\n\n`,
     ),
   );
-  const nodeRegistry = new SqliteNodeRegistry(core.durableDb, Date.now, config.nodeHeartbeatMs);
+  const nodeRegistry = store.nodes;
   const web = createWebRouter({
     rollouts: core.rolloutService,
     provisioner: p,
@@ -377,7 +427,8 @@ export async function startRackboot(
     builds: core.builds,
     events: core.events,
     audit: core.audit,
-    db,
+    store,
+    view,
     catalog: core.catalog,
     profilesDir: config.profilesDir,
     templatesDir: config.templatesDir,
@@ -393,7 +444,6 @@ export async function startRackboot(
     nodes: nodeRegistry,
     nodeId: config.nodeId,
   });
-  const apiTokens = new ApiTokenStore(db, new UserStore(db));
   let heartbeat: NodeHeartbeat | undefined;
   // httpsPort is set to the bound port once the HTTPS listener is up (the redirect names it).
   const surface: SurfaceOptions = { allowedHosts: config.allowedHosts, httpsPort: config.tls?.port };
@@ -401,7 +451,8 @@ export async function startRackboot(
     provisioner: p,
     hosts,
     audit: core.audit,
-    db,
+    store,
+    view,
     profiles: () => core.catalog.snapshot,
     tftpRoot: config.tftpRoot,
     imagesDir: config.imagesDir,
@@ -422,12 +473,12 @@ export async function startRackboot(
       (docs: ApiDocs) => createLogsApi({ hosts, builds: core.builds, syslog: core.syslog, docs }),
       (docs: ApiDocs) => createBmcApi({ hosts, bmc: core.bmc, power: core.power, audit: core.audit, docs }),
     ],
-    userToken: (t) => apiTokens.authenticate(t),
+    userToken: (t) => store.apiTokens.authenticate(t),
     settings,
     surface,
     bmc: core.bmc,
   });
-  const kickstartFirst = kickstartFastPath(p, metrics.httpRequest);
+  const kickstartFirst = kickstartFastPath(p, metrics.httpRequest, log);
   // nosniff here too: the kickstart fast path answers before express (src/http/surface.ts sets it for the rest).
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -479,15 +530,15 @@ export async function startRackboot(
   let syslogRx: SyslogReceiver | undefined;
   let removePid: (() => void) | undefined;
   // Retention of the timeline and installer logs: once now, then every 10 minutes (each prune costs the rows it deletes).
-  const prune = () => {
+  const prune = async () => {
     try {
-      core.events.prune();
-      core.syslog.prune();
+      await core.events.prune();
+      await core.syslog.prune();
     } catch (err) {
       log.error({ err: (err as Error).message }, 'retention prune failed');
     }
   };
-  prune();
+  await prune();
   // Build events to the configured webhooks; only the serving process delivers (CLI commands do not).
   const webhooks = new WebhookDispatcher({
     hooks: config.webhooks,
@@ -496,9 +547,12 @@ export async function startRackboot(
     hosts,
     builds: core.builds,
     log,
+    // Builds started or finished by the CLI on this database reach the hooks too (each event once).
+    changes: core.changes,
+    node: config.nodeId,
   });
   webhooks.start();
-  const pruneTimer = setInterval(prune, 10 * 60_000);
+  const pruneTimer = setInterval(() => void prune(), 10 * 60_000);
   pruneTimer.unref();
   const runner = new RolloutRunner({
     store: core.rollouts,
@@ -512,8 +566,10 @@ export async function startRackboot(
   const stuckWatch = new StuckWatch({
     inBuild: () => {
       const now = Date.now();
-      return [...core.builds.latestForAll().values()]
-        .filter((b) => stateOf(b, now) === 'build')
+      return view
+        .hostList()
+        .map((h) => view.latestBuild(h.mac))
+        .filter((b): b is NonNullable<typeof b> => b !== undefined && stateOf(b, now) === 'build')
         .map((b) => ({ mac: b.mac, buildId: b.id, since: b.createdAt }));
     },
     timeline: (mac) => core.events.timeline(mac, 500),
@@ -524,9 +580,11 @@ export async function startRackboot(
     checkEveryMs: config.stuck.checkEveryMs,
     log,
   });
+  let rolloutDuty: Duty | undefined;
   const stopAll = async () => {
     stopping = true;
     clearInterval(pruneTimer);
+    await rolloutDuty?.stop();
     await runner.stop();
     await stuckWatch.stop();
     await heartbeat?.stop();
@@ -544,11 +602,8 @@ export async function startRackboot(
     await core.catalog.close();
     await core.templates.close();
     await webhooks.stop(); // attempts in flight are aborted and stay pending for the next start
-    core.syslog.flush();
-    core.events.flush();
-    core.changes.close();
-    core.db.close();
-    core.durableDb.close();
+    forward();
+    await core.close();
     removePid?.();
   };
   try {
@@ -615,11 +670,16 @@ export async function startRackboot(
     bound.tftp = true;
 
     if (config.dhcp.mode !== 'off') {
-      const discovered = new DiscoveredStore(db);
+      const leases = new LeaseStore(store.leases, { shared: config.dhcp.sharedLeases });
+      await leases.load();
+      core.setLeaseLookup((ip) => {
+        const l = leases.byIp(ip);
+        return l?.state === 'bound' && l.mac && l.expiresAt > Date.now() ? l.mac : undefined;
+      });
       dhcp = await startDhcpServer({
         config: config.dhcp,
         log,
-        leases: core.leases,
+        leases,
         decide: (client) =>
           decideBoot({
             client,
@@ -632,11 +692,11 @@ export async function startRackboot(
           const h = p.ourHost(mac);
           return h?.ip ? { ip: h.ip, hostname: h.hostname } : undefined;
         },
-        reservedBy: (ip) => hosts.getByIp(ip)?.mac,
+        reservedBy: (ip) => view.hostByIp(ip)?.mac,
         onEvent: (ev) => {
           // ack/offer carry the address handed out; in proxy mode a request to 4011 comes from the client's own ciaddr.
           if (ev.ip) p.learnClient(ev.ip, ev.mac);
-          if (hosts.get(ev.mac))
+          if (view.host(ev.mac))
             p.event({
               mac: ev.mac,
               type: ev.type,
@@ -646,8 +706,8 @@ export async function startRackboot(
             });
         },
         onDiscovered: (m) => {
-          if (hosts.get(m.mac)) return;
-          discovered.seen(m);
+          if (view.host(m.mac)) return;
+          core.sighted(m);
         },
         onPacket: (bytes, res) =>
           metrics.dhcpPacket(
@@ -674,8 +734,8 @@ export async function startRackboot(
         // and only a build in progress takes lines: a built host's own rsyslog must not grow a finished build's log.
         resolve: (ip) => {
           const src = p.syslogSource(ip);
-          const b = src && core.builds.byId(src.buildId);
-          return src && b ? { ...src, finished: !core.builds.inProgress(b) } : undefined;
+          const b = src && view.latestBuild(src.mac);
+          return src && b?.id === src.buildId ? { ...src, finished: !core.builds.inProgress(b) } : undefined;
         },
         onLine: (t) => metrics.syslogLine(t),
         onDrop: (reason, t) => metrics.syslogDrop(reason, t),
@@ -694,9 +754,23 @@ export async function startRackboot(
     } else bound.syslog = true;
     bound.http = true;
     removePid = writePidFile(config.dataDir);
-    // Rollouts recorded before this start (by the CLI, or cut off by a restart) go on from their last step.
-    runner.start();
-    stuckWatch.start();
+    // Rollouts recorded before this start (by the CLI, or cut off by a restart) go on from their last step, on
+    // the one node that holds the duty (with several nodes on one database, another takes over when it dies).
+    rolloutDuty = await holdDuty({
+      leaders: store.leaders,
+      role: 'rollouts',
+      node: config.nodeId,
+      ttlMs: Math.max(3000, config.nodeHeartbeatMs * 3),
+      start: () => {
+        runner.start();
+        stuckWatch.start();
+      },
+      stop: async () => {
+        await runner.stop();
+        await stuckWatch.stop();
+      },
+      log,
+    });
     heartbeat = await startHeartbeat(
       nodeRegistry,
       {

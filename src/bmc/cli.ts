@@ -22,7 +22,7 @@ export async function powerCommand(core: Core, io: Io, command: string, args: st
     io.err(`rackboot ${command}: ${action ? `unknown action "${action}"` : 'name the action'}\n${usage}`);
     return 2;
   }
-  if (!core.hosts.get(mac)) {
+  if (!(await core.hosts.get(mac))) {
     io.err(`rackboot ${command}: no host with MAC ${mac}`);
     return 1;
   }

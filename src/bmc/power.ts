@@ -26,7 +26,7 @@ export class NoBmcError extends Error {
 export interface PowerDeps {
   bmc: BmcService;
   events: { append(e: NewEvent): unknown };
-  audit: { record(actor: string, action: string, target: string, diff?: unknown): void };
+  audit: { record(actor: string, action: string, target: string, diff?: unknown): Promise<void> };
 }
 
 export interface HostFacts extends SystemFacts {
@@ -63,7 +63,7 @@ export class PowerService {
     );
     if (action !== 'status') {
       this.d.events.append({ mac, type: 'bmc.power', status: powerState, detail: { action, powerState, by: actor } });
-      this.d.audit.record(actor, 'host.power', mac, { action, powerState });
+      await this.d.audit.record(actor, 'host.power', mac, { action, powerState });
     }
     return { powerState };
   }
@@ -75,7 +75,7 @@ export class PowerService {
 
   async facts(mac: Mac, actor: string): Promise<HostFacts> {
     const facts = await this.withDriver(mac, 'facts', actor, (drv) => drv.facts());
-    this.d.audit.record(actor, 'host.bmc.facts', mac, { powerState: facts.powerState, macs: facts.macs });
+    await this.d.audit.record(actor, 'host.bmc.facts', mac, { powerState: facts.powerState, macs: facts.macs });
     return { ...facts, ...(facts.macs.length ? { macReported: facts.macs.includes(mac) } : {}) };
   }
 }

@@ -286,9 +286,10 @@ export function createDhcpEngine(deps: EngineDeps): DhcpEngine {
       case MsgType.Request: {
         if (sidIp !== undefined) {
           if (sidIp !== serverIp) {
-            // RFC 2131 4.3.2: the client chose another server's offer; our hold goes back to the pool.
+            // RFC 2131 4.3.2: the client chose another server's offer; our hold goes back to the pool. Only an
+            // offer: with shared leases another node may have offered and bound this very address to this client.
             const mine = leases.byMac(mac, key, t);
-            if (mine && mine.state === 'offered') leases.release(mine.ip, mac, t);
+            if (mine && mine.state === 'offered') leases.release(mine.ip, mac, t, { offeredOnly: true });
             return `REQUEST for server ${sidIp}, not us (${serverIp})`;
           }
           const ip = reqIp ?? (req.ciaddr !== ZERO ? req.ciaddr : undefined);

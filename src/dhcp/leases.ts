@@ -1,20 +1,21 @@
-// Leases on the core's SQLite database (bound leases) plus offer holds in memory. One row per address ever handed out (ip is the rowid), so a
-// returning MAC gets its old address back and every lookup is an index seek: by ip (rowid), by MAC
-// (index), and "oldest reclaimable address" (index on subnet, dynamic, expires_at). Fresh addresses
-// come from a cursor that only moves forward over the pool, so a pool is walked once per process,
-// never per packet.
+// Leases: every row of the store's dhcp_leases table in memory (loaded once at start, like Kea's memfile), plus
+// offer holds in memory. The engine is synchronous per packet: it reads these maps and records the writes it
+// wants (intents); the server commits the intents of one event-loop turn in one transaction (commit()) and sends
+// those replies only after it (src/dhcp/server.ts). One row per address ever handed out, so a returning MAC gets
+// its old address back. Fresh addresses come from a cursor that only moves forward over the pool (walked once
+// per process, never per packet); run-out leases come from a heap ordered by expiry.
 //
 // Several nodes on one database (issue #15): Kea's shared-lease-database model, not a hash split with
 // takeover (RFC 3074 / Kea HA load balancing). The address is the table's primary key, and a write that would
-// take an address from another client only succeeds when that client's lease ran out (`claimable` below), so
-// the database's own constraint decides a race: two nodes can never ACK one address to two clients, whatever
-// the timing, and any number of nodes may answer (a hash split needs exactly two, a takeover timer, and loses
-// the addresses the dead node's half still holds). With `shared` on, an OFFER claims its address in the
-// database too (a hold in memory would not stop another node offering it), a failed claim moves on to the
-// next free address, and each packet commits before the next is read (the write lock is held for one
-// packet, not one loop turn), because another process waits on it.
-import type { Database, Statement } from 'better-sqlite3';
+// take an address from another client only succeeds when that client's lease ran out (a `claim`, see
+// src/store/repo/leases.ts), so the database's own constraint decides a race: two nodes can never ACK one address
+// to two clients, whatever the timing, and any number of nodes may answer (a hash split needs exactly two, a
+// takeover timer, and loses the addresses the dead node's half still holds). With `shared` on, an OFFER claims
+// its address in the database too (a hold in memory would not stop another node offering it). This node's memory
+// does not see other nodes' writes as they happen: a claim that loses in the database is how it learns of them.
+// That packet's reply is dropped and the row is re-read, so the client's next DISCOVER gets another address.
 import type { Mac } from '../net/mac.ts';
+import { intentIp, type LeaseIntent, type LeaseWriter } from '../store/repo/leases.ts';
 import { intToIp, ipToInt } from './packet.ts';
 
 export type LeaseState = 'offered' | 'bound' | 'released' | 'declined';
@@ -33,6 +34,7 @@ export interface Lease {
   updatedAt: number;
 }
 
+/** A row of dhcp_leases as both stores return it; also the in-memory form (never changed in place: replaced). */
 export interface LeaseRow {
   ip: number;
   subnet: string;
@@ -81,60 +83,91 @@ export function toLease(r: LeaseRow): Lease {
   };
 }
 
+/** Min-heap of (expires_at, ip) for one subnet's dynamic rows. Entries go stale when a row changes: checked on pop. */
+class ExpiryHeap {
+  exp: number[] = [];
+  ip: number[] = [];
+  get size(): number {
+    return this.exp.length;
+  }
+  push(exp: number, ip: number): void {
+    const e = this.exp,
+      p = this.ip;
+    let i = e.length;
+    e.push(exp);
+    p.push(ip);
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      if (e[up] <= exp) break;
+      e[i] = e[up];
+      p[i] = p[up];
+      i = up;
+    }
+    e[i] = exp;
+    p[i] = ip;
+  }
+  pop(): void {
+    const e = this.exp,
+      p = this.ip;
+    const lastE = e.pop()!,
+      lastP = p.pop()!;
+    const n = e.length;
+    if (n === 0) return;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && e[c + 1] < e[c]) c++;
+      if (e[c] >= lastE) break;
+      e[i] = e[c];
+      p[i] = p[c];
+      i = c;
+    }
+    e[i] = lastE;
+    p[i] = lastP;
+  }
+}
+
+export interface LeaseStoreOptions {
+  /**
+   * Other rackboot nodes allocate from this database too (dhcp.sharedLeases): OFFERs claim their address in the
+   * table, so the reply to a DISCOVER waits for the batch commit like an ACK does.
+   */
+  shared?: boolean;
+}
+
 export class LeaseStore {
-  private readonly db: Database;
+  readonly shared: boolean;
+  private readonly rows = new Map<number, LeaseRow>();
+  /** mac|subnet -> addresses whose row names that MAC (usually one). */
+  private readonly ofMac = new Map<string, number[]>();
+  private readonly heaps = new Map<string, ExpiryHeap>();
+  private heapEntries = 0;
   private readonly pools = new Map<string, PoolState>();
   private readonly holds = new Map<number, Hold>();
   private readonly holdOfMac = new Map<string, Hold>();
-  private readonly q: {
-    byIp: Statement<[number]>;
-    byMac: Statement<[string, string]>;
-    oldestReclaimable: Statement<[string, number, number]>;
-    upsert: Statement<[number, string, string, LeaseState, number, number, string | null, number]>;
-    claim: Statement<[number, string, string, LeaseState, number, number, string | null, number]>;
-    evictOtherOfMac: Statement<[number, string, string, number]>;
-    setState: Statement<[LeaseState, number, number, number]>;
-    exists: Statement<[number]>;
-    otherOfMac: Statement<[string, string, number]>;
-    list: Statement<[number]>;
-    markStatic: Statement<[number]>;
-  };
+  /** Writes recorded since the last commit() began, in order. */
+  private pending: LeaseIntent[] = [];
+  /** Rows memory may have wrong (a lost claim, a failed commit): re-read after the next commit. */
+  private readonly dirtyIps = new Set<number>();
+  private readonly dirtyMacs = new Map<string, { mac: string; subnet: string }>();
 
-  /**
-   * `db` is opened by openDb (src/store/db.ts): migration 6 creates the dhcp_leases table and its indexes.
-   * `shared`: other rackboot nodes allocate from this database too (dhcp.sharedLeases): OFFERs claim their
-   * address in the table, and the server commits each packet at once.
-   */
+  /** `writer`: the store's LeaseRepo (store.leases). Call load() before serving. */
   constructor(
-    db: Database,
-    readonly shared = false,
+    private readonly writer: LeaseWriter,
+    o: LeaseStoreOptions = {},
   ) {
-    this.db = db;
-    this.q = {
-      byIp: db.prepare('SELECT * FROM dhcp_leases WHERE ip = ?'),
-      byMac: db.prepare('SELECT * FROM dhcp_leases WHERE mac = ? AND subnet = ? ORDER BY updated_at DESC LIMIT 1'),
-      oldestReclaimable: db.prepare(
-        'SELECT * FROM dhcp_leases WHERE subnet = ? AND dynamic = 1 AND expires_at < ? ORDER BY expires_at LIMIT 1 OFFSET ?',
-      ),
-      upsert:
-        db.prepare(`INSERT INTO dhcp_leases (ip, subnet, mac, state, expires_at, dynamic, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT(ip) DO UPDATE SET subnet = excluded.subnet, mac = excluded.mac, state = excluded.state, expires_at = excluded.expires_at,
-          dynamic = excluded.dynamic, hostname = COALESCE(excluded.hostname, dhcp_leases.hostname), updated_at = excluded.updated_at`),
-      // The same upsert, but it takes the row only from the same client or a lease that ran out: 0 changes
-      // means another client (another node's offer or lease) holds the address now.
-      claim:
-        db.prepare(`INSERT INTO dhcp_leases (ip, subnet, mac, state, expires_at, dynamic, hostname, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT(ip) DO UPDATE SET subnet = excluded.subnet, mac = excluded.mac, state = excluded.state, expires_at = excluded.expires_at,
-          dynamic = excluded.dynamic, hostname = COALESCE(excluded.hostname, dhcp_leases.hostname), updated_at = excluded.updated_at
-        WHERE dhcp_leases.mac = excluded.mac OR dhcp_leases.expires_at <= excluded.updated_at`),
-      evictOtherOfMac: db.prepare(`UPDATE dhcp_leases SET mac = '', state = 'released', expires_at = MIN(expires_at, ?)
-        WHERE mac = ? AND subnet = ? AND ip <> ?`),
-      setState: db.prepare('UPDATE dhcp_leases SET state = ?, expires_at = ?, updated_at = ? WHERE ip = ?'),
-      exists: db.prepare('SELECT 1 FROM dhcp_leases WHERE ip = ?'),
-      otherOfMac: db.prepare('SELECT 1 FROM dhcp_leases WHERE mac = ? AND subnet = ? AND ip <> ? LIMIT 1'),
-      list: db.prepare('SELECT * FROM dhcp_leases ORDER BY ip LIMIT ?'),
-      markStatic: db.prepare('UPDATE dhcp_leases SET dynamic = 0 WHERE ip = ?'),
-    };
+    this.shared = o.shared ?? false;
+  }
+
+  /** Reads every row into memory (start-up; a restart gives a returning MAC its old address). */
+  async load(): Promise<void> {
+    const all = await this.writer.loadAll();
+    this.rows.clear();
+    this.ofMac.clear();
+    this.heaps.clear();
+    this.heapEntries = 0;
+    for (const r of all) this.put(r.ip, r);
   }
 
   /** Declares the dynamic pools (subnet cidr -> ranges). Called by the server at start and on config change. */
@@ -159,6 +192,61 @@ export class LeaseStore {
   inPool(subnet: string, ip: number): boolean {
     const p = this.pools.get(subnet);
     return !!p && p.ranges.some((r) => ip >= r.start && ip <= r.end);
+  }
+
+  /** Replaces (or with no row, removes) the in-memory row of `ip`, keeping the MAC index and expiry heap current. */
+  private put(ip: number, r: LeaseRow | undefined): void {
+    const old = this.rows.get(ip);
+    if (old?.mac) {
+      const k = old.mac + '|' + old.subnet;
+      const list = this.ofMac.get(k);
+      if (list) {
+        const i = list.indexOf(ip);
+        if (i >= 0) list.splice(i, 1);
+        if (!list.length) this.ofMac.delete(k);
+      }
+    }
+    if (!r) {
+      this.rows.delete(ip);
+      return;
+    }
+    this.rows.set(ip, r);
+    if (r.mac) {
+      const k = r.mac + '|' + r.subnet;
+      const list = this.ofMac.get(k);
+      if (list) list.push(ip);
+      else this.ofMac.set(k, [ip]);
+    }
+    if (r.dynamic === 1 && (!old || old.expires_at !== r.expires_at || old.dynamic !== 1 || old.subnet !== r.subnet)) {
+      let h = this.heaps.get(r.subnet);
+      if (!h) this.heaps.set(r.subnet, (h = new ExpiryHeap()));
+      h.push(r.expires_at, ip);
+      if (++this.heapEntries > 4096 && this.heapEntries > 2 * this.rows.size) this.rebuildHeaps();
+    }
+  }
+
+  private rebuildHeaps(): void {
+    this.heaps.clear();
+    this.heapEntries = 0;
+    for (const r of this.rows.values()) {
+      if (r.dynamic !== 1) continue;
+      let h = this.heaps.get(r.subnet);
+      if (!h) this.heaps.set(r.subnet, (h = new ExpiryHeap()));
+      h.push(r.expires_at, r.ip);
+      this.heapEntries++;
+    }
+  }
+
+  /** The MAC's most recently updated row in `subnet`. */
+  private rowOfMac(mac: string, subnet: string): LeaseRow | undefined {
+    const list = this.ofMac.get(mac + '|' + subnet);
+    if (!list) return undefined;
+    let best: LeaseRow | undefined;
+    for (const ip of list) {
+      const r = this.rows.get(ip)!;
+      if (!best || r.updated_at > best.updated_at) best = r;
+    }
+    return best;
   }
 
   private activeHold(ip: number, now: number): Hold | undefined {
@@ -189,11 +277,11 @@ export class LeaseStore {
     };
   }
 
-  /** The lease on an address: an active offer hold (memory) or the stored lease. */
+  /** The lease on an address: an active offer hold or the row (memory only: never waits). */
   byIp(ip: string, now = Date.now()): Lease | undefined {
     const n = ipToInt(ip);
     if (n === undefined) return undefined;
-    const r = this.q.byIp.get(n) as LeaseRow | undefined;
+    const r = this.rows.get(n);
     const h = this.activeHold(n, now);
     if (h && (!r || r.expires_at < now || r.mac === h.mac)) return this.holdView(h);
     return r && toLease(r);
@@ -202,18 +290,18 @@ export class LeaseStore {
   byMac(mac: Mac, subnet: string, now = Date.now()): Lease | undefined {
     const h = this.holdOfMac.get(mac + '|' + subnet);
     if (h && this.activeHold(h.ip, now) === h) return this.holdView(h);
-    const r = this.q.byMac.get(mac, subnet) as LeaseRow | undefined;
+    const r = this.rowOfMac(mac, subnet);
     return r && toLease(r);
   }
 
-  /** An address with no stored lease and no live offer hold. */
+  /** An address with no row and no live offer hold. */
   private isFresh(ip: number, now: number): boolean {
-    return this.activeHold(ip, now) === undefined && this.q.exists.get(ip) === undefined;
+    return this.activeHold(ip, now) === undefined && !this.rows.has(ip);
   }
 
   /**
    * A free pool address, without writing anything: a never-used address from the cursor, else one
-   * whose offer hold ran out, else the stored lease that ran out longest ago. `unavailable(ip)` lets
+   * whose offer hold ran out, else the row that ran out longest ago. `unavailable(ip)` lets
    * the caller veto (an address reserved for another host). Undefined when the pool is exhausted.
    */
   findFree(subnet: string, now: number, unavailable?: (ip: string) => boolean): string | undefined {
@@ -243,18 +331,47 @@ export class LeaseStore {
         p.freeHead = 0;
       }
     }
-    // Stored leases that ran out, longest ago first. Bounded look-ahead past vetoed or held rows.
-    for (let skip = 0; skip < 16; skip++) {
-      const row = this.q.oldestReclaimable.get(subnet, now, skip) as LeaseRow | undefined;
-      if (!row) return undefined;
-      if (this.activeHold(row.ip, now)) continue;
-      if (!this.inPool(subnet, row.ip) || unavailable?.(intToIp(row.ip))) {
-        this.q.markStatic.run(row.ip);
+    return this.oldestReclaimable(subnet, now, unavailable);
+  }
+
+  /** Rows that ran out, longest ago first. Bounded look-ahead past held addresses. */
+  private oldestReclaimable(subnet: string, now: number, unavailable?: (ip: string) => boolean): string | undefined {
+    const h = this.heaps.get(subnet);
+    if (!h) return undefined;
+    const held: number[] = [];
+    let found: number | undefined;
+    while (h.size && held.length < 16) {
+      const exp = h.exp[0],
+        ip = h.ip[0];
+      const r = this.rows.get(ip);
+      if (!r || r.dynamic !== 1 || r.expires_at !== exp || r.subnet !== subnet) {
+        h.pop(); // stale: the row changed since
+        this.heapEntries--;
         continue;
       }
-      return intToIp(row.ip);
+      if (exp >= now) break;
+      if (this.activeHold(ip, now)) {
+        held.push(exp, ip);
+        h.pop();
+        this.heapEntries--;
+        continue;
+      }
+      if (!this.inPool(subnet, ip) || unavailable?.(intToIp(ip))) {
+        // Out of the pool now, or reserved for a host: never offered from the pool again.
+        h.pop();
+        this.heapEntries--;
+        this.put(ip, { ...r, dynamic: 0 });
+        this.pending.push({ kind: 'static', ip });
+        continue;
+      }
+      found = ip;
+      break;
     }
-    return undefined;
+    for (let i = 0; i < held.length; i += 2) {
+      h.push(held[i], held[i + 1]);
+      this.heapEntries++;
+    }
+    return found === undefined ? undefined : intToIp(found);
   }
 
   /** Moves up to `max` expired offer holds from the FIFO to the free list (keeps memory bounded by rate x hold time). */
@@ -282,20 +399,44 @@ export class LeaseStore {
     return l.expiresAt < now;
   }
 
+  /** Whether the database's claim rule would let `mac` take the row of `ip` at `now` (as far as memory knows). */
+  private claimable(ip: number, mac: string, now: number): boolean {
+    const r = this.rows.get(ip);
+    return !r || r.mac === mac || r.expires_at <= now;
+  }
+
   /**
-   * OFFER: holds the address for `mac` in memory only (RFC 2131 4.3.1 leaves this to the server).
-   * A hold lost in a restart costs nothing: the REQUEST that follows is confirmed from the pool.
+   * OFFER: holds the address for `mac` in memory only (RFC 2131 4.3.1 leaves this to the server): a hold lost in
+   * a restart costs nothing, the REQUEST that follows is confirmed from the pool. Shared: a claim in the table
+   * instead (false when memory already knows another client has it; the commit may still find that it lost).
    */
   offer(a: { subnet: string; mac: Mac; ip: string; expiresAt: number; dynamic: boolean; now: number }): boolean {
     const ip = ipToInt(a.ip)!;
+    const pool = this.pools.get(a.subnet);
     if (this.shared && a.dynamic) {
-      const claimed = this.q.claim.run(ip, a.subnet, a.mac, 'offered', a.expiresAt, 1, null, a.now).changes > 0;
-      if (!claimed) {
-        // Another node's client has it: this node's cursor must not offer it again either.
-        const pool = this.pools.get(a.subnet);
+      const other = this.activeHold(ip, a.now);
+      if (!this.claimable(ip, a.mac, a.now) || (other && other.mac !== a.mac)) {
+        // Another client has it: this node's cursor must not offer it again either.
         if (pool && pool.cursor === ip) pool.cursor++;
         return false;
       }
+      const old = this.rows.get(ip);
+      const row: LeaseRow = {
+        ip,
+        subnet: a.subnet,
+        mac: a.mac,
+        state: 'offered',
+        expires_at: a.expiresAt,
+        dynamic: 1,
+        hostname: old?.hostname ?? null,
+        updated_at: a.now,
+      };
+      this.put(ip, row);
+      this.pending.push({ kind: 'offer', row, evict: false });
+      const hm = this.holdOfMac.get(a.mac + '|' + a.subnet);
+      if (hm) this.dropHold(hm);
+      if (pool && pool.cursor === ip) pool.cursor++;
+      return true;
     }
     const k = a.mac + '|' + a.subnet;
     const old = this.holdOfMac.get(k);
@@ -305,7 +446,6 @@ export class LeaseStore {
     const h: Hold = { ip, mac: a.mac, subnet: a.subnet, expiresAt: a.expiresAt, dynamic: a.dynamic };
     this.holds.set(ip, h);
     this.holdOfMac.set(k, h);
-    const pool = this.pools.get(a.subnet);
     if (pool) {
       pool.fifo.push(h);
       this.sweep(pool, a.now, 4);
@@ -315,9 +455,9 @@ export class LeaseStore {
   }
 
   /**
-   * REQUEST committed: the lease is written; the MAC's other address in this subnet (if any) goes back to the pool.
-   * False (nothing written) when another client's live lease or offer holds a dynamic address: another node
-   * took it since this one looked. A reservation (dynamic false) is the host's own and always written.
+   * REQUEST: the lease is recorded; the MAC's other address in this subnet (if any) goes back to the pool.
+   * False (nothing recorded) when another client's live lease holds a dynamic address. A reservation (dynamic
+   * false) is the host's own and always written. The write is a claim: the commit may still find it lost.
    */
   bind(a: {
     subnet: string;
@@ -329,12 +469,28 @@ export class LeaseStore {
     now: number;
   }): boolean {
     const ip = ipToInt(a.ip)!;
-    const row = [ip, a.subnet, a.mac, 'bound', a.expiresAt, a.dynamic ? 1 : 0, a.hostname ?? null, a.now] as const;
-    if (!a.dynamic) this.q.upsert.run(...row);
-    else if (this.q.claim.run(...row).changes === 0) return false;
-    // A SELECT first: an UPDATE that changes the indexed mac column it searches by costs ~3x even when nothing matches.
-    if (this.q.otherOfMac.get(a.mac, a.subnet, ip) !== undefined)
-      this.q.evictOtherOfMac.run(a.now, a.mac, a.subnet, ip);
+    if (a.dynamic && !this.claimable(ip, a.mac, a.now)) return false;
+    const old = this.rows.get(ip);
+    const row: LeaseRow = {
+      ip,
+      subnet: a.subnet,
+      mac: a.mac,
+      state: 'bound',
+      expires_at: a.expiresAt,
+      dynamic: a.dynamic ? 1 : 0,
+      hostname: a.hostname ?? old?.hostname ?? null,
+      updated_at: a.now,
+    };
+    this.put(ip, row);
+    const mine = this.ofMac.get(a.mac + '|' + a.subnet);
+    const evicted = mine && mine.length > 1 ? mine.filter((x) => x !== ip) : undefined;
+    for (const o of evicted ?? []) {
+      const r = this.rows.get(o)!;
+      this.put(o, { ...r, mac: '', state: 'released', expires_at: Math.min(r.expires_at, a.now) });
+    }
+    // One node alone knows every row of this MAC: no other, nothing to evict (a query saved per ACK). Shared:
+    // another node may have given this MAC an address, so the database is asked.
+    this.pending.push({ kind: a.dynamic ? 'claim' : 'upsert', row, evict: this.shared || !!evicted, evicted });
     const h = this.holds.get(ip);
     if (h) this.dropHold(h);
     const hm = this.holdOfMac.get(a.mac + '|' + a.subnet);
@@ -344,8 +500,11 @@ export class LeaseStore {
     return true;
   }
 
-  /** RELEASE, or a client that chose another server's offer: the address is free now but stays linked to the MAC. */
-  release(ip: string, mac: Mac, now: number): boolean {
+  /**
+   * RELEASE, or a client that chose another server's offer (`offeredOnly`: only an offer is released, never a
+   * bound lease): the address is free now but stays linked to the MAC.
+   */
+  release(ip: string, mac: Mac, now: number, o: { offeredOnly?: boolean } = {}): boolean {
     const n = ipToInt(ip);
     if (n === undefined) return false;
     const h = this.activeHold(n, now);
@@ -355,9 +514,10 @@ export class LeaseStore {
       this.pools.get(h.subnet)?.free.push(n);
       done = true;
     }
-    const r = this.q.byIp.get(n) as LeaseRow | undefined;
-    if (r && r.mac === mac) {
-      this.q.setState.run('released', Math.min(r.expires_at, now), now, n);
+    const r = this.rows.get(n);
+    if (r && r.mac === mac && (!o.offeredOnly || r.state === 'offered')) {
+      this.put(n, { ...r, state: 'released', expires_at: Math.min(r.expires_at, now), updated_at: now });
+      this.pending.push({ kind: 'release', ip: n, mac, now, offeredOnly: !!o.offeredOnly });
       done = true;
     }
     return done;
@@ -368,25 +528,83 @@ export class LeaseStore {
     const n = ipToInt(a.ip)!;
     const h = this.holds.get(n);
     if (h) this.dropHold(h);
-    const dynamic = this.inPool(a.subnet, n) ? 1 : 0;
-    this.q.upsert.run(n, a.subnet, '', 'declined', a.until, dynamic, null, a.now);
+    const old = this.rows.get(n);
+    const row: LeaseRow = {
+      ip: n,
+      subnet: a.subnet,
+      mac: '',
+      state: 'declined',
+      expires_at: a.until,
+      dynamic: this.inPool(a.subnet, n) ? 1 : 0,
+      hostname: old?.hostname ?? null,
+      updated_at: a.now,
+    };
+    this.put(n, row);
+    this.pending.push({ kind: 'upsert', row, evict: false });
   }
 
-  /** Group commit: the server opens a transaction for the packets of one event-loop turn and commits before replying. */
-  begin(): void {
-    // Shared: take the write lock first, so what this packet reads is what it writes over (another process
-    // may commit between a deferred transaction's read and its write).
-    if (!this.db.inTransaction) this.db.exec(this.shared ? 'BEGIN IMMEDIATE' : 'BEGIN');
-  }
-  commit(): void {
-    if (this.db.inTransaction) this.db.exec('COMMIT');
-  }
-  rollback(): void {
-    if (this.db.inTransaction) this.db.exec('ROLLBACK');
+  /** Writes recorded and not yet committed. The server notes this before and after each packet to know its writes. */
+  pendingWrites(): number {
+    return this.pending.length;
   }
 
-  /** For the web UI and tests; not used per packet. */
-  list(limit = 10_000): Lease[] {
-    return (this.q.list.all(limit) as LeaseRow[]).map(toLease);
+  /**
+   * Commits the writes recorded so far in one transaction. Per write, in order, whether it took effect: false
+   * where a claim lost to another client (another node); those rows are re-read into memory. Throws when the
+   * transaction failed (nothing written): the rows it touched are re-read, or, if the database cannot be read
+   * either, after the next commit that succeeds. One commit at a time (the group commit awaits each).
+   */
+  async commit(): Promise<boolean[]> {
+    const batch = this.pending;
+    if (!batch.length) return [];
+    this.pending = [];
+    let won: boolean[];
+    try {
+      won = await this.writer.commit(batch);
+    } catch (err) {
+      for (const w of batch) this.markDirty(w);
+      await this.repair().catch(() => {});
+      throw err;
+    }
+    for (let i = 0; i < batch.length; i++) if (!won[i]) this.markDirty(batch[i]);
+    if (this.dirtyIps.size || this.dirtyMacs.size) await this.repair().catch(() => {});
+    return won;
+  }
+
+  private markDirty(w: LeaseIntent): void {
+    if ('row' in w) {
+      this.dirtyIps.add(w.row.ip);
+      if (w.row.mac) this.dirtyMacs.set(w.row.mac + '|' + w.row.subnet, { mac: w.row.mac, subnet: w.row.subnet });
+      // Rows memory took from this MAC in bind(): the database says whose they are.
+      for (const ip of w.evicted ?? []) this.dirtyIps.add(ip);
+    } else this.dirtyIps.add(w.ip);
+  }
+
+  /** Re-reads the dirty rows from the database into memory (not those a newer, uncommitted write touches). */
+  private async repair(): Promise<void> {
+    const ips = [...this.dirtyIps];
+    const macs = [...this.dirtyMacs.values()];
+    const found = await this.writer.rows(ips, macs);
+    this.dirtyIps.clear();
+    this.dirtyMacs.clear();
+    const busy = new Set<number>();
+    for (const w of this.pending) busy.add(intentIp(w));
+    const seen = new Set<number>();
+    for (const r of found) {
+      seen.add(r.ip);
+      if (!busy.has(r.ip)) this.put(r.ip, r);
+    }
+    for (const ip of ips) {
+      if (seen.has(ip) || busy.has(ip) || !this.rows.has(ip)) continue;
+      const r = this.rows.get(ip)!;
+      this.put(ip, undefined);
+      // Never written after all: back to the pool (the cursor has moved past it).
+      this.pools.get(r.subnet)?.free.push(ip);
+    }
+  }
+
+  /** The table as the database holds it (committed rows, every node's): for the web UI, the API and tests. */
+  list(limit = 10_000): Promise<Lease[]> {
+    return this.writer.list(limit);
   }
 }

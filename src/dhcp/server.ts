@@ -13,8 +13,12 @@ import { createRequire } from 'node:module';
 import { interfacesOf } from './config.ts';
 import type { Arrival, Outgoing, DhcpEngine, EngineDeps } from './engine.ts';
 import { createDhcpEngine } from './engine.ts';
+import { createGroupCommit } from './commit.ts';
 
-/** The engine's deps (the server finds this host's addresses itself), plus a per-packet hook for metrics. */
+/**
+ * The engine's deps (the server finds this host's addresses itself), plus a per-packet hook for metrics.
+ * `leases` must be loaded (await leases.load()) before the server starts.
+ */
 export interface DhcpServerDeps extends Omit<EngineDeps, 'localAddresses'> {
   /** Every packet read and what became of it (metrics): its replies, or why it was dropped. */
   onPacket?(bytes: Uint8Array, result: { replies: readonly { type: number }[]; drop?: string }): void;
@@ -156,67 +160,30 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
     return sockets.find((b) => b.address === out.serverIp && b.port === arrivedOn.port)?.sock ?? arrivedOn.sock;
   };
 
-  // Group commit: lease writes of the packets read in one event-loop turn go in one transaction,
-  // committed (durable) before any of their replies leave.
-  let pending: { sock: Socket; out: Outgoing }[] | undefined;
-  const flush = (): void => {
-    const batch = pending ?? [];
-    pending = undefined;
-    try {
-      leases.commit();
-    } catch (err) {
-      log.error({ err }, 'dhcp: lease commit failed; replies of this batch are not sent');
-      try {
-        leases.rollback();
-      } catch {
-        /* already rolled back */
-      }
-      return;
-    }
-    for (const { sock, out } of batch) {
-      // No per-packet callback: a send error surfaces as the socket's 'error' event (logged).
-      sock.send(out.bytes, out.to.port, out.to.address);
-    }
-  };
-
-  /** Commits the open lease transaction; false (rolled back, nothing to send) when the commit failed. */
-  const commitNow = (): boolean => {
-    try {
-      leases.commit();
-      return true;
-    } catch (err) {
-      log.error({ err }, 'dhcp: lease commit failed; the reply is not sent');
-      try {
-        leases.rollback();
-      } catch {
-        /* already rolled back */
-      }
-      return false;
-    }
-  };
+  // Group commit (commit.ts): the lease writes of the packets read in one event-loop turn go in one
+  // transaction, committed (durable) before any of their replies leave.
+  const commits = createGroupCommit<{ sock: Socket; out: Outgoing }>(leases, log, ({ sock, out }) => {
+    // No per-packet callback: a send error surfaces as the socket's 'error' event (logged).
+    sock.send(out.bytes, out.to.port, out.to.address);
+  });
 
   for (const bound of sockets) {
     const { sock, port, iface } = bound;
     sock.on('error', (err) => log.error({ err, port, iface }, 'dhcp socket error'));
     sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
       try {
-        if (!pending) {
-          pending = [];
-          setImmediate(flush);
-        }
-        leases.begin();
-        const arrival: Arrival = { port, from: { address: rinfo.address, port: rinfo.port }, iface };
-        const res = engine.handle(msg, arrival);
-        // A shared lease database: commit this packet now (other nodes wait on the write lock), then begin again.
-        if (leases.shared && !commitNow()) return;
-        for (const out of res.replies) pending.push({ sock: sendSocket(bound, out), out });
-        if (deps.onPacket) {
-          try {
-            deps.onPacket(msg, res);
-          } catch (err) {
-            log.warn({ err }, 'dhcp onPacket hook threw');
+        commits.add(() => {
+          const arrival: Arrival = { port, from: { address: rinfo.address, port: rinfo.port }, iface };
+          const res = engine.handle(msg, arrival);
+          if (deps.onPacket) {
+            try {
+              deps.onPacket(msg, res);
+            } catch (err) {
+              log.warn({ err }, 'dhcp onPacket hook threw');
+            }
           }
-        }
+          return res.replies.map((out) => ({ sock: sendSocket(bound, out), out }));
+        });
       } catch (err) {
         log.error({ err }, 'dhcp: message handler failed');
       }
@@ -236,7 +203,7 @@ export async function startDhcpServer(deps: DhcpServerDeps): Promise<DhcpServerH
   return {
     ports: () => sockets.map((s) => s.sock.address().port).filter((p, i, a) => a.indexOf(p) === i),
     close: async () => {
-      if (pending) flush();
+      await commits.idle();
       await Promise.all(sockets.map((s) => new Promise<void>((r) => s.sock.close(() => r()))));
     },
   };

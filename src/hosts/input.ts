@@ -174,7 +174,7 @@ export function checkHostInput(input: HostInput, knownProfiles: (name: string) =
   };
 }
 
-/** A host as the audit log keeps it: every field, parameters included (AuditLog masks the secrets). */
+/** A host as the audit log keeps it: every field, parameters included (AuditRepo masks the secrets). */
 export function hostRecord(h: object): Record<string, unknown> {
   return Object.fromEntries(
     HOST_FIELDS.map((k) => [k, (h as Record<string, unknown>)[k]]).filter(([, v]) => v !== undefined),

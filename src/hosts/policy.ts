@@ -233,7 +233,7 @@ export function maskYamlPair(before: string, after: string): [string, string] {
 
 export interface ParamGuard {
   role: Role;
-  /** The admin-kept allow-list (SettingsStore.techParams). */
+  /** The admin-kept allow-list (SettingsRepo.techParams). */
   allowed: readonly string[];
   /** The profile the host will use, from the live catalog; undefined skips the schema check (checkHostInput refused it already). */
   profile: (name: string) => LoadedProfile | undefined;

@@ -455,6 +455,11 @@ export const Nodes = z.object({
       lastHeartbeat: iso,
       stoppedAt: iso.nullable(),
       alive: z.boolean().describe('heartbeat seen within three beats'),
+      duties: z
+        .array(z.string())
+        .describe(
+          "once-per-database duties this node carries out now: 'rollouts' (the rollout runner and stuck detection)",
+        ),
     }),
   ),
 });

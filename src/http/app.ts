@@ -5,16 +5,15 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Logger } from '../log.ts';
 import { parseMac, type Mac } from '../net/mac.ts';
 import type { Provisioner } from '../provision.ts';
-import type { HostStore } from '../store/hosts.ts';
-import type { AuditLog } from '../store/audit.ts';
+import type { HostRepo } from '../store/repo/hosts.ts';
+import type { AuditRepo, ImageRepo, SettingsRepo } from '../store/repo/small.ts';
+import type { Store } from '../store/index.ts';
+import type { StoreView } from '../store/view.ts';
 import type { ProfileSnapshot } from '../profiles/catalog.ts';
 import { parseConfigPath } from '../boot/paths.ts';
 import { resolveInRoot } from '../tftp/jail.ts';
 import { streamFile } from './files.ts';
-import type { Db } from '../store/db.ts';
-import type { ImageStore } from '../images/store.ts';
 import type { Role } from '../store/users.ts';
-import type { SettingsStore } from '../store/settings.ts';
 import { surfaceGuard, type SurfaceOptions } from './surface.ts';
 import { HttpError, sendText } from './reply.ts';
 import { errorBody } from './errors.ts';
@@ -23,14 +22,18 @@ import type { BmcStore } from '../store/bmc.ts';
 
 export interface AppDeps {
   provisioner: Provisioner;
-  hosts: HostStore;
-  audit: AuditLog;
-  db: Db;
+  /** Host records: the API's writes and the checks before them (the database, not the view, says what is taken). */
+  hosts: Pick<HostRepo, 'get' | 'list' | 'getByIp' | 'getByHostname' | 'insert' | 'insertMany' | 'update' | 'delete'>;
+  audit: Pick<AuditRepo, 'record' | 'recordChange'>;
+  /** The tables the API reads beyond hosts: discovered machines. */
+  store: Pick<Store, 'discovered'>;
+  /** Hosts and latest builds in memory: lists read these, never a query per host. */
+  view: Pick<StoreView, 'host' | 'hostList' | 'state'>;
   profiles: () => ProfileSnapshot;
   tftpRoot: string;
   imagesDir: string;
   /** Imported RHVH images (src/images): GET /api/images. */
-  images?: Pick<ImageStore, 'list'>;
+  images?: Pick<ImageRepo, 'list'>;
   /** SHA-256 (hex) of the API bearer token. */
   adminTokenHash: string;
   log: Logger;
@@ -43,10 +46,10 @@ export interface AppDeps {
    * A factory gets the API's docs, so its routes (apiRoute) appear in /api/openapi.json.
    */
   apiRouters?: (express.Router | ApiRouterFactory)[];
-  /** Per-user API tokens (src/store/users.ts ApiTokenStore.authenticate): the token's user, acting with its role. */
-  userToken?: (token: string) => { name: string; role: Role } | undefined;
+  /** Per-user API tokens (store.apiTokens.authenticate): the token's user, acting with its role. */
+  userToken?: (token: string) => Promise<{ name: string; role: Role } | undefined>;
   /** Admin-kept settings: the host parameters techs may set. Without it, techs may set none. */
-  settings?: Pick<SettingsStore, 'techParams' | 'setTechParams'>;
+  settings?: Pick<SettingsRepo, 'techParams' | 'setTechParams'>;
   /** Host names the UI/API answer for, HTTPS redirect and HSTS (src/http/surface.ts). */
   surface?: SurfaceOptions;
   /** Each host's BMC (src/store/bmc.ts): the `bmc` field of POST/PUT /api/hosts, shown (without password) in GETs. */
@@ -70,31 +73,31 @@ export function createApp(d: AppDeps): express.Express {
   const p = d.provisioner;
 
   // --- What installing hosts call -------------------------------------------------------------
-  app.get('/ks/:token', (req, res) => {
-    serveKickstart(p, req.params.token, clientIp(req), req.headers, res);
+  app.get('/ks/:token', async (req, res) => {
+    await serveKickstart(p, req.params.token, clientIp(req), req.headers, res);
   });
 
-  const built = (req: Request, res: Response) => {
-    const r = p.callback(String(req.params.token), 'built', clientIp(req));
+  const built = async (req: Request, res: Response) => {
+    const r = await p.callback(String(req.params.token), 'built', clientIp(req));
     sendText(res, r.ok ? 200 : r.status, r.ok ? `built: ${r.value.mac}` : r.message);
   };
   app.get('/built/:token', built);
   app.post('/built/:token', built);
 
-  app.post('/failed/:token', express.text({ type: () => true, limit: FAILED_LOG_BODY_LIMIT }), (req, res) => {
+  app.post('/failed/:token', express.text({ type: () => true, limit: FAILED_LOG_BODY_LIMIT }), async (req, res) => {
     const body = typeof req.body === 'string' ? req.body : '';
-    const r = p.callback(String(req.params.token), 'failed', clientIp(req), body.replace(/\0/g, ''));
+    const r = await p.callback(String(req.params.token), 'failed', clientIp(req), body.replace(/\0/g, ''));
     sendText(res, r.ok ? 200 : r.status, r.ok ? `failed recorded: ${r.value.mac}` : r.message);
   });
 
-  app.post('/events/:token', express.text({ type: () => true, limit: '16kb' }), (req, res) => {
+  app.post('/events/:token', express.text({ type: () => true, limit: '16kb' }), async (req, res) => {
     const step = progressStep(typeof req.body === 'string' ? req.body : '', req.query.step);
     if (!step)
       throw new HttpError(
         400,
         'send a step: JSON {"step":"name"}, a form step=name, or ?step=name (letters, digits, . _ -, up to 64)',
       );
-    const r = p.progress(String(req.params.token), step, clientIp(req));
+    const r = await p.progress(String(req.params.token), step, clientIp(req));
     sendText(res, r.ok ? 200 : r.status, r.ok ? 'ok' : r.message);
   });
 
@@ -219,14 +222,14 @@ export function createApp(d: AppDeps): express.Express {
   return app;
 }
 
-function serveKickstart(
+async function serveKickstart(
   p: Provisioner,
   token: string,
   ip: string,
   headers: IncomingHttpHeaders,
   res: ServerResponse,
-): number {
-  const r = p.kickstart(token, ip, sendmacHeaders(headers));
+): Promise<number> {
+  const r = await p.kickstart(token, ip, sendmacHeaders(headers));
   const body = Buffer.from(r.ok ? r.value : `# rackboot: ${r.message}\n`);
   const status = r.ok ? 200 : r.status;
   res.writeHead(status, {
@@ -264,15 +267,36 @@ export function sendmacHeaders(headers: IncomingHttpHeaders): Mac[] {
 /**
  * GET /ks/<token> ahead of express: when a rack powers on it is the hottest route, and express's
  * router and middleware cost more than the kickstart itself (test/bench/http.sh). Anything unusual
- * (a query string, escapes) falls through to the express route, which answers the same.
+ * (a query string, escapes) falls through to the express route, which answers the same. The request is
+ * claimed at once (true); the answer follows when the build's token is checked in the store.
  */
-export function kickstartFastPath(p: Provisioner, count?: (route: string, method: string, status: number) => void) {
+export function kickstartFastPath(
+  p: Provisioner,
+  count?: (route: string, method: string, status: number) => void,
+  log?: Logger,
+) {
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     if (req.method !== 'GET' || !req.url || !req.url.startsWith('/ks/')) return false;
     const token = req.url.slice(4);
     if (!/^[A-Za-z0-9_-]{1,128}$/.test(token)) return false;
-    const status = serveKickstart(p, token, (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''), req.headers, res);
-    count?.('/ks/:token', 'GET', status);
+    const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    serveKickstart(p, token, ip, req.headers, res).then(
+      (status) => count?.('/ks/:token', 'GET', status),
+      (err: Error) => {
+        // The store away (or a bug): the same 500 the express route's error handler gives, details in the log only.
+        log?.error({ err: err.stack, path: '/ks/:token', clientIp: ip }, 'request failed');
+        if (!res.headersSent) {
+          const body = Buffer.from('# rackboot: internal error (the server log has the details)\n');
+          res.writeHead(500, {
+            'Content-Type': 'text/plain; charset=utf-8',
+            'Content-Length': body.length,
+            'Cache-Control': 'no-store',
+          });
+          res.end(body);
+        } else res.destroy();
+        count?.('/ks/:token', 'GET', 500);
+      },
+    );
     return true;
   };
 }

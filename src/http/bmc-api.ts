@@ -19,10 +19,12 @@ import { BmcBody, BmcFacts, BmcJson, MacParams, PowerBody, PowerAnswer } from '.
 export const bmcJson = (v: BmcView) => ({ ...v, updatedAt: new Date(v.updatedAt).toISOString() });
 
 export interface BmcApiDeps {
-  hosts: { get(mac: Mac): object | undefined };
+  hosts: { get(mac: Mac): Promise<object | undefined> };
   bmc: BmcStore;
   power: PowerService;
-  audit: { recordChange(actor: string, action: string, target: string, before?: object, after?: object): void };
+  audit: {
+    recordChange(actor: string, action: string, target: string, before?: object, after?: object): Promise<void>;
+  };
   /** The API's docs: these routes describe themselves in /api/openapi.json. */
   docs: ApiDocs;
 }
@@ -72,11 +74,11 @@ export async function saveBmc(
   if (bmc === undefined) return d.bmc.get(mac);
   const before = await d.bmc.get(mac);
   if (bmc === null) {
-    if (await d.bmc.remove(mac)) d.audit.recordChange(actor, 'host.bmc', mac, audited(before), undefined);
+    if (await d.bmc.remove(mac)) await d.audit.recordChange(actor, 'host.bmc', mac, audited(before), undefined);
     return undefined;
   }
   const after = await d.bmc.set(mac, bmc);
-  d.audit.recordChange(actor, 'host.bmc', mac, audited(before), audited(after, bmc.password !== undefined));
+  await d.audit.recordChange(actor, 'host.bmc', mac, audited(before), audited(after, bmc.password !== undefined));
   return after;
 }
 
@@ -92,12 +94,12 @@ function answerFailure(res: Response, err: unknown): void {
 
 export function createBmcApi(d: BmcApiDeps): express.Router {
   const r = express.Router();
-  const hostOf = (req: Request): Mac => {
+  const hostOf = async (req: Request): Promise<Mac> => {
     const raw = String(req.params.mac ?? '');
     const mac = parseMac(raw);
     if (!mac)
       throw new HttpError(400, `mac: "${raw.slice(0, 64)}" is not a MAC address (use aa:bb:cc:dd:ee:ff)`, 'mac');
-    if (!d.hosts.get(mac)) throw new HttpError(404, `no host with MAC ${mac}`);
+    if (!(await d.hosts.get(mac))) throw new HttpError(404, `no host with MAC ${mac}`);
     return mac;
   };
   const objectBody = (req: Request): Record<string, unknown> => {
@@ -122,7 +124,7 @@ export function createBmcApi(d: BmcApiDeps): express.Router {
       responses: { 200: BmcJson, 404: 'no such host, or it has no BMC' },
     },
     async (req, res) => {
-      const mac = hostOf(req);
+      const mac = await hostOf(req);
       const v = await d.bmc.get(mac);
       if (!v) throw new HttpError(404, `host ${mac} has no BMC`);
       res.json(bmcJson(v));
@@ -142,7 +144,7 @@ export function createBmcApi(d: BmcApiDeps): express.Router {
       responses: { 200: BmcJson, 422: 'a field is refused' },
     },
     async (req, res) => {
-      const mac = hostOf(req);
+      const mac = await hostOf(req);
       const bmc = await bmcOfBody(d.bmc, callerOf(res).role, mac, objectBody(req));
       const saved = await saveBmc(d, callerOf(res).actor, mac, bmc);
       res.json(bmcJson(saved!));
@@ -161,7 +163,7 @@ export function createBmcApi(d: BmcApiDeps): express.Router {
       responses: { 204: 'removed', 404: 'no such host, or it has no BMC' },
     },
     async (req, res) => {
-      const mac = hostOf(req);
+      const mac = await hostOf(req);
       await bmcOfBody(d.bmc, callerOf(res).role, mac, null);
       if (!(await d.bmc.get(mac))) throw new HttpError(404, `host ${mac} has no BMC`);
       await saveBmc(d, callerOf(res).actor, mac, null);
@@ -181,7 +183,7 @@ export function createBmcApi(d: BmcApiDeps): express.Router {
       responses: { 200: PowerAnswer, ...failures },
     },
     async (req, res) => {
-      const mac = hostOf(req);
+      const mac = await hostOf(req);
       const action = (req.body as { action: PowerRequest }).action;
       const caller = callerOf(res);
       if (!mayRunPower(caller.role, action)) {
@@ -209,7 +211,7 @@ export function createBmcApi(d: BmcApiDeps): express.Router {
       responses: { 200: BmcFacts, ...failures },
     },
     async (req, res) => {
-      const mac = hostOf(req);
+      const mac = await hostOf(req);
       try {
         res.json(await d.power.facts(mac, callerOf(res).actor));
       } catch (err) {

@@ -5,7 +5,15 @@ import { runDoctor, formatDoctor } from './doctor.ts';
 import { importIso, removeImage, verifyImage } from './import.ts';
 import { formatSyncReport, syncLoaders } from './loaders.ts';
 import { createProgress, formatBytes, type ProgressSink } from './progress.ts';
-import { formatImageEfi, imageEfiLoaders, imageKernelVendor, profilesUsingImage, type ImageStore } from './store.ts';
+import {
+  formatImageEfi,
+  imageEfiLoaders,
+  imageKernelVendor,
+  imageViewOf,
+  profilesUsingImage,
+  type ImageWrites,
+} from './store.ts';
+import type { StoreView } from '../store/view.ts';
 import { formatLoaderFacts } from './efi.ts';
 
 export interface CommandIo {
@@ -14,9 +22,12 @@ export interface CommandIo {
   progress?: ProgressSink;
 }
 export interface ImageCore {
-  images: ImageStore;
+  /** Writes (import, remove): the view hears of each before the write returns. */
+  images: ImageWrites;
+  /** Reads, from memory. */
+  view: Pick<StoreView, 'image' | 'imageList' | 'resolveImage'>;
   catalog: { snapshot: ProfileSnapshot };
-  audit?: { record(actor: string, action: string, target: string, diff?: unknown): void };
+  audit?: { record(actor: string, action: string, target: string, diff?: unknown): Promise<void> };
 }
 
 export const IMAGE_USAGE = 'rackboot image import ISO [--name NAME] [--force] | image list | image remove NAME';
@@ -56,7 +67,7 @@ export async function imageCommand(
       io.out(`${i.name}: already imported from this ISO (sha256 ${i.sourceSha256.slice(0, 16)}…); nothing to do`);
       return 0;
     }
-    core.audit?.record('cli', 'image.import', i.name, { version: i.version, sourceSha256: i.sourceSha256 });
+    await core.audit?.record('cli', 'image.import', i.name, { version: i.version, sourceSha256: i.sourceSha256 });
     const size = (role: string) => i.files.find((f) => f.role === role)?.size ?? 0;
     io.out(
       [
@@ -72,7 +83,7 @@ export async function imageCommand(
     return 0;
   }
   if (sub === 'list') {
-    const list = core.images.list();
+    const list = core.view.imageList();
     if (list.length === 0) {
       io.out('no images imported (rackboot image import ISO)');
       return 0;
@@ -102,12 +113,17 @@ export async function imageCommand(
       return 2;
     }
     const usedBy = profilesUsingImage(core.catalog.snapshot.profiles.values(), arg);
-    const r = removeImage(arg, { store: core.images, tftpRoot: config.tftpRoot, imagesDir: config.imagesDir, usedBy });
+    const r = await removeImage(arg, {
+      store: core.images,
+      tftpRoot: config.tftpRoot,
+      imagesDir: config.imagesDir,
+      usedBy,
+    });
     if (!r.ok) {
       io.err(`rackboot image remove: ${r.error}`);
       return 1;
     }
-    core.audit?.record('cli', 'image.remove', arg);
+    await core.audit?.record('cli', 'image.remove', arg);
     io.out(`removed ${arg}${r.removed.length ? ` (${r.removed.join(', ')})` : ''}`);
     return 0;
   }
@@ -137,7 +153,7 @@ export function syncedLoaderVendors(core: ImageCore): string[] {
   const out = new Set<string>();
   for (const lp of core.catalog.snapshot.profiles.values()) {
     const img = lp.profile.image;
-    const rec = typeof img === 'string' ? core.images.get(img) : undefined;
+    const rec = typeof img === 'string' ? core.view.image(img) : undefined;
     if (rec && imageEfiLoaders(rec) && (lp.profile.boot as { uefiLoaders?: string }).uefiLoaders !== 'sync') continue;
     out.add(rec ? imageKernelVendor(rec) : 'Red Hat');
   }
@@ -162,7 +178,7 @@ export async function loadersCommand(config: Config, io: CommandIo, args: string
 }
 
 export async function doctorCommand(core: ImageCore, config: Config, io: CommandIo): Promise<number> {
-  const r = await runDoctor({ config, images: core.images, profiles: core.catalog.snapshot });
+  const r = await runDoctor({ config, images: imageViewOf(core.view), profiles: core.catalog.snapshot });
   for (const line of formatDoctor(r)) io.out(line);
   return r.ok ? 0 : 1;
 }

@@ -10,11 +10,12 @@ import { formatProfileError } from '../profiles/load.ts';
 import { Bsdtar, BSDTAR_HINT } from './archive.ts';
 import { verifyImage, STAGE2_IN_ISO } from './import.ts';
 import { inspectLoader, loaderItems } from './loaders.ts';
-import { imageEfiLoaders, imageKernelVendor, type ImageStore } from './store.ts';
+import { imageEfiLoaders, imageKernelVendor, type ImageView } from './store.ts';
 import { createUefiChainResolver, type UefiChainResolver } from './uefi-chain.ts';
 import { posix } from 'node:path';
 import { nativeState } from '../native.ts';
 import { databaseBytes } from '../store/db.ts';
+import { redactUrl, type DatabaseTarget } from '../store/target.ts';
 
 export interface Finding {
   level: 'ok' | 'warn' | 'fail';
@@ -30,8 +31,10 @@ export interface DoctorDeps {
   config: Pick<Config, 'listen' | 'httpPort' | 'tftpPort' | 'publicUrl' | 'tftpRoot' | 'imagesDir' | 'loaders'> & {
     dhcp: { mode: string };
     dataDir?: string;
+    /** Where the store is (--database): PostgreSQL has no file to size here. */
+    database?: DatabaseTarget;
   };
-  images: ImageStore;
+  images: Pick<ImageView, 'get' | 'list'>;
   profiles: ProfileSnapshot;
   fetch?: typeof fetch;
   bsdtar?: Bsdtar;
@@ -224,7 +227,10 @@ export async function runDoctor(d: DoctorDeps): Promise<DoctorReport> {
         },
   );
 
-  if (c.dataDir !== undefined) findings.push(databaseSizeFinding(databaseBytes(c.dataDir), c.dataDir));
+  if (c.database?.dialect === 'postgres')
+    // The CLI opened the store before doctor ran: the database answered.
+    findings.push({ level: 'ok', what: `database ${redactUrl(c.database.url)} (PostgreSQL) answers` });
+  else if (c.dataDir !== undefined) findings.push(databaseSizeFinding(databaseBytes(c.dataDir), c.dataDir));
 
   return { findings, ok: findings.every((f) => f.level !== 'fail') };
 }

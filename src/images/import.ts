@@ -30,7 +30,7 @@ import { basename, join, resolve } from 'node:path';
 import { ArchiveError, Bsdtar } from './archive.ts';
 import { parseRpmHeader, type RpmInfo } from './rpm-header.ts';
 import { formatBytes, noProgress, type Phase, type Progress } from './progress.ts';
-import { IMAGE_NAME, type EfiRole, type ImageFileRecord, type ImageRecord, type ImageStore } from './store.ts';
+import { IMAGE_NAME, type EfiRole, type ImageFileRecord, type ImageRecord, type ImageWrites } from './store.ts';
 import { describeLoader, type LoaderFacts } from './efi.ts';
 
 export const KERNEL_IN_ISO = 'images/pxeboot/vmlinuz';
@@ -54,7 +54,7 @@ export const EFI_BOOT_DIR = 'EFI/BOOT';
 const TEMP_PREFIX = '.rackboot-import-';
 
 export interface ImportDeps {
-  store: ImageStore;
+  store: Pick<ImageWrites, 'get' | 'findBySource' | 'insert' | 'replace'>;
   tftpRoot: string;
   imagesDir: string;
   bsdtar?: Bsdtar;
@@ -134,7 +134,7 @@ export async function importIso(
 
     stage = 'hashing the ISO';
     const sha = await sha256File(iso, progress.phase(`sha256 ${basename(iso)}`, isoSize));
-    const existing = d.store.get(name);
+    const existing = await d.store.get(name);
     const replacing = existing !== undefined && existing.sourceSha256 !== sha && opts.replace === true;
     if (existing && !replacing) {
       if (existing.sourceSha256 !== sha)
@@ -164,7 +164,7 @@ export async function importIso(
           `${dir} already exists, but no image ${name} is recorded: rackboot will not overwrite it; move it away or choose another --name`,
         );
     }
-    for (const other of d.store.findBySource(sha)) warnings.push(`this ISO is also imported as ${other.name}`);
+    for (const other of await d.store.findBySource(sha)) warnings.push(`this ISO is also imported as ${other.name}`);
 
     mkdirSync(d.imagesDir, { recursive: true });
     mkdirSync(d.tftpRoot, { recursive: true });
@@ -353,8 +353,8 @@ export async function importIso(
     renameSync(tmpTftp, finalTftp);
     renamedTftp = true;
     tmpTftp = undefined;
-    if (replacing) d.store.replace(record);
-    else d.store.insert(record);
+    if (replacing) await d.store.replace(record);
+    else await d.store.insert(record);
     for (const t of trash.splice(0)) rmSync(t.to, { recursive: true, force: true });
     if (replacing)
       warnings.push(`replaced ${name} (was RHVH ${existing!.version}); hosts building now may mix old and new files`);
@@ -592,11 +592,11 @@ export function verifyImage(r: ImageRecord, tftpRoot: string, imagesDir: string)
 export type RemoveResult = { ok: true; removed: string[] } | { ok: false; error: string };
 
 /** Refused while a profile uses the image; otherwise the row goes first, then the files. */
-export function removeImage(
+export async function removeImage(
   name: string,
-  d: { store: ImageStore; tftpRoot: string; imagesDir: string; usedBy: string[] },
-): RemoveResult {
-  const r = d.store.get(name);
+  d: { store: Pick<ImageWrites, 'get' | 'remove'>; tftpRoot: string; imagesDir: string; usedBy: string[] },
+): Promise<RemoveResult> {
+  const r = await d.store.get(name);
   if (!r) return { ok: false, error: `no image named ${name} (see rackboot image list)` };
   if (d.usedBy.length)
     return {
@@ -611,7 +611,13 @@ export function removeImage(
     renameSync(dir, t);
     trash.push(t);
   }
-  d.store.remove(name);
+  try {
+    await d.store.remove(name);
+  } catch (err) {
+    // The row stays: put the files back so it still means "complete on disk".
+    for (const [i, t] of trash.entries()) renameSync(t, dirs[i]!);
+    return { ok: false, error: `could not remove ${name} from the store: ${(err as Error).message}` };
+  }
   for (const t of trash) rmSync(t, { recursive: true, force: true });
   return { ok: true, removed: dirs };
 }

@@ -1,8 +1,9 @@
 // Imported RHVH images (table `images`, migration 2). A row is written only after an import's files
 // have been renamed into place, so a row always means "complete on disk".
-import type { Db } from '../store/db.ts';
 import type { ImageFiles } from '../profiles/schema.ts';
 import type { LoaderFacts } from './efi.ts';
+import type { ImageRepo } from '../store/repo/small.ts';
+import type { StoreView } from '../store/view.ts';
 
 /** One file of an image: `root` says which directory `path` is under (the ISO itself is `source`, an absolute path). */
 export interface ImageFileRecord {
@@ -77,65 +78,27 @@ export interface ImageRow {
   imported_at: number;
 }
 
+/** What readers of images see without a query: the in-memory view's images (see openCore's imageView). */
+export interface ImageView {
+  get(name: string): ImageRecord | undefined;
+  list(): ImageRecord[];
+  resolve(name: string): ImageFiles | undefined;
+}
+
+/** The view's images as an ImageView (what openCore hands the boot paths). */
+export function imageViewOf(view: Pick<StoreView, 'image' | 'imageList' | 'resolveImage'>): ImageView {
+  return {
+    get: (name) => view.image(name),
+    list: () => view.imageList(),
+    resolve: (name) => view.resolveImage(name),
+  };
+}
+
+/** Where imports and removals write (store.images): the view hears of each through the change feed. */
+export type ImageWrites = Pick<ImageRepo, 'get' | 'findBySource' | 'insert' | 'replace' | 'remove'>;
+
 /** Image names: the same rule profiles use for `image: NAME`, and safe as one directory name. */
 export const IMAGE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-
-export class ImageStore {
-  private readonly allStmt;
-  private readonly getStmt;
-  private readonly insertStmt;
-  private readonly deleteStmt;
-  private readonly replaceTx;
-  constructor(db: Db) {
-    this.allStmt = db.prepare<[], ImageRow>('SELECT * FROM images ORDER BY name');
-    this.getStmt = db.prepare<[string], ImageRow>('SELECT * FROM images WHERE name = ?');
-    this.insertStmt =
-      db.prepare(`INSERT INTO images (name, version, source_sha256, kernel, initrd, stage2, liveimg, files, imported_at)
-      VALUES (@name, @version, @source_sha256, @kernel, @initrd, @stage2, @liveimg, @files, @imported_at)`);
-    this.deleteStmt = db.prepare('DELETE FROM images WHERE name = ?');
-    this.replaceTx = db.transaction((r: ImageRecord) => {
-      this.remove(r.name);
-      this.insert(r);
-    });
-  }
-
-  list(): ImageRecord[] {
-    return this.allStmt.all().map(imageFromRow);
-  }
-  get(name: string): ImageRecord | undefined {
-    const r = this.getStmt.get(name);
-    return r && imageFromRow(r);
-  }
-  /** What a profile's `image: NAME` turns into (Provisioner deps). */
-  resolve(name: string): ImageFiles | undefined {
-    const r = this.get(name);
-    return r && { kernel: r.kernel, initrd: r.initrd, stage2: r.stage2, liveimg: r.liveimg };
-  }
-  findBySource(sha256: string): ImageRecord[] {
-    return this.list().filter((r) => r.sourceSha256 === sha256);
-  }
-  /** Throws on a duplicate name (PRIMARY KEY): callers check get() first; the constraint is the last guard against a race. */
-  insert(r: ImageRecord): void {
-    this.insertStmt.run({
-      name: r.name,
-      version: r.version,
-      source_sha256: r.sourceSha256,
-      kernel: r.kernel,
-      initrd: r.initrd,
-      stage2: r.stage2,
-      liveimg: r.liveimg,
-      files: JSON.stringify(r.files),
-      imported_at: r.importedAt,
-    });
-  }
-  /** One transaction: readers see the old image or the new one, never none. */
-  replace(r: ImageRecord): void {
-    this.replaceTx(r);
-  }
-  remove(name: string): boolean {
-    return this.deleteStmt.run(name).changes > 0;
-  }
-}
 
 export function imageFromRow(r: ImageRow): ImageRecord {
   let files: ImageFileRecord[] = [];

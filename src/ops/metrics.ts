@@ -15,7 +15,8 @@ export interface ScrapeSources {
   /** TFTP transfers ended to make room for a new request (a full table). */
   tftpEvictions?: () => number;
   /** Bytes of the database file and its WAL. */
-  dbBytes?: () => number;
+  /** Undefined where there is no file to measure (PostgreSQL): the gauge says 0. */
+  dbBytes?: () => number | undefined;
 }
 
 const DHCP_NAMES: Record<number, string> = {

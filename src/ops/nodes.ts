@@ -69,6 +69,7 @@ export function nodeJson(n: NodeView) {
     lastHeartbeat: new Date(n.heartbeatAt).toISOString(),
     stoppedAt: n.stoppedAt === undefined ? null : new Date(n.stoppedAt).toISOString(),
     alive: n.alive,
+    duties: n.duties,
   };
 }
 

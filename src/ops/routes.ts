@@ -4,10 +4,11 @@
 import express, { type Request, type Response } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { parseMac, type Mac } from '../net/mac.ts';
-import type { BuildStore } from '../store/builds.ts';
-import type { HostStore } from '../store/hosts.ts';
+import type { BuildRepo } from '../store/repo/builds.ts';
+import type { HostRepo } from '../store/repo/hosts.ts';
+import type { SyslogRepo } from '../store/repo/syslog.ts';
 import type { Metrics } from './metrics.ts';
-import { formatLine, type SyslogStore } from './syslog-store.ts';
+import { formatLine } from './syslog-store.ts';
 import { SEVERITY_NAMES } from './syslog-parse.ts';
 import { HttpError } from '../http/reply.ts';
 import { apiRoute, type ApiDocs } from '../http/openapi.ts';
@@ -24,7 +25,8 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest();
 /** metricsToken: when set, GET /metrics needs `Authorization: Bearer <it>` (Prometheus: authorization.credentials). */
 export function createOpsRouter(d: {
   metrics?: Metrics;
-  ready: () => Readiness;
+  /** What /readyz answers; it asks the store, so it is async. */
+  ready: () => Promise<Readiness>;
   metricsToken?: string;
 }): express.Router {
   const r = express.Router();
@@ -52,8 +54,8 @@ export function createOpsRouter(d: {
       .set('Cache-Control', 'no-store')
       .send(await d.metrics.text());
   });
-  r.get('/readyz', (_req, res) => {
-    const state = d.ready();
+  r.get('/readyz', async (_req, res) => {
+    const state = await d.ready();
     res
       .status(state.ok ? 200 : 503)
       .set('Cache-Control', 'no-store')
@@ -63,9 +65,9 @@ export function createOpsRouter(d: {
 }
 
 export interface LogsApiDeps {
-  hosts: Pick<HostStore, 'get'>;
-  builds: Pick<BuildStore, 'history' | 'byId'>;
-  syslog: SyslogStore;
+  hosts: Pick<HostRepo, 'get'>;
+  builds: Pick<BuildRepo, 'history' | 'byId'>;
+  syslog: Pick<SyslogRepo, 'search' | 'limits'>;
   /** The API's docs: these routes describe themselves in /api/openapi.json. */
   docs: ApiDocs;
 }
@@ -75,7 +77,8 @@ const LOG_LIMIT_MAX = 5000;
 /** Mounted under /api (after the token check). */
 export function createLogsApi(d: LogsApiDeps): express.Router {
   const r = express.Router();
-  const hostOf = (req: Request): Mac => {
+  /** The host of the route's MAC (404 when there is none), read once per request. */
+  const hostOf = async (req: Request) => {
     const raw = String(req.params.mac ?? '');
     const mac = parseMac(raw);
     if (!mac)
@@ -84,19 +87,19 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
         `mac: "${raw.slice(0, 64)}" is not a MAC address (use aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff)`,
         'mac',
       );
-    if (!d.hosts.get(mac)) throw new HttpError(404, `no host with MAC ${mac}`);
-    return mac;
+    const host = await d.hosts.get(mac);
+    if (!host) throw new HttpError(404, `no host with MAC ${mac}`);
+    return { mac, host };
   };
   // A tech's token sees the host's secrets masked in what the installer logged (src/http/api/index.ts sets this).
-  const masked = <T>(res: Response, mac: Mac, value: T): T => {
-    const mask = res.locals.maskForCaller as
-      (<V>(res: Response, host: { profile: string; params: Record<string, string> }, v: V) => V) | undefined;
-    const host = d.hosts.get(mac);
-    return mask && host ? mask(res, host, value) : value;
+  type HostLike = { profile: string; params: Record<string, string> };
+  const masked = <T>(res: Response, host: HostLike, value: T): T => {
+    const mask = res.locals.maskForCaller as (<V>(res: Response, host: HostLike, v: V) => V) | undefined;
+    return mask ? mask(res, host, value) : value;
   };
-  const buildOf = (mac: Mac, id: number | undefined) => {
+  const buildOf = async (mac: Mac, id: number | undefined) => {
     // The newest build whatever its status: a cancelled build's installer log is still its log.
-    const b = id === undefined ? d.builds.history(mac)[0] : d.builds.byId(id);
+    const b = id === undefined ? (await d.builds.history(mac))[0] : await d.builds.byId(id);
     if (!b || b.mac !== mac)
       throw new HttpError(404, id === undefined ? `host ${mac} has no build yet` : `host ${mac} has no build ${id}`);
     return b;
@@ -120,7 +123,7 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
     return n;
   };
   const cursorList = (buildId: number) => `logs:${buildId}`;
-  const lines = (
+  const lines = async (
     q: { q?: string; severity?: string; limit?: string; before?: string; cursor?: string },
     buildId: number,
   ) => {
@@ -133,7 +136,7 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
     }
     if (afterId !== undefined && q.before !== undefined)
       throw new HttpError(400, 'before: give before (paging back) or cursor (newer lines), not both', 'before');
-    const found = d.syslog.search({
+    const found = await d.syslog.search({
       buildId,
       q: q.q || undefined,
       maxSeverity: severityOf(q.severity),
@@ -173,11 +176,11 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
         404: 'no such host, or no build',
       },
     },
-    (req, res, { query }) => {
-      const mac = hostOf(req);
-      const build = buildOf(mac, query.build === undefined ? undefined : Number(query.build));
-      const found = lines(query, build.id);
-      const body = masked(res, mac, {
+    async (req, res, { query }) => {
+      const { mac, host } = await hostOf(req);
+      const build = await buildOf(mac, query.build === undefined ? undefined : Number(query.build));
+      const found = await lines(query, build.id);
+      const body = masked(res, host, {
         mac,
         buildId: build.id,
         ringLines: d.syslog.limits.ringLines,
@@ -212,18 +215,19 @@ export function createLogsApi(d: LogsApiDeps): express.Router {
       query: BuildLogsQuery,
       responses: { 200: BuildLogs, 404: 'no such host or build' },
     },
-    (req, res, { params, query }) => {
-      const mac = hostOf(req);
-      const b = buildOf(mac, Number(params.id));
+    async (req, res, { params, query }) => {
+      const { mac, host } = await hostOf(req);
+      const b = await buildOf(mac, Number(params.id));
+      const syslog = (await lines(query, b.id)).lines;
       res.json(
-        masked(res, mac, {
+        masked(res, host, {
           mac,
           buildId: b.id,
           status: b.status,
           createdAt: new Date(b.createdAt).toISOString(),
           finishedAt: b.finishedAt === undefined ? undefined : new Date(b.finishedAt).toISOString(),
           failureLog: b.failureLog ?? null,
-          syslog: lines(query, b.id).lines,
+          syslog,
           ringLines: d.syslog.limits.ringLines,
         }),
       );

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { Logger } from '../log.ts';
 import type { Mac } from '../net/mac.ts';
 import { parseSyslog, SyslogFramer } from './syslog-parse.ts';
-import type { SyslogStore } from './syslog-store.ts';
+import type { NewSyslogLine } from './syslog-store.ts';
 
 export type SyslogDropReason =
   | 'malformed'
@@ -22,7 +22,8 @@ export type SyslogDropReason =
 export interface SyslogReceiverOptions {
   address: string;
   port: number;
-  store: SyslogStore;
+  /** Where lines go (src/store/repo/syslog.ts): append() queues and never waits. */
+  store: { append(line: NewSyslogLine): boolean; flush(): void | Promise<void> };
   log: Logger;
   /**
    * The host and its current build for a source address; undefined drops the line (counted). `finished`: the
@@ -215,7 +216,7 @@ export async function startSyslogReceiver(o: SyslogReceiverOptions): Promise<Sys
       await new Promise<void>((r) => udp.close(() => r()));
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => tcp.close(() => r()));
-      o.store.flush();
+      await o.store.flush();
     },
   };
 }

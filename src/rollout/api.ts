@@ -72,7 +72,7 @@ export function createRolloutApi(d: RolloutApiDeps): (docs: ApiDocs) => express.
       emptyBodyIsDefaults,
       async (_req, res, { params, body }) => {
         const o = options(body, false);
-        const macs = s.rackHosts(params.rack).map((h) => h.mac);
+        const macs = (await s.rackHosts(params.rack)).map((h) => h.mac);
         if (!macs.length)
           throw new HttpError(404, `rack ${params.rack} has no hosts (GET /api/hosts shows each host's rack)`);
         await build(res, `rack ${params.rack}`, macs, o.options);
@@ -106,7 +106,7 @@ export function createRolloutApi(d: RolloutApiDeps): (docs: ApiDocs) => express.
         responses: { 200: CancelledHosts, 404: 'the rack has no hosts' },
       },
       async (_req, res, { params }) => {
-        const macs = s.rackHosts(params.rack).map((h) => h.mac);
+        const macs = (await s.rackHosts(params.rack)).map((h) => h.mac);
         if (!macs.length) throw new HttpError(404, `rack ${params.rack} has no hosts`);
         res.json(await s.cancelHosts(macs, actor(res)));
       },

@@ -29,7 +29,7 @@ export async function rackCommand(core: Core, io: Io, args: string[], f: Rollout
     return 2;
   }
   const s = core.rolloutService;
-  const hosts = s.rackHosts(rack.value);
+  const hosts = await s.rackHosts(rack.value);
   if (!hosts.length) {
     io.err(`rackboot rack ${sub}: rack ${rack.value} has no hosts (rackboot hosts list shows each host's rack)`);
     return 1;

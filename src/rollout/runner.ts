@@ -11,11 +11,14 @@ import type { FirmwareGuess } from './firmware.ts';
 
 export interface RunnerDeps {
   store: RolloutStore;
-  startBuild(mac: Mac, actor: string): { ok: true; value: { buildId: number } } | { ok: false; message: string };
-  cancelBuild(mac: Mac, actor: string): { ok: boolean };
+  startBuild(
+    mac: Mac,
+    actor: string,
+  ): Promise<{ ok: true; value: { buildId: number } } | { ok: false; message: string }>;
+  cancelBuild(mac: Mac, actor: string): Promise<{ ok: boolean }>;
   /** The host's BMC driver, undefined when it has none. */
   bmcFor(mac: Mac): Promise<BmcDriver | undefined>;
-  firmwareOf(mac: Mac): FirmwareGuess;
+  firmwareOf(mac: Mac): Promise<FirmwareGuess>;
   event(e: { mac: Mac; buildId?: number; type: string; status?: string; detail?: Record<string, unknown> }): void;
   log: Logger;
   now?: () => number;
@@ -106,7 +109,7 @@ export class RolloutRunner {
     let buildId = h.buildId;
     if (h.step === 'queued') {
       if (!(await this.live(r.id, h.mac))) return false;
-      const b = this.d.startBuild(h.mac, actor);
+      const b = await this.d.startBuild(h.mac, actor);
       if (!b.ok) {
         await this.d.store.setStep(r.id, h.mac, 'failed', `build not started: ${b.message}`);
         return false;
@@ -114,7 +117,7 @@ export class RolloutRunner {
       buildId = b.value.buildId;
       await this.d.store.setStep(r.id, h.mac, 'build-started', undefined, buildId);
       if (!(await this.live(r.id, h.mac))) {
-        this.d.cancelBuild(h.mac, actor); // cancelled while the build was being started
+        await this.d.cancelBuild(h.mac, actor); // cancelled while the build was being started
         return false;
       }
     }
@@ -172,7 +175,7 @@ export class RolloutRunner {
     actor: string,
   ): Promise<boolean> {
     if (h.step !== 'boot-set') {
-      const fw = this.d.firmwareOf(h.mac);
+      const fw = await this.d.firmwareOf(h.mac);
       await bmc.bootNetworkOnce(fw.mode);
       await this.d.store.setStep(r.id, h.mac, 'boot-set', `next boot: network once, ${fw.mode} (${fw.why})`, buildId);
       this.d.event({

@@ -11,12 +11,13 @@ import type { StuckView } from './stuck.ts';
 
 export interface RolloutServiceDeps {
   store: RolloutStore;
-  hosts: { get(mac: Mac): Host | undefined; list(): Host[] };
+  hosts: { get(mac: Mac): Promise<Host | undefined>; list(): Promise<Host[]> };
+  /** The host's state now (the in-memory view: no query). */
   state(mac: Mac): HostState;
-  cancelBuild(mac: Mac, actor: string): { ok: boolean };
+  cancelBuild(mac: Mac, actor: string): Promise<{ ok: boolean }>;
   /** The partitioning of the host's profile (with its parameters), for the rebuild warning; undefined when it does not resolve. */
   partitioning(host: Host): Partitioning | undefined;
-  stuck?(mac: Mac): StuckView | undefined;
+  stuck?(mac: Mac): Promise<StuckView | undefined>;
   now?: () => number;
 }
 
@@ -52,12 +53,17 @@ export class RolloutService {
   }
 
   /** The hosts of a rack, in rack order (position, then hostname). */
-  rackHosts(rack: string): Host[] {
-    return this.d.hosts.list().filter((h) => h.rack === rack);
+  async rackHosts(rack: string): Promise<Host[]> {
+    return (await this.d.hosts.list()).filter((h) => h.rack === rack);
   }
 
   async start(scope: string, macs: readonly Mac[], o: RolloutOptions, actor: string): Promise<ServiceResult<Rollout>> {
-    const unknown = macs.filter((m) => !this.d.hosts.get(m));
+    const found = new Map<string, Host>();
+    for (const m of macs) {
+      const h = await this.d.hosts.get(m);
+      if (h) found.set(m, h);
+    }
+    const unknown = macs.filter((m) => !found.has(m));
     if (unknown.length)
       return {
         ok: false,
@@ -77,7 +83,7 @@ export class RolloutService {
     const rebuild = macs
       .filter((m) => this.d.state(m) === 'built')
       .map((m) => {
-        const h = this.d.hosts.get(m)!;
+        const h = found.get(m)!;
         return { mac: m, hostname: h.hostname, wipes: wipeText(this.d.partitioning(h)) };
       });
     if (rebuild.length && !o.confirm)
@@ -104,7 +110,7 @@ export class RolloutService {
     if (!r) return { ok: false, status: 404, message: `no rollout ${id} (GET /api/rollouts lists them)` };
     if (!(await this.d.store.finish(id, 'cancelled')))
       return { ok: false, status: 409, message: `rollout ${id} is ${r.status}, not running: nothing to cancel` };
-    for (const h of await this.d.store.hosts(id)) if (h.buildId !== undefined) this.cancelHostBuild(h, actor);
+    for (const h of await this.d.store.hosts(id)) if (h.buildId !== undefined) await this.cancelHostBuild(h, actor);
     return { ok: true, value: (await this.d.store.get(id))! };
   }
 
@@ -121,12 +127,12 @@ export class RolloutService {
       if (!left && (await this.d.store.finish(r.id, 'cancelled'))) rollouts.push(r.id);
     }
     const builds: Mac[] = [];
-    for (const m of macs) if (this.d.state(m) === 'build' && this.d.cancelBuild(m, actor).ok) builds.push(m);
+    for (const m of macs) if (this.d.state(m) === 'build' && (await this.d.cancelBuild(m, actor)).ok) builds.push(m);
     return { rollouts, builds };
   }
 
-  private cancelHostBuild(h: RolloutHost, actor: string): void {
-    if (this.d.state(h.mac) === 'build') this.d.cancelBuild(h.mac, actor);
+  private async cancelHostBuild(h: RolloutHost, actor: string): Promise<void> {
+    if (this.d.state(h.mac) === 'build') await this.d.cancelBuild(h.mac, actor);
   }
 
   /** Newest first; `beforeId`: the page after the rollout with that id. */
@@ -140,20 +146,22 @@ export class RolloutService {
     const r = await this.d.store.get(id);
     if (!r) return undefined;
     const hosts = await this.d.store.hosts(id);
-    return {
-      ...this.summary(r, hosts),
-      hosts: hosts.map((h) => ({
+    const rows = [];
+    for (const h of hosts) {
+      const host = await this.d.hosts.get(h.mac);
+      rows.push({
         mac: h.mac,
-        hostname: this.d.hosts.get(h.mac)?.hostname ?? null,
+        hostname: host?.hostname ?? null,
         wave: h.wave,
         step: h.step,
         reason: h.reason ?? null,
         buildId: h.buildId ?? null,
         updatedAt: iso(h.updatedAt),
-        state: this.d.hosts.get(h.mac) ? this.d.state(h.mac) : 'deleted',
-        stuck: this.d.stuck?.(h.mac) ?? null,
-      })),
-    };
+        state: host ? this.d.state(h.mac) : 'deleted',
+        stuck: (await this.d.stuck?.(h.mac)) ?? null,
+      });
+    }
+    return { ...this.summary(r, hosts), hosts: rows };
   }
 
   private summary(r: Rollout, hosts: readonly RolloutHost[]) {

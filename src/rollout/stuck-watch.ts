@@ -10,9 +10,9 @@ import { formatDuration, stuckAction, type Stuck, type StuckLimits } from './stu
 export interface StuckWatchDeps {
   /** Hosts whose build is live now, with when that build began. */
   inBuild(): { mac: Mac; buildId: number; since: number }[];
-  timeline(mac: Mac): TimelineEntry[];
+  timeline(mac: Mac): Promise<TimelineEntry[]>;
   bmcFor(mac: Mac): Promise<BmcDriver | undefined>;
-  firmwareOf(mac: Mac): FirmwareGuess;
+  firmwareOf(mac: Mac): Promise<FirmwareGuess>;
   event(e: { mac: Mac; buildId?: number; type: string; status?: string; detail?: Record<string, unknown> }): void;
   limits: StuckLimits;
   log: Logger;
@@ -52,7 +52,7 @@ export class StuckWatch {
     const todo: { mac: Mac; buildId: number; action: 'cycle' | 'mark'; stuck: Stuck; events: TimelineEntry[] }[] = [];
     try {
       for (const b of this.d.inBuild()) {
-        const events = this.d.timeline(b.mac).filter((e) => e.at >= b.since);
+        const events = (await this.d.timeline(b.mac)).filter((e) => e.at >= b.since);
         const a = stuckAction(events, this.now(), this.d.limits, true);
         if (a.kind !== 'none') todo.push({ ...b, action: a.kind, stuck: a.stuck, events });
       }
@@ -72,7 +72,7 @@ export class StuckWatch {
       try {
         bmc = await this.d.bmcFor(mac);
         if (bmc) {
-          const fw = this.d.firmwareOf(mac);
+          const fw = await this.d.firmwareOf(mac);
           await bmc.bootNetworkOnce(fw.mode);
           const after = await bmc.power('cycle');
           this.d.event({

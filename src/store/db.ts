@@ -244,6 +244,12 @@ export const MIGRATIONS: Migration[] = [
        CREATE TRIGGER changes_builds AFTER INSERT OR UPDATE OF status, expires_at, finished_at ON builds
          FOR EACH ROW EXECUTE FUNCTION rackboot_change();`,
   },
+  // 12: who carries out shared duties (the rollout runner, stuck detection) among the nodes: a lease per role.
+  `CREATE TABLE leaders (
+     role TEXT PRIMARY KEY,
+     node TEXT NOT NULL,
+     expires_at INTEGER NOT NULL
+   )`,
   // Append new migrations here; never edit one that has shipped. Write them in SQLite's spelling: PostgreSQL
   // runs the same text through ddlFor() (src/store/sql.ts), so one string serves both stores.
 ];

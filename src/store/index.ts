@@ -31,6 +31,11 @@ import { AuditRepo, DiscoveredRepo, ImageRepo, SettingsRepo } from './repo/small
 import { SyslogRepo } from './repo/syslog.ts';
 import { LeaseRepo } from './repo/leases.ts';
 import { NodeRepo } from './repo/nodes.ts';
+import { LeaderRepo } from './repo/leaders.ts';
+import { RolloutRepo } from './repo/rollouts.ts';
+import { WebhookDeliveryRepo } from './repo/webhooks.ts';
+import { BmcRepo } from './repo/bmc.ts';
+import type { SecretBox } from '../bmc/secret-box.ts';
 import { loadBuildSecret, sharedBuildSecret } from './build-secret.ts';
 import type { EventLimits } from './events.ts';
 import type { SessionPolicy } from './users.ts';
@@ -65,6 +70,12 @@ export interface Store {
   readonly syslog: SyslogRepo;
   /** The serving nodes sharing this database, and their heartbeats. */
   readonly nodes: NodeRepo;
+  /** Which node carries out the once-per-database duties (src/store/repo/leaders.ts). */
+  readonly leaders: LeaderRepo;
+  readonly rollouts: RolloutRepo;
+  readonly webhookDeliveries: WebhookDeliveryRepo;
+  /** Hosts' BMCs; passwords sealed with StoreOptions.bmcBox. */
+  readonly bmc: BmcRepo;
   /** What changed, here or (PostgreSQL) on any node: feeds src/store/view.ts and live pages. */
   readonly changes: ChangeFeed;
   /** Flushes queued events and log lines, then closes the connections. */
@@ -89,8 +100,15 @@ export interface StoreOptions {
   nodeId?: string;
   /** Rows kept in the discovered table (default 10,000). */
   discoveredMaxRows?: number;
+  /** How often nodes heartbeat (config nodeHeartbeat): a node is dead after three missed. */
+  nodeHeartbeatMs?: number;
   /** PostgreSQL connections per node (default 10). */
   poolSize?: number;
+  /**
+   * Seals and opens BMC passwords (src/bmc/secret-box.ts, from the data dir's bmc.key). Without it the BMC
+   * repository still lists and removes BMCs, but refuses to store a password or open one (bmcConfig).
+   */
+  bmcBox?: SecretBox;
 }
 
 export const DEFAULT_SYSLOG_LIMITS: SyslogLimits = { ringLines: 5000, maxTotalLines: 1_000_000, maxQueued: 10_000 };
@@ -118,7 +136,11 @@ function openRepos(
     discovered: new DiscoveredRepo(sql, o.discoveredMaxRows, now),
     settings: new SettingsRepo(sql, feed),
     syslog: new SyslogRepo(timeline, o.syslogLimits ?? DEFAULT_SYSLOG_LIMITS),
-    nodes: new NodeRepo(sql, now),
+    nodes: new NodeRepo(sql, now, o.nodeHeartbeatMs),
+    leaders: new LeaderRepo(sql, now),
+    rollouts: new RolloutRepo(sql, now),
+    webhookDeliveries: new WebhookDeliveryRepo(sql),
+    bmc: new BmcRepo(sql, o.bmcBox, now),
   };
 }
 

@@ -1,6 +1,5 @@
 // The serving nodes that share this database: each `rackboot serve` registers itself at start and
 // heartbeats; GET /api/nodes and the nodes page read it. A node is alive while its heartbeat is recent.
-import type { Db } from './db.ts';
 
 export interface NodeInfo {
   id: string;
@@ -20,6 +19,8 @@ export interface NodeInfo {
 
 export interface NodeView extends NodeInfo {
   alive: boolean;
+  /** The once-per-database duties this node holds now (src/store/repo/leaders.ts), e.g. 'rollouts'. */
+  duties: string[];
 }
 
 /** How often a node heartbeats by default (config nodeHeartbeat); three missed beats make it dead. */
@@ -49,7 +50,7 @@ export function isAlive(
   return n.stoppedAt === undefined && now - n.heartbeatAt < MISSED_BEATS * heartbeatMs;
 }
 
-export function nodeFromRow(r: NodeRow, now: number, heartbeatMs?: number): NodeView {
+export function nodeFromRow(r: NodeRow, now: number, heartbeatMs?: number): Omit<NodeView, 'duties'> {
   // PostgreSQL returns BIGINT as a string.
   r = {
     ...r,
@@ -76,50 +77,4 @@ export interface NodeRegistry {
   heartbeat(id: string, ports?: NodeInfo['ports']): Promise<void>;
   stopped(id: string): Promise<void>;
   list(): Promise<NodeView[]>;
-}
-
-export class SqliteNodeRegistry implements NodeRegistry {
-  private readonly upsertStmt;
-  private readonly beatStmt;
-  private readonly stopStmt;
-  private readonly listStmt;
-  private readonly forgetStmt;
-
-  constructor(
-    db: Db,
-    private readonly now: () => number = Date.now,
-    private readonly heartbeatMs = HEARTBEAT_MS,
-  ) {
-    this.upsertStmt =
-      db.prepare(`INSERT INTO nodes (id, site, version, address, public_url, ports, started_at, heartbeat_at)
-      VALUES (@id, @site, @version, @address, @publicUrl, @ports, @now, @now)
-      ON CONFLICT(id) DO UPDATE SET site = excluded.site, version = excluded.version, address = excluded.address,
-        public_url = excluded.public_url, ports = excluded.ports, started_at = excluded.started_at,
-        heartbeat_at = excluded.heartbeat_at, stopped_at = NULL`);
-    this.beatStmt = db.prepare(
-      'UPDATE nodes SET heartbeat_at = ?, ports = COALESCE(?, ports), stopped_at = NULL WHERE id = ?',
-    );
-    this.stopStmt = db.prepare('UPDATE nodes SET stopped_at = ? WHERE id = ?');
-    this.listStmt = db.prepare<[], NodeRow>('SELECT * FROM nodes ORDER BY id');
-    this.forgetStmt = db.prepare('DELETE FROM nodes WHERE heartbeat_at < ?');
-  }
-
-  register(n: Omit<NodeInfo, 'startedAt' | 'heartbeatAt' | 'stoppedAt'>): Promise<void> {
-    this.upsertStmt.run({ ...n, site: n.site ?? null, ports: JSON.stringify(n.ports), now: this.now() });
-    return Promise.resolve();
-  }
-  heartbeat(id: string, ports?: NodeInfo['ports']): Promise<void> {
-    const now = this.now();
-    this.beatStmt.run(now, ports ? JSON.stringify(ports) : null, id);
-    this.forgetStmt.run(now - FORGET_AFTER_MS);
-    return Promise.resolve();
-  }
-  stopped(id: string): Promise<void> {
-    this.stopStmt.run(this.now(), id);
-    return Promise.resolve();
-  }
-  list(): Promise<NodeView[]> {
-    const now = this.now();
-    return Promise.resolve(this.listStmt.all().map((r) => nodeFromRow(r, now, this.heartbeatMs)));
-  }
 }

@@ -8,7 +8,6 @@ import {
   timingSafeEqual,
   type ScryptOptions,
 } from 'node:crypto';
-import type { Db } from './db.ts';
 
 export type Role = 'admin' | 'tech';
 export const ROLES: readonly Role[] = ['admin', 'tech'];
@@ -108,82 +107,6 @@ export function dummy(): string {
   return (dummyHash ??= hashUserPasswordSync(randomBytes(18).toString('base64')));
 }
 
-export class UserStore {
-  private readonly byNameStmt;
-  private readonly byIdStmt;
-  private readonly listStmt;
-  private readonly insertStmt;
-  private readonly countAdminsStmt;
-  constructor(
-    private readonly db: Db,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.byNameStmt = db.prepare<[string], UserRow>('SELECT * FROM users WHERE name = ?');
-    this.byIdStmt = db.prepare<[number], UserRow>('SELECT * FROM users WHERE id = ?');
-    this.listStmt = db.prepare<[], UserRow>('SELECT * FROM users ORDER BY name');
-    this.insertStmt = db.prepare(
-      'INSERT INTO users (name, role, password_hash, disabled, created_at) VALUES (?, ?, ?, 0, ?)',
-    );
-    this.countAdminsStmt = db.prepare<[], { n: number }>(
-      "SELECT count(*) AS n FROM users WHERE role = 'admin' AND disabled = 0",
-    );
-  }
-
-  get(name: string): User | undefined {
-    const r = this.byNameStmt.get(name);
-    return r && userFromRow(r);
-  }
-  byId(id: number): User | undefined {
-    const r = this.byIdStmt.get(id);
-    return r && userFromRow(r);
-  }
-  list(): User[] {
-    return this.listStmt.all().map(userFromRow);
-  }
-  count(): number {
-    return this.listStmt.all().length;
-  }
-  activeAdmins(): number {
-    return this.countAdminsStmt.get()!.n;
-  }
-
-  /** passwordHash comes from hashUserPassword(). */
-  add(name: string, role: Role, passwordHash: string): User {
-    this.insertStmt.run(name, role, passwordHash, this.now());
-    return this.get(name)!;
-  }
-
-  setRole(name: string, role: Role): void {
-    this.db.prepare('UPDATE users SET role = ? WHERE name = ?').run(role, name);
-  }
-
-  /** Disabling also ends every session of the user. */
-  setDisabled(name: string, disabled: boolean): boolean {
-    return this.db.transaction(() => {
-      const r = this.db.prepare('UPDATE users SET disabled = ? WHERE name = ?').run(disabled ? 1 : 0, name);
-      if (disabled)
-        this.db.prepare('DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?)').run(name);
-      return r.changes > 0;
-    })();
-  }
-
-  /** A new password ends the user's other sessions. */
-  setPasswordHash(name: string, passwordHash: string): void {
-    this.db.transaction(() => {
-      this.db.prepare('UPDATE users SET password_hash = ? WHERE name = ?').run(passwordHash, name);
-      this.db.prepare('DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?)').run(name);
-    })();
-  }
-
-  /** The user if the name exists, is enabled and the password matches. Takes the same time either way. */
-  async authenticate(name: string, password: string): Promise<User | undefined> {
-    const row = this.byNameStmt.get(name);
-    const ok = await verifyUserPassword(password, row?.password_hash ?? dummy());
-    if (!row || !ok || row.disabled) return undefined;
-    return userFromRow(row);
-  }
-}
-
 export interface Session {
   user: User;
   csrf: string;
@@ -211,67 +134,6 @@ export interface SessionRow {
 
 export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
-export class SessionStore {
-  private readonly getStmt;
-  private readonly touchStmt;
-  private readonly insertStmt;
-  private readonly deleteStmt;
-  private readonly purgeStmt;
-  constructor(
-    db: Db,
-    private readonly users: UserStore,
-    private readonly policy: SessionPolicy = DEFAULT_SESSION_POLICY,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.getStmt = db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id_hash = ?');
-    this.touchStmt = db.prepare('UPDATE sessions SET last_seen = ?, expires_at = ? WHERE id_hash = ?');
-    this.insertStmt = db.prepare(
-      'INSERT INTO sessions (id_hash, user_id, csrf, created_at, expires_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)',
-    );
-    this.deleteStmt = db.prepare('DELETE FROM sessions WHERE id_hash = ?');
-    this.purgeStmt = db.prepare('DELETE FROM sessions WHERE expires_at <= ?');
-  }
-
-  /** A new session: the id goes in the cookie, only its hash is stored. */
-  create(user: User): { id: string; session: Session } {
-    const now = this.now();
-    this.purgeStmt.run(now);
-    const id = randomBytes(32).toString('base64url');
-    const csrf = randomBytes(32).toString('base64url');
-    const expiresAt = Math.min(now + this.policy.idleMs, now + this.policy.absoluteMs);
-    this.insertStmt.run(sha256(id), user.id, csrf, now, expiresAt, now);
-    return { id, session: { user, csrf, idHash: sha256(id), expiresAt } };
-  }
-
-  /** The live session for a cookie value; slides the idle expiry (at most once a minute, to spare writes). */
-  lookup(id: string | undefined): Session | undefined {
-    if (!id || id.length > 100) return undefined;
-    const idHash = sha256(id);
-    const row = this.getStmt.get(idHash);
-    if (!row) return undefined;
-    const now = this.now();
-    if (row.expires_at <= now) {
-      this.deleteStmt.run(idHash);
-      return undefined;
-    }
-    const user = this.users.byId(row.user_id);
-    if (!user || user.disabled) {
-      this.deleteStmt.run(idHash);
-      return undefined;
-    }
-    let expiresAt = row.expires_at;
-    if (now - row.last_seen > 60_000) {
-      expiresAt = Math.min(now + this.policy.idleMs, row.created_at + this.policy.absoluteMs);
-      this.touchStmt.run(now, expiresAt, idHash);
-    }
-    return { user, csrf: row.csrf, idHash, expiresAt };
-  }
-
-  destroy(idHash: string): void {
-    this.deleteStmt.run(idHash);
-  }
-}
-
 export interface ApiToken {
   id: number;
   userName: string;
@@ -291,64 +153,3 @@ export interface ApiTokenRow {
 /** What a per-user token looks like: "rbt_" and 43 base64url characters; the first 8 after rbt_ are its visible prefix. */
 export const API_TOKEN_PATTERN = /^rbt_[A-Za-z0-9_-]{43}$/;
 export const MAX_TOKENS_PER_USER = 20;
-
-/**
- * Per-user API tokens: each acts with its user's role, and the audit names the user. A token is 32 random
- * bytes, so a plain SHA-256 at rest is enough (nothing to brute-force); it is shown once, at creation.
- */
-export class ApiTokenStore {
-  private readonly byHashStmt;
-  private readonly listStmt;
-  private readonly touchStmt;
-  constructor(
-    private readonly db: Db,
-    private readonly users: UserStore,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.byHashStmt = db.prepare<[string], ApiTokenRow>('SELECT * FROM api_tokens WHERE token_hash = ?');
-    this.listStmt = db.prepare<[number], ApiTokenRow>('SELECT * FROM api_tokens WHERE user_id = ? ORDER BY id');
-    this.touchStmt = db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?');
-  }
-
-  /** A new token for the user: the text is returned once and never stored. */
-  create(user: User): { token: string; info: ApiToken } | { error: string } {
-    if (this.listStmt.all(user.id).length >= MAX_TOKENS_PER_USER)
-      return { error: `${user.name} has ${MAX_TOKENS_PER_USER} tokens already: revoke one first` };
-    const token = `rbt_${randomBytes(32).toString('base64url')}`;
-    const prefix = token.slice(4, 12);
-    const r = this.db
-      .prepare('INSERT INTO api_tokens (user_id, prefix, token_hash, created_at) VALUES (?, ?, ?, ?)')
-      .run(user.id, prefix, sha256(token), this.now());
-    return { token, info: { id: Number(r.lastInsertRowid), userName: user.name, prefix, createdAt: this.now() } };
-  }
-
-  list(user: User): ApiToken[] {
-    return this.listStmt.all(user.id).map((r) => ({
-      id: r.id,
-      userName: user.name,
-      prefix: r.prefix,
-      createdAt: r.created_at,
-      lastUsedAt: r.last_used_at ?? undefined,
-    }));
-  }
-
-  /** Revokes the user's token with this prefix (or id); false when there is none. */
-  revoke(user: User, prefixOrId: string): boolean {
-    const row = this.listStmt.all(user.id).find((t) => t.prefix === prefixOrId || String(t.id) === prefixOrId);
-    if (!row) return false;
-    this.db.prepare('DELETE FROM api_tokens WHERE id = ?').run(row.id);
-    return true;
-  }
-
-  /** The enabled user a bearer token belongs to; records its use (at most once a minute, to spare writes). */
-  authenticate(token: string): User | undefined {
-    if (!API_TOKEN_PATTERN.test(token)) return undefined;
-    const row = this.byHashStmt.get(sha256(token));
-    if (!row) return undefined;
-    const user = this.users.byId(row.user_id);
-    if (!user || user.disabled) return undefined;
-    const now = this.now();
-    if (row.last_used_at === null || now - row.last_used_at > 60_000) this.touchStmt.run(now, row.id);
-    return user;
-  }
-}

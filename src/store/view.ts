@@ -7,10 +7,17 @@ import type { Host } from './hosts.ts';
 import type { Build, HostState } from './builds.ts';
 import { stateOf } from './builds.ts';
 import type { Store, StoreChange } from './index.ts';
+import type { ImageRecord } from '../images/store.ts';
+import type { ImageFiles } from '../profiles/schema.ts';
 
 export interface ViewOptions {
   /** Whole reload period (default 60 s); 0 turns it off. */
   reloadMs?: number;
+  /**
+   * How often the images table is checked for a change another process made (default 2 s; 0: off). Images
+   * change rarely and no trigger reports them across SQLite processes: `rackboot image import` beside a running serve.
+   */
+  imagesCheckMs?: number;
   now?: () => number;
   /** A refresh that failed (the database away): the view keeps answering from what it has. */
   onError?: (e: Error) => void;
@@ -22,7 +29,12 @@ export class StoreView {
   private byUuid = new Map<string, Host[]>();
   private byHostname = new Map<string, Host>();
   private builds = new Map<string, Build>();
+  /** The token of each pending build (boot configs carry it), by build id. */
+  private tokens = new Map<number, string>();
+  private images = new Map<string, ImageRecord>();
   private timer: NodeJS.Timeout | undefined;
+  private imagesTimer: NodeJS.Timeout | undefined;
+  private imagesStamp = '';
   private readonly unsubscribe: () => void;
   private readonly now: () => number;
   /** Whole reloads done (doctor, tests). */
@@ -44,11 +56,17 @@ export class StoreView {
       v.timer = setInterval(() => void v.reload().catch((e: Error) => o.onError?.(e)), every);
       v.timer.unref();
     }
+    const imagesEvery = o.imagesCheckMs ?? 2000;
+    if (imagesEvery > 0) {
+      v.imagesTimer = setInterval(() => void v.checkImages().catch((e: Error) => o.onError?.(e)), imagesEvery);
+      v.imagesTimer.unref();
+    }
     return v;
   }
 
   close(): void {
     clearInterval(this.timer);
+    clearInterval(this.imagesTimer);
     this.unsubscribe();
   }
 
@@ -74,11 +92,50 @@ export class StoreView {
   state(mac: Mac): HostState {
     return stateOf(this.builds.get(mac), this.now());
   }
+  /** The token of a pending build (undefined once it is no longer pending). */
+  tokenOf(build: Build): string | undefined {
+    return this.tokens.get(build.id);
+  }
+  image(name: string): ImageRecord | undefined {
+    return this.images.get(name);
+  }
+  imageList(): ImageRecord[] {
+    return [...this.images.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+  /** What a profile's `image: NAME` turns into. */
+  resolveImage(name: string): ImageFiles | undefined {
+    const r = this.images.get(name);
+    return r && { kernel: r.kernel, initrd: r.initrd, stage2: r.stage2, liveimg: r.liveimg };
+  }
+
+  /** Reloads the images when the table's count or newest import differs from what was loaded. */
+  async checkImages(): Promise<void> {
+    if ((await this.imageStamp()) !== this.imagesStamp) await this.loadImages();
+  }
+
+  private async imageStamp(): Promise<string> {
+    const r = await this.store.sql.get<{ n: number; at: number | null }>(
+      'SELECT COUNT(*) AS n, MAX(imported_at) AS at FROM images',
+    );
+    return `${Number(r?.n ?? 0)}|${Number(r?.at ?? 0)}`;
+  }
+
+  private async loadImages(): Promise<void> {
+    const stamp = await this.imageStamp();
+    const images = await this.store.images.list();
+    this.images = new Map(images.map((i) => [i.name, i]));
+    this.imagesStamp = stamp;
+  }
 
   /** Everything again from the store (start, and the periodic safety net). */
   async reload(): Promise<void> {
     const started = this.seq;
-    const [hosts, builds] = await Promise.all([this.store.hosts.list(), this.store.builds.latestForAll()]);
+    const [hosts, builds, tokens] = await Promise.all([
+      this.store.hosts.list(),
+      this.store.builds.latestForAll(),
+      this.store.builds.pendingTokens(),
+      this.loadImages(),
+    ]);
     const fresh = new Map(hosts.map((h) => [h.mac as string, h]));
     // A change applied while the reload read keeps its newer value (the reload's rows may predate it).
     for (const [key, n] of this.applied) {
@@ -90,12 +147,17 @@ export class StoreView {
         else fresh.delete(mac);
       } else {
         const b = this.builds.get(mac);
-        if (b) builds.set(mac, b);
-        else builds.delete(mac);
+        if (b) {
+          builds.set(mac, b);
+          const t = this.tokens.get(b.id);
+          if (t) tokens.set(b.id, t);
+          else tokens.delete(b.id);
+        } else builds.delete(mac);
       }
     }
     this.hosts = fresh;
     this.builds = builds;
+    this.tokens = tokens;
     this.reindex();
     this.reloads++;
   }
@@ -125,6 +187,7 @@ export class StoreView {
 
   private async apply(c: StoreChange): Promise<void> {
     if (c.kind === 'resync') return this.reload().catch((e: Error) => this.o.onError?.(e));
+    if (c.kind === 'image') return this.loadImages();
     if (!c.mac || (c.kind !== 'host' && c.kind !== 'build')) return;
     const mac = c.mac as Mac;
     const key = `${c.kind}|${mac}`;
@@ -140,10 +203,15 @@ export class StoreView {
       if (old || h) this.reindex();
     } else {
       const b = await this.store.builds.latest(mac);
+      const token = b?.status === 'pending' ? await this.store.builds.tokenOf(b) : undefined;
       if ((this.applied.get(key) ?? 0) > n) return;
       this.applied.set(key, n);
+      const old = this.builds.get(mac);
+      if (old && old.id !== b?.id) this.tokens.delete(old.id);
       if (b) this.builds.set(mac, b);
       else this.builds.delete(mac);
+      if (b && token) this.tokens.set(b.id, token);
+      else if (b) this.tokens.delete(b.id);
     }
   }
 }

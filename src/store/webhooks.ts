@@ -1,6 +1,5 @@
 // Webhook deliveries: one row per (event, URL), pending until delivered or out of attempts. Promise-returning so a
 // PostgreSQL store can stand in; the SQLite one does its work synchronously inside.
-import type { Db } from './db.ts';
 import type { Mac } from '../net/mac.ts';
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed' | 'dropped';
@@ -55,7 +54,7 @@ export interface WebhookDeliveryStore {
   prune(keep: number): Promise<number>;
 }
 
-interface Row {
+export interface DeliveryRow {
   id: number;
   uid: string;
   url: string;
@@ -73,7 +72,7 @@ interface Row {
   last_ms: number | null;
 }
 
-function fromRow(r: Row): Delivery {
+export function deliveryFromRow(r: DeliveryRow): Delivery {
   const d: Delivery = {
     id: r.id,
     uid: r.uid,
@@ -92,102 +91,4 @@ function fromRow(r: Row): Delivery {
   if (r.last_error !== null) d.lastError = r.last_error;
   if (r.last_ms !== null) d.lastMs = r.last_ms;
   return d;
-}
-
-export class SqliteWebhookDeliveryStore implements WebhookDeliveryStore {
-  constructor(private readonly db: Db) {}
-
-  add(d: NewDelivery): Promise<Delivery> {
-    const r = this.db
-      .prepare<unknown[], Row>(
-        `INSERT INTO webhook_deliveries (uid, url, event, mac, build_id, payload, status, next_at, created_at, last_error)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-      )
-      .get(
-        d.uid,
-        d.url,
-        d.event,
-        d.mac ?? null,
-        d.buildId ?? null,
-        JSON.stringify(d.payload),
-        d.status,
-        d.nextAt,
-        d.createdAt,
-        d.lastError ?? null,
-      )!;
-    return Promise.resolve(fromRow(r));
-  }
-
-  pendingCount(): Promise<number> {
-    const r = this.db
-      .prepare<[], { n: number }>("SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'")
-      .get()!;
-    return Promise.resolve(r.n);
-  }
-
-  due(now: number, limit: number, busy: ReadonlySet<number>): Promise<Delivery[]> {
-    const rows = this.db
-      .prepare<[number, number], Row>(
-        "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?",
-      )
-      .all(now, limit + busy.size);
-    return Promise.resolve(
-      rows
-        .filter((r) => !busy.has(r.id))
-        .slice(0, limit)
-        .map(fromRow),
-    );
-  }
-
-  nextDueAt(): Promise<number | undefined> {
-    const r = this.db
-      .prepare<[], { at: number | null }>("SELECT min(next_at) AS at FROM webhook_deliveries WHERE status = 'pending'")
-      .get();
-    return Promise.resolve(r?.at ?? undefined);
-  }
-
-  recordAttempt(id: number, r: AttemptResult): Promise<void> {
-    this.db
-      .prepare(
-        `UPDATE webhook_deliveries SET status = ?, attempts = ?, next_at = ?, last_at = ?, last_status = ?, last_error = ?,
-         last_ms = ? WHERE id = ?`,
-      )
-      .run(r.status, r.attempts, r.nextAt, r.lastAt, r.lastStatus ?? null, r.lastError ?? null, r.lastMs, id);
-    return Promise.resolve();
-  }
-
-  list(opts: { limit?: number; mac?: Mac; status?: DeliveryStatus; beforeId?: number } = {}): Promise<Delivery[]> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (opts.beforeId !== undefined) {
-      where.push('id < ?');
-      args.push(opts.beforeId);
-    }
-    if (opts.mac) {
-      where.push('mac = ?');
-      args.push(opts.mac);
-    }
-    if (opts.status) {
-      where.push('status = ?');
-      args.push(opts.status);
-    }
-    // 1001: a page of 1000 and one more that tells whether a next page exists.
-    const limit = Math.min(Math.max(1, opts.limit ?? 100), 1001);
-    const rows = this.db
-      .prepare<unknown[], Row>(
-        `SELECT * FROM webhook_deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
-      )
-      .all(...args, limit);
-    return Promise.resolve(rows.map(fromRow));
-  }
-
-  prune(keep: number): Promise<number> {
-    const r = this.db
-      .prepare(
-        `DELETE FROM webhook_deliveries WHERE status != 'pending' AND id <= (
-           SELECT id FROM webhook_deliveries WHERE status != 'pending' ORDER BY id DESC LIMIT 1 OFFSET ?)`,
-      )
-      .run(keep);
-    return Promise.resolve(r.changes);
-  }
 }

@@ -20,7 +20,7 @@ export interface LiveDeps {
   /** Changes to hosts (the change feed: this process and others); kind "resync": every host may have changed. */
   subscribe(listener: (e: { mac: string; kind?: string }) => void): () => void;
   /** The chip of a host now; undefined once the host is gone. */
-  chip(mac: string): Chip | undefined;
+  chip(mac: string): Chip | undefined | Promise<Chip | undefined>;
   /** How long dirty hosts wait to be sent together (well under the one second a tech waits). */
   intervalMs?: number;
   heartbeatMs?: number;
@@ -31,9 +31,12 @@ export interface LiveDeps {
   maxStreams?: number;
 }
 
+/** Whether a stream's session still holds (a store read: it may answer later). */
+export type Alive = () => boolean | Promise<boolean>;
+
 interface Stream {
   res: Response;
-  alive: () => boolean;
+  alive: Alive;
   session: string | undefined;
 }
 
@@ -50,6 +53,8 @@ export class LiveBoard {
   private unsubscribe?: () => void;
   private timer?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
+  /** The flush under way: the next one reads its chips only after this one wrote (a newer chip is never overtaken). */
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(private readonly d: LiveDeps) {}
 
@@ -61,7 +66,7 @@ export class LiveBoard {
    * Opens an SSE stream on `res`; `alive` says whether its session still holds; `session` (its id hash) bounds
    * the streams of one session and lets logout end them at once (endSession).
    */
-  open(res: Response, alive: () => boolean, session?: string): OpenResult {
+  open(res: Response, alive: Alive, session?: string): OpenResult {
     const maxStreams = this.d.maxStreams ?? 256;
     const maxPerSession = this.d.maxPerSession ?? 4;
     const mine = session === undefined ? undefined : this.bySession.get(session);
@@ -101,7 +106,7 @@ export class LiveBoard {
     res.on('close', () => this.drop(s));
     if (!this.unsubscribe) {
       this.unsubscribe = this.d.subscribe((e) => (e.kind === 'resync' ? this.resync() : this.mark(e.mac)));
-      this.heartbeat = setInterval(() => this.beat(), heartbeatMs);
+      this.heartbeat = setInterval(() => void this.beat().catch((e) => this.d.onError?.(e)), heartbeatMs);
       this.heartbeat.unref();
     }
     return 'opened';
@@ -129,33 +134,50 @@ export class LiveBoard {
   private mark(mac: string): void {
     this.dirty.add(mac);
     if (!this.timer) {
-      this.timer = setTimeout(() => this.flush(), this.d.intervalMs ?? 150);
+      this.timer = setTimeout(() => void this.flush(), this.d.intervalMs ?? 150);
       this.timer.unref();
     }
   }
 
-  flush(): void {
+  /** Sends the dirty hosts' chips; resolves once they are written (never rejects: errors go to onError). */
+  flush(): Promise<void> {
     this.timer = undefined;
     const macs = [...this.dirty];
     this.dirty.clear();
-    for (const mac of macs) {
-      let msg: string;
-      try {
-        const chip = this.d.chip(mac);
-        msg = `event: chip\ndata: ${JSON.stringify(chip ?? { mac, removed: true })}\n\n`;
-      } catch (err) {
-        this.d.onError?.(err);
-        continue;
-      }
-      for (const s of this.streams) s.res.write(msg);
-    }
+    this.flushing = this.flushing.then(() => this.send(macs)).catch((e) => this.d.onError?.(e));
+    return this.flushing;
   }
 
-  private beat(): void {
-    for (const s of this.streams) {
-      if (!s.alive()) this.end(s, 'logout');
-      else s.res.write('event: ping\ndata: {}\n\n');
-    }
+  private async send(macs: string[]): Promise<void> {
+    const msgs = await Promise.all(
+      macs.map(async (mac) => {
+        try {
+          const chip = await this.d.chip(mac);
+          return `event: chip\ndata: ${JSON.stringify(chip ?? { mac, removed: true })}\n\n`;
+        } catch (err) {
+          this.d.onError?.(err);
+          return undefined;
+        }
+      }),
+    );
+    for (const msg of msgs) if (msg) for (const s of this.streams) s.res.write(msg);
+  }
+
+  private async beat(): Promise<void> {
+    await Promise.all(
+      [...this.streams].map(async (s) => {
+        let alive = true;
+        try {
+          alive = await s.alive();
+        } catch (err) {
+          // The store did not answer: keep the stream (the next beat asks again) rather than sign everyone out.
+          this.d.onError?.(err);
+        }
+        if (!this.streams.has(s)) return;
+        if (!alive) this.end(s, 'logout');
+        else s.res.write('event: ping\ndata: {}\n\n');
+      }),
+    );
   }
 
   /** Too many changes to tell apart (the feed lost track): every page reads the board again. */

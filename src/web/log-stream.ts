@@ -4,10 +4,10 @@
 import type { Response } from 'express';
 import type { SyslogLine, SyslogSearch } from '../ops/syslog-store.ts';
 import { SEVERITY_NAMES } from '../ops/syslog-parse.ts';
-import { endStream } from './live.ts';
+import { endStream, type Alive } from './live.ts';
 
 export interface LogStreamDeps {
-  search(s: SyslogSearch): SyslogLine[];
+  search(s: SyslogSearch): SyslogLine[] | Promise<SyslogLine[]>;
   intervalMs?: number;
   heartbeatMs?: number;
   /** Streams in all; past it a new one is refused with 503 (default 64). */
@@ -24,13 +24,15 @@ export interface LogStreamRequest {
   /** Masks the host's secrets in a line (a tech must not read a password the installer echoed). */
   mask(text: string): string;
   /** Whether the session still holds; checked at each heartbeat. */
-  alive(): boolean;
+  alive: Alive;
   session: string;
 }
 
 interface Stream extends LogStreamRequest {
   res: Response;
   lastId: number;
+  /** Its backlog was sent: polls follow it from there (before, a poll would start at the oldest line). */
+  ready: boolean;
 }
 
 /** Lines sent at open, and at most per poll (a flood shows its newest lines and says how many it skipped). */
@@ -62,6 +64,8 @@ export class InstallerLogStreams {
   private readonly streams = new Set<Stream>();
   private timer?: NodeJS.Timeout;
   private beat?: NodeJS.Timeout;
+  /** A poll under way: the next tick skips rather than read the same lines twice. */
+  private polling = false;
 
   constructor(private readonly d: LogStreamDeps) {}
 
@@ -90,47 +94,77 @@ export class InstallerLogStreams {
     res.flushHeaders();
     const heartbeatMs = this.d.heartbeatMs ?? 5000;
     res.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ heartbeatMs })}\n\n`);
-    const s: Stream = { ...req, res, lastId: 0 };
+    const s: Stream = { ...req, res, lastId: 0, ready: false };
     this.streams.add(s);
     res.on('close', () => this.drop(s));
-    this.send(s, this.d.search({ buildId: s.buildId, maxSeverity: s.maxSeverity, limit: LOG_BACKLOG }));
+    void this.backlog(s).catch((e) => this.d.onError?.(e));
     if (!this.timer) {
-      this.timer = setInterval(() => this.poll(), this.d.intervalMs ?? 500);
+      this.timer = setInterval(() => void this.poll().catch((e) => this.d.onError?.(e)), this.d.intervalMs ?? 500);
       this.timer.unref();
-      this.beat = setInterval(() => this.heartbeat(), heartbeatMs);
+      this.beat = setInterval(() => void this.heartbeat().catch((e) => this.d.onError?.(e)), heartbeatMs);
       this.beat.unref();
     }
     return 'opened';
   }
 
+  /** The newest lines at open; a read that fails leaves the stream to its polls from the start of the log. */
+  private async backlog(s: Stream): Promise<void> {
+    try {
+      this.send(s, await this.d.search({ buildId: s.buildId, maxSeverity: s.maxSeverity, limit: LOG_BACKLOG }));
+    } catch (err) {
+      this.d.onError?.(err);
+    }
+    s.ready = true;
+  }
+
   /** One read per stream of what came since its last line (the timer calls it; tests may too). */
-  poll(): void {
-    for (const s of this.streams) {
-      try {
-        const lines = this.d.search({
-          buildId: s.buildId,
-          maxSeverity: s.maxSeverity,
-          afterId: s.lastId,
-          limit: PER_POLL,
-        });
-        this.send(s, lines);
-      } catch (err) {
-        this.d.onError?.(err);
-      }
+  async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      await Promise.all(
+        [...this.streams]
+          .filter((s) => s.ready)
+          .map(async (s) => {
+            try {
+              const lines = await this.d.search({
+                buildId: s.buildId,
+                maxSeverity: s.maxSeverity,
+                afterId: s.lastId,
+                limit: PER_POLL,
+              });
+              this.send(s, lines);
+            } catch (err) {
+              this.d.onError?.(err);
+            }
+          }),
+      );
+    } finally {
+      this.polling = false;
     }
   }
 
   private send(s: Stream, lines: SyslogLine[]): void {
-    if (!lines.length) return;
+    // A stream closed while its read was out gets nothing more.
+    if (!lines.length || !this.streams.has(s)) return;
     s.lastId = lines[lines.length - 1]!.id;
     s.res.write(`event: lines\ndata: ${JSON.stringify(lines.map((l) => logLineEvent(l, s.mask)))}\n\n`);
   }
 
-  private heartbeat(): void {
-    for (const s of this.streams) {
-      if (!s.alive()) this.end(s, 'logout');
-      else s.res.write('event: ping\ndata: {}\n\n');
-    }
+  private async heartbeat(): Promise<void> {
+    await Promise.all(
+      [...this.streams].map(async (s) => {
+        let alive = true;
+        try {
+          alive = await s.alive();
+        } catch (err) {
+          this.d.onError?.(err); // the store did not answer: ask again at the next beat
+        }
+        if (!this.streams.has(s)) return;
+        if (!alive) this.end(s, 'logout');
+        else s.res.write('event: ping\ndata: {}\n\n');
+      }),
+    );
   }
 
   endSession(session: string): void {

@@ -45,12 +45,31 @@ export const DEFAULT_WEBHOOK_LIMITS: WebhookLimits = {
   keepFinished: 10_000,
 };
 
+/** The build events a webhook may owe to another process (one of each per build); stuck is serve's own. */
+const FROM_OTHERS: ReadonlySet<string> = new Set(['build.start', 'build.built', 'build.failed', 'build.cancel']);
+const MAX_TAKEN = 50_000;
+/** Newest events read per host on a build change from elsewhere. */
+const OTHERS_LOOKBACK = 50;
+const OTHER_PROCESS_SETTLE_MS = 2000;
+
 export interface WebhookDeps {
   hooks: readonly WebhookConfig[];
   store: WebhookDeliveryStore;
-  events: { subscribe(l: (e: HostEvent) => void): () => void; append(e: NewEvent): unknown };
-  hosts: { get(mac: Mac): Host | undefined };
-  builds: { byId(id: number): Build | undefined };
+  events: {
+    subscribe(l: (e: HostEvent) => void): () => void;
+    append(e: NewEvent): unknown;
+    /** Newest last; flushes this process's queued events first. */
+    timeline(mac: Mac, limit: number): Promise<HostEvent[]>;
+  };
+  /**
+   * Build changes from every process and node (core.changes): build events another process of this node wrote
+   * (a CLI `hosts build` on the same database) are read from the timeline and delivered here too.
+   */
+  changes?: { subscribe(l: (c: { kind: string; mac: string }) => void): () => void };
+  /** This node's id (config nodeId): only its own events are delivered, so two serving nodes never both send one. */
+  node?: string;
+  hosts: { get(mac: Mac): Promise<Host | undefined> };
+  builds: { byId(id: number): Promise<Build | undefined> };
   log: Logger;
   limits?: Partial<WebhookLimits>;
   now?: () => number;
@@ -67,12 +86,22 @@ export class WebhookDispatcher {
   private readonly abort = new AbortController();
   private timer?: NodeJS.Timeout;
   private unsubscribe?: () => void;
+  private unsubscribeChanges?: () => void;
+  /** Build events already taken, `mac|buildId|type`: the two paths (timeline listener, change feed) never both deliver one. */
+  private readonly taken = new Map<string, true>();
+  /** Hosts whose timeline is to be read for events of other processes, and the timers of the second look. */
+  private readonly toRead = new Set<string>();
+  private readonly rereads = new Set<NodeJS.Timeout>();
+  private reading?: Promise<void>;
+  private startedAt = 0;
   private stopped = false;
   private pumping = false;
   private pumpAgain = false;
   private draining?: Promise<void>;
   /** Events dropped because the in-memory intake was full, since start. */
   droppedIntake = 0;
+  /** Timelines read for other processes' build events, since start (tests wait on it). */
+  timelinesRead = 0;
 
   constructor(private readonly d: WebhookDeps) {
     this.limits = { ...DEFAULT_WEBHOOK_LIMITS, ...d.limits };
@@ -83,7 +112,14 @@ export class WebhookDispatcher {
   /** Subscribes to the timeline and sends what was pending before a restart. */
   start(): void {
     if (!this.d.hooks.length) return;
+    this.startedAt = this.now();
     this.unsubscribe = this.d.events.subscribe((e) => this.onEvent(e));
+    this.unsubscribeChanges = this.d.changes?.subscribe((c) => {
+      if (c.kind !== 'build' || !c.mac) return;
+      this.readLater(c.mac, 0);
+      // Another process writes its events after the build row: look again once they are surely flushed.
+      this.readLater(c.mac, OTHER_PROCESS_SETTLE_MS);
+    });
     void this.d.store.prune(this.limits.keepFinished).catch(() => undefined);
     this.kick();
   }
@@ -92,7 +128,11 @@ export class WebhookDispatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
+    this.unsubscribeChanges?.();
+    for (const t of this.rereads) clearTimeout(t);
+    this.rereads.clear();
     clearTimeout(this.timer);
+    await this.reading;
     await this.draining;
     this.abort.abort();
     await Promise.allSettled([...this.inFlight.values()]);
@@ -100,7 +140,7 @@ export class WebhookDispatcher {
 
   /** Resolves when nothing is in memory or in flight (tests). */
   async idle(): Promise<void> {
-    while (this.intake.length || this.inFlight.size || this.draining || this.pumping)
+    while (this.intake.length || this.inFlight.size || this.draining || this.pumping || this.reading)
       await new Promise((r) => setTimeout(r, 5));
   }
 
@@ -108,6 +148,7 @@ export class WebhookDispatcher {
   private onEvent(e: HostEvent): void {
     const event = webhookEventOf(e);
     if (!event || this.stopped || !this.d.hooks.some((h) => h.events.includes(event))) return;
+    if (!this.take(e)) return;
     if (this.intake.length >= this.limits.maxIntake) {
       if (this.droppedIntake++ % 1000 === 0)
         this.d.log.warn({ event, dropped: this.droppedIntake }, 'webhook intake full: event dropped');
@@ -123,12 +164,58 @@ export class WebhookDispatcher {
     }
   }
 
+  /** False when this build event was taken already (by the other path). */
+  private take(e: HostEvent): boolean {
+    if (e.buildId === undefined || !FROM_OTHERS.has(e.type)) return true;
+    const key = `${e.mac}|${e.buildId}|${e.type}`;
+    if (this.taken.has(key)) return false;
+    this.taken.set(key, true);
+    if (this.taken.size > MAX_TAKEN) this.taken.delete(this.taken.keys().next().value!);
+    return true;
+  }
+
+  private readLater(mac: string, ms: number): void {
+    if (this.stopped) return;
+    const t = setTimeout(() => {
+      this.rereads.delete(t);
+      this.toRead.add(mac);
+      this.reading ??= this.readOthers().finally(() => (this.reading = undefined));
+    }, ms);
+    t.unref();
+    this.rereads.add(t);
+  }
+
+  /** The build events of other processes of this node, from the timelines of the hosts whose builds changed. */
+  private async readOthers(): Promise<void> {
+    while (this.toRead.size && !this.stopped) {
+      const [mac] = this.toRead;
+      this.toRead.delete(mac!);
+      try {
+        for (const e of await this.d.events.timeline(mac as Mac, OTHERS_LOOKBACK)) {
+          // Events of this process went through onEvent when they were appended (and are taken).
+          if (e.at < this.startedAt || e.node !== this.d.node || e.buildId === undefined || !FROM_OTHERS.has(e.type))
+            continue;
+          this.onEvent(e);
+        }
+      } catch (err) {
+        this.d.log.error({ mac, err: (err as Error).message }, 'webhooks: could not read a timeline');
+      }
+      this.timelinesRead++;
+    }
+  }
+
   private async drainIntake(): Promise<void> {
     const batch = this.intake;
     this.intake = [];
     for (const { event, e } of batch) {
-      const build = e.buildId === undefined ? undefined : this.d.builds.byId(e.buildId);
-      const payload = webhookPayload(event, e, this.d.hosts.get(e.mac), build);
+      let payload: ReturnType<typeof webhookPayload>;
+      try {
+        const build = e.buildId === undefined ? undefined : await this.d.builds.byId(e.buildId);
+        payload = webhookPayload(event, e, await this.d.hosts.get(e.mac as Mac), build);
+      } catch (err) {
+        this.d.log.error({ event, err: (err as Error).message }, 'could not read the host or build of a webhook event');
+        continue;
+      }
       for (const hook of this.d.hooks.filter((h) => h.events.includes(event))) {
         try {
           const full = (await this.d.store.pendingCount()) >= this.limits.maxPending;

@@ -2,7 +2,7 @@
 // full engine path with leases in a real SQLite file (WAL), then checks the server still answers.
 // Usage: node --import tsx test/bench/dhcp-fuzz.ts [N] [seed]
 // The socket share runs in test/integration/dhcp-netns.test.ts (DHCP_SOCKET_FUZZ=N for more).
-import { openDb } from '../../src/store/db.ts';
+import { openSqliteStore } from '../../src/store/index.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,12 +12,11 @@ const n = Number(process.argv[2] ?? 1_000_000);
 const seed = Number(process.argv[3] ?? 1);
 const dir = mkdtempSync(join(tmpdir(), 'rbdhcp-fuzz-'));
 try {
-  const db = openDb(join(dir, 'fuzz.db'));
-  db.pragma('journal_mode = WAL');
+  const store = openSqliteStore(join(dir, 'fuzz.db'), { dataDir: dir, secret: Buffer.alloc(32, 1) });
   let crashed: unknown;
   let s;
   try {
-    s = runEngineFuzz(n, seed, db);
+    s = await runEngineFuzz(n, seed, store);
   } catch (err) {
     crashed = err;
   }
@@ -25,7 +24,7 @@ try {
     console.error('CRASH (exception escaped the engine):', crashed);
     process.exit(1);
   }
-  const rows = (db.prepare('SELECT count(*) AS n FROM dhcp_leases').get() as { n: number }).n;
+  const rows = (await store.sql.get<{ n: number }>('SELECT count(*) AS n FROM dhcp_leases'))!.n;
   console.log(
     JSON.stringify({
       packets: s.packets,

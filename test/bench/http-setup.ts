@@ -7,13 +7,14 @@ import type { Mac } from '../../src/net/mac.ts';
 
 const [dataDir, profilesDir, publicUrl, count, out] = process.argv.slice(2);
 const config = loadConfig({ 'data-dir': dataDir, 'profiles-dir': profilesDir, 'public-url': publicUrl }, {});
-const core = openCore(config, silentLogger());
+const core = await openCore(config, silentLogger());
 const paths: string[] = [];
-core.db.transaction(() => {
+{
+  const hosts = [];
   for (let n = 0; n < Number(count); n++) {
     const mac =
       `52:54:00:${((n >> 16) & 255).toString(16).padStart(2, '0')}:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` as Mac;
-    core.hosts.insert({
+    hosts.push({
       mac,
       hostname: `bench${n}`,
       profile: 'rhvh-stig-satellite',
@@ -23,17 +24,18 @@ core.db.transaction(() => {
       params: {},
     });
   }
-})();
+  // One transaction for the lot.
+  await core.hosts.insertMany(hosts);
+}
 for (let n = 0; n < Number(count); n++) {
-  const h = core.hosts.getByHostname(`bench${n}`)!;
-  const r = core.provisioner.startBuild(h.mac, 'bench');
+  const h = (await core.hosts.getByHostname(`bench${n}`))!;
+  const r = await core.provisioner.startBuild(h.mac, 'bench');
   if (!r.ok) throw new Error(r.message);
   // wrk fetches from 127.0.0.1: make that the address that fetched each kickstart first (as Anaconda's sendmac
   // request would), so the bench measures the re-fetch path instead of 403s.
-  const first = core.provisioner.kickstart(r.value.token, '127.0.0.1', [h.mac]);
+  const first = await core.provisioner.kickstart(r.value.token, '127.0.0.1', [h.mac]);
   if (!first.ok) throw new Error(first.message);
   paths.push(new URL(r.value.kickstartUrl).pathname);
 }
 writeFileSync(out, paths.join('\n') + '\n');
-core.db.close();
-core.durableDb.close();
+await core.close();

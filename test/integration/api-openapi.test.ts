@@ -11,10 +11,7 @@ import { createBmcApi } from '../../src/http/bmc-api.ts';
 import { createRolloutApi } from '../../src/rollout/api.ts';
 import { createTemplatesApi } from '../../src/http/api/templates.ts';
 import { createNodesApi } from '../../src/ops/nodes.ts';
-import { SqliteNodeRegistry } from '../../src/store/nodes.ts';
-import { ApiTokenStore, UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
-import { SettingsStore } from '../../src/store/settings.ts';
-import { DiscoveredStore } from '../../src/store/discovered.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 import type { ApiDocs } from '../../src/http/openapi.ts';
 import { encodeCursor } from '../../src/http/paging.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
@@ -36,16 +33,14 @@ interface Seen {
 }
 const seen: Seen[] = [];
 
-before(() => {
-  env = makeEnv();
-  const users = new UserStore(env.core.db);
-  users.add('tom', 'tech', hashUserPasswordSync('a long enough password'));
-  const tokens = new ApiTokenStore(env.core.db, users);
-  const made = tokens.create(users.get('tom')!);
+before(async () => {
+  env = await makeEnv();
+  const { users, apiTokens: tokens, nodes } = env.core.store;
+  const tom = await users.add('tom', 'tech', hashUserPasswordSync('a long enough password'));
+  const made = await tokens.create(tom);
   assert.ok(!('error' in made));
   tech = { Authorization: `Bearer ${made.token}` };
-  const nodes = new SqliteNodeRegistry(env.core.durableDb);
-  void nodes.register({
+  await nodes.register({
     id: 'node-a',
     version: '0.1.0',
     address: '10.99.0.1',
@@ -80,7 +75,7 @@ before(() => {
   app = appFor(env, ADMIN, {
     middleware: [record],
     userToken: (t) => tokens.authenticate(t),
-    settings: new SettingsStore(env.core.db),
+    settings: env.core.store.settings,
     bmc: env.core.bmc,
     apiRouters: [
       (docs: ApiDocs) =>
@@ -125,7 +120,7 @@ test('the API answers, successes and errors, on every route', async () => {
   assert.equal((await get(`/api/hosts/${SAMPLE_HOST.mac}/logs`)).status, 404, 'no build yet');
   env.core.provisioner.learnClient('127.0.0.1', SAMPLE_HOST.mac as Mac);
   assert.equal((await request(app).post(`/api/hosts/${SAMPLE_HOST.mac}/build`).set(admin)).status, 201);
-  const build = env.core.builds.latest(SAMPLE_HOST.mac as Mac)!;
+  const build = (await env.core.builds.latest(SAMPLE_HOST.mac as Mac))!;
   env.core.syslog.append({
     buildId: build.id,
     mac: SAMPLE_HOST.mac as Mac,
@@ -136,7 +131,25 @@ test('the API answers, successes and errors, on every route', async () => {
     clientIp: '127.0.0.1',
     text: 'Running pre-installation scripts',
   });
-  assert.equal((await get(`/api/hosts/${SAMPLE_HOST.mac}/logs`)).status, 200);
+  const first = await get(`/api/hosts/${SAMPLE_HOST.mac}/logs`);
+  assert.equal(first.status, 200);
+  // Following a log: the cursor gives only the lines after the last one seen.
+  env.core.syslog.append({
+    buildId: build.id,
+    mac: SAMPLE_HOST.mac as Mac,
+    at: Date.now(),
+    severity: 6,
+    facility: 1,
+    app: 'anaconda',
+    clientIp: '127.0.0.1',
+    text: 'Running post-installation scripts',
+  });
+  const newer = await get(`/api/hosts/${SAMPLE_HOST.mac}/logs?cursor=${first.body.nextCursor as string}`);
+  assert.equal(newer.status, 200);
+  assert.deepEqual(
+    newer.body.lines.map((l: { text: string }) => l.text),
+    ['Running post-installation scripts'],
+  );
   assert.equal((await get(`/api/hosts/${SAMPLE_HOST.mac}/logs?severity=err&q=pre`)).status, 200);
   assert.equal((await get(`/api/hosts/${SAMPLE_HOST.mac}/logs?format=text`)).status, 200);
   assert.equal((await get(`/api/hosts/${SAMPLE_HOST.mac}/builds/${build.id}/logs`)).status, 200);
@@ -161,9 +174,9 @@ test('the API answers, successes and errors, on every route', async () => {
   );
   assert.equal((await get('/api/profiles')).status, 200);
   assert.equal((await get('/api/images')).status, 200);
-  const discovered = new DiscoveredStore(env.core.db);
-  discovered.seen({ mac: '52:54:00:dd:00:01' as Mac, arch: 7, ipxe: false });
-  discovered.seen({ mac: '52:54:00:dd:00:02' as Mac, ipxe: true, ip: '10.99.0.200', uuid: 'u' });
+  const discovered = env.core.store.discovered;
+  await discovered.seen({ mac: '52:54:00:dd:00:01' as Mac, arch: 7, ipxe: false });
+  await discovered.seen({ mac: '52:54:00:dd:00:02' as Mac, ipxe: true, ip: '10.99.0.200', uuid: 'u' });
   assert.equal((await get('/api/discovered')).status, 200);
   assert.equal((await get('/api/discovered?limit=1')).status, 200);
   // BMCs: set, shown without the password, removed; power and facts of a host without one: 409.
@@ -364,7 +377,7 @@ test('paging and filters with the worst values: 400 naming the field, never a 50
   assert.ok(hostsCursor, 'more than one host: a cursor');
   const discoveredCursor = (await get('/api/discovered?limit=1')).body.nextCursor as string;
   const eventsCursor = (await get(`/api/hosts/${SAMPLE_HOST.mac}/events?limit=1`)).body.nextCursor as string;
-  const buildId = env.core.builds.history(SAMPLE_HOST.mac as Mac)[0]!.id;
+  const buildId = (await env.core.builds.history(SAMPLE_HOST.mac as Mac))[0]!.id;
   const bad: [string, string][] = [
     ['/api/hosts?limit=-1', 'limit'],
     ['/api/hosts?limit=0', 'limit'],

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
 import { createBmcApi } from '../../src/http/bmc-api.ts';
 import type { Mac } from '../../src/net/mac.ts';
-import { hashUserPasswordSync, UserStore } from '../../src/store/users.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 import { freePort, startSushy, sushyMissing, type Sushy } from '../fixtures/bmc/sushy.ts';
 import { makeEnv, type TestEnv } from '../support/core.ts';
 import { apiTokenOf, appFor } from '../support/web-env.ts';
@@ -32,10 +32,10 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
     password: 'password',
     verifyTls: false,
   });
-  const auditText = () => JSON.stringify(env.core.db.prepare('SELECT * FROM audit').all());
+  const auditText = async () => JSON.stringify(await env.core.store.sql.all('SELECT * FROM audit'));
 
   before(async () => {
-    env = makeEnv();
+    env = await makeEnv();
     sushy = await startSushy(
       [{ uuid: '00000000-0000-4000-8000-000000000051', name: 'api-1', power_state: 'Off', nics: [{ mac: MAC }] }],
       'admin',
@@ -45,10 +45,9 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
       [MAC, 'api-1'],
       [BARE, 'api-2'],
     ] as const)
-      env.core.hosts.insert({ mac, hostname, profile: 'rhvh-base', nameservers: [], params: {} });
-    const users = new UserStore(env.core.db);
-    users.add('tom', 'tech', hashUserPasswordSync('a long tech password'));
-    const { tokens, token } = apiTokenOf(env, users, 'tom');
+      await env.core.hosts.insert({ mac, hostname, profile: 'rhvh-base', nameservers: [], params: {} });
+    await env.core.store.users.add('tom', 'tech', hashUserPasswordSync('a long tech password'));
+    const { tokens, token } = await apiTokenOf(env, 'tom');
     tech = token;
     app = appFor(env, ADMIN, {
       userToken: (t) => tokens.authenticate(t),
@@ -67,7 +66,7 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
   });
   after(async () => {
     await sushy?.stop();
-    env?.cleanup();
+    await env?.cleanup();
   });
 
   test('a tech may not set a BMC; a first BMC needs its password; bad values are named; nothing changes', async () => {
@@ -114,8 +113,9 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
     r = await request(app).put(`/api/hosts/${MAC}/bmc`).set(admin).send(noPassword);
     assert.equal(r.status, 200);
     assert.equal((await env.core.bmc.bmcConfig(MAC))?.password, 'password');
-    assert.ok(!auditText().includes(SECRET) && !auditText().includes('"password"'), auditText().slice(0, 300));
-    assert.match(auditText(), /passwordChanged/);
+    const audit = await auditText();
+    assert.ok(!audit.includes(SECRET) && !audit.includes('"password"'), audit.slice(0, 300));
+    assert.match(audit, /passwordChanged/);
   });
 
   test('power: status and facts for a tech, off refused to a tech, on for an admin; events and audit', async () => {
@@ -130,9 +130,9 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
     assert.equal(r.body.macReported, true);
     r = await request(app).post(`/api/hosts/${MAC}/power`).set(admin).send({ action: 'on' });
     assert.deepEqual([r.status, r.body], [200, { powerState: 'on' }]);
-    const ev = env.core.events.timeline(MAC).find((e) => e.type === 'bmc.power');
+    const ev = (await env.core.events.timeline(MAC)).find((e) => e.type === 'bmc.power');
     assert.deepEqual(ev?.detail, { action: 'on', powerState: 'on', by: 'api' });
-    assert.match(auditText(), /host\.power/);
+    assert.match(await auditText(), /host\.power/);
   });
 
   test('worst power requests: named, 4xx, nothing sent to the BMC', async () => {
@@ -172,7 +172,7 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
     assert.match(r.body.error.answer, /HTTP 401: Incorrect username or password/);
     assert.equal(r.body.error.retryable, false);
     assert.ok(!JSON.stringify(r.body).includes('Wrong-Pa55'));
-    const ev = env.core.events.timeline(BARE).find((e) => e.type === 'bmc.error');
+    const ev = (await env.core.events.timeline(BARE)).find((e) => e.type === 'bmc.error');
     assert.match(String(ev?.detail?.answer), /401/);
 
     const port = await freePort();
@@ -208,7 +208,7 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
       .send({ ...host, bmc: { ...good(), driver: 'ilo' } });
     assert.equal(r.status, 422);
     assert.match(r.body.error.message, /bmc\.driver/);
-    assert.equal(env.core.hosts.get(host.mac as Mac), undefined, 'no host written when its BMC is refused');
+    assert.equal(await env.core.hosts.get(host.mac as Mac), undefined, 'no host written when its BMC is refused');
     r = await request(app)
       .post('/api/hosts')
       .set(admin)
@@ -227,7 +227,7 @@ describe('BMC API', { skip: missing ? `skipped: ${missing}` : false }, () => {
     r = await request(app).put(`/api/hosts/${host.mac}`).set(admin).send({ bmc: null });
     assert.equal(r.status, 200);
     assert.equal(r.body.bmc, null);
-    assert.ok(!auditText().includes(SECRET));
+    assert.ok(!(await auditText()).includes(SECRET));
   });
 
   test('rack import over the API: bmc columns for an admin, refused to a tech', async () => {

@@ -33,7 +33,7 @@ describe('rackboot power and bmc facts', { skip: missing ? `skipped: ${missing}`
   };
 
   before(async () => {
-    env = makeEnv();
+    env = await makeEnv();
     [sushy, sim] = await Promise.all([
       startSushy([
         {
@@ -60,11 +60,11 @@ describe('rackboot power and bmc facts', { skip: missing ? `skipped: ${missing}`
   });
   after(async () => {
     await Promise.all([sushy?.stop(), sim?.stop()]);
-    env?.cleanup();
+    await env?.cleanup();
   });
 
   test('the passwords are sealed: not in the database file, not in any view', async () => {
-    env.core.durableDb.pragma('wal_checkpoint(TRUNCATE)');
+    await env.core.store.sql.all('PRAGMA wal_checkpoint(TRUNCATE)');
     const db = readFileSync(join(env.config.dataDir, 'rackboot.db'));
     assert.ok(!db.includes('Wr0ng-Passw0rd'));
     const view = await env.core.bmc.get(LOST);
@@ -78,10 +78,10 @@ describe('rackboot power and bmc facts', { skip: missing ? `skipped: ${missing}`
     assert.equal(on.code, 0, on.err);
     assert.equal(on.out, 'on');
     assert.equal(sim.power(), '1');
-    const ev = env.core.events.timeline(IP).find((e) => e.type === 'bmc.power');
+    const ev = (await env.core.events.timeline(IP)).find((e) => e.type === 'bmc.power');
     assert.equal(ev?.status, 'on');
     assert.deepEqual(ev?.detail, { action: 'on', powerState: 'on', by: 'cli' });
-    assert.ok(env.core.audit.recent(10).some((a) => a.action === 'host.power' && a.target === IP));
+    assert.ok((await env.core.audit.recent(10)).some((a) => a.action === 'host.power' && a.target === IP));
   });
 
   test('bmc facts over Redfish: the host MAC is among the NICs the BMC reports', async () => {
@@ -96,10 +96,10 @@ describe('rackboot power and bmc facts', { skip: missing ? `skipped: ${missing}`
     assert.equal(r.code, 1);
     assert.match(r.err, new RegExp(`BMC ipmi 127\\.0\\.0\\.1:${sim.port}: .*wrong username or password`));
     assert.doesNotMatch(r.err + r.out, /Wr0ng/);
-    const ev = env.core.events.timeline(LOST).find((e) => e.type === 'bmc.error');
+    const ev = (await env.core.events.timeline(LOST)).find((e) => e.type === 'bmc.error');
     assert.match(String(ev?.detail?.answer), /wrong username or password/);
     assert.equal(ev?.detail?.action, 'power cycle');
-    assert.doesNotMatch(JSON.stringify(env.core.events.timeline(LOST)), /Wr0ng/);
+    assert.doesNotMatch(JSON.stringify(await env.core.events.timeline(LOST)), /Wr0ng/);
   });
 
   test('usage errors: exit 2 naming what is wrong', async () => {

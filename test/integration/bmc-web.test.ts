@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Express } from 'express';
 import type { Mac } from '../../src/net/mac.ts';
-import { hashUserPasswordSync, UserStore } from '../../src/store/users.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 import type { WebRouter } from '../../src/web/pages/index.ts';
 import { ipmiMissing, startIpmiSim, type IpmiSim } from '../fixtures/bmc/ipmi-sim.ts';
 import { makeEnv, type TestEnv } from '../support/core.ts';
@@ -23,19 +23,19 @@ describe('host BMC page', { skip: missing ? `skipped: ${missing}` : false }, () 
   const login = (name: string) => loginForm(app, name, PW);
 
   before(async () => {
-    env = makeEnv();
+    env = await makeEnv();
     sim = await startIpmiSim(0, 'admin', BMC_PW);
-    env.core.hosts.insert({ mac: MAC, hostname: 'web-1', profile: 'rhvh-base', nameservers: [], params: {} });
-    const users = new UserStore(env.core.db);
-    users.add('alice', 'admin', hashUserPasswordSync(PW));
-    users.add('tom', 'tech', hashUserPasswordSync(PW));
+    await env.core.hosts.insert({ mac: MAC, hostname: 'web-1', profile: 'rhvh-base', nameservers: [], params: {} });
+    const users = env.core.store.users;
+    await users.add('alice', 'admin', hashUserPasswordSync(PW));
+    await users.add('tom', 'tech', hashUserPasswordSync(PW));
     web = webRouterFor(env, { bmc: env.core.bmc, power: env.core.power });
     app = appFor(env, 'x', { routers: [web] });
   });
   after(async () => {
     web?.close();
     await sim?.stop();
-    env?.cleanup();
+    await env?.cleanup();
   });
 
   test('an admin adds the BMC: bad values named and nothing saved, then saved; the password is never shown', async () => {

@@ -13,8 +13,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import type { Config } from '../../src/config.ts';
 import { startRackboot, type Running } from '../../src/serve.ts';
 import { silentLogger } from '../../src/log.ts';
-import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
-import { DiscoveredStore } from '../../src/store/discovered.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { REPO } from '../support/core.ts';
 import { loopbackConfig } from '../support/server-env.ts';
@@ -49,8 +48,8 @@ before(async () => {
   ({ dir, config } = loopbackConfig('rackboot-board-'));
   running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'board-browser-test' });
   base = `http://127.0.0.1:${running.httpPort}`;
-  new UserStore(running.core.db).add('alice', 'admin', hashUserPasswordSync(PW));
-  running.core.hosts.insert({
+  await running.core.store.users.add('alice', 'admin', hashUserPasswordSync(PW));
+  await running.core.hosts.insert({
     mac: '52:54:00:ee:00:01' as Mac,
     hostname: 'seed01',
     profile: 'rhvh-base',
@@ -101,7 +100,7 @@ test(
     assert.equal(await page.textContent('[data-count="build"]'), '1');
     await shot('board-01-cli-build-live');
 
-    const expiresAt = running.core.builds.latest('52:54:00:ee:09:01' as Mac)!.expiresAt;
+    const expiresAt = (await running.core.builds.latest('52:54:00:ee:09:01' as Mac))!.expiresAt;
     await page.waitForSelector('.chip[data-mac="52:54:00:ee:09:01"][data-state="expired"]', {
       timeout: expiresAt - Date.now() + 2000,
     });
@@ -119,7 +118,7 @@ test(
   { skip: SKIP },
   async () => {
     const mac = '52:54:00:ee:05:01' as Mac;
-    running.core.hosts.insert({
+    await running.core.hosts.insert({
       mac,
       hostname: 'stuck51',
       profile: 'rhvh-base',
@@ -129,7 +128,7 @@ test(
       params: {},
     });
     const p = running.core.provisioner;
-    assert.ok(p.startBuild(mac, 'test').ok);
+    assert.ok((await p.startBuild(mac, 'test')).ok);
     p.event({ mac, type: 'tftp.sent', clientIp: '10.99.0.55', detail: { path: 'rhvh/vmlinuz' } });
     await page.goto(`${base}/`);
     await page.locator('#live-status.on').waitFor();
@@ -166,20 +165,20 @@ test(
     p.event({ mac, type: 'kickstart.fetched', clientIp: '10.99.0.55' });
     await page.waitForSelector(`.chip[data-mac="${mac}"]:not(.stuck)`, { timeout: 1500 });
     assert.equal(await page.textContent('[data-count="stuck"]'), '0');
-    p.cancelBuild(mac, 'test');
+    await p.cancelBuild(mac, 'test');
   },
 );
 
 test('a failed build says why on its chip, live', { skip: SKIP }, async () => {
   const p = running.core.provisioner;
-  const started = p.startBuild('52:54:00:ee:00:01' as Mac, 'test');
+  const started = await p.startBuild('52:54:00:ee:00:01' as Mac, 'test');
   assert.ok(started.ok);
   p.learnClient('10.99.0.51', '52:54:00:ee:00:01' as Mac);
   await page.goto(`${base}/`);
   await page.locator('#live-status.on').waitFor();
-  p.progress(started.value.token, 'nodectl-init', '10.99.0.51');
+  await p.progress(started.value.token, 'nodectl-init', '10.99.0.51');
   await page.waitForSelector('.chip[data-mac="52:54:00:ee:00:01"] .stage:text("installing: nodectl-init")');
-  p.callback(started.value.token, 'failed', '10.99.0.51', 'Traceback\nimgbased: no space left on device\n');
+  await p.callback(started.value.token, 'failed', '10.99.0.51', 'Traceback\nimgbased: no space left on device\n');
   const chip = page.locator('.chip[data-mac="52:54:00:ee:00:01"][data-state="failed"]');
   await chip.waitFor({ timeout: 1500 });
   assert.equal(
@@ -260,12 +259,12 @@ test(
 
 test('the installer log on the host page is live, with a severity filter', { skip: SKIP }, async () => {
   const mac = '52:54:00:ee:00:01' as Mac;
-  const started = running.core.provisioner.startBuild(mac, 'test');
+  const started = await running.core.provisioner.startBuild(mac, 'test');
   assert.ok(started.ok);
   const line = (severity: number, text: string) =>
     running.core.syslog.append({ buildId: started.value.buildId, mac, at: Date.now(), facility: 1, severity, text });
   line(6, 'anaconda starting');
-  running.core.syslog.flush();
+  await running.core.syslog.flush();
   await page.goto(`${base}/hosts/${mac}`);
   await page.locator('#log-lines .line', { hasText: 'anaconda starting' }).waitFor();
   line(3, 'disk sda: I/O error <img src=x onerror=alert(1)>');
@@ -299,7 +298,7 @@ test(
   'a discovered machine becomes a host in one form; a bad value is refused naming its field',
   { skip: SKIP },
   async () => {
-    new DiscoveredStore(running.core.db).seen({
+    await running.core.store.discovered.seen({
       mac: '52:54:00:ee:0d:01' as Mac,
       arch: 7,
       ipxe: false,
@@ -312,14 +311,14 @@ test(
     await row.locator('input[name=hostname]').fill('bad name!');
     await row.locator('button[type=submit]').click();
     await page.locator('.flash.error', { hasText: 'hostname:' }).waitFor();
-    assert.equal(running.core.hosts.get('52:54:00:ee:0d:01' as Mac), undefined, 'nothing made');
+    assert.equal(await running.core.hosts.get('52:54:00:ee:0d:01' as Mac), undefined, 'nothing made');
     await shot('board-06-discovered-refused');
     const again = page.locator('tr[data-mac="52:54:00:ee:0d:01"]');
     await again.locator('input[name=hostname]').fill('disc01');
     await again.locator('input[name=rack]').fill('R4');
     await again.locator('button[type=submit]').click();
     await page.waitForURL(`${base}/hosts/52:54:00:ee:0d:01`);
-    assert.equal(running.core.hosts.get('52:54:00:ee:0d:01' as Mac)?.rack, 'R4');
+    assert.equal((await running.core.hosts.get('52:54:00:ee:0d:01' as Mac))?.rack, 'R4');
     await page.goto(`${base}/discovered`);
     assert.equal(await page.locator('tr[data-mac="52:54:00:ee:0d:01"]').count(), 0, 'a host is no longer listed');
   },
@@ -367,8 +366,8 @@ test(
   async () => {
     const p = running.core.provisioner;
     const macs = ['52:54:00:ee:08:01', '52:54:00:ee:08:02', '52:54:00:ee:08:03'] as Mac[];
-    macs.forEach((mac, i) =>
-      running.core.hosts.insert({
+    for (const [i, mac] of macs.entries())
+      await running.core.hosts.insert({
         mac,
         hostname: `r8n${i + 1}`,
         profile: 'rhvh-base',
@@ -376,12 +375,11 @@ test(
         position: `U${i + 1}`,
         nameservers: [],
         params: {},
-      }),
-    );
-    const b = p.startBuild(macs[0]!, 'seed');
+      });
+    const b = await p.startBuild(macs[0]!, 'seed');
     assert.ok(b.ok);
     p.learnClient('10.99.0.81', macs[0]!);
-    p.callback(b.value.token, 'built', '10.99.0.81');
+    await p.callback(b.value.token, 'built', '10.99.0.81');
     await page.goto(`${base}/?state=built`);
     // The rack's button counts every host of the rack, not only the ones this filter shows.
     const link = page.locator('section.rack[data-rack="R8"] .rack-build a');

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Config } from '../../src/config.ts';
 import { startRackboot, type Running } from '../../src/serve.ts';
 import { silentLogger } from '../../src/log.ts';
-import { SessionStore, UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 import { SESSION_COOKIE } from '../../src/web/auth.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { REPO } from '../support/core.ts';
@@ -25,9 +25,8 @@ let cookie: string;
 before(async () => {
   ({ dir, config } = loopbackConfig('rackboot-live-'));
   running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'live-test' });
-  const users = new UserStore(running.core.db);
-  const tom = users.add('tom', 'tech', hashUserPasswordSync('correct horse battery'));
-  cookie = `${SESSION_COOKIE}=${new SessionStore(running.core.db, users).create(tom).id}`;
+  const tom = await running.core.store.users.add('tom', 'tech', hashUserPasswordSync('correct horse battery'));
+  cookie = `${SESSION_COOKIE}=${(await running.core.store.sessions.create(tom)).id}`;
 });
 after(async () => {
   await running?.close();
@@ -126,7 +125,7 @@ test('a rack imported and a build started by the CLI (another process) reach the
   assert.equal(building.data.stage, 'pending');
 
   // Nobody writes when a token expires: the board hears it all the same, within a second of expires_at.
-  const expiresAt = running.core.builds.latest('52:54:00:dd:00:01' as Mac)!.expiresAt;
+  const expiresAt = (await running.core.builds.latest('52:54:00:dd:00:01' as Mac))!.expiresAt;
   const expired = await waitFor(
     s,
     (e) => chipOf('52:54:00:dd:00:01')(e) && e.data.state === 'expired',
@@ -141,10 +140,10 @@ test('a rack imported and a build started by the CLI (another process) reach the
 
 test('a deleted host leaves the board live', async () => {
   const mac = '52:54:00:dd:00:02' as Mac;
-  running.core.hosts.insert({ mac, hostname: 'gone02', profile: 'rhvh-base', nameservers: [], params: {} });
+  await running.core.hosts.insert({ mac, hostname: 'gone02', profile: 'rhvh-base', nameservers: [], params: {} });
   const s = openStream();
   await waitFor(s, (e) => e.event === 'hello', 2000, 'hello');
-  running.core.hosts.delete(mac);
+  await running.core.hosts.delete(mac);
   const gone = await waitFor(s, chipOf(mac), 1000, 'the delete');
   assert.equal(gone.data.removed, true);
   s.req.destroy();

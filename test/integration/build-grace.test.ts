@@ -12,13 +12,13 @@ import { parseMac } from '../../src/net/mac.ts';
 const TOKEN = 'test-admin-token';
 const auth = { Authorization: `Bearer ${TOKEN}` };
 let env: TestEnv | undefined;
-afterEach(() => {
-  env?.cleanup();
+afterEach(async () => {
+  await env?.cleanup();
   env = undefined;
 });
 
-function setup(flags: Record<string, string> = {}) {
-  env = makeEnv(flags);
+async function setup(flags: Record<string, string> = {}) {
+  env = await makeEnv(flags);
   const e = env;
   const app = appFor(e, TOKEN);
   return { app, e };
@@ -32,20 +32,22 @@ async function startBuild(app: Express) {
   return b.body as { token: string; kickstartUrl: string; builtUrl: string; failedUrl: string; buildId: number };
 }
 
-function expire(e: TestEnv, agoMs: number) {
-  e.core.durableDb
-    .prepare('UPDATE builds SET expires_at = ? WHERE id = (SELECT MAX(id) FROM builds)')
-    .run(Date.now() - agoMs);
+async function expire(e: TestEnv, agoMs: number) {
+  await e.core.store.sql.run('UPDATE builds SET expires_at = ? WHERE id = (SELECT MAX(id) FROM builds)', [
+    Date.now() - agoMs,
+  ]);
+  // Written behind the repos' back: tell the view, as another process's write reaches it.
+  await e.core.store.changes.deliver({ kind: 'build', mac: SAMPLE_HOST.mac });
 }
 
 test('kickstart fetched, token expired an hour ago: progress and built are accepted, the kickstart stays 410', async () => {
-  const { app, e } = setup();
+  const { app, e } = await setup();
   const b = await startBuild(app);
   assert.equal(
     (await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status,
     200,
   );
-  expire(e, 3600_000);
+  await expire(e, 3600_000);
   assert.equal(
     (await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status,
     410,
@@ -64,13 +66,13 @@ test('kickstart fetched, token expired an hour ago: progress and built are accep
 });
 
 test('failed within the grace period is recorded too', async () => {
-  const { app, e } = setup();
+  const { app, e } = await setup();
   const b = await startBuild(app);
   assert.equal(
     (await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status,
     200,
   );
-  expire(e, 23 * 3600_000);
+  await expire(e, 23 * 3600_000);
   assert.equal(
     (await request(app).post(path(b.failedUrl)).set('Content-Type', 'text/plain').send('nodectl init failed')).status,
     200,
@@ -79,11 +81,11 @@ test('failed within the grace period is recorded too', async () => {
 });
 
 test('kickstart never fetched: callbacks after expiry get 410 as before, nothing changes', async () => {
-  const { app, e } = setup();
+  const { app, e } = await setup();
   const b = await startBuild(app);
   // The callbacks come from the host's own address (as DHCP would have tied it): refused for expiry, not for being a stranger.
   e.core.provisioner.learnClient('127.0.0.1', parseMac(SAMPLE_HOST.mac)!);
-  expire(e, 1000);
+  await expire(e, 1000);
   const built = await request(app).get(path(b.builtUrl));
   assert.equal(built.status, 410);
   assert.match(built.text, /never fetched/);
@@ -95,14 +97,14 @@ test('kickstart never fetched: callbacks after expiry get 410 as before, nothing
 });
 
 test('after the grace period the callback is refused and names --token-grace', async () => {
-  const { app, e } = setup({ 'token-grace': '2h' });
+  const { app, e } = await setup({ 'token-grace': '2h' });
   assert.equal(e.config.tokenGraceMs, 2 * 3600_000);
   const b = await startBuild(app);
   assert.equal(
     (await request(app).get(path(b.kickstartUrl)).set('X-RHN-Provisioning-MAC-0', `eth0 ${SAMPLE_HOST.mac}`)).status,
     200,
   );
-  expire(e, 2 * 3600_000 + 1000);
+  await expire(e, 2 * 3600_000 + 1000);
   const built = await request(app).get(path(b.builtUrl));
   assert.equal(built.status, 410);
   assert.match(built.text, /--token-grace/);

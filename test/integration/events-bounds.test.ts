@@ -6,29 +6,36 @@ import { createServer } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
-import { databaseBytes, openDb } from '../../src/store/db.ts';
-import { EventLog, boundDetail, cutUtf8 } from '../../src/store/events.ts';
+import { databaseBytes } from '../../src/store/db.ts';
+import { boundDetail, cutUtf8, type EventLimits } from '../../src/store/events.ts';
+import { openSqliteStore, type Sql } from '../../src/store/index.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { makeEnv, tempDir, type TestEnv } from '../support/core.ts';
 import { appFor } from '../support/web-env.ts';
 
 let env: TestEnv | undefined;
-afterEach(() => {
-  env?.cleanup();
+afterEach(async () => {
+  await env?.cleanup();
   env = undefined;
 });
 
 const A = '52:54:00:aa:00:01' as Mac;
 const B = '52:54:00:aa:00:02' as Mac;
 
-function freshLog(limits: ConstructorParameters<typeof EventLog>[2] = {}, now: () => number = Date.now) {
-  const db = openDb(join(tempDir(), 'events.db'), 'normal');
-  return { db, log: new EventLog(db, now, limits) };
+function freshLog(limits: Partial<EventLimits> = {}, now: () => number = Date.now) {
+  const dir = tempDir();
+  const store = openSqliteStore(join(dir, 'events.db'), {
+    dataDir: dir,
+    secret: Buffer.alloc(32),
+    now,
+    eventLimits: limits,
+  });
+  return { db: store.sql, log: store.events };
 }
-const rows = (db: ReturnType<typeof openDb>, mac: string) =>
-  (db.prepare('SELECT COUNT(*) n FROM events WHERE mac = ?').get(mac) as { n: number }).n;
+const rows = async (db: Sql, mac: string) =>
+  (await db.get<{ n: number }>('SELECT COUNT(*) n FROM events WHERE mac = ?', [mac]))!.n;
 
-test('fields are cut on a character boundary; the worst values are stored bounded and read back as valid JSON', () => {
+test('fields are cut on a character boundary; the worst values are stored bounded and read back as valid JSON', async () => {
   const { db, log } = freshLog();
   const huge = 'é'.repeat(50_000) + '\r\n\u2028\u2029\x00\x1b[31m';
   log.append({
@@ -38,19 +45,16 @@ test('fields are cut on a character boundary; the worst values are stored bounde
     status: huge,
     detail: { path: huge, range: huge, n: 1e308, nested: { deep: [huge, huge] }, [huge]: 1 },
   });
-  log.flush();
-  const r = db.prepare('SELECT type, client_ip, status, detail FROM events').get() as {
-    type: string;
-    client_ip: string;
-    status: string;
-    detail: string;
-  };
+  await log.flush();
+  const r = (await db.get<{ type: string; client_ip: string; status: string; detail: string }>(
+    'SELECT type, client_ip, status, detail FROM events',
+  ))!;
   assert.ok(Buffer.byteLength(r.type) <= 64, `type ${Buffer.byteLength(r.type)}`);
   assert.ok(Buffer.byteLength(r.client_ip) <= 64);
   assert.ok(Buffer.byteLength(r.status) <= 256);
   assert.ok(Buffer.byteLength(r.detail) <= 4096, `detail ${Buffer.byteLength(r.detail)}`);
   assert.doesNotMatch(r.type + r.status, /\uFFFD/, 'no character split in half');
-  const back = log.timeline(A)[0]!;
+  const back = (await log.timeline(A))[0]!;
   assert.match(back.status!, /\[cut: \d+ bytes\]$/);
   assert.equal(back.detail!.n, 1e308);
   assert.equal(cutUtf8('short', 10), 'short');
@@ -71,44 +75,44 @@ test('a failed build keeps the newest lines of its syslog tail within the detail
   );
 });
 
-test('retention: at most maxPerHost per host (pruned while writing, exact after prune), and nothing older than maxAge', () => {
+test('retention: at most maxPerHost per host (pruned while writing, exact after prune), and nothing older than maxAge', async () => {
   let clock = Date.now();
   const { db, log } = freshLog({ maxPerHost: 300, maxAgeMs: 86_400_000 }, () => clock);
   for (let i = 0; i < 1000; i++) log.append({ mac: A, type: 'pxelinux.config', status: String(i) });
   log.append({ mac: B, type: 'build.start', at: clock - 2 * 86_400_000 });
   log.append({ mac: B, type: 'build.built' });
-  log.flush();
-  assert.ok(rows(db, A) <= 300 + 100, `pruned in the write batch: ${rows(db, A)}`);
-  log.prune();
-  assert.equal(rows(db, A), 300);
+  await log.flush();
+  assert.ok((await rows(db, A)) <= 300 + 100, `pruned in the write batch: ${await rows(db, A)}`);
+  await log.prune();
+  assert.equal(await rows(db, A), 300);
   assert.deepEqual(
-    log.timeline(A, 1).map((e) => e.status),
+    (await log.timeline(A, 1)).map((e) => e.status),
     ['999'],
     'the newest stay',
   );
   assert.deepEqual(
-    log.timeline(B).map((e) => e.type),
+    (await log.timeline(B)).map((e) => e.type),
     ['build.built'],
     'the two-day-old event is gone, the new one stays',
   );
   // Later prunes look only at hosts with events since the last one (below the in-batch threshold here).
   for (let i = 0; i < 50; i++) log.append({ mac: A, type: 'pxelinux.config', status: `late ${i}` });
-  log.flush();
-  assert.equal(rows(db, A), 350);
-  log.prune();
-  assert.equal(rows(db, A), 300);
+  await log.flush();
+  assert.equal(await rows(db, A), 350);
+  await log.prune();
+  assert.equal(await rows(db, A), 300);
   assert.deepEqual(
-    log.timeline(A, 1).map((e) => e.status),
+    (await log.timeline(A, 1)).map((e) => e.status),
     ['late 49'],
   );
   clock += 2 * 86_400_000;
-  log.prune();
-  assert.equal(rows(db, A) + rows(db, B), 0);
+  await log.prune();
+  assert.equal((await rows(db, A)) + (await rows(db, B)), 0);
   // The prunes use the indexes: no full scan of the table.
-  const plan = (sql: string) => JSON.stringify(db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all());
-  assert.match(plan('DELETE FROM events WHERE at < 1'), /events_at/);
+  const plan = async (sql: string) => JSON.stringify(await db.all(`EXPLAIN QUERY PLAN ${sql}`));
+  assert.match(await plan('DELETE FROM events WHERE at < 1'), /events_at/);
   assert.match(
-    plan(
+    await plan(
       "DELETE FROM events WHERE mac = 'x' AND id <= (SELECT id FROM events WHERE mac = 'x' ORDER BY id DESC LIMIT 1 OFFSET 5)",
     ),
     /events_mac/,
@@ -116,11 +120,11 @@ test('retention: at most maxPerHost per host (pruned while writing, exact after 
 });
 
 test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amount to the database', async (t) => {
-  env = makeEnv();
+  env = await makeEnv();
   const e = env;
   mkdirSync(e.config.tftpRoot, { recursive: true });
   writeFileSync(join(e.config.tftpRoot, 'pxelinux.0'), Buffer.alloc(100, 1));
-  e.core.hosts.insert({
+  await e.core.hosts.insert({
     mac: A,
     hostname: 'rhvh-huge',
     profile: 'rhvh-base',
@@ -134,9 +138,9 @@ test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amo
   const server = createServer({ maxHeaderSize: 64 * 1024 }, app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  const checkpoint = () => e.core.db.pragma('wal_checkpoint(TRUNCATE)');
-  e.core.events.flush();
-  checkpoint();
+  const checkpoint = () => e.core.store.sql.all('PRAGMA wal_checkpoint(TRUNCATE)');
+  await e.core.events.flush();
+  await checkpoint();
   const before = databaseBytes(e.config.dataDir);
   const range = 'bytes=' + Array.from({ length: 1200 }, (_, i) => `${i}-${i}`).join(',');
   assert.ok(range.length > 8000);
@@ -159,15 +163,13 @@ test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amo
   } finally {
     await new Promise((r) => server.close(r));
   }
-  e.core.events.flush();
-  const stored = e.core.db
-    .prepare(
-      "SELECT COUNT(*) n, SUM(LENGTH(detail) + LENGTH(type) + IFNULL(LENGTH(status), 0)) bytes FROM events WHERE type = 'http.tftpfile'",
-    )
-    .get() as { n: number; bytes: number };
+  await e.core.events.flush();
+  const stored = (await e.core.store.sql.get<{ n: number; bytes: number }>(
+    "SELECT COUNT(*) n, SUM(LENGTH(detail) + LENGTH(type) + IFNULL(LENGTH(status), 0)) bytes FROM events WHERE type = 'http.tftpfile'",
+  ))!;
   assert.equal(stored.n, 2000, 'every request is on the timeline');
   assert.ok(stored.bytes / stored.n < 600, `bytes per event: ${stored.bytes / stored.n}`);
-  checkpoint();
+  await checkpoint();
   const grown = databaseBytes(e.config.dataDir) - before;
   t.diagnostic(
     `2000 requests: ${Math.round(stored.bytes / stored.n)} bytes per event stored, database +${grown} bytes`,

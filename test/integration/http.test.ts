@@ -18,8 +18,8 @@ function makeApp(e: TestEnv) {
   return appFor(e, TOKEN);
 }
 
-beforeEach(() => {
-  env = makeEnv();
+beforeEach(async () => {
+  env = await makeEnv();
   mkdirSync(env.config.tftpRoot, { recursive: true });
   mkdirSync(join(env.config.imagesDir, 'rhvh-4.3'), { recursive: true });
   app = makeApp(env);
@@ -106,7 +106,11 @@ test('tokens: unknown 404, expired 410 with the reason on the timeline, supersed
   assert.equal((await request(app).get(path(first.kickstartUrl))).status, 410, 'the older build token stops working');
   const r = await request(app).get(path(first.builtUrl));
   assert.equal(r.status, 409, 'a built call for an older build is refused');
-  env.core.db.prepare('UPDATE builds SET expires_at = ? WHERE id = (SELECT MAX(id) FROM builds)').run(Date.now() - 1);
+  await env.core.store.sql.run('UPDATE builds SET expires_at = ? WHERE id = (SELECT MAX(id) FROM builds)', [
+    Date.now() - 1,
+  ]);
+  // Written behind the repos' back: tell the view, as another process's write reaches it.
+  await env.core.store.changes.deliver({ kind: 'build', mac: SAMPLE_HOST.mac });
   const exp = await request(app).get(path(second.body.kickstartUrl));
   assert.equal(exp.status, 410);
   assert.match(exp.text, /expired/);
@@ -253,7 +257,7 @@ test('API: auth, validation messages, conflicts, malformed bodies', async () => 
   const upd = await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(auth).send({ profile: 'rhvh-custom-thin' });
   assert.equal(upd.status, 200);
   assert.equal(upd.body.profile, 'rhvh-custom-thin');
-  const audit = env.core.audit.recent();
+  const audit = await env.core.audit.recent();
   assert.deepEqual(audit[0].action, 'host.update');
   assert.match(audit[0].diff ?? '', /rhvh-custom-thin/);
   const profiles = (await request(app).get('/api/profiles').set(auth)).body;
@@ -272,7 +276,7 @@ test('rack import: dry run writes nothing; a bad file is refused whole with one 
   const dry = await request(app).post('/api/hosts/import?dryRun=1').set(auth).set('Content-Type', 'text/csv').send(csv);
   assert.equal(dry.status, 200);
   assert.equal(dry.body.hosts.length, 2);
-  assert.equal(env.core.hosts.list().length, 0);
+  assert.equal((await env.core.hosts.list()).length, 0);
   const bad = await request(app)
     .post('/api/hosts/import')
     .set(auth)
@@ -281,10 +285,10 @@ test('rack import: dry run writes nothing; a bad file is refused whole with one 
   assert.equal(bad.status, 422);
   assert.equal(bad.body.error.code, 'invalid');
   assert.equal(bad.body.error.problems.length, 2);
-  assert.equal(env.core.hosts.list().length, 0, 'nothing written');
+  assert.equal((await env.core.hosts.list()).length, 0, 'nothing written');
   const good = await request(app).post('/api/hosts/import').set(auth).set('Content-Type', 'text/csv').send(csv);
   assert.equal(good.status, 201);
-  assert.equal(env.core.hosts.list().length, 2);
+  assert.equal((await env.core.hosts.list()).length, 2);
 });
 
 test('secrets: the kickstart carries them only for a live build; previews mask them', async () => {

@@ -19,6 +19,7 @@ import { silentLogger } from '../../src/log.ts';
 import { startRackboot, type Running } from '../../src/serve.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { REPO, tempDir } from '../support/core.ts';
+import { LeaseStore } from '../../src/dhcp/leases.ts';
 
 const ADMIN = 'identity-test-admin-token-0123456789';
 const A = '52:54:00:1d:00:0a',
@@ -137,7 +138,7 @@ function tftpHpa(name: string): Promise<string> {
 
 type Ev = { type: string; clientIp?: string; status?: string; detail?: Record<string, unknown> };
 async function timeline(mac: string): Promise<Ev[]> {
-  run.core.events.flush();
+  await run.core.events.flush();
   return (JSON.parse((await api('GET', `/hosts/${mac}`)).text) as { events: Ev[] }).events;
 }
 const hasToken = (text: string, mac: string) => text.includes(builds[mac].token);
@@ -178,14 +179,25 @@ before(async () => {
     builds[h.mac] = { ...v, token: new URL(v.kickstartUrl).pathname.slice('/ks/'.length) };
   }
   // What the DHCP server does: a bound lease for A (authoritative), an address learnt for C (proxy mode).
+  // DHCP is off here: the lease is recorded through the DHCP server's own LeaseStore, and the boot paths ask it
+  // the way serve.ts wires them when DHCP is on.
   const now = Date.now();
-  run.core.leases.bind({
-    subnet: '127.0.0.0/8',
-    mac: A as Mac,
-    ip: IP_A,
-    expiresAt: now + 3600_000,
-    dynamic: true,
-    now,
+  const leases = new LeaseStore(run.core.store.leases);
+  await leases.load();
+  assert.ok(
+    leases.bind({
+      subnet: '127.0.0.0/8',
+      mac: A as Mac,
+      ip: IP_A,
+      expiresAt: now + 3600_000,
+      dynamic: true,
+      now,
+    }),
+  );
+  await leases.commit();
+  run.core.setLeaseLookup((ip) => {
+    const l = leases.byIp(ip);
+    return l?.state === 'bound' && l.mac && l.expiresAt > Date.now() ? l.mac : undefined;
   });
   run.core.provisioner.learnClient(IP_C, C as Mac);
 });
@@ -398,7 +410,7 @@ test('after the kickstart fetch only that address speaks for the build: callback
   s.close();
   let lines: string[] = [];
   for (const end = Date.now() + 10_000; Date.now() < end && lines.length === 0;) {
-    run.core.syslog.flush();
+    await run.core.syslog.flush();
     lines = (JSON.parse((await api('GET', `/hosts/${A}/logs`)).text) as { lines: { text: string }[] }).lines.map(
       (l) => l.text,
     );

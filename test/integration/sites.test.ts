@@ -14,7 +14,7 @@ import { REPO, tempDir } from '../support/core.ts';
 import { freePort } from '../support/ports.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import request from 'supertest';
-import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 
 const run = promisify(execFile);
 const ADMIN = 'sites-test-admin-token';
@@ -186,7 +186,7 @@ test('CSV import: a site column; a bad site names its line and the field, and no
 });
 
 test('web: the Nodes page, the site on host pages and forms, the node of each timeline event; a bad site in the form is refused', async () => {
-  new UserStore(node.core.db).add('ops', 'admin', hashUserPasswordSync('correct horse battery'));
+  await node.core.store.users.add('ops', 'admin', hashUserPasswordSync('correct horse battery'));
   const agent = request.agent(base);
   const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
   const loginPage = await agent.get('/login');
@@ -227,5 +227,5 @@ test('web: the Nodes page, the site on host pages and forms, the node of each ti
     .type('form')
     .send({ _csrf: csrfOf(form.text), ...HOSTS[2], site: 'dc2', params: '' });
   assert.equal(ok.status, 303, ok.text.slice(0, 300));
-  assert.equal(node.core.hosts.get(ANY)?.site, 'dc2');
+  assert.equal((await node.core.hosts.get(ANY))?.site, 'dc2');
 });

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { startRackboot, type Running } from '../../src/serve.ts';
 import { silentLogger } from '../../src/log.ts';
-import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 import { backupDatabase } from '../../src/ops/backup.ts';
 import { saveProfileAtomic } from '../../src/web/profile-edit.ts';
 import { LoginThrottle } from '../../src/web/auth.ts';
@@ -283,9 +283,9 @@ test('login throttle: of 200 parallel guesses only 10 are checked; the right pas
   writeFileSync(join(dir, 'rackboot.yaml'), 'http:\n  maxConnectionsPerAddress: 512\n');
   const { running } = await start(dir, { config: join(dir, 'rackboot.yaml') });
   const hash = hashUserPasswordSync(PW);
-  const users = new UserStore(running.core.db);
-  users.add('alice', 'admin', hash);
-  users.add('tom', 'tech', hash);
+  const users = running.core.store.users;
+  await users.add('alice', 'admin', hash);
+  await users.add('tom', 'tech', hash);
   const port = running.httpPort;
   try {
     const page = await curl([`http://127.0.0.1:${port}/login`]);

@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { databaseBytes, openDb } from '../../src/store/db.ts';
-import { SyslogStore } from '../../src/ops/syslog-store.ts';
+import { openSqliteStore } from '../../src/store/index.ts';
 import { startSyslogReceiver, type SyslogDropReason } from '../../src/ops/syslog-server.ts';
 import { startRackboot } from '../../src/serve.ts';
 import { databaseSizeFinding } from '../../src/images/doctor.ts';
@@ -24,12 +24,13 @@ async function receiver(
   resolve: (ip: string) => { mac: Mac; buildId: number; finished?: boolean } | undefined,
   extra: { maxConnectionsPerSource?: number; maxAgeMs?: number } = {},
 ) {
-  const db = openDb(join(tempDir(), 's.db'), 'normal');
-  const store = new SyslogStore(
-    db,
-    { ringLines: 1000, maxTotalLines: 100_000, maxQueued: 10_000, maxAgeMs: extra.maxAgeMs },
-    0,
-  );
+  const dir = tempDir();
+  const opened = openSqliteStore(join(dir, 's.db'), {
+    dataDir: dir,
+    secret: Buffer.alloc(32),
+    syslogLimits: { ringLines: 1000, maxTotalLines: 100_000, maxQueued: 10_000, maxAgeMs: extra.maxAgeMs },
+  });
+  const store = opened.syslog;
   const drops: SyslogDropReason[] = [];
   const rx = await startSyslogReceiver({
     address: '127.0.0.1',
@@ -43,12 +44,24 @@ async function receiver(
     maxConnectionsPerSource: extra.maxConnectionsPerSource,
     onDrop: (r) => drops.push(r),
   });
-  return { db, store, rx, drops };
+  return {
+    sql: opened.sql,
+    store,
+    // Closing the receiver flushes its lines; then the store.
+    rx: {
+      ...rx,
+      close: async () => {
+        await rx.close();
+        await opened.close();
+      },
+    },
+    drops,
+  };
 }
 
-async function waitFor(cond: () => boolean, ms: number, what: string) {
+async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string) {
   const end = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -74,14 +87,14 @@ test('one source holds at most 4 TCP connections; others still get theirs; the e
     const other = tcp(rx.port, '127.0.0.3');
     await waitFor(() => rx.connections() === 5, 3000, 'another source gets in');
     other.sock.end('<14>anaconda: from another source\n');
-    await waitFor(() => store.count(1) === 1, 3000, 'its line is kept');
+    await waitFor(async () => (await store.count(1)) === 1, 3000, 'its line is kept');
     await waitFor(() => rx.connections() === 4, 3000, 'the other source closed');
     // A held connection that closes frees its place for the same source.
     mine.find((c) => !c.closed())!.sock.destroy();
     await waitFor(() => rx.connections() === 3, 3000, 'freed');
     const again = tcp(rx.port, '127.0.0.2');
     again.sock.write('<14>anaconda: on the freed slot\n');
-    await waitFor(() => store.count(1) === 2, 3000, 'a freed slot is usable again');
+    await waitFor(async () => (await store.count(1)) === 2, 3000, 'a freed slot is usable again');
     assert.equal(again.closed(), false);
     for (const c of [...mine, again]) c.sock.destroy();
   } finally {
@@ -96,12 +109,12 @@ test('lines for a finished build are dropped and counted; lines for a build in p
   try {
     await new Promise<void>((r) => s.bind(0, '127.0.0.2', () => r()));
     s.send('<14>anaconda: installing', rx.port, '127.0.0.1');
-    await waitFor(() => store.count(7) === 1, 3000, 'kept while in progress');
+    await waitFor(async () => (await store.count(7)) === 1, 3000, 'kept while in progress');
     finished = true;
     await new Promise((r) => setTimeout(r, 1100)); // the receiver caches a source's build for one second
     for (let i = 0; i < 5; i++) s.send('<14>sshd: a login on the installed host', rx.port, '127.0.0.1');
     await waitFor(() => drops.filter((d) => d === 'build-finished').length === 5, 3000, 'five dropped');
-    assert.equal(store.count(7), 1);
+    assert.equal(await store.count(7), 1);
   } finally {
     s.close();
     await rx.close();
@@ -109,17 +122,17 @@ test('lines for a finished build are dropped and counted; lines for a build in p
 });
 
 test('retention: lines older than maxAge are pruned (by the syslog_at index)', async () => {
-  const { db, store, rx } = await receiver(() => undefined, { maxAgeMs: 3_600_000 });
+  const { sql, store, rx } = await receiver(() => undefined, { maxAgeMs: 3_600_000 });
   try {
     const now = Date.now();
     store.append({ buildId: 1, mac: MAC, at: now - 2 * 3_600_000, facility: 1, severity: 6, text: 'old' });
     store.append({ buildId: 1, mac: MAC, at: now, facility: 1, severity: 6, text: 'new' });
-    assert.equal(store.prune(now), 1);
+    assert.equal(await store.prune(now), 1);
     assert.deepEqual(
-      store.search({ buildId: 1 }).map((l) => l.text),
+      (await store.search({ buildId: 1 })).map((l) => l.text),
       ['new'],
     );
-    assert.match(JSON.stringify(db.prepare('EXPLAIN QUERY PLAN DELETE FROM syslog WHERE at < 1').all()), /syslog_at/);
+    assert.match(JSON.stringify(await sql.all('EXPLAIN QUERY PLAN DELETE FROM syslog WHERE at < 1')), /syslog_at/);
   } finally {
     await rx.close();
   }
@@ -195,7 +208,7 @@ test("whole server: a built host's later syslog lines do not join its finished b
     );
     await new Promise<void>((r) => s.bind(0, '127.0.0.2', () => r()));
     s.send('<14>anaconda: during the install', syslogPort, '127.0.0.1');
-    await waitFor(() => run.core.syslog.count(b.buildId) === 1, 3000, 'install line kept');
+    await waitFor(async () => (await run.core.syslog.count(b.buildId)) === 1, 3000, 'install line kept');
     assert.equal((await call('GET', new URL(b.builtUrl).pathname, undefined, '127.0.0.2')).status, 200);
     await new Promise((r) => setTimeout(r, 1100)); // past the receiver's one-second cache of the source's build
     s.send('<14>sshd: after the install', syslogPort, '127.0.0.1');
@@ -205,7 +218,7 @@ test("whole server: a built host's later syslog lines do not join its finished b
       if (Date.now() > end) throw new Error('build-finished drop not counted');
       await new Promise((r) => setTimeout(r, 50));
     }
-    assert.equal(run.core.syslog.count(b.buildId), 1, 'the finished build keeps only its install lines');
+    assert.equal(await run.core.syslog.count(b.buildId), 1, 'the finished build keeps only its install lines');
     const size = Number(/^rackboot_db_bytes (\d+)$/m.exec(await metrics())?.[1]);
     // The WAL grows between the scrape and this read only by what the server wrote meanwhile.
     assert.ok(size > 4096 && Math.abs(size - databaseBytes(config.dataDir)) < 1024 * 1024, `rackboot_db_bytes ${size}`);

@@ -12,10 +12,9 @@ import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync, cpSync } 
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
-import { startRackboot } from '../../src/serve.ts';
+import { loadSecret, startRackboot } from '../../src/serve.ts';
 import { importIso } from '../../src/images/import.ts';
-import { ImageStore } from '../../src/images/store.ts';
-import { openDb } from '../../src/store/db.ts';
+import { openStore } from '../../src/store/index.ts';
 import { decideBoot } from '../../src/boot/decide.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { buildRhvhIso, efiSourcesMissing, isoToolsMissing, type BuiltIso } from '../fixtures/images/rhvh-iso.ts';
@@ -62,13 +61,13 @@ describe('UEFI chain', { skip }, () => {
       mkdirSync(dirs['tftp-root'], { recursive: true });
       copyFileSync('/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed', join(dirs['tftp-root'], 'grubx64.efi'));
       {
-        const db = openDb(join(dirs['data-dir'], 'rackboot.db'));
+        const store = await openStore({ dataDir: dirs['data-dir'], secret: loadSecret(dirs['data-dir']) });
         const r = await importIso(
           iso.iso,
           {},
-          { store: new ImageStore(db), tftpRoot: dirs['tftp-root'], imagesDir: dirs['images-dir'] },
+          { store: store.images, tftpRoot: dirs['tftp-root'], imagesDir: dirs['images-dir'] },
         );
-        db.close();
+        await store.close();
         assert.ok(r.ok, r.ok ? '' : r.error);
       }
       writeFileSync(join(dirs['profiles-dir'], 'own.yaml'), 'extends: rhvh-base\nimage: rhvh-4.3.8\n');
@@ -99,7 +98,7 @@ describe('UEFI chain', { skip }, () => {
       try {
         const { core } = running;
         assert.ok(core.catalog.get('own') && core.catalog.get('synced'), JSON.stringify(core.catalog.snapshot.errors));
-        core.hosts.insert({
+        await core.hosts.insert({
           mac: MAC_IMAGE,
           hostname: 'uefi01',
           profile: 'own',
@@ -109,7 +108,7 @@ describe('UEFI chain', { skip }, () => {
           nameservers: [],
           params: {},
         } as never);
-        core.hosts.insert({
+        await core.hosts.insert({
           mac: MAC_SYNC,
           hostname: 'uefi02',
           profile: 'synced',
@@ -134,8 +133,8 @@ describe('UEFI chain', { skip }, () => {
 
         // Not in build: the image's shim all the same (its GRUB then gets the local-boot config).
         assert.equal(fileOf(decide(MAC_IMAGE, 7)), 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI');
-        assert.ok(p.startBuild(MAC_IMAGE, 'test').ok);
-        assert.ok(p.startBuild(MAC_SYNC, 'test').ok);
+        assert.ok((await p.startBuild(MAC_IMAGE, 'test')).ok);
+        assert.ok((await p.startBuild(MAC_SYNC, 'test')).ok);
         const own = decide(MAC_IMAGE, 9);
         assert.equal(own.action, 'install');
         assert.equal(fileOf(own), 'rhvh-4.3.8/EFI/BOOT/BOOTX64.EFI');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { startRackboot, type Running } from '../../src/serve.ts';
 import { silentLogger } from '../../src/log.ts';
-import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 import type { Mac } from '../../src/net/mac.ts';
 import { loopbackConfig } from '../support/server-env.ts';
 import { ARTIFACTS, BROWSER_MISSING, launchBrowser } from '../support/browser.ts';
@@ -33,7 +33,7 @@ before(async () => {
   running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'browser-test' });
   base = `http://127.0.0.1:${running.httpPort}`;
   const { core } = running;
-  new UserStore(core.db).add('alice', 'admin', hashUserPasswordSync(PW));
+  await core.store.users.add('alice', 'admin', hashUserPasswordSync(PW));
   const racks: [string, string, string][] = [
     ['R1', 'U1', '01'],
     ['R1', 'U2', '02'],
@@ -43,7 +43,7 @@ before(async () => {
     ['R2', 'U2', '12'],
   ];
   for (const [rack, position, n] of racks) {
-    core.hosts.insert({
+    await core.hosts.insert({
       mac: `52:54:00:00:00:${n}` as Mac,
       hostname: `rhvh${n}`,
       profile: n === '12' ? 'rhvh-stig-satellite' : 'rhvh-base',
@@ -56,23 +56,23 @@ before(async () => {
     });
   }
   const p = core.provisioner;
-  const s2 = p.startBuild('52:54:00:00:00:02' as Mac, 'seed');
-  const s3 = p.startBuild('52:54:00:00:00:03' as Mac, 'seed');
-  const s4 = p.startBuild('52:54:00:00:00:04' as Mac, 'seed');
-  const s11 = p.startBuild('52:54:00:00:00:11' as Mac, 'seed');
+  const s2 = await p.startBuild('52:54:00:00:00:02' as Mac, 'seed');
+  const s3 = await p.startBuild('52:54:00:00:00:03' as Mac, 'seed');
+  const s4 = await p.startBuild('52:54:00:00:00:04' as Mac, 'seed');
+  const s11 = await p.startBuild('52:54:00:00:00:11' as Mac, 'seed');
   assert.ok(s2.ok && s3.ok && s4.ok && s11.ok);
   p.event({ mac: '52:54:00:00:00:02' as Mac, type: 'dhcp.ack', clientIp: '10.99.0.12', status: 'ok' });
-  p.kickstart(s3.value.token, '10.99.0.13');
-  p.progress(s3.value.token, 'nodectl-init', '10.99.0.13');
-  p.callback(
+  await p.kickstart(s3.value.token, '10.99.0.13');
+  await p.progress(s3.value.token, 'nodectl-init', '10.99.0.13');
+  await p.callback(
     s4.value.token,
     'failed',
     '10.99.0.14',
     'Traceback: nodectl init failed\n/var/log/imgbased.log: no space left on device\n',
   );
-  p.callback(s11.value.token, 'built', '10.99.0.21');
+  await p.callback(s11.value.token, 'built', '10.99.0.21');
   // Hostile text, stored behind validation's back: pages must show it, never run it.
-  core.hosts.insert({
+  await core.hosts.insert({
     mac: '52:54:00:00:00:66' as Mac,
     hostname: '<script>alert(1)</script>"><img src=x onerror=alert(2)>',
     profile: 'rhvh-base',
@@ -198,7 +198,7 @@ test('rack import: preview with per-row errors, then import', { skip: SKIP }, as
   await page.waitForURL(`${base}/`);
   await page.getByText('Imported 3 host(s).').waitFor();
   assert.equal(await page.locator('section.rack[data-rack="R3"] .chip').count(), 3);
-  assert.ok(running.core.hosts.get('52:54:00:00:03:02' as Mac));
+  assert.ok(await running.core.hosts.get('52:54:00:00:03:02' as Mac));
 });
 
 test('rebuild a built host from its page', { skip: SKIP }, async () => {
@@ -216,7 +216,7 @@ test('rebuild a built host from its page', { skip: SKIP }, async () => {
 });
 
 test('the board updates live when a host calls back built', { skip: SKIP }, async () => {
-  const started = running.core.provisioner.startBuild('52:54:00:00:00:01' as Mac, 'test');
+  const started = await running.core.provisioner.startBuild('52:54:00:00:00:01' as Mac, 'test');
   assert.ok(started.ok);
   // The callback below comes from 127.0.0.1: tie it to the host as the DHCP server would (only the host's address may call back).
   running.core.provisioner.learnClient('127.0.0.1', '52:54:00:00:00:01' as Mac);

@@ -2,7 +2,7 @@
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import type { WebRouter } from '../../src/web/pages/index.ts';
-import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
 import { appFor, loginForm, webRouterFor } from '../support/web-env.ts';
 import type { Express } from 'express';
@@ -15,18 +15,18 @@ const PW = 'correct horse battery';
 const HASH = hashUserPasswordSync(PW);
 const MAC = SAMPLE_HOST.mac as Mac;
 
-function setup() {
-  env = makeEnv();
-  new UserStore(env.core.db).add('tom', 'tech', HASH);
+async function setup() {
+  env = await makeEnv();
+  await env.core.store.users.add('tom', 'tech', HASH);
   web = webRouterFor(env);
   app = appFor(env, 't', {
     routers: [web],
   });
 }
 beforeEach(setup);
-afterEach(() => {
+afterEach(async () => {
   web.close();
-  env.cleanup();
+  await env.cleanup();
 });
 
 async function hostPage(): Promise<string> {
@@ -36,8 +36,8 @@ async function hostPage(): Promise<string> {
   return page.text;
 }
 
-function installOnce(params: Record<string, string>, kind: 'grub' | 'pxelinux') {
-  env.core.hosts.insert({
+async function installOnce(params: Record<string, string>, kind: 'grub' | 'pxelinux') {
+  await env.core.hosts.insert({
     mac: MAC,
     hostname: SAMPLE_HOST.hostname,
     profile: 'rhvh-base',
@@ -46,15 +46,15 @@ function installOnce(params: Record<string, string>, kind: 'grub' | 'pxelinux') 
     nameservers: [],
     params,
   });
-  const b = env.core.provisioner.startBuild(MAC, 'test');
+  const b = await env.core.provisioner.startBuild(MAC, 'test');
   assert.ok(b.ok);
   if (!b.ok) return;
-  env.core.provisioner.bootConfig(kind, env.core.hosts.get(MAC), SAMPLE_HOST.ip, 'tftp');
-  assert.ok(env.core.provisioner.callback(b.value.token, 'built', SAMPLE_HOST.ip).ok);
+  env.core.provisioner.bootConfig(kind, await env.core.hosts.get(MAC), SAMPLE_HOST.ip, 'tftp');
+  assert.ok((await env.core.provisioner.callback(b.value.token, 'built', SAMPLE_HOST.ip)).ok);
 }
 
 test('a UEFI host whose profile turns boot.keepNetbootFirst off: the page says a rebuild needs a boot-order or BMC change', async () => {
-  installOnce({ 'boot.keepNetbootFirst': 'false' }, 'grub');
+  await installOnce({ 'boot.keepNetbootFirst': 'false' }, 'grub');
   const text = await hostPage();
   assert.match(
     text,
@@ -64,11 +64,11 @@ test('a UEFI host whose profile turns boot.keepNetbootFirst off: the page says a
 });
 
 test('no note with the netboot step on (the default), nor for a BIOS host', async () => {
-  installOnce({}, 'grub');
+  await installOnce({}, 'grub');
   assert.doesNotMatch(await hostPage(), /rebuild-note/);
   web.close();
-  env.cleanup();
-  setup();
-  installOnce({ 'boot.keepNetbootFirst': 'false' }, 'pxelinux');
+  await env.cleanup();
+  await setup();
+  await installOnce({ 'boot.keepNetbootFirst': 'false' }, 'pxelinux');
   assert.doesNotMatch(await hostPage(), /rebuild-note/);
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import type { createApp } from '../../src/http/app.ts';
 import type { WebRouter } from '../../src/web/pages/index.ts';
-import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 import { makeEnv, type TestEnv } from '../support/core.ts';
 import { appFor, webRouterFor } from '../support/web-env.ts';
 import type { Mac } from '../../src/net/mac.ts';
@@ -17,13 +17,13 @@ let env: TestEnv;
 let web: WebRouter;
 let app: ReturnType<typeof createApp>;
 
-beforeEach(() => {
-  env = makeEnv();
-  new UserStore(env.core.db).add('tom', 'tech', HASH);
+beforeEach(async () => {
+  env = await makeEnv();
+  await env.core.store.users.add('tom', 'tech', HASH);
   web = webRouterFor(env, { rollouts: env.core.rolloutService });
   app = appFor(env, 't', { routers: [web] });
   for (let i = 1; i <= 3; i++)
-    env.core.hosts.insert({
+    await env.core.hosts.insert({
       mac: `52:54:00:72:00:0${i}` as Mac,
       hostname: `wr0${i}`,
       profile: 'rhvh-base',
@@ -32,9 +32,9 @@ beforeEach(() => {
       params: {},
     });
 });
-afterEach(() => {
+afterEach(async () => {
   web.close();
-  env.cleanup();
+  await env.cleanup();
 });
 
 const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
@@ -50,8 +50,8 @@ async function login() {
 
 test('build rack: one confirmation with the count; a rebuild needs its box ticked; the rollout page; cancel', async () => {
   const p = env.core.provisioner;
-  const b = p.startBuild('52:54:00:72:00:01' as Mac, 'test');
-  assert.ok(b.ok && env.core.builds.close(b.value.token, 'built').ok);
+  const b = await p.startBuild('52:54:00:72:00:01' as Mac, 'test');
+  assert.ok(b.ok && (await env.core.builds.close(b.value.token, 'built')).ok);
   const agent = await login();
   const confirm = await agent.get('/racks/R7/build');
   assert.equal(confirm.status, 200);
@@ -98,7 +98,7 @@ test('build rack: one confirmation with the count; a rebuild needs its box ticke
   assert.match(page.text, /Rollout \d+: rack R7 \(running\)/);
   assert.equal(page.text.match(/<td>queued<\/td>/g)?.length, 3);
   // The rollout's first wave started (as the runner would): then cancel returns the rebuilt host to built.
-  const rebuilt = p.startBuild('52:54:00:72:00:01' as Mac, `rollout ${rollout!.id}`);
+  const rebuilt = await p.startBuild('52:54:00:72:00:01' as Mac, `rollout ${rollout!.id}`);
   assert.ok(rebuilt.ok);
   await env.core.rollouts.setStep(rollout!.id, '52:54:00:72:00:01' as Mac, 'powered', 'test', rebuilt.value.buildId);
   const cancel = await agent

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import type { WebRouter } from '../../src/web/pages/index.ts';
-import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 import { makeEnv, type TestEnv } from '../support/core.ts';
 import { appFor, loginForm, webRouterFor } from '../support/web-env.ts';
 import type { Express } from 'express';
@@ -16,11 +16,11 @@ let web: WebRouter;
 let app: Express;
 
 before(async () => {
-  env = makeEnv();
-  const users = new UserStore(env.core.db);
+  env = await makeEnv();
+  const users = env.core.store.users;
   const hash = hashUserPasswordSync(PW);
-  users.add('alice', 'admin', hash);
-  users.add('tom', 'tech', hash);
+  await users.add('alice', 'admin', hash);
+  await users.add('tom', 'tech', hash);
   web = webRouterFor(env, {
     templates: () => env.core.templates.library,
     webhookDeliveries: env.core.webhookDeliveries,
@@ -28,7 +28,7 @@ before(async () => {
   app = appFor(env, 't', {
     routers: [web],
   });
-  env.core.hosts.insert({
+  await env.core.hosts.insert({
     mac: '52:54:00:aa:bb:21' as Mac,
     hostname: 'sat21',
     profile: 'rhvh-stig-satellite',
@@ -50,9 +50,9 @@ before(async () => {
     lastError: `ECONNREFUSED ${XSS}`,
   });
 });
-after(() => {
+after(async () => {
   web.close();
-  env.cleanup();
+  await env.cleanup();
 });
 
 const login = async (name: string) => (await loginForm(app, name, PW)).agent;

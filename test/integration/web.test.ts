@@ -7,7 +7,7 @@ import { request as httpRequest, createServer, type Server } from 'node:http';
 import request from 'supertest';
 import type { WebRouter } from '../../src/web/pages/index.ts';
 import { silentLogger } from '../../src/log.ts';
-import { UserStore, hashUserPasswordSync } from '../../src/store/users.ts';
+import { hashUserPasswordSync } from '../../src/store/users.ts';
 import { makeEnv, SAMPLE_HOST, type TestEnv } from '../support/core.ts';
 import { appFor, csrfOf, loginForm, webRouterFor } from '../support/web-env.ts';
 import type { Express } from 'express';
@@ -35,17 +35,17 @@ function makeApp(e: TestEnv, publicUrl = 'http://10.99.0.1:8080') {
 // Cheap hashes are not an option (the cost is in the stored hash); hash once per test file.
 const HASH = hashUserPasswordSync(PW);
 
-beforeEach(() => {
+beforeEach(async () => {
   clock = Date.now();
-  env = makeEnv();
-  const users = new UserStore(env.core.db);
-  users.add('alice', 'admin', HASH);
-  users.add('tom', 'tech', HASH);
+  env = await makeEnv();
+  const users = env.core.store.users;
+  await users.add('alice', 'admin', HASH);
+  await users.add('tom', 'tech', HASH);
   app = makeApp(env);
 });
-afterEach(() => {
+afterEach(async () => {
   web.close();
-  env.cleanup();
+  await env.cleanup();
 });
 
 const login = (name: string, a = app) => loginForm(a, name, PW);
@@ -63,7 +63,7 @@ test('pages need a session: GET goes to the login page, POST is refused and chan
     .type('form')
     .send({ mac: SAMPLE_HOST.mac, hostname: 'x', profile: 'rhvh-base' });
   assert.equal(p.status, 401);
-  assert.equal(env.core.hosts.list().length, 0);
+  assert.equal((await env.core.hosts.list()).length, 0);
   assert.equal((await request(app).get('/board/stream')).status, 401);
 });
 
@@ -84,7 +84,7 @@ test('sign-in: wrong password refused; cookies HttpOnly + SameSite=Strict; Secur
   assert.match(cookie, /HttpOnly/);
   assert.match(cookie, /SameSite=Strict/);
   assert.doesNotMatch(cookie, /Secure/);
-  const stored = env.core.db.prepare('SELECT id_hash FROM sessions').all() as { id_hash: string }[];
+  const stored = await env.core.store.sql.all<{ id_hash: string }>('SELECT id_hash FROM sessions');
   assert.equal(stored.length, 1);
   assert.ok(!cookie.includes(stored[0].id_hash), 'only the hash of the session id is stored');
 
@@ -93,11 +93,7 @@ test('sign-in: wrong password refused; cookies HttpOnly + SameSite=Strict; Secur
   const out = await a.post('/logout').type('form').send({ _csrf: csrf });
   assert.equal(out.status, 303);
   assert.equal((await a.get('/')).status, 303, 'signed out');
-  assert.equal(
-    env.core.db.prepare('SELECT count(*) AS n FROM sessions').get() &&
-      (env.core.db.prepare('SELECT count(*) AS n FROM sessions').get() as { n: number }).n,
-    0,
-  );
+  assert.equal(Number((await env.core.store.sql.get<{ n: number }>('SELECT count(*) AS n FROM sessions'))!.n), 0);
 
   web.close();
   const httpsApp = makeApp(env, 'https://rackboot.example.com');
@@ -137,7 +133,7 @@ test('sessions expire after idling, and at the absolute limit however busy', asy
 
 test('without the CSRF token (or with a wrong one) a POST changes nothing', async () => {
   const { agent, csrf } = await login('alice');
-  addHost();
+  await addHost();
   const cases: [string, Record<string, string>][] = [
     ['/hosts', { mac: '52:54:00:aa:bb:09', hostname: 'new1', profile: 'rhvh-base' }],
     [`/hosts/${SAMPLE_HOST.mac}/build`, {}],
@@ -157,16 +153,16 @@ test('without the CSRF token (or with a wrong one) a POST changes nothing', asyn
       assert.match(r.text, /Nothing was changed/);
     }
   }
-  assert.equal(env.core.hosts.list().length, 1);
+  assert.equal((await env.core.hosts.list()).length, 1);
   assert.equal(env.core.provisioner.state(SAMPLE_HOST.mac as Mac), 'idle');
   assert.equal(readFileSync(join(env.config.profilesDir, 'rhvh-base.yaml'), 'utf8'), before);
-  assert.equal(new UserStore(env.core.db).get('eve'), undefined);
-  assert.equal(env.core.audit.recent().length, 0);
+  assert.equal(await env.core.store.users.get('eve'), undefined);
+  assert.equal((await env.core.audit.recent()).length, 0);
 });
 
 test('a tech views everything, builds, cancels and imports, but cannot edit profiles, hosts or users', async () => {
   const { agent, csrf } = await login('tom');
-  addHost();
+  await addHost();
   for (const path of [
     '/',
     '/hosts',
@@ -215,7 +211,7 @@ test('a tech views everything, builds, cancels and imports, but cannot edit prof
     ).status,
     403,
   );
-  assert.equal(env.core.hosts.list().length, 1);
+  assert.equal((await env.core.hosts.list()).length, 1);
 
   const b = await agent.post(`/hosts/${SAMPLE_HOST.mac}/build`).type('form').send({ _csrf: csrf });
   assert.equal(b.status, 303);
@@ -225,7 +221,7 @@ test('a tech views everything, builds, cancels and imports, but cannot edit prof
   assert.match(page.text, /Cancel build/);
   assert.equal((await agent.post(`/hosts/${SAMPLE_HOST.mac}/cancel`).type('form').send({ _csrf: csrf })).status, 303);
   assert.equal(env.core.provisioner.state(SAMPLE_HOST.mac as Mac), 'idle');
-  const audit = env.core.audit.recent();
+  const audit = await env.core.audit.recent();
   assert.deepEqual(
     audit.map((a) => [a.actor, a.action]),
     [
@@ -239,16 +235,16 @@ test('a tech views everything, builds, cancels and imports, but cannot edit prof
     .type('form')
     .send({ _csrf: csrf, csv: 'mac,hostname,profile,rack\n52:54:00:aa:bb:0a,new2,rhvh-base,R2\n', action: 'import' });
   assert.equal(imp.status, 303);
-  assert.equal(env.core.hosts.list().length, 2);
+  assert.equal((await env.core.hosts.list()).length, 2);
 });
 
 test('host page: details, parameters, timeline, failure log, masked previews; rebuild', async () => {
   const { agent, csrf } = await login('tom');
-  addHost({ ...SAMPLE_HOST, params: { 'boot.kernelArgs': 'console=ttyS0' } } as never);
-  const started = env.core.provisioner.startBuild(SAMPLE_HOST.mac as Mac, 'test');
+  await addHost({ ...SAMPLE_HOST, params: { 'boot.kernelArgs': 'console=ttyS0' } } as never);
+  const started = await env.core.provisioner.startBuild(SAMPLE_HOST.mac as Mac, 'test');
   assert.ok(started.ok);
-  env.core.provisioner.progress(started.value.token, 'nodectl-init', '10.99.0.11');
-  env.core.provisioner.callback(started.value.token, 'failed', '10.99.0.11', 'nodectl: error: cannot mount /var');
+  await env.core.provisioner.progress(started.value.token, 'nodectl-init', '10.99.0.11');
+  await env.core.provisioner.callback(started.value.token, 'failed', '10.99.0.11', 'nodectl: error: cannot mount /var');
   const page = await agent.get(`/hosts/${SAMPLE_HOST.mac}`);
   assert.equal(page.status, 200);
   assert.match(page.text, /boot\.kernelArgs/);
@@ -273,16 +269,16 @@ test('host page: details, parameters, timeline, failure log, masked previews; re
 
 test('board: grouped by rack, counts per state, filters, stages from events', async () => {
   const { agent } = await login('tom');
-  addHost();
+  await addHost();
   // Static IPs: the kickstart and the callback below come from these addresses, and only a host's own address may speak for its build.
-  addHost({ mac: '52:54:00:aa:bb:02', hostname: 'rhvh02', rack: 'R1', position: 'U2', ip: '10.99.0.12' });
-  addHost({ mac: '52:54:00:aa:bb:03', hostname: 'rhvh03', rack: 'R2', position: 'U1', ip: '10.99.0.13' });
-  const s = env.core.provisioner.startBuild('52:54:00:aa:bb:02' as Mac, 'test');
+  await addHost({ mac: '52:54:00:aa:bb:02', hostname: 'rhvh02', rack: 'R1', position: 'U2', ip: '10.99.0.12' });
+  await addHost({ mac: '52:54:00:aa:bb:03', hostname: 'rhvh03', rack: 'R2', position: 'U1', ip: '10.99.0.13' });
+  const s = await env.core.provisioner.startBuild('52:54:00:aa:bb:02' as Mac, 'test');
   assert.ok(s.ok);
-  env.core.provisioner.kickstart(s.value.token, '10.99.0.12');
-  const s3 = env.core.provisioner.startBuild('52:54:00:aa:bb:03' as Mac, 'test');
+  await env.core.provisioner.kickstart(s.value.token, '10.99.0.12');
+  const s3 = await env.core.provisioner.startBuild('52:54:00:aa:bb:03' as Mac, 'test');
   assert.ok(s3.ok);
-  env.core.provisioner.callback(s3.value.token, 'built', '10.99.0.13');
+  await env.core.provisioner.callback(s3.value.token, 'built', '10.99.0.13');
   const board = await agent.get('/');
   assert.match(board.text, /Rack R1/);
   assert.match(board.text, /Rack R2/);
@@ -315,7 +311,7 @@ test('hosts: add with validation, edit, delete (admin)', async () => {
   ])
     assert.match(bad.text, m);
   assert.match(bad.text, /value="bad_name"/, 'the form keeps what was typed');
-  assert.equal(env.core.hosts.list().length, 0);
+  assert.equal((await env.core.hosts.list()).length, 0);
 
   const ok = await agent.post('/hosts').type('form').send({
     _csrf: csrf,
@@ -329,7 +325,9 @@ test('hosts: add with validation, edit, delete (admin)', async () => {
   });
   assert.equal(ok.status, 303);
   assert.equal(ok.headers.location, '/hosts/52:54:00:aa:bb:05');
-  assert.deepEqual(env.core.hosts.get('52:54:00:aa:bb:05' as Mac)?.params, { 'boot.kernelArgs': 'console=ttyS0' });
+  assert.deepEqual((await env.core.hosts.get('52:54:00:aa:bb:05' as Mac))?.params, {
+    'boot.kernelArgs': 'console=ttyS0',
+  });
   const dup = await agent
     .post('/hosts')
     .type('form')
@@ -350,7 +348,7 @@ test('hosts: add with validation, edit, delete (admin)', async () => {
     params: '',
   });
   assert.equal(upd.status, 303);
-  assert.equal(env.core.hosts.get('52:54:00:aa:bb:05' as Mac)?.hostname, 'rhvh05b');
+  assert.equal((await env.core.hosts.get('52:54:00:aa:bb:05' as Mac))?.hostname, 'rhvh05b');
   const audit = await agent.get('/audit');
   assert.match(audit.text, /host\.update/);
   assert.match(audit.text, /rhvh05b/);
@@ -359,13 +357,13 @@ test('hosts: add with validation, edit, delete (admin)', async () => {
   assert.equal((await agent.get('/hosts/52:54:00:aa:bb:05/delete')).status, 200);
   const del = await agent.post('/hosts/52:54:00:aa:bb:05/delete').type('form').send({ _csrf: csrf });
   assert.equal(del.status, 303);
-  assert.equal(env.core.hosts.list().length, 0);
+  assert.equal((await env.core.hosts.list()).length, 0);
   assert.equal((await agent.get('/hosts/52:54:00:aa:bb:05')).status, 404);
 });
 
 test('rack import: the preview shows every row with its problems and writes nothing; a clean file imports', async () => {
   const { agent, csrf } = await login('tom');
-  addHost();
+  await addHost();
   const csv = [
     'mac,hostname,profile,ip,rack,position',
     '52:54:00:aa:cc:01,r2a,rhvh-base,10.99.0.21,R2,U1',
@@ -384,7 +382,7 @@ test('rack import: the preview shows every row with its problems and writes noth
   assert.doesNotMatch(pv.text, /value="import"/, 'no import button while there are problems');
   const forced = await agent.post('/hosts/import').type('form').send({ _csrf: csrf, csv, action: 'import' });
   assert.equal(forced.status, 422);
-  assert.equal(env.core.hosts.list().length, 1, 'nothing written');
+  assert.equal((await env.core.hosts.list()).length, 1, 'nothing written');
 
   const good = [
     'mac,hostname,profile,ip,rack,position',
@@ -394,10 +392,10 @@ test('rack import: the preview shows every row with its problems and writes noth
   const pv2 = await agent.post('/hosts/import').type('form').send({ _csrf: csrf, csv: good, action: 'preview' });
   assert.equal(pv2.status, 200);
   assert.match(pv2.text, /Import 2 host\(s\)/);
-  assert.equal(env.core.hosts.list().length, 1, 'a preview writes nothing');
+  assert.equal((await env.core.hosts.list()).length, 1, 'a preview writes nothing');
   const imp = await agent.post('/hosts/import').type('form').send({ _csrf: csrf, csv: good, action: 'import' });
   assert.equal(imp.status, 303);
-  assert.equal(env.core.hosts.list().length, 3);
+  assert.equal((await env.core.hosts.list()).length, 3);
   assert.match((await agent.get('/')).text, /Imported 2 host/);
 });
 
@@ -451,7 +449,7 @@ test('profile editor: refuses a broken edit with line numbers and a diff, saves 
     'no temp file left',
   );
   assert.match(env.core.catalog.get('rhvh-base')!.profile.boot.kernelArgs, /ttyS0/, 'serving the new version');
-  const audit = env.core.audit.recent()[0];
+  const audit = (await env.core.audit.recent())[0];
   assert.equal(audit.action, 'profile.update');
   assert.match(audit.diff!, /-.*ttyS1.*\\n\+.*ttyS0/);
 
@@ -518,7 +516,7 @@ test('user text is inert on every page: hostname, profile name, YAML content, ev
   const { agent, csrf } = await login('alice');
   // Stored directly: validation would refuse these, so this proves the pages, not the validation.
   const mac = '52:54:00:aa:bb:66' as Mac;
-  env.core.hosts.insert({
+  await env.core.hosts.insert({
     mac,
     hostname: XSS.join(''),
     profile: XSS[1],
@@ -535,8 +533,8 @@ test('user text is inert on every page: hostname, profile name, YAML content, ev
     detail: { reason: XSS.join(' ') },
   });
   env.core.events.append({ mac, type: XSS[1], status: 'x' });
-  env.core.audit.record(XSS[0], XSS[1], XSS[0], { unified: `--- a\n+++ b\n+${XSS[0]}\n-${XSS[1]}\n` });
-  env.core.audit.record('x', 'host.update', XSS[1], { hostname: { from: XSS[0], to: XSS[1] } });
+  await env.core.audit.record(XSS[0], XSS[1], XSS[0], { unified: `--- a\n+++ b\n+${XSS[0]}\n-${XSS[1]}\n` });
+  await env.core.audit.record('x', 'host.update', XSS[1], { hostname: { from: XSS[0], to: XSS[1] } });
   const base = readFileSync(join(env.config.profilesDir, 'rhvh-base.yaml'), 'utf8');
   writeFileSync(
     join(env.config.profilesDir, 'rhvh-base.yaml'),
@@ -598,8 +596,8 @@ test('user text is inert on every page: hostname, profile name, YAML content, ev
 });
 
 test('live board: a built callback reaches an open stream within a second', async () => {
-  addHost();
-  const started = env.core.provisioner.startBuild(SAMPLE_HOST.mac as Mac, 'test');
+  await addHost();
+  const started = await env.core.provisioner.startBuild(SAMPLE_HOST.mac as Mac, 'test');
   assert.ok(started.ok);
   const { cookie } = await login('tom');
   const server: Server = createServer(app);
@@ -620,8 +618,9 @@ test('live board: a built callback reaches an open stream within a second', asyn
             buf += chunk;
             if (!t0 && buf.includes(': live')) {
               t0 = Date.now();
-              const r = env.core.provisioner.callback(started.value.token, 'built', '10.99.0.11');
-              assert.ok(r.ok);
+              env.core.provisioner.callback(started.value.token, 'built', '10.99.0.11').then((r) => {
+                if (!r.ok) reject(new Error(`callback refused: ${r.message}`));
+              }, reject);
             }
             const m = /event: chip\ndata: (.*)\n\n/.exec(buf);
             if (m) {
@@ -723,7 +722,7 @@ test('serve: the UI is mounted, and shutdown ends open live streams instead of h
   const running = await startRackboot(config, silentLogger(), { RACKBOOT_ADMIN_TOKEN: 'x' });
   let closed = false;
   try {
-    new UserStore(running.core.db).add('alice', 'admin', HASH);
+    await running.core.store.users.add('alice', 'admin', HASH);
     const base = `http://127.0.0.1:${running.httpPort}`;
     const lp = await fetch(`${base}/login`);
     assert.equal(lp.status, 200);
@@ -765,5 +764,5 @@ test('account: a tech changes their own password with the current one, and signs
     .send({ _csrf: csrf, current: PW, password: 'a brand new password', password2: 'a brand new password' });
   assert.equal(ok.status, 303);
   assert.equal((await agent.get('/')).status, 303, 'signed out by the change');
-  assert.ok(await new UserStore(env.core.db).authenticate('tom', 'a brand new password'));
+  assert.ok(await env.core.store.users.authenticate('tom', 'a brand new password'));
 });

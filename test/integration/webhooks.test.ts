@@ -13,6 +13,7 @@ import { createLogger } from '../../src/log.ts';
 import { ConfigError, loadConfig, type WebhookConfig } from '../../src/config.ts';
 import { WebhookDispatcher, type WebhookLimits } from '../../src/webhooks/dispatcher.ts';
 import { verifySignature, WEBHOOK_EVENTS } from '../../src/webhooks/payload.ts';
+import { runCli } from '../../src/cli.ts';
 import { makeEnv, SAMPLE_HOST, tempDir, type TestEnv } from '../support/core.ts';
 import { appFor } from '../support/web-env.ts';
 import type { Mac } from '../../src/net/mac.ts';
@@ -64,8 +65,8 @@ async function refusedUrl(): Promise<string> {
   return `http://127.0.0.1:${port}/hook`;
 }
 
-function setup(hooks: Partial<WebhookConfig>[], limits: Partial<WebhookLimits> = {}) {
-  const env: TestEnv = makeEnv();
+async function setup(hooks: Partial<WebhookConfig>[], limits: Partial<WebhookLimits> = {}) {
+  const env: TestEnv = await makeEnv();
   const lines: string[] = [];
   const log = createLogger({
     level: 'debug',
@@ -87,6 +88,8 @@ function setup(hooks: Partial<WebhookConfig>[], limits: Partial<WebhookLimits> =
       hooks: full,
       store: env.core.webhookDeliveries,
       events: env.core.events,
+      changes: env.core.changes,
+      node: env.config.nodeId,
       hosts: env.core.hosts,
       builds: env.core.builds,
       log,
@@ -94,12 +97,21 @@ function setup(hooks: Partial<WebhookConfig>[], limits: Partial<WebhookLimits> =
     });
   const dispatcher = make();
   dispatcher.start();
-  const app = appFor(env, TOKEN);
   cleanups.push(async () => {
     await dispatcher.stop();
-    env.cleanup();
+    await env.cleanup();
   });
-  return { env, app, dispatcher, lines, make };
+  // Made when a test asks for it (the CLI test needs no app).
+  let app: ReturnType<typeof appFor> | undefined;
+  return {
+    env,
+    get app() {
+      return (app ??= appFor(env, TOKEN));
+    },
+    dispatcher,
+    lines,
+    make,
+  };
 }
 
 async function startBuild(app: ReturnType<typeof createApp>, mac = SAMPLE_HOST.mac, hostname = SAMPLE_HOST.hostname) {
@@ -147,7 +159,7 @@ async function until<T>(what: string, get: () => T | Promise<T>, ms = 10_000): P
 
 test('build started and built reach the receiver signed (HMAC-SHA256 over the body, timestamp inside it), recorded on the timeline', async () => {
   const rx = await receiver(['ok']);
-  const { env, app, lines } = setup([{ url: rx.url }]);
+  const { env, app, lines } = await setup([{ url: rx.url }]);
   const b = await startBuild(app);
   await fetchKickstart(app, b);
   assert.equal((await request(app).post(path(b.builtUrl))).status, 200);
@@ -176,9 +188,11 @@ test('build started and built reach the receiver signed (HMAC-SHA256 over the bo
   assert.equal(typeof built!.json.build.seconds, 'number');
   await until(
     'the timeline',
-    () => env.core.events.timeline(SAMPLE_HOST.mac as Mac).filter((e) => e.type === 'webhook.delivered').length === 2,
+    async () =>
+      (await env.core.events.timeline(SAMPLE_HOST.mac as Mac)).filter((e) => e.type === 'webhook.delivered').length ===
+      2,
   );
-  const tl = env.core.events.timeline(SAMPLE_HOST.mac as Mac).find((e) => e.type === 'webhook.delivered')!;
+  const tl = (await env.core.events.timeline(SAMPLE_HOST.mac as Mac)).find((e) => e.type === 'webhook.delivered')!;
   assert.equal(tl.status, '200');
   assert.equal(tl.detail?.target, new URL(rx.url).origin, 'the timeline shows the origin, not the path and its token');
   const log = await env.core.webhookDeliveries.list();
@@ -197,7 +211,7 @@ test('build started and built reach the receiver signed (HMAC-SHA256 over the bo
 
 test('a receiver that answers 500 then 200 gets the same delivery again after a backoff', async () => {
   const rx = await receiver(['500', 'ok']);
-  const { env, app } = setup([{ url: rx.url, events: ['build.started'] }]);
+  const { env, app } = await setup([{ url: rx.url, events: ['build.started'] }]);
   await startBuild(app);
   await until('the retry', () => rx.got.length >= 2);
   const [a, b] = rx.got.map((g) => JSON.parse(g.body) as { id: string; timestamp: number });
@@ -208,14 +222,14 @@ test('a receiver that answers 500 then 200 gets the same delivery again after a 
     return l[0]?.status === 'delivered' ? l : undefined;
   });
   assert.equal(d!.attempts, 2);
-  const types = env.core.events.timeline(SAMPLE_HOST.mac as Mac).map((e) => e.type);
+  const types = (await env.core.events.timeline(SAMPLE_HOST.mac as Mac)).map((e) => e.type);
   assert.ok(types.indexOf('webhook.retrying') < types.indexOf('webhook.delivered'), types.join(' '));
 });
 
 test("a slow receiver and a refused connection never delay the build's answers; they time out, retry, fail", async () => {
   const slow = await receiver([{ delayMs: 5000 }]);
   const refused = await refusedUrl();
-  const { env, app } = setup([{ url: slow.url, timeoutMs: 300 }, { url: refused }], { maxAttempts: 2 });
+  const { env, app } = await setup([{ url: slow.url, timeoutMs: 300 }, { url: refused }], { maxAttempts: 2 });
   const t0 = Date.now();
   const b = await startBuild(app);
   await fetchKickstart(app, b);
@@ -238,7 +252,7 @@ test("a slow receiver and a refused connection never delay the build's answers; 
   for (const d of byUrl(slow.url)) assert.equal(d.lastError, 'no answer within 300 ms');
   for (const d of byUrl(refused)) assert.equal(d.lastError, 'ECONNREFUSED');
   assert.ok(done.every((d) => d.attempts === 2));
-  const failedTl = env.core.events.timeline(SAMPLE_HOST.mac as Mac).filter((e) => e.type === 'webhook.failed');
+  const failedTl = (await env.core.events.timeline(SAMPLE_HOST.mac as Mac)).filter((e) => e.type === 'webhook.failed');
   assert.equal(failedTl.length, 4);
   // The failure carries the installer's last words.
   const failure = JSON.parse(slow.got.find((g) => g.body.includes('"build.failed"'))!.body) as {
@@ -249,7 +263,7 @@ test("a slow receiver and a refused connection never delay the build's answers; 
 
 test('the queue is bounded: beyond maxPending a delivery is recorded as dropped, not kept', async () => {
   const refused = await refusedUrl();
-  const { env, app } = setup([{ url: refused }], { maxPending: 2, backoffBaseMs: 60_000, backoffMaxMs: 60_000 });
+  const { env, app } = await setup([{ url: refused }], { maxPending: 2, backoffBaseMs: 60_000, backoffMaxMs: 60_000 });
   for (let i = 0; i < 5; i++) await startBuild(app, `52:54:00:aa:cc:0${i}`, `rhvh-q${i}`);
   const l = await until('five rows', async () => {
     const rows = await env.core.webhookDeliveries.list();
@@ -262,7 +276,7 @@ test('the queue is bounded: beyond maxPending a delivery is recorded as dropped,
 
 test('a restart loses no delivery: pending ones are sent by the next dispatcher', async () => {
   const refused = await refusedUrl();
-  const { env, app, dispatcher, make } = setup([{ url: refused }], { backoffBaseMs: 20, backoffMaxMs: 20 });
+  const { env, app, dispatcher, make } = await setup([{ url: refused }], { backoffBaseMs: 20, backoffMaxMs: 20 });
   await startBuild(app);
   await until('one failed attempt', async () => (await env.core.webhookDeliveries.list())[0]?.attempts === 1);
   await dispatcher.stop();
@@ -349,7 +363,7 @@ test('config webhooks: worst values are refused naming the field, and the secret
 
 test('a cancelled build and a stuck event (from the rollout) are delivered too', async () => {
   const rx = await receiver(['ok']);
-  const { env, app } = setup([{ url: rx.url, events: ['build.cancelled', 'build.stuck'] }]);
+  const { env, app } = await setup([{ url: rx.url, events: ['build.cancelled', 'build.stuck'] }]);
   const b = await startBuild(app);
   env.core.events.append({
     mac: SAMPLE_HOST.mac as Mac,
@@ -365,4 +379,44 @@ test('a cancelled build and a stuck event (from the rollout) are delivered too',
   const stuck = got.find((g) => g.event === 'build.stuck')!;
   assert.deepEqual(stuck.stuck, { stage: 'kickstart', limitSeconds: 900 });
   assert.equal(got.find((g) => g.event === 'build.cancelled')!.build.status, 'cancelled');
+});
+
+test('a build started by another process (the CLI on the same database) is delivered once, by serve', async () => {
+  const rx = await receiver(['ok']);
+  const { env, dispatcher } = await setup([{ url: rx.url, events: ['build.started', 'build.cancelled'] }]);
+  await env.core.hosts.insert({ ...SAMPLE_HOST, mac: SAMPLE_HOST.mac as Mac, nameservers: [], params: {} });
+  const flags = ['--data-dir', env.config.dataDir, '--profiles-dir', env.config.profilesDir];
+  const cli = async (...args: string[]) => {
+    const err: string[] = [];
+    const io = { out: () => {}, err: (s: string) => err.push(s), readStdin: async () => '', env: {} };
+    const code = await runCli([...args, ...flags, '--node-id', env.config.nodeId], io);
+    assert.equal(code, 0, err.join('\n'));
+  };
+  await cli('hosts', 'build', SAMPLE_HOST.mac);
+  await until('the delivery', () => rx.got.length >= 1);
+  const first = JSON.parse(rx.got[0]!.body) as Payload;
+  assert.equal(first.event, 'build.started');
+  assert.equal(first.host.hostname, SAMPLE_HOST.hostname);
+  assert.equal(first.build.status, 'pending');
+  // Each build change is read twice (at once, and after the other process surely flushed): still one delivery.
+  await until('both reads', () => dispatcher.timelinesRead >= 2);
+  await dispatcher.idle();
+  assert.equal(rx.got.length, 1);
+
+  // Another node's build events are that node's to deliver: a CLI with another --node-id is not sent from here.
+  const other = async (...args: string[]) => {
+    const io = { out: () => {}, err: () => {}, readStdin: async () => '', env: {} };
+    assert.equal(await runCli([...args, ...flags, '--node-id', 'elsewhere:1'], io), 0);
+  };
+  const reads = dispatcher.timelinesRead;
+  await other('hosts', 'cancel', SAMPLE_HOST.mac);
+  await until('the reads of the cancel', () => dispatcher.timelinesRead >= reads + 2);
+  await dispatcher.idle();
+  assert.equal(rx.got.length, 1);
+  // While this node's own cancel is (the same host, a new build from this process's CLI, cancelled by it).
+  await cli('hosts', 'build', SAMPLE_HOST.mac);
+  await cli('hosts', 'cancel', SAMPLE_HOST.mac);
+  await until('two more deliveries', () => rx.got.length >= 3);
+  const events = rx.got.map((g) => (JSON.parse(g.body) as Payload).event);
+  assert.deepEqual(events, ['build.started', 'build.started', 'build.cancelled']);
 });

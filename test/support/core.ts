@@ -13,15 +13,19 @@ export interface TestEnv {
   dir: string;
   config: Config;
   core: Core;
-  cleanup(): void;
+  /** Closes the core (flushing queued events) and removes the dir. */
+  cleanup(): Promise<void>;
 }
 
 export function tempDir(prefix = 'rackboot-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** A core over a fresh data dir and a private copy of profiles/ (tests may edit it). */
-export function makeEnv(extraFlags: Record<string, string> = {}): TestEnv {
+/**
+ * A core over a fresh data dir and a private copy of profiles/ (tests may edit it). `database` (a flag like the
+ * others) puts it on PostgreSQL instead of the data dir's SQLite file.
+ */
+export async function makeEnv(extraFlags: Record<string, string> = {}): Promise<TestEnv> {
   const dir = tempDir();
   cpSync(join(REPO, 'profiles'), join(dir, 'profiles'), { recursive: true });
   const config = loadConfig(
@@ -38,16 +42,14 @@ export function makeEnv(extraFlags: Record<string, string> = {}): TestEnv {
     {},
     dir,
   );
-  const core = openCore(config, silentLogger());
+  const core = await openCore(config, silentLogger());
   return {
     dir,
     config,
     core,
-    cleanup: () => {
+    cleanup: async () => {
       try {
-        core.events.flush();
-        core.db.close();
-        core.durableDb.close();
+        await core.close();
       } catch {
         /* closed already */
       }

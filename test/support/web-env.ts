@@ -6,7 +6,6 @@ import type { Express } from 'express';
 import request from 'supertest';
 import { createApp, type AppDeps } from '../../src/http/app.ts';
 import { silentLogger } from '../../src/log.ts';
-import { ApiTokenStore, type UserStore } from '../../src/store/users.ts';
 import { createWebRouter, type WebDeps, type WebRouter } from '../../src/web/pages/index.ts';
 import type { TestEnv } from './core.ts';
 
@@ -18,7 +17,8 @@ export function webRouterFor(env: TestEnv, extra: Partial<WebDeps> = {}): WebRou
     builds: env.core.builds,
     events: env.core.events,
     audit: env.core.audit,
-    db: env.core.db,
+    store: env.core.store,
+    view: env.core.view,
     catalog: env.core.catalog,
     profilesDir: env.config.profilesDir,
     templatesDir: env.config.templatesDir,
@@ -34,7 +34,8 @@ export function appFor(env: TestEnv, adminToken: string, extra: Partial<AppDeps>
     provisioner: env.core.provisioner,
     hosts: env.core.hosts,
     audit: env.core.audit,
-    db: env.core.db,
+    store: env.core.store,
+    view: env.core.view,
     profiles: () => env.core.catalog.snapshot,
     tftpRoot: env.config.tftpRoot,
     imagesDir: env.config.imagesDir,
@@ -65,9 +66,11 @@ export async function loginForm(app: Express, name: string, password: string) {
 }
 
 /** A new API token of the (existing) user `name`, and the token store that authenticates it. */
-export function apiTokenOf(env: TestEnv, users: UserStore, name: string) {
-  const tokens = new ApiTokenStore(env.core.db, users);
-  const made = tokens.create(users.get(name)!);
+export async function apiTokenOf(env: TestEnv, name: string) {
+  const tokens = env.core.store.apiTokens;
+  const user = await env.core.store.users.get(name);
+  assert.ok(user, `no user ${name}`);
+  const made = await tokens.create(user);
   assert.ok(!('error' in made), 'error' in made ? made.error : '');
   return { tokens, token: made.token };
 }

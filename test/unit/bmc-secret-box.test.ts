@@ -5,9 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadBmcKey, secretBox } from '../../src/bmc/secret-box.ts';
-import { openDb } from '../../src/store/db.ts';
-import { HostStore } from '../../src/store/hosts.ts';
-import { SqliteBmcStore } from '../../src/store/bmc.ts';
+import { openSqliteStore } from '../../src/store/index.ts';
 import type { Mac } from '../../src/net/mac.ts';
 
 test('bmc.key is made 0600 once and kept; a damaged one is named', () => {
@@ -41,11 +39,11 @@ test('the store keeps only ciphertext, hides the password, keeps it when none is
   const dir = mkdtempSync(join(tmpdir(), 'rackboot-bmcstore-'));
   try {
     const file = join(dir, 'rackboot.db');
-    const db = openDb(file);
-    const hosts = new HostStore(db);
+    const db = openSqliteStore(file, { dataDir: dir, secret: Buffer.alloc(32), bmcBox: secretBox(loadBmcKey(dir)) });
+    const hosts = db.hosts;
     const mac = '52:54:00:00:00:01' as Mac;
-    hosts.insert({ mac, hostname: 'h1', profile: 'p', nameservers: [], params: {} });
-    const store = new SqliteBmcStore(db, secretBox(loadBmcKey(dir)));
+    await hosts.insert({ mac, hostname: 'h1', profile: 'p', nameservers: [], params: {} });
+    const store = db.bmc;
     const base = { driver: 'redfish' as const, address: 'https://10.0.0.5', username: 'root', verifyTls: true };
     await assert.rejects(store.set(mac, base), /bmc\.password: required/);
     const v = await store.set(mac, { ...base, password: 'Sup3r-Secret-Pw' });
@@ -55,11 +53,11 @@ test('the store keeps only ciphertext, hides the password, keeps it when none is
     await store.set(mac, { ...base, username: 'admin' });
     assert.equal((await store.bmcConfig(mac))?.password, 'Sup3r-Secret-Pw', 'no password sent: the old one stays');
     assert.equal((await store.bmcConfig(mac))?.username, 'admin');
-    db.pragma('wal_checkpoint(TRUNCATE)');
+    await db.sql.run('PRAGMA wal_checkpoint(TRUNCATE)');
     assert.ok(!readFileSync(file).includes('Sup3r-Secret-Pw'), 'the database file holds no clear password');
-    hosts.delete(mac);
+    await hosts.delete(mac);
     assert.equal(await store.get(mac), undefined);
-    db.close();
+    await db.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,8 +5,8 @@ import { runEngineFuzz } from '../fixtures/dhcp/fuzz-run.ts';
 
 const N = Number(process.env.DHCP_FUZZ ?? 60_000);
 
-test(`fuzz: ${N} random and mutated packets through the full engine path, no internal error, replies valid, still correct after`, () => {
-  const s = runEngineFuzz(N, 20261125);
+test(`fuzz: ${N} random and mutated packets through the full engine path, no internal error, replies valid, still correct after`, async () => {
+  const s = await runEngineFuzz(N, 20261125);
   assert.deepEqual(s.internalErrors.slice(0, 3), []);
   assert.deepEqual(s.violations.slice(0, 5), []);
   assert.equal(s.packets, N);

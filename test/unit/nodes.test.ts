@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { openDb } from '../../src/store/db.ts';
 import { LeaseStore } from '../../src/dhcp/leases.ts';
 import { sharedBuildSecret, loadBuildSecret } from '../../src/store/build-secret.ts';
+import { openSqliteStore } from '../../src/store/index.ts';
 import { SqliteSql } from '../../src/store/sqlite-sql.ts';
-import { isAlive, SqliteNodeRegistry, FORGET_AFTER_MS } from '../../src/store/nodes.ts';
+import { isAlive, FORGET_AFTER_MS } from '../../src/store/nodes.ts';
 import { NodeRepo } from '../../src/store/repo/nodes.ts';
 import { nodeIdProblem, servesSite, siteProblem } from '../../src/hosts/site.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
@@ -21,60 +22,80 @@ const M1 = '52:54:00:00:00:01' as Mac;
 const M2 = '52:54:00:00:00:02' as Mac;
 const SUBNET = '10.99.0.0/24';
 
+/** Two nodes: two stores (connections) on one SQLite file, each with its own in-memory lease table. */
 function twoNodes(shared = true) {
   const file = join(tempDir('rackboot-nodes-unit-'), 'rackboot.db');
-  const [dbA, dbB] = [openDb(file, 'normal'), openDb(file, 'normal')];
-  const [a, b] = [new LeaseStore(dbA, shared), new LeaseStore(dbB, shared)];
+  const open = () => openSqliteStore(file, { dataDir: '/nonexistent', secret: Buffer.alloc(32, 1) });
+  const [sa, sb] = [open(), open()];
+  const [a, b] = [new LeaseStore(sa.leases, { shared }), new LeaseStore(sb.leases, { shared })];
   for (const l of [a, b]) l.setPools([{ subnet: SUBNET, ranges: [{ start: '10.99.0.10', end: '10.99.0.12' }] }]);
-  return { a, b, dbA, dbB };
+  return { a, b, sa };
 }
 
-test('shared leases: two nodes see one address free, the first claim wins and the second moves on', () => {
+test('shared leases: two nodes see one address free, the first claim wins and the second moves on', async () => {
   const { a, b } = twoNodes();
   const now = 1_000_000;
   const ipA = a.findFree(SUBNET, now)!;
   const ipB = b.findFree(SUBNET, now)!;
   assert.equal(ipA, ipB, 'both cursors start at the same address');
   assert.equal(a.offer({ subnet: SUBNET, mac: M1, ip: ipA, expiresAt: now + 30_000, dynamic: true, now }), true);
-  assert.equal(b.offer({ subnet: SUBNET, mac: M2, ip: ipB, expiresAt: now + 30_000, dynamic: true, now }), false);
+  assert.equal(b.offer({ subnet: SUBNET, mac: M2, ip: ipB, expiresAt: now + 30_000, dynamic: true, now }), true);
+  assert.deepEqual(await a.commit(), [true]);
+  assert.deepEqual(await b.commit(), [false], "B's claim loses in the database");
+  assert.equal(b.byIp(ipA, now)?.mac, M1, 'B re-read the row it lost');
   const next = b.findFree(SUBNET, now)!;
   assert.notEqual(next, ipA);
   assert.equal(b.offer({ subnet: SUBNET, mac: M2, ip: next, expiresAt: now + 30_000, dynamic: true, now }), true);
+  assert.deepEqual(await b.commit(), [true]);
   // The REQUESTs: each binds its own; a bind of the other's address fails and writes nothing.
   const bind = (l: LeaseStore, mac: Mac, ip: string, dynamic = true) =>
     l.bind({ subnet: SUBNET, mac, ip, expiresAt: now + 3_600_000, dynamic, now: now + 1 });
-  assert.equal(bind(b, M2, ipA), false, "B may not bind A's offered address");
+  assert.equal(bind(b, M2, ipA), false, "B may not bind A's offered address (it knows now)");
   assert.equal(bind(a, M1, ipA), true);
   assert.equal(bind(b, M2, next), true);
-  assert.equal(bind(a, M1, next), false, "A may not bind B's bound address");
-  assert.equal(a.byIp(next, now + 2)?.mac, M2);
-  assert.equal(b.byIp(ipA, now + 2)?.mac, M1);
+  assert.deepEqual([await a.commit(), await b.commit()], [[true], [true]]);
+  assert.equal(bind(a, M1, next), true, 'A does not know yet that B bound it');
+  assert.equal(a.byIp(ipA, now + 2)?.mac, '', "in A's memory M1 moved off its old address");
+  assert.deepEqual(await a.commit(), [false], "A may not bind B's bound address");
+  assert.equal(a.byIp(next, now + 2)?.mac, M2, 'A re-read the row');
+  assert.equal(a.byIp(ipA, now + 2)?.mac, M1, 'and M1 still holds its own address, as in the database');
+  assert.equal(b.byIp(ipA, now + 2)?.mac, M1, 'B never saw the lost write either');
   // A reservation is the host's own: always written.
   assert.equal(bind(a, M1, next, false), true);
+  assert.deepEqual(await a.commit(), [true]);
 });
 
-test('shared leases: a run-out lease or offer is claimable by another client; a declined address is not', () => {
+test('shared leases: a run-out lease or offer is claimable by another client; a declined address is not', async () => {
   const { a, b } = twoNodes();
   const now = 2_000_000;
   assert.ok(a.offer({ subnet: SUBNET, mac: M1, ip: '10.99.0.10', expiresAt: now + 30_000, dynamic: true, now }));
+  assert.deepEqual(await a.commit(), [true]);
   const later = now + 31_000;
   assert.ok(
     b.offer({ subnet: SUBNET, mac: M2, ip: '10.99.0.10', expiresAt: later + 30_000, dynamic: true, now: later }),
   );
+  assert.deepEqual(await b.commit(), [true], "A's offer ran out");
   a.decline({ ip: '10.99.0.11', subnet: SUBNET, until: later + 3_600_000, now: later });
-  assert.equal(
-    b.offer({ subnet: SUBNET, mac: M2, ip: '10.99.0.11', expiresAt: later + 30_000, dynamic: true, now: later }),
-    false,
-  );
+  assert.deepEqual(await a.commit(), [true]);
+  const offer11 = () =>
+    b.offer({ subnet: SUBNET, mac: M2, ip: '10.99.0.11', expiresAt: later + 30_000, dynamic: true, now: later });
+  assert.equal(offer11(), true, 'B has not seen the DECLINE');
+  assert.deepEqual(await b.commit(), [false]);
+  assert.equal(offer11(), false, 'now B knows the address is quarantined');
+  assert.equal(b.pendingWrites(), 0);
 });
 
-test('without sharedLeases an OFFER writes nothing (one node keeps its in-memory holds), a bind still cannot take a live lease', () => {
-  const { a, b, dbA } = twoNodes(false);
+test('without sharedLeases an OFFER writes nothing (one node keeps its in-memory holds), a bind still cannot take a live lease', async () => {
+  const { a, b, sa } = twoNodes(false);
   const now = 3_000_000;
   assert.ok(a.offer({ subnet: SUBNET, mac: M1, ip: '10.99.0.10', expiresAt: now + 30_000, dynamic: true, now }));
-  assert.equal((dbA.prepare('SELECT COUNT(*) AS n FROM dhcp_leases').get() as { n: number }).n, 0);
+  assert.equal(a.pendingWrites(), 0);
+  assert.equal((await sa.sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM dhcp_leases'))!.n, 0);
   assert.ok(a.bind({ subnet: SUBNET, mac: M1, ip: '10.99.0.10', expiresAt: now + 1e6, dynamic: true, now }));
-  assert.equal(b.bind({ subnet: SUBNET, mac: M2, ip: '10.99.0.10', expiresAt: now + 1e6, dynamic: true, now }), false);
+  assert.deepEqual(await a.commit(), [true]);
+  assert.ok(b.bind({ subnet: SUBNET, mac: M2, ip: '10.99.0.10', expiresAt: now + 1e6, dynamic: true, now }));
+  assert.deepEqual(await b.commit(), [false], 'the database refuses what B could not see');
+  assert.equal((await sa.leases.byIp('10.99.0.10'))?.mac, M1);
 });
 
 test('build token secret: one per database, seeded once (from secret.key), the same on every node', async () => {
@@ -98,12 +119,12 @@ test('build token secret: one per database, seeded once (from secret.key), the s
   }
 });
 
-test('nodes table: register, heartbeat, stop, alive by the heartbeat age, forgotten after a week (both implementations)', async () => {
+test('nodes table: register, heartbeat, stop, alive by the heartbeat age, forgotten after a week', async () => {
   const file = join(tempDir('rackboot-nodes-reg-'), 'rackboot.db');
   const db = openDb(file, 'full');
   let now = 10_000_000;
-  for (const reg of [new SqliteNodeRegistry(db, () => now, 1000), new NodeRepo(new SqliteSql(db), () => now, 1000)]) {
-    db.exec('DELETE FROM nodes');
+  {
+    const reg = new NodeRepo(new SqliteSql(db), () => now, 1000);
     const self = { version: '0.1.0', address: '10.99.0.1', publicUrl: 'http://10.99.0.1:8080', ports: { http: 8080 } };
     await reg.register({ ...self, id: 'a', site: 'dc1' });
     await reg.register({ ...self, id: 'b' });

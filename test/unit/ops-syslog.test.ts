@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { parseSyslog, SyslogFramer } from '../../src/ops/syslog-parse.ts';
-import { SyslogStore } from '../../src/ops/syslog-store.ts';
+import { SyslogRepo } from '../../src/store/repo/syslog.ts';
+import { SqliteSql } from '../../src/store/sqlite-sql.ts';
 import { dhcpMessageType } from '../../src/ops/metrics.ts';
 import { openDb } from '../../src/store/db.ts';
 import { createLogger, formatPretty, scrubTokens } from '../../src/log.ts';
@@ -143,9 +144,9 @@ test('TCP framing (RFC 6587): octet counting and LF, split anywhere, over-long f
   assert.deepEqual(junk.push(b('123456789012345 junk\n<14>ok: 1\n')).map(String), ['<14>ok: 1']);
 });
 
-test('store: ring per build keeps the newest lines, a total cap keeps the disk bounded, a full queue drops and counts', () => {
+test('store: ring per build keeps the newest lines, a total cap keeps the disk bounded, a full queue drops and counts', async () => {
   const db = openDb(':memory:');
-  const s = new SyslogStore(db, { ringLines: 100, maxTotalLines: 1000, maxQueued: 500 });
+  const s = new SyslogRepo(new SqliteSql(db), { ringLines: 100, maxTotalLines: 1000, maxQueued: 500 });
   const mac = '52:54:00:00:00:01' as Mac;
   const line = (buildId: number, n: number) => ({
     buildId,
@@ -156,54 +157,55 @@ test('store: ring per build keeps the newest lines, a total cap keeps the disk b
     text: `line ${n} of ${buildId}`,
   });
   for (let n = 0; n < 450; n++) s.append(line(1, n));
-  s.flush();
-  assert.equal(s.count(1), 100);
-  assert.equal(s.search({ buildId: 1, limit: 1 })[0].text, 'line 449 of 1');
-  assert.equal(s.search({ buildId: 1, limit: 5000 })[0].text, 'line 350 of 1', 'the oldest kept line');
+  await s.flush();
+  assert.equal(await s.count(1), 100);
+  assert.equal((await s.search({ buildId: 1, limit: 1 }))[0].text, 'line 449 of 1');
+  assert.equal((await s.search({ buildId: 1, limit: 5000 }))[0].text, 'line 350 of 1', 'the oldest kept line');
   assert.equal(s.stats.evicted, 350);
   for (let n = 0; n < 600; n++) assert.equal(s.append(line(2, n)), n < 500);
   assert.equal(s.stats.droppedQueueFull, 100);
-  s.flush();
+  await s.flush();
   for (let b = 3; b < 20; b++) {
     for (let n = 0; n < 100; n++) s.append(line(b, n));
-    s.flush();
+    await s.flush();
   }
   const total = (db.prepare('SELECT COUNT(*) n FROM syslog').get() as { n: number }).n;
   assert.ok(total <= 1000, `total ${total}`);
-  assert.equal(s.count(1), 0, 'the oldest build went first');
-  assert.equal(s.count(19), 100);
+  assert.equal(await s.count(1), 0, 'the oldest build went first');
+  assert.equal(await s.count(19), 100);
   db.close();
 });
 
-test('store: search is a case-insensitive substring (LIKE wildcards are literal), by severity, paged back by id', () => {
+test('store: search is a case-insensitive substring (LIKE wildcards are literal), by severity, paged back by id', async () => {
   const db = openDb(':memory:');
-  const s = new SyslogStore(db, { ringLines: 1000, maxTotalLines: 100000, maxQueued: 1000 });
+  const s = new SyslogRepo(new SqliteSql(db), { ringLines: 1000, maxTotalLines: 100000, maxQueued: 1000 });
   const mac = '52:54:00:00:00:01' as Mac;
   const texts = ['Disk sda FAILED', 'disk ok', '100% done', '100 percent', 'under_score', 'underXscore'];
   texts.forEach((text, i) => s.append({ buildId: 7, mac, at: i, facility: 1, severity: i, text }));
+  await s.flush();
   assert.deepEqual(
-    s.search({ buildId: 7, q: 'DISK' }).map((l) => l.text),
+    (await s.search({ buildId: 7, q: 'DISK' })).map((l) => l.text),
     ['Disk sda FAILED', 'disk ok'],
   );
   assert.deepEqual(
-    s.search({ buildId: 7, q: '100%' }).map((l) => l.text),
+    (await s.search({ buildId: 7, q: '100%' })).map((l) => l.text),
     ['100% done'],
   );
   assert.deepEqual(
-    s.search({ buildId: 7, q: 'under_' }).map((l) => l.text),
+    (await s.search({ buildId: 7, q: 'under_' })).map((l) => l.text),
     ['under_score'],
   );
   assert.deepEqual(
-    s.search({ buildId: 7, maxSeverity: 1 }).map((l) => l.text),
+    (await s.search({ buildId: 7, maxSeverity: 1 })).map((l) => l.text),
     ['Disk sda FAILED', 'disk ok'],
   );
-  const last2 = s.search({ buildId: 7, limit: 2 });
+  const last2 = await s.search({ buildId: 7, limit: 2 });
   assert.deepEqual(
-    s.search({ buildId: 7, limit: 2, beforeId: last2[0].id }).map((l) => l.text),
+    (await s.search({ buildId: 7, limit: 2, beforeId: last2[0].id })).map((l) => l.text),
     ['100% done', '100 percent'],
   );
-  assert.equal(s.search({ buildId: 8 }).length, 0);
-  assert.match(s.tail(7, 1)[0], /^1970-01-01T00:00:00\.005Z notice underXscore$/);
+  assert.equal((await s.search({ buildId: 8 })).length, 0);
+  assert.match((await s.tail(7, 1))[0], /^1970-01-01T00:00:00\.005Z notice underXscore$/);
   db.close();
 });
 

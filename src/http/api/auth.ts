@@ -5,14 +5,14 @@ import { HttpError } from '../reply.ts';
 import type { ApiCaller, ApiDeps } from './context.ts';
 
 export function bearerAuth(d: Pick<ApiDeps, 'adminTokenHash' | 'userToken'>) {
-  return (req: Request, res: Response, next: NextFunction) => {
+  return async (req: Request, res: Response, next: NextFunction) => {
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
     const token = m?.[1].trim() ?? '';
     if (token && safeEqual(createHash('sha256').update(token).digest('hex'), d.adminTokenHash)) {
       res.locals.caller = { actor: 'api', role: 'admin' } satisfies ApiCaller;
       return next();
     }
-    const user = token ? d.userToken?.(token) : undefined;
+    const user = token ? await d.userToken?.(token) : undefined;
     if (!user)
       throw new HttpError(
         401,

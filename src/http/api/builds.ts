@@ -20,8 +20,8 @@ export function buildRoutes(c: ApiContext): express.Router {
       params: MacParams,
       responses: { 201: BuildStarted, 404: 'no such host', 409: 'the kickstart cannot be rendered' },
     },
-    (req, res) => {
-      const started = p.startBuild(macParam(req), actor(res));
+    async (req, res) => {
+      const started = await p.startBuild(macParam(req), actor(res));
       if (!started.ok) throw new HttpError(started.status, started.message);
       const { buildId: _id, eventsUrl: _e, ...contract } = started.value;
       res.status(201).json({ ...contract, buildId: started.value.buildId, eventsUrl: started.value.eventsUrl });
@@ -38,8 +38,8 @@ export function buildRoutes(c: ApiContext): express.Router {
       params: MacParams,
       responses: { 200: BuildCancelled, 409: 'no build in progress' },
     },
-    (req, res) => {
-      const cancelled = p.cancelBuild(macParam(req), actor(res));
+    async (req, res) => {
+      const cancelled = await p.cancelBuild(macParam(req), actor(res));
       if (!cancelled.ok) throw new HttpError(cancelled.status, cancelled.message);
       res.json({ mac: cancelled.value.mac, buildId: cancelled.value.id, status: cancelled.value.status });
     },

@@ -14,7 +14,8 @@ export type ApiDeps = Pick<
   | 'provisioner'
   | 'hosts'
   | 'audit'
-  | 'db'
+  | 'store'
+  | 'view'
   | 'profiles'
   | 'images'
   | 'adminTokenHash'
@@ -38,9 +39,9 @@ export type ApiContext = ReturnType<typeof createApiContext>;
 
 export function createApiContext(d: ApiDeps, docs: ApiDocs) {
   const isTech = (res: Response) => callerOf(res).role !== 'admin';
-  const guardFor = (res: Response) => ({
+  const guardFor = async (res: Response) => ({
     role: callerOf(res).role,
-    allowed: d.settings?.techParams() ?? [],
+    allowed: (await d.settings?.techParams()) ?? [],
     profile: (n: string) => d.profiles().profiles.get(n),
   });
 
@@ -82,8 +83,8 @@ export function createApiContext(d: ApiDeps, docs: ApiDocs) {
     profileExists: (n: string) => d.profiles().profiles.has(n),
     guardFor,
     /** Throws when the caller may not set these host parameters (a tech outside what an admin allowed). */
-    guard: (res: Response, before: Record<string, string>, host: HostLike) => {
-      const refused = guardHostParams(guardFor(res), before, host);
+    guard: async (res: Response, before: Record<string, string>, host: HostLike) => {
+      const refused = guardHostParams(await guardFor(res), before, host);
       if (refused) throw new HttpError(refused.status, refused.errors.join('; '));
     },
     secretsOf,

@@ -1,14 +1,14 @@
 // GET /api/discovered: machines that PXE-booted here without being hosts, the most recently seen first.
 import type { Mac } from '../../net/mac.ts';
 import express from 'express';
-import { DiscoveredStore, DISCOVERED_MAX_ROWS } from '../../store/discovered.ts';
+import { DISCOVERED_MAX_ROWS } from '../../store/discovered.ts';
 import { apiRoute } from '../openapi.ts';
 import { pageList } from '../paging.ts';
 import { DiscoveredPage, DiscoveredQuery } from '../api-schemas.ts';
 import type { ApiContext } from './context.ts';
 
 export function discoveredRoutes(c: ApiContext): express.Router {
-  const discovered = new DiscoveredStore(c.d.db);
+  const discovered = c.d.store.discovered;
   const r = express.Router();
   apiRoute(
     r,
@@ -21,10 +21,10 @@ export function discoveredRoutes(c: ApiContext): express.Router {
       query: DiscoveredQuery,
       responses: { 200: DiscoveredPage },
     },
-    (_req, res, { query }) => {
+    async (_req, res, { query }) => {
       // The table is bounded (DISCOVERED_MAX_ROWS): the page is cut from all of it, newest first.
       // A machine made a host since it was seen is no longer "discovered" (the web page leaves it out too).
-      const machines = discovered.list(DISCOVERED_MAX_ROWS).filter((m) => !c.d.hosts.get(m.mac as Mac));
+      const machines = (await discovered.list(DISCOVERED_MAX_ROWS)).filter((m) => !c.d.view.host(m.mac as Mac));
       const page = pageList('discovered', machines, (m) => [-m.lastSeen, m.mac], query, 2);
       res.json({
         items: page.items.map((m) => ({

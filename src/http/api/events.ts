@@ -22,15 +22,15 @@ export function eventRoutes(c: ApiContext): express.Router {
       query: EventsQuery,
       responses: { 200: EventStream, 404: 'no such host' },
     },
-    (req, res, { query }) => {
+    async (req, res, { query }) => {
       const mac = macParam(req);
-      const host = d.hosts.get(mac);
+      const host = await d.hosts.get(mac);
       if (!host) throw new HttpError(404, `no host with MAC ${mac}`);
       const list = `events:${mac}`;
       const key = query.cursor === undefined ? 0 : decodeCursor(list, query.cursor, 1)[0];
       if (typeof key !== 'number' || !Number.isSafeInteger(key) || key < 0)
         throw new CursorError('cursor: not a cursor this server gave; start again without a cursor');
-      const events = d.provisioner.eventsAfter(mac, key, query.limit ?? PAGE_LIMIT_DEFAULT);
+      const events = await d.provisioner.eventsAfter(mac, key, query.limit ?? PAGE_LIMIT_DEFAULT);
       const last = events.length ? events[events.length - 1]!.id : key;
       res.json(
         c.forCaller(res, host, {

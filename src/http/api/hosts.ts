@@ -36,8 +36,12 @@ export function hostRoutes(c: ApiContext): express.Router {
     const v = await d.bmc.get(mac);
     return { bmc: v ? bmcJson(v) : null };
   };
-  const viewOf = async (res: Response, h: HostRecord) =>
-    forCaller(res, h, { ...hostJson(p.view(h.mac)!), ...(await bmcView(h.mac)) });
+  const viewOf = async (res: Response, h: HostRecord) => {
+    // A write is in this node's view on return; a host another node just deleted is gone from it.
+    const v = await p.view(h.mac);
+    if (!v) throw new HttpError(404, `no host with MAC ${h.mac}`);
+    return forCaller(res, h, { ...hostJson(v), ...(await bmcView(h.mac)) });
+  };
   /** The host fields of a body, and its `bmc` apart (checked and stored on its own: the password is write-only). */
   const split = (body: unknown) => {
     const { bmc, ...input } = body as Record<string, unknown>;
@@ -58,7 +62,8 @@ export function hostRoutes(c: ApiContext): express.Router {
     async (_req, res, { query }) => {
       const bmcs = d.bmc ? await d.bmc.list() : undefined;
       const rows: { h: HostRecord; state: HostState }[] = [];
-      for (const h of d.hosts.list()) {
+      // From memory (src/store/view.ts): pageList sorts, so the view's order does not matter.
+      for (const h of d.view.hostList()) {
         if (
           (query.rack !== undefined && h.rack !== query.rack) ||
           (query.profile !== undefined && h.profile !== query.profile) ||
@@ -69,14 +74,16 @@ export function hostRoutes(c: ApiContext): express.Router {
         if (query.state === undefined || state === query.state) rows.push({ h, state });
       }
       const page = pageList('hosts', rows, ({ h }) => [h.rack ?? '', h.position ?? '', h.hostname, h.mac], query, 4);
+      // stuck: set by stuck detection (src/rollout/stuck.ts) past a stage's time limit, else null. Only a host in
+      // build reads its timeline, and only the page's hosts.
+      const stuck = await Promise.all(page.items.map(({ h }) => p.stuck(h.mac)));
       res.json({
-        items: page.items.map(({ h, state }) => {
+        items: page.items.map(({ h, state }, i) => {
           const bmc = bmcs?.get(h.mac);
           return forCaller(res, h, {
             ...hostJson(h),
             state,
-            // stuck: set by stuck detection (src/rollout/stuck.ts) past a stage's time limit, else null.
-            stuck: p.stuck(h.mac) ?? null,
+            stuck: stuck[i] ?? null,
             ...(bmcs ? { bmc: bmc ? bmcJson(bmc) : null } : {}),
           });
         }),
@@ -99,11 +106,11 @@ export function hostRoutes(c: ApiContext): express.Router {
       const { input, bmc: rawBmc } = split(req.body);
       const checked = checkHostInput(input, c.profileExists);
       if (!checked.ok) throw new HttpError(422, checked.errors.join('; '));
-      c.guard(res, {}, checked.host);
-      conflicts(checked.host.mac, checked.host, true);
+      await c.guard(res, {}, checked.host);
+      await conflicts(checked.host.mac, checked.host, true);
       const bmc = await checkBmc(res, checked.host.mac, rawBmc);
-      const h = d.hosts.insert(checked.host);
-      d.audit.recordChange(actor(res), 'host.create', checked.host.mac, undefined, checked.host);
+      const h = await d.hosts.insert(checked.host);
+      await d.audit.recordChange(actor(res), 'host.create', checked.host.mac, undefined, checked.host);
       if (d.bmc) await saveBmc({ bmc: d.bmc, audit: d.audit }, actor(res), checked.host.mac, bmc);
       res.status(201).json(await viewOf(res, h));
     },
@@ -121,7 +128,7 @@ export function hostRoutes(c: ApiContext): express.Router {
     },
     async (req, res) => {
       const mac = macParam(req);
-      const h = d.hosts.get(mac);
+      const h = await d.hosts.get(mac);
       if (!h) throw new HttpError(404, `no host with MAC ${mac}`);
       res.json(await viewOf(res, h));
     },
@@ -145,7 +152,7 @@ export function hostRoutes(c: ApiContext): express.Router {
     },
     async (req, res) => {
       const mac = macParam(req);
-      const old = d.hosts.get(mac);
+      const old = await d.hosts.get(mac);
       if (!old) throw new HttpError(404, `no host with MAC ${mac}`);
       const { input: body, bmc: rawBmc } = split(req.body);
       if (body.mac !== undefined && parseMac(String(body.mac)) !== mac)
@@ -159,11 +166,11 @@ export function hostRoutes(c: ApiContext): express.Router {
           403,
           `profile: the tech role may not move ${old.hostname} from profile ${old.profile} to ${checked.host.profile}; ask an admin. Nothing was changed.`,
         );
-      c.guard(res, old.params, checked.host);
-      conflicts(mac, checked.host, false);
+      await c.guard(res, old.params, checked.host);
+      await conflicts(mac, checked.host, false);
       const bmc = await checkBmc(res, mac, rawBmc);
-      const h = d.hosts.update(checked.host);
-      d.audit.recordChange(actor(res), 'host.update', mac, hostRecord(old), hostRecord(checked.host));
+      const h = await d.hosts.update(checked.host);
+      await d.audit.recordChange(actor(res), 'host.update', mac, hostRecord(old), hostRecord(checked.host));
       if (d.bmc) await saveBmc({ bmc: d.bmc, audit: d.audit }, actor(res), mac, bmc);
       res.json(await viewOf(res, h));
     },
@@ -181,11 +188,11 @@ export function hostRoutes(c: ApiContext): express.Router {
       responses: { 204: 'deleted', 404: 'no such host' },
     },
     c.adminOnly,
-    (req, res) => {
+    async (req, res) => {
       const mac = macParam(req);
-      const old = d.hosts.get(mac);
-      if (!old || !d.hosts.delete(mac)) throw new HttpError(404, `no host with MAC ${mac}`);
-      d.audit.recordChange(actor(res), 'host.delete', mac, hostRecord(old), undefined);
+      const old = await d.hosts.get(mac);
+      if (!old || !(await d.hosts.delete(mac))) throw new HttpError(404, `no host with MAC ${mac}`);
+      await d.audit.recordChange(actor(res), 'host.delete', mac, hostRecord(old), undefined);
       res.status(204).end();
     },
   );
@@ -204,23 +211,26 @@ export function hostRoutes(c: ApiContext): express.Router {
         409: 'the profile cannot be rendered',
       },
     },
-    (req, res, { params }) => {
+    async (req, res, { params }) => {
       const mac = macParam(req);
-      const rendered = p.preview(mac, params.kind, { maskSecrets: true });
+      const rendered = await p.preview(mac, params.kind, { maskSecrets: true });
       if (!rendered.ok) throw new HttpError(rendered.status, rendered.message);
-      // Also every secret value of the host, however the template quotes it.
-      const host = d.hosts.get(mac);
+      // Also every secret value of the host, however the template quotes it (the host preview rendered).
+      const host = d.view.host(mac);
       sendText(res, 200, host ? maskText(rendered.value, c.secretsOf(host)) : rendered.value);
     },
   );
 
-  function conflicts(mac: Mac, h: { hostname: string; ip?: string }, isNew: boolean) {
-    if (isNew && d.hosts.get(mac))
+  async function conflicts(mac: Mac, h: { hostname: string; ip?: string }, isNew: boolean) {
+    const [byMac, byName, byIp] = await Promise.all([
+      isNew ? d.hosts.get(mac) : undefined,
+      d.hosts.getByHostname(h.hostname),
+      h.ip ? d.hosts.getByIp(h.ip) : undefined,
+    ]);
+    if (byMac)
       throw new HttpError(409, `a host with MAC ${mac} already exists (PUT /api/hosts/${mac} to change it)`, 'mac');
-    const byName = d.hosts.getByHostname(h.hostname);
     if (byName && byName.mac !== mac)
       throw new HttpError(409, `hostname ${h.hostname} already belongs to ${byName.mac}`, 'hostname');
-    const byIp = h.ip ? d.hosts.getByIp(h.ip) : undefined;
     if (byIp && byIp.mac !== mac)
       throw new HttpError(409, `IP ${h.ip} already belongs to ${byIp.hostname} (${byIp.mac})`, 'ip');
   }

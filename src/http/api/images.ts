@@ -18,10 +18,10 @@ export function imageRoutes(c: ApiContext): express.Router {
       tags: ['images'],
       responses: { 200: Images },
     },
-    (_req, res) => {
+    async (_req, res) => {
       const profiles = [...d.profiles().profiles.values()];
       res.json(
-        (d.images?.list() ?? []).map((i) => ({
+        ((await d.images?.list()) ?? []).map((i) => ({
           name: i.name,
           version: i.version,
           sourceSha256: i.sourceSha256,

@@ -20,8 +20,8 @@ export function settingsRoutes(c: ApiContext): express.Router {
       tags,
       responses: { 200: TechParams },
     },
-    (_req, res) => {
-      res.json({ techParams: d.settings?.techParams() ?? [], neverForTechs: TECH_NEVER });
+    async (_req, res) => {
+      res.json({ techParams: (await d.settings?.techParams()) ?? [], neverForTechs: TECH_NEVER });
     },
   );
   apiRoute(
@@ -37,15 +37,15 @@ export function settingsRoutes(c: ApiContext): express.Router {
       responses: { 200: TechParams },
     },
     c.adminOnly,
-    (req, res) => {
+    async (req, res) => {
       if (!d.settings) throw new HttpError(404, 'settings are not kept by this server');
       const body = req.body as unknown;
       const list = Array.isArray(body) ? body : (body as { techParams?: unknown } | null)?.techParams;
       const checked = checkTechParamList(list);
       if (!checked.ok) throw new HttpError(400, checked.errors.join('; '), 'techParams');
-      const before = d.settings.techParams();
-      d.settings.setTechParams(checked.list);
-      d.audit.recordChange(
+      const before = await d.settings.techParams();
+      await d.settings.setTechParams(checked.list);
+      await d.audit.recordChange(
         c.actor(res),
         'settings.tech-params',
         'techParams',

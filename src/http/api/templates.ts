@@ -27,7 +27,7 @@ import {
 export interface TemplatesApiDeps {
   templates: () => TemplateLibrary;
   profiles: () => ProfileSnapshot;
-  hosts: { get(mac: Mac): Host | undefined };
+  hosts: { get(mac: Mac): Promise<Host | undefined> };
   deliveries: Pick<WebhookDeliveryStore, 'list'>;
 }
 
@@ -75,14 +75,14 @@ export function createTemplatesApi(d: TemplatesApiDeps): (docs: ApiDocs) => expr
           409: 'the host uses another profile, or its parameters do not apply',
         },
       },
-      (_req, res, { params, query }) => {
+      async (_req, res, { params, query }) => {
         const name = params.name;
         const loaded = d.profiles().profiles.get(name);
         if (!loaded) throw new HttpError(404, `no profile named "${name.slice(0, 64)}" is loaded (GET /api/profiles)`);
         const mac = macOf(query.mac);
         let host: Host | undefined;
         if (mac) {
-          host = d.hosts.get(mac);
+          host = await d.hosts.get(mac);
           if (!host) throw new HttpError(404, `mac: no host with MAC ${mac}`);
           if (host.profile !== name)
             throw new HttpError(409, `host ${host.hostname} uses profile ${host.profile}, not ${name}`);

@@ -84,6 +84,14 @@ export class BuildRepo {
     return this.deriveToken(r!.nonce);
   }
 
+  /** The tokens of every pending build, by build id: the in-memory view renders boot configs without a query. */
+  async pendingTokens(): Promise<Map<number, string>> {
+    const rows = await this.sql.all<{ id: number; nonce: string }>(
+      "SELECT id, nonce FROM builds WHERE status = 'pending'",
+    );
+    return new Map(rows.map((r) => [Number(r.id), this.deriveToken(r.nonce)]));
+  }
+
   private deriveToken(nonce: string): string {
     return createHmac('sha256', this.secret).update(`rackboot-build-token:${nonce}`).digest('base64url');
   }
@@ -101,11 +109,13 @@ export class BuildRepo {
     return this.byId(b.id);
   }
 
-  async markKickstartFetched(id: number, from: string): Promise<void> {
-    await this.timeline.run(
+  /** The first fetch ties the build to an address: the views must hear of it (only that address may speak for it). */
+  async markKickstartFetched(id: number, from: string, mac?: Mac): Promise<void> {
+    const n = await this.timeline.run(
       'UPDATE builds SET ks_fetched_at = ?, ks_fetched_from = ? WHERE id = ? AND ks_fetched_at IS NULL',
       [this.now(), from, id],
     );
+    if (n && mac) await this.feed.publish({ kind: 'build', mac });
   }
 
   /** Checks a token for a kickstart fetch: it must be the host's live build. */

@@ -113,6 +113,17 @@ export class EventRepo {
     return rows.map(eventFromRow).reverse();
   }
 
+  /** Oldest first, up to `limit` events with an id above `afterId` (0: from the first): the API's pages. */
+  async after(mac: Mac, afterId: number, limit: number): Promise<HostEvent[]> {
+    await this.flush();
+    const rows = await this.sql.all<EventRow>('SELECT * FROM events WHERE mac = ? AND id > ? ORDER BY id LIMIT ?', [
+      mac,
+      afterId,
+      limit,
+    ]);
+    return rows.map(eventFromRow);
+  }
+
   subscribe(listener: (e: HostEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

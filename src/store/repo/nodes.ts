@@ -27,9 +27,13 @@ export class NodeRepo implements NodeRegistry {
       [n.id, n.site ?? null, n.version, n.address, n.publicUrl, JSON.stringify(n.ports), now, now],
     );
   }
-  async heartbeat(id: string): Promise<void> {
+  /** `ports` absent keeps the stored ones. */
+  async heartbeat(id: string, ports?: NodeInfo['ports']): Promise<void> {
     const now = this.now();
-    await this.sql.run('UPDATE nodes SET heartbeat_at = ?, stopped_at = NULL WHERE id = ?', [now, id]);
+    await this.sql.run(
+      'UPDATE nodes SET heartbeat_at = ?, ports = COALESCE(?, ports), stopped_at = NULL WHERE id = ?',
+      [now, ports ? JSON.stringify(ports) : null, id],
+    );
     await this.sql.run('DELETE FROM nodes WHERE heartbeat_at < ?', [now - FORGET_AFTER_MS]);
   }
   async stopped(id: string): Promise<void> {
@@ -37,8 +41,16 @@ export class NodeRepo implements NodeRegistry {
   }
   async list(): Promise<NodeView[]> {
     const now = this.now();
-    return (await this.sql.all<NodeRow>('SELECT * FROM nodes ORDER BY id')).map((r) =>
-      nodeFromRow(r, now, this.heartbeatMs),
-    );
+    const [rows, held] = await Promise.all([
+      this.sql.all<NodeRow>('SELECT * FROM nodes ORDER BY id'),
+      this.sql.all<{ role: string; node: string }>(
+        'SELECT role, node FROM leaders WHERE expires_at > ? ORDER BY role',
+        [now],
+      ),
+    ]);
+    return rows.map((r) => ({
+      ...nodeFromRow(r, now, this.heartbeatMs),
+      duties: held.filter((l) => l.node === r.id).map((l) => l.role),
+    }));
   }
 }

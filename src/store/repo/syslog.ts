@@ -101,12 +101,18 @@ export class SyslogRepo {
       where.push('id < ?');
       args.push(s.beforeId);
     }
+    if (s.afterId !== undefined) {
+      where.push('id > ?');
+      args.push(s.afterId);
+    }
     args.push(Math.max(1, Math.min(s.limit ?? 500, 5000)));
+    // After an id: the oldest lines past it (following a log); otherwise the newest that match.
     const rows = await this.sql.all<SyslogRow>(
-      `SELECT * FROM syslog WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`,
+      `SELECT * FROM syslog WHERE ${where.join(' AND ')} ORDER BY id ${s.afterId === undefined ? 'DESC' : 'ASC'} LIMIT ?`,
       args,
     );
-    return rows.map(syslogFromRow).reverse();
+    const lines = rows.map(syslogFromRow);
+    return s.afterId === undefined ? lines.reverse() : lines;
   }
 
   async prune(now = Date.now()): Promise<number> {

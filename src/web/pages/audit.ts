@@ -5,10 +5,9 @@ import { str, type WebContext } from './context.ts';
 
 export function auditPages(c: WebContext): express.Router {
   const r = express.Router();
-  r.get('/audit', c.tech, (req, res) => {
+  r.get('/audit', c.tech, async (req, res) => {
     const q = str(req.query.q).trim().toLowerCase();
-    const entries = c.d.audit
-      .recent(500)
+    const entries = (await c.d.audit.recent(500))
       .filter((e) => !q || `${e.actor} ${e.action} ${e.target}`.toLowerCase().includes(q))
       .map((e) => ({ ...e, view: auditView(e.diff) }));
     c.page(res, 200, 'audit', { title: 'Audit log', entries, q });
@@ -38,7 +37,7 @@ function flatRecord(r: unknown): Record<string, unknown> {
 /**
  * How an audit entry's diff is shown: a unified text diff, field from -> to (with the whole records
  * before and after), or the JSON as recorded. Secrets are masked again here, for entries recorded
- * before AuditLog masked them.
+ * before the audit repository masked them.
  */
 export function auditView(diff: string | null | undefined): AuditView {
   if (!diff) return { kind: 'none' };

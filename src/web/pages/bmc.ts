@@ -28,15 +28,14 @@ export function bmcPages(c: WebContext): express.Router {
 
   async function bmcPage(res: Response, status: number, host: Host, values?: BmcFormValues, errors: string[] = []) {
     const { bmc } = stores();
-    const view = await bmc.get(host.mac);
+    const [view, timeline] = await Promise.all([bmc.get(host.mac), d.events.timeline(host.mac, 500)]);
     const role = c.isTech(res) ? 'tech' : 'admin';
     c.page(res, status, 'host-bmc', {
       title: `${host.hostname}: BMC and power`,
       host,
       bmc: view,
       actions: POWER_REQUESTS.filter((a) => mayRunPower(role, a)),
-      events: d.events
-        .timeline(host.mac, 500)
+      events: timeline
         .filter((e) => e.type.startsWith('bmc.'))
         .slice(-20)
         .reverse(),

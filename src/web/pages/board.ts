@@ -6,14 +6,14 @@ import { str, type WebContext } from './context.ts';
 
 export function boardPages(c: WebContext): express.Router {
   const r = express.Router();
-  r.get('/', c.tech, (req, res) => {
+  r.get('/', c.tech, async (req, res) => {
     const filter = {
       rack: str(req.query.rack) || undefined,
       profile: str(req.query.profile) || undefined,
       state: str(req.query.state) || undefined,
       sort: str(req.query.sort) === 'time' ? 'time' : undefined,
     };
-    const board = buildBoard(c.d.hosts.list().map(c.chipFor), filter);
+    const board = buildBoard(await c.chipsFor(c.d.view.hostList()), filter);
     c.page(res, 200, 'board', {
       title: 'Rollout board',
       board,
@@ -26,7 +26,7 @@ export function boardPages(c: WebContext): express.Router {
 
   r.get('/board/stream', c.tech, (req, res) => {
     const cookie = cookieOf(req, SESSION_COOKIE);
-    c.live.open(res, () => c.sessions.lookup(cookie) !== undefined, c.sessionOf(res).idHash);
+    c.live.open(res, async () => (await c.sessions.lookup(cookie)) !== undefined, c.sessionOf(res).idHash);
   });
   return r;
 }

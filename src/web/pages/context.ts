@@ -6,33 +6,28 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { join } from 'node:path';
 import type { Logger } from '../../log.ts';
 import type { Provisioner } from '../../provision.ts';
-import type { HostStore, Host } from '../../store/hosts.ts';
-import type { BuildStore } from '../../store/builds.ts';
-import type { EventLog } from '../../store/events.ts';
-import type { AuditLog } from '../../store/audit.ts';
-import type { Db } from '../../store/db.ts';
+import type { Host } from '../../store/hosts.ts';
+import type { HostRepo } from '../../store/repo/hosts.ts';
+import type { BuildRepo } from '../../store/repo/builds.ts';
+import type { EventRepo } from '../../store/repo/events.ts';
+import type { AuditRepo } from '../../store/repo/small.ts';
+import { ApiTokenRepo, SessionRepo, UserRepo } from '../../store/repo/users.ts';
+import type { SyslogRepo } from '../../store/repo/syslog.ts';
+import type { Store } from '../../store/index.ts';
+import type { StoreView } from '../../store/view.ts';
 import type { ProfileSnapshot } from '../../profiles/catalog.ts';
 import { parseMac, type Mac } from '../../net/mac.ts';
-import { SettingsStore } from '../../store/settings.ts';
 import { hostSecretValues, type ParamGuard } from '../../hosts/policy.ts';
-import {
-  ApiTokenStore,
-  UserStore,
-  SessionStore,
-  type Role,
-  type Session,
-  type SessionPolicy,
-} from '../../store/users.ts';
+import type { Role, Session, SessionPolicy } from '../../store/users.ts';
 import { chipOf, formatDuration, type Chip, type Stuck } from '../board.ts';
 import { currentStuck } from '../../rollout/stuck.ts';
 import type { HostEvent } from '../../store/events.ts';
-import type { Build } from '../../store/builds.ts';
+import { stateOf, type Build } from '../../store/builds.ts';
 import { cookieOf, LoginThrottle, SESSION_COOKIE, tokensEqual } from '../auth.ts';
 import { createViews } from '../views.ts';
 import { LiveBoard } from '../live.ts';
 import { InstallerLogStreams } from '../log-stream.ts';
 import type { ChangeFeed } from '../../store/changes.ts';
-import type { SyslogStore } from '../../ops/syslog-store.ts';
 import type { TemplateLibrary } from '../../render/templates.ts';
 import type { WebhookDeliveryStore } from '../../store/webhooks.ts';
 import type { BmcStore } from '../../store/bmc.ts';
@@ -40,11 +35,15 @@ import type { PowerService } from '../../bmc/power.ts';
 
 export interface WebDeps {
   provisioner: Provisioner;
-  hosts: HostStore;
-  builds: BuildStore;
-  events: EventLog;
-  audit: AuditLog;
-  db: Db;
+  /** Host writes, and the reads that must see the database itself (the live board's chips). */
+  hosts: HostRepo;
+  builds: BuildRepo;
+  events: EventRepo;
+  audit: AuditRepo;
+  /** Users, sessions, API tokens, settings and discovered machines; `sql` only with a clock or policy of the web's own. */
+  store: Pick<Store, 'sql' | 'users' | 'sessions' | 'apiTokens' | 'settings' | 'discovered'>;
+  /** Hosts and their latest builds in memory: what pages listing many hosts read (no query per host). */
+  view: StoreView;
   catalog: { readonly snapshot: ProfileSnapshot; reload(): ProfileSnapshot };
   profilesDir: string;
   templatesDir: string;
@@ -53,6 +52,7 @@ export interface WebDeps {
   /** Secure cookies (TLS on for the UI); default: when the public URL is https. */
   secureCookies?: boolean;
   log: Logger;
+  /** A clock, or a session policy, of the web's own (tests): users and sessions are then built over store.sql. */
   now?: () => number;
   sessionPolicy?: SessionPolicy;
   /** How often the live board sends changed chips (ms). */
@@ -60,7 +60,7 @@ export interface WebDeps {
   /** Changes from this process and others (the CLI): the live board listens; without it, this process's events only. */
   changes?: ChangeFeed;
   /** The installer's log lines (the host page shows them live); without it the host page has no log section. */
-  syslog?: Pick<SyslogStore, 'search'>;
+  syslog?: Pick<SyslogRepo, 'search'>;
   /** The live template library (the templates page); without it the page says so. */
   templates?: () => TemplateLibrary;
   /** The webhook delivery log (the webhooks page). */
@@ -97,22 +97,26 @@ export type WebContext = ReturnType<typeof createWebContext>;
 export function createWebContext(d: WebDeps) {
   const now = d.now ?? Date.now;
   const p = d.provisioner;
-  const users = new UserStore(d.db, now);
-  const sessions = new SessionStore(d.db, users, d.sessionPolicy, now);
+  // The store's users and sessions run on its clock and session policy; a web given its own (tests) builds its own.
+  const own = d.now !== undefined || d.sessionPolicy !== undefined;
+  const users = own ? new UserRepo(d.store.sql, now) : d.store.users;
+  const sessions = own ? new SessionRepo(d.store.sql, users, d.sessionPolicy, now) : d.store.sessions;
+  const apiTokens = own ? new ApiTokenRepo(d.store.sql, users, now) : d.store.apiTokens;
   const views = createViews(join(d.templatesDir, 'web'));
   const secure = d.secureCookies ?? d.publicUrl.startsWith('https:');
-  const settings = new SettingsStore(d.db);
-  const apiTokens = new ApiTokenStore(d.db, users, now);
+  const settings = d.store.settings;
   const flashes = new Map<string, Flash>();
   const form = express.urlencoded({ extended: false, limit: '2mb', parameterLimit: 200 });
 
-  const chipFor = (host: Host): Chip => {
-    const build = d.builds.latest(host.mac);
-    const state = p.state(host.mac);
+  /** A host's chip; its latest build from the view unless given (the live board passes the database's). */
+  const chipFor = async (host: Host, build = d.view.latestBuild(host.mac)): Promise<Chip> => {
+    const state = stateOf(build, now());
     // Failed: its events say the last step it reported, for the one-line reason.
-    const events = build && (state === 'build' || state === 'failed') ? d.events.timeline(host.mac, 300) : [];
+    const events = build && (state === 'build' || state === 'failed') ? await d.events.timeline(host.mac, 300) : [];
     return chipOf(host, build, state, events, now(), build && state === 'build' ? stuckOf(events, build) : undefined);
   };
+  /** The chips of many hosts at once (the board, the hosts list): queries only for hosts in build or failed. */
+  const chipsFor = (hosts: readonly Host[]): Promise<Chip[]> => Promise.all(hosts.map((h) => chipFor(h)));
   /** The rollout's stuck mark (src/rollout/stuck.ts: its watcher puts a `stuck` event on the timeline), as the chip shows it. */
   const stuckOf = (events: readonly HostEvent[], build: Build): Stuck | undefined => {
     const v = currentStuck(
@@ -129,9 +133,10 @@ export function createWebContext(d: WebDeps) {
   };
   const live = new LiveBoard({
     subscribe: (l) => (d.changes ?? d.events).subscribe(l),
-    chip: (mac) => {
-      const h = d.hosts.get(mac as Mac);
-      return h && chipFor(h);
+    // From the database, not the view: a change another process made reaches the view by another path, maybe later.
+    chip: async (mac) => {
+      const [h, build] = await Promise.all([d.hosts.get(mac as Mac), d.builds.latest(mac as Mac)]);
+      return h && chipFor(h, build);
     },
     intervalMs: d.liveIntervalMs,
     onError: (err) => d.log.error({ err: (err as Error).message }, 'live board update failed'),
@@ -148,9 +153,9 @@ export function createWebContext(d: WebDeps) {
   const sessionOf = (res: Response): Session => res.locals.session as Session;
   const actor = (res: Response) => `web:${sessionOf(res).user.name}`;
   const isTech = (res: Response) => sessionOf(res).user.role !== 'admin';
-  const guardOf = (res: Response): ParamGuard => ({
+  const guardOf = async (res: Response): Promise<ParamGuard> => ({
     role: sessionOf(res).user.role,
-    allowed: settings.techParams(),
+    allowed: await settings.techParams(),
     profile: (n) => d.catalog.snapshot.profiles.get(n),
   });
   const secretsOf = (host: Host) => hostSecretValues(d.catalog.snapshot.profiles.get(host.profile), host.params);
@@ -192,8 +197,8 @@ export function createWebContext(d: WebDeps) {
     page(res, status, 'error', { title, message });
 
   /** The gate of every page: a live session, the role if one is needed, and the CSRF token on every POST. */
-  const need = (role?: Role) => (req: Request, res: Response, next: NextFunction) => {
-    const s = sessions.lookup(cookieOf(req, SESSION_COOKIE));
+  const need = (role?: Role) => async (req: Request, res: Response, next: NextFunction) => {
+    const s = await sessions.lookup(cookieOf(req, SESSION_COOKIE));
     if (!s) {
       if (req.method === 'GET' && !req.path.endsWith('/stream'))
         return res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
@@ -229,9 +234,10 @@ export function createWebContext(d: WebDeps) {
     if (!mac) throw new Refused(404, `"${String(req.params.mac)}" is not a MAC address`);
     return mac;
   };
+  /** The host of /hosts/:mac, from the view (what the provisioner's pages and previews read too). */
   const hostOf = (req: Request): Host => {
     const mac = macOf(req);
-    const h = d.hosts.get(mac);
+    const h = d.view.host(mac);
     if (!h) throw new Refused(404, `There is no host with MAC ${mac}.`);
     return h;
   };
@@ -250,6 +256,7 @@ export function createWebContext(d: WebDeps) {
     live,
     logs,
     chipFor,
+    chipsFor,
     sessionOf,
     actor,
     isTech,
@@ -265,6 +272,16 @@ export function createWebContext(d: WebDeps) {
 }
 
 export const str = (v: unknown) => (typeof v === 'string' ? v : '');
+
+/** Hosts in the hosts table's order (rack, position, hostname): the view keeps them unordered. */
+export function sortedHosts(hosts: Host[]): Host[] {
+  const key = (h: Host) => [h.rack ?? '', h.position ?? '', h.hostname];
+  return hosts.sort((a, b) => {
+    const [x, y] = [key(a), key(b)];
+    for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i]! < y[i]! ? -1 : 1;
+    return 0;
+  });
+}
 
 export function fmtTime(ms: number | string | undefined): string {
   if (ms === undefined) return '';

@@ -5,7 +5,7 @@ import type { HostEvent } from '../../store/events.ts';
 import type { Mac } from '../../net/mac.ts';
 import { checkHostInput, hostRecord, HOST_FIELDS, type HostInput } from '../../hosts/input.ts';
 import { guardHostParams, maskDeep, maskText } from '../../hosts/policy.ts';
-import { fmtTime, type WebContext } from './context.ts';
+import { fmtTime, Refused, type WebContext } from './context.ts';
 import { hostList, parseHostListQuery, type HostListRow } from '../hosts-list.ts';
 import { installerLogView } from './installer-log.ts';
 import { powerView } from '../power-view.ts';
@@ -14,46 +14,47 @@ export function hostPages(c: WebContext): express.Router {
   const { d, p, admin, tech, form, page, flash, actor, hostOf } = c;
   const r = express.Router();
 
-  r.get('/hosts', tech, (req, res) => {
+  r.get('/hosts', tech, async (req, res) => {
     const query = parseHostListQuery(req.query as Record<string, unknown>);
     const learnt = p.learntAddresses();
-    const latest = d.builds.latestForAll();
-    const rows: HostListRow[] = d.hosts.list().map((h) => ({
+    const hosts = d.view.hostList();
+    const chips = await c.chipsFor(hosts);
+    const rows: HostListRow[] = hosts.map((h, i) => ({
       host: h,
-      chip: c.chipFor(h),
+      chip: chips[i]!,
       learntIp: learnt.get(h.mac),
-      lastBuild: latest.get(h.mac),
+      lastBuild: d.view.latestBuild(h.mac),
     }));
     page(res, 200, 'hosts', { title: 'Hosts', list: hostList(rows, query), total: rows.length, query });
   });
 
   r.get('/hosts/new', admin, (_req, res) => hostForm(res, 200, undefined, emptyForm(), []));
-  r.post('/hosts', form, admin, (req, res) => {
+  r.post('/hosts', form, admin, async (req, res) => {
     const values = formValues(req.body);
-    const checked = checkForm(res, values, undefined);
+    const checked = await checkForm(res, values, undefined);
     if (!checked.ok) return hostForm(res, checked.status, undefined, values, checked.errors);
-    d.hosts.insert(checked.host);
-    d.audit.recordChange(actor(res), 'host.create', checked.host.mac, undefined, checked.host);
+    await d.hosts.insert(checked.host);
+    await d.audit.recordChange(actor(res), 'host.create', checked.host.mac, undefined, checked.host);
     flash(res, { kind: 'ok', text: `Host ${checked.host.hostname} added.` });
     res.redirect(303, `/hosts/${checked.host.mac}`);
   });
 
-  r.get('/hosts/:mac', tech, (req, res) => {
+  r.get('/hosts/:mac', tech, async (req, res) => {
     const host = hostOf(req);
-    page(res, 200, 'host', hostPageData(host, c.isTech(res), req.query.severity));
+    page(res, 200, 'host', await hostPageData(host, c.isTech(res), req.query.severity));
   });
 
   r.get('/hosts/:mac/edit', admin, (req, res) => {
     const host = hostOf(req);
     hostForm(res, 200, host, toForm(host), []);
   });
-  r.post('/hosts/:mac', form, admin, (req, res) => {
+  r.post('/hosts/:mac', form, admin, async (req, res) => {
     const old = hostOf(req);
     const values = { ...formValues(req.body), mac: old.mac };
-    const checked = checkForm(res, values, old.mac, old.params);
+    const checked = await checkForm(res, values, old.mac, old.params);
     if (!checked.ok) return hostForm(res, checked.status, old, values, checked.errors);
-    d.hosts.update(checked.host);
-    d.audit.recordChange(actor(res), 'host.update', old.mac, hostRecord(old), hostRecord(checked.host));
+    await d.hosts.update(checked.host);
+    await d.audit.recordChange(actor(res), 'host.update', old.mac, hostRecord(old), hostRecord(checked.host));
     flash(res, { kind: 'ok', text: `Host ${checked.host.hostname} saved.` });
     res.redirect(303, `/hosts/${old.mac}`);
   });
@@ -62,18 +63,18 @@ export function hostPages(c: WebContext): express.Router {
     const host = hostOf(req);
     page(res, 200, 'confirm-delete', { title: `Delete ${host.hostname}`, host, state: p.state(host.mac) });
   });
-  r.post('/hosts/:mac/delete', form, admin, (req, res) => {
+  r.post('/hosts/:mac/delete', form, admin, async (req, res) => {
     const host = hostOf(req);
-    if (p.state(host.mac) === 'build') p.cancelBuild(host.mac, actor(res));
-    d.hosts.delete(host.mac);
-    d.audit.recordChange(actor(res), 'host.delete', host.mac, hostRecord(host), undefined);
+    if (p.state(host.mac) === 'build') await p.cancelBuild(host.mac, actor(res));
+    await d.hosts.delete(host.mac);
+    await d.audit.recordChange(actor(res), 'host.delete', host.mac, hostRecord(host), undefined);
     flash(res, { kind: 'ok', text: `Host ${host.hostname} (${host.mac}) deleted.` });
     res.redirect(303, '/hosts');
   });
 
-  r.post('/hosts/:mac/build', form, tech, (req, res) => {
+  r.post('/hosts/:mac/build', form, tech, async (req, res) => {
     const host = hostOf(req);
-    const started = p.startBuild(host.mac, actor(res));
+    const started = await p.startBuild(host.mac, actor(res));
     if (!started.ok)
       flash(res, { kind: 'error', text: `Could not start a build for ${host.hostname}: ${started.message}` });
     else
@@ -83,9 +84,9 @@ export function hostPages(c: WebContext): express.Router {
       });
     res.redirect(303, backTo(req, `/hosts/${host.mac}`));
   });
-  r.post('/hosts/:mac/cancel', form, tech, (req, res) => {
+  r.post('/hosts/:mac/cancel', form, tech, async (req, res) => {
     const host = hostOf(req);
-    const cancelled = p.cancelBuild(host.mac, actor(res));
+    const cancelled = await p.cancelBuild(host.mac, actor(res));
     flash(
       res,
       cancelled.ok
@@ -95,14 +96,20 @@ export function hostPages(c: WebContext): express.Router {
     res.redirect(303, backTo(req, `/hosts/${host.mac}`));
   });
 
-  function hostPageData(host: Host, masked: boolean, severity?: unknown) {
-    const view = p.view(host.mac)!;
+  async function hostPageData(host: Host, masked: boolean, severity?: unknown) {
+    const view = await p.view(host.mac);
+    // Deleted between hostOf() and here (another tab, another node).
+    if (!view) throw new Refused(404, `There is no host with MAC ${host.mac}.`);
     // A tech sees secret parameters masked, and the host's secret values masked in the failure log and the timeline.
     const secrets = masked ? c.secretsOf(host) : new Set<string>();
     if (masked && view.build?.failureLog) view.build.failureLog = maskText(view.build.failureLog, secrets);
-    const chip = c.chipFor(host);
-    const previews = (['kickstart', 'pxelinux', 'grub', 'ipxe'] as const).map((kind) => {
-      const pr = p.preview(host.mac, kind, { maskSecrets: true });
+    const [chip, timeline, rendered] = await Promise.all([
+      c.chipFor(host),
+      d.events.timeline(host.mac, 500),
+      Promise.all(PREVIEWS.map((kind) => p.preview(host.mac, kind, { maskSecrets: true }))),
+    ]);
+    const previews = PREVIEWS.map((kind, i) => {
+      const pr = rendered[i]!;
       return {
         kind,
         ok: pr.ok,
@@ -115,8 +122,8 @@ export function hostPages(c: WebContext): express.Router {
       .map((e) => eventRow(e as unknown as HostEvent & { at: string }))
       .map((e) => (masked ? { ...e, detail: maskText(e.detail, secrets) } : e));
     const params = Object.entries(masked ? maskDeep(host.params) : host.params);
-    const log = installerLogView(c, secrets, view.build?.id, severity);
-    const power = powerView(d.events.timeline(host.mac, 500));
+    const log = await installerLogView(c, secrets, view.build?.id, severity);
+    const power = powerView(timeline);
     if (power && masked) for (const e of power.errors) e.answer = maskText(e.answer, secrets);
     return { title: host.hostname, host, view, chip, previews, events, params, log, power, live: true };
   }
@@ -138,12 +145,12 @@ export function hostPages(c: WebContext): express.Router {
     });
   }
 
-  function checkForm(
+  async function checkForm(
     res: Response,
     values: Record<string, string>,
     existing: Mac | undefined,
     beforeParams: Record<string, string> = {},
-  ): { ok: true; host: HostFields } | { ok: false; status: number; errors: string[] } {
+  ): Promise<{ ok: true; host: HostFields } | { ok: false; status: number; errors: string[] }> {
     const params: Record<string, string> = {};
     const errors: string[] = [];
     values.params.split('\n').forEach((line, i) => {
@@ -164,18 +171,24 @@ export function hostPages(c: WebContext): express.Router {
     if (!r2.ok) return { ok: false, status: 422, errors: [...r2.errors, ...errors] };
     if (errors.length) return { ok: false, status: 422, errors };
     const h = r2.host;
-    const refused = guardHostParams(c.guardOf(res), beforeParams, h);
+    const refused = guardHostParams(await c.guardOf(res), beforeParams, h);
     if (refused) return { ok: false, status: refused.status, errors: refused.errors };
-    if (!existing && d.hosts.get(h.mac)) errors.push(`mac: a host with MAC ${h.mac} exists already`);
-    const byName = d.hosts.getByHostname(h.hostname);
+    // One host: ask the database itself, not the view (another node may have just taken the name).
+    const [byMac, byName, byIp] = await Promise.all([
+      existing ? undefined : d.hosts.get(h.mac),
+      d.hosts.getByHostname(h.hostname),
+      h.ip ? d.hosts.getByIp(h.ip) : undefined,
+    ]);
+    if (byMac) errors.push(`mac: a host with MAC ${h.mac} exists already`);
     if (byName && byName.mac !== h.mac) errors.push(`hostname: ${h.hostname} already belongs to ${byName.mac}`);
-    const byIp = h.ip ? d.hosts.getByIp(h.ip) : undefined;
     if (byIp && byIp.mac !== h.mac) errors.push(`ip: ${h.ip} already belongs to ${byIp.hostname} (${byIp.mac})`);
     return errors.length ? { ok: false, status: 422, errors } : { ok: true, host: h };
   }
 
   return r;
 }
+
+const PREVIEWS = ['kickstart', 'pxelinux', 'grub', 'ipxe'] as const;
 
 function backTo(req: Request, fallback: string): string {
   const b = (req.body as Record<string, unknown>).back;

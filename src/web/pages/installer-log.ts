@@ -8,23 +8,28 @@ import { cookieOf, SESSION_COOKIE } from '../auth.ts';
 import { Refused, type WebContext } from './context.ts';
 
 /** The log section of the host page, or undefined when there is no build or no log store. */
-export function installerLogView(c: WebContext, secrets: Set<string>, buildId: number | undefined, severity: unknown) {
+export async function installerLogView(
+  c: WebContext,
+  secrets: Set<string>,
+  buildId: number | undefined,
+  severity: unknown,
+) {
   if (!c.d.syslog || buildId === undefined) return undefined;
   const level = parseSeverity(severity) ?? undefined;
   const mask = (t: string) => (secrets.size ? maskText(t, secrets) : t);
-  const lines = c.d.syslog
-    .search({ buildId, maxSeverity: level, limit: LOG_BACKLOG })
-    .map((l) => logLineEvent(l, mask));
+  const lines = (await c.d.syslog.search({ buildId, maxSeverity: level, limit: LOG_BACKLOG })).map((l) =>
+    logLineEvent(l, mask),
+  );
   return { buildId, severity: level, severities: SEVERITY_NAMES, lines };
 }
 
 export function installerLogPages(c: WebContext): express.Router {
   const r = express.Router();
-  r.get('/hosts/:mac/log/stream', c.tech, (req, res) => {
+  r.get('/hosts/:mac/log/stream', c.tech, async (req, res) => {
     const host = c.hostOf(req);
     if (!c.logs) throw new Refused(404, 'This server keeps no installer logs.');
     const idText = typeof req.query.build === 'string' ? req.query.build : '';
-    const build = /^\d{1,15}$/.test(idText) ? c.d.builds.byId(Number(idText)) : c.d.builds.latest(host.mac);
+    const build = /^\d{1,15}$/.test(idText) ? await c.d.builds.byId(Number(idText)) : await c.d.builds.latest(host.mac);
     if (!build || build.mac !== host.mac) throw new Refused(404, `Host ${host.mac} has no build ${idText}.`);
     const severity = parseSeverity(req.query.severity);
     if (severity === null)
@@ -35,7 +40,7 @@ export function installerLogPages(c: WebContext): express.Router {
       buildId: build.id,
       maxSeverity: severity,
       mask: (t) => (secrets.size ? maskText(t, secrets) : t),
-      alive: () => c.sessions.lookup(cookie) !== undefined,
+      alive: async () => (await c.sessions.lookup(cookie)) !== undefined,
       session: c.sessionOf(res).idHash,
     });
   });

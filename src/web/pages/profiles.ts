@@ -5,7 +5,7 @@ import { formatProfileError, PROFILE_NAME, type ProfileError } from '../../profi
 import { maskYamlPair, maskYamlText } from '../../hosts/policy.ts';
 import { diffHunks, unifiedDiff } from '../diff.ts';
 import { checkProfileEdit, normaliseText, readProfileText, saveProfileAtomic } from '../profile-edit.ts';
-import { Refused, str, type WebContext } from './context.ts';
+import { Refused, sortedHosts, str, type WebContext } from './context.ts';
 
 export function profilePages(c: WebContext): express.Router {
   const { d, admin, form, page } = c;
@@ -18,7 +18,7 @@ export function profilePages(c: WebContext): express.Router {
   r.get('/profiles/new', admin, (_req, res) => {
     page(res, 200, 'profile-edit', editorData(undefined, '', 'extends: rhvh-base\ndescription: \n', { mode: 'new' }));
   });
-  r.post('/profiles', form, admin, (req, res) => {
+  r.post('/profiles', form, admin, async (req, res) => {
     const body = req.body as Record<string, unknown>;
     const name = str(body.name).trim();
     const text = normaliseText(str(body.text));
@@ -40,7 +40,7 @@ export function profilePages(c: WebContext): express.Router {
         }),
       );
     }
-    saveOrShow(req, res, name, text, '', 'new');
+    await saveOrShow(req, res, name, text, '', 'new');
   });
   r.get('/profiles/:name', c.tech, (req, res) => {
     const name = String(req.params.name);
@@ -55,7 +55,7 @@ export function profilePages(c: WebContext): express.Router {
       name,
       text: shown,
       row,
-      hostsUsing: d.hosts.list().filter((h) => h.profile === name),
+      hostsUsing: hostsUsing(name),
     });
   });
   r.get('/profiles/:name/edit', admin, (req, res) => {
@@ -70,15 +70,22 @@ export function profilePages(c: WebContext): express.Router {
       editorData(name, name, text, { mode: 'edit', base: text, errors: diskErrors, onDisk: diskErrors.length > 0 }),
     );
   });
-  r.post('/profiles/:name', form, admin, (req, res) => {
+  r.post('/profiles/:name', form, admin, async (req, res) => {
     const name = String(req.params.name);
     const body = req.body as Record<string, unknown>;
     const current = readProfileText(d.profilesDir, name);
     if (current === undefined) throw new Refused(404, `There is no profile file for ${name}.`);
-    saveOrShow(req, res, name, normaliseText(str(body.text)), current, 'edit');
+    await saveOrShow(req, res, name, normaliseText(str(body.text)), current, 'edit');
   });
 
-  function saveOrShow(req: Request, res: Response, name: string, text: string, current: string, mode: 'new' | 'edit') {
+  async function saveOrShow(
+    req: Request,
+    res: Response,
+    name: string,
+    text: string,
+    current: string,
+    mode: 'new' | 'edit',
+  ) {
     const body = req.body as Record<string, unknown>;
     const base = mode === 'edit' ? normaliseText(str(body.base)) : '';
     const check = checkProfileEdit(d.profilesDir, name, text);
@@ -108,12 +115,15 @@ export function profilePages(c: WebContext): express.Router {
     d.catalog.reload();
     // Both sides masked (the audit log is shown to techs); a secret whose value changed reads "(changed)".
     const [before, after] = maskYamlPair(current, text);
-    d.audit.record(c.actor(res), mode === 'new' ? 'profile.create' : 'profile.update', name, {
+    await d.audit.record(c.actor(res), mode === 'new' ? 'profile.create' : 'profile.update', name, {
       unified: unifiedDiff(before, after, `${name}.yaml (before)`, `${name}.yaml (after)`),
     });
     c.flash(res, { kind: 'ok', text: `Profile ${name} saved; it is serving now.` });
     res.redirect(303, `/profiles/${name}`);
   }
+
+  /** The hosts on a profile, sorted as the hosts table is (rack, position, hostname). */
+  const hostsUsing = (name: string) => sortedHosts(d.view.hostList().filter((h) => h.profile === name));
 
   function editorData(
     name: string | undefined,

@@ -12,15 +12,21 @@ export function rolloutPages(c: WebContext): express.Router {
   const s = c.d.rollouts;
   if (!s) return r;
 
-  const rackOf = (raw: unknown) => {
+  // rackHosts is async since the store is (src/rollout/service.ts, converted alongside).
+  const rackOf = async (raw: unknown) => {
     const rack = parseRackName(String(raw ?? ''));
     if (!rack.ok) throw new Refused(404, rack.errors.join('; '));
-    const hosts = s.rackHosts(rack.value);
+    const hosts = await s.rackHosts(rack.value);
     if (!hosts.length) throw new Refused(404, `Rack ${rack.value} has no hosts.`);
     return { rack: rack.value, hosts };
   };
-  const confirmPage = (res: express.Response, status: number, rack: string, extra: Record<string, unknown> = {}) => {
-    const hosts = s.rackHosts(rack);
+  const confirmPage = async (
+    res: express.Response,
+    status: number,
+    rack: string,
+    extra: Record<string, unknown> = {},
+  ) => {
+    const hosts = await s.rackHosts(rack);
     const built = hosts.filter((h) => c.p.state(h.mac) === 'built');
     c.page(res, status, 'rollout-confirm', {
       title: `Build rack ${rack}`,
@@ -32,12 +38,12 @@ export function rolloutPages(c: WebContext): express.Router {
     });
   };
 
-  r.get('/racks/:rack/build', c.tech, (req, res) => {
-    confirmPage(res, 200, rackOf(req.params.rack).rack);
+  r.get('/racks/:rack/build', c.tech, async (req, res) => {
+    await confirmPage(res, 200, (await rackOf(req.params.rack)).rack);
   });
 
   r.post('/racks/:rack/build', c.form, c.tech, async (req, res) => {
-    const { rack, hosts } = rackOf(req.params.rack);
+    const { rack, hosts } = await rackOf(req.params.rack);
     const b = req.body as Record<string, unknown>;
     const o = parseRolloutBody(
       {

@@ -29,11 +29,11 @@ export function sessionPages(c: WebContext): express.Router {
       .send(f);
   });
 
-  r.get('/login', (req, res) => {
-    if (sessions.lookup(cookieOf(req, SESSION_COOKIE))) return res.redirect(303, safeNext(req.query.next));
-    loginPage(req, res, 200);
+  r.get('/login', async (req, res) => {
+    if (await sessions.lookup(cookieOf(req, SESSION_COOKIE))) return res.redirect(303, safeNext(req.query.next));
+    await loginPage(req, res, 200);
   });
-  function loginPage(req: Request, res: Response, status: number, error?: string, name = '') {
+  async function loginPage(req: Request, res: Response, status: number, error?: string, name = '') {
     let token = cookieOf(req, LOGIN_COOKIE);
     if (!token || token.length !== 43) {
       token = newToken();
@@ -45,7 +45,7 @@ export function sessionPages(c: WebContext): express.Router {
       next: safeNext(req.query.next ?? (req.body as Record<string, unknown> | undefined)?.next),
       error,
       name,
-      noUsers: users.count() === 0,
+      noUsers: (await users.count()) === 0,
     });
   }
 
@@ -80,15 +80,15 @@ export function sessionPages(c: WebContext): express.Router {
       return loginPage(req, res, 401, 'Wrong user name or password (or the user is disabled).', name);
     }
     attempt.succeed();
-    const { id, session } = sessions.create(user);
+    const { id, session } = await sessions.create(user);
     res.cookie(SESSION_COOKIE, id, cookieOptions(secure, session.expiresAt - c.now()));
     res.clearCookie(LOGIN_COOKIE, cookieOptions(secure));
     d.log.info({ user: user.name }, 'web: signed in');
     res.redirect(303, safeNext(body.next));
   });
 
-  r.post('/logout', c.form, c.tech, (_req, res) => {
-    sessions.destroy(c.sessionOf(res).idHash);
+  r.post('/logout', c.form, c.tech, async (_req, res) => {
+    await sessions.destroy(c.sessionOf(res).idHash);
     c.live.endSession(c.sessionOf(res).idHash);
     c.logs?.endSession(c.sessionOf(res).idHash);
     res.clearCookie(SESSION_COOKIE, cookieOptions(secure));

@@ -9,8 +9,8 @@ export function settingsPages(c: WebContext): express.Router {
   const settingsPage = (res: Response, status: number, text: string, error?: string) =>
     c.page(res, status, 'settings', { title: 'Settings', techParamsText: text, never: TECH_NEVER, error });
 
-  r.get('/settings', c.admin, (_req, res) => settingsPage(res, 200, settings.techParams().join('\n')));
-  r.post('/settings', c.form, c.admin, (req, res) => {
+  r.get('/settings', c.admin, async (_req, res) => settingsPage(res, 200, (await settings.techParams()).join('\n')));
+  r.post('/settings', c.form, c.admin, async (req, res) => {
     const text = str((req.body as Record<string, unknown>).techParams);
     // Only spaces, tabs and the CR of CRLF are trimmed: any other control or separator character is refused.
     const list = text
@@ -19,9 +19,9 @@ export function settingsPages(c: WebContext): express.Router {
       .filter(Boolean);
     const checked = checkTechParamList(list);
     if (!checked.ok) return settingsPage(res, 400, text, checked.errors.join('; '));
-    const before = settings.techParams();
-    settings.setTechParams(checked.list);
-    c.d.audit.recordChange(
+    const before = await settings.techParams();
+    await settings.setTechParams(checked.list);
+    await c.d.audit.recordChange(
       c.actor(res),
       'settings.tech-params',
       'techParams',

@@ -11,7 +11,7 @@ import { formatTemplateError } from '../../render/template-catalog.ts';
 import { webhookTarget } from '../../webhooks/payload.ts';
 import type { Host } from '../../store/hosts.ts';
 import type { DeliveryStatus } from '../../store/webhooks.ts';
-import { Refused, type WebContext } from './context.ts';
+import { Refused, sortedHosts, type WebContext } from './context.ts';
 
 const STATUSES: readonly DeliveryStatus[] = ['pending', 'delivered', 'failed', 'dropped'];
 
@@ -38,7 +38,7 @@ export function templatePages(c: WebContext): express.Router {
     if (macText) {
       const mac = parseMac(macText);
       if (!mac) throw new Refused(400, `"${macText.slice(0, 64)}" is not a MAC address.`);
-      host = d.hosts.get(mac);
+      host = d.view.host(mac);
       if (!host) throw new Refused(404, `There is no host with MAC ${mac}.`);
       if (host.profile !== name) throw new Refused(409, `${host.hostname} uses profile ${host.profile}, not ${name}.`);
     }
@@ -59,7 +59,7 @@ export function templatePages(c: WebContext): express.Router {
       name,
       host,
       values: values.map((v) => ({ ...v, shown: typeof v.value === 'string' ? v.value : JSON.stringify(v.value) })),
-      hostsUsing: d.hosts.list().filter((h) => h.profile === name),
+      hostsUsing: sortedHosts(d.view.hostList().filter((h) => h.profile === name)),
     });
   });
 

@@ -17,59 +17,59 @@ export function userPages(c: WebContext): express.Router {
     const problemText =
       checkUserName(name) ??
       (ROLES.includes(role) ? undefined : 'choose a role: admin or tech') ??
-      (users.get(name) ? `user ${name} exists already` : undefined) ??
+      ((await users.get(name)) ? `user ${name} exists already` : undefined) ??
       (password !== str(body.password2) ? 'the two passwords differ' : checkPassword(password, name));
     if (problemText) return usersPage(res, 422, problemText, { name, role });
-    users.add(name, role, await hashUserPassword(password));
-    d.audit.record(actor(res), 'user.create', name, { role });
+    await users.add(name, role, await hashUserPassword(password));
+    await d.audit.record(actor(res), 'user.create', name, { role });
     flash(res, { kind: 'ok', text: `User ${name} (${role}) added.` });
     res.redirect(303, '/users');
   });
   r.post('/users/:name', form, admin, async (req, res) => {
     const name = String(req.params.name);
     const body = req.body as Record<string, unknown>;
-    const target = users.get(name);
+    const target = await users.get(name);
     if (!target) throw new Refused(404, `There is no user named ${name}.`);
     const me = c.sessionOf(res).user;
     const action = str(body.action);
-    const lastAdmin = target.role === 'admin' && !target.disabled && users.activeAdmins() <= 1;
+    const lastAdmin = target.role === 'admin' && !target.disabled && (await users.activeAdmins()) <= 1;
     if (action === 'disable' || action === 'enable') {
       if (action === 'disable' && target.id === me.id) return usersPage(res, 422, 'You cannot disable yourself.');
       if (action === 'disable' && lastAdmin)
         return usersPage(res, 422, `${name} is the last admin; add another admin first.`);
-      users.setDisabled(name, action === 'disable');
-      d.audit.record(actor(res), `user.${action}`, name);
+      await users.setDisabled(name, action === 'disable');
+      await d.audit.record(actor(res), `user.${action}`, name);
       flash(res, { kind: 'ok', text: `User ${name} ${action}d.` });
     } else if (action === 'role') {
       const role = str(body.role) as Role;
       if (!ROLES.includes(role)) return usersPage(res, 422, 'choose a role: admin or tech');
       if (role !== 'admin' && lastAdmin)
         return usersPage(res, 422, `${name} is the last admin; add another admin first.`);
-      users.setRole(name, role);
-      d.audit.record(actor(res), 'user.role', name, { role: { from: target.role, to: role } });
+      await users.setRole(name, role);
+      await d.audit.record(actor(res), 'user.role', name, { role: { from: target.role, to: role } });
       flash(res, { kind: 'ok', text: `User ${name} is now ${role}.` });
     } else if (action === 'password') {
       const password = str(body.password);
       const bad = password !== str(body.password2) ? 'the two passwords differ' : checkPassword(password, name);
       if (bad) return usersPage(res, 422, `${name}: ${bad}`);
-      users.setPasswordHash(name, await hashUserPassword(password));
-      d.audit.record(actor(res), 'user.password', name);
+      await users.setPasswordHash(name, await hashUserPassword(password));
+      await d.audit.record(actor(res), 'user.password', name);
       flash(res, { kind: 'ok', text: `Password of ${name} changed; their sessions were ended.` });
       if (target.id === me.id) {
         res.clearCookie(SESSION_COOKIE, cookieOptions(c.secure));
         return res.redirect(303, '/login');
       }
     } else if (action === 'revoke-tokens') {
-      const list = apiTokens.list(target);
-      for (const t of list) apiTokens.revoke(target, t.prefix);
-      d.audit.record(actor(res), 'user.token.revoke', name, { prefixes: list.map((t) => t.prefix) });
+      const list = await apiTokens.list(target);
+      for (const t of list) await apiTokens.revoke(target, t.prefix);
+      await d.audit.record(actor(res), 'user.token.revoke', name, { prefixes: list.map((t) => t.prefix) });
       flash(res, { kind: 'ok', text: `${list.length} API token(s) of ${name} revoked.` });
     } else return usersPage(res, 400, `unknown action "${action}"`);
     res.redirect(303, '/users');
   });
 
-  function usersPage(res: Response, status: number, error?: string, values: Record<string, string> = {}) {
-    const list = users.list().map((u) => ({ ...u, tokens: apiTokens.list(u) }));
+  async function usersPage(res: Response, status: number, error?: string, values: Record<string, string> = {}) {
+    const list = await Promise.all((await users.list()).map(async (u) => ({ ...u, tokens: await apiTokens.list(u) })));
     c.page(res, status, 'users', { title: 'Users', users: list, error, values, roles: ROLES });
   }
 
