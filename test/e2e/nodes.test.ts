@@ -83,7 +83,7 @@ interface EventView {
   node?: string;
   clientIp?: string;
   ip?: string;
-  detail?: { rollout?: number; auto?: boolean; action?: string; reason?: string };
+  detail?: { rollout?: number; auto?: boolean; action?: string; reason?: string; mode?: string };
 }
 interface HostView {
   mac: string;
@@ -103,6 +103,22 @@ interface NodesView {
 
 const ns = (args: string[], input?: string) =>
   spawnSync('ip', ['netns', 'exec', NS, ...args], { encoding: 'utf8', input, timeout: 120_000 });
+/** A Redfish call to a machine's BMC, as a tech's curl would make it. */
+function redfish(m: Machine, method: string, path: string, body?: unknown): string {
+  const r = ns([
+    'curl',
+    '-sSk',
+    '--tlsv1.2',
+    '-u',
+    'admin:password',
+    '-X',
+    method,
+    ...(body ? ['-H', 'Content-Type: application/json', '--data-binary', JSON.stringify(body)] : []),
+    `https://${m.bmcAddr}/redfish/v1/Systems/${m.system}${path}`,
+  ]);
+  if (r.status !== 0) throw new Error(`curl ${method} ${path}: ${r.stderr}`);
+  return r.stdout;
+}
 const host = (n: NodeSpec, mac: string) => apiAt<HostView>(n.base, 'GET', `/api/hosts/${mac}`).json;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nodeOf = (e: EventView) => e.node ?? '?';
@@ -304,6 +320,29 @@ describe(
     }
 
     test('rack build R1 --power; A killed -9 after a kickstart from it; B finishes every host', async () => {
+      // rackboot learns a machine's firmware from its boots (never seen: UEFI assumed). The BIOS one is network-booted
+      // once in Legacy mode by hand first (an idle host: local boot), so the rollout boots it as BIOS; then it is off.
+      const bios = RACK[1]!;
+      const tPre = Date.now();
+      redfish(bios, 'PATCH', '', {
+        Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once', BootSourceOverrideMode: 'Legacy' },
+      });
+      redfish(bios, 'POST', '/Actions/ComputerSystem.Reset', { ResetType: 'On' });
+      for (const end = Date.now() + 240_000; ; await sleep(2000)) {
+        const v = host(B, bios.mac);
+        if (v.events.some((e) => e.type === 'pxelinux.config' && Date.parse(e.at) >= tPre)) break;
+        if (Date.now() > end)
+          throw new Error(`${bios.hostname} did not boot pxelinux:\n${timeline(v, tPre)}\n${diagnostics()}`);
+      }
+      redfish(bios, 'POST', '/Actions/ComputerSystem.Reset', { ResetType: 'ForceOff' });
+      for (const end = Date.now() + 60_000; ; await sleep(1000)) {
+        if ((JSON.parse(redfish(bios, 'GET', '')) as { PowerState: string }).PowerState === 'Off') break;
+        if (Date.now() > end) throw new Error(`${bios.hostname} did not power off`);
+      }
+      console.log(
+        `== ${bios.hostname} booted once in Legacy mode by hand (local boot), off again: ${((Date.now() - tPre) / 1000).toFixed(0)}s`,
+      );
+
       const t0 = Date.now();
       const cli = ns([
         process.execPath,
@@ -396,6 +435,14 @@ describe(
         r.hosts.map((h) => h.step),
         ['powered', 'powered', 'powered', 'powered'],
         JSON.stringify(r.hosts),
+      );
+      // The BIOS machine was booted as BIOS by the rollout, and installed through pxelinux.
+      const biosView = views.find((v) => v.mac === bios.mac)!;
+      const biosBoot = biosView.events.filter((e) => e.type === 'bmc.boot' && e.detail?.rollout === id);
+      assert.equal(biosBoot[0]?.detail?.mode, 'legacy', `${bios.hostname}: ${timeline(biosView, t0)}`);
+      assert.ok(
+        biosView.events.some((e) => e.type === 'pxelinux.config' && String(e.status).startsWith('install')),
+        `${bios.hostname}: pxelinux install config: ${timeline(biosView, t0)}`,
       );
       // The second wave was powered by B, from where A left the rollout.
       for (const h of r.hosts.filter((x) => x.wave === 1)) {
