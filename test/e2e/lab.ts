@@ -273,8 +273,9 @@ export const PROFILES = { base: 'e2e-rhvh', customThin: 'e2e-custom-thin' } as c
  * Sets rackboot up the way the README tells a user to, and nothing else: `rackboot loaders sync` from the Debian
  * packages, `rackboot image import` of an ISO with the RHVH layout (EFI/BOOT included when the builder puts it in),
  * the sample profiles plus a site profile naming the image. No loader path in a config file, no GRUB built here.
+ * `extra`: flags every one of those commands also gets (`--database postgres://...` for nodes on PostgreSQL).
  */
-export function setUpAsTheReadmeSays(dir: string): Lab {
+export function setUpAsTheReadmeSays(dir: string, extra: string[] = []): Lab {
   mkdirSync(CACHE, { recursive: true });
   const k = kernel();
   const isoDir = join(dir, 'iso');
@@ -287,7 +288,7 @@ export function setUpAsTheReadmeSays(dir: string): Lab {
   cpSync(join(REPO, 'profiles'), join(dir, 'profiles'));
   const transcript: string[] = [];
   const run = (args: string[]) => {
-    const r = rackbootCli(dir, args);
+    const r = rackbootCli(dir, [...args, ...extra]);
     transcript.push(
       `$ rackboot ${args.join(' ')}  (exit ${r.code})`,
       ...r.out
@@ -432,6 +433,16 @@ export function doctor(dir: string): { code: number; out: string } {
 
 /** The rackboot API, called from inside the namespace. T is the body's shape as the caller expects it (not checked). */
 export function api<T = unknown>(method: string, path: string, body?: unknown): { status: number; json: T } {
+  return apiAt<T>(BASE, method, path, body);
+}
+
+/** api() against another node's base URL (several nodes in the lab). */
+export function apiAt<T = unknown>(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): { status: number; json: T } {
   const args = [
     'curl',
     '-sS',
@@ -441,7 +452,7 @@ export function api<T = unknown>(method: string, path: string, body?: unknown): 
     `Authorization: Bearer ${API_TOKEN}`,
     '-w',
     '\n%{http_code}',
-    `${BASE}${path}`,
+    `${base}${path}`,
   ];
   if (body !== undefined) args.push('-H', 'Content-Type: application/json', '--data-binary', '@-');
   const out = nsExec(args, body === undefined ? undefined : JSON.stringify(body));
