@@ -410,7 +410,8 @@ export class Provisioner {
    * once fetched, only the address that fetched it may fetch it again.
    */
   async kickstart(token: string, clientIp: string, sentMacs: readonly Mac[] = []): Promise<Outcome<string>> {
-    const check = await this.d.builds.checkLive(token);
+    // A live build this node's view knows answers without a query; anything else asks the database.
+    const check = this.liveInView(token) ?? (await this.d.builds.checkLive(token));
     if (!check.ok) {
       if (check.build) {
         this.event({
@@ -491,6 +492,11 @@ export class Provisioner {
       detail: { matchedBy: requester.matchedBy },
     });
     return { ok: true, value: rendered.text };
+  }
+
+  private liveInView(token: string): { ok: true; build: Build } | undefined {
+    const b = this.d.view.pendingBuildOfToken(token);
+    return b && b.expiresAt > this.now() ? { ok: true, build: b } : undefined;
   }
 
   private kickstartRequester(

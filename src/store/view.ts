@@ -31,6 +31,10 @@ export class StoreView {
   private builds = new Map<string, Build>();
   /** The token of each pending build (boot configs carry it), by build id. */
   private tokens = new Map<number, string>();
+  /** token -> MAC of the pending builds, rebuilt when `tokens` changed (kickstart fetches read it). */
+  private byToken = new Map<string, Mac>();
+  private tokensChanged = 0;
+  private byTokenAt = -1;
   private images = new Map<string, ImageRecord>();
   private timer: NodeJS.Timeout | undefined;
   private imagesTimer: NodeJS.Timeout | undefined;
@@ -96,6 +100,24 @@ export class StoreView {
   tokenOf(build: Build): string | undefined {
     return this.tokens.get(build.id);
   }
+  /**
+   * The pending build a token belongs to, when it is some host's latest build here: a kickstart fetch checks it
+   * without a query. Undefined sends the caller to the database (an unknown, finished or just-started build).
+   */
+  pendingBuildOfToken(token: string): Build | undefined {
+    if (this.byTokenAt !== this.tokensChanged) {
+      const macOf = new Map([...this.builds.values()].map((b) => [b.id, b.mac]));
+      this.byToken = new Map();
+      for (const [id, t] of this.tokens) {
+        const mac = macOf.get(id);
+        if (mac) this.byToken.set(t, mac);
+      }
+      this.byTokenAt = this.tokensChanged;
+    }
+    const mac = this.byToken.get(token);
+    const b = mac && this.builds.get(mac);
+    return b && b.status === 'pending' && this.tokens.get(b.id) === token ? b : undefined;
+  }
   image(name: string): ImageRecord | undefined {
     return this.images.get(name);
   }
@@ -158,6 +180,7 @@ export class StoreView {
     this.hosts = fresh;
     this.builds = builds;
     this.tokens = tokens;
+    this.tokensChanged++;
     this.reindex();
     this.reloads++;
   }
@@ -208,6 +231,7 @@ export class StoreView {
       this.applied.set(key, n);
       const old = this.builds.get(mac);
       if (old && old.id !== b?.id) this.tokens.delete(old.id);
+      this.tokensChanged++;
       if (b) this.builds.set(mac, b);
       else this.builds.delete(mac);
       if (b && token) this.tokens.set(b.id, token);
