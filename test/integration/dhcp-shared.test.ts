@@ -2,11 +2,8 @@
 // nodes (two LeaseStores, two real engines, each with the server's group commit) answer every broadcast of 200
 // clients racing for one small pool; then a restart, and a commit that fails. Clients retry as real ones do (a new
 // DISCOVER when no answer comes): the timers only decide how many tries a client needs, never what is asserted.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { decideBoot } from '../../src/boot/decide.ts';
 import { createGroupCommit } from '../../src/dhcp/commit.ts';
 import { dhcpConfigSchema } from '../../src/dhcp/config.ts';
@@ -15,75 +12,20 @@ import { LeaseStore } from '../../src/dhcp/leases.ts';
 import { decodePacket, intToIp } from '../../src/dhcp/packet.ts';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import type { Mac } from '../../src/net/mac.ts';
-import { openPostgresStore, openSqliteStore, type Store } from '../../src/store/index.ts';
+import type { Store } from '../../src/store/index.ts';
 import { startDhcpServer } from '../../src/dhcp/server.ts';
 import dgram from 'node:dgram';
 import { Writable } from 'node:stream';
 import { LOADERS, mkBytes, reqIp, sid } from '../fixtures/dhcp/helpers.ts';
 import { freePort } from '../support/ports.ts';
-import { postgresMissing, startPostgres, type TestPostgres } from '../support/postgres.ts';
+import { storeBackends } from '../support/backends.ts';
 
 const SUBNET = '10.99.0.0/24';
 const POOL = ['10.99.0.10-10.99.0.229']; // 220 addresses for 200 clients
 const CLIENTS = 200;
 const secret = Buffer.alloc(32, 3);
 
-let pg: TestPostgres | undefined;
-const dirs: string[] = [];
-const stores: Store[] = [];
-const missing = postgresMissing();
-
-before(async () => {
-  if (!missing) pg = await startPostgres();
-});
-after(async () => {
-  for (const s of stores) await s.close().catch(() => {});
-  pg?.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-interface Backend {
-  name: string;
-  skip: string | false;
-  /**
-   * Two nodes' stores on one new database. SQLite: both nodes on one connection (in one process a second
-   * connection's BEGIN IMMEDIATE would block the thread while the first transaction waits on it); each node still
-   * has its own in-memory table, so only the database arbitrates. PostgreSQL: two stores, two pools.
-   */
-  open(): Promise<{ a: Store; b: Store; again: () => Promise<Store> }>;
-}
-
-const backends: Backend[] = [
-  {
-    name: 'sqlite',
-    skip: false,
-    async open() {
-      const dir = mkdtempSync(join(tmpdir(), 'rb-dhcp-shared-'));
-      dirs.push(dir);
-      const file = join(dir, 'rackboot.db');
-      const again = async () => {
-        const s = openSqliteStore(file, { dataDir: dir, secret });
-        stores.push(s);
-        return s;
-      };
-      const a = await again();
-      return { a, b: a, again };
-    },
-  },
-  {
-    name: 'postgres',
-    skip: missing ?? false,
-    async open() {
-      const url = await pg!.createDatabase();
-      const again = async () => {
-        const s = await openPostgresStore(url, { dataDir: '/nonexistent', secret });
-        stores.push(s);
-        return s;
-      };
-      return { a: await again(), b: await again(), again };
-    },
-  },
-];
+const backends = storeBackends({ secret });
 
 const mac = (i: number): Mac =>
   `52:54:00:01:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}` as Mac;
@@ -219,7 +161,11 @@ interface Row {
 for (const b of backends) {
   describe(`dhcp shared leases: ${b.name}`, { skip: b.skip }, () => {
     test(`two nodes, ${CLIENTS} clients at once, ${220} addresses: every ACK a unique address held in the table; a restart gives a client its old address`, async () => {
-      const { a, b: bStore, again } = await b.open();
+      const { store: a, again } = await b.open();
+      // Two nodes' stores on one database. SQLite: both nodes on one connection (in one process a second
+      // connection's BEGIN IMMEDIATE would block the thread while the first transaction waits on it); each node
+      // still has its own in-memory table, so only the database arbitrates. PostgreSQL: two stores, two pools.
+      const bStore = b.name === 'sqlite' ? a : await again();
       const nodes: Node[] = [];
       const net = network(nodes);
       nodes.push(await node(a, 0, net.deliver), await node(bStore, 1, net.deliver));
@@ -259,7 +205,7 @@ for (const b of backends) {
     });
 
     test('a commit that fails sends no reply; memory is repaired and the client is served once the table is back', async () => {
-      const { a } = await b.open();
+      const { store: a } = await b.open();
       const nodes: Node[] = [];
       const net = network(nodes);
       const nd = await node(a, 0, net.deliver);
@@ -290,7 +236,7 @@ for (const b of backends) {
     });
 
     test('the real server on loopback: a failed commit sends no ACK, and the next commit serves the client', async () => {
-      const { a } = await b.open();
+      const { store: a } = await b.open();
       const leases = new LeaseStore(a.leases);
       await leases.load();
       const port = await freePort('udp');

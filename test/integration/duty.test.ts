@@ -2,58 +2,16 @@
 // file, as two processes have) and on PostgreSQL (two stores on one database, as two nodes have), only one node
 // holds a role; a holder that stops renewing (killed) is replaced once its lease ran out; a clean stop hands
 // the role over at once; a holder that loses the database stops the duty before its lease runs out.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openPostgresStore, openSqliteStore, type Store } from '../../src/store/index.ts';
+import type { Store } from '../../src/store/index.ts';
 import { holdDuty } from '../../src/ops/duty.ts';
 import { LeaderRepo } from '../../src/store/repo/leaders.ts';
 import { silentLogger } from '../../src/log.ts';
-import { postgresMissing, startPostgres, type TestPostgres } from '../support/postgres.ts';
+import { storeBackends } from '../support/backends.ts';
 
 const secret = Buffer.alloc(32, 3);
-const missing = postgresMissing();
-let pg: TestPostgres | undefined;
-const opened: Store[] = [];
-const dirs: string[] = [];
-before(async () => {
-  if (!missing) pg = await startPostgres();
-});
-after(async () => {
-  for (const s of opened) await s.close().catch(() => {});
-  pg?.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-/** Two stores on one fresh database, as two nodes. */
-const backends: { name: string; skip: string | false; pair(): Promise<[Store, Store]> }[] = [
-  {
-    name: 'sqlite',
-    skip: false,
-    pair() {
-      const dir = mkdtempSync(join(tmpdir(), 'rb-duty-'));
-      dirs.push(dir);
-      const file = join(dir, 'rackboot.db');
-      const a = openSqliteStore(file, { dataDir: dir, secret });
-      const b = openSqliteStore(file, { dataDir: dir, secret });
-      opened.push(a, b);
-      return Promise.resolve([a, b]);
-    },
-  },
-  {
-    name: 'postgres',
-    skip: missing ?? false,
-    async pair() {
-      const url = await pg!.createDatabase();
-      const a = await openPostgresStore(url, { dataDir: '/nonexistent', secret });
-      const b = await openPostgresStore(url, { dataDir: '/nonexistent', secret });
-      opened.push(a, b);
-      return [a, b];
-    },
-  },
-];
+const backends = storeBackends({ secret });
 
 /** Resolves when `check` holds, polling every 20 ms; fails after `ms`. */
 async function until(what: string, ms: number, check: () => boolean): Promise<void> {
@@ -67,7 +25,8 @@ async function until(what: string, ms: number, check: () => boolean): Promise<vo
 for (const b of backends) {
   describe(`duties on ${b.name}`, { skip: b.skip }, () => {
     test('one holder; the other takes the role only once the lease ran out, or at once after a release', async () => {
-      const [a, other] = await b.pair();
+      const { store: a, again } = await b.open();
+      const other = await again();
       let t = 1_000_000;
       // Both nodes read one clock here: the lease is a time in the table, not a session.
       const ra = new LeaderRepo(a.sql, () => t);
@@ -90,7 +49,8 @@ for (const b of backends) {
     });
 
     test('holdDuty runs the duty on one node; stopping it there starts it on the other', async () => {
-      const [a, other] = await b.pair();
+      const { store: a, again } = await b.open();
+      const other = await again();
       const running = new Set<string>();
       const duty = (store: Store, node: string) =>
         holdDuty({

@@ -2,41 +2,13 @@
 // The build token secret is one (seeded by whichever opens first, even when both open at once), tokens of one
 // node close builds on the other, hosts keep their site, events their node, and the nodes table is shared.
 // The PostgreSQL half is skipped with the reason when its binaries are missing.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openStore, type Store } from '../../src/store/index.ts';
 import { parseMac } from '../../src/net/mac.ts';
-import { postgresMissing, startPostgres, type TestPostgres } from '../support/postgres.ts';
+import { storeBackends } from '../support/backends.ts';
 
-const missing = postgresMissing();
-let pg: TestPostgres | undefined;
-const dirs: string[] = [];
-const stores: Store[] = [];
-
-before(async () => {
-  if (!missing) pg = await startPostgres();
-});
-after(async () => {
-  for (const s of stores) await s.close().catch(() => {});
-  pg?.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const backends = [
-  {
-    name: 'sqlite',
-    skip: false as string | false,
-    database: () => {
-      const d = mkdtempSync(join(tmpdir(), 'rackboot-nodes-store-'));
-      dirs.push(d);
-      return Promise.resolve(join(d, 'rackboot.db'));
-    },
-  },
-  { name: 'postgres', skip: missing ?? false, database: () => pg!.createDatabase() },
-];
+// Each node brings its own secret.key (below): the base secret is never the one used.
+const backends = storeBackends({ secret: Buffer.alloc(32) });
 
 for (const b of backends) {
   test(
@@ -48,10 +20,9 @@ for (const b of backends) {
       const database = await b.database();
       // Opened at the same moment, each with its own secret.key: one of them wins, both use it.
       const [a, c] = await Promise.all([
-        openStore({ database, dataDir: '/nonexistent', secret: Buffer.alloc(32, 1), nodeId: 'node-a' }),
-        openStore({ database, dataDir: '/nonexistent', secret: Buffer.alloc(32, 2), nodeId: 'node-b' }),
+        b.openOn(database, { secret: Buffer.alloc(32, 1), nodeId: 'node-a' }),
+        b.openOn(database, { secret: Buffer.alloc(32, 2), nodeId: 'node-b' }),
       ]);
-      stores.push(a, c);
       const mac = parseMac('52:54:00:0e:00:01')!;
       await a.hosts.insert({ mac, hostname: 'n1', profile: 'rhvh-base', nameservers: [], params: {}, site: 'dc1' });
       assert.equal((await c.hosts.get(mac))?.site, 'dc1');

@@ -1,20 +1,16 @@
 // The store contract, continued: rollouts, webhook deliveries, BMCs and the table change feed, each run on both
 // stores (SQLite file, PostgreSQL from test/support/postgres.ts) as in store-contract.test.ts. Each test gets a
 // fresh database. Without PostgreSQL binaries the postgres half is skipped with the reason.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openPostgresStore, openSqliteStore, type Store, type StoreOptions } from '../../src/store/index.ts';
 import type { Sql } from '../../src/store/sql.ts';
 import { parseMac, type Mac } from '../../src/net/mac.ts';
 import type { HostFields } from '../../src/store/hosts.ts';
-import { postgresMissing, startPostgres, type TestPostgres } from '../support/postgres.ts';
+import { storeBackends } from '../support/backends.ts';
 import { secretBox } from '../../src/bmc/secret-box.ts';
 import { BmcPasswordMissing, type BmcSetting } from '../../src/store/bmc.ts';
 import { ROLLOUTS_KEPT } from '../../src/store/rollouts.ts';
-import type { NewDelivery } from '../../src/store/webhooks.ts';
+import type { AttemptResult, NewDelivery } from '../../src/store/webhooks.ts';
 import { TableChangeFeed } from '../../src/store/repo/changes.ts';
 import type { Change } from '../../src/store/changes.ts';
 
@@ -38,64 +34,7 @@ const nasty = `x'); DROP TABLE hosts; -- ?$1 "é" 𝄞 \u0000 ${'ü'.repeat(16 *
 /** What either store gives back for `nasty`: PostgreSQL text cannot hold U+0000, so both keep U+FFFD. */
 const nastyStored = nasty.replaceAll('\0', '\ufffd');
 
-let pg: TestPostgres | undefined;
-const dirs: string[] = [];
-const stores: Store[] = [];
-const missing = postgresMissing();
-
-before(async () => {
-  if (!missing) pg = await startPostgres();
-});
-after(async () => {
-  for (const s of stores) await s.close().catch(() => {});
-  pg?.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-interface Backend {
-  name: 'sqlite' | 'postgres';
-  skip: string | false;
-  /** A fresh store on a new database; `again` opens another store on the same database (another process or node). */
-  open(o?: Partial<StoreOptions>): Promise<{ store: Store; again: (o?: Partial<StoreOptions>) => Promise<Store> }>;
-}
-
-const baseOptions = (o: Partial<StoreOptions>): StoreOptions => ({
-  dataDir: '/nonexistent',
-  secret,
-  bmcBox: box,
-  ...o,
-});
-
-const backends: Backend[] = [
-  {
-    name: 'sqlite',
-    skip: false,
-    async open(o = {}) {
-      const dir = mkdtempSync(join(tmpdir(), 'rb-contract-'));
-      dirs.push(dir);
-      const file = join(dir, 'rackboot.db');
-      const again = async (o2: Partial<StoreOptions> = {}) => {
-        const s = openSqliteStore(file, baseOptions({ ...o, ...o2 }));
-        stores.push(s);
-        return Promise.resolve(s);
-      };
-      return { store: await again(), again };
-    },
-  },
-  {
-    name: 'postgres',
-    skip: missing ?? false,
-    async open(o = {}) {
-      const url = await pg!.createDatabase();
-      const again = async (o2: Partial<StoreOptions> = {}) => {
-        const s = await openPostgresStore(url, baseOptions({ ...o, ...o2 }));
-        stores.push(s);
-        return s;
-      };
-      return { store: await again(), again };
-    },
-  },
-];
+const backends = storeBackends({ secret, bmcBox: box });
 
 async function waitFor(what: string, ok: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -361,14 +300,15 @@ for (const b of backends) {
       );
       assert.deepEqual(await w.due(100, 10, new Set()), []);
 
-      await w.recordAttempt(d1.id, {
+      const delivered: AttemptResult = {
         status: 'delivered',
         attempts: 1,
         nextAt: 1000,
         lastAt: 1_700_000_000_100,
         lastStatus: 204,
         lastMs: 12,
-      });
+      };
+      await w.recordAttempt(d1.id, delivered);
       await w.recordAttempt(d3.id, {
         status: 'pending',
         attempts: 1,
@@ -378,19 +318,7 @@ for (const b of backends) {
         lastMs: 30_000,
       });
       const [got1] = await w.list({ status: 'delivered' });
-      assert.deepEqual(
-        { ...got1, payload: undefined },
-        {
-          ...d1,
-          payload: undefined,
-          status: 'delivered',
-          attempts: 1,
-          nextAt: 1000,
-          lastAt: 1_700_000_000_100,
-          lastStatus: 204,
-          lastMs: 12,
-        },
-      );
+      assert.deepEqual({ ...got1, payload: undefined }, { ...d1, payload: undefined, ...delivered });
       const got3 = (await w.list({ mac: mac(3) }))[0]!;
       assert.equal(got3.lastError, nastyStored);
       assert.equal(got3.lastStatus, undefined, 'no answer: no HTTP status');

@@ -1,21 +1,12 @@
 // The store contract: ONE set of tests, run on both stores (SQLite file, PostgreSQL from test/support/postgres.ts).
 // Each test gets a fresh database. Without PostgreSQL binaries the postgres half is skipped with the reason.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  openPostgresStore,
-  openSqliteStore,
-  type Store,
-  type StoreChange,
-  type StoreOptions,
-} from '../../src/store/index.ts';
+import type { StoreChange } from '../../src/store/index.ts';
 import { parseMac, type Mac } from '../../src/net/mac.ts';
 import type { HostFields } from '../../src/store/hosts.ts';
 import { hashUserPassword } from '../../src/store/users.ts';
-import { postgresMissing, startPostgres, type TestPostgres } from '../support/postgres.ts';
+import { storeBackends } from '../support/backends.ts';
 import { MIGRATIONS } from '../../src/store/db.ts';
 import { StoreView } from '../../src/store/view.ts';
 
@@ -35,59 +26,7 @@ const host = (i: number, over: Partial<HostFields> = {}): HostFields => ({
 });
 const secret = Buffer.alloc(32, 7);
 
-let pg: TestPostgres | undefined;
-const dirs: string[] = [];
-const stores: Store[] = [];
-const missing = postgresMissing();
-
-before(async () => {
-  if (!missing) pg = await startPostgres();
-});
-after(async () => {
-  for (const s of stores) await s.close().catch(() => {});
-  pg?.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-interface Backend {
-  name: 'sqlite' | 'postgres';
-  skip: string | false;
-  /** A fresh store on a new database; `url` opens another store on the same database (a second node). */
-  open(o?: Partial<StoreOptions>): Promise<{ store: Store; again: (o?: Partial<StoreOptions>) => Promise<Store> }>;
-}
-
-const baseOptions = (o: Partial<StoreOptions>): StoreOptions => ({ dataDir: '/nonexistent', secret, ...o });
-
-const backends: Backend[] = [
-  {
-    name: 'sqlite',
-    skip: false,
-    async open(o = {}) {
-      const dir = mkdtempSync(join(tmpdir(), 'rb-contract-'));
-      dirs.push(dir);
-      const file = join(dir, 'rackboot.db');
-      const again = async (o2: Partial<StoreOptions> = {}) => {
-        const s = openSqliteStore(file, baseOptions({ ...o, ...o2 }));
-        stores.push(s);
-        return s;
-      };
-      return { store: await again(), again };
-    },
-  },
-  {
-    name: 'postgres',
-    skip: missing ?? false,
-    async open(o = {}) {
-      const url = await pg!.createDatabase();
-      const again = async (o2: Partial<StoreOptions> = {}) => {
-        const s = await openPostgresStore(url, baseOptions({ ...o, ...o2 }));
-        stores.push(s);
-        return s;
-      };
-      return { store: await again(), again };
-    },
-  },
-];
+const backends = storeBackends({ secret });
 
 async function waitFor(what: string, ok: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
