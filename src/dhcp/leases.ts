@@ -241,14 +241,21 @@ export class LeaseStore {
     }
   }
 
-  /** The MAC's most recently updated row in `subnet`. */
+  /**
+   * The MAC's bound row in `subnet` (the most recent), else its most recently updated row. Bound first: with several
+   * nodes a client may also hold a later offer another node made at a random address, which it did not take.
+   */
   private rowOfMac(mac: string, subnet: string): LeaseRow | undefined {
     const list = this.ofMac.get(mac + '|' + subnet);
     if (!list) return undefined;
     let best: LeaseRow | undefined;
     for (const ip of list) {
       const r = this.rows.get(ip)!;
-      if (!best || r.updated_at > best.updated_at) best = r;
+      const better =
+        !best ||
+        (r.state === 'bound' && best.state !== 'bound') ||
+        ((r.state === 'bound') === (best.state === 'bound') && r.updated_at > best.updated_at);
+      if (better) best = r;
     }
     return best;
   }
