@@ -36,8 +36,9 @@ test('shared leases: two nodes see one address free, the first claim wins and th
   const { a, b } = twoNodes();
   const now = 1_000_000;
   const ipA = a.findFree(SUBNET, now)!;
-  const ipB = b.findFree(SUBNET, now)!;
-  assert.equal(ipA, ipB, 'both cursors start at the same address');
+  // Shared pools pick at random, so the nodes reach for one address only sometimes: here they do.
+  const ipB = ipA;
+  assert.equal(b.byIp(ipB, now), undefined, 'B sees it free too');
   assert.equal(a.offer({ subnet: SUBNET, mac: M1, ip: ipA, expiresAt: now + 30_000, dynamic: true, now }), true);
   assert.equal(b.offer({ subnet: SUBNET, mac: M2, ip: ipB, expiresAt: now + 30_000, dynamic: true, now }), true);
   assert.deepEqual(await a.commit(), [true]);
