@@ -136,6 +136,8 @@ const fileSchema = z.strictObject({
     .strictObject({
       maxAge: duration,
       maxPerHost: z.number().int().min(50).max(10_000_000),
+      ratePerHost: z.number().min(0.1).max(100_000),
+      burstPerHost: z.number().int().min(10).max(1_000_000),
       maxDetailBytes: z
         .number()
         .int()
@@ -223,7 +225,7 @@ export interface Config {
     maxConnectionsPerSource: number;
   };
   /** Timeline retention and field bounds (src/store/events.ts). */
-  events: { maxAgeMs: number; maxPerHost: number; maxDetailBytes: number };
+  events: { maxAgeMs: number; maxPerHost: number; maxDetailBytes: number; ratePerHost: number; burstPerHost: number };
   /** Stuck detection (src/rollout/stuck.ts): the stage time limits, and how often hosts in build are checked. */
   stuck: StuckLimits & { checkEveryMs: number };
   /** On SIGTERM, how long HTTP transfers in flight may run before their connections are closed. */
@@ -594,6 +596,8 @@ export function loadConfig(
       maxAgeMs: file.events?.maxAge ?? 90 * 86_400_000,
       maxPerHost: file.events?.maxPerHost ?? 2000,
       maxDetailBytes: file.events?.maxDetailBytes ?? 4096,
+      ratePerHost: file.events?.ratePerHost ?? 2,
+      burstPerHost: file.events?.burstPerHost ?? 100,
     },
     stuck: {
       dhcpAfterPowerOnMs: file.stuck?.dhcpAfterPowerOn ?? DEFAULT_STUCK_LIMITS.dhcpAfterPowerOnMs,

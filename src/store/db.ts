@@ -250,6 +250,53 @@ export const MIGRATIONS: Migration[] = [
      node TEXT NOT NULL,
      expires_at INTEGER NOT NULL
    )`,
+  // 13: a batch of DHCP lease writes in one round trip on PostgreSQL (src/store/repo/leases.ts commit()): the same
+  // statements, in the same order, as the per-intent path SQLite runs in-process; plpgsql keeps their plans.
+  {
+    sqlite: 'SELECT 1',
+    postgres: `CREATE FUNCTION rackboot_commit_leases(batch jsonb) RETURNS boolean[] LANGUAGE plpgsql AS $$
+       DECLARE
+         w jsonb; k text; n bigint; ok boolean; won boolean[] := ARRAY[]::boolean[];
+         r_ip bigint; r_subnet text; r_mac text; r_at bigint;
+       BEGIN
+         FOR w IN SELECT e FROM jsonb_array_elements(batch) WITH ORDINALITY AS t(e, i) ORDER BY i LOOP
+           k := w->>'k';
+           ok := true;
+           r_ip := (w->>'ip')::bigint;
+           r_mac := w->>'mac';
+           r_at := (w->>'at')::bigint;
+           IF k = 'release' OR k = 'release-offer' THEN
+             UPDATE dhcp_leases SET state = 'released',
+                 expires_at = CASE WHEN expires_at < r_at THEN expires_at ELSE r_at END, updated_at = r_at
+               WHERE ip = r_ip AND mac = r_mac AND (k = 'release' OR state = 'offered');
+             GET DIAGNOSTICS n = ROW_COUNT;
+             ok := n > 0;
+           ELSIF k = 'static' THEN
+             UPDATE dhcp_leases SET dynamic = 0 WHERE ip = r_ip;
+           ELSE
+             r_subnet := w->>'subnet';
+             INSERT INTO dhcp_leases AS l (ip, subnet, mac, state, expires_at, dynamic, hostname, updated_at)
+               VALUES (r_ip, r_subnet, r_mac, w->>'state', (w->>'exp')::bigint, (w->>'dyn')::bigint, w->>'host', r_at)
+               ON CONFLICT (ip) DO UPDATE SET subnet = excluded.subnet, mac = excluded.mac, state = excluded.state,
+                 expires_at = excluded.expires_at, dynamic = excluded.dynamic,
+                 hostname = COALESCE(excluded.hostname, l.hostname), updated_at = excluded.updated_at
+               WHERE k = 'upsert'
+                 OR (k = 'claim' AND (l.mac = excluded.mac OR l.expires_at <= excluded.updated_at))
+                 OR (k = 'offer' AND ((l.mac = excluded.mac AND l.state <> 'bound') OR l.expires_at <= excluded.updated_at));
+             GET DIAGNOSTICS n = ROW_COUNT;
+             IF n = 0 THEN
+               ok := k = 'offer' AND EXISTS (SELECT 1 FROM dhcp_leases WHERE ip = r_ip AND mac = r_mac AND state = 'bound');
+             ELSIF (w->>'evict')::boolean AND r_mac <> '' THEN
+               UPDATE dhcp_leases SET mac = '', state = 'released',
+                   expires_at = CASE WHEN expires_at < r_at THEN expires_at ELSE r_at END
+                 WHERE mac = r_mac AND subnet = r_subnet AND ip <> r_ip;
+             END IF;
+           END IF;
+           won := won || ok;
+         END LOOP;
+         RETURN won;
+       END $$`,
+  },
   // Append new migrations here; never edit one that has shipped. Write them in SQLite's spelling: PostgreSQL
   // runs the same text through ddlFor() (src/store/sql.ts), so one string serves both stores.
 ];

@@ -24,9 +24,18 @@ export interface EventLimits {
   maxPerHost: number;
   /** Largest detail JSON stored; strings in it are cut first, then arrays shortened, then it is replaced by a marker. */
   maxDetailBytes: number;
+  /** Request-driven events a second per host, after a burst of burstPerHost (src/store/event-throttle.ts). */
+  ratePerHost: number;
+  burstPerHost: number;
 }
 
-export const DEFAULT_EVENT_LIMITS: EventLimits = { maxAgeMs: 90 * 86_400_000, maxPerHost: 2000, maxDetailBytes: 4096 };
+export const DEFAULT_EVENT_LIMITS: EventLimits = {
+  maxAgeMs: 90 * 86_400_000,
+  maxPerHost: 2000,
+  maxDetailBytes: 4096,
+  ratePerHost: 2,
+  burstPerHost: 100,
+};
 
 /** Longest type, client address and status kept (bytes of UTF-8); a string in detail is cut at DETAIL_STRING_MAX. */
 const TYPE_MAX = 64;

@@ -9,6 +9,7 @@ import { hashUserPassword } from '../../src/store/users.ts';
 import { storeBackends } from '../support/backends.ts';
 import { MIGRATIONS } from '../../src/store/db.ts';
 import { StoreView } from '../../src/store/view.ts';
+import type { LeaseRow } from '../../src/dhcp/leases.ts';
 
 const mac = (i: number): Mac =>
   parseMac(`52:54:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`)!;
@@ -289,6 +290,53 @@ for (const b of backends) {
       await store.leases.markStatic('10.0.0.50');
       assert.equal((await store.leases.oldestReclaimable('10.0.0.0/24', 400))?.ip, '10.0.0.51');
       assert.equal((await store.leases.list()).length, 2);
+    });
+
+    test('leases: one batch of every kind of write commits in order and says which took effect', async () => {
+      const { store } = await b.open();
+      const row = (
+        ip: number,
+        m: string,
+        state: LeaseRow['state'],
+        exp: number,
+        at: number,
+        hostname: string | null = null,
+      ) =>
+        ({ ip, subnet: 'S', mac: m, state, expires_at: exp, dynamic: 1, hostname, updated_at: at }) satisfies LeaseRow;
+      const [a, b2, c] = [mac(1), mac(2), mac(3)];
+      await store.leases.commit([
+        { kind: 'upsert', row: row(10, a, 'bound', 5000, 100), evict: true },
+        { kind: 'upsert', row: row(11, b2, 'offered', 150, 100), evict: true },
+        { kind: 'upsert', row: row(12, c, 'bound', 5000, 100), evict: true },
+        { kind: 'upsert', row: row(13, a, 'offered', 5000, 50), evict: false },
+      ]);
+      const won = await store.leases.commit([
+        // Held by a live lease of another client: lost. Ran out (150 <= 200): taken.
+        { kind: 'claim', row: row(10, b2, 'bound', 9000, 200), evict: false },
+        { kind: 'claim', row: row(11, c, 'bound', 9000, 200), evict: false },
+        // An offer over the client's own bound lease changes nothing and stands; releasing that "offer" is lost.
+        { kind: 'offer', row: row(12, c, 'offered', 9000, 200), evict: false },
+        { kind: 'release', ip: 12, mac: c, now: 200, offeredOnly: true },
+        // The same address twice in one batch, in order; a NUL in a hostname is stored as U+FFFD.
+        { kind: 'upsert', row: row(20, b2, 'offered', 9000, 200, 'x\0y'), evict: false },
+        { kind: 'claim', row: row(20, b2, 'bound', 9999, 201), evict: false },
+        { kind: 'static', ip: 13 },
+        { kind: 'release', ip: 13, mac: a, now: 300, offeredOnly: false },
+        // A winner that evicts: a's other addresses (10 and 13) go back to the pool.
+        { kind: 'upsert', row: row(30, a, 'bound', 9000, 400), evict: true },
+      ]);
+      assert.deepEqual(won, [false, true, true, false, true, true, true, true, true]);
+      const byIp = new Map((await store.leases.loadAll()).map((r) => [r.ip, r]));
+      const brief = (ip: number) => {
+        const r = byIp.get(ip)!;
+        return [r.mac, r.state, r.expires_at, r.dynamic, r.hostname];
+      };
+      assert.deepEqual(brief(10), ['', 'released', 400, 1, null], 'the lost claim wrote nothing; then evicted');
+      assert.deepEqual(brief(11), [c, 'bound', 9000, 1, null]);
+      assert.deepEqual(brief(12), [c, 'bound', 5000, 1, null], 'the offer and its release changed nothing');
+      assert.deepEqual(brief(13), ['', 'released', 300, 0, null]);
+      assert.deepEqual(brief(20), [b2, 'bound', 9999, 1, 'x\ufffdy']);
+      assert.deepEqual(brief(30), [a, 'bound', 9000, 1, null]);
     });
 
     test('changes: a write is published to this node at once and, on PostgreSQL, to another node', async () => {

@@ -4,6 +4,7 @@ import type { Mac } from '../../net/mac.ts';
 import type { EventLimits, EventRow, HostEvent, NewEvent } from '../events.ts';
 import { boundEvent, DEFAULT_EVENT_LIMITS, eventFromRow, PRUNE_EVERY } from '../events.ts';
 import type { Sql } from '../sql.ts';
+import { EventThrottle } from '../event-throttle.ts';
 
 type Queued = ReturnType<typeof boundEvent>;
 
@@ -23,6 +24,8 @@ export class EventRepo {
   readonly limits: EventLimits;
   /** Events deleted by the retention since start. */
   pruned = 0;
+  readonly throttle: EventThrottle;
+  private summaryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly sql: Sql,
@@ -32,10 +35,16 @@ export class EventRepo {
     private readonly node?: string,
   ) {
     this.limits = { ...DEFAULT_EVENT_LIMITS, ...limits };
+    this.throttle = new EventThrottle({ ratePerSec: this.limits.ratePerHost, burst: this.limits.burstPerHost });
   }
 
-  append(e: NewEvent): HostEvent {
+  /** Queues an event; one over its host's rate (see event-throttle.ts) is only counted. Undefined then. */
+  append(e: NewEvent): HostEvent | undefined {
     const at = e.at ?? this.now();
+    if (!this.throttle.admit(e.mac, e.type, at)) {
+      this.summaryTimer ??= setTimeout(() => this.summarize(), 1000).unref();
+      return undefined;
+    }
     this.queue.push(boundEvent(e, at, this.limits.maxDetailBytes, this.node));
     if (!this.scheduled) {
       this.scheduled = true;
@@ -44,6 +53,18 @@ export class EventRepo {
     const saved: HostEvent = { ...e, id: 0, at, ...(this.node !== undefined ? { node: this.node } : {}) };
     for (const l of this.listeners) l(saved);
     return saved;
+  }
+
+  /** One event per host that had events dropped in the last second: how many, of which types. */
+  private summarize(): void {
+    this.summaryTimer = undefined;
+    for (const s of this.throttle.takeSuppressed())
+      this.append({
+        mac: s.mac as Mac,
+        type: 'events.suppressed',
+        status: `${s.count} more events over ${this.throttle.limits.ratePerSec}/s not recorded`,
+        detail: { count: s.count, byType: s.byType },
+      });
   }
 
   /** Writes queued events now; resolves when everything appended before the call is stored. */

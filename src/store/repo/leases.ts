@@ -95,6 +95,7 @@ export class LeaseRepo implements LeaseWriter {
     const order = intents.map((_, i) => i).sort((a, b) => intentIp(intents[a]) - intentIp(intents[b]));
     for (let attempt = 0; ; attempt++) {
       try {
+        if (this.sql.dialect === 'postgres') return await this.commitInOneTrip(intents, order);
         return await this.sql.tx(async (sql) => {
           const won = new Array<boolean>(intents.length).fill(true);
           for (const i of order) {
@@ -119,6 +120,40 @@ export class LeaseRepo implements LeaseWriter {
         throw e;
       }
     }
+  }
+
+  /**
+   * PostgreSQL: the batch as one call of rackboot_commit_leases (migration 13), which runs the statements above
+   * per intent in this order, in one statement's transaction. Per-statement round trips made a node's commit
+   * grow with its batch, and the next batch with the commit, until replies came too late to be taken.
+   */
+  private async commitInOneTrip(intents: readonly LeaseIntent[], order: number[]): Promise<boolean[]> {
+    const batch = order.map((i) => {
+      const w = intents[i];
+      if (w.kind === 'release')
+        return { k: w.offeredOnly ? 'release-offer' : 'release', ip: w.ip, mac: w.mac, at: w.now };
+      if (w.kind === 'static') return { k: 'static', ip: w.ip };
+      const r = w.row;
+      return {
+        k: w.kind,
+        ip: r.ip,
+        subnet: r.subnet,
+        mac: r.mac,
+        state: r.state,
+        exp: r.expires_at,
+        dyn: r.dynamic,
+        // jsonb refuses \u0000, which a client's hostname option may carry: stored as U+FFFD, as textSafe() does.
+        host: r.hostname?.replaceAll('\0', '\ufffd') ?? null,
+        at: r.updated_at,
+        evict: w.evict,
+      };
+    });
+    const res = await this.sql.get<{ won: boolean[] }>('SELECT rackboot_commit_leases(?::jsonb) AS won', [
+      JSON.stringify(batch),
+    ]);
+    const won = new Array<boolean>(intents.length);
+    order.forEach((i, j) => (won[i] = res!.won[j]));
+    return won;
   }
 
   async rows(ips: readonly number[], macs: readonly { mac: string; subnet: string }[]): Promise<LeaseRow[]> {
