@@ -142,7 +142,7 @@ test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amo
   await e.core.events.flush();
   await checkpoint();
   const before = databaseBytes(e.config.dataDir);
-  let elapsed = 0;
+  let elapsed: number;
   const range = 'bytes=' + Array.from({ length: 1200 }, (_, i) => `${i}-${i}`).join(',');
   assert.ok(range.length > 8000);
   try {
