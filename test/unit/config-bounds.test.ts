@@ -28,7 +28,13 @@ test('defaults: a 200-host rack fits; every bound has a value', () => {
     requestTimeoutMs: 120_000,
     idleTimeoutMs: 65_000,
   });
-  assert.deepEqual(c.events, { maxAgeMs: 90 * 86_400_000, maxPerHost: 2000, maxDetailBytes: 4096 });
+  assert.deepEqual(c.events, {
+    maxAgeMs: 90 * 86_400_000,
+    maxPerHost: 2000,
+    maxDetailBytes: 4096,
+    ratePerHost: 2,
+    burstPerHost: 100,
+  });
   assert.equal(c.syslog.maxAgeMs, 30 * 86_400_000);
   assert.equal(c.syslog.maxConnectionsPerSource, 4);
 });
@@ -38,7 +44,7 @@ test('the config file sets them', () => {
     [
       'tftp: { maxTransferSec: 120, maxTimeoutSec: 5 }',
       'http: { maxConnections: 1000, maxConnectionsPerAddress: 16, headersTimeout: 5s, requestTimeout: 1m, idleTimeout: 30s }',
-      'events: { maxAge: 14d, maxPerHost: 500, maxDetailBytes: 1024 }',
+      'events: { maxAge: 14d, maxPerHost: 500, maxDetailBytes: 1024, ratePerHost: 0.5, burstPerHost: 20 }',
       'syslog: { maxAge: 7d, maxConnectionsPerSource: 2 }',
       'tokenGrace: 12h',
     ].join('\n'),
@@ -51,7 +57,13 @@ test('the config file sets them', () => {
     requestTimeoutMs: 60_000,
     idleTimeoutMs: 30_000,
   });
-  assert.deepEqual(c.events, { maxAgeMs: 14 * 86_400_000, maxPerHost: 500, maxDetailBytes: 1024 });
+  assert.deepEqual(c.events, {
+    maxAgeMs: 14 * 86_400_000,
+    maxPerHost: 500,
+    maxDetailBytes: 1024,
+    ratePerHost: 0.5,
+    burstPerHost: 20,
+  });
   assert.equal(c.syslog.maxAgeMs, 7 * 86_400_000);
   assert.equal(c.syslog.maxConnectionsPerSource, 2);
   assert.equal(c.tokenGraceMs, 12 * 3600_000);
@@ -71,6 +83,9 @@ test('worst values are refused, naming the setting; nothing half-applied', () =>
     ['http: { maxConnection: 10 }', /maxConnection/],
     ['events: { maxPerHost: 1.5 }', /events\.maxPerHost/],
     ['events: { maxDetailBytes: 100 }', /events\.maxDetailBytes/],
+    ['events: { ratePerHost: 0 }', /events\.ratePerHost/],
+    ['events: { burstPerHost: 1.5 }', /events\.burstPerHost/],
+    ['events: { burstPerHost: -1 }', /events\.burstPerHost/],
     ['events: { maxAge: [1] }', /events\.maxAge/],
     ['syslog: { maxConnectionsPerSource: 0 }', /syslog\.maxConnectionsPerSource/],
     ['syslog: { maxAge: "\\u0000" }', /syslog\.maxAge/],
