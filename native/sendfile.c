@@ -7,6 +7,8 @@
 // Both descriptors are dup'ed: if Node closes the socket meanwhile, its descriptor number can be reused
 // by another connection, and our copy keeps writing to the right one (or fails with EPIPE) instead.
 #define _GNU_SOURCE
+#include <netinet/tcp.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
@@ -63,6 +65,8 @@ static void finish(job_t *job, int err) {
   if (job->state != RUNNING) return;
   job->state = CLOSING;
   job->err = err;
+  int off = 0;
+  setsockopt(job->sock, IPPROTO_TCP, TCP_CORK, &off, sizeof off); // flush the last partial segment now
   uv_poll_stop(&job->poll);
   uv_close((uv_handle_t *)&job->poll, on_closed);
 }
@@ -130,6 +134,10 @@ napi_value sendfile_start(napi_env env, napi_callback_info info) {
   }
   job->poll.data = job;
   job->env = env;
+  // Full segments while the body streams, as nginx's tcp_nopush does: Node's sockets have TCP_NODELAY on,
+  // which sends every partial write at once.
+  int on = 1;
+  setsockopt(job->sock, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
   job->offset = job->start = offset;
   job->end = offset + length;
   job->state = RUNNING;
