@@ -52,6 +52,9 @@ export class StuckWatch {
     const todo: { mac: Mac; buildId: number; action: 'cycle' | 'mark'; stuck: Stuck; events: TimelineEntry[] }[] = [];
     try {
       for (const b of this.d.inBuild()) {
+        // A turn of the event loop per host: on SQLite each timeline read runs on this thread, and a pass over
+        // 1,000 hosts in build read back to back held every request behind it (kickstart p99 20 ms).
+        await new Promise<void>((r) => setImmediate(r));
         const events = (await this.d.timeline(b.mac)).filter((e) => e.at >= b.since);
         const a = stuckAction(events, this.now(), this.d.limits, true);
         if (a.kind !== 'none') todo.push({ ...b, action: a.kind, stuck: a.stuck, events });
