@@ -76,7 +76,8 @@ if (capture) {
     const name = `01-${mac.toLowerCase().replace(/:/g, '-')}`;
     const cfg = await getText(`${base}/tftp/pxelinux.cfg/${name}`);
     const ks = builds.get(mac)!.kickstartUrl;
-    if (!cfg.includes(`inst.ks=${ks}`)) throw new Error(`capture: pxelinux.cfg/${name} does not carry inst.ks=${ks}`);
+    if (!cfg.includes(`inst.ks=${ks}`))
+      throw new Error(`capture: pxelinux.cfg/${name} does not carry inst.ks=${ks}:\n${cfg}`);
     const ksText = await getText(ks);
     if (!ksText.includes(builds.get(mac)!.builtUrl))
       throw new Error(`capture: kickstart of ${mac} does not call ${builds.get(mac)!.builtUrl}`);
