@@ -19,9 +19,8 @@
 // then runs its tests on both stores.
 import type { Dialect, Sql } from './sql.ts';
 import { SqliteGate, SqliteSql } from './sqlite-sql.ts';
-import { PgSql } from './pg-sql.ts';
+import type { PgSql } from './pg-sql.ts';
 import { openDb } from './db.ts';
-import { migratePostgres } from './pg-migrate.ts';
 import { ChangeFeed, parseChange } from './changes-feed.ts';
 import { HostRepo } from './repo/hosts.ts';
 import { BuildRepo } from './repo/builds.ts';
@@ -176,6 +175,8 @@ const LISTEN_RETRY_MS = 2000;
 
 /** PostgreSQL: migrations under an advisory lock, then a pool, and one LISTEN connection for other nodes' changes. */
 export async function openPostgresStore(url: string, o: StoreOptions): Promise<Store> {
+  // Loaded only here: node-postgres costs ~30 ms of every start, and the embedded default never uses it.
+  const [{ PgSql }, { migratePostgres }] = await Promise.all([import('./pg-sql.ts'), import('./pg-migrate.ts')]);
   const sql = new PgSql(url, o.poolSize);
   const node = `${randomBytes(6).toString('hex')}`;
   const feed = new ChangeFeed();
