@@ -1,8 +1,8 @@
 // Per-host rate limit on the request-driven part of the timeline (boot-path fetches, DHCP packets, installer
 // progress). A host in a boot loop, a script re-fetching a kickstart, or someone on the provisioning network
 // sending as a host's MAC would otherwise write an event per request: 500 hosts fetched 37,000 kickstarts a
-// second in the nodes benchmark, and the 300,000 queued rows were still being written to PostgreSQL a minute
-// later, slowing every lease commit behind them. A token bucket per host keeps the first `burst` events (a whole
+// second in the nodes benchmark, and the ~275,000 queued rows were still being written to PostgreSQL through
+// the next measure, slowing every lease commit behind them. A token bucket per host keeps the first `burst` events (a whole
 // install is far fewer) and then `ratePerSec`; what it drops is counted and written as one summary event a
 // second per host. State changes (build.*, bmc.*, webhook.*, stuck) always pass and cost no token: they are what the board
 // and the webhooks are made of.
