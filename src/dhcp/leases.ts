@@ -14,6 +14,8 @@
 // its address in the database too (a hold in memory would not stop another node offering it). This node's memory
 // does not see other nodes' writes as they happen: a claim that loses in the database is how it learns of them.
 // That packet's reply is dropped and the row is re-read, so the client's next DISCOVER gets another address.
+// An OFFER also loses while the client holds a live bound lease on another address (another node ACKed it):
+// the client's rows are then re-read, and its next DISCOVER is offered that address, not a second one.
 // Shared pools allocate fresh addresses at random (randomFresh), so the nodes rarely reach for the same one.
 import type { Mac } from '../net/mac.ts';
 import { intentIp, type LeaseIntent, type LeaseWriter } from '../store/repo/leases.ts';

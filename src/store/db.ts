@@ -275,6 +275,15 @@ export const MIGRATIONS: Migration[] = [
              UPDATE dhcp_leases SET dynamic = 0 WHERE ip = r_ip;
            ELSE
              r_subnet := w->>'subnet';
+             -- An OFFER loses while the client holds a live bound lease on another address (another node's ACK):
+             -- memory then re-reads the client's rows and offers it that address.
+             IF k = 'offer'
+                 AND NOT EXISTS (SELECT 1 FROM dhcp_leases WHERE ip = r_ip AND mac = r_mac AND state = 'bound')
+                 AND EXISTS (SELECT 1 FROM dhcp_leases WHERE mac = r_mac AND subnet = r_subnet
+                   AND ip <> r_ip AND state = 'bound' AND expires_at > r_at) THEN
+               won := won || false;
+               CONTINUE;
+             END IF;
              INSERT INTO dhcp_leases AS l (ip, subnet, mac, state, expires_at, dynamic, hostname, updated_at)
                VALUES (r_ip, r_subnet, r_mac, w->>'state', (w->>'exp')::bigint, (w->>'dyn')::bigint, w->>'host', r_at)
                ON CONFLICT (ip) DO UPDATE SET subnet = excluded.subnet, mac = excluded.mac, state = excluded.state,

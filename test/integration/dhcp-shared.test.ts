@@ -204,6 +204,33 @@ for (const b of backends) {
       assert.ok(!ips.includes(newcomer.ip), `a new client gets a free address (${newcomer.ip})`);
     });
 
+    test('a client ACKed by one node is offered that same address by the other once the first is gone', async () => {
+      const { store: a, again } = await b.open();
+      const bStore = b.name === 'sqlite' ? a : await again();
+      const nodes: Node[] = [];
+      const net = network(nodes);
+      nodes.push(await node(a, 0, net.deliver), await node(bStore, 1, net.deliver));
+      // Both nodes hear every DISCOVER and both offer (each an address of its own choosing); the client takes one.
+      const clients = [3, 4, 5, 6];
+      const first = await Promise.all(clients.map((i) => dora(net, i)));
+      for (const nd of nodes) await nd.commits.idle();
+      const acked = first.map((g) => nodes.find((nd) => nd.leases.byIp(g.ip)?.state === 'bound')!);
+      assert.ok(acked.every(Boolean));
+      for (const [k, i] of clients.entries()) {
+        // The node that ACKed dies; the other alone answers the client's next boot.
+        const survivor = nodes.find((nd) => nd !== acked[k])!;
+        const all = [...nodes];
+        nodes.splice(0, nodes.length, survivor);
+        const again2 = await dora(net, i);
+        nodes.splice(0, nodes.length, ...all);
+        assert.equal(again2.ip, first[k].ip, `${mac(i)} keeps the address the other node ACKed`);
+        assert.ok(again2.tries <= 2, `${mac(i)}: at most one DISCOVER unanswered (${again2.tries} tries)`);
+      }
+      const rows = await a.sql.all<Row>("SELECT ip, mac, state FROM dhcp_leases WHERE state = 'bound'");
+      for (const i of clients)
+        assert.equal(rows.filter((r) => r.mac === mac(i)).length, 1, `${mac(i)} is bound to one address`);
+    });
+
     test('a commit that fails sends no reply; memory is repaired and the client is served once the table is back', async () => {
       const { store: a } = await b.open();
       const nodes: Node[] = [];

@@ -309,6 +309,7 @@ for (const b of backends) {
         { kind: 'upsert', row: row(11, b2, 'offered', 150, 100), evict: true },
         { kind: 'upsert', row: row(12, c, 'bound', 5000, 100), evict: true },
         { kind: 'upsert', row: row(13, a, 'offered', 5000, 50), evict: false },
+        { kind: 'upsert', row: row(42, b2, 'offered', 150, 100), evict: false },
       ]);
       const won = await store.leases.commit([
         // Held by a live lease of another client: lost. Ran out (150 <= 200): taken.
@@ -324,8 +325,13 @@ for (const b of backends) {
         { kind: 'release', ip: 13, mac: a, now: 300, offeredOnly: false },
         // A winner that evicts: a's other addresses (10 and 13) go back to the pool.
         { kind: 'upsert', row: row(30, a, 'bound', 9000, 400), evict: true },
+        // An offer to a client bound to another address (30, live): lost, on a fresh address and on a row alike.
+        { kind: 'offer', row: row(40, a, 'offered', 9000, 500), evict: false },
+        { kind: 'offer', row: row(42, a, 'offered', 9000, 500), evict: false },
+        // (The batch runs in address order: 30 before 40.) c's bound lease on 11 ran out at 9000: an offer of another address then stands.
+        { kind: 'offer', row: row(41, c, 'offered', 9500, 9000), evict: false },
       ]);
-      assert.deepEqual(won, [false, true, true, false, true, true, true, true, true]);
+      assert.deepEqual(won, [false, true, true, false, true, true, true, true, true, false, false, true]);
       const byIp = new Map((await store.leases.loadAll()).map((r) => [r.ip, r]));
       const brief = (ip: number) => {
         const r = byIp.get(ip)!;
@@ -337,6 +343,9 @@ for (const b of backends) {
       assert.deepEqual(brief(13), ['', 'released', 300, 0, null]);
       assert.deepEqual(brief(20), [b2, 'bound', 9999, 1, 'x\ufffdy']);
       assert.deepEqual(brief(30), [a, 'bound', 9000, 1, null]);
+      assert.equal(byIp.get(40), undefined, 'the lost offer of a fresh address wrote nothing');
+      assert.deepEqual(brief(41), [c, 'offered', 9500, 1, null]);
+      assert.deepEqual(brief(42), [b2, 'offered', 150, 1, null], 'the lost offer over a row changed nothing');
     });
 
     test('changes: a write is published to this node at once and, on PostgreSQL, to another node', async () => {

@@ -21,6 +21,10 @@ const CLAIM = `${INSERT}
 // 0 rows changed and that lease is the client's own: the offer stands, nothing to write.
 const OFFER_CLAIM = `${INSERT}
   WHERE (dhcp_leases.mac = excluded.mac AND dhcp_leases.state <> 'bound') OR dhcp_leases.expires_at <= excluded.updated_at`;
+// The client's live bound lease on another address: an OFFER of this one (not its own bound row) loses. Another
+// node ACKed it that address; memory re-reads the client's rows, and its next DISCOVER is offered that one.
+const OTHER_BOUND_OF_MAC = `SELECT 1 AS x FROM dhcp_leases WHERE mac = ? AND subnet = ? AND ip <> ? AND state = 'bound'
+  AND expires_at > ? LIMIT 1`;
 const OWN_BOUND = "SELECT 1 AS x FROM dhcp_leases WHERE ip = ? AND mac = ? AND state = 'bound'";
 // A SELECT first: an UPDATE that changes the indexed mac column it searches by costs ~3x even when nothing matches.
 const OTHER_OF_MAC = 'SELECT 1 AS x FROM dhcp_leases WHERE mac = ? AND subnet = ? AND ip <> ? LIMIT 1';
@@ -106,6 +110,14 @@ export class LeaseRepo implements LeaseWriter {
             else if (w.kind === 'static') await sql.run(MARK_STATIC, [w.ip]);
             else {
               const r = w.row;
+              if (
+                w.kind === 'offer' &&
+                !(await sql.get(OWN_BOUND, [r.ip, r.mac])) &&
+                (await sql.get(OTHER_BOUND_OF_MAC, [r.mac, r.subnet, r.ip, r.updated_at]))
+              ) {
+                won[i] = false;
+                continue;
+              }
               const q = w.kind === 'claim' ? CLAIM : w.kind === 'offer' ? OFFER_CLAIM : UPSERT;
               const changed = await sql.run(q, rowParams(r));
               if (changed === 0) won[i] = w.kind === 'offer' && (await sql.get(OWN_BOUND, [r.ip, r.mac])) !== undefined;

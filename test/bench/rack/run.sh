@@ -84,14 +84,16 @@ ip netns del $S 2>/dev/null || true; ip netns del $C 2>/dev/null || true
 ip netns add $S; ip netns add $C
 ip -n $S link set lo up; ip -n $C link set lo up
 ip link add $SI netns $S type veth peer name $CI netns $C
-ip -n $S addr add $SIP/22 dev $SI; ip -n $S link set $SI up
-ip -n $C addr add 10.98.0.2/22 dev $CI; ip -n $C link set $CI up
+ip -n $S addr add $SIP/21 dev $SI; ip -n $S link set $SI up
+ip -n $C addr add 10.98.0.2/21 dev $CI; ip -n $C link set $CI up
 # The pool's addresses are local in the client ns (AnyIP): each simulated host binds its sockets to
 # the address it leased and answers ARP for it, without 200 `ip addr add` calls.
 ip -n $C route add local 10.98.1.0/24 dev lo
 ip -n $C route add local 10.98.2.0/23 dev lo
+ip -n $C route add local 10.98.4.0/22 dev lo
 ip -n $C route add 255.255.255.255/32 dev $CI   # DHCP broadcasts leave by the veth
-RANGE_DNSMASQ=10.98.1.1,10.98.3.250 RANGE_RB=10.98.1.1-10.98.3.250
+# 1,786 addresses: HOSTS=1000 fits with room for the offers nobody took.
+RANGE_DNSMASQ=10.98.1.1,10.98.7.250 RANGE_RB=10.98.1.1-10.98.7.250
 
 RB_COMMON=(--http-port 8080 --server-ip $SIP --public-url $BASE --profiles-dir "$W/profiles" --tftp-root "$W/tftpboot" --images-dir "$W/images")
 
@@ -130,7 +132,7 @@ NGX
   NGX=$!; PIDS+=($NGX)
   ip netns exec $S dnsmasq --no-daemon --conf-file=/dev/null --port=0 --no-ping --user=root --group=root \
     --interface=$SI --bind-interfaces --log-facility="$W/dnsmasq.log" --pid-file="$W/dnsmasq.pid" \
-    --dhcp-range=$RANGE_DNSMASQ,255.255.252.0,1h --dhcp-leasefile="$W/dnsmasq.leases" --dhcp-lease-max=10000 \
+    --dhcp-range=$RANGE_DNSMASQ,255.255.248.0,1h --dhcp-leasefile="$W/dnsmasq.leases" --dhcp-lease-max=10000 \
     --dhcp-boot=pxelinux.0,,$SIP --enable-tftp --tftp-root="$W/ref/tftp" --tftp-max=1000 > "$W/dnsmasq.out" 2>&1 &
   DNSMASQ=$!; PIDS+=($DNSMASQ)
   wait_http "$BASE/tftp/pxelinux.0" nginx $NGX || { cat "$W/nginx.out" "$W/nginx.err"; exit 1; }
@@ -152,7 +154,7 @@ run_rackboot() {
   log "rackboot: serve --dhcp-mode authoritative, TFTP 69, HTTP 8080 (log level $RB_LOG_LEVEL)"
   # shellcheck disable=SC2086
   ip netns exec $S node ${RB_NODE_OPTS:-} bin/rackboot.mjs serve "${RB_COMMON[@]}" --tftp-port 69 --data-dir "$W/rb-data" --log-level "$RB_LOG_LEVEL" \
-    --dhcp-mode authoritative --dhcp-interface $SI --dhcp-subnet 10.98.0.0/22 --dhcp-range $RANGE_RB --dhcp-router $SIP > "$W/rackboot.log" 2>&1 &
+    --dhcp-mode authoritative --dhcp-interface $SI --dhcp-subnet 10.98.0.0/21 --dhcp-range $RANGE_RB --dhcp-router $SIP > "$W/rackboot.log" 2>&1 &
   RB=$!; PIDS+=($RB)
   wait_http "$BASE/healthz" rackboot $RB || { cat "$W/rackboot.log"; exit 1; }
   ip netns exec $S timeout 120 node --import tsx test/bench/rack/setup.ts --url $BASE --macs "$W/macs.txt" >&2
