@@ -87,11 +87,25 @@ ip link add $SI netns $S type veth peer name $CI netns $C
 ip -n $S addr add $SIP/21 dev $SI; ip -n $S link set $SI up
 ip -n $C addr add 10.98.0.2/21 dev $CI; ip -n $C link set $CI up
 # The pool's addresses are local in the client ns (AnyIP): each simulated host binds its sockets to
-# the address it leased and answers ARP for it, without 200 `ip addr add` calls.
+# the address it leased, without 1,000 `ip addr add` calls.
 ip -n $C route add local 10.98.1.0/24 dev lo
 ip -n $C route add local 10.98.2.0/23 dev lo
 ip -n $C route add local 10.98.4.0/22 dev lo
 ip -n $C route add 255.255.255.255/32 dev $CI   # DHCP broadcasts leave by the veth
+# One NIC per host, as on a rack: rackboot ties an address to a host only when its ARP table agrees
+# with the lease, so ARP for a leased address must be answered with that host's MAC, not the veth's.
+# nics.py does that; the client kernel neither answers nor announces the pool's addresses, and frames
+# sent to a host MAC (52:54:00:98:*) are handed to the veth (the kernel would drop them as for another host).
+ip netns exec $C sysctl -qw net.ipv4.conf.$CI.arp_ignore=8 net.ipv4.conf.$CI.arp_announce=2
+CMAC=$(ip netns exec $C cat /sys/class/net/$CI/address)
+ip netns exec $C nft -f - <<NFT
+table netdev rbrack {
+  chain nics { type filter hook ingress device $CI priority 0; ether daddr & ff:ff:ff:ff:00:00 == 52:54:00:98:00:00 ether daddr set $CMAC meta pkttype set host; }
+}
+NFT
+NICS_PORT=6767
+ip netns exec $C python3 test/bench/rack/nics.py $CI $NICS_PORT &
+PIDS+=($!)
 # 1,786 addresses: HOSTS=1000 fits with room for the offers nobody took.
 RANGE_DNSMASQ=10.98.1.1,10.98.7.250 RANGE_RB=10.98.1.1-10.98.7.250
 
@@ -107,7 +121,7 @@ stop_pid $PREP
 cp -al "$W/tftpboot/." "$W/ref/tftp/"
 chmod -R a+rX "$W"
 
-SIM=(node --import tsx test/bench/rack/sim.ts --macs "$W/macs.txt" --initrd "$INITRD" --timeout "$TIMEOUT")
+SIM=(node --import tsx test/bench/rack/sim.ts --macs "$W/macs.txt" --initrd "$INITRD" --timeout "$TIMEOUT" --nics $NICS_PORT)
 
 # ---------- reference: dnsmasq + nginx ----------
 run_reference() {
@@ -142,6 +156,7 @@ NGX
   local pids=($DNSMASQ $NGX $workers)
   local c0; c0=$(cpu_s "${pids[@]}"); local k0; k0=$(sys_s "${pids[@]}")
   pcap_start reference
+  ip -n $S neigh flush dev $SI  # the other run's leases are not this one's
   ip netns exec $C "${SIM[@]}" --label reference --json "$W/ref-sim.json" --watch "$(echo "${pids[@]}" | tr ' ' ',')" >&2 || true
   local c1; c1=$(cpu_s "${pids[@]}"); local k1; k1=$(sys_s "${pids[@]}")
   pcap_stop
@@ -161,6 +176,7 @@ run_rackboot() {
   local h0; h0=$(hwm_mb $RB)
   local c0; c0=$(cpu_s $RB); local k0; k0=$(sys_s $RB)
   pcap_start rackboot
+  ip -n $S neigh flush dev $SI  # the other run's leases are not this one's
   ip netns exec $C "${SIM[@]}" --label rackboot --json "$W/rb-sim.json" --watch $RB >&2 || true
   local c1; c1=$(cpu_s $RB); local k1; k1=$(sys_s $RB)
   pcap_stop

@@ -9,7 +9,9 @@
 //
 // Own codecs on purpose: the client must not share code with the server under test.
 // Usage: node --import tsx sim.ts --macs FILE [--initrd http|tftp] [--timeout SEC] [--json OUT]
-//        [--watch PID,PID] [--label NAME] [--jitter-ms MS]
+//        [--watch PID,PID] [--label NAME] [--jitter-ms MS] [--nics PORT]
+// --nics PORT: nics.py answers ARP for each leased address with its host's MAC; a host tells it
+// "IP MAC" once it has its ACK and goes on when nics.py echoes it.
 import dgram from 'node:dgram';
 import http from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -24,6 +26,7 @@ interface Args {
   watch: number[];
   label: string;
   jitterMs: number;
+  nicsPort?: number;
 }
 function parseArgs(argv: string[]): Args {
   const get = (name: string): string | undefined => {
@@ -45,6 +48,7 @@ function parseArgs(argv: string[]): Args {
     watch: (get('watch') ?? '').split(',').filter(Boolean).map(Number),
     label: get('label') ?? 'server',
     jitterMs: Number(get('jitter-ms') ?? 1000),
+    nicsPort: get('nics') ? Number(get('nics')) : undefined,
   };
 }
 
@@ -488,7 +492,51 @@ interface HostStats {
   notes: string[];
 }
 
-async function runHost(port: DhcpPort, st: HostStats, a: Args, deadline: number): Promise<void> {
+// ---------- NICs: the address's owner on the wire (see nics.py) ----------
+class Nics {
+  private pending = new Map<string, () => void>();
+  private constructor(
+    private sock: dgram.Socket,
+    private port: number,
+  ) {
+    sock.on('message', (buf) => this.pending.get(buf.toString('ascii'))?.());
+  }
+  static async open(port: number): Promise<Nics> {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((res) => sock.bind(0, '127.0.0.1', res));
+    return new Nics(sock, port);
+  }
+  async claim(ip: string, mac: string): Promise<void> {
+    const msg = `${ip} ${mac}`;
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const echoed = new Promise<boolean>((res) => {
+          const timer = setTimeout(() => res(false), 500);
+          this.pending.set(msg, () => {
+            clearTimeout(timer);
+            res(true);
+          });
+        });
+        this.sock.send(msg, this.port, '127.0.0.1');
+        if (await echoed) return;
+      }
+      throw new Error(`nics: no echo for "${msg}" from nics.py on 127.0.0.1:${this.port}`);
+    } finally {
+      this.pending.delete(msg);
+    }
+  }
+  close(): void {
+    this.sock.close();
+  }
+}
+
+async function runHost(
+  port: DhcpPort,
+  nics: Nics | undefined,
+  st: HostStats,
+  a: Args,
+  deadline: number,
+): Promise<void> {
   let mark = now();
   const step = async <T>(p: Phase, fn: () => Promise<T>): Promise<T> => {
     st.phase = p;
@@ -500,6 +548,7 @@ async function runHost(port: DhcpPort, st: HostStats, a: Args, deadline: number)
   };
   const lease = await step('dhcp', () => dhcpLease(port, st.mac, st, deadline));
   st.ip = lease.ip;
+  await nics?.claim(lease.ip, st.mac);
   const loader = await step('loader', () => tftpFetch(lease.ip, lease.tftpServer, lease.bootFile, false, st));
   if (loader.bytes === 0) throw new Error(`loader ${lease.bootFile} is empty`);
   const cfgPath = `pxelinux.cfg/01-${st.mac.replace(/:/g, '-')}`;
@@ -552,6 +601,7 @@ function cpuSeconds(pid: number): number {
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const port = await DhcpPort.open();
+  const nics = a.nicsPort ? await Nics.open(a.nicsPort) : undefined;
   const deadline = a.timeoutSec;
   const hosts: HostStats[] = a.macs.map((mac) => ({
     mac,
@@ -581,7 +631,7 @@ async function main(): Promise<void> {
     await sleep((a.jitterMs * i) / hosts.length);
     h.start = now();
     try {
-      await runHost(port, h, a, deadline);
+      await runHost(port, nics, h, a, deadline);
       h.phase = 'done';
     } catch (e) {
       h.error = `${h.phase}: ${(e as Error).message}`;
@@ -594,6 +644,7 @@ async function main(): Promise<void> {
   clearInterval(sampler);
   sample();
   port.close();
+  nics?.close();
   const wall = Math.max(...hosts.map((h) => h.end ?? now()));
   for (const h of hosts)
     if (h.phase !== 'done' && h.phase !== 'failed') {
