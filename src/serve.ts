@@ -25,7 +25,7 @@ import { createApp, kickstartFastPath } from './http/app.ts';
 import { createWebRouter } from './web/pages/index.ts';
 import { parseConfigPath } from './boot/paths.ts';
 import { decideBoot } from './boot/decide.ts';
-import { macFromArp } from './net/neighbors.ts';
+import { arpReader } from './net/neighbors.ts';
 import { startTftpServer, type TftpFileSource, type TftpServer } from './tftp/server.ts';
 import { staticFileSource } from './tftp/static.ts';
 import { startDhcpServer, type DhcpServerHandle } from './dhcp/server.ts';
@@ -192,7 +192,7 @@ export async function openCore(
     baseUrl: config.publicUrl,
     tokenTtlMs: config.tokenTtlMs,
     lease: (ip) => leaseLookup(ip),
-    neighbor: (ip) => macFromArp(ip),
+    neighbor: arpReader(),
     failureTail: (buildId) => syslog.tail(buildId, FAILURE_TAIL_LINES),
     uefiChain: createUefiChainResolver({ images: imageView, tftpRoot: config.tftpRoot, loaders: config.loaders }),
     site: config.site,

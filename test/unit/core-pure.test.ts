@@ -343,3 +343,53 @@ test('parseArpTable: complete entries only', async () => {
     ],
   );
 });
+
+test('arpEntry reads one line and agrees with parseArpTable on every address', async () => {
+  const { arpEntry, parseArpTable } = await import('../../src/net/neighbors.ts');
+  const text = [
+    'IP address       HW type     Flags       HW address            Mask     Device',
+    '10.99.0.1        0x1         0x2         52:54:00:e2:04:01     *        rbbr0',
+    '10.99.0.10       0x1         0x0         00:00:00:00:00:00     *        rbbr0',
+    '10.99.0.100      0x1         0x2         52:54:00:E2:04:64     *        rbbr0',
+    '10.99.0.7        0x1         0x2         00:00:00:00:00:00     *        rbbr0',
+    '10.99.0.8        0x1         0x2         52:54:00:e2:04:08     *        rbbr0',
+    '10.99.0.8        0x1         0x2         52:54:00:e2:04:18     *        rbbr1',
+  ].join('\n');
+  const all = parseArpTable(text);
+  for (const ip of ['10.99.0.1', '10.99.0.10', '10.99.0.100', '10.99.0.7', '10.99.0.8', '10.99.0.2', '10.99.0', ''])
+    assert.equal(arpEntry(text, ip), all.get(ip), ip);
+  assert.equal(arpEntry(text, '10.99.0.1'), '52:54:00:e2:04:01'); // not 10.99.0.10's or 10.99.0.100's line
+  assert.equal(arpEntry(text, 'IP'), undefined); // the header is no entry
+  assert.equal(arpEntry('', '10.99.0.1'), undefined);
+});
+
+test('arpReader: a found address is answered from a read up to ARP_SNAPSHOT_MS old, a missing one from a fresh read', async () => {
+  const { arpReader, ARP_SNAPSHOT_MS } = await import('../../src/net/neighbors.ts');
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'rb-arp-'));
+  try {
+    const file = join(dir, 'arp');
+    const header = 'IP address       HW type     Flags       HW address            Mask     Device\n';
+    const line = (ip: string, mac: string) => `${ip}        0x1         0x2         ${mac}     *        rbbr0\n`;
+    writeFileSync(file, header + line('10.0.0.5', '52:54:00:00:00:05'));
+    let t = 1000;
+    const lookup = arpReader(file, () => t);
+    assert.equal(lookup('10.0.0.5'), '52:54:00:00:00:05');
+    // The kernel learns a new client and moves 10.0.0.5 (a forged answer, say).
+    writeFileSync(file, header + line('10.0.0.5', '52:54:00:00:00:99') + line('10.0.0.6', '52:54:00:00:00:06'));
+    t += 10;
+    assert.equal(lookup('10.0.0.6'), '52:54:00:00:00:06', 'a miss reads the table again at once');
+    writeFileSync(file, header + line('10.0.0.5', '52:54:00:00:00:aa'));
+    t += ARP_SNAPSHOT_MS - 1;
+    assert.equal(lookup('10.0.0.5'), '52:54:00:00:00:99', 'a hit within the snapshot age reuses the last read');
+    t += 1;
+    assert.equal(lookup('10.0.0.5'), '52:54:00:00:00:aa', 'an older read is not used');
+    rmSync(file);
+    t += ARP_SNAPSHOT_MS;
+    assert.equal(lookup('10.0.0.5'), undefined, 'an unreadable table answers nothing');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

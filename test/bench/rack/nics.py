@@ -25,6 +25,7 @@ def main():
     raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
     raw.bind((dev, ETH_P_ARP))
     ctl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ctl.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # 1,000 hosts may report at once
     ctl.bind(("127.0.0.1", port))
     owner = {}  # IPv4 address (4 bytes) -> MAC (6 bytes); bounded by the pool run.sh hands out
     while True:
@@ -35,8 +36,8 @@ def main():
                 ip, mac = msg.decode("ascii").split()
                 owner[socket.inet_aton(ip)] = mac_bytes(mac)
                 ctl.sendto(msg, peer)
-            except (ValueError, OSError):
-                pass
+            except (ValueError, OSError) as e:
+                print(f"nics: {msg!r}: {e}", file=sys.stderr)
         if raw in ready:
             frame, addr = raw.recvfrom(2048)
             if addr[2] == PACKET_OUTGOING or len(frame) < 42:
@@ -49,7 +50,10 @@ def main():
             if mac is None:
                 continue
             reply = sha + mac + struct.pack("!HHHBBH", ETH_P_ARP, 1, 0x0800, 6, 4, 2) + mac + tpa + sha + spa
-            raw.send(reply)
+            try:
+                raw.send(reply)
+            except OSError as e:  # a full queue under load: the asker repeats its request
+                print(f"nics: ARP reply for {socket.inet_ntoa(tpa)} not sent: {e}", file=sys.stderr)
 
 
 if __name__ == "__main__":

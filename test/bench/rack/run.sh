@@ -104,7 +104,7 @@ table netdev rbrack {
 }
 NFT
 NICS_PORT=6767
-ip netns exec $C python3 test/bench/rack/nics.py $CI $NICS_PORT &
+ip netns exec $C python3 test/bench/rack/nics.py $CI $NICS_PORT 2> "$W/nics.log" &
 PIDS+=($!)
 # 1,786 addresses: HOSTS=1000 fits with room for the offers nobody took.
 RANGE_DNSMASQ=10.98.1.1,10.98.7.250 RANGE_RB=10.98.1.1-10.98.7.250

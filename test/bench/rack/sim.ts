@@ -11,7 +11,8 @@
 // Usage: node --import tsx sim.ts --macs FILE [--initrd http|tftp] [--timeout SEC] [--json OUT]
 //        [--watch PID,PID] [--label NAME] [--jitter-ms MS] [--nics PORT]
 // --nics PORT: nics.py answers ARP for each leased address with its host's MAC; a host tells it
-// "IP MAC" once it has its ACK and goes on when nics.py echoes it.
+// "IP MAC" once it has its ACK and goes on when nics.py echoes it (asking again each second: a busy
+// event loop can run the timer before it reads the echo).
 import dgram from 'node:dgram';
 import http from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -509,9 +510,9 @@ class Nics {
   async claim(ip: string, mac: string): Promise<void> {
     const msg = `${ip} ${mac}`;
     try {
-      for (let attempt = 0; attempt < 5; attempt++) {
+      for (let attempt = 0; attempt < 30; attempt++) {
         const echoed = new Promise<boolean>((res) => {
-          const timer = setTimeout(() => res(false), 500);
+          const timer = setTimeout(() => res(false), 1000);
           this.pending.set(msg, () => {
             clearTimeout(timer);
             res(true);
