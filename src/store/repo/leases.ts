@@ -110,9 +110,10 @@ export class LeaseRepo implements LeaseWriter {
             else if (w.kind === 'static') await sql.run(MARK_STATIC, [w.ip]);
             else {
               const r = w.row;
+              const ownBound = w.kind === 'offer' && (await sql.get(OWN_BOUND, [r.ip, r.mac])) !== undefined;
               if (
                 w.kind === 'offer' &&
-                !(await sql.get(OWN_BOUND, [r.ip, r.mac])) &&
+                !ownBound &&
                 (await sql.get(OTHER_BOUND_OF_MAC, [r.mac, r.subnet, r.ip, r.updated_at]))
               ) {
                 won[i] = false;
@@ -120,7 +121,7 @@ export class LeaseRepo implements LeaseWriter {
               }
               const q = w.kind === 'claim' ? CLAIM : w.kind === 'offer' ? OFFER_CLAIM : UPSERT;
               const changed = await sql.run(q, rowParams(r));
-              if (changed === 0) won[i] = w.kind === 'offer' && (await sql.get(OWN_BOUND, [r.ip, r.mac])) !== undefined;
+              if (changed === 0) won[i] = ownBound;
               else if (w.evict && r.mac && (await sql.get(OTHER_OF_MAC, [r.mac, r.subnet, r.ip])) !== undefined)
                 await sql.run(EVICT_OTHER_OF_MAC, [r.updated_at, r.updated_at, r.mac, r.subnet, r.ip]);
             }
