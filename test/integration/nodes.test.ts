@@ -181,12 +181,13 @@ for (const store of [sqliteStore, postgresStore]) {
         const built = await fetch(build.builtUrl.replace(a.base, b.base), { method: 'POST' });
         assert.equal(built.status, 200, await built.text());
 
-        const onA = await until('A shows the host built through B', 5_000, async () => {
+        // The state and the timeline are separate writes on B (events go in batches): wait for both.
+        const onA = await until('A shows the host built through B, and its build.built event', 5_000, async () => {
           const v = (await api(a!, 'GET', `/hosts/${mac}`)).json as {
             state: string;
             events: { type: string; node?: string }[];
           };
-          return v.state === 'built' ? v : undefined;
+          return v.state === 'built' && v.events.some((e) => e.type === 'build.built') ? v : undefined;
         });
         const nodesOf = (type: string) => onA.events.filter((e) => e.type === type).map((e) => e.node);
         assert.deepEqual(nodesOf('build.start'), ['node-a'], JSON.stringify(onA.events));
