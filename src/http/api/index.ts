@@ -3,7 +3,8 @@
 // other parts mount (installer logs, ...). Each route declares itself with apiRoute(), which checks its input by
 // the same zod schemas the document is built from. Errors are HttpErrors: {error: {code, message, field?}}.
 import express from 'express';
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { bearerAuth } from './auth.ts';
 import { createApiContext, type ApiDeps } from './context.ts';
@@ -17,10 +18,11 @@ import { discoveredRoutes } from './discovered.ts';
 import { eventRoutes } from './events.ts';
 import { ApiDocs, apiRoute } from '../openapi.ts';
 import { SHARED_SCHEMAS } from '../api-schemas.ts';
+import { PACKAGE_ROOT } from '../../config.ts';
 
 export { callerOf, type ApiCaller, type ApiDeps } from './context.ts';
 
-const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** A router other parts mount under /api: built with the docs so its routes describe themselves. */
 export type ApiRouterFactory = (docs: ApiDocs) => express.Router;
