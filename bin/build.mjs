@@ -38,11 +38,12 @@ await build({
     js: "import { createRequire as __rackbootRequire } from 'node:module'; const require = __rackbootRequire(import.meta.url);",
   },
   sourcemap: true,
-  // Minified with names kept: a third less to compile at each start. Stack traces name src/*.ts lines from the
-  // map, which leaves the sources' text out (it stays small).
+  // Whitespace and syntax minified, identifiers kept: a sixth less to compile at each start, and no keepNames
+  // wrapper around every closure (it cost each request). Stack traces name src/*.ts lines from the map, which
+  // leaves the sources' text out (it stays small). RACKBOOT_BUILD_MINIFY=0 for readable CPU profiles.
   sourcesContent: false,
-  keepNames: true,
-  minify: true,
+  minifyWhitespace: process.env.RACKBOOT_BUILD_MINIFY !== '0',
+  minifySyntax: process.env.RACKBOOT_BUILD_MINIFY !== '0',
   logLevel: 'warning',
 });
 rmSync(out, { recursive: true, force: true });

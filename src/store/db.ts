@@ -327,6 +327,8 @@ export function openDb(file: string, durability: 'full' | 'normal' = 'full'): Db
   db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
+  // Statement journals and sorts in memory: on disk each was a file created and unlinked in /var/tmp.
+  db.pragma('temp_store = MEMORY');
   migrate(db);
   return db;
 }

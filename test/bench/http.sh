@@ -3,6 +3,7 @@
 #  1. kickstarts: 1,000 hosts in build, wrk GETs random /ks/<token>; nginx serves a static file of the same size.
 #  2. images: a 1 GiB file, 8 parallel curl downloads, 3 alternating rounds; ratio of the medians to nginx's.
 # Prints a table; not a test. Needs root for apt-get if wrk/nginx are missing.
+# RB_NODE_OPTS='--cpu-prof --cpu-prof-dir=/tmp/x': extra node flags for the measured rackboot.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 need=(); command -v wrk >/dev/null || need+=(wrk); command -v nginx >/dev/null || need+=(nginx-light)
@@ -13,7 +14,7 @@ cleanup() { kill "${RB_PID:-}" 2>/dev/null || true; [ -f "$W/nginx.pid" ] && kil
 trap cleanup EXIT
 mkdir -p "$W/images" "$W/tftpboot" "$W/www"; chmod 755 "$W"
 node --import tsx test/bench/http-setup.ts "$W/data" profiles "http://127.0.0.1:$RB_PORT" 1000 "$W/paths.txt"
-RACKBOOT_ADMIN_TOKEN=bench node bin/rackboot.mjs serve --listen 127.0.0.1 --http-port $RB_PORT --tftp-port 0 --data-dir "$W/data" \
+RACKBOOT_ADMIN_TOKEN=bench node ${RB_NODE_OPTS:-} bin/rackboot.mjs serve --listen 127.0.0.1 --http-port $RB_PORT --tftp-port 0 --data-dir "$W/data" \
   --profiles-dir profiles --tftp-root "$W/tftpboot" --images-dir "$W/images" --public-url "http://127.0.0.1:$RB_PORT" --log-level warn > "$W/rb.log" 2>&1 &
 RB_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$RB_PORT/healthz" >/dev/null && break; sleep 0.1; done

@@ -1,5 +1,5 @@
-// The host timeline on either store. Events are queued and written in one transaction per turn of the event loop
-// (a rack booting makes thousands a second); append() never waits, flush() does.
+// The host timeline on either store. Events are queued and written together, at most WRITE_EVERY_MS after the
+// first of them (a rack booting makes thousands a second); append() never waits, flush() does.
 import type { Mac } from '../../net/mac.ts';
 import type { EventLimits, EventRow, HostEvent, NewEvent } from '../events.ts';
 import { boundEvent, DEFAULT_EVENT_LIMITS, eventFromRow, PRUNE_EVERY } from '../events.ts';
@@ -10,8 +10,14 @@ type Queued = ReturnType<typeof boundEvent>;
 
 /** Rows per INSERT (8 parameters each: far under both dialects' limits). */
 const INSERT_ROWS = 100;
-/** Events per write transaction (see writeInSlices). */
+/** Events per write transaction (see writeInSlices); a queue this long is written at once. */
 const WRITE_SLICE = 500;
+/**
+ * How long an event waits for others to share its transaction. One a turn of the event loop wrote ~270
+ * transactions a second under 8,000 kickstart fetches/s, each rewriting the same few table and index pages
+ * in the WAL: a third of the server's CPU and most of its disk writes (test/bench/http.sh).
+ */
+const WRITE_EVERY_MS = 50;
 
 const PRUNE_HOST =
   'DELETE FROM events WHERE mac = ? AND id <= (SELECT id FROM events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)';
@@ -20,7 +26,8 @@ export class EventRepo {
   private readonly listeners = new Set<(e: HostEvent) => void>();
   private queue: Queued[] = [];
   private flushing: Promise<void> | undefined;
-  private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private soon: NodeJS.Immediate | undefined;
   private readonly sincePrune = new Map<string, number>();
   private prunedAll = false;
   readonly limits: EventLimits;
@@ -48,10 +55,8 @@ export class EventRepo {
       return undefined;
     }
     this.queue.push(boundEvent(e, at, this.limits.maxDetailBytes, this.node));
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => void this.flush().catch(() => {}));
-    }
+    if (this.queue.length >= WRITE_SLICE) this.soon ??= setImmediate(this.writeQueued);
+    else this.timer ??= setTimeout(this.writeQueued, WRITE_EVERY_MS);
     const saved: HostEvent = { ...e, id: 0, at, ...(this.node !== undefined ? { node: this.node } : {}) };
     for (const l of this.listeners) l(saved);
     return saved;
@@ -69,9 +74,13 @@ export class EventRepo {
       });
   }
 
+  private readonly writeQueued = () => void this.flush().catch(() => {});
+
   /** Writes queued events now; resolves when everything appended before the call is stored. */
   async flush(): Promise<void> {
-    this.scheduled = false;
+    clearTimeout(this.timer);
+    clearImmediate(this.soon);
+    this.timer = this.soon = undefined;
     while (this.flushing) await this.flushing;
     if (!this.queue.length) return;
     const rows = this.queue;
