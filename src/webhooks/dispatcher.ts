@@ -76,6 +76,8 @@ export interface WebhookDeps {
   fetch?: typeof fetch;
 }
 
+class AttemptTimeout extends Error {}
+
 export class WebhookDispatcher {
   private readonly limits: WebhookLimits;
   private readonly now: () => number;
@@ -302,25 +304,44 @@ export class WebhookDispatcher {
     const body = webhookBody(d.uid, timestamp, d.payload);
     let httpStatus: number | undefined;
     let error: string | undefined;
+    // Our own controller and timer, held until the attempt ends: Node 20's fetch follows a signal weakly, and an
+    // AbortSignal.any() nobody else held was garbage-collected, so its timeout never fired (the attempt then waited
+    // for however long the receiver took). The race ends the attempt at the timeout even if the abort is lost.
+    const attempt = new AbortController();
+    const stop = () => attempt.abort();
+    this.abort.signal.addEventListener('abort', stop, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new AttemptTimeout());
+        attempt.abort();
+      }, hook.timeoutMs);
+    });
     try {
-      const res = await this.fetch(d.url, {
-        method: 'POST',
-        headers: webhookHeaders(hook.secret, d.uid, d.event, timestamp, body),
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(hook.timeoutMs)]),
-      });
-      httpStatus = res.status;
-      // The answer's body is not read: a receiver cannot make us hold or buffer anything.
-      await res.body?.cancel().catch(() => undefined);
-      if (res.status < 200 || res.status > 299) error = `HTTP ${res.status}`;
+      const answer = async () => {
+        const res = await this.fetch(d.url, {
+          method: 'POST',
+          headers: webhookHeaders(hook.secret, d.uid, d.event, timestamp, body),
+          body,
+          redirect: 'manual',
+          signal: attempt.signal,
+        });
+        // The answer's body is not read: a receiver cannot make us hold or buffer anything.
+        await res.body?.cancel().catch(() => undefined);
+        return res.status;
+      };
+      httpStatus = await Promise.race([answer(), timedOut]);
+      if (httpStatus < 200 || httpStatus > 299) error = `HTTP ${httpStatus}`;
     } catch (err) {
       if (this.abort.signal.aborted) return; // shutting down: stays pending, not counted
       const e = err as Error & { cause?: { code?: string; message?: string } };
       error =
-        e.name === 'TimeoutError'
+        e instanceof AttemptTimeout
           ? `no answer within ${hook.timeoutMs} ms`
           : (e.cause?.code ?? e.cause?.message ?? e.message);
+    } finally {
+      clearTimeout(timer);
+      this.abort.signal.removeEventListener('abort', stop);
     }
     const ms = this.now() - started;
     const attempts = d.attempts + 1;

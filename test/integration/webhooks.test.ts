@@ -5,6 +5,8 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { Writable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
@@ -259,6 +261,33 @@ test("a slow receiver and a refused connection never delay the build's answers; 
     failureTail: string[];
   };
   assert.deepEqual(failure.failureTail, ['boom', 'last line']);
+});
+
+test('the attempt timeout holds through garbage collection (a collected AbortSignal.any never fired in Node 20)', async () => {
+  // Node 20's fetch follows the caller's signal weakly: a composite signal nobody else held was collected, and the
+  // attempt then waited for the receiver's late 200 (the flake seen in CI). Collect garbage while the receiver hangs.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const slow = await receiver([{ delayMs: 3000 }]);
+  const { env, app } = await setup([{ url: slow.url, timeoutMs: 200, events: ['build.started'] }], {
+    maxAttempts: 1,
+  });
+  await startBuild(app);
+  const t0 = Date.now();
+  await until('the request', () => slow.got.length >= 1);
+  const collect = setInterval(gc, 20);
+  cleanups.push(() => clearInterval(collect));
+  const [d] = await until(
+    'the attempt to time out',
+    async () => {
+      const l = await env.core.webhookDeliveries.list();
+      return l[0]?.status === 'failed' || l[0]?.status === 'delivered' ? l : undefined;
+    },
+    5000,
+  );
+  assert.equal(d!.status, 'failed');
+  assert.equal(d!.lastError, 'no answer within 200 ms');
+  assert.ok(Date.now() - t0 < 2000, `timed out after ${Date.now() - t0} ms, not at the receiver's late answer`);
 });
 
 test('the queue is bounded: beyond maxPending a delivery is recorded as dropped, not kept', async () => {
