@@ -10,11 +10,13 @@ need=(); command -v wrk >/dev/null || need+=(wrk); command -v nginx >/dev/null |
 if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; fi
 W=$(mktemp -d /tmp/rackboot-bench.XXXXXX)
 RB_PORT=18080; NG_PORT=18081; DUR=${DUR:-10}; CONN=${CONN:-64}
+# Each server on core 0, wrk on core 1: neither server shares a core with the load (SERVER_CPU=0-1 to float).
+SERVER_CPU=${SERVER_CPU:-0}
 cleanup() { kill "${RB_PID:-}" 2>/dev/null || true; [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
 mkdir -p "$W/images" "$W/tftpboot" "$W/www"; chmod 755 "$W"
 node --import tsx test/bench/http-setup.ts "$W/data" profiles "http://127.0.0.1:$RB_PORT" 1000 "$W/paths.txt"
-RACKBOOT_ADMIN_TOKEN=bench node ${RB_NODE_OPTS:-} bin/rackboot.mjs serve --listen 127.0.0.1 --http-port $RB_PORT --tftp-port 0 --data-dir "$W/data" \
+RACKBOOT_ADMIN_TOKEN=bench taskset -c "$SERVER_CPU" node ${RB_NODE_OPTS:-} bin/rackboot.mjs serve --listen 127.0.0.1 --http-port $RB_PORT --tftp-port 0 --data-dir "$W/data" \
   --profiles-dir profiles --tftp-root "$W/tftpboot" --images-dir "$W/images" --public-url "http://127.0.0.1:$RB_PORT" --log-level warn > "$W/rb.log" 2>&1 &
 RB_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$RB_PORT/healthz" >/dev/null && break; sleep 0.1; done
@@ -28,7 +30,7 @@ events { worker_connections 4096; }
 http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
   server { listen 127.0.0.1:$NG_PORT; root $W/www; location / { default_type text/plain; } } }
 NGX
-nginx -c "$W/nginx.conf"
+taskset -c "$SERVER_CPU" nginx -c "$W/nginx.conf"
 cat > "$W/ks.lua" <<LUA
 local paths = {}
 for line in io.lines("$W/paths.txt") do paths[#paths + 1] = line end

@@ -12,6 +12,10 @@ import {
   type StuckLimits,
 } from '../../src/rollout/stuck.ts';
 import { wipeText } from '../../src/rollout/service.ts';
+import { StuckWatch } from '../../src/rollout/stuck-watch.ts';
+import type { FirmwareGuess } from '../../src/rollout/firmware.ts';
+import { silentLogger } from '../../src/log.ts';
+import type { Mac } from '../../src/net/mac.ts';
 
 test('rollout body: defaults, and every bound refused with the field named', () => {
   const ok = parseRolloutBody({ power: true }, false);
@@ -163,6 +167,34 @@ test('stuck action: one automatic power-cycle with a BMC, then the mark, once pe
   // A cycle the rollout or a person sent is not the automatic one; an off is no power-on.
   assert.equal(stuckAction([pw(0, 'cycle')], 100, L, true).kind, 'cycle');
   assert.equal(stuckAction([pw(0, 'off')], 1e9, L, true).kind, 'none');
+});
+
+test('stuck watch: a build younger than the shortest limit is not read; an older one past its limit is marked', async () => {
+  const now = 10_000;
+  const read: string[] = [];
+  const marked: string[] = [];
+  const powered = (since: number) => [ev('build.start', since), pw(since, 'on')];
+  const builds = [
+    { mac: '52:54:00:00:00:01' as Mac, buildId: 1, since: now - 99 }, // younger than 100 ms: cannot be stuck yet
+    { mac: '52:54:00:00:00:02' as Mac, buildId: 2, since: now - 100 }, // powered on 100 ms ago, no DHCP: stuck
+  ];
+  const watch = new StuckWatch({
+    inBuild: () => builds,
+    timeline: async (mac) => {
+      read.push(mac);
+      return powered(builds.find((b) => b.mac === mac)!.since);
+    },
+    bmcFor: async () => undefined,
+    firmwareOf: async (): Promise<FirmwareGuess> => ({ mode: 'uefi', why: 'assumed' }),
+    event: (e) => marked.push(`${e.mac} ${e.type} ${e.status}`),
+    limits: L,
+    log: silentLogger(),
+    now: () => now,
+    checkEveryMs: 60_000,
+  });
+  await watch.check();
+  assert.deepEqual(read, ['52:54:00:00:00:02']);
+  assert.deepEqual(marked, ['52:54:00:00:00:02 stuck power-on']);
 });
 
 test('stuck view: the mark until a milestone comes after it; one line of text', () => {
