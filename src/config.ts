@@ -138,6 +138,8 @@ const fileSchema = z.strictObject({
       maxPerHost: z.number().int().min(50).max(10_000_000),
       ratePerHost: z.number().min(0.1).max(100_000),
       burstPerHost: z.number().int().min(10).max(1_000_000),
+      // 0: every repeat is written (within the rate).
+      repeatWindow: z.union([z.literal(0), duration.refine((ms) => ms <= 3_600_000, 'must be at most 1h')]),
       maxDetailBytes: z
         .number()
         .int()
@@ -225,7 +227,14 @@ export interface Config {
     maxConnectionsPerSource: number;
   };
   /** Timeline retention and field bounds (src/store/events.ts). */
-  events: { maxAgeMs: number; maxPerHost: number; maxDetailBytes: number; ratePerHost: number; burstPerHost: number };
+  events: {
+    maxAgeMs: number;
+    maxPerHost: number;
+    maxDetailBytes: number;
+    ratePerHost: number;
+    burstPerHost: number;
+    repeatWindowMs: number;
+  };
   /** Stuck detection (src/rollout/stuck.ts): the stage time limits, and how often hosts in build are checked. */
   stuck: StuckLimits & { checkEveryMs: number };
   /** On SIGTERM, how long HTTP transfers in flight may run before their connections are closed. */
@@ -598,6 +607,7 @@ export function loadConfig(
       maxDetailBytes: file.events?.maxDetailBytes ?? 4096,
       ratePerHost: file.events?.ratePerHost ?? 2,
       burstPerHost: file.events?.burstPerHost ?? 100,
+      repeatWindowMs: file.events?.repeatWindow ?? 5000,
     },
     stuck: {
       dhcpAfterPowerOnMs: file.stuck?.dhcpAfterPowerOn ?? DEFAULT_STUCK_LIMITS.dhcpAfterPowerOnMs,

@@ -27,6 +27,8 @@ export interface EventLimits {
   /** Request-driven events a second per host, after a burst of burstPerHost (src/store/event-throttle.ts). */
   ratePerHost: number;
   burstPerHost: number;
+  /** An event identical to its host's last one within this long is counted as a repeat, not written (0: never). */
+  repeatWindowMs: number;
 }
 
 export const DEFAULT_EVENT_LIMITS: EventLimits = {
@@ -35,6 +37,7 @@ export const DEFAULT_EVENT_LIMITS: EventLimits = {
   maxDetailBytes: 4096,
   ratePerHost: 2,
   burstPerHost: 100,
+  repeatWindowMs: 5000,
 };
 
 /** Longest type, client address and status kept (bytes of UTF-8); a string in detail is cut at DETAIL_STRING_MAX. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP benchmark: rackboot vs nginx on this machine, same run, loopback only.
 #  1. kickstarts: 1,000 hosts in build, wrk GETs random /ks/<token>; nginx serves a static file of the same size.
+#     Each server runs on core 0 and wrk on core 1, after WARM (3) seconds of the same load.
 #  2. images: a 1 GiB file, 8 parallel curl downloads, 3 alternating rounds; ratio of the medians to nginx's.
 # Prints a table; not a test. Needs root for apt-get if wrk/nginx are missing.
 # RB_NODE_OPTS='--cpu-prof --cpu-prof-dir=/tmp/x': extra node flags for the measured rackboot.
@@ -41,7 +42,13 @@ wrk_run() { # url script -> "req/s p99"
   local rps p99; rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   local non2xx; non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out"); echo "$rps $p99 ${non2xx:-0}"
 }
+# Each server first gets WARM seconds of the same load, not counted: cold, Node's JIT compiles while the first
+# requests wait (a plain node http server had p99 22 ms cold and 4 ms warm on this machine; nginx has no warm-up).
+WARM=${WARM:-3}
+warm() { [ "$WARM" -gt 0 ] && taskset -c 1 wrk -t1 -c"$CONN" -d"${WARM}s" ${2:+-s "$2"} "$1" >/dev/null || true; }
+warm "http://127.0.0.1:$RB_PORT/" "$W/ks.lua"
 read -r rb_rps rb_p99 rb_bad < <(wrk_run "http://127.0.0.1:$RB_PORT/" "$W/ks.lua")
+warm "http://127.0.0.1:$NG_PORT/ks.cfg"
 read -r ng_rps ng_p99 ng_bad < <(wrk_run "http://127.0.0.1:$NG_PORT/ks.cfg")
 dl() { # url -> MB/s for 8 parallel full downloads
   local start end; start=$(date +%s.%N)

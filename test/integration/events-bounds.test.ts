@@ -143,14 +143,17 @@ test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amo
   await checkpoint();
   const before = databaseBytes(e.config.dataDir);
   let elapsed: number;
-  const range = 'bytes=' + Array.from({ length: 1200 }, (_, i) => `${i}-${i}`).join(',');
-  assert.ok(range.length > 8000);
+  const ranges = Array.from({ length: 1200 }, (_, i) => `${i}-${i}`).join(',');
+  // Each request's range starts differently, so none is a repeat of the one before (those are only counted).
+  let sent = 0;
+  const range = () => `bytes=${sent++}-${sent},${ranges}`;
+  assert.ok(range().length > 8000);
   try {
     const agent = new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 8 });
     const one = () =>
       new Promise<number>((resolve, reject) => {
         const req = httpRequest(
-          { port, host: '127.0.0.1', path: '/tftp/pxelinux.0', agent, headers: { Range: range } },
+          { port, host: '127.0.0.1', path: '/tftp/pxelinux.0', agent, headers: { Range: range() } },
           (res) => {
             res.resume();
             res.on('end', () => resolve(res.statusCode!));
@@ -184,7 +187,7 @@ test('reproduction: 2,000 boot-path requests with 8 KB headers add a bounded amo
 
 test('a host flooding request-driven events is cut to its burst then its rate; state changes always pass; the drop is summarized', async () => {
   let now = 1_000_000;
-  const { db, log } = freshLog({ burstPerHost: 50, ratePerHost: 10 }, () => now);
+  const { db, log } = freshLog({ burstPerHost: 50, ratePerHost: 10, repeatWindowMs: 0 }, () => now);
   for (let i = 0; i < 1000; i++) log.append({ mac: A, type: 'kickstart.fetched', status: '200' });
   log.append({ mac: A, type: 'build.built' });
   for (let i = 0; i < 20; i++) log.append({ mac: B, type: 'tftp.sent' });
@@ -213,4 +216,39 @@ test('a host flooding request-driven events is cut to its burst then its rate; s
   assert.deepEqual(JSON.parse(summary.detail), { count: 1030, byType: { 'kickstart.fetched': 1030 } });
   assert.match(summary.status, /^1030 more events over 10\/s not recorded$/);
   assert.equal(await rows(db, B), 20, 'no summary for a host that lost nothing');
+});
+
+test('a script re-fetching a kickstart: one row per repeat window, the repeats counted in the summary', async () => {
+  let now = 5_000_000;
+  const { db, log } = freshLog({ repeatWindowMs: 5000 }, () => now);
+  const fetched = (clientIp = '10.0.0.5') =>
+    log.append({ mac: A, buildId: 7, type: 'kickstart.fetched', clientIp, status: '200', bytes: 4179 });
+  for (let i = 0; i < 60; i++, now += 100) fetched(); // 12 a second for 6 s
+  fetched('10.0.0.6'); // another address is another event
+  log.append({ mac: A, buildId: 7, type: 'build.built' });
+  log.append({ mac: A, buildId: 7, type: 'build.built' }); // state events are never repeats
+  const deadline = Date.now() + 5000;
+  let summary: { status: string; detail: string } | undefined;
+  while (!summary && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    await log.flush();
+    summary = await db.get("SELECT status, detail FROM events WHERE mac = ? AND type = 'events.suppressed'", [A]);
+  }
+  const kept = await db.all<{ at: number; client_ip: string | null; type: string }>(
+    "SELECT at, client_ip, type FROM events WHERE mac = ? AND type <> 'events.suppressed' ORDER BY id",
+    [A],
+  );
+  assert.deepEqual(
+    kept.map((r) => `${r.type} ${r.client_ip ?? ''} +${r.at - 5_000_000}`),
+    [
+      'kickstart.fetched 10.0.0.5 +0',
+      'kickstart.fetched 10.0.0.5 +5000',
+      'kickstart.fetched 10.0.0.6 +6000',
+      'build.built  +6000',
+      'build.built  +6000',
+    ],
+  );
+  assert.ok(summary, 'an events.suppressed event');
+  assert.deepEqual(JSON.parse(summary.detail), { count: 58, byType: { 'kickstart.fetched': 58 }, repeats: 58 });
+  assert.equal(summary.status, '58 repeats not recorded');
 });

@@ -34,6 +34,7 @@ test('defaults: a 200-host rack fits; every bound has a value', () => {
     maxDetailBytes: 4096,
     ratePerHost: 2,
     burstPerHost: 100,
+    repeatWindowMs: 5000,
   });
   assert.equal(c.syslog.maxAgeMs, 30 * 86_400_000);
   assert.equal(c.syslog.maxConnectionsPerSource, 4);
@@ -44,7 +45,7 @@ test('the config file sets them', () => {
     [
       'tftp: { maxTransferSec: 120, maxTimeoutSec: 5 }',
       'http: { maxConnections: 1000, maxConnectionsPerAddress: 16, headersTimeout: 5s, requestTimeout: 1m, idleTimeout: 30s }',
-      'events: { maxAge: 14d, maxPerHost: 500, maxDetailBytes: 1024, ratePerHost: 0.5, burstPerHost: 20 }',
+      'events: { maxAge: 14d, maxPerHost: 500, maxDetailBytes: 1024, ratePerHost: 0.5, burstPerHost: 20, repeatWindow: 0 }',
       'syslog: { maxAge: 7d, maxConnectionsPerSource: 2 }',
       'tokenGrace: 12h',
     ].join('\n'),
@@ -63,6 +64,7 @@ test('the config file sets them', () => {
     maxDetailBytes: 1024,
     ratePerHost: 0.5,
     burstPerHost: 20,
+    repeatWindowMs: 0,
   });
   assert.equal(c.syslog.maxAgeMs, 7 * 86_400_000);
   assert.equal(c.syslog.maxConnectionsPerSource, 2);
@@ -87,6 +89,9 @@ test('worst values are refused, naming the setting; nothing half-applied', () =>
     ['events: { burstPerHost: 1.5 }', /events\.burstPerHost/],
     ['events: { burstPerHost: -1 }', /events\.burstPerHost/],
     ['events: { maxAge: [1] }', /events\.maxAge/],
+    ['events: { repeatWindow: 2h }', /events\.repeatWindow/],
+    ['events: { repeatWindow: -1 }', /events\.repeatWindow/],
+    ['events: { repeatWindow: "5 s" }', /events\.repeatWindow/],
     ['syslog: { maxConnectionsPerSource: 0 }', /syslog\.maxConnectionsPerSource/],
     ['syslog: { maxAge: "\\u0000" }', /syslog\.maxAge/],
     ['tokenGrace: "\\r24h"', /--token-grace/],

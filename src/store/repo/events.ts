@@ -4,7 +4,7 @@ import type { Mac } from '../../net/mac.ts';
 import type { EventLimits, EventRow, HostEvent, NewEvent } from '../events.ts';
 import { boundEvent, DEFAULT_EVENT_LIMITS, eventFromRow, PRUNE_EVERY } from '../events.ts';
 import type { Sql } from '../sql.ts';
-import { EventThrottle } from '../event-throttle.ts';
+import { EventThrottle, isRepeatable } from '../event-throttle.ts';
 
 type Queued = ReturnType<typeof boundEvent>;
 
@@ -21,6 +21,18 @@ const WRITE_EVERY_MS = 50;
 
 const PRUNE_HOST =
   'DELETE FROM events WHERE mac = ? AND id <= (SELECT id FROM events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)';
+
+/** What makes two events the same but for their time (a repeat, see event-throttle.ts). */
+const repeatKey = (r: Queued) => `${r.type}|${r.buildId}|${r.clientIp}|${r.status}|${r.bytes}|${r.detail}`;
+
+/** "3 more events over 2/s and 40 repeats not recorded". */
+function suppressedText(overRate: number, repeats: number, ratePerSec: number): string {
+  const parts = [
+    ...(overRate ? [`${overRate} more events over ${ratePerSec}/s`] : []),
+    ...(repeats ? [`${repeats} repeats`] : []),
+  ];
+  return `${parts.join(' and ')} not recorded`;
+}
 
 export class EventRepo {
   private readonly listeners = new Set<(e: HostEvent) => void>();
@@ -44,17 +56,23 @@ export class EventRepo {
     private readonly node?: string,
   ) {
     this.limits = { ...DEFAULT_EVENT_LIMITS, ...limits };
-    this.throttle = new EventThrottle({ ratePerSec: this.limits.ratePerHost, burst: this.limits.burstPerHost });
+    this.throttle = new EventThrottle({
+      ratePerSec: this.limits.ratePerHost,
+      burst: this.limits.burstPerHost,
+      repeatWindowMs: this.limits.repeatWindowMs,
+    });
   }
 
   /** Queues an event; one over its host's rate (see event-throttle.ts) is only counted. Undefined then. */
   append(e: NewEvent): HostEvent | undefined {
     const at = e.at ?? this.now();
-    if (!this.throttle.admit(e.mac, e.type, at)) {
+    const row = boundEvent(e, at, this.limits.maxDetailBytes, this.node);
+    const key = isRepeatable(e.type) ? repeatKey(row) : undefined;
+    if (!this.throttle.admit(e.mac, e.type, at, key)) {
       this.summaryTimer ??= setTimeout(() => this.summarize(), 1000).unref();
       return undefined;
     }
-    this.queue.push(boundEvent(e, at, this.limits.maxDetailBytes, this.node));
+    this.queue.push(row);
     if (this.queue.length >= WRITE_SLICE) this.soon ??= setImmediate(this.writeQueued);
     else this.timer ??= setTimeout(this.writeQueued, WRITE_EVERY_MS);
     const saved: HostEvent = { ...e, id: 0, at, ...(this.node !== undefined ? { node: this.node } : {}) };
@@ -69,8 +87,8 @@ export class EventRepo {
       this.append({
         mac: s.mac as Mac,
         type: 'events.suppressed',
-        status: `${s.count} more events over ${this.throttle.limits.ratePerSec}/s not recorded`,
-        detail: { count: s.count, byType: s.byType },
+        status: suppressedText(s.count - s.repeats, s.repeats, this.throttle.limits.ratePerSec),
+        detail: { count: s.count, byType: s.byType, ...(s.repeats ? { repeats: s.repeats } : {}) },
       });
   }
 
